@@ -1,0 +1,251 @@
+//! Syntax of AWS identifiers Ferry takes from people: account ids, regions, bucket names,
+//! IAM role names and KMS key ARNs. Each check returns the reason in words, for the problem list.
+
+/// The ARN partition a region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
+pub fn partition_for_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+pub fn check_account_id(id: &str) -> Result<(), String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err("an AWS account id is exactly 12 digits (keep leading zeros; quote it in TOML)".into())
+    }
+}
+
+/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-5`.
+pub fn check_region(region: &str) -> Result<(), String> {
+    let parts: Vec<&str> = region.split('-').collect();
+    let well_formed = parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].parse::<u8>().is_ok_and(|n| n > 0);
+    if well_formed {
+        Ok(())
+    } else {
+        Err("not an AWS region name such as us-east-1 or eu-west-2".into())
+    }
+}
+
+/// S3 general purpose bucket naming rules.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let mut reasons = Vec::new();
+    if !(3..=63).contains(&name.len()) {
+        reasons.push("must be 3 to 63 characters long".to_string());
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        reasons.push("may hold only lowercase letters, digits, dots and hyphens".to_string());
+    }
+    let alnum = |b: Option<u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !alnum(name.bytes().next()) || !alnum(name.bytes().last()) {
+        reasons.push("must begin and end with a letter or digit".to_string());
+    }
+    if name.contains("..") {
+        reasons.push("must not contain two adjacent dots".to_string());
+    }
+    if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
+        reasons.push("must not look like an IP address".to_string());
+    }
+    for prefix in ["xn--", "sthree-", "amzn-s3-demo-"] {
+        if name.starts_with(prefix) {
+            reasons.push(format!(
+                "must not begin with the reserved prefix {prefix:?}"
+            ));
+        }
+    }
+    for suffix in ["-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"] {
+        if name.ends_with(suffix) {
+            reasons.push(format!("must not end with the reserved suffix {suffix:?}"));
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not a valid S3 bucket name: {}",
+            reasons.join("; ")
+        ))
+    }
+}
+
+/// IAM role names: 1–64 of letters, digits and `+=,.@_-`.
+pub fn check_role_name(name: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("an IAM role name is 1 to 64 letters, digits or any of + = , . @ _ -".into())
+    }
+}
+
+/// A parsed KMS key ARN: `arn:<partition>:kms:<region>:<account>:key/<key-id>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KmsKeyArn {
+    pub partition: String,
+    pub region: String,
+    pub account_id: String,
+    pub key_id: String,
+}
+
+/// Why a KMS key reference can't be used where a key ARN is needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KmsKeyRefProblem {
+    /// `aws/s3` (bare or as an alias ARN): the AWS managed key for S3.
+    AwsManagedS3Key,
+    /// Any other alias name or alias ARN.
+    Alias,
+    /// A bare key id or something else that is not a key ARN.
+    Malformed(String),
+}
+
+impl KmsKeyArn {
+    pub fn parse(text: &str) -> Result<Self, KmsKeyRefProblem> {
+        if text == "aws/s3" || text == "alias/aws/s3" || text.ends_with(":alias/aws/s3") {
+            return Err(KmsKeyRefProblem::AwsManagedS3Key);
+        }
+        if text.starts_with("alias/") || (text.starts_with("arn:") && text.contains(":alias/")) {
+            return Err(KmsKeyRefProblem::Alias);
+        }
+        let parts: Vec<&str> = text.splitn(6, ':').collect();
+        if parts.len() != 6 || parts[0] != "arn" || parts[2] != "kms" {
+            return Err(KmsKeyRefProblem::Malformed(
+                "expected a key ARN: arn:aws:kms:<region>:<account-id>:key/<key-id>".into(),
+            ));
+        }
+        let (partition, region, account_id, resource) = (parts[1], parts[3], parts[4], parts[5]);
+        let mut reasons = Vec::new();
+        if !matches!(partition, "aws" | "aws-cn" | "aws-us-gov") {
+            reasons.push(format!("unknown partition {partition:?}"));
+        }
+        if check_region(region).is_err() {
+            reasons.push(format!("{region:?} is not a region"));
+        }
+        if check_account_id(account_id).is_err() {
+            reasons.push(format!("{account_id:?} is not a 12-digit account id"));
+        }
+        let key_id = match resource.strip_prefix("key/") {
+            Some(id) if is_key_id(id) => id,
+            _ => {
+                reasons.push(format!(
+                    "{resource:?} is not key/<key-id> (a UUID, or mrk-<32 hex> for a multi-Region key)"
+                ));
+                ""
+            }
+        };
+        if !reasons.is_empty() {
+            return Err(KmsKeyRefProblem::Malformed(format!(
+                "not a well-formed KMS key ARN: {}",
+                reasons.join("; ")
+            )));
+        }
+        Ok(Self {
+            partition: partition.to_string(),
+            region: region.to_string(),
+            account_id: account_id.to_string(),
+            key_id: key_id.to_string(),
+        })
+    }
+}
+
+fn is_key_id(id: &str) -> bool {
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_hexdigit());
+    if let Some(mrk) = id.strip_prefix("mrk-") {
+        return mrk.len() == 32 && hex(mrk);
+    }
+    let groups: Vec<&str> = id.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && hex(g))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names() {
+        assert!(check_bucket_name("my-bucket.logs-01").is_ok());
+        for bad in [
+            "ab",
+            "My-Bucket",
+            "-start",
+            "end-",
+            "a..b",
+            "192.168.1.1",
+            "xn--abc",
+            "foo-s3alias",
+            "under_score",
+        ] {
+            assert!(check_bucket_name(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn regions_and_accounts() {
+        for good in [
+            "us-east-1",
+            "eu-central-2",
+            "us-gov-west-1",
+            "ap-southeast-5",
+        ] {
+            assert!(check_region(good).is_ok(), "{good}");
+        }
+        for bad in ["us-east", "US-EAST-1", "useast1", "us-east-0", ""] {
+            assert!(check_region(bad).is_err(), "{bad}");
+        }
+        assert!(check_account_id("012345678901").is_ok());
+        assert!(check_account_id("12345678901").is_err());
+        assert!(check_account_id("12345678901a").is_err());
+    }
+
+    #[test]
+    fn kms_key_arns() {
+        let arn = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let k = KmsKeyArn::parse(arn).unwrap();
+        assert_eq!(
+            (k.region.as_str(), k.account_id.as_str()),
+            ("eu-west-1", "111122223333")
+        );
+        assert!(KmsKeyArn::parse(
+            "arn:aws:kms:eu-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+        )
+        .is_ok());
+        assert_eq!(
+            KmsKeyArn::parse("alias/aws/s3"),
+            Err(KmsKeyRefProblem::AwsManagedS3Key)
+        );
+        assert_eq!(
+            KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/aws/s3"),
+            Err(KmsKeyRefProblem::AwsManagedS3Key)
+        );
+        assert_eq!(
+            KmsKeyArn::parse("arn:aws:kms:eu-west-1:111122223333:alias/mine"),
+            Err(KmsKeyRefProblem::Alias)
+        );
+        assert!(matches!(
+            KmsKeyArn::parse("1234abcd-12ab-34cd-56ef-1234567890ab"),
+            Err(KmsKeyRefProblem::Malformed(_))
+        ));
+        assert!(matches!(
+            KmsKeyArn::parse("arn:aws:kms:eu-west-1:1111:key/nope"),
+            Err(KmsKeyRefProblem::Malformed(_))
+        ));
+    }
+}

@@ -1,0 +1,631 @@
+//! Meaning checks on a parsed [`TransferSpec`]. Every problem is collected, each naming its
+//! field, the value and the fix, so one run shows everything that stands between the spec and
+//! a working job.
+
+use crate::aws_names::{
+    check_account_id, check_bucket_name, check_region, check_role_name, KmsKeyArn, KmsKeyRefProblem,
+};
+use crate::error::{FerryError, SpecProblem};
+use crate::spec::{ManifestKind, MetadataHandling, TagHandling, TransferSpec};
+
+/// S3 Control limits on CreateJob fields.
+const MAX_DESCRIPTION_CHARS: usize = 256;
+const MAX_PRIORITY: u32 = i32::MAX as u32;
+const MAX_REPORT_PREFIX_CHARS: usize = 512;
+const MAX_TARGET_KEY_PREFIX_CHARS: usize = 1024;
+const MAX_OBJECT_KEY_BYTES: usize = 1024;
+/// S3 object tagging limits.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
+/// User-defined metadata is limited to 2 KB (keys and values, UTF-8 bytes).
+const MAX_USER_METADATA_BYTES: usize = 2048;
+
+/// Checks everything that can be known offline. `Ok` means a plan can be built.
+pub fn validate(spec: &TransferSpec) -> Result<(), FerryError> {
+    let mut p = Problems::default();
+    check_name(spec, &mut p);
+    check_locations(spec, &mut p);
+    check_keys(spec, &mut p);
+    check_destination_options(spec, &mut p);
+    check_manifest(spec, &mut p);
+    check_report(spec, &mut p);
+    check_job(spec, &mut p);
+    check_in_place(spec, &mut p);
+    if p.0.is_empty() {
+        Ok(())
+    } else {
+        Err(FerryError::InvalidSpec(p.0))
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<SpecProblem>);
+
+impl Problems {
+    fn add(&mut self, field: &str, value: impl Into<String>, message: impl Into<String>) {
+        self.0.push(SpecProblem {
+            field: field.to_string(),
+            value: value.into(),
+            message: message.into(),
+        });
+    }
+
+    fn check(&mut self, field: &str, value: &str, result: Result<(), String>) {
+        if let Err(message) = result {
+            self.add(field, value, message);
+        }
+    }
+}
+
+fn check_name(spec: &TransferSpec, p: &mut Problems) {
+    let n = &spec.name;
+    let ok = (1..=40).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && n.bytes().next().is_some_and(|b| b != b'-')
+        && !n.ends_with('-')
+        && !n.contains("--");
+    if !ok {
+        p.add(
+            "name",
+            n,
+            "a transfer name is 1 to 40 lowercase letters, digits and single hyphens, e.g. \"media-archive\"; \
+             it names the role, job tags and policy Sids",
+        );
+    }
+}
+
+fn check_locations(spec: &TransferSpec, p: &mut Problems) {
+    let s = &spec.source;
+    let d = &spec.destination;
+    p.check(
+        "source.account_id",
+        &s.account_id,
+        check_account_id(&s.account_id),
+    );
+    p.check("source.region", &s.region, check_region(&s.region));
+    p.check("source.bucket", &s.bucket, check_bucket_name(&s.bucket));
+    p.check(
+        "destination.account_id",
+        &d.account_id,
+        check_account_id(&d.account_id),
+    );
+    p.check("destination.region", &d.region, check_region(&d.region));
+    p.check(
+        "destination.bucket",
+        &d.bucket,
+        check_bucket_name(&d.bucket),
+    );
+    p.check(
+        "manifest.account_id",
+        &spec.manifest.account_id,
+        check_account_id(&spec.manifest.account_id),
+    );
+    p.check(
+        "manifest.bucket",
+        &spec.manifest.bucket,
+        check_bucket_name(&spec.manifest.bucket),
+    );
+    if let Some(r) = &spec.manifest.region {
+        p.check("manifest.region", r, check_region(r));
+    }
+    p.check(
+        "report.account_id",
+        &spec.report.account_id,
+        check_account_id(&spec.report.account_id),
+    );
+    p.check(
+        "report.bucket",
+        &spec.report.bucket,
+        check_bucket_name(&spec.report.bucket),
+    );
+    if let Some(r) = &spec.report.region {
+        p.check("report.region", r, check_region(r));
+    }
+
+    // The role lives in the destination account, so every bucket the job touches must belong
+    // to one of the two accounts whose policies Ferry writes.
+    for (field, account) in [
+        ("manifest.account_id", &spec.manifest.account_id),
+        ("report.account_id", &spec.report.account_id),
+    ] {
+        if account != &s.account_id && account != &d.account_id {
+            p.add(
+                field,
+                account,
+                format!(
+                    "must be the source account ({}) or the destination account ({}): Ferry only writes \
+                     policies for those two",
+                    s.account_id, d.account_id
+                ),
+            );
+        }
+    }
+
+    // One bucket belongs to one account and one region.
+    let places = [
+        ("source", &s.bucket, &s.account_id, s.region.as_str()),
+        ("destination", &d.bucket, &d.account_id, d.region.as_str()),
+        (
+            "manifest",
+            &spec.manifest.bucket,
+            &spec.manifest.account_id,
+            spec.manifest_region(),
+        ),
+        (
+            "report",
+            &spec.report.bucket,
+            &spec.report.account_id,
+            spec.report_region(),
+        ),
+    ];
+    for (i, (a_name, a_bucket, a_account, a_region)) in places.iter().enumerate() {
+        for (b_name, b_bucket, b_account, b_region) in &places[i + 1..] {
+            if a_bucket != b_bucket {
+                continue;
+            }
+            if a_account != b_account {
+                p.add(
+                    &format!("{b_name}.account_id"),
+                    *b_account,
+                    format!(
+                        "{b_name}.bucket is the same bucket as {a_name}.bucket ({a_bucket}), which belongs to \
+                         account {a_account}: a bucket has one owner"
+                    ),
+                );
+            }
+            if a_region != b_region {
+                p.add(
+                    &format!("{b_name}.region"),
+                    *b_region,
+                    format!(
+                        "{b_name}.bucket is the same bucket as {a_name}.bucket ({a_bucket}), which is in \
+                         {a_region}: a bucket lives in one region"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn check_keys(spec: &TransferSpec, p: &mut Problems) {
+    let cross = spec.is_cross_account();
+    let keys = [
+        (
+            "source.kms_key_arn",
+            &spec.source.kms_key_arn,
+            "source.bucket",
+            &spec.source.account_id,
+            spec.source.region.as_str(),
+        ),
+        (
+            "destination.kms_key_arn",
+            &spec.destination.kms_key_arn,
+            "destination.bucket",
+            &spec.destination.account_id,
+            spec.destination.region.as_str(),
+        ),
+        (
+            "manifest.kms_key_arn",
+            &spec.manifest.kms_key_arn,
+            "manifest.bucket",
+            &spec.manifest.account_id,
+            spec.manifest_region(),
+        ),
+        (
+            "report.kms_key_arn",
+            &spec.report.kms_key_arn,
+            "report.bucket",
+            &spec.report.account_id,
+            spec.report_region(),
+        ),
+    ];
+    for (field, key, bucket_field, account, region) in keys {
+        let Some(key) = key else { continue };
+        // Only keys owned by the other account need a cross-account grant.
+        let granted_across = cross && account != &spec.destination.account_id;
+        match KmsKeyArn::parse(key) {
+            Ok(arn) => {
+                if &arn.account_id != account {
+                    p.add(
+                        field,
+                        key,
+                        format!(
+                            "the key belongs to account {} but {bucket_field} belongs to {account}: \
+                             give the key of the account that owns the bucket",
+                            arn.account_id
+                        ),
+                    );
+                }
+                if arn.region != region {
+                    p.add(
+                        field,
+                        key,
+                        format!(
+                            "the key is in {} but {bucket_field} is in {region}: S3 only uses a key in \
+                             the bucket's own region",
+                            arn.region
+                        ),
+                    );
+                }
+            }
+            Err(KmsKeyRefProblem::AwsManagedS3Key) => p.add(
+                field,
+                key,
+                if granted_across {
+                    "the AWS managed key aws/s3 can't be shared with another account (its key policy can't be \
+                     edited), so the destination's job could never decrypt these objects. Re-encrypt them with \
+                     a customer managed key first (see examples/in-place-reencrypt.toml), then give that \
+                     key's ARN"
+                } else {
+                    "aws/s3 is S3's default encryption: leave kms_key_arn unset for it, or give the ARN of a \
+                     customer managed key"
+                },
+            ),
+            Err(KmsKeyRefProblem::Alias) => p.add(
+                field,
+                key,
+                if granted_across {
+                    "an alias can't be granted to another account: key policies and the role's policy name \
+                     the key itself. Give the key ARN (aws kms describe-key --key-id <alias> --query KeyMetadata.Arn)"
+                } else {
+                    "give the key ARN, not an alias: IAM policies name the key itself \
+                     (aws kms describe-key --key-id <alias> --query KeyMetadata.Arn)"
+                },
+            ),
+            Err(KmsKeyRefProblem::Malformed(why)) => p.add(field, key, why),
+        }
+    }
+}
+
+fn check_destination_options(spec: &TransferSpec, p: &mut Problems) {
+    let d = &spec.destination;
+    if d.bucket_key_enabled && d.kms_key_arn.is_none() {
+        p.add(
+            "destination.bucket_key_enabled",
+            "true",
+            "an S3 Bucket Key only applies to SSE-KMS: set destination.kms_key_arn, or bucket_key_enabled = false",
+        );
+    }
+    if let Some(prefix) = &d.key_prefix {
+        if prefix.is_empty() || prefix.chars().count() > MAX_TARGET_KEY_PREFIX_CHARS {
+            p.add(
+                "destination.key_prefix",
+                prefix,
+                format!("must be 1 to {MAX_TARGET_KEY_PREFIX_CHARS} characters, or left out"),
+            );
+        }
+    }
+    match (d.metadata, &d.new_metadata) {
+        (MetadataHandling::Copy, Some(_)) => p.add(
+            "destination.new_metadata",
+            "",
+            "is only used with metadata = \"replace\": set that, or remove new_metadata",
+        ),
+        (_, Some(m)) => {
+            let bytes: usize = m.user_metadata.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if bytes > MAX_USER_METADATA_BYTES {
+                p.add(
+                    "destination.new_metadata.user_metadata",
+                    format!("{bytes} bytes"),
+                    format!("user metadata is limited to {MAX_USER_METADATA_BYTES} bytes of keys and values"),
+                );
+            }
+            for key in m.user_metadata.keys() {
+                if key.is_empty() || !key.is_ascii() || key.bytes().any(|b| b.is_ascii_whitespace())
+                {
+                    p.add(
+                        "destination.new_metadata.user_metadata",
+                        key,
+                        "metadata names are non-empty ASCII without spaces (they travel as HTTP headers)",
+                    );
+                }
+            }
+        }
+        _ => {}
+    }
+    match (d.tags, &d.new_tags) {
+        (TagHandling::Replace, None) => p.add(
+            "destination.new_tags",
+            "",
+            "tags = \"replace\" needs the new tag set: add [destination.new_tags], or use tags = \"remove\"",
+        ),
+        (TagHandling::Replace, Some(tags)) => {
+            if tags.is_empty() || tags.len() > MAX_TAGS {
+                p.add(
+                    "destination.new_tags",
+                    format!("{} tags", tags.len()),
+                    format!("an object takes 1 to {MAX_TAGS} tags; use tags = \"remove\" for none"),
+                );
+            }
+            for (k, v) in tags {
+                if k.is_empty() || k.chars().count() > MAX_TAG_KEY_CHARS {
+                    p.add("destination.new_tags", k, format!("tag keys are 1 to {MAX_TAG_KEY_CHARS} characters"));
+                }
+                if v.chars().count() > MAX_TAG_VALUE_CHARS {
+                    p.add("destination.new_tags", v, format!("tag values are at most {MAX_TAG_VALUE_CHARS} characters"));
+                }
+                if k.starts_with("aws:") {
+                    p.add("destination.new_tags", k, "tag keys starting with aws: are reserved by AWS");
+                }
+            }
+        }
+        (_, Some(_)) => p.add(
+            "destination.new_tags",
+            "",
+            "is only used with tags = \"replace\": set that, or remove new_tags",
+        ),
+        _ => {}
+    }
+}
+
+fn check_manifest(spec: &TransferSpec, p: &mut Problems) {
+    let m = &spec.manifest;
+    if m.key.is_empty() || m.key.len() > MAX_OBJECT_KEY_BYTES {
+        p.add(
+            "manifest.key",
+            &m.key,
+            format!("an object key is 1 to {MAX_OBJECT_KEY_BYTES} bytes"),
+        );
+    }
+    match m.kind {
+        ManifestKind::Inventory => {
+            // <prefix>/<source-bucket>/<config-id>/<YYYY-MM-DDTHH-MMZ>/manifest.json
+            let segments: Vec<&str> = m.key.split('/').collect();
+            if segments.last() != Some(&"manifest.json") || segments.len() < 4 {
+                p.add(
+                    "manifest.key",
+                    &m.key,
+                    "an inventory manifest is the report's manifest.json: \
+                     <prefix>/<source-bucket>/<config-id>/<YYYY-MM-DDTHH-MMZ>/manifest.json",
+                );
+            } else if segments[segments.len() - 4] != spec.source.bucket {
+                p.add(
+                    "manifest.key",
+                    &m.key,
+                    format!(
+                        "this inventory lists bucket {:?}, not the source bucket {:?}: S3 Inventory writes \
+                         under <prefix>/<source-bucket>/<config-id>/",
+                        segments[segments.len() - 4],
+                        spec.source.bucket
+                    ),
+                );
+            }
+            if m.version_ids {
+                p.add(
+                    "manifest.version_ids",
+                    "true",
+                    "only applies to CSV manifests: an inventory carries version ids when it was configured \
+                     with all versions",
+                );
+            }
+        }
+        ManifestKind::Csv => {
+            if m.key.ends_with("manifest.json") {
+                p.add(
+                    "manifest.kind",
+                    "csv",
+                    "the key names a manifest.json, which is an inventory manifest: set kind = \"inventory\"",
+                );
+            }
+            if m.version_ids && !spec.source.versioned {
+                p.add(
+                    "manifest.version_ids",
+                    "true",
+                    "version ids only exist in a versioned bucket: set source.versioned = true if it is, \
+                     or drop the VersionId column",
+                );
+            }
+        }
+    }
+}
+
+fn check_report(spec: &TransferSpec, p: &mut Problems) {
+    let prefix = &spec.report.prefix;
+    if prefix.is_empty() || prefix.chars().count() > MAX_REPORT_PREFIX_CHARS {
+        p.add(
+            "report.prefix",
+            prefix,
+            format!("must be 1 to {MAX_REPORT_PREFIX_CHARS} characters: reports are written to <prefix>/job-<id>/"),
+        );
+    }
+    if prefix.starts_with('/') || prefix.ends_with('/') {
+        p.add(
+            "report.prefix",
+            prefix,
+            "must not start or end with '/': S3 writes <prefix>/job-<id>/, so a trailing slash makes an empty path segment",
+        );
+    }
+}
+
+fn check_job(spec: &TransferSpec, p: &mut Problems) {
+    let role = spec.role_name();
+    p.check(
+        if spec.job.role_name.is_some() {
+            "job.role_name"
+        } else {
+            "name"
+        },
+        &role,
+        check_role_name(&role),
+    );
+    if spec.job.priority > MAX_PRIORITY {
+        p.add(
+            "job.priority",
+            spec.job.priority.to_string(),
+            format!("must be 0 to {MAX_PRIORITY}"),
+        );
+    }
+    if let Some(d) = &spec.job.description {
+        if d.is_empty() || d.chars().count() > MAX_DESCRIPTION_CHARS {
+            p.add(
+                "job.description",
+                d,
+                format!("must be 1 to {MAX_DESCRIPTION_CHARS} characters"),
+            );
+        }
+    }
+    if let Some(r) = &spec.job.region {
+        if r != &spec.destination.region {
+            p.add(
+                "job.region",
+                r,
+                format!(
+                    "Batch Operations copy jobs must be created in the destination region ({}); \
+                     remove job.region or set it to that",
+                    spec.destination.region
+                ),
+            );
+        }
+    }
+}
+
+/// S3 refuses CopyObject onto the same key unless the storage class, encryption or metadata
+/// changes ("This copy request is illegal because it is trying to copy an object to itself …").
+fn check_in_place(spec: &TransferSpec, p: &mut Problems) {
+    let d = &spec.destination;
+    if !spec.is_in_place() || d.key_prefix.is_some() {
+        return;
+    }
+    let changes_something = d.kms_key_arn.is_some()
+        || d.storage_class.is_some()
+        || d.metadata == MetadataHandling::Replace;
+    if !changes_something {
+        p.add(
+            "destination.bucket",
+            &d.bucket,
+            "an in-place copy (source.bucket = destination.bucket) that changes nothing is refused by S3: \
+             set destination.kms_key_arn (re-encrypt), destination.storage_class, metadata = \"replace\", \
+             or destination.key_prefix",
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "t"
+[source]
+account_id = "111111111111"
+region = "us-east-1"
+bucket = "src-bucket"
+[destination]
+account_id = "222222222222"
+region = "us-east-1"
+bucket = "dst-bucket"
+[manifest]
+kind = "csv"
+bucket = "dst-bucket"
+account_id = "222222222222"
+key = "manifests/list.csv"
+[report]
+bucket = "dst-bucket"
+account_id = "222222222222"
+prefix = "reports"
+"#;
+
+    fn problems(toml: &str) -> Vec<SpecProblem> {
+        let spec = TransferSpec::from_toml_str(toml).expect("parses");
+        match validate(&spec) {
+            Ok(()) => vec![],
+            Err(FerryError::InvalidSpec(p)) => p,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+
+    fn fields(toml: &str) -> Vec<String> {
+        problems(toml).into_iter().map(|p| p.field).collect()
+    }
+
+    #[test]
+    fn base_is_valid() {
+        assert_eq!(problems(BASE), vec![]);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once() {
+        let bad = BASE
+            .replace("111111111111", "1111")
+            .replace("src-bucket", "Src_Bucket")
+            .replace("prefix = \"reports\"", "prefix = \"reports/\"");
+        let f = fields(&bad);
+        assert!(f.contains(&"source.account_id".to_string()), "{f:?}");
+        assert!(f.contains(&"source.bucket".to_string()), "{f:?}");
+        assert!(f.contains(&"report.prefix".to_string()), "{f:?}");
+    }
+
+    #[test]
+    fn cross_account_aws_managed_key_is_explained() {
+        let spec = BASE.replace(
+            "bucket = \"src-bucket\"",
+            "bucket = \"src-bucket\"\nkms_key_arn = \"alias/aws/s3\"",
+        );
+        let p = problems(&spec);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].field, "source.kms_key_arn");
+        assert!(p[0].message.contains("can't be shared"), "{}", p[0].message);
+    }
+
+    #[test]
+    fn key_must_match_bucket_account_and_region() {
+        let spec = BASE.replace(
+            "bucket = \"src-bucket\"",
+            "bucket = \"src-bucket\"\nkms_key_arn = \"arn:aws:kms:eu-west-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\"",
+        );
+        let p = problems(&spec);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p.iter().all(|p| p.field == "source.kms_key_arn"));
+    }
+
+    #[test]
+    fn in_place_copy_must_change_something() {
+        let same = BASE
+            .replace("222222222222", "111111111111")
+            .replace("dst-bucket", "src-bucket");
+        assert_eq!(fields(&same), vec!["destination.bucket"]);
+        let reencrypt = same.replace(
+            "[manifest]",
+            "kms_key_arn = \"arn:aws:kms:us-east-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab\"\nbucket_key_enabled = true\n[manifest]",
+        );
+        assert_eq!(problems(&reencrypt), vec![]);
+    }
+
+    #[test]
+    fn job_region_must_be_destination_region() {
+        let spec = format!("{BASE}\n[job]\nregion = \"eu-west-1\"\n");
+        assert_eq!(fields(&spec), vec!["job.region"]);
+    }
+
+    #[test]
+    fn manifest_and_report_accounts_are_source_or_destination() {
+        let spec = BASE.replace(
+            "account_id = \"222222222222\"\nprefix",
+            "account_id = \"333333333333\"\nprefix",
+        );
+        let f = fields(&spec);
+        assert!(f.contains(&"report.account_id".to_string()), "{f:?}");
+    }
+
+    #[test]
+    fn inventory_key_must_list_the_source_bucket() {
+        let spec = BASE
+            .replace("kind = \"csv\"", "kind = \"inventory\"")
+            .replace(
+                "manifests/list.csv",
+                "inventory/other-bucket/all/2026-11-01T00-00Z/manifest.json",
+            );
+        assert_eq!(fields(&spec), vec!["manifest.key"]);
+    }
+
+    #[test]
+    fn bucket_key_needs_kms() {
+        let spec = BASE.replace(
+            "bucket = \"dst-bucket\"\n[manifest]",
+            "bucket = \"dst-bucket\"\nbucket_key_enabled = true\n[manifest]",
+        );
+        assert_eq!(fields(&spec), vec!["destination.bucket_key_enabled"]);
+    }
+}
