@@ -1,0 +1,126 @@
+//! Golden tests of `ferry plan`: the JSON contract and the text instructions for every shipped
+//! example, byte for byte. After an intended change, regenerate with
+//! `FERRY_BLESS=1 cargo test -p ferry-cli --test plan_golden` and review the diff.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn ferry(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("ferry runs")
+}
+
+fn examples() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("examples"))
+        .expect("examples/ exists")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".toml"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn check_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("FERRY_BLESS").is_some() {
+        std::fs::write(&path, actual).expect("write golden");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing golden file {} (run with FERRY_BLESS=1)",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from its golden file at line {}:\n  expected: {:?}\n  actual:   {:?}\n\
+             (FERRY_BLESS=1 regenerates after an intended change)",
+            line + 1,
+            expected.lines().nth(line).unwrap_or("<end>"),
+            actual.lines().nth(line).unwrap_or("<end>")
+        );
+    }
+}
+
+#[test]
+fn every_example_has_a_json_and_text_golden() {
+    let names = examples();
+    assert!(
+        names.len() >= 5,
+        "expected the five shipped examples, found {names:?}"
+    );
+    for example in names {
+        let stem = example.trim_end_matches(".toml");
+        let spec = format!("examples/{example}");
+        for format in ["json", "text"] {
+            let out = ferry(&["plan", &spec, "--format", format]);
+            assert!(
+                out.status.success(),
+                "ferry plan {spec} --format {format} failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let ext = if format == "json" { "json" } else { "md" };
+            check_golden(
+                &format!("{stem}.{ext}"),
+                &String::from_utf8(out.stdout).expect("utf-8"),
+            );
+        }
+    }
+}
+
+#[test]
+fn json_contract_keys_are_present() {
+    let out = ferry(&["plan", "examples/kms-inventory.toml", "--format", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    for key in [
+        "batch_role",
+        "source_account",
+        "destination_account",
+        "create_job",
+        "cost_estimate",
+        "warnings",
+    ] {
+        assert!(plan.get(key).is_some(), "missing top-level key {key}");
+    }
+    for key in ["arn", "trust_policy", "permissions_policy"] {
+        assert!(plan["batch_role"].get(key).is_some(), "batch_role.{key}");
+    }
+    for account in ["source_account", "destination_account"] {
+        for key in ["account_id", "bucket_policies", "key_policies"] {
+            assert!(plan[account].get(key).is_some(), "{account}.{key}");
+        }
+        for policies in ["bucket_policies", "key_policies"] {
+            for (resource, doc) in plan[account][policies].as_object().expect("map") {
+                assert_eq!(
+                    doc["Version"], "2012-10-17",
+                    "{account}.{policies}.{resource}"
+                );
+                assert!(doc["Statement"].as_array().is_some_and(|s| !s.is_empty()));
+            }
+        }
+    }
+    assert_eq!(
+        plan["create_job"]["Manifest"]["Location"]["ETag"],
+        "<ManifestETag>"
+    );
+    assert_eq!(
+        plan["create_job"]["ClientRequestToken"],
+        "<ClientRequestToken>"
+    );
+}
