@@ -3,12 +3,14 @@
 //! From one [`TransferSpec`] it derives everything else: validation ([`validate`]), every
 //! IAM, bucket and key policy ([`policy`]), the `CreateJob` request ([`job`]), the cost
 //! estimate ([`cost`]), and the plan that bundles them ([`plan`]) with its text form
-//! ([`render`]). It is pure: no AWS calls, no clock, no randomness.
+//! ([`render`]). The [`launch`]er that creates the job is written against a small port
+//! (`LaunchApi`); the core itself makes no AWS calls and has no clock or randomness.
 
 pub mod aws_names;
 pub mod cost;
 pub mod error;
 pub mod job;
+pub mod launch;
 pub mod plan;
 pub mod policy;
 pub mod render;

@@ -36,6 +36,17 @@ pub struct TransferSummary {
     pub job_region: String,
     pub source: String,
     pub destination: String,
+    pub manifest: ManifestSummary,
+}
+
+/// Where the job's manifest is (the launcher reads its ETag there).
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestSummary {
+    pub kind: ManifestKind,
+    pub account_id: String,
+    pub region: String,
+    pub bucket: String,
+    pub key: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,6 +84,13 @@ impl Plan {
                     dst.bucket,
                     dst.key_prefix.as_deref().unwrap_or("")
                 ),
+                manifest: ManifestSummary {
+                    kind: spec.manifest.kind,
+                    account_id: spec.manifest.account_id.clone(),
+                    region: spec.manifest_region().to_string(),
+                    bucket: spec.manifest.bucket.clone(),
+                    key: spec.manifest.key.clone(),
+                },
             },
             batch_role: batch_role(spec),
             source_account,

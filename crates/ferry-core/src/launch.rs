@@ -1,0 +1,320 @@
+//! The launcher: turns a plan into a running Batch Operations job, once.
+//!
+//! It reads the manifest's ETag, fills in the `CreateJob` request with the token derived from
+//! plan and ETag, and calls CreateJob, retrying throttling and server errors with backoff. The
+//! token makes it idempotent: a retry, a redelivered event or a second Lambda racing the first
+//! all get the same job back. AWS calls go through [`LaunchApi`], so the logic is tested
+//! without AWS; `ferry-aws` implements it with the SDK.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::job::CreateJobRequest;
+use crate::plan::Plan;
+
+/// What an AWS call failed with, reduced to what the launcher acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsCallError {
+    pub kind: AwsErrorKind,
+    /// The service's error code, e.g. `AccessDenied`, `TooManyRequestsException`.
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsErrorKind {
+    /// Throttling: retry after a pause.
+    Throttled,
+    /// 5xx or a dropped connection: retry after a pause.
+    Transient,
+    AccessDenied,
+    NotFound,
+    /// The bucket is in another region (S3 answers 301 PermanentRedirect).
+    WrongRegion {
+        actual_region_known: bool,
+    },
+    /// The request was refused as malformed or impossible.
+    BadRequest,
+    /// The token was already used with a different request.
+    IdempotencyConflict,
+    Other,
+}
+
+impl std::fmt::Display for AwsCallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+/// The manifest object as HeadObject sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManifestHead {
+    /// As S3 returns it (quoted); the launcher strips the quotes.
+    pub etag: String,
+    /// From `x-amz-bucket-region`, when S3 said it.
+    pub bucket_region: Option<String>,
+}
+
+/// The AWS calls a launch makes: the port the launcher is written against.
+pub trait LaunchApi {
+    fn head_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<ManifestHead, AwsCallError>> + Send;
+
+    /// Returns the job id.
+    fn create_job(
+        &self,
+        request: &CreateJobRequest,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+
+    /// Waits between retries (a real sleep in production, nothing in tests).
+    fn pause(&self, duration: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// How often and how patiently to retry throttling and server errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub first_pause: Duration,
+    pub max_pause: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Six attempts over about 30 s: well inside a Lambda's time, long enough to ride out
+    /// CreateJob's per-account rate limit.
+    fn default() -> Self {
+        Self {
+            max_attempts: 6,
+            first_pause: Duration::from_secs(1),
+            max_pause: Duration::from_secs(10),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Exponential backoff: first_pause × 2^(attempt-1), capped.
+    pub fn pause_after(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.first_pause
+            .checked_mul(factor)
+            .map_or(self.max_pause, |d| d.min(self.max_pause))
+    }
+}
+
+/// A job that exists: created now, or found again through its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaunchedJob {
+    pub job_id: String,
+    pub manifest_etag: String,
+    pub client_request_token: String,
+    /// CreateJob calls made (1 unless throttled or failing transiently).
+    pub attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LaunchError {
+    #[error("the manifest s3://{bucket}/{key} can't be read: {cause}. {fix}")]
+    ManifestNotReadable {
+        bucket: String,
+        key: String,
+        cause: AwsCallError,
+        fix: String,
+    },
+    #[error(
+        "the manifest s3://{bucket}/{key} changed: expected ETag {expected}, found {found}. \
+         Launch again to copy the manifest as it is now, or restore the expected one"
+    )]
+    ManifestEtagMismatch {
+        bucket: String,
+        key: String,
+        expected: String,
+        found: String,
+    },
+    #[error(
+        "the job creator may not pass the role {role_arn} to Batch Operations ({cause}): grant it \
+         iam:PassRole on that role (and s3:CreateJob, s3:PutJobTagging)"
+    )]
+    PassRoleDenied {
+        role_arn: String,
+        cause: AwsCallError,
+    },
+    #[error(
+        "the bucket {bucket} is not in {expected_region}{actual}: {fix}",
+        actual = .actual_region.as_ref().map(|r| format!(" but in {r}")).unwrap_or_default()
+    )]
+    WrongRegion {
+        bucket: String,
+        expected_region: String,
+        actual_region: Option<String>,
+        fix: String,
+    },
+    #[error("S3 Control refused CreateJob: {cause}")]
+    Rejected { cause: AwsCallError },
+    #[error("CreateJob was still throttled or failing after {attempts} attempts: {cause}. Try again later")]
+    GaveUp { attempts: u32, cause: AwsCallError },
+}
+
+impl LaunchError {
+    /// Worth another try later (by the caller, after the launcher's own retries).
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, LaunchError::GaveUp { .. })
+    }
+}
+
+/// What to launch: a `CreateJob` request (its manifest ETag and token still blank), the plan
+/// fingerprint the token is derived from, and where the manifest is.
+#[derive(Debug, Clone, Copy)]
+pub struct LaunchRequest<'a> {
+    pub template: &'a CreateJobRequest,
+    pub plan_fingerprint: &'a str,
+    /// Region of the manifest bucket, to catch a bucket that is elsewhere.
+    pub manifest_region: &'a str,
+    /// Launch only if the manifest still has this ETag (an event-driven launch names the
+    /// manifest it saw); `None` takes the manifest as it is now.
+    pub expected_etag: Option<&'a str>,
+}
+
+impl<'a> LaunchRequest<'a> {
+    /// The plan's own job on the spec's manifest, as it is now.
+    pub fn for_plan(plan: &'a Plan) -> Self {
+        Self {
+            template: &plan.create_job,
+            plan_fingerprint: &plan.transfer.fingerprint,
+            manifest_region: &plan.transfer.manifest.region,
+            expected_etag: None,
+        }
+    }
+}
+
+/// Creates the job, once. See the module documentation.
+pub async fn launch<A: LaunchApi>(
+    api: &A,
+    launch: LaunchRequest<'_>,
+    retry: RetryPolicy,
+) -> Result<LaunchedJob, LaunchError> {
+    let object_arn = &launch.template.manifest.location.object_arn;
+    let (bucket, key) = split_object_arn(object_arn).ok_or_else(|| LaunchError::Rejected {
+        cause: AwsCallError {
+            kind: AwsErrorKind::BadRequest,
+            code: "InvalidManifestArn".to_string(),
+            message: format!("{object_arn:?} is not an S3 object ARN (arn:aws:s3:::bucket/key)"),
+        },
+    })?;
+    let region = launch.manifest_region;
+    let head = api
+        .head_manifest(bucket, key)
+        .await
+        .map_err(|cause| manifest_error(bucket, key, region, cause))?;
+    if let Some(actual) = &head.bucket_region {
+        if actual != region {
+            return Err(LaunchError::WrongRegion {
+                bucket: bucket.to_string(),
+                expected_region: region.to_string(),
+                actual_region: Some(actual.clone()),
+                fix: format!("set manifest.region = \"{actual}\" in the spec"),
+            });
+        }
+    }
+    let etag = head.etag.trim().trim_matches('"').to_string();
+    if let Some(expected) = launch.expected_etag {
+        let expected = expected.trim().trim_matches('"');
+        if expected != etag {
+            return Err(LaunchError::ManifestEtagMismatch {
+                bucket: bucket.to_string(),
+                key: key.to_string(),
+                expected: expected.to_string(),
+                found: etag,
+            });
+        }
+    }
+    let request = launch
+        .template
+        .for_manifest_etag(launch.plan_fingerprint, &etag)
+        .ok_or_else(|| LaunchError::ManifestNotReadable {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            cause: AwsCallError {
+                kind: AwsErrorKind::Other,
+                code: "MissingETag".to_string(),
+                message: "HeadObject returned no ETag".to_string(),
+            },
+            fix: "CreateJob requires the manifest's ETag; check the object is a complete upload"
+                .to_string(),
+        })?;
+
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match api.create_job(&request).await {
+            Ok(job_id) => {
+                return Ok(LaunchedJob {
+                    job_id,
+                    manifest_etag: etag,
+                    client_request_token: request.client_request_token,
+                    attempts: attempt,
+                })
+            }
+            Err(cause) => match cause.kind {
+                AwsErrorKind::Throttled | AwsErrorKind::Transient => {
+                    if attempt >= retry.max_attempts {
+                        return Err(LaunchError::GaveUp {
+                            attempts: attempt,
+                            cause,
+                        });
+                    }
+                    api.pause(retry.pause_after(attempt)).await;
+                }
+                AwsErrorKind::AccessDenied if mentions_pass_role(&cause) => {
+                    return Err(LaunchError::PassRoleDenied {
+                        role_arn: request.role_arn.clone(),
+                        cause,
+                    })
+                }
+                _ => return Err(LaunchError::Rejected { cause }),
+            },
+        }
+    }
+}
+
+/// `arn:<partition>:s3:::<bucket>/<key>` → (bucket, key).
+fn split_object_arn(arn: &str) -> Option<(&str, &str)> {
+    let rest = arn.strip_prefix("arn:")?;
+    let (_partition, rest) = rest.split_once(":s3:::")?;
+    let (bucket, key) = rest.split_once('/')?;
+    (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+}
+
+fn mentions_pass_role(cause: &AwsCallError) -> bool {
+    cause.message.contains("iam:PassRole")
+}
+
+fn manifest_error(bucket: &str, key: &str, region: &str, cause: AwsCallError) -> LaunchError {
+    let fix = match cause.kind {
+        AwsErrorKind::NotFound => {
+            "check manifest.bucket and manifest.key; for an inventory, the report may not be delivered yet".to_string()
+        }
+        AwsErrorKind::AccessDenied => format!(
+            "the caller needs s3:GetObject on it; if it lives in the other account, that account's bucket \
+             policy must allow this principal (and its key policy, if SSE-KMS). Bucket: {bucket}"
+        ),
+        AwsErrorKind::WrongRegion { .. } => {
+            return LaunchError::WrongRegion {
+                bucket: bucket.to_string(),
+                expected_region: region.to_string(),
+                actual_region: None,
+                fix: "set manifest.region to the bucket's region in the spec".to_string(),
+            }
+        }
+        _ => "try again; if it persists, check the bucket exists and S3 is reachable".to_string(),
+    };
+    LaunchError::ManifestNotReadable {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        cause,
+        fix,
+    }
+}

@@ -1,0 +1,276 @@
+//! The launcher against a scripted stand-in for S3 and S3 Control: idempotency, retries,
+//! and a clear error for each common failure.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferry_core::job::{client_request_token, CreateJobRequest};
+use ferry_core::launch::{
+    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, ManifestHead,
+    RetryPolicy,
+};
+use ferry_core::{Plan, TransferSpec};
+
+/// Behaves like S3 Control for idempotency: one job per client request token.
+#[derive(Default)]
+struct FakeAws {
+    head: Mutex<Option<Result<ManifestHead, AwsCallError>>>,
+    create_failures: Mutex<VecDeque<AwsCallError>>,
+    jobs_by_token: Mutex<HashMap<String, String>>,
+    requests: Mutex<Vec<CreateJobRequest>>,
+    pauses: Mutex<Vec<Duration>>,
+}
+
+impl FakeAws {
+    fn with_etag(etag: &str) -> Self {
+        let fake = Self::default();
+        *fake.head.lock().unwrap() = Some(Ok(ManifestHead {
+            etag: etag.to_string(),
+            bucket_region: Some("eu-west-1".to_string()),
+        }));
+        fake
+    }
+    fn fail_create(&self, kind: AwsErrorKind, code: &str, message: &str, times: usize) {
+        for _ in 0..times {
+            self.create_failures
+                .lock()
+                .unwrap()
+                .push_back(err(kind, code, message));
+        }
+    }
+}
+
+fn err(kind: AwsErrorKind, code: &str, message: &str) -> AwsCallError {
+    AwsCallError {
+        kind,
+        code: code.to_string(),
+        message: message.to_string(),
+    }
+}
+
+impl LaunchApi for FakeAws {
+    async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
+        assert_eq!(bucket, "acme-vault-inventory");
+        assert_eq!(
+            key,
+            "inventory/acme-ledger-prod/daily/2026-11-23T01-00Z/manifest.json"
+        );
+        self.head.lock().unwrap().clone().expect("head scripted")
+    }
+    async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
+        self.requests.lock().unwrap().push(request.clone());
+        if let Some(e) = self.create_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
+        let mut jobs = self.jobs_by_token.lock().unwrap();
+        let n = jobs.len();
+        Ok(jobs
+            .entry(request.client_request_token.clone())
+            .or_insert_with(|| format!("job-{n}"))
+            .clone())
+    }
+    async fn pause(&self, duration: Duration) {
+        self.pauses.lock().unwrap().push(duration);
+    }
+}
+
+fn plan() -> Plan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kms-inventory.toml");
+    let spec = TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Plan::build(&spec).unwrap()
+}
+
+const ETAG: &str = "\"0123456789abcdef0123456789abcdef\"";
+
+#[tokio::test]
+async fn fills_etag_and_token_and_creates_one_job() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    let job = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(job.job_id, "job-0");
+    assert_eq!(job.attempts, 1);
+    let sent = aws.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        sent.manifest.location.etag,
+        "0123456789abcdef0123456789abcdef"
+    );
+    assert_eq!(
+        sent.client_request_token,
+        client_request_token(
+            &plan.transfer.fingerprint,
+            "0123456789abcdef0123456789abcdef"
+        )
+    );
+    // Everything but the two blanks is the plan's request.
+    let mut expected = plan.create_job.clone();
+    expected.manifest.location.etag = sent.manifest.location.etag.clone();
+    expected.client_request_token = sent.client_request_token.clone();
+    assert_eq!(sent, expected);
+}
+
+#[tokio::test]
+async fn duplicate_launches_of_the_same_manifest_get_the_same_job() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    let a = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    let b = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(a.job_id, b.job_id);
+    assert_eq!(aws.jobs_by_token.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_with_growing_pauses() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    aws.fail_create(
+        AwsErrorKind::Throttled,
+        "TooManyRequestsException",
+        "slow down",
+        2,
+    );
+    aws.fail_create(
+        AwsErrorKind::Transient,
+        "InternalServiceException",
+        "oops",
+        1,
+    );
+    let job = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(job.attempts, 4);
+    assert_eq!(
+        *aws.pauses.lock().unwrap(),
+        vec![
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_secs(4)
+        ]
+    );
+    // Every attempt carried the same token, so no retry could make a second job.
+    let tokens: Vec<_> = aws
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.client_request_token.clone())
+        .collect();
+    assert!(tokens.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test]
+async fn gives_up_after_max_attempts_and_says_it_can_be_retried() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    aws.fail_create(
+        AwsErrorKind::Throttled,
+        "TooManyRequestsException",
+        "slow down",
+        10,
+    );
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    };
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), retry)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::GaveUp { attempts: 3, .. }),
+        "{e:?}"
+    );
+    assert!(e.is_retryable());
+    assert_eq!(aws.pauses.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn pass_role_denied_names_the_role_and_the_fix() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    aws.fail_create(
+        AwsErrorKind::AccessDenied,
+        "AccessDenied",
+        "User: arn:aws:sts::222222222222:assumed-role/x/y is not authorized to perform: iam:PassRole on resource: arn:aws:iam::222222222222:role/ferry-ledger-batch",
+        1,
+    );
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, LaunchError::PassRoleDenied { .. }));
+    assert!(
+        text.contains("arn:aws:iam::222222222222:role/ferry-ledger-batch"),
+        "{text}"
+    );
+    assert!(text.contains("iam:PassRole"), "{text}");
+    assert!(!e.is_retryable());
+}
+
+#[tokio::test]
+async fn unreadable_manifest_stops_before_create_job() {
+    let plan = plan();
+    for (kind, code, hint) in [
+        (AwsErrorKind::NotFound, "NotFound", "not be delivered yet"),
+        (AwsErrorKind::AccessDenied, "Forbidden", "s3:GetObject"),
+    ] {
+        let aws = FakeAws::default();
+        *aws.head.lock().unwrap() = Some(Err(err(kind, code, "head failed")));
+        let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(e, LaunchError::ManifestNotReadable { .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains(hint), "{e}");
+        assert!(aws.requests.lock().unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_changed_manifest_is_refused_when_the_etag_was_given() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    let mut request = LaunchRequest::for_plan(&plan);
+    request.expected_etag = Some("\"ffffffffffffffffffffffffffffffff\"");
+    let e = launch(&aws, request, RetryPolicy::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::ManifestEtagMismatch { .. }),
+        "{e:?}"
+    );
+    assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_manifest_bucket_in_another_region_is_named() {
+    let plan = plan();
+    let aws = FakeAws::default();
+    *aws.head.lock().unwrap() = Some(Ok(ManifestHead {
+        etag: ETAG.to_string(),
+        bucket_region: Some("us-east-1".to_string()),
+    }));
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "the bucket acme-vault-inventory is not in eu-west-1 but in us-east-1: set manifest.region = \"us-east-1\" in the spec"
+    );
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let r = RetryPolicy::default();
+    let pauses: Vec<_> = (1..=6).map(|a| r.pause_after(a).as_secs()).collect();
+    assert_eq!(pauses, vec![1, 2, 4, 8, 10, 10]);
+    assert_eq!(r.pause_after(200), Duration::from_secs(10));
+}
