@@ -100,7 +100,10 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
             target: bucket(&dst.account_id, &dst.bucket),
             resources: vec![s3(
                 &dst.bucket,
-                Some(&format!("{}*", dst.key_prefix.as_deref().unwrap_or(""))),
+                Some(&format!(
+                    "{}*",
+                    iam_escape(dst.key_prefix.as_deref().unwrap_or(""))
+                )),
             )],
         },
         Access {
@@ -109,7 +112,7 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
             target: bucket(&spec.report.account_id, &spec.report.bucket),
             resources: vec![s3(
                 &spec.report.bucket,
-                Some(&format!("{}/*", spec.report.prefix)),
+                Some(&format!("{}/*", iam_escape(&spec.report.prefix))),
             )],
         },
     ];
@@ -173,16 +176,35 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
 fn manifest_read_path(spec: &TransferSpec) -> String {
     let key = &spec.manifest.key;
     match spec.manifest.kind {
-        ManifestKind::Csv => key.clone(),
+        ManifestKind::Csv => iam_escape(key),
         ManifestKind::Inventory => {
             let segments: Vec<&str> = key.split('/').collect();
             if segments.len() >= 4 {
-                format!("{}/*", segments[..segments.len() - 2].join("/"))
+                format!(
+                    "{}/*",
+                    iam_escape(&segments[..segments.len() - 2].join("/"))
+                )
             } else {
-                key.clone()
+                iam_escape(key)
             }
         }
     }
+}
+
+/// Object keys may hold `*`, `?` and `$`, which IAM reads as wildcards and policy variables
+/// in a `Resource`: `incoming-*/` would grant every `incoming-…/` prefix, and `${aws:username}`
+/// would match nothing. IAM's escapes `${*}`, `${?}` and `${$}` make them literal.
+pub fn iam_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '*' => out.push_str("${*}"),
+            '?' => out.push_str("${?}"),
+            '$' => out.push_str("${$}"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// The endpoint KMS sees as `kms:ViaService` when S3 calls it for a bucket in `region`.
@@ -193,4 +215,15 @@ pub fn s3_via_service(region: &str) -> String {
         "amazonaws.com"
     };
     format!("s3.{region}.{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::iam_escape;
+
+    #[test]
+    fn iam_special_characters_become_literal() {
+        assert_eq!(iam_escape("plain/prefix/"), "plain/prefix/");
+        assert_eq!(iam_escape("in-*/a?b/${x}"), "in-${*}/a${?}b/${$}{x}");
+    }
 }

@@ -1,0 +1,8 @@
+//! Ferry's AWS adapters: SDK implementations of the ports `ferry-core` is written against.
+//! Only this crate talks to AWS; everything it does is translation, not decisions.
+
+pub mod create_job;
+pub mod errors;
+pub mod launch_api;
+
+pub use launch_api::AwsLaunchApi;

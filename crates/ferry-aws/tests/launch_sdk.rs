@@ -1,0 +1,306 @@
+//! The SDK adapter, checked with aws-smithy-mocks: the exact CreateJob request S3 Control
+//! receives, and how S3 / S3 Control failures are classified for the launcher.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3control::operation::create_job::{CreateJobError, CreateJobInput, CreateJobOutput};
+use aws_sdk_s3control::types::error::{BadRequestException, TooManyRequestsException};
+use aws_sdk_s3control::types::{
+    JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
+    JobOperation, JobReport, JobReportFormat, JobReportScope, S3ChecksumAlgorithm,
+    S3CopyObjectOperation, S3MetadataDirective, S3ObjectMetadata, S3SseAlgorithm, S3StorageClass,
+    S3Tag,
+};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::error::ErrorMetadata;
+use ferry_aws::AwsLaunchApi;
+use ferry_core::job::client_request_token;
+use ferry_core::launch::{
+    launch, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+};
+use ferry_core::{Plan, TransferSpec};
+
+fn plan(example: &str) -> Plan {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(example);
+    let spec = TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    Plan::build(&spec).unwrap()
+}
+
+const ETAG: &str = "0123456789abcdef0123456789abcdef";
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        first_pause: Duration::from_millis(1),
+        max_pause: Duration::from_millis(2),
+    }
+}
+
+fn s3_with_etag() -> aws_sdk_s3::Client {
+    let head = mock!(aws_sdk_s3::Client::head_object).then_output(|| {
+        HeadObjectOutput::builder()
+            .e_tag(format!("\"{ETAG}\""))
+            .build()
+    });
+    mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+        .retry_config(RetryConfig::disabled()))
+}
+
+/// Error metadata as the SDK parses it from a real error response body.
+fn service_error(code: &str, message: &str) -> ErrorMetadata {
+    ErrorMetadata::builder().code(code).message(message).build()
+}
+
+fn http(status: u16, region: Option<&'static str>) -> HttpResponse {
+    let mut r = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+    if let Some(region) = region {
+        r.headers_mut().insert("x-amz-bucket-region", region);
+    }
+    r
+}
+
+/// The request S3 Control receives for the KMS-everywhere example, written out field by field
+/// from the AWS API reference, independently of Ferry's own request type.
+fn expected_kms_inventory_input(fingerprint: &str) -> CreateJobInput {
+    CreateJobInput::builder()
+        .account_id("222222222222")
+        .confirmation_required(true)
+        .operation(
+            JobOperation::builder()
+                .s3_put_object_copy(
+                    S3CopyObjectOperation::builder()
+                        .target_resource("arn:aws:s3:::acme-ledger-vault")
+                        .target_key_prefix("from-prod/")
+                        .storage_class(S3StorageClass::StandardIa)
+                        .sse_aws_kms_key_id(
+                            "arn:aws:kms:eu-west-1:222222222222:key/9a8b7c6d-5e4f-4321-9876-fedcba987654",
+                        )
+                        .bucket_key_enabled(true)
+                        .checksum_algorithm(S3ChecksumAlgorithm::Crc32C)
+                        .metadata_directive(S3MetadataDirective::Copy)
+                        .new_object_metadata(
+                            S3ObjectMetadata::builder().sse_algorithm(S3SseAlgorithm::Kms).build(),
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .report(
+            JobReport::builder()
+                .bucket("arn:aws:s3:::acme-vault-reports")
+                .format(JobReportFormat::ReportCsv20180820)
+                .enabled(true)
+                .prefix("ferry/ledger")
+                .report_scope(JobReportScope::AllTasks)
+                .expected_bucket_owner("222222222222")
+                .build(),
+        )
+        .client_request_token(client_request_token(fingerprint, ETAG))
+        .manifest(
+            JobManifest::builder()
+                .spec(
+                    JobManifestSpec::builder()
+                        .format(JobManifestFormat::S3InventoryReportCsv20161130)
+                        .build()
+                        .unwrap(),
+                )
+                .location(
+                    JobManifestLocation::builder()
+                        .object_arn("arn:aws:s3:::acme-vault-inventory/inventory/acme-ledger-prod/daily/2026-11-23T01-00Z/manifest.json")
+                        .e_tag(ETAG)
+                        .build()
+                        .unwrap(),
+                )
+                .build(),
+        )
+        .description("Ledger archive: prod to vault")
+        .priority(50)
+        .role_arn("arn:aws:iam::222222222222:role/ferry-ledger-batch")
+        .tags(S3Tag::builder().key("ferry:transfer").value("ledger").build().unwrap())
+        .tags(S3Tag::builder().key("ferry:plan").value(fingerprint).build().unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn create_job_sends_exactly_the_planned_request() {
+    let plan = plan("kms-inventory.toml");
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(|| CreateJobOutput::builder().job_id("job-42").build());
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&create]),
+    };
+    let job = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap();
+    assert_eq!(job.job_id, "job-42");
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0],
+        expected_kms_inventory_input(&plan.transfer.fingerprint)
+    );
+}
+
+#[tokio::test]
+async fn csv_manifest_fields_and_replaced_tags_reach_s3_control() {
+    let plan = plan("versioned-source.toml");
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(|| CreateJobOutput::builder().job_id("job-7").build());
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&create]),
+    };
+    launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap();
+    let input = seen.lock().unwrap()[0].clone();
+    let spec = input.manifest().unwrap().spec().unwrap();
+    assert_eq!(
+        spec.format(),
+        &JobManifestFormat::S3BatchOperationsCsv20180820
+    );
+    assert_eq!(
+        spec.fields(),
+        &[
+            JobManifestFieldName::Bucket,
+            JobManifestFieldName::Key,
+            JobManifestFieldName::VersionId
+        ]
+    );
+    let copy = input.operation().unwrap().s3_put_object_copy().unwrap();
+    let tags: Vec<_> = copy
+        .new_object_tagging()
+        .iter()
+        .map(|t| (t.key(), t.value()))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![("copied-by", "ferry"), ("origin", "acme-contracts")]
+    );
+    assert_eq!(
+        copy.new_object_metadata().unwrap().sse_algorithm(),
+        Some(&S3SseAlgorithm::Aes256)
+    );
+}
+
+#[tokio::test]
+async fn throttled_create_job_is_retried_then_succeeds() {
+    let plan = plan("sse-s3-csv.toml");
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .sequence()
+        .error(|| {
+            CreateJobError::TooManyRequestsException(
+                TooManyRequestsException::builder()
+                    .message("Rate exceeded")
+                    .meta(service_error("TooManyRequestsException", "Rate exceeded"))
+                    .build(),
+            )
+        })
+        .output(|| CreateJobOutput::builder().job_id("job-1").build())
+        .build();
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
+    };
+    let job = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap();
+    assert_eq!((job.job_id.as_str(), job.attempts), ("job-1", 2));
+    assert_eq!(create.num_calls(), 2);
+}
+
+#[tokio::test]
+async fn bad_request_is_not_retried_and_keeps_the_message() {
+    let plan = plan("sse-s3-csv.toml");
+    let create = mock!(aws_sdk_s3control::Client::create_job).then_error(|| {
+        CreateJobError::BadRequestException(
+            BadRequestException::builder()
+                .message("Reading the manifest is forbidden: AccessDenied")
+                .meta(service_error(
+                    "BadRequestException",
+                    "Reading the manifest is forbidden: AccessDenied",
+                ))
+                .build(),
+        )
+    });
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&create]),
+    };
+    let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LaunchError::Rejected { .. }), "{e:?}");
+    assert!(
+        e.to_string().contains("Reading the manifest is forbidden"),
+        "{e}"
+    );
+    assert_eq!(create.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn head_object_failures_are_classified_by_status() {
+    for (status, region, expected) in [
+        (403, None, AwsErrorKind::AccessDenied),
+        (404, None, AwsErrorKind::NotFound),
+        (503, None, AwsErrorKind::Transient),
+    ] {
+        let head =
+            mock!(aws_sdk_s3::Client::head_object).then_http_response(move || http(status, region));
+        let api = AwsLaunchApi {
+            s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+                .retry_config(RetryConfig::disabled())),
+            s3control: mock_client!(aws_sdk_s3control, []),
+        };
+        let e = api.head_manifest("b", "k").await.unwrap_err();
+        assert_eq!(e.kind, expected, "HTTP {status}: {e:?}");
+    }
+}
+
+#[tokio::test]
+async fn manifest_in_another_region_is_reported_with_that_region() {
+    let plan = plan("kms-inventory.toml");
+    let head =
+        mock!(aws_sdk_s3::Client::head_object).then_http_response(|| http(301, Some("us-east-1")));
+    let api = AwsLaunchApi {
+        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+            .retry_config(RetryConfig::disabled())),
+        s3control: mock_client!(aws_sdk_s3control, []),
+    };
+    let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e,
+        LaunchError::WrongRegion {
+            bucket: "acme-vault-inventory".into(),
+            expected_region: "eu-west-1".into(),
+            actual_region: Some("us-east-1".into()),
+            fix: "set manifest.region = \"us-east-1\" in the spec".into(),
+        }
+    );
+}
