@@ -3,6 +3,9 @@
 
 pub mod create_job;
 pub mod errors;
+pub mod http;
 pub mod launch_api;
+pub mod ports;
 
 pub use launch_api::AwsLaunchApi;
+pub use ports::AwsPorts;

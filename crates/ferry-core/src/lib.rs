@@ -6,6 +6,7 @@
 //! ([`render`]). The [`launch`]er that creates the job is written against a small port
 //! (`LaunchApi`); the core itself makes no AWS calls and has no clock or randomness.
 
+pub mod approval;
 pub mod aws_names;
 pub mod cost;
 pub mod error;
@@ -13,9 +14,12 @@ pub mod job;
 pub mod launch;
 pub mod plan;
 pub mod policy;
+pub mod ports;
 pub mod render;
 pub mod spec;
+pub mod stack;
 pub mod validate;
+pub mod workflow;
 
 pub use error::{FerryError, SpecProblem};
 pub use plan::Plan;

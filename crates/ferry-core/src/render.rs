@@ -4,11 +4,13 @@
 
 use std::fmt::Write;
 
+use crate::approval::ApprovalToken;
 use crate::job::{ETAG_PLACEHOLDER, TOKEN_PLACEHOLDER};
 use crate::plan::{Plan, TransferKind};
 use crate::policy::resource::AccountPolicies;
 use crate::policy::PolicyDocument;
 use crate::spec::TransferSpec;
+use crate::stack::ApprovalMode;
 
 /// Merges Ferry's statements (second file) into an existing policy (first file) by `Sid`:
 /// statements with other Sids are kept as they are; Ferry's are added or replaced.
@@ -16,157 +18,314 @@ pub const JQ_MERGE_BY_SID: &str = r#"jq -s '.[1].Statement as $new | ($new | map
 
 const EMPTY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
 
+/// The CLI's plan: every step done by hand.
 pub fn render_text(plan: &Plan, spec: &TransferSpec) -> String {
-    let mut out = String::new();
-    let t = &plan.transfer;
-    let name = &t.name;
-    let role = &plan.batch_role;
-    let region = &t.job_region;
-    let dst_account = &spec.destination.account_id;
+    let mut r = Renderer::new(plan, spec);
+    r.header();
+    r.warnings();
+    r.role_step(RoleStep::CreateByHand);
+    r.resource_policy_steps();
+    r.create_job_step();
+    r.confirm_step("<JobId>");
+    r.cost_and_notes();
+    r.out
+}
 
-    let _ = writeln!(out, "# Ferry plan: {name}\n");
-    let kind = match t.kind {
-        TransferKind::CrossAccount => "cross-account copy",
-        TransferKind::SameAccount => "same-account copy",
-        TransferKind::InPlace => "in-place copy (objects are copied onto themselves)",
-    };
-    let _ = writeln!(
-        out,
-        "- Transfer: {kind}, plan fingerprint {}",
-        t.fingerprint
-    );
-    let _ = writeln!(
-        out,
-        "- From: {} (account {}, {}, {})",
-        t.source,
-        spec.source.account_id,
-        spec.source.region,
-        encryption(spec.source.kms_key_arn.as_deref(), false)
-    );
-    let _ = writeln!(
-        out,
-        "- To: {} (account {}, {}, {})",
-        t.destination,
-        dst_account,
-        spec.destination.region,
-        encryption(
-            spec.destination.kms_key_arn.as_deref(),
-            spec.destination.bucket_key_enabled
-        )
-    );
-    let _ = writeln!(
-        out,
-        "- Job: runs in {region} as {}, {}",
-        role.arn,
-        if spec.job.confirmation_required {
-            "waits for your confirmation before copying"
-        } else {
-            "starts copying as soon as it is ready"
-        }
-    );
-    let _ = writeln!(
-        out,
-        "- Completion report: s3://{}/{}/job-<JobId>/",
-        spec.report.bucket, spec.report.prefix
-    );
+/// How the e-mail tells a person to approve or reject.
+#[derive(Debug, Clone)]
+pub struct ApprovalInstructions<'a> {
+    pub topic_arn: &'a str,
+    pub token: &'a ApprovalToken,
+    pub mode: ApprovalMode,
+    /// Unix seconds when the stack stops waiting (wait mode).
+    pub wait_deadline: Option<u64>,
+}
 
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\n## Warnings\n");
-        for w in &plan.warnings {
-            let _ = writeln!(out, "- {w}");
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructionsEmail {
+    /// ASCII, under 100 characters (SNS's limits for e-mail subjects).
+    pub subject: String,
+    pub body: String,
+}
+
+/// The stack's instructions e-mail: the role already exists, so it leads with what the source
+/// account must apply, then how to approve; the role's documents follow for reference.
+pub fn render_instructions_email(
+    plan: &Plan,
+    spec: &TransferSpec,
+    approval: &ApprovalInstructions<'_>,
+) -> InstructionsEmail {
+    let mut r = Renderer::new(plan, spec);
+    r.header();
+    r.warnings();
+    r.resource_policy_steps();
+    r.approval_step(approval);
+    r.role_step(RoleStep::CreatedByStack);
+    r.confirm_step("<JobId from the job-started message>");
+    r.cost_and_notes();
+    let subject: String = format!(
+        "Ferry {}: approve copying s3://{} to s3://{}",
+        plan.transfer.name, spec.source.bucket, spec.destination.bucket
+    )
+    .chars()
+    .filter(|c| c.is_ascii() && !c.is_ascii_control())
+    .take(99)
+    .collect();
+    InstructionsEmail {
+        subject,
+        body: r.out,
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RoleStep {
+    CreateByHand,
+    CreatedByStack,
+}
+
+struct Renderer<'a> {
+    plan: &'a Plan,
+    spec: &'a TransferSpec,
+    out: String,
+    step: u32,
+}
+
+impl<'a> Renderer<'a> {
+    fn new(plan: &'a Plan, spec: &'a TransferSpec) -> Self {
+        Self {
+            plan,
+            spec,
+            out: String::new(),
+            step: 0,
         }
     }
 
-    let mut step = 0;
-    let mut next_step = |out: &mut String, title: String| {
-        step += 1;
-        let _ = writeln!(out, "\n## Step {step}: {title}\n");
-    };
+    fn next_step(&mut self, title: String) {
+        self.step += 1;
+        let _ = writeln!(self.out, "\n## Step {}: {title}\n", self.step);
+    }
 
-    next_step(
-        &mut out,
-        format!("create the Batch Operations role (destination account {dst_account})"),
-    );
-    let _ = writeln!(
-        out,
-        "The role may be assumed only by Batch Operations jobs of account {dst_account} in {region}, and may do \
-         only what this copy needs."
-    );
-    let trust_file = format!("ferry-{name}-trust-policy.json");
-    let permissions_file = format!("ferry-{name}-permissions-policy.json");
-    out.push_str("\n```sh\n");
-    heredoc(&mut out, &trust_file, &role.trust_policy);
-    heredoc(&mut out, &permissions_file, &role.permissions_policy);
-    let _ = writeln!(
-        out,
-        "aws iam create-role --role-name {} --assume-role-policy-document file://{trust_file}",
-        role.name
-    );
-    let _ = writeln!(
-        out,
-        "aws iam put-role-policy --role-name {} --policy-name ferry-{name} --policy-document file://{permissions_file}",
-        role.name
-    );
-    out.push_str("```\n");
+    fn header(&mut self) {
+        let (plan, spec, out) = (self.plan, self.spec, &mut self.out);
+        let t = &plan.transfer;
+        let role = &plan.batch_role;
+        let region = &t.job_region;
+        let dst_account = &spec.destination.account_id;
+        let _ = writeln!(out, "# Ferry plan: {}\n", t.name);
+        let kind = match t.kind {
+            TransferKind::CrossAccount => "cross-account copy",
+            TransferKind::SameAccount => "same-account copy",
+            TransferKind::InPlace => "in-place copy (objects are copied onto themselves)",
+        };
+        let _ = writeln!(
+            out,
+            "- Transfer: {kind}, plan fingerprint {}",
+            t.fingerprint
+        );
+        let _ = writeln!(
+            out,
+            "- From: {} (account {}, {}, {})",
+            t.source,
+            spec.source.account_id,
+            spec.source.region,
+            encryption(spec.source.kms_key_arn.as_deref(), false)
+        );
+        let _ = writeln!(
+            out,
+            "- To: {} (account {}, {}, {})",
+            t.destination,
+            dst_account,
+            spec.destination.region,
+            encryption(
+                spec.destination.kms_key_arn.as_deref(),
+                spec.destination.bucket_key_enabled
+            )
+        );
+        let _ = writeln!(
+            out,
+            "- Job: runs in {region} as {}, {}",
+            role.arn,
+            if spec.job.confirmation_required {
+                "waits for your confirmation before copying"
+            } else {
+                "starts copying as soon as it is ready"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "- Completion report: s3://{}/{}/job-<JobId>/",
+            spec.report.bucket, spec.report.prefix
+        );
+    }
 
-    let source_is_other_account =
-        plan.source_account.account_id != plan.destination_account.account_id;
-    for (section, label) in [
-        (&plan.destination_account, "destination"),
-        (&plan.source_account, "source"),
-    ] {
-        if section.is_empty() || (label == "source" && !source_is_other_account) {
-            continue;
+    fn warnings(&mut self) {
+        if self.plan.warnings.is_empty() {
+            return;
         }
-        next_step(
-            &mut out,
-            format!(
+        let _ = writeln!(self.out, "\n## Warnings\n");
+        for w in &self.plan.warnings {
+            let _ = writeln!(self.out, "- {w}");
+        }
+    }
+
+    fn role_step(&mut self, how: RoleStep) {
+        let dst_account = &self.spec.destination.account_id;
+        let region = &self.plan.transfer.job_region;
+        let name = &self.plan.transfer.name;
+        let role = &self.plan.batch_role;
+        match how {
+            RoleStep::CreateByHand => self.next_step(format!(
+                "create the Batch Operations role (destination account {dst_account})"
+            )),
+            RoleStep::CreatedByStack => self.next_step(format!(
+                "for reference: the Batch Operations role the stack created (destination account {dst_account})"
+            )),
+        }
+        let out = &mut self.out;
+        let _ = writeln!(
+            out,
+            "The role may be assumed only by Batch Operations jobs of account {dst_account} in {region}, and may do \
+             only what this copy needs."
+        );
+        let trust_file = format!("ferry-{name}-trust-policy.json");
+        let permissions_file = format!("ferry-{name}-permissions-policy.json");
+        out.push_str("\n```sh\n");
+        heredoc(out, &trust_file, &role.trust_policy);
+        heredoc(out, &permissions_file, &role.permissions_policy);
+        if how == RoleStep::CreateByHand {
+            let _ = writeln!(
+                out,
+                "aws iam create-role --role-name {} --assume-role-policy-document file://{trust_file}",
+                role.name
+            );
+            let _ = writeln!(
+                out,
+                "aws iam put-role-policy --role-name {} --policy-name {} --policy-document file://{permissions_file}",
+                role.name, role.policy_name
+            );
+        }
+        out.push_str("```\n");
+    }
+
+    fn resource_policy_steps(&mut self) {
+        let plan = self.plan;
+        let source_is_other_account =
+            plan.source_account.account_id != plan.destination_account.account_id;
+        for (section, label) in [
+            (&plan.destination_account, "destination"),
+            (&plan.source_account, "source"),
+        ] {
+            if section.is_empty() || (label == "source" && !source_is_other_account) {
+                continue;
+            }
+            self.next_step(format!(
                 "add Ferry's statements to resource policies ({label} account {})",
                 section.account_id
-            ),
-        );
-        render_account_policies(&mut out, name, section, label == "destination");
+            ));
+            render_account_policies(
+                &mut self.out,
+                &plan.transfer.name,
+                section,
+                label == "destination",
+            );
+        }
     }
 
-    next_step(
-        &mut out,
-        format!("create the job (destination account {dst_account}, {region})"),
-    );
-    let job_file = format!("ferry-{name}-create-job.json");
-    let ready_file = format!("ferry-{name}-create-job.ready.json");
-    let _ = writeln!(
-        out,
-        "CreateJob needs the manifest's current ETag, and a client request token derived from it so a repeated \
-         launch never makes a second job. Reading the ETag needs credentials that can read s3://{}/{} (account {}). \
-         Creating the job needs s3:CreateJob, s3:PutJobTagging and iam:PassRole on {}.",
-        spec.manifest.bucket, spec.manifest.key, spec.manifest.account_id, role.arn
-    );
-    out.push_str("\n```sh\n");
-    let _ = writeln!(
-        out,
-        "ETAG=$(aws s3api head-object --bucket {} --key '{}' --query ETag --output text | tr -d '\"')",
-        spec.manifest.bucket,
-        shell_single_quoted(&spec.manifest.key)
-    );
-    let _ = writeln!(
-        out,
-        "TOKEN=$(printf '%s:%s' {} \"$ETAG\" | sha256sum | cut -c1-64)",
-        t.fingerprint
-    );
-    let job_json = serde_json::to_string_pretty(&plan.create_job).unwrap_or_default();
-    let _ = writeln!(out, "cat > {job_file} <<'EOF'\n{job_json}\nEOF");
-    let _ = writeln!(
-        out,
-        "sed -e \"s/{ETAG_PLACEHOLDER}/$ETAG/\" -e \"s/{TOKEN_PLACEHOLDER}/$TOKEN/\" {job_file} > {ready_file}"
-    );
-    let _ = writeln!(
-        out,
-        "aws s3control create-job --region {region} --cli-input-json file://{ready_file}"
-    );
-    out.push_str("```\n");
+    fn create_job_step(&mut self) {
+        let (plan, spec) = (self.plan, self.spec);
+        let t = &plan.transfer;
+        let name = &t.name;
+        let region = &t.job_region;
+        let role = &plan.batch_role;
+        self.next_step(format!(
+            "create the job (destination account {}, {region})",
+            spec.destination.account_id
+        ));
+        let out = &mut self.out;
+        let job_file = format!("ferry-{name}-create-job.json");
+        let ready_file = format!("ferry-{name}-create-job.ready.json");
+        let _ = writeln!(
+            out,
+            "CreateJob needs the manifest's current ETag, and a client request token derived from it so a repeated \
+             launch never makes a second job. Reading the ETag needs credentials that can read s3://{}/{} (account {}). \
+             Creating the job needs s3:CreateJob, s3:PutJobTagging and iam:PassRole on {}.",
+            spec.manifest.bucket, spec.manifest.key, spec.manifest.account_id, role.arn
+        );
+        out.push_str("\n```sh\n");
+        let _ = writeln!(
+            out,
+            "ETAG=$(aws s3api head-object --bucket {} --key '{}' --query ETag --output text | tr -d '\"')",
+            spec.manifest.bucket,
+            shell_single_quoted(&spec.manifest.key)
+        );
+        let _ = writeln!(
+            out,
+            "TOKEN=$(printf '%s:%s' {} \"$ETAG\" | sha256sum | cut -c1-64)",
+            t.fingerprint
+        );
+        let job_json = serde_json::to_string_pretty(&plan.create_job).unwrap_or_default();
+        let _ = writeln!(out, "cat > {job_file} <<'EOF'\n{job_json}\nEOF");
+        let _ = writeln!(
+            out,
+            "sed -e \"s/{ETAG_PLACEHOLDER}/$ETAG/\" -e \"s/{TOKEN_PLACEHOLDER}/$TOKEN/\" {job_file} > {ready_file}"
+        );
+        let _ = writeln!(
+            out,
+            "aws s3control create-job --region {region} --cli-input-json file://{ready_file}"
+        );
+        out.push_str("```\n");
+    }
 
-    if spec.job.confirmation_required {
-        next_step(&mut out, "check the job, then confirm it".to_string());
+    fn approval_step(&mut self, approval: &ApprovalInstructions<'_>) {
+        let region = self.plan.transfer.job_region.clone();
+        self.next_step("approve (or reject) the copy".to_string());
+        let out = &mut self.out;
+        let token = approval.token.expose();
+        let _ = writeln!(
+            out,
+            "When the statements above are in place, approve with the command below (destination account \
+             credentials). The token works once; keep this e-mail private."
+        );
+        let _ = writeln!(out, "\n```sh");
+        let _ = writeln!(
+            out,
+            "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"approve\",\"token\":\"{token}\"}}'",
+            approval.topic_arn
+        );
+        let _ = writeln!(out, "```\n\nTo reject instead:\n\n```sh");
+        let _ = writeln!(
+            out,
+            "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"reject\",\"token\":\"{token}\",\"reason\":\"<why>\"}}'",
+            approval.topic_arn
+        );
+        let _ = writeln!(out, "```\n");
+        match (approval.mode, approval.wait_deadline) {
+            (ApprovalMode::Wait, Some(deadline)) => {
+                let _ = writeln!(
+                    out,
+                    "The stack waits for this approval until about {}. If none comes by then, the stack completes \
+                     without starting the job, and the approve command above still starts it later. A rejection \
+                     rolls the stack back.",
+                    utc_timestamp(deadline)
+                );
+            }
+            _ => {
+                let _ = writeln!(
+                    out,
+                    "The stack has completed; the job starts when you approve."
+                );
+            }
+        }
+    }
+
+    fn confirm_step(&mut self, job_id: &str) {
+        if !self.spec.job.confirmation_required {
+            return;
+        }
+        let region = self.plan.transfer.job_region.clone();
+        let dst_account = self.spec.destination.account_id.clone();
+        self.next_step("check the job, then confirm it".to_string());
+        let out = &mut self.out;
         let _ = writeln!(
             out,
             "The job reads the manifest and waits in Suspended. Check the object count, then let it run:"
@@ -174,55 +333,58 @@ pub fn render_text(plan: &Plan, spec: &TransferSpec) -> String {
         out.push_str("\n```sh\n");
         let _ = writeln!(
             out,
-            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id <JobId>"
+            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id {job_id}"
         );
         let _ = writeln!(
             out,
-            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id <JobId> --requested-job-status Ready"
+            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id {job_id} --requested-job-status Ready"
         );
         out.push_str("```\n");
     }
 
-    let _ = writeln!(out, "\n## Cost estimate\n");
-    let c = &plan.cost_estimate;
-    let _ = writeln!(out, "| item | unit price (USD) | quantity | cost (USD) |");
-    let _ = writeln!(out, "|---|---|---|---|");
-    for i in &c.line_items {
+    fn cost_and_notes(&mut self) {
+        let name = self.plan.transfer.name.clone();
+        let c = &self.plan.cost_estimate;
+        let out = &mut self.out;
+        let _ = writeln!(out, "\n## Cost estimate\n");
+        let _ = writeln!(out, "| item | unit price (USD) | quantity | cost (USD) |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for i in &c.line_items {
+            let _ = writeln!(
+                out,
+                "| {} | {} per {} | {} | {} |",
+                i.item,
+                i.unit_price_usd,
+                i.unit,
+                i.quantity.map_or("?".to_string(), |q| format!("{q:.3}")),
+                i.cost_usd.map_or("?".to_string(), |c| format!("{c:.2}"))
+            );
+        }
         let _ = writeln!(
             out,
-            "| {} | {} per {} | {} | {} |",
-            i.item,
-            i.unit_price_usd,
-            i.unit,
-            i.quantity.map_or("?".to_string(), |q| format!("{q:.3}")),
-            i.cost_usd.map_or("?".to_string(), |c| format!("{c:.2}"))
+            "\nTotal: {:.2} USD; {:.2} USD per million objects.",
+            c.total_usd, c.per_million_objects_usd
+        );
+        for a in &c.assumptions {
+            let _ = writeln!(out, "- {a}");
+        }
+
+        let _ = writeln!(out, "\n## Notes\n");
+        let _ = writeln!(
+            out,
+            "- Batch Operations Copy handles objects up to 5 GB; larger ones fail as tasks and are listed in the \
+             completion report."
+        );
+        let _ = writeln!(
+            out,
+            "- Objects in S3 Glacier Flexible Retrieval or Deep Archive must be restored first; SSE-C objects can't be copied."
+        );
+        let _ = writeln!(
+            out,
+            "- Clean-up: when the copy is done, remove the statements whose Sid starts with {} and delete the role.",
+            crate::policy::sid(&name, "")
         );
     }
-    let _ = writeln!(
-        out,
-        "\nTotal: {:.2} USD; {:.2} USD per million objects.",
-        c.total_usd, c.per_million_objects_usd
-    );
-    for a in &c.assumptions {
-        let _ = writeln!(out, "- {a}");
-    }
-
-    let _ = writeln!(out, "\n## Notes\n");
-    let _ = writeln!(
-        out,
-        "- Batch Operations Copy handles objects up to 5 GB; larger ones fail as tasks and are listed in the \
-         completion report."
-    );
-    let _ = writeln!(
-        out,
-        "- Objects in S3 Glacier Flexible Retrieval or Deep Archive must be restored first; SSE-C objects can't be copied."
-    );
-    let _ = writeln!(
-        out,
-        "- Clean-up: when the copy is done, remove the statements whose Sid starts with {} and delete the role.",
-        crate::policy::sid(name, "")
-    );
-    out
 }
 
 fn render_account_policies(
@@ -293,7 +455,42 @@ fn encryption(key: Option<&str>, bucket_key: bool) -> String {
     }
 }
 
+/// `2026-11-24 14:05 UTC` from Unix seconds (proleptic Gregorian, no time zone database).
+pub fn utc_timestamp(unix_seconds: u64) -> String {
+    let days = unix_seconds / 86_400;
+    let secs = unix_seconds % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        secs / 3600,
+        (secs % 3600) / 60
+    )
+}
+
 /// Escapes a value for use inside single quotes in sh.
 fn shell_single_quoted(s: &str) -> String {
     s.replace('\'', r"'\''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_timestamp;
+
+    #[test]
+    fn utc_timestamps() {
+        // Checked against Python's datetime.fromtimestamp(t, UTC).
+        assert_eq!(utc_timestamp(0), "1970-01-01 00:00 UTC");
+        assert_eq!(utc_timestamp(951_782_400), "2000-02-29 00:00 UTC");
+        assert_eq!(utc_timestamp(1_795_500_000), "2026-11-24 06:00 UTC");
+        assert_eq!(utc_timestamp(4_102_444_800), "2100-01-01 00:00 UTC");
+    }
 }

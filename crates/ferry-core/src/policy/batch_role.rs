@@ -15,6 +15,8 @@ pub const BATCH_OPERATIONS_SERVICE: &str = "batchoperations.s3.amazonaws.com";
 pub struct BatchRole {
     pub name: String,
     pub arn: String,
+    /// Name of the inline permissions policy.
+    pub policy_name: String,
     pub trust_policy: PolicyDocument,
     pub permissions_policy: PolicyDocument,
 }
@@ -32,6 +34,7 @@ pub fn batch_role(spec: &TransferSpec) -> BatchRole {
     BatchRole {
         name: spec.role_name(),
         arn: role_arn(spec),
+        policy_name: format!("ferry-{}", spec.name),
         trust_policy: trust_policy(spec),
         permissions_policy: permissions_policy(spec),
     }

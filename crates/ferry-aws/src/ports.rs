@@ -1,0 +1,322 @@
+//! [`AwsPorts`]: every port of `ferry-core` implemented with the SDK, in one value the
+//! Lambda functions build once at start and reuse for every invocation.
+
+use std::time::Duration;
+
+use aws_sdk_iam::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use ferry_core::job::CreateJobRequest;
+use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
+use ferry_core::policy::batch_role::BatchRole;
+use ferry_core::ports::{
+    JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal, WaitSignal,
+};
+
+use crate::errors::classify;
+use crate::http::put_presigned;
+use crate::launch_api::AwsLaunchApi;
+
+/// SNS refuses e-mail subjects of 100 characters or more.
+const MAX_SUBJECT_CHARS: usize = 99;
+/// SNS messages are limited to 256 KiB.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct AwsPorts {
+    pub launch: AwsLaunchApi,
+    pub iam: aws_sdk_iam::Client,
+    pub sns: aws_sdk_sns::Client,
+    pub http: reqwest::Client,
+    pub state_bucket: String,
+    pub notification_topic_arn: String,
+}
+
+impl AwsPorts {
+    /// Clients from one SDK config (the function's own region and credentials).
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        state_bucket: String,
+        notification_topic_arn: String,
+    ) -> Self {
+        Self {
+            launch: AwsLaunchApi {
+                s3: aws_sdk_s3::Client::new(config),
+                s3control: aws_sdk_s3control::Client::new(config),
+            },
+            iam: aws_sdk_iam::Client::new(config),
+            sns: aws_sdk_sns::Client::new(config),
+            http: reqwest::Client::new(),
+            state_bucket,
+            notification_topic_arn,
+        }
+    }
+
+    fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.launch.s3
+    }
+}
+
+impl StateStore for AwsPorts {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        match self
+            .s3()
+            .get_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let bytes = out.body.collect().await.map_err(|e| AwsCallError {
+                    kind: AwsErrorKind::Transient,
+                    code: "ReadError".to_string(),
+                    message: e.to_string(),
+                })?;
+                Ok(Some(bytes.to_vec()))
+            }
+            Err(e) => {
+                let err = classify(&e);
+                if err.kind == AwsErrorKind::NotFound {
+                    Ok(None)
+                } else {
+                    Err(err)
+                }
+            }
+        }
+    }
+
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
+        self.s3()
+            .put_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, AwsCallError> {
+        let result = self
+            .s3()
+            .put_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .if_none_match("*")
+            .content_type("application/json")
+            .body(ByteStream::from(body))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            // 412: something is there already; 409: a concurrent conditional write won.
+            Err(e)
+                if matches!(
+                    e.raw_response().map(|r| r.status().as_u16()),
+                    Some(412 | 409)
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsCallError> {
+        let mut keys = Vec::new();
+        let mut pages = self
+            .s3()
+            .list_objects_v2()
+            .bucket(&self.state_bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| classify(&e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
+        }
+        Ok(keys)
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        self.s3()
+            .delete_object()
+            .bucket(&self.state_bucket)
+            .key(key)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}
+
+impl Notifier for AwsPorts {
+    async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        let subject: String = subject
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control())
+            .take(MAX_SUBJECT_CHARS)
+            .collect();
+        let mut message = body.to_string();
+        if message.len() > MAX_MESSAGE_BYTES {
+            let mut cut = MAX_MESSAGE_BYTES - 200;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push_str(
+                "\n\n[cut: the message was longer than SNS allows; `ferry plan` prints it whole]",
+            );
+        }
+        self.sns
+            .publish()
+            .topic_arn(&self.notification_topic_arn)
+            .subject(subject)
+            .message(message)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}
+
+impl RoleAdmin for AwsPorts {
+    async fn apply_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        let trust = compact(&role.trust_policy);
+        match self.iam.get_role().role_name(&role.name).send().await {
+            Ok(_) => {
+                self.iam
+                    .update_assume_role_policy()
+                    .role_name(&role.name)
+                    .policy_document(&trust)
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e))?;
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                self.iam
+                    .create_role()
+                    .role_name(&role.name)
+                    .assume_role_policy_document(&trust)
+                    .description(
+                        "Ferry: S3 Batch Operations role for one transfer (created from its plan)",
+                    )
+                    .tags(
+                        aws_sdk_iam::types::Tag::builder()
+                            .key("ferry:role")
+                            .value("batch-operations")
+                            .build()
+                            .map_err(|e| AwsCallError {
+                                kind: AwsErrorKind::BadRequest,
+                                code: "InvalidTag".to_string(),
+                                message: e.to_string(),
+                            })?,
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e))?;
+            }
+            Err(e) => return Err(classify(&e)),
+        }
+        self.iam
+            .put_role_policy()
+            .role_name(&role.name)
+            .policy_name(&role.policy_name)
+            .policy_document(compact(&role.permissions_policy))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+
+    async fn delete_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        let gone = |code: Option<&str>| code == Some("NoSuchEntity");
+        if let Err(e) = self
+            .iam
+            .delete_role_policy()
+            .role_name(&role.name)
+            .policy_name(&role.policy_name)
+            .send()
+            .await
+        {
+            if !gone(e.code()) {
+                return Err(classify(&e));
+            }
+        }
+        match self.iam.delete_role().role_name(&role.name).send().await {
+            Ok(_) => Ok(()),
+            Err(e) if gone(e.code()) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+impl WaitSignal for AwsPorts {
+    async fn signal(
+        &self,
+        handle_url: &str,
+        signal: &WaitConditionSignal,
+    ) -> Result<(), AwsCallError> {
+        let body = serde_json::to_vec(signal).unwrap_or_default();
+        put_presigned(&self.http, handle_url, body).await
+    }
+}
+
+impl JobControl for AwsPorts {
+    async fn job_status(&self, account_id: &str, job_id: &str) -> Result<String, AwsCallError> {
+        let out = self
+            .launch
+            .s3control
+            .describe_job()
+            .account_id(account_id)
+            .job_id(job_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out
+            .job()
+            .and_then(|j| j.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default())
+    }
+
+    async fn cancel_job(&self, account_id: &str, job_id: &str) -> Result<(), AwsCallError> {
+        self.launch
+            .s3control
+            .update_job_status()
+            .account_id(account_id)
+            .job_id(job_id)
+            .requested_job_status(aws_sdk_s3control::types::RequestedJobStatus::Cancelled)
+            .status_update_reason("Ferry stack deleted with CancelJobsOnDelete=true")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}
+
+impl LaunchApi for AwsPorts {
+    async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
+        self.launch.head_manifest(bucket, key).await
+    }
+    async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
+        self.launch.create_job(request).await
+    }
+    async fn pause(&self, duration: Duration) {
+        self.launch.pause(duration).await
+    }
+}
+
+/// Policies go to IAM without whitespace: inline policies are limited to 10,240 characters.
+fn compact(doc: &ferry_core::policy::PolicyDocument) -> String {
+    serde_json::to_string(doc).unwrap_or_default()
+}

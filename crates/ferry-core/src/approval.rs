@@ -1,0 +1,205 @@
+//! One-time approval tokens and the messages that spend them.
+//!
+//! The stack e-mails a random token; only its SHA-256 is stored. An approval or rejection
+//! published to the approval topic names the token; the handler looks the hash up, spends it
+//! once (a conditional write, so two deliveries can't both act) and never logs the token.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::job::hex;
+use crate::stack::ApprovalMode;
+
+/// Tokens are 32 random bytes, hex-encoded: 64 characters that paste safely into a shell.
+pub const TOKEN_BYTES: usize = 32;
+
+/// A token as it travels in the e-mail. `Debug` hides it, so it can't leak into logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApprovalToken(String);
+
+impl std::fmt::Debug for ApprovalToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApprovalToken(sha256:{}…)", &self.hash()[..12])
+    }
+}
+
+impl ApprovalToken {
+    /// From random bytes the caller draws (the core itself has no randomness).
+    pub fn from_random_bytes(bytes: [u8; TOKEN_BYTES]) -> Self {
+        Self(hex(&bytes))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let t = text.trim();
+        (t.len() == TOKEN_BYTES * 2 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(t.to_ascii_lowercase()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// What is stored and logged instead of the token.
+    pub fn hash(&self) -> String {
+        hex(&Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+/// What the stack stores for a pending approval, at `approvals/<hash>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub transfer_name: String,
+    pub plan_fingerprint: String,
+    pub mode: ApprovalMode,
+    /// WaitConditionHandle URL while the stack waits (wait mode).
+    #[serde(default)]
+    pub wait_handle_url: Option<String>,
+    /// Unix seconds after which the WaitCondition times out (wait mode).
+    #[serde(default)]
+    pub wait_deadline: Option<u64>,
+    /// Set once the wait was handed over (`deferred` signal): approval then launches directly.
+    #[serde(default)]
+    pub wait_released: bool,
+}
+
+/// What a person publishes to the approval topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalMessage {
+    Approve {
+        token: ApprovalToken,
+    },
+    Reject {
+        token: ApprovalToken,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApprovalMessageError {
+    #[error(
+        "the message is neither {{\"action\":\"approve\",\"token\":\"…\"}} nor {{\"action\":\"reject\",\"token\":\"…\",\"reason\":\"…\"}} \
+         (nor the text 'approve <token>' / 'reject <token> <reason>')"
+    )]
+    Unrecognised,
+    #[error("the token is not the 64-character hex token from the e-mail")]
+    MalformedToken,
+}
+
+#[derive(Deserialize)]
+struct JsonMessage {
+    action: String,
+    token: String,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+const MAX_REASON_CHARS: usize = 500;
+
+impl ApprovalMessage {
+    /// Accepts the JSON form the e-mail gives, or plain `approve <token>` /
+    /// `reject <token> [reason…]`.
+    pub fn parse(message: &str) -> Result<Self, ApprovalMessageError> {
+        let (action, token, reason) = match serde_json::from_str::<JsonMessage>(message) {
+            Ok(m) => (m.action, m.token, m.reason.unwrap_or_default()),
+            Err(_) => {
+                let mut words = message.split_whitespace();
+                let action = words.next().unwrap_or_default().to_string();
+                let token = words.next().unwrap_or_default().to_string();
+                (action, token, words.collect::<Vec<_>>().join(" "))
+            }
+        };
+        let action = action.to_ascii_lowercase();
+        if action != "approve" && action != "reject" {
+            return Err(ApprovalMessageError::Unrecognised);
+        }
+        let token = ApprovalToken::parse(&token).ok_or(ApprovalMessageError::MalformedToken)?;
+        Ok(if action == "approve" {
+            ApprovalMessage::Approve { token }
+        } else {
+            let reason = if reason.trim().is_empty() {
+                "rejected without a reason".to_string()
+            } else {
+                reason.chars().take(MAX_REASON_CHARS).collect()
+            };
+            ApprovalMessage::Reject { token, reason }
+        })
+    }
+
+    pub fn token(&self) -> &ApprovalToken {
+        match self {
+            ApprovalMessage::Approve { token } | ApprovalMessage::Reject { token, .. } => token,
+        }
+    }
+}
+
+/// State bucket keys (see `docs/stack.md`).
+pub mod keys {
+    pub fn plan(fingerprint: &str) -> String {
+        format!("plans/{fingerprint}.json")
+    }
+    pub fn approval(token_hash: &str) -> String {
+        format!("approvals/{token_hash}.json")
+    }
+    pub fn decision(token_hash: &str) -> String {
+        format!("approvals/{token_hash}.decision")
+    }
+    pub const APPROVALS_PREFIX: &str = "approvals/";
+    /// The approval decision for a plan, readable by fingerprint (FirstJob checks it).
+    pub fn plan_decision(fingerprint: &str) -> String {
+        format!("decisions/{fingerprint}.json")
+    }
+    pub fn job(fingerprint: &str, job_id: &str) -> String {
+        format!("jobs/{fingerprint}/{job_id}.json")
+    }
+    pub fn jobs_of(fingerprint: &str) -> String {
+        format!("jobs/{fingerprint}/")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token() -> ApprovalToken {
+        ApprovalToken::from_random_bytes([7; TOKEN_BYTES])
+    }
+
+    #[test]
+    fn json_and_text_forms() {
+        let t = token();
+        let json = format!(r#"{{"action":"approve","token":"{}"}}"#, t.expose());
+        assert_eq!(
+            ApprovalMessage::parse(&json),
+            Ok(ApprovalMessage::Approve { token: t.clone() })
+        );
+        let text = format!("reject {} source policy not ready", t.expose());
+        assert_eq!(
+            ApprovalMessage::parse(&text),
+            Ok(ApprovalMessage::Reject {
+                token: t.clone(),
+                reason: "source policy not ready".into()
+            })
+        );
+    }
+
+    #[test]
+    fn bad_messages_are_named_not_echoed() {
+        assert_eq!(
+            ApprovalMessage::parse("hello"),
+            Err(ApprovalMessageError::Unrecognised)
+        );
+        assert_eq!(
+            ApprovalMessage::parse(r#"{"action":"approve","token":"abc"}"#),
+            Err(ApprovalMessageError::MalformedToken)
+        );
+        let e = ApprovalMessage::parse(r#"{"action":"approve","token":"secret-ish"}"#).unwrap_err();
+        assert!(!e.to_string().contains("secret-ish"));
+    }
+
+    #[test]
+    fn debug_never_shows_the_token() {
+        let t = token();
+        assert!(!format!("{t:?}").contains(t.expose()));
+        assert_eq!(t.hash().len(), 64);
+    }
+}

@@ -1,0 +1,96 @@
+//! The small set of AWS calls the stack's workflows make, as traits. `ferry-aws` implements
+//! them with the SDK; tests implement them against moto or in memory.
+
+use std::future::Future;
+
+use crate::launch::AwsCallError;
+use crate::policy::batch_role::BatchRole;
+
+/// Ferry's state: small JSON objects in the stack's state bucket.
+pub trait StateStore {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, AwsCallError>> + Send;
+    fn put(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+    /// Writes only if nothing is there yet (`If-None-Match: *`); `false` when something was.
+    /// This is what makes a token single-use across concurrent deliveries.
+    fn put_if_absent(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<bool, AwsCallError>> + Send;
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, AwsCallError>> + Send;
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// Messages to people (the notification topic's e-mail subscribers).
+pub trait Notifier {
+    fn notify(
+        &self,
+        subject: &str,
+        body: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// The Batch Operations role, created and kept equal to the plan.
+pub trait RoleAdmin {
+    /// Creates the role or, if it exists, replaces its trust policy; then puts the inline
+    /// permissions policy. Idempotent.
+    fn apply_role(&self, role: &BatchRole)
+        -> impl Future<Output = Result<(), AwsCallError>> + Send;
+    /// Deletes the inline policy and the role; a missing role is not an error.
+    fn delete_role(
+        &self,
+        role: &BatchRole,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// A CloudFormation WaitConditionHandle.
+pub trait WaitSignal {
+    fn signal(
+        &self,
+        handle_url: &str,
+        signal: &WaitConditionSignal,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// The body PUT to a WaitConditionHandle. Note `FAILURE`, not `FAILED`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WaitConditionSignal {
+    #[serde(rename = "Status")]
+    pub status: WaitStatus,
+    #[serde(rename = "UniqueId")]
+    pub unique_id: String,
+    #[serde(rename = "Data")]
+    pub data: String,
+    #[serde(rename = "Reason")]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum WaitStatus {
+    Success,
+    Failure,
+}
+
+/// Batch Operations jobs after creation.
+pub trait JobControl {
+    fn job_status(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+    fn cancel_job(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+/// Job states after which nothing more happens.
+pub fn is_terminal_job_status(status: &str) -> bool {
+    matches!(status, "Complete" | "Failed" | "Cancelled")
+}

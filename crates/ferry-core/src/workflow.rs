@@ -1,0 +1,646 @@
+//! The stack's workflows, written against [`crate::ports`]: set a transfer up (role, stored
+//! plan, approval, e-mail), launch its job once approved, take approvals and rejections, hand
+//! over waits that are about to time out, and tear down without stopping a running copy.
+//! The Lambda functions only translate events into these calls (see `docs/stack.md`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::approval::{keys, ApprovalMessage, ApprovalMessageError, ApprovalRecord, ApprovalToken};
+use crate::error::FerryError;
+use crate::launch::{launch, AwsCallError, LaunchApi, LaunchError, LaunchRequest, RetryPolicy};
+use crate::plan::Plan;
+use crate::policy::batch_role::batch_role;
+use crate::ports::{
+    is_terminal_job_status, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
+    WaitSignal, WaitStatus,
+};
+use crate::render::{render_instructions_email, ApprovalInstructions};
+use crate::spec::TransferSpec;
+use crate::stack::{approval_granted, ApprovalMode, TransferPlanProperties};
+
+/// `Custom::FerryJob`'s answer while no approval has come.
+pub const AWAITING_APPROVAL: &str = "awaiting-approval";
+/// A wait this close to its timeout is handed over (signalled `deferred`).
+pub const RELEASE_WAIT_BEFORE_SECONDS: u64 = 20 * 60;
+/// WaitCondition signal id Ferry uses.
+pub const APPROVAL_SIGNAL_ID: &str = "approval";
+
+/// What the workflows need from their surroundings besides the ports.
+#[derive(Debug, Clone)]
+pub struct StackContext {
+    pub approval_topic_arn: String,
+    pub now_unix: u64,
+    pub retry: RetryPolicy,
+}
+
+/// The plan as stored at `plans/<fingerprint>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPlan {
+    pub fingerprint: String,
+    pub spec: TransferSpec,
+}
+
+/// A launched job, stored at `jobs/<fingerprint>/<job-id>.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRecord {
+    pub job_id: String,
+    pub plan_fingerprint: String,
+    pub account_id: String,
+    pub region: String,
+    pub manifest_etag: String,
+    pub client_request_token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Decision {
+    decision: String,
+    plan_fingerprint: String,
+    at_unix: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error(transparent)]
+    Spec(#[from] FerryError),
+    #[error("{what}: {cause}")]
+    Aws { what: String, cause: AwsCallError },
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
+    #[error(
+        "no plan {fingerprint} in the state bucket (plans/{fingerprint}.json): the stack's TransferPlan \
+         resource stores it on create; update the stack to store it again"
+    )]
+    PlanMissing { fingerprint: String },
+    #[error("the state object {key} is unreadable ({message}); it was not written by this Ferry version")]
+    CorruptState { key: String, message: String },
+    #[error(transparent)]
+    BadMessage(#[from] ApprovalMessageError),
+    #[error("the approval token is unknown: use the token from the newest Ferry e-mail for this transfer")]
+    UnknownToken,
+    #[error(
+        "the approval token was already used; a new e-mail (after a stack update) brings a new one"
+    )]
+    TokenSpent,
+}
+
+impl From<LaunchError> for WorkflowError {
+    fn from(e: LaunchError) -> Self {
+        WorkflowError::Launch(Box::new(e))
+    }
+}
+
+impl WorkflowError {
+    fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> Self {
+        let what = what.into();
+        move |cause| WorkflowError::Aws { what, cause }
+    }
+}
+
+/// Result of setting a transfer up or updating it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferReady {
+    pub fingerprint: String,
+    pub role_arn: String,
+    /// An instructions e-mail with a new token went out.
+    pub approval_requested: bool,
+}
+
+/// `TransferPlan` Create: role, stored plan, approval record, instructions e-mail.
+pub async fn create_transfer<P>(
+    ports: &P,
+    props: &TransferPlanProperties,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<TransferReady, WorkflowError>
+where
+    P: StateStore + Notifier + RoleAdmin + Sync,
+{
+    let plan = Plan::build(&props.spec)?;
+    ports
+        .apply_role(&plan.batch_role)
+        .await
+        .map_err(WorkflowError::aws("creating the Batch Operations role"))?;
+    store_plan(ports, &props.spec, &plan).await?;
+    request_approval(ports, props, props.approval_mode, &plan, token, ctx).await?;
+    Ok(TransferReady {
+        fingerprint: plan.transfer.fingerprint.clone(),
+        role_arn: plan.batch_role.arn.clone(),
+        approval_requested: true,
+    })
+}
+
+/// `TransferPlan` Update: the role always follows the plan; a changed transfer gets a new
+/// approval (launched on approval, since a stack update can't wait again).
+pub async fn update_transfer<P>(
+    ports: &P,
+    old_fingerprint: Option<&str>,
+    props: &TransferPlanProperties,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<TransferReady, WorkflowError>
+where
+    P: StateStore + Notifier + RoleAdmin + Sync,
+{
+    let plan = Plan::build(&props.spec)?;
+    ports
+        .apply_role(&plan.batch_role)
+        .await
+        .map_err(WorkflowError::aws("updating the Batch Operations role"))?;
+    let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str());
+    if changed {
+        store_plan(ports, &props.spec, &plan).await?;
+        request_approval(ports, props, ApprovalMode::Deferred, &plan, token, ctx).await?;
+    }
+    Ok(TransferReady {
+        fingerprint: plan.transfer.fingerprint.clone(),
+        role_arn: plan.batch_role.arn.clone(),
+        approval_requested: changed,
+    })
+}
+
+async fn store_plan<P: StateStore + Sync>(
+    ports: &P,
+    spec: &TransferSpec,
+    plan: &Plan,
+) -> Result<(), WorkflowError> {
+    let stored = StoredPlan {
+        fingerprint: plan.transfer.fingerprint.clone(),
+        spec: spec.clone(),
+    };
+    ports
+        .put(&keys::plan(&stored.fingerprint), to_json(&stored))
+        .await
+        .map_err(WorkflowError::aws("storing the plan in the state bucket"))
+}
+
+async fn request_approval<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    props: &TransferPlanProperties,
+    mode: ApprovalMode,
+    plan: &Plan,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<(), WorkflowError> {
+    let waiting = mode == ApprovalMode::Wait;
+    let record = ApprovalRecord {
+        transfer_name: plan.transfer.name.clone(),
+        plan_fingerprint: plan.transfer.fingerprint.clone(),
+        mode,
+        wait_handle_url: props.wait_handle_url.clone().filter(|_| waiting),
+        wait_deadline: waiting.then(|| ctx.now_unix + u64::from(props.approval_timeout_seconds)),
+        wait_released: false,
+    };
+    ports
+        .put(&keys::approval(&token.hash()), to_json(&record))
+        .await
+        .map_err(WorkflowError::aws("storing the approval record"))?;
+    let email = render_instructions_email(
+        plan,
+        &props.spec,
+        &ApprovalInstructions {
+            topic_arn: &ctx.approval_topic_arn,
+            token,
+            mode,
+            wait_deadline: record.wait_deadline,
+        },
+    );
+    ports
+        .notify(&email.subject, &email.body)
+        .await
+        .map_err(WorkflowError::aws("publishing the instructions e-mail"))
+}
+
+/// `FirstJob` Create/Update: launch when the stack's wait says approved (or an approval was
+/// recorded for this plan); otherwise leave it to the approval.
+pub async fn first_job<P>(
+    ports: &P,
+    fingerprint: &str,
+    approval_property: &str,
+    ctx: &StackContext,
+) -> Result<String, WorkflowError>
+where
+    P: StateStore + LaunchApi + Notifier + Sync,
+{
+    let approved =
+        approval_granted(approval_property) || recorded_approval(ports, fingerprint).await?;
+    if !approved {
+        return Ok(AWAITING_APPROVAL.to_string());
+    }
+    Ok(launch_job(ports, fingerprint, ctx).await?.job_id)
+}
+
+async fn recorded_approval<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<bool, WorkflowError> {
+    let key = keys::plan_decision(fingerprint);
+    Ok(
+        match ports
+            .get(&key)
+            .await
+            .map_err(WorkflowError::aws("reading the decision"))?
+        {
+            Some(bytes) => from_json::<Decision>(&key, &bytes)?.decision == "approve",
+            None => false,
+        },
+    )
+}
+
+/// Launches the stored plan's job (idempotent: the same manifest gives the same job) and
+/// records and announces it.
+pub async fn launch_job<P>(
+    ports: &P,
+    fingerprint: &str,
+    ctx: &StackContext,
+) -> Result<JobRecord, WorkflowError>
+where
+    P: StateStore + LaunchApi + Notifier + Sync,
+{
+    let key = keys::plan(fingerprint);
+    let bytes = ports
+        .get(&key)
+        .await
+        .map_err(WorkflowError::aws("reading the stored plan"))?
+        .ok_or_else(|| WorkflowError::PlanMissing {
+            fingerprint: fingerprint.to_string(),
+        })?;
+    let stored: StoredPlan = from_json(&key, &bytes)?;
+    let plan = Plan::build(&stored.spec)?;
+    let launched = launch(ports, LaunchRequest::for_plan(&plan), ctx.retry).await?;
+    let record = JobRecord {
+        job_id: launched.job_id.clone(),
+        plan_fingerprint: fingerprint.to_string(),
+        account_id: stored.spec.destination.account_id.clone(),
+        region: plan.transfer.job_region.clone(),
+        manifest_etag: launched.manifest_etag,
+        client_request_token: launched.client_request_token,
+    };
+    ports
+        .put(&keys::job(fingerprint, &record.job_id), to_json(&record))
+        .await
+        .map_err(WorkflowError::aws("recording the job"))?;
+    let mut body = format!(
+        "Ferry started the job {} for transfer {} (s3://{} to {}), on the manifest with ETag {}.\n",
+        record.job_id,
+        plan.transfer.name,
+        stored.spec.source.bucket,
+        plan.transfer.destination,
+        record.manifest_etag
+    );
+    if stored.spec.job.confirmation_required {
+        body.push_str(&format!(
+            "\nThe job waits in Suspended for your confirmation. Check it, then let it run:\n\n\
+             aws s3control describe-job --region {r} --account-id {a} --job-id {j}\n\
+             aws s3control update-job-status --region {r} --account-id {a} --job-id {j} --requested-job-status Ready\n",
+            r = record.region,
+            a = record.account_id,
+            j = record.job_id
+        ));
+    }
+    ports
+        .notify(
+            &format!(
+                "Ferry {}: job {} started",
+                plan.transfer.name, record.job_id
+            ),
+            &body,
+        )
+        .await
+        .map_err(WorkflowError::aws("announcing the job"))?;
+    Ok(record)
+}
+
+/// What an approval message led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApprovalOutcome {
+    /// The stack was waiting: it now continues and `FirstJob` launches the job.
+    WaitSignalled,
+    JobLaunched(JobRecord),
+    Rejected {
+        stack_signalled: bool,
+    },
+}
+
+/// Takes one message from the approval topic. The token is checked, spent exactly once, and
+/// never logged or echoed; a failure after spending it gives it back so the person can retry.
+pub async fn handle_approval<P>(
+    ports: &P,
+    message: &str,
+    ctx: &StackContext,
+) -> Result<ApprovalOutcome, WorkflowError>
+where
+    P: StateStore + WaitSignal + LaunchApi + Notifier + Sync,
+{
+    let message = ApprovalMessage::parse(message)?;
+    let hash = message.token().hash();
+    let record_key = keys::approval(&hash);
+    let record: ApprovalRecord = match ports
+        .get(&record_key)
+        .await
+        .map_err(WorkflowError::aws("reading the approval record"))?
+    {
+        Some(bytes) => from_json(&record_key, &bytes)?,
+        None => return Err(WorkflowError::UnknownToken),
+    };
+    let decision = Decision {
+        decision: match message {
+            ApprovalMessage::Approve { .. } => "approve",
+            ApprovalMessage::Reject { .. } => "reject",
+        }
+        .to_string(),
+        plan_fingerprint: record.plan_fingerprint.clone(),
+        at_unix: ctx.now_unix,
+    };
+    let decision_key = keys::decision(&hash);
+    let claimed = ports
+        .put_if_absent(&decision_key, to_json(&decision))
+        .await
+        .map_err(WorkflowError::aws("spending the approval token"))?;
+    if !claimed {
+        return Err(WorkflowError::TokenSpent);
+    }
+    let result = act_on_decision(ports, &message, &record, &decision, ctx).await;
+    if result.is_err() {
+        // Give the token back: nothing happened, so the person may simply try again.
+        let _ = ports.delete(&decision_key).await;
+        let _ = ports
+            .delete(&keys::plan_decision(&record.plan_fingerprint))
+            .await;
+    }
+    result
+}
+
+async fn act_on_decision<P>(
+    ports: &P,
+    message: &ApprovalMessage,
+    record: &ApprovalRecord,
+    decision: &Decision,
+    ctx: &StackContext,
+) -> Result<ApprovalOutcome, WorkflowError>
+where
+    P: StateStore + WaitSignal + LaunchApi + Notifier + Sync,
+{
+    let stack_waiting = match (&record.wait_handle_url, record.wait_deadline) {
+        (Some(_), Some(deadline)) => {
+            record.mode == ApprovalMode::Wait && !record.wait_released && deadline > ctx.now_unix
+        }
+        _ => false,
+    };
+    let name = &record.transfer_name;
+    match message {
+        ApprovalMessage::Approve { .. } => {
+            // Written before signalling, so FirstJob finds it even if a "deferred" hand-over
+            // signal won the race for the WaitCondition.
+            ports
+                .put(
+                    &keys::plan_decision(&record.plan_fingerprint),
+                    to_json(decision),
+                )
+                .await
+                .map_err(WorkflowError::aws("recording the approval"))?;
+            if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {
+                signal(
+                    ports,
+                    url,
+                    WaitStatus::Success,
+                    "approved",
+                    "approved by the approval topic",
+                )
+                .await?;
+                ports
+                    .notify(
+                        &format!("Ferry {name}: approved"),
+                        "The approval was received; the stack continues and launches the job.",
+                    )
+                    .await
+                    .map_err(WorkflowError::aws("announcing the approval"))?;
+                Ok(ApprovalOutcome::WaitSignalled)
+            } else {
+                Ok(ApprovalOutcome::JobLaunched(
+                    launch_job(ports, &record.plan_fingerprint, ctx).await?,
+                ))
+            }
+        }
+        ApprovalMessage::Reject { reason, .. } => {
+            let mut stack_signalled = false;
+            if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {
+                signal(
+                    ports,
+                    url,
+                    WaitStatus::Failure,
+                    "rejected",
+                    &format!("Rejected: {reason}"),
+                )
+                .await?;
+                stack_signalled = true;
+            }
+            let what_happens = if stack_signalled {
+                "The stack rolls back; no job was created."
+            } else {
+                "No job was created."
+            };
+            ports
+                .notify(
+                    &format!("Ferry {name}: rejected"),
+                    &format!("Rejected: {reason}\n{what_happens}"),
+                )
+                .await
+                .map_err(WorkflowError::aws("announcing the rejection"))?;
+            Ok(ApprovalOutcome::Rejected { stack_signalled })
+        }
+    }
+}
+
+async fn signal<P: WaitSignal + Sync>(
+    ports: &P,
+    url: &str,
+    status: WaitStatus,
+    data: &str,
+    reason: &str,
+) -> Result<(), WorkflowError> {
+    ports
+        .signal(
+            url,
+            &WaitConditionSignal {
+                status,
+                unique_id: APPROVAL_SIGNAL_ID.to_string(),
+                data: data.to_string(),
+                reason: reason.to_string(),
+            },
+        )
+        .await
+        .map_err(WorkflowError::aws("signalling the stack's approval wait"))
+}
+
+/// The scheduled check: a wait less than [`RELEASE_WAIT_BEFORE_SECONDS`] from its timeout is
+/// signalled `deferred`, so the stack completes instead of rolling back and the approval,
+/// whenever it comes, launches the job. Returns the transfers released.
+pub async fn release_expiring_waits<P>(
+    ports: &P,
+    ctx: &StackContext,
+) -> Result<Vec<String>, WorkflowError>
+where
+    P: StateStore + WaitSignal + Notifier + Sync,
+{
+    let mut released = Vec::new();
+    let keys_found = ports
+        .list(keys::APPROVALS_PREFIX)
+        .await
+        .map_err(WorkflowError::aws("listing approvals"))?;
+    for key in keys_found.iter().filter(|k| k.ends_with(".json")) {
+        let Some(bytes) = ports
+            .get(key)
+            .await
+            .map_err(WorkflowError::aws("reading an approval record"))?
+        else {
+            continue;
+        };
+        let mut record: ApprovalRecord = from_json(key, &bytes)?;
+        let (Some(url), Some(deadline)) = (record.wait_handle_url.clone(), record.wait_deadline)
+        else {
+            continue;
+        };
+        let decided_key = key.trim_end_matches(".json").to_string() + ".decision";
+        if record.mode != ApprovalMode::Wait
+            || record.wait_released
+            || deadline.saturating_sub(ctx.now_unix) > RELEASE_WAIT_BEFORE_SECONDS
+            || ports
+                .get(&decided_key)
+                .await
+                .map_err(WorkflowError::aws("reading a decision"))?
+                .is_some()
+        {
+            continue;
+        }
+        // Marked first: an approval racing this hand-over then launches the job itself.
+        record.wait_released = true;
+        ports
+            .put(key, to_json(&record))
+            .await
+            .map_err(WorkflowError::aws("marking the wait as handed over"))?;
+        signal(
+            ports,
+            &url,
+            WaitStatus::Success,
+            "deferred",
+            "no approval before the wait's timeout: completing; approval will launch the job",
+        )
+        .await?;
+        ports
+            .notify(
+                &format!("Ferry {}: still awaiting approval", record.transfer_name),
+                "No approval came before the stack's wait timed out. The stack completes without starting the \
+                 job; the approve command from the instructions e-mail still works and starts it.",
+            )
+            .await
+            .map_err(WorkflowError::aws("announcing the hand-over"))?;
+        released.push(record.transfer_name.clone());
+    }
+    Ok(released)
+}
+
+/// What deleting the stack did to the transfer's jobs and role.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Teardown {
+    pub cancelled: Vec<String>,
+    pub left_running: Vec<String>,
+    pub role_deleted: bool,
+}
+
+/// `FirstJob` Delete: never fails the stack, cancels only when asked, reports what it left.
+pub async fn delete_jobs<P>(
+    ports: &P,
+    fingerprint: &str,
+    cancel_running: bool,
+) -> Result<Teardown, WorkflowError>
+where
+    P: StateStore + JobControl + Notifier + Sync,
+{
+    let mut teardown = Teardown::default();
+    for key in ports
+        .list(&keys::jobs_of(fingerprint))
+        .await
+        .map_err(WorkflowError::aws("listing the transfer's jobs"))?
+    {
+        let Some(bytes) = ports
+            .get(&key)
+            .await
+            .map_err(WorkflowError::aws("reading a job record"))?
+        else {
+            continue;
+        };
+        let job: JobRecord = from_json(&key, &bytes)?;
+        let status = ports
+            .job_status(&job.account_id, &job.job_id)
+            .await
+            .map_err(WorkflowError::aws(format!("describing job {}", job.job_id)))?;
+        if is_terminal_job_status(&status) {
+            continue;
+        }
+        if cancel_running {
+            ports
+                .cancel_job(&job.account_id, &job.job_id)
+                .await
+                .map_err(WorkflowError::aws(format!("cancelling job {}", job.job_id)))?;
+            teardown.cancelled.push(job.job_id);
+        } else {
+            teardown
+                .left_running
+                .push(format!("{} ({status})", job.job_id));
+        }
+    }
+    Ok(teardown)
+}
+
+/// `TransferPlan` Delete: the role goes unless a job still needs it.
+pub async fn delete_transfer<P>(
+    ports: &P,
+    spec: &TransferSpec,
+    jobs_left_running: &[String],
+) -> Result<Teardown, WorkflowError>
+where
+    P: RoleAdmin + Notifier + Sync,
+{
+    let role = batch_role(spec);
+    let (role_name, policy_name) = (&role.name, &role.policy_name);
+    if !jobs_left_running.is_empty() {
+        ports
+            .notify(
+                &format!("Ferry {}: stack deleted, copy still running", spec.name),
+                &format!(
+                    "The stack was deleted while these jobs were still running: {}. They keep running; the role \
+                     {role_name} was kept so they can finish. When they are done, delete it:\n\n\
+                     aws iam delete-role-policy --role-name {role_name} --policy-name {policy_name}\n\
+                     aws iam delete-role --role-name {role_name}\n\n\
+                     Also remove the statements whose Sid starts with {} from the source account's bucket and key policies.",
+                    jobs_left_running.join(", "),
+                    crate::policy::sid(&spec.name, "")
+                ),
+            )
+            .await
+            .map_err(WorkflowError::aws("announcing what was left running"))?;
+        return Ok(Teardown {
+            left_running: jobs_left_running.to_vec(),
+            ..Teardown::default()
+        });
+    }
+    ports
+        .delete_role(&role)
+        .await
+        .map_err(WorkflowError::aws("deleting the Batch Operations role"))?;
+    Ok(Teardown {
+        role_deleted: true,
+        ..Teardown::default()
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap_or_default()
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, WorkflowError> {
+    serde_json::from_slice(bytes).map_err(|e| WorkflowError::CorruptState {
+        key: key.to_string(),
+        message: e.to_string(),
+    })
+}

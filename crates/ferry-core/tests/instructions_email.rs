@@ -1,0 +1,99 @@
+//! The stack's instructions e-mail: source-account steps first, then the approve and reject
+//! commands with the one-time token, the role's documents for reference only.
+
+use std::path::Path;
+
+use ferry_core::approval::{ApprovalMessage, ApprovalToken};
+use ferry_core::render::{render_instructions_email, ApprovalInstructions};
+use ferry_core::stack::ApprovalMode;
+use ferry_core::{Plan, TransferSpec};
+
+fn example(name: &str) -> TransferSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples")
+        .join(name);
+    TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const TOPIC: &str = "arn:aws:sns:eu-west-1:222222222222:ferry-approvals";
+
+#[test]
+fn wait_mode_email_leads_with_the_source_account_and_gives_working_commands() {
+    let spec = example("kms-inventory.toml");
+    let plan = Plan::build(&spec).unwrap();
+    let token = ApprovalToken::from_random_bytes([0xab; 32]);
+    let email = render_instructions_email(
+        &plan,
+        &spec,
+        &ApprovalInstructions {
+            topic_arn: TOPIC,
+            token: &token,
+            mode: ApprovalMode::Wait,
+            wait_deadline: Some(1_795_500_000),
+        },
+    );
+    assert_eq!(
+        email.subject,
+        "Ferry ledger: approve copying s3://acme-ledger-prod to s3://acme-ledger-vault"
+    );
+    let body = &email.body;
+    let source = body
+        .find("(source account 111111111111)")
+        .expect("source step");
+    let approve = body
+        .find("## Step 3: approve (or reject) the copy")
+        .expect("approve step");
+    let role = body
+        .find("for reference: the Batch Operations role")
+        .expect("role step");
+    assert!(
+        source < approve && approve < role,
+        "order: source, approve, role"
+    );
+    assert!(
+        !body.contains("aws iam create-role"),
+        "the stack already created the role"
+    );
+    assert!(
+        !body.contains("aws s3control create-job"),
+        "the stack launches the job"
+    );
+    assert!(body.contains("until about 2026-11-24 06:00 UTC"));
+
+    // The approve command's message is exactly what approval-handler accepts.
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("aws sns publish") && l.contains("approve"))
+        .unwrap();
+    assert!(line.contains(&format!("--topic-arn {TOPIC}")) && line.contains("--region eu-west-1"));
+    let message = line
+        .split("--message '")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('\'');
+    assert_eq!(
+        ApprovalMessage::parse(message),
+        Ok(ApprovalMessage::Approve {
+            token: token.clone()
+        })
+    );
+}
+
+#[test]
+fn deferred_mode_says_the_job_starts_on_approval() {
+    let spec = example("sse-s3-csv.toml");
+    let plan = Plan::build(&spec).unwrap();
+    let token = ApprovalToken::from_random_bytes([1; 32]);
+    let email = render_instructions_email(
+        &plan,
+        &spec,
+        &ApprovalInstructions {
+            topic_arn: TOPIC,
+            token: &token,
+            mode: ApprovalMode::Deferred,
+            wait_deadline: None,
+        },
+    );
+    assert!(email.body.contains("the job starts when you approve"));
+    assert!(email.subject.len() < 100 && email.subject.is_ascii());
+}

@@ -1,0 +1,459 @@
+//! The stack's workflows end to end against an in-memory AWS: set-up, approval (wait and
+//! deferred), rejection, forged and reused tokens, the hand-over before a wait times out,
+//! updates, and teardown that never stops a running copy.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use ferry_core::approval::{keys, ApprovalRecord, ApprovalToken};
+use ferry_core::job::CreateJobRequest;
+use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
+use ferry_core::policy::batch_role::BatchRole;
+use ferry_core::ports::{
+    JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal, WaitSignal, WaitStatus,
+};
+use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
+use ferry_core::workflow::{
+    create_transfer, delete_jobs, delete_transfer, first_job, handle_approval,
+    release_expiring_waits, update_transfer, ApprovalOutcome, StackContext, WorkflowError,
+    AWAITING_APPROVAL,
+};
+use ferry_core::{Plan, TransferSpec};
+
+#[derive(Default)]
+struct MemoryAws {
+    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    notes: Mutex<Vec<(String, String)>>,
+    roles: Mutex<BTreeMap<String, BatchRole>>,
+    signals: Mutex<Vec<(String, WaitConditionSignal)>>,
+    jobs: Mutex<BTreeMap<String, String>>,
+    job_status: Mutex<BTreeMap<String, String>>,
+    cancelled: Mutex<Vec<String>>,
+    fail_create_job: Mutex<Option<AwsCallError>>,
+}
+
+impl StateStore for MemoryAws {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        Ok(self.objects.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
+        self.objects.lock().unwrap().insert(key.to_string(), body);
+        Ok(())
+    }
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, AwsCallError> {
+        let mut objects = self.objects.lock().unwrap();
+        if objects.contains_key(key) {
+            return Ok(false);
+        }
+        objects.insert(key.to_string(), body);
+        Ok(true)
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsCallError> {
+        Ok(self
+            .objects
+            .lock()
+            .unwrap()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        self.objects.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+impl Notifier for MemoryAws {
+    async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        self.notes
+            .lock()
+            .unwrap()
+            .push((subject.to_string(), body.to_string()));
+        Ok(())
+    }
+}
+
+impl RoleAdmin for MemoryAws {
+    async fn apply_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        self.roles
+            .lock()
+            .unwrap()
+            .insert(role.name.clone(), role.clone());
+        Ok(())
+    }
+    async fn delete_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        self.roles.lock().unwrap().remove(&role.name);
+        Ok(())
+    }
+}
+
+impl WaitSignal for MemoryAws {
+    async fn signal(&self, url: &str, signal: &WaitConditionSignal) -> Result<(), AwsCallError> {
+        self.signals
+            .lock()
+            .unwrap()
+            .push((url.to_string(), signal.clone()));
+        Ok(())
+    }
+}
+
+impl LaunchApi for MemoryAws {
+    async fn head_manifest(&self, _bucket: &str, _key: &str) -> Result<ManifestHead, AwsCallError> {
+        Ok(ManifestHead {
+            etag: "\"e7a5\"".to_string(),
+            bucket_region: None,
+        })
+    }
+    async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
+        if let Some(e) = self.fail_create_job.lock().unwrap().take() {
+            return Err(e);
+        }
+        let mut jobs = self.jobs.lock().unwrap();
+        let n = jobs.len();
+        let id = jobs
+            .entry(request.client_request_token.clone())
+            .or_insert_with(|| format!("job-{n}"))
+            .clone();
+        self.job_status
+            .lock()
+            .unwrap()
+            .entry(id.clone())
+            .or_insert_with(|| "Suspended".to_string());
+        Ok(id)
+    }
+    async fn pause(&self, _duration: Duration) {}
+}
+
+impl JobControl for MemoryAws {
+    async fn job_status(&self, _account_id: &str, job_id: &str) -> Result<String, AwsCallError> {
+        Ok(self
+            .job_status
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn cancel_job(&self, _account_id: &str, job_id: &str) -> Result<(), AwsCallError> {
+        self.cancelled.lock().unwrap().push(job_id.to_string());
+        self.job_status
+            .lock()
+            .unwrap()
+            .insert(job_id.to_string(), "Cancelled".to_string());
+        Ok(())
+    }
+}
+
+const NOW: u64 = 1_795_500_000;
+const HANDLE: &str = "https://cloudformation-waitcondition-eu-west-1.s3.amazonaws.com/arn%3Aaws%3Acloudformation/handle?X-Amz-Signature=x";
+
+fn spec() -> TransferSpec {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kms-inventory.toml");
+    TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn props(mode: ApprovalMode) -> TransferPlanProperties {
+    TransferPlanProperties {
+        spec: spec(),
+        approval_mode: mode,
+        wait_handle_url: (mode == ApprovalMode::Wait).then(|| HANDLE.to_string()),
+        approval_timeout_seconds: 43_200,
+    }
+}
+
+fn ctx(now: u64) -> StackContext {
+    StackContext {
+        approval_topic_arn: "arn:aws:sns:eu-west-1:222222222222:ferry-approvals".into(),
+        now_unix: now,
+        retry: RetryPolicy::default(),
+    }
+}
+
+fn token(n: u8) -> ApprovalToken {
+    ApprovalToken::from_random_bytes([n; 32])
+}
+
+fn approve(t: &ApprovalToken) -> String {
+    format!(r#"{{"action":"approve","token":"{}"}}"#, t.expose())
+}
+
+#[tokio::test]
+async fn create_applies_the_plans_role_stores_the_plan_and_emails_the_token() {
+    let aws = MemoryAws::default();
+    let t = token(1);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let plan = Plan::build(&spec()).unwrap();
+    assert_eq!(ready.fingerprint, plan.transfer.fingerprint);
+    assert_eq!(
+        aws.roles.lock().unwrap()["ferry-ledger-batch"],
+        plan.batch_role
+    );
+
+    let objects = aws.objects.lock().unwrap();
+    assert!(objects.contains_key(&keys::plan(&ready.fingerprint)));
+    let record: ApprovalRecord =
+        serde_json::from_slice(&objects[&keys::approval(&t.hash())]).unwrap();
+    assert_eq!(record.wait_deadline, Some(NOW + 43_200));
+    assert_eq!(record.wait_handle_url.as_deref(), Some(HANDLE));
+    for (key, body) in objects.iter() {
+        assert!(
+            !String::from_utf8_lossy(body).contains(t.expose()),
+            "token stored in {key}"
+        );
+    }
+    let notes = aws.notes.lock().unwrap();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].1.contains(t.expose()),
+        "the e-mail carries the token"
+    );
+}
+
+#[tokio::test]
+async fn wait_mode_approval_signals_the_stack_then_first_job_launches() {
+    let aws = MemoryAws::default();
+    let t = token(2);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let outcome = handle_approval(&aws, &approve(&t), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApprovalOutcome::WaitSignalled);
+    let signals = aws.signals.lock().unwrap().clone();
+    assert_eq!(signals.len(), 1);
+    assert_eq!(signals[0].0, HANDLE);
+    assert_eq!(signals[0].1.status, WaitStatus::Success);
+    assert_eq!(
+        serde_json::to_value(&signals[0].1).unwrap(),
+        serde_json::json!({"Status":"SUCCESS","UniqueId":"approval","Data":"approved","Reason":"approved by the approval topic"})
+    );
+
+    // CloudFormation then creates FirstJob with the WaitCondition's data.
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        &ctx(NOW + 70),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, "job-0");
+    assert!(aws
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key(&keys::job(&ready.fingerprint, "job-0")));
+    let last = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        last.1.contains("--requested-job-status Ready"),
+        "confirmation command: {}",
+        last.1
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_single_use_and_forgeries_are_refused() {
+    let aws = MemoryAws::default();
+    let t = token(3);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    assert!(matches!(
+        handle_approval(&aws, &approve(&t), &ctx(NOW))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+    let again = handle_approval(&aws, &approve(&t), &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(matches!(again, WorkflowError::TokenSpent), "{again}");
+    let forged = handle_approval(&aws, &approve(&token(9)), &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(matches!(forged, WorkflowError::UnknownToken));
+    assert!(!forged.to_string().contains(token(9).expose()));
+    let junk = handle_approval(&aws, "please go", &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(matches!(junk, WorkflowError::BadMessage(_)));
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn rejection_fails_the_wait_with_the_reason() {
+    let aws = MemoryAws::default();
+    let t = token(4);
+    create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let message = format!(
+        r#"{{"action":"reject","token":"{}","reason":"wrong bucket"}}"#,
+        t.expose()
+    );
+    let outcome = handle_approval(&aws, &message, &ctx(NOW)).await.unwrap();
+    assert_eq!(
+        outcome,
+        ApprovalOutcome::Rejected {
+            stack_signalled: true
+        }
+    );
+    let (_, signal) = aws.signals.lock().unwrap()[0].clone();
+    assert_eq!(signal.status, WaitStatus::Failure);
+    assert_eq!(signal.reason, "Rejected: wrong bucket");
+    assert!(aws.jobs.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_wait_about_to_time_out_is_handed_over_and_a_late_approval_still_launches() {
+    let aws = MemoryAws::default();
+    let t = token(5);
+    let mut p = props(ApprovalMode::Wait);
+    p.approval_timeout_seconds = 3600;
+    let ready = create_transfer(&aws, &p, &t, &ctx(NOW)).await.unwrap();
+
+    // Far from the deadline: nothing happens.
+    assert!(release_expiring_waits(&aws, &ctx(NOW + 600))
+        .await
+        .unwrap()
+        .is_empty());
+    // 15 minutes before it: handed over.
+    let released = release_expiring_waits(&aws, &ctx(NOW + 3600 - 900))
+        .await
+        .unwrap();
+    assert_eq!(released, vec!["ledger".to_string()]);
+    let (_, signal) = aws.signals.lock().unwrap()[0].clone();
+    assert_eq!(
+        (signal.status, signal.data.as_str()),
+        (WaitStatus::Success, "deferred")
+    );
+    // Only once.
+    assert!(release_expiring_waits(&aws, &ctx(NOW + 3600 - 600))
+        .await
+        .unwrap()
+        .is_empty());
+
+    // FirstJob sees "deferred" and waits for the approval.
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"deferred"}"#,
+        &ctx(NOW + 3600),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, AWAITING_APPROVAL);
+
+    // A day later the person approves: the job starts, no second signal.
+    let outcome = handle_approval(&aws, &approve(&t), &ctx(NOW + 86_400))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ApprovalOutcome::JobLaunched(_)));
+    assert_eq!(aws.signals.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_launch_gives_the_token_back() {
+    let aws = MemoryAws::default();
+    let t = token(6);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    *aws.fail_create_job.lock().unwrap() = Some(AwsCallError {
+        kind: AwsErrorKind::AccessDenied,
+        code: "AccessDenied".into(),
+        message: "not authorized to perform: iam:PassRole".into(),
+    });
+    let e = handle_approval(&aws, &approve(&t), &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("iam:PassRole"), "{e}");
+    // After fixing the cause, the same token works.
+    assert!(matches!(
+        handle_approval(&aws, &approve(&t), &ctx(NOW))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
+#[tokio::test]
+async fn update_re_asks_only_when_the_transfer_changed() {
+    let aws = MemoryAws::default();
+    let p = props(ApprovalMode::Wait);
+    let ready = create_transfer(&aws, &p, &token(7), &ctx(NOW))
+        .await
+        .unwrap();
+    let same = update_transfer(&aws, Some(&ready.fingerprint), &p, &token(8), &ctx(NOW))
+        .await
+        .unwrap();
+    assert!(!same.approval_requested);
+    assert_eq!(aws.notes.lock().unwrap().len(), 1);
+
+    let mut changed = p.clone();
+    changed.spec.destination.storage_class = None;
+    let t = token(10);
+    let updated = update_transfer(&aws, Some(&ready.fingerprint), &changed, &t, &ctx(NOW))
+        .await
+        .unwrap();
+    assert!(updated.approval_requested);
+    assert_ne!(updated.fingerprint, ready.fingerprint);
+    let record: ApprovalRecord =
+        serde_json::from_slice(&aws.objects.lock().unwrap()[&keys::approval(&t.hash())]).unwrap();
+    assert_eq!(
+        record.mode,
+        ApprovalMode::Deferred,
+        "an update can't wait again"
+    );
+    assert!(matches!(
+        handle_approval(&aws, &approve(&t), &ctx(NOW))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
+#[tokio::test]
+async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
+    let aws = MemoryAws::default();
+    let t = token(11);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    handle_approval(&aws, &approve(&t), &ctx(NOW))
+        .await
+        .unwrap();
+    aws.job_status
+        .lock()
+        .unwrap()
+        .insert("job-0".into(), "Active".into());
+
+    let teardown = delete_jobs(&aws, &ready.fingerprint, false).await.unwrap();
+    assert_eq!(teardown.left_running, vec!["job-0 (Active)".to_string()]);
+    let role = delete_transfer(&aws, &spec(), &teardown.left_running)
+        .await
+        .unwrap();
+    assert!(!role.role_deleted);
+    assert!(aws.roles.lock().unwrap().contains_key("ferry-ledger-batch"));
+    let last = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        last.1.contains("job-0 (Active)")
+            && last
+                .1
+                .contains("aws iam delete-role --role-name ferry-ledger-batch")
+    );
+
+    let teardown = delete_jobs(&aws, &ready.fingerprint, true).await.unwrap();
+    assert_eq!(teardown.cancelled, vec!["job-0".to_string()]);
+    let role = delete_transfer(&aws, &spec(), &teardown.left_running)
+        .await
+        .unwrap();
+    assert!(role.role_deleted);
+    assert!(aws.roles.lock().unwrap().is_empty());
+}

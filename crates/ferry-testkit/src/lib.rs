@@ -1,0 +1,13 @@
+//! Test support for Ferry, used only as a dev-dependency.
+//!
+//! - [`moto::MotoServer`]: a private moto server per test (S3, STS, IAM, KMS, SNS, CloudFormation
+//!   and more on `127.0.0.1`), with SDK configs for its default account and for any other account
+//!   reached through `sts:AssumeRole`.
+//! - [`http_catcher::ResponseCatcher`]: a tiny HTTP/1.1 server standing in for CloudFormation's
+//!   presigned `ResponseURL` or a `WaitConditionHandle` URL; it records every request.
+
+pub mod http_catcher;
+pub mod moto;
+
+pub use http_catcher::{CapturedRequest, ResponseCatcher};
+pub use moto::{s3_client, MotoServer};

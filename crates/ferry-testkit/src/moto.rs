@@ -1,0 +1,319 @@
+//! A moto server per test: [`MotoServer::start`] spawns `moto_server` on a free port of
+//! `127.0.0.1`, waits until it answers, and kills it on drop. Each server is independent, so
+//! tests can run in parallel threads.
+//!
+//! The binary is `$FERRY_MOTO_SERVER` or else `<workspace root>/.venv/bin/moto_server`
+//! (made by `bash scripts/setup-python`).
+//!
+//! moto does not enforce bucket, key or trust policies and does not implement S3 Control jobs;
+//! it is for exercising SDK calls and their wiring, not for proving access.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_runtime::env_config::file::{EnvConfigFileKind, EnvConfigFiles};
+use aws_sdk_s3::config::Credentials;
+
+/// How long [`MotoServer::start`] waits for the server to answer HTTP.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How many ports [`MotoServer::start`] tries when moto cannot bind one.
+const BIND_ATTEMPTS: usize = 5;
+
+/// Ports handed out in this process, never reused: two servers started in parallel threads
+/// cannot race for the same port.
+static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static SERVER_SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A running moto server, killed (and waited for) on drop.
+pub struct MotoServer {
+    child: Child,
+    port: u16,
+    log_dir: PathBuf,
+    log_path: PathBuf,
+}
+
+impl MotoServer {
+    /// The account moto acts in for any credentials it did not issue itself.
+    pub const DEFAULT_ACCOUNT: &'static str = "123456789012";
+    /// The role [`MotoServer::sdk_config_for_account`] assumes, with the account filled in.
+    pub const ROLE_NAME: &'static str = "ferry-test";
+
+    /// Starts a fresh server and waits until it answers HTTP. Panics with the reason (and the
+    /// log file's path) if it cannot.
+    pub fn start() -> MotoServer {
+        let binary = moto_binary();
+        if !binary.is_file() {
+            panic!(
+                "moto_server not found at {}: run `bash scripts/setup-python` first \
+                 (or set FERRY_MOTO_SERVER to a moto_server binary)",
+                binary.display()
+            );
+        }
+        let seq = SERVER_SEQ.fetch_add(1, Ordering::Relaxed);
+        let log_dir =
+            std::env::temp_dir().join(format!("ferry-testkit-moto-{}-{seq}", std::process::id()));
+        std::fs::create_dir_all(&log_dir)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_dir.display()));
+        let log_path = log_dir.join("moto_server.log");
+
+        for _ in 0..BIND_ATTEMPTS {
+            let port = free_port();
+            let log = File::create(&log_path)
+                .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+            let stderr = log
+                .try_clone()
+                .unwrap_or_else(|e| panic!("cannot share {}: {e}", log_path.display()));
+            let mut child = Command::new(&binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .env("MOTO_PORT", port.to_string())
+                .env("PYTHONUNBUFFERED", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(log))
+                .stderr(Stdio::from(stderr))
+                .spawn()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+
+            match wait_until_ready(&mut child, port) {
+                Ready::Yes => {
+                    return MotoServer {
+                        child,
+                        port,
+                        log_dir,
+                        log_path,
+                    }
+                }
+                Ready::Exited(status) => {
+                    let log = read_log(&log_path);
+                    if log.contains("in use") {
+                        continue; // another process took the port between our probe and moto
+                    }
+                    panic!(
+                        "moto_server exited ({status}) before answering; log {}:\n{log}",
+                        log_path.display()
+                    );
+                }
+                Ready::TimedOut => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "moto_server did not answer GET /moto-api/ on port {port} within {:?}; \
+                         log {}:\n{}",
+                        READY_TIMEOUT,
+                        log_path.display(),
+                        read_log(&log_path)
+                    );
+                }
+            }
+        }
+        panic!(
+            "moto_server could not bind a port in {BIND_ATTEMPTS} attempts; last log {}:\n{}",
+            log_path.display(),
+            read_log(&log_path)
+        );
+    }
+
+    /// `http://127.0.0.1:<port>`, the endpoint of every service on this server.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The port this server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The file holding the server's stdout and stderr (removed on drop unless panicking).
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// An SDK config for this server in moto's default account ([`MotoServer::DEFAULT_ACCOUNT`]):
+    /// static test credentials, `region`, this endpoint. Reads no environment variables, no
+    /// `~/.aws` files and no instance metadata.
+    pub async fn sdk_config(&self, region: &str) -> SdkConfig {
+        self.config_with(
+            Credentials::new("testing", "testing", None, None, "ferry-testkit"),
+            region,
+        )
+        .await
+    }
+
+    /// An SDK config acting in `account_id`: assumes `arn:aws:iam::<account_id>:role/ferry-test`
+    /// on this server (moto needs no such role to exist) and uses the credentials it returns.
+    pub async fn sdk_config_for_account(&self, account_id: &str, region: &str) -> SdkConfig {
+        let base = self.sdk_config(region).await;
+        let role_arn = format!("arn:aws:iam::{account_id}:role/{}", Self::ROLE_NAME);
+        let assumed = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("ferry-testkit")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("moto sts:AssumeRole {role_arn}: {e:?}"));
+        let c = assumed
+            .credentials()
+            .unwrap_or_else(|| panic!("moto sts:AssumeRole {role_arn} returned no credentials"));
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "ferry-testkit-assumed",
+        );
+        self.config_with(credentials, region).await
+    }
+
+    /// Forgets every resource in every account (`POST /moto-api/reset`). Credentials from
+    /// [`MotoServer::sdk_config_for_account`] then act in the default account again: take new ones.
+    pub async fn reset(&self) {
+        let port = self.port;
+        let status = tokio::task::spawn_blocking(move || {
+            http_status(port, "POST", "/moto-api/reset", Duration::from_secs(10))
+        })
+        .await
+        .expect("reset task panicked");
+        match status {
+            Ok(200) => {}
+            Ok(other) => panic!("moto reset answered {other}"),
+            Err(e) => panic!("moto reset failed: {e}"),
+        }
+    }
+
+    async fn config_with(&self, credentials: Credentials, region: &str) -> SdkConfig {
+        // An empty profile file and an empty environment: nothing from the host leaks in.
+        let no_profiles = EnvConfigFiles::builder()
+            .with_contents(EnvConfigFileKind::Config, "")
+            .build();
+        #[allow(deprecated)] // `profile_files` takes the `EnvConfigFiles` it was renamed to
+        aws_config::defaults(BehaviorVersion::latest())
+            .empty_test_environment()
+            .profile_files(no_profiles)
+            .credentials_provider(credentials)
+            .region(Region::new(region.to_string()))
+            .endpoint_url(self.endpoint_url())
+            .load()
+            .await
+    }
+}
+
+impl Drop for MotoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("moto_server log kept at {}", self.log_path.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.log_dir);
+        }
+    }
+}
+
+/// An S3 client for `config` with path-style addressing (`<endpoint>/<bucket>/<key>`): moto
+/// cannot serve virtual-host style (`<bucket>.<host>`) on a local endpoint. (The SDK already falls
+/// back to path style for an IP-address endpoint; forcing it also covers `localhost` endpoints.)
+pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
+    let s3_config = aws_sdk_s3::config::Builder::from(config)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+fn moto_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("FERRY_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    workspace_root().join(".venv/bin/moto_server")
+}
+
+/// The nearest directory holding `Cargo.lock`, from `$CARGO_MANIFEST_DIR` (set by `cargo test`)
+/// or else the current directory.
+fn workspace_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .expect("neither CARGO_MANIFEST_DIR nor the current directory is available");
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| panic!("no Cargo.lock above {}", start.display()))
+}
+
+/// A port the OS just reported free and this process has not handed out before.
+fn free_port() -> u16 {
+    let mut used = USED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
+    let used = used.get_or_insert_with(HashSet::new);
+    for _ in 0..100 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("cannot bind 127.0.0.1:0: {e}"));
+        if used.insert(port) {
+            return port;
+        }
+    }
+    panic!("no fresh free port on 127.0.0.1");
+}
+
+enum Ready {
+    Yes,
+    Exited(std::process::ExitStatus),
+    TimedOut,
+}
+
+fn wait_until_ready(child: &mut Child, port: u16) -> Ready {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Ready::Exited(status);
+        }
+        if let Ok(200) = http_status(port, "GET", "/moto-api/", Duration::from_secs(2)) {
+            // Answered: make sure it was our process and not a stranger on the port.
+            return match child.try_wait() {
+                Ok(Some(status)) => Ready::Exited(status),
+                _ => Ready::Yes,
+            };
+        }
+        if Instant::now() >= deadline {
+            return Ready::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One HTTP/1.1 request without a body on a fresh connection; returns the status code.
+fn http_status(port: u16, method: &str, path: &str, timeout: Duration) -> std::io::Result<u16> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
+         Connection: close\r\n\r\n"
+    )?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let head = String::from_utf8_lossy(&response);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not an HTTP response: {:?}", head.lines().next()),
+            )
+        })
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read log: {e})"))
+}
