@@ -6,6 +6,7 @@ pub mod errors;
 pub mod http;
 pub mod launch_api;
 pub mod ports;
+pub mod runtime;
 
 pub use launch_api::AwsLaunchApi;
 pub use ports::AwsPorts;

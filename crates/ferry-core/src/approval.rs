@@ -60,6 +60,9 @@ pub struct ApprovalRecord {
     /// Set once the wait was handed over (`deferred` signal): approval then launches directly.
     #[serde(default)]
     pub wait_released: bool,
+    /// Unix seconds when the token was issued (the newest pending one is re-sent).
+    #[serde(default)]
+    pub created_unix: u64,
 }
 
 /// What a person publishes to the approval topic.
@@ -72,13 +75,17 @@ pub enum ApprovalMessage {
         token: ApprovalToken,
         reason: String,
     },
+    /// Send the instructions e-mail again with a new token (the old one stops working). For
+    /// when the first e-mail went out before the subscription was confirmed. Only principals
+    /// of the destination account may publish to the approval topic.
+    Resend,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApprovalMessageError {
     #[error(
-        "the message is neither {{\"action\":\"approve\",\"token\":\"…\"}} nor {{\"action\":\"reject\",\"token\":\"…\",\"reason\":\"…\"}} \
-         (nor the text 'approve <token>' / 'reject <token> <reason>')"
+        "the message is none of {{\"action\":\"approve\",\"token\":\"…\"}}, {{\"action\":\"reject\",\"token\":\"…\",\"reason\":\"…\"}}, \
+         {{\"action\":\"resend\"}} (nor the text 'approve <token>' / 'reject <token> <reason>' / 'resend')"
     )]
     Unrecognised,
     #[error("the token is not the 64-character hex token from the e-mail")]
@@ -88,6 +95,7 @@ pub enum ApprovalMessageError {
 #[derive(Deserialize)]
 struct JsonMessage {
     action: String,
+    #[serde(default)]
     token: String,
     #[serde(default)]
     reason: Option<String>,
@@ -109,6 +117,9 @@ impl ApprovalMessage {
             }
         };
         let action = action.to_ascii_lowercase();
+        if action == "resend" {
+            return Ok(ApprovalMessage::Resend);
+        }
         if action != "approve" && action != "reject" {
             return Err(ApprovalMessageError::Unrecognised);
         }
@@ -125,9 +136,12 @@ impl ApprovalMessage {
         })
     }
 
-    pub fn token(&self) -> &ApprovalToken {
+    pub fn token(&self) -> Option<&ApprovalToken> {
         match self {
-            ApprovalMessage::Approve { token } | ApprovalMessage::Reject { token, .. } => token,
+            ApprovalMessage::Approve { token } | ApprovalMessage::Reject { token, .. } => {
+                Some(token)
+            }
+            ApprovalMessage::Resend => None,
         }
     }
 }
@@ -151,6 +165,7 @@ pub mod keys {
     pub fn job(fingerprint: &str, job_id: &str) -> String {
         format!("jobs/{fingerprint}/{job_id}.json")
     }
+    pub const JOBS_PREFIX: &str = "jobs/";
     pub fn jobs_of(fingerprint: &str) -> String {
         format!("jobs/{fingerprint}/")
     }
@@ -179,6 +194,18 @@ mod tests {
                 token: t.clone(),
                 reason: "source policy not ready".into()
             })
+        );
+    }
+
+    #[test]
+    fn resend() {
+        assert_eq!(
+            ApprovalMessage::parse(r#"{"action":"resend"}"#),
+            Ok(ApprovalMessage::Resend)
+        );
+        assert_eq!(
+            ApprovalMessage::parse("resend"),
+            Ok(ApprovalMessage::Resend)
         );
     }
 

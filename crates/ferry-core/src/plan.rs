@@ -106,8 +106,14 @@ impl Plan {
     }
 }
 
+/// The estimate only feeds the cost figures, so it is left out: the same transfer has the
+/// same fingerprint in `ferry plan` and in the stack (which has no estimate).
 pub fn fingerprint(spec: &TransferSpec) -> String {
-    let canonical = serde_json::to_vec(spec).unwrap_or_default();
+    let transfer = TransferSpec {
+        estimate: None,
+        ..spec.clone()
+    };
+    let canonical = serde_json::to_vec(&transfer).unwrap_or_default();
     hex(&Sha256::digest(&canonical))[..32].to_string()
 }
 

@@ -108,12 +108,32 @@ impl TransferPlanProperties {
                 "ApprovalMode wait needs the WaitConditionHandle's URL (Ref ApprovalWaitHandle)",
             );
         }
+        if spec.manifest.account_id != destination_account {
+            // The stack's functions read the manifest's ETag with their own roles, which the
+            // source account's policies (written for the Batch Operations role) don't name.
+            r.problem(
+                "ManifestAccountId",
+                &spec.manifest.account_id,
+                "the stack reads the manifest's ETag with its own role, so the manifest must be in the destination \
+                 account: deliver the S3 Inventory there (or copy the CSV there), or run `ferry plan` by hand",
+            );
+        }
         if approval_timeout_seconds > MAX_WAIT_SECONDS {
             r.problem(
                 "ApprovalTimeoutSeconds",
                 &approval_timeout_seconds.to_string(),
                 "a WaitCondition waits at most 43200 seconds (12 hours)",
             );
+        }
+        // Meaning checks too, so one failed create lists everything; fields are renamed to the
+        // template's parameter names, and a property already reported isn't reported twice.
+        if let Err(FerryError::InvalidSpec(problems)) = crate::validate::validate(&spec) {
+            for mut p in problems {
+                p.field = property_name(&p.field).to_string();
+                if !r.problems.iter().any(|seen| seen.field == p.field) {
+                    r.problems.push(p);
+                }
+            }
         }
         r.finish()?;
         Ok(Self {
@@ -122,6 +142,36 @@ impl TransferPlanProperties {
             wait_handle_url,
             approval_timeout_seconds,
         })
+    }
+}
+
+/// The template parameter (and custom resource property) behind a spec field.
+fn property_name(spec_field: &str) -> &str {
+    match spec_field {
+        "name" => "TransferName",
+        "source.account_id" => "SourceAccountId",
+        "source.region" => "SourceRegion",
+        "source.bucket" => "SourceBucket",
+        "source.kms_key_arn" => "SourceKmsKeyArn",
+        "source.versioned" => "SourceVersioned",
+        "destination.account_id" => "DestinationAccountId",
+        "destination.region" => "DestinationRegion",
+        "destination.bucket" => "DestinationBucket",
+        "destination.kms_key_arn" => "DestinationKmsKeyArn",
+        "destination.bucket_key_enabled" => "BucketKeyEnabled",
+        "destination.key_prefix" => "DestinationKeyPrefix",
+        "manifest.kind" => "ManifestKind",
+        "manifest.bucket" => "ManifestBucket",
+        "manifest.account_id" => "ManifestAccountId",
+        "manifest.key" => "ManifestKey",
+        "manifest.kms_key_arn" => "ManifestKmsKeyArn",
+        "manifest.version_ids" => "ManifestVersionIds",
+        "report.bucket" => "ReportBucket",
+        "report.account_id" => "ReportAccountId",
+        "report.prefix" => "ReportPrefix",
+        "report.kms_key_arn" => "ReportKmsKeyArn",
+        "job.priority" => "JobPriority",
+        other => other,
     }
 }
 
@@ -283,6 +333,18 @@ mod tests {
                 "ApprovalWaitHandle"
             ]
         );
+    }
+
+    #[test]
+    fn a_manifest_in_the_source_account_is_refused_with_the_reason() {
+        let mut p = props();
+        p["ManifestAccountId"] = json!("111111111111");
+        let Err(FerryError::InvalidSpec(problems)) = TransferPlanProperties::from_properties(&p)
+        else {
+            panic!("expected a problem");
+        };
+        assert_eq!(problems[0].field, "ManifestAccountId");
+        assert!(problems[0].message.contains("destination account"));
     }
 
     #[test]

@@ -81,6 +81,8 @@ pub enum WorkflowError {
         "the approval token was already used; a new e-mail (after a stack update) brings a new one"
     )]
     TokenSpent,
+    #[error("no approval is pending for this stack: nothing to re-send")]
+    NothingPending,
 }
 
 impl From<LaunchError> for WorkflowError {
@@ -189,19 +191,37 @@ async fn request_approval<P: StateStore + Notifier + Sync>(
         wait_handle_url: props.wait_handle_url.clone().filter(|_| waiting),
         wait_deadline: waiting.then(|| ctx.now_unix + u64::from(props.approval_timeout_seconds)),
         wait_released: false,
+        created_unix: ctx.now_unix,
     };
+    send_instructions(ports, plan, &props.spec, record, token, ctx).await
+}
+
+/// Stores the approval record under the token's hash and e-mails the instructions.
+async fn send_instructions<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    plan: &Plan,
+    spec: &TransferSpec,
+    record: ApprovalRecord,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<(), WorkflowError> {
     ports
         .put(&keys::approval(&token.hash()), to_json(&record))
         .await
         .map_err(WorkflowError::aws("storing the approval record"))?;
+    let stack_still_waits = record.wait_deadline.is_some() && !record.wait_released;
     let email = render_instructions_email(
         plan,
-        &props.spec,
+        spec,
         &ApprovalInstructions {
             topic_arn: &ctx.approval_topic_arn,
             token,
-            mode,
-            wait_deadline: record.wait_deadline,
+            mode: if stack_still_waits {
+                ApprovalMode::Wait
+            } else {
+                ApprovalMode::Deferred
+            },
+            wait_deadline: record.wait_deadline.filter(|_| stack_still_waits),
         },
     );
     ports
@@ -210,23 +230,50 @@ async fn request_approval<P: StateStore + Notifier + Sync>(
         .map_err(WorkflowError::aws("publishing the instructions e-mail"))
 }
 
-/// `FirstJob` Create/Update: launch when the stack's wait says approved (or an approval was
-/// recorded for this plan); otherwise leave it to the approval.
+/// `FirstJob`: launch when approved, otherwise leave it to the approval. On Create the
+/// stack's wait data counts (`{"approval":"approved"}`); on Update it does not (the old wait's
+/// data never changes), so only an approval recorded for this very plan counts.
 pub async fn first_job<P>(
     ports: &P,
     fingerprint: &str,
     approval_property: &str,
+    on_update: bool,
     ctx: &StackContext,
 ) -> Result<String, WorkflowError>
 where
     P: StateStore + LaunchApi + Notifier + Sync,
 {
-    let approved =
-        approval_granted(approval_property) || recorded_approval(ports, fingerprint).await?;
+    if let Some(existing) = launched_job(ports, fingerprint).await? {
+        return Ok(existing);
+    }
+    let approved = (!on_update && approval_granted(approval_property))
+        || recorded_approval(ports, fingerprint).await?;
     if !approved {
         return Ok(AWAITING_APPROVAL.to_string());
     }
     Ok(launch_job(ports, fingerprint, ctx).await?.job_id)
+}
+
+/// The job already launched for a plan, if any (an update that changes nothing keeps it).
+async fn launched_job<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<Option<String>, WorkflowError> {
+    let keys_found = ports
+        .list(&keys::jobs_of(fingerprint))
+        .await
+        .map_err(WorkflowError::aws("listing the plan's jobs"))?;
+    let Some(key) = keys_found.first() else {
+        return Ok(None);
+    };
+    let Some(bytes) = ports
+        .get(key)
+        .await
+        .map_err(WorkflowError::aws("reading a job record"))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(from_json::<JobRecord>(key, &bytes)?.job_id))
 }
 
 async fn recorded_approval<P: StateStore + Sync>(
@@ -319,6 +366,91 @@ pub enum ApprovalOutcome {
     Rejected {
         stack_signalled: bool,
     },
+    /// The instructions went out again with a new token for this transfer.
+    Resent {
+        transfer_name: String,
+    },
+}
+
+/// Re-sends the newest pending approval with a new token; the old token stops working.
+async fn resend_instructions<P>(
+    ports: &P,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<ApprovalOutcome, WorkflowError>
+where
+    P: StateStore + Notifier + Sync,
+{
+    let mut newest: Option<(String, ApprovalRecord)> = None;
+    for key in ports
+        .list(keys::APPROVALS_PREFIX)
+        .await
+        .map_err(WorkflowError::aws("listing approvals"))?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+    {
+        let decided = key.trim_end_matches(".json").to_string() + ".decision";
+        if ports
+            .get(&decided)
+            .await
+            .map_err(WorkflowError::aws("reading a decision"))?
+            .is_some()
+        {
+            continue;
+        }
+        let Some(bytes) = ports
+            .get(&key)
+            .await
+            .map_err(WorkflowError::aws("reading an approval record"))?
+        else {
+            continue;
+        };
+        let record: ApprovalRecord = from_json(&key, &bytes)?;
+        if newest
+            .as_ref()
+            .is_none_or(|(_, n)| record.created_unix >= n.created_unix)
+        {
+            newest = Some((key, record));
+        }
+    }
+    let Some((old_key, record)) = newest else {
+        return Err(WorkflowError::NothingPending);
+    };
+    let plan_key = keys::plan(&record.plan_fingerprint);
+    let stored: StoredPlan = match ports
+        .get(&plan_key)
+        .await
+        .map_err(WorkflowError::aws("reading the stored plan"))?
+    {
+        Some(bytes) => from_json(&plan_key, &bytes)?,
+        None => {
+            return Err(WorkflowError::PlanMissing {
+                fingerprint: record.plan_fingerprint.clone(),
+            })
+        }
+    };
+    let plan = Plan::build(&stored.spec)?;
+    // Retire the old token first: at no moment do two tokens work.
+    let retired = Decision {
+        decision: "superseded".to_string(),
+        plan_fingerprint: record.plan_fingerprint.clone(),
+        at_unix: ctx.now_unix,
+    };
+    let old_decision = old_key.trim_end_matches(".json").to_string() + ".decision";
+    if !ports
+        .put_if_absent(&old_decision, to_json(&retired))
+        .await
+        .map_err(WorkflowError::aws("retiring the old token"))?
+    {
+        return Err(WorkflowError::TokenSpent);
+    }
+    let transfer_name = record.transfer_name.clone();
+    let renewed = ApprovalRecord {
+        created_unix: ctx.now_unix,
+        ..record
+    };
+    send_instructions(ports, &plan, &stored.spec, renewed, token, ctx).await?;
+    Ok(ApprovalOutcome::Resent { transfer_name })
 }
 
 /// Takes one message from the approval topic. The token is checked, spent exactly once, and
@@ -326,13 +458,17 @@ pub enum ApprovalOutcome {
 pub async fn handle_approval<P>(
     ports: &P,
     message: &str,
+    fresh_token: &ApprovalToken,
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
     P: StateStore + WaitSignal + LaunchApi + Notifier + Sync,
 {
     let message = ApprovalMessage::parse(message)?;
-    let hash = message.token().hash();
+    let Some(token) = message.token() else {
+        return resend_instructions(ports, fresh_token, ctx).await;
+    };
+    let hash = token.hash();
     let record_key = keys::approval(&hash);
     let record: ApprovalRecord = match ports
         .get(&record_key)
@@ -345,7 +481,7 @@ where
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",
-            ApprovalMessage::Reject { .. } => "reject",
+            ApprovalMessage::Reject { .. } | ApprovalMessage::Resend => "reject",
         }
         .to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
@@ -421,6 +557,9 @@ where
                 ))
             }
         }
+        ApprovalMessage::Resend => Err(WorkflowError::BadMessage(
+            ApprovalMessageError::Unrecognised,
+        )),
         ApprovalMessage::Reject { reason, .. } => {
             let mut stack_signalled = false;
             if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {
@@ -548,17 +687,14 @@ pub struct Teardown {
 }
 
 /// `FirstJob` Delete: never fails the stack, cancels only when asked, reports what it left.
-pub async fn delete_jobs<P>(
-    ports: &P,
-    fingerprint: &str,
-    cancel_running: bool,
-) -> Result<Teardown, WorkflowError>
+/// Covers every job the stack launched, for every plan it had.
+pub async fn delete_jobs<P>(ports: &P, cancel_running: bool) -> Result<Teardown, WorkflowError>
 where
     P: StateStore + JobControl + Notifier + Sync,
 {
     let mut teardown = Teardown::default();
     for key in ports
-        .list(&keys::jobs_of(fingerprint))
+        .list(keys::JOBS_PREFIX)
         .await
         .map_err(WorkflowError::aws("listing the transfer's jobs"))?
     {
@@ -574,7 +710,8 @@ where
             .job_status(&job.account_id, &job.job_id)
             .await
             .map_err(WorkflowError::aws(format!("describing job {}", job.job_id)))?;
-        if is_terminal_job_status(&status) {
+        // A cancelling job no longer copies, so it needs neither a decision nor the role.
+        if is_terminal_job_status(&status) || status == "Cancelling" {
             continue;
         }
         if cancel_running {

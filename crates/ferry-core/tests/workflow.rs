@@ -221,7 +221,7 @@ async fn wait_mode_approval_signals_the_stack_then_first_job_launches() {
     let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
         .await
         .unwrap();
-    let outcome = handle_approval(&aws, &approve(&t), &ctx(NOW + 60))
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
         .await
         .unwrap();
     assert_eq!(outcome, ApprovalOutcome::WaitSignalled);
@@ -239,6 +239,7 @@ async fn wait_mode_approval_signals_the_stack_then_first_job_launches() {
         &aws,
         &ready.fingerprint,
         r#"{"approval":"approved"}"#,
+        false,
         &ctx(NOW + 70),
     )
     .await
@@ -265,21 +266,21 @@ async fn tokens_are_single_use_and_forgeries_are_refused() {
         .await
         .unwrap();
     assert!(matches!(
-        handle_approval(&aws, &approve(&t), &ctx(NOW))
+        handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
             .await
             .unwrap(),
         ApprovalOutcome::JobLaunched(_)
     ));
-    let again = handle_approval(&aws, &approve(&t), &ctx(NOW))
+    let again = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
         .await
         .unwrap_err();
     assert!(matches!(again, WorkflowError::TokenSpent), "{again}");
-    let forged = handle_approval(&aws, &approve(&token(9)), &ctx(NOW))
+    let forged = handle_approval(&aws, &approve(&token(9)), &token(99), &ctx(NOW))
         .await
         .unwrap_err();
     assert!(matches!(forged, WorkflowError::UnknownToken));
     assert!(!forged.to_string().contains(token(9).expose()));
-    let junk = handle_approval(&aws, "please go", &ctx(NOW))
+    let junk = handle_approval(&aws, "please go", &token(99), &ctx(NOW))
         .await
         .unwrap_err();
     assert!(matches!(junk, WorkflowError::BadMessage(_)));
@@ -297,7 +298,9 @@ async fn rejection_fails_the_wait_with_the_reason() {
         r#"{{"action":"reject","token":"{}","reason":"wrong bucket"}}"#,
         t.expose()
     );
-    let outcome = handle_approval(&aws, &message, &ctx(NOW)).await.unwrap();
+    let outcome = handle_approval(&aws, &message, &token(99), &ctx(NOW))
+        .await
+        .unwrap();
     assert_eq!(
         outcome,
         ApprovalOutcome::Rejected {
@@ -344,6 +347,7 @@ async fn a_wait_about_to_time_out_is_handed_over_and_a_late_approval_still_launc
         &aws,
         &ready.fingerprint,
         r#"{"approval":"deferred"}"#,
+        false,
         &ctx(NOW + 3600),
     )
     .await
@@ -351,7 +355,7 @@ async fn a_wait_about_to_time_out_is_handed_over_and_a_late_approval_still_launc
     assert_eq!(job, AWAITING_APPROVAL);
 
     // A day later the person approves: the job starts, no second signal.
-    let outcome = handle_approval(&aws, &approve(&t), &ctx(NOW + 86_400))
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 86_400))
         .await
         .unwrap();
     assert!(matches!(outcome, ApprovalOutcome::JobLaunched(_)));
@@ -370,13 +374,13 @@ async fn a_failed_launch_gives_the_token_back() {
         code: "AccessDenied".into(),
         message: "not authorized to perform: iam:PassRole".into(),
     });
-    let e = handle_approval(&aws, &approve(&t), &ctx(NOW))
+    let e = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
         .await
         .unwrap_err();
     assert!(e.to_string().contains("iam:PassRole"), "{e}");
     // After fixing the cause, the same token works.
     assert!(matches!(
-        handle_approval(&aws, &approve(&t), &ctx(NOW))
+        handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
             .await
             .unwrap(),
         ApprovalOutcome::JobLaunched(_)
@@ -412,7 +416,7 @@ async fn update_re_asks_only_when_the_transfer_changed() {
         "an update can't wait again"
     );
     assert!(matches!(
-        handle_approval(&aws, &approve(&t), &ctx(NOW))
+        handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
             .await
             .unwrap(),
         ApprovalOutcome::JobLaunched(_)
@@ -423,10 +427,10 @@ async fn update_re_asks_only_when_the_transfer_changed() {
 async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
     let aws = MemoryAws::default();
     let t = token(11);
-    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
         .await
         .unwrap();
-    handle_approval(&aws, &approve(&t), &ctx(NOW))
+    handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
         .await
         .unwrap();
     aws.job_status
@@ -434,7 +438,7 @@ async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
         .unwrap()
         .insert("job-0".into(), "Active".into());
 
-    let teardown = delete_jobs(&aws, &ready.fingerprint, false).await.unwrap();
+    let teardown = delete_jobs(&aws, false).await.unwrap();
     assert_eq!(teardown.left_running, vec!["job-0 (Active)".to_string()]);
     let role = delete_transfer(&aws, &spec(), &teardown.left_running)
         .await
@@ -449,11 +453,95 @@ async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
                 .contains("aws iam delete-role --role-name ferry-ledger-batch")
     );
 
-    let teardown = delete_jobs(&aws, &ready.fingerprint, true).await.unwrap();
+    let teardown = delete_jobs(&aws, true).await.unwrap();
     assert_eq!(teardown.cancelled, vec!["job-0".to_string()]);
     let role = delete_transfer(&aws, &spec(), &teardown.left_running)
         .await
         .unwrap();
     assert!(role.role_deleted);
     assert!(aws.roles.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn first_job_on_update_ignores_the_old_waits_approval() {
+    let aws = MemoryAws::default();
+    let t = token(12);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    // The WaitCondition's data stays "approved" forever; on update it must not launch a new plan.
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, AWAITING_APPROVAL);
+    assert!(aws.jobs.lock().unwrap().is_empty());
+    // Once launched, an unchanged update keeps answering the same job without a new launch.
+    let launched = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW),
+    )
+    .await
+    .unwrap();
+    let again = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(launched, again);
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn resend_issues_a_new_token_and_retires_the_old_one() {
+    let aws = MemoryAws::default();
+    let old = token(13);
+    create_transfer(&aws, &props(ApprovalMode::Wait), &old, &ctx(NOW))
+        .await
+        .unwrap();
+    let fresh = token(14);
+    let outcome = handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(NOW + 300))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ApprovalOutcome::Resent {
+            transfer_name: "ledger".into()
+        }
+    );
+    let last = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(last.1.contains(fresh.expose()) && !last.1.contains(old.expose()));
+    assert!(
+        last.1
+            .contains("The stack waits for this approval until about"),
+        "still waiting: same deadline"
+    );
+
+    let refused = handle_approval(&aws, &approve(&old), &token(99), &ctx(NOW + 400))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, WorkflowError::TokenSpent));
+    assert_eq!(
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 500))
+            .await
+            .unwrap(),
+        ApprovalOutcome::WaitSignalled
+    );
+    // Nothing left to re-send once decided.
+    let none = handle_approval(&aws, "resend", &token(15), &ctx(NOW + 600))
+        .await
+        .unwrap_err();
+    assert!(matches!(none, WorkflowError::NothingPending));
 }

@@ -1,0 +1,142 @@
+//! approval-handler: takes approvals, rejections and re-send requests from the approval topic,
+//! and (on a schedule) hands over stack waits that are about to time out. See `docs/stack.md`.
+//!
+//! Tokens are never logged: log lines carry the outcome and, at most, the first characters of
+//! the token's SHA-256.
+
+use aws_lambda_events::sns::SnsEvent;
+use ferry_core::approval::{ApprovalMessage, ApprovalToken};
+use ferry_core::launch::{AwsErrorKind, LaunchApi, LaunchError, RetryPolicy};
+use ferry_core::ports::{Notifier, StateStore, WaitSignal};
+use ferry_core::workflow::{self, ApprovalOutcome, StackContext, WorkflowError};
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+
+/// The scheduled input the template's rule sends.
+pub const DEADLINE_CHECK: &str = "approval-deadline-check";
+
+pub trait ApprovalPorts:
+    StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+{
+}
+impl<T> ApprovalPorts for T where
+    T: StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+{
+}
+
+pub struct ApprovalHandler<P> {
+    pub ports: P,
+    pub approval_topic_arn: String,
+    pub retry: RetryPolicy,
+    pub clock: fn() -> u64,
+    pub new_token: fn() -> Option<ApprovalToken>,
+}
+
+/// What one invocation did, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Messages(Vec<Result<ApprovalOutcome, String>>),
+    WaitsReleased(Vec<String>),
+}
+
+impl<P: ApprovalPorts> ApprovalHandler<P> {
+    pub fn new(ports: P, approval_topic_arn: String) -> Self {
+        Self {
+            ports,
+            approval_topic_arn,
+            retry: RetryPolicy::default(),
+            clock: ferry_aws::runtime::unix_now,
+            new_token: ferry_aws::runtime::random_token,
+        }
+    }
+
+    fn ctx(&self) -> StackContext {
+        StackContext {
+            approval_topic_arn: self.approval_topic_arn.clone(),
+            now_unix: (self.clock)(),
+            retry: self.retry,
+        }
+    }
+
+    /// Lambda entry point. Returns an error only for failures worth a retry (throttling, 5xx):
+    /// Lambda then redelivers, and since a failed attempt gives its token back, a retry is safe.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Handled, Error> {
+        let payload = event.payload;
+        if payload.get("ferry").and_then(Value::as_str) == Some(DEADLINE_CHECK)
+            || payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
+        {
+            let released = workflow::release_expiring_waits(&self.ports, &self.ctx())
+                .await
+                .map_err(|e| Error::from(e.to_string()))?;
+            tracing::info!(released = ?released, "approval deadline check");
+            return Ok(Handled::WaitsReleased(released));
+        }
+        let sns: SnsEvent = serde_json::from_value(payload).map_err(|e| {
+            Error::from(format!(
+                "approval-handler takes SNS messages from the approval topic or {{\"ferry\":\"{DEADLINE_CHECK}\"}}: {e}"
+            ))
+        })?;
+        let mut results = Vec::new();
+        for record in sns.records {
+            results.push(self.one_message(&record.sns.message).await?);
+        }
+        Ok(Handled::Messages(results))
+    }
+
+    async fn one_message(&self, message: &str) -> Result<Result<ApprovalOutcome, String>, Error> {
+        let token_ref = ApprovalMessage::parse(message)
+            .ok()
+            .and_then(|m| m.token().map(|t| t.hash()[..12].to_string()))
+            .unwrap_or_default();
+        let Some(fresh) = (self.new_token)() else {
+            return Err("the operating system gave no random bytes for a new token".into());
+        };
+        match workflow::handle_approval(&self.ports, message, &fresh, &self.ctx()).await {
+            Ok(outcome) => {
+                tracing::info!(token_sha256_prefix = %token_ref, outcome = ?summary(&outcome), "approval message handled");
+                Ok(Ok(outcome))
+            }
+            Err(e) if is_retryable(&e) => {
+                tracing::warn!(token_sha256_prefix = %token_ref, error = %e, "approval failed for now; will be retried");
+                Err(e.to_string().into())
+            }
+            Err(e) => {
+                // Refused for good: say so to the people (without the message, which may hold a token).
+                tracing::warn!(token_sha256_prefix = %token_ref, error = %e, "approval message refused");
+                let _ = self
+                    .ports
+                    .notify(
+                        "Ferry: an approval message was not acted on",
+                        &format!("{e}"),
+                    )
+                    .await;
+                Ok(Err(e.to_string()))
+            }
+        }
+    }
+}
+
+/// A compact, token-free description of an outcome for the log.
+fn summary(outcome: &ApprovalOutcome) -> String {
+    match outcome {
+        ApprovalOutcome::WaitSignalled => "stack wait signalled".to_string(),
+        ApprovalOutcome::JobLaunched(job) => format!("job {} launched", job.job_id),
+        ApprovalOutcome::Rejected { stack_signalled } => {
+            format!("rejected (stack signalled: {stack_signalled})")
+        }
+        ApprovalOutcome::Resent { transfer_name } => {
+            format!("instructions re-sent for {transfer_name}")
+        }
+    }
+}
+
+fn is_retryable(e: &WorkflowError) -> bool {
+    match e {
+        WorkflowError::Aws { cause, .. } => matches!(
+            cause.kind,
+            AwsErrorKind::Throttled | AwsErrorKind::Transient
+        ),
+        WorkflowError::Launch(l) => matches!(l.as_ref(), LaunchError::GaveUp { .. }),
+        _ => false,
+    }
+}

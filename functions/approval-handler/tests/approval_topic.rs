@@ -1,0 +1,449 @@
+//! approval-handler driven by the `events/approval-handler-*.json` fixtures against moto (state
+//! bucket, SNS, SQS to read what people receive), a local stand-in for the WaitConditionHandle
+//! URL, and a mocked S3 Control (moto has no Batch Operations).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use approval_handler::{ApprovalHandler, Handled};
+use aws_sdk_s3control::operation::create_job::{CreateJobError, CreateJobInput, CreateJobOutput};
+use aws_sdk_s3control::types::error::TooManyRequestsException;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use aws_smithy_types::error::ErrorMetadata;
+use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_core::approval::ApprovalToken;
+use ferry_core::launch::RetryPolicy;
+use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
+use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
+use ferry_testkit::{s3_client, MotoServer, ResponseCatcher};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+const NOW: u64 = 1_795_500_000;
+const STATE_BUCKET: &str = "ferry-state-test";
+const MANIFEST_BUCKET: &str = "acme-ferry-manifests";
+
+fn fixture(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../events")
+        .join(name);
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The fixture with its placeholder token replaced.
+fn sns_fixture(name: &str, token: &ApprovalToken) -> Value {
+    let text = serde_json::to_string(&fixture(name)).unwrap();
+    serde_json::from_str(&text.replace("<token from the instructions e-mail>", token.expose()))
+        .unwrap()
+}
+
+fn token(n: u8) -> ApprovalToken {
+    ApprovalToken::from_random_bytes([n; 32])
+}
+
+fn fresh_token() -> Option<ApprovalToken> {
+    Some(token(200))
+}
+
+fn now() -> u64 {
+    NOW
+}
+
+struct World {
+    _moto: MotoServer,
+    catcher: ResponseCatcher,
+    ports: AwsPorts,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+    approval_topic_arn: String,
+}
+
+impl World {
+    async fn start(create_job: &[&Rule]) -> World {
+        let moto = MotoServer::start();
+        let config = moto.sdk_config("us-east-1").await;
+        let s3 = s3_client(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        for bucket in [STATE_BUCKET, MANIFEST_BUCKET] {
+            s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        s3.put_object()
+            .bucket(MANIFEST_BUCKET)
+            .key("photos/manifest.csv")
+            .body(b"acme-photos-prod,a.jpg\n".to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let topic = sns
+            .create_topic()
+            .name("ferry-notifications")
+            .send()
+            .await
+            .unwrap();
+        let topic_arn = topic.topic_arn().unwrap().to_string();
+        let approval_topic_arn = sns
+            .create_topic()
+            .name("ferry-approvals")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_string();
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("inbox")
+            .send()
+            .await
+            .unwrap()
+            .queue_url()
+            .unwrap()
+            .to_string();
+        let queue_arn = format!(
+            "arn:aws:sqs:us-east-1:{}:inbox",
+            MotoServer::DEFAULT_ACCOUNT
+        );
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .attributes("RawMessageDelivery", "true")
+            .send()
+            .await
+            .unwrap();
+        let s3control = mock_client!(aws_sdk_s3control, RuleMode::MatchAny, create_job, |c| c
+            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
+        let ports = AwsPorts {
+            launch: AwsLaunchApi {
+                s3: s3.clone(),
+                s3control,
+            },
+            iam: aws_sdk_iam::Client::new(&config),
+            sns,
+            http: reqwest::Client::new(),
+            state_bucket: STATE_BUCKET.to_string(),
+            notification_topic_arn: topic_arn,
+        };
+        World {
+            _moto: moto,
+            catcher: ResponseCatcher::start(),
+            ports,
+            s3,
+            sqs,
+            queue_url,
+            approval_topic_arn,
+        }
+    }
+
+    fn ctx(&self) -> StackContext {
+        StackContext {
+            approval_topic_arn: self.approval_topic_arn.clone(),
+            now_unix: NOW,
+            retry: fast_retry(),
+        }
+    }
+
+    /// Sets up the transfer as the stack's TransferPlan does, waiting on the catcher's URL.
+    async fn set_up(&self, mode: ApprovalMode, t: &ApprovalToken) -> String {
+        let create = fixture("stack-handler-create.json");
+        let mut props =
+            TransferPlanProperties::from_properties(&create["ResourceProperties"]).unwrap();
+        props.approval_mode = mode;
+        props.wait_handle_url = Some(self.catcher.url("/wait-handle?X-Amz-Signature=abc"));
+        create_transfer(&self.ports, &props, t, &self.ctx())
+            .await
+            .unwrap()
+            .fingerprint
+    }
+
+    fn handler(&self) -> ApprovalHandler<AwsPorts> {
+        ApprovalHandler {
+            ports: self.ports.clone(),
+            approval_topic_arn: self.approval_topic_arn.clone(),
+            retry: fast_retry(),
+            clock: now,
+            new_token: fresh_token,
+        }
+    }
+
+    async fn inbox(&self) -> Vec<String> {
+        let mut bodies = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .unwrap();
+            let batch: Vec<String> = out
+                .messages()
+                .iter()
+                .filter_map(|m| m.body().map(str::to_string))
+                .collect();
+            if batch.is_empty() {
+                return bodies;
+            }
+            bodies.extend(batch);
+        }
+    }
+
+    async fn state_keys(&self) -> Vec<String> {
+        let out = self
+            .s3
+            .list_objects_v2()
+            .bucket(STATE_BUCKET)
+            .send()
+            .await
+            .unwrap();
+        out.contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        first_pause: Duration::from_millis(1),
+        max_pause: Duration::from_millis(2),
+    }
+}
+
+fn event(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, Context::default())
+}
+
+fn recording_create_job(seen: Arc<Mutex<Vec<CreateJobInput>>>) -> Rule {
+    mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            seen.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(|| {
+            CreateJobOutput::builder()
+                .job_id("5a4b3c2d-0000-4000-8000-000000000001")
+                .build()
+        })
+}
+
+#[tokio::test]
+async fn approve_in_wait_mode_signals_the_wait_handle() {
+    let world = World::start(&[]).await;
+    let t = token(1);
+    world.set_up(ApprovalMode::Wait, &t).await;
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled::Messages(vec![Ok(ApprovalOutcome::WaitSignalled)])
+    );
+    let puts = world.catcher.requests();
+    assert_eq!(puts.len(), 1);
+    assert_eq!(puts[0].method, "PUT");
+    assert_eq!(puts[0].header("content-type"), Some(""));
+    let body: Value = serde_json::from_slice(&puts[0].body).unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({"Status":"SUCCESS","UniqueId":"approval","Data":"approved","Reason":"approved by the approval topic"})
+    );
+    // The token is now spent: a redelivery of the same message is refused, not acted on twice.
+    let again = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = again else {
+        panic!("messages")
+    };
+    assert!(results[0].as_ref().unwrap_err().contains("already used"));
+    assert_eq!(world.catcher.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn reject_fails_the_wait_with_the_reason() {
+    let world = World::start(&[]).await;
+    let t = token(2);
+    world.set_up(ApprovalMode::Wait, &t).await;
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-reject.json", &t)))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled::Messages(vec![Ok(ApprovalOutcome::Rejected {
+            stack_signalled: true
+        })])
+    );
+    let body: Value = serde_json::from_slice(&world.catcher.requests()[0].body).unwrap();
+    assert_eq!(
+        body["Status"], "FAILURE",
+        "WaitCondition signals say FAILURE, not FAILED"
+    );
+    assert_eq!(body["Reason"], "Rejected: source policy not applied yet");
+}
+
+#[tokio::test]
+async fn a_forged_token_is_refused_without_echoing_it() {
+    let world = World::start(&[]).await;
+    world.set_up(ApprovalMode::Wait, &token(3)).await;
+    let handled = world
+        .handler()
+        .handle(event(fixture("approval-handler-forged.json")))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = handled else {
+        panic!("messages")
+    };
+    let refusal = results[0].as_ref().unwrap_err();
+    assert!(refusal.contains("unknown"), "{refusal}");
+    assert!(world.catcher.requests().is_empty(), "nothing signalled");
+    let inbox = world.inbox().await;
+    let notice = inbox.last().unwrap();
+    assert!(
+        notice.contains("unknown") && !notice.contains(&"f".repeat(64)),
+        "{notice}"
+    );
+}
+
+#[tokio::test]
+async fn approve_in_deferred_mode_launches_the_job() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = recording_create_job(seen.clone());
+    let world = World::start(&[&rule]).await;
+    let t = token(4);
+    let fingerprint = world.set_up(ApprovalMode::Deferred, &t).await;
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = handled else {
+        panic!("messages")
+    };
+    let Ok(ApprovalOutcome::JobLaunched(job)) = &results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(job.job_id, "5a4b3c2d-0000-4000-8000-000000000001");
+
+    let head = world
+        .s3
+        .head_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .send()
+        .await
+        .unwrap();
+    let etag = head.e_tag().unwrap().trim_matches('"').to_string();
+    let input = seen.lock().unwrap()[0].clone();
+    assert_eq!(input.manifest().unwrap().location().unwrap().e_tag(), etag);
+    assert_eq!(
+        input.client_request_token(),
+        Some(ferry_core::job::client_request_token(&fingerprint, &etag).as_str())
+    );
+    assert!(world
+        .state_keys()
+        .await
+        .contains(&format!("jobs/{fingerprint}/{}.json", job.job_id)));
+    assert!(world
+        .inbox()
+        .await
+        .iter()
+        .any(|m| m.contains("--requested-job-status Ready")));
+}
+
+#[tokio::test]
+async fn throttling_is_retried_by_lambda_and_the_token_survives() {
+    let always_throttled = mock!(aws_sdk_s3control::Client::create_job).then_error(|| {
+        CreateJobError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("Rate exceeded")
+                .meta(
+                    ErrorMetadata::builder()
+                        .code("TooManyRequestsException")
+                        .message("Rate exceeded")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let world = World::start(&[&always_throttled]).await;
+    let t = token(5);
+    world.set_up(ApprovalMode::Deferred, &t).await;
+    let err = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Try again later"), "{err}");
+    // The failed attempt gave the token back, so Lambda's redelivery can still use it.
+    assert!(!world
+        .state_keys()
+        .await
+        .iter()
+        .any(|k| k.ends_with(".decision")));
+}
+
+#[tokio::test]
+async fn the_scheduled_check_hands_over_a_wait_about_to_time_out() {
+    let world = World::start(&[]).await;
+    let create = fixture("stack-handler-create.json");
+    let mut props = TransferPlanProperties::from_properties(&create["ResourceProperties"]).unwrap();
+    props.wait_handle_url = Some(world.catcher.url("/wait-handle?X-Amz-Signature=abc"));
+    props.approval_timeout_seconds = 900; // already within the hand-over window
+    create_transfer(&world.ports, &props, &token(6), &world.ctx())
+        .await
+        .unwrap();
+    let handled = world
+        .handler()
+        .handle(event(fixture("approval-handler-deadline-check.json")))
+        .await
+        .unwrap();
+    assert_eq!(handled, Handled::WaitsReleased(vec!["photos".to_string()]));
+    let body: Value = serde_json::from_slice(&world.catcher.requests()[0].body).unwrap();
+    assert_eq!(
+        (body["Status"].as_str(), body["Data"].as_str()),
+        (Some("SUCCESS"), Some("deferred"))
+    );
+}
+
+#[tokio::test]
+async fn resend_mails_a_new_token() {
+    let world = World::start(&[]).await;
+    let old = token(7);
+    world.set_up(ApprovalMode::Wait, &old).await;
+    let handled = world
+        .handler()
+        .handle(event(fixture("approval-handler-resend.json")))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled::Messages(vec![Ok(ApprovalOutcome::Resent {
+            transfer_name: "photos".into()
+        })])
+    );
+    let inbox = world.inbox().await;
+    assert_eq!(inbox.len(), 2, "the first e-mail and the re-sent one");
+    assert!(inbox[1].contains(token(200).expose()) && !inbox[1].contains(old.expose()));
+}
+
+#[tokio::test]
+async fn an_event_of_another_kind_is_a_clear_error() {
+    let world = World::start(&[]).await;
+    let err = world
+        .handler()
+        .handle(event(serde_json::json!({"hello": "world"})))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("approval-deadline-check"), "{err}");
+}

@@ -1,0 +1,516 @@
+//! stack-handler: the CloudFormation custom resources `Custom::FerryTransferPlan` and
+//! `Custom::FerryJob` (see `docs/stack.md`).
+//!
+//! It always answers CloudFormation: the work runs in its own task, so an error, a panic or
+//! running out of time each still end in a PUT to the ResponseURL. Without that answer a
+//! stack hangs for an hour. Deletes always answer SUCCESS (a FAILED delete blocks the stack's
+//! deletion) and say in `Reason` what they could not do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::cloudformation::{
+    CloudFormationCustomResourceRequest as Request,
+    CloudFormationCustomResourceResponse as Response,
+    CloudFormationCustomResourceResponseStatus as Status,
+};
+use ferry_aws::http::put_presigned;
+use ferry_aws::runtime::{random_token, unix_now};
+use ferry_core::approval::ApprovalToken;
+use ferry_core::launch::{LaunchApi, RetryPolicy};
+use ferry_core::ports::{JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::stack::TransferPlanProperties;
+use ferry_core::workflow::{self, StackContext};
+use ferry_core::Plan;
+use lambda_runtime::{Error, LambdaEvent};
+use serde_json::Value;
+
+pub const TRANSFER_PLAN_TYPE: &str = "Custom::FerryTransferPlan";
+pub const FIRST_JOB_TYPE: &str = "Custom::FerryJob";
+/// CloudFormation rejects response bodies over 4096 bytes.
+pub const MAX_RESPONSE_BYTES: usize = 4096;
+
+/// Every AWS call the custom resources make.
+pub trait StackPorts:
+    StateStore + Notifier + RoleAdmin + LaunchApi + JobControl + Send + Sync + 'static
+{
+}
+impl<T> StackPorts for T where
+    T: StateStore + Notifier + RoleAdmin + LaunchApi + JobControl + Send + Sync + 'static
+{
+}
+
+pub struct StackHandler<P> {
+    pub ports: Arc<P>,
+    pub http: reqwest::Client,
+    pub approval_topic_arn: String,
+    pub retry: RetryPolicy,
+    /// Time kept back from the Lambda deadline to send the answer.
+    pub answer_margin: Duration,
+    /// Budget when the context carries no deadline (local runs).
+    pub default_budget: Duration,
+    pub clock: fn() -> u64,
+    /// `None` when the OS has no entropy to give (the request then fails, never a weak token).
+    pub new_token: fn() -> Option<ApprovalToken>,
+}
+
+impl<P: StackPorts> StackHandler<P> {
+    pub fn new(ports: P, approval_topic_arn: String) -> Self {
+        Self {
+            ports: Arc::new(ports),
+            http: reqwest::Client::new(),
+            approval_topic_arn,
+            retry: RetryPolicy::default(),
+            answer_margin: Duration::from_secs(10),
+            default_budget: Duration::from_secs(240),
+            clock: unix_now,
+            new_token: random_token,
+        }
+    }
+
+    /// The Lambda entry point: parse, work within the deadline, answer CloudFormation.
+    pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<(), Error> {
+        let (payload, context) = event.into_parts();
+        let request: Request = match serde_json::from_value(payload.clone()) {
+            Ok(r) => r,
+            Err(e) => return self.answer_unparseable(&payload, &e.to_string()).await,
+        };
+        let head = Head::of(&request);
+        tracing::info!(
+            request_type = head.request_type,
+            resource_type = %head.resource_type,
+            logical_resource_id = %head.logical_resource_id,
+            "custom resource request"
+        );
+        let budget = self.budget(context.deadline);
+        let ports = self.ports.clone();
+        let ctx = StackContext {
+            approval_topic_arn: self.approval_topic_arn.clone(),
+            now_unix: (self.clock)(),
+            retry: self.retry,
+        };
+        // Drawn here (only TransferPlan Create/Update use it); `None` fails those, never a Delete.
+        let token = (self.new_token)();
+        let mut work = tokio::spawn(process(ports, request.clone(), ctx, token));
+        let outcome = match tokio::time::timeout(budget, &mut work).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(join)) => Outcome::failed(format!(
+                "stack-handler failed unexpectedly ({}); see its log group",
+                if join.is_panic() {
+                    "panic"
+                } else {
+                    "task cancelled"
+                }
+            )),
+            Err(_) => {
+                // Stop the work: CloudFormation is told FAILED, so nothing may happen after.
+                work.abort();
+                Outcome::failed(format!(
+                    "stack-handler ran out of time after {} s (Lambda deadline); the step may be retried with a stack update",
+                    budget.as_secs()
+                ))
+            }
+        };
+        let outcome = if head.request_type == "Delete" && outcome.status == Status::Failed {
+            // A FAILED delete would leave the stack undeletable; say what went wrong instead.
+            Outcome {
+                status: Status::Success,
+                reason: outcome
+                    .reason
+                    .map(|r| format!("Deleted with a problem: {r}")),
+                physical_resource_id: outcome.physical_resource_id,
+                data: HashMap::new(),
+            }
+        } else {
+            outcome
+        };
+        if let Some(reason) = &outcome.reason {
+            tracing::warn!(status = ?outcome.status, %reason, "answering CloudFormation");
+        }
+        let response = response_for(&head, outcome);
+        self.send(&head.response_url, &response).await
+    }
+
+    fn budget(&self, deadline_ms: u64) -> Duration {
+        if deadline_ms == 0 {
+            return self.default_budget;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(self.answer_margin)
+    }
+
+    /// An event that isn't a custom resource request: answer FAILED if it has a ResponseURL.
+    async fn answer_unparseable(&self, payload: &Value, why: &str) -> Result<(), Error> {
+        let text = |k: &str| {
+            payload
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let url = text("ResponseURL");
+        if url.is_empty() {
+            return Err(format!("not a CloudFormation custom resource request: {why}").into());
+        }
+        let head = Head {
+            request_type: "Unknown",
+            response_url: url.clone(),
+            stack_id: text("StackId"),
+            request_id: text("RequestId"),
+            logical_resource_id: text("LogicalResourceId"),
+            resource_type: text("ResourceType"),
+            physical_resource_id: Some(text("PhysicalResourceId")).filter(|s| !s.is_empty()),
+        };
+        let outcome = Outcome::failed(format!("the request could not be read: {why}"));
+        self.send(&url, &response_for(&head, outcome)).await
+    }
+
+    async fn send(&self, url: &str, response: &Response) -> Result<(), Error> {
+        let body = response_body(response);
+        let mut last = None;
+        for attempt in 0..3u64 {
+            match put_presigned(&self.http, url, body.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    tracing::warn!(attempt, error = %e, "sending the response to CloudFormation failed");
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(500 * (attempt + 1))).await;
+                }
+            }
+        }
+        Err(format!(
+            "could not answer CloudFormation: {}",
+            last.map(|e| e.to_string()).unwrap_or_default()
+        )
+        .into())
+    }
+}
+
+/// The fields of a request every answer copies.
+#[derive(Debug, Clone)]
+struct Head {
+    request_type: &'static str,
+    response_url: String,
+    stack_id: String,
+    request_id: String,
+    logical_resource_id: String,
+    resource_type: String,
+    physical_resource_id: Option<String>,
+}
+
+impl Head {
+    fn of(request: &Request) -> Self {
+        match request {
+            Request::Create(r) => Head {
+                request_type: "Create",
+                response_url: r.response_url.clone(),
+                stack_id: r.stack_id.clone(),
+                request_id: r.request_id.clone(),
+                logical_resource_id: r.logical_resource_id.clone(),
+                resource_type: r.resource_type.clone(),
+                physical_resource_id: None,
+            },
+            Request::Update(r) => Head {
+                request_type: "Update",
+                response_url: r.response_url.clone(),
+                stack_id: r.stack_id.clone(),
+                request_id: r.request_id.clone(),
+                logical_resource_id: r.logical_resource_id.clone(),
+                resource_type: r.resource_type.clone(),
+                physical_resource_id: Some(r.physical_resource_id.clone()),
+            },
+            Request::Delete(r) => Head {
+                request_type: "Delete",
+                response_url: r.response_url.clone(),
+                stack_id: r.stack_id.clone(),
+                request_id: r.request_id.clone(),
+                logical_resource_id: r.logical_resource_id.clone(),
+                resource_type: r.resource_type.clone(),
+                physical_resource_id: Some(r.physical_resource_id.clone()),
+            },
+            _ => Head {
+                request_type: "Unknown",
+                response_url: String::new(),
+                stack_id: String::new(),
+                request_id: String::new(),
+                logical_resource_id: String::new(),
+                resource_type: String::new(),
+                physical_resource_id: None,
+            },
+        }
+    }
+}
+
+/// What the work decided; turned into a response with the request's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: Status,
+    pub reason: Option<String>,
+    /// `None`: keep the request's (Update/Delete) or derive one (Create).
+    pub physical_resource_id: Option<String>,
+    pub data: HashMap<String, String>,
+}
+
+impl Outcome {
+    fn failed(reason: String) -> Self {
+        Self {
+            status: Status::Failed,
+            reason: Some(reason),
+            physical_resource_id: None,
+            data: HashMap::new(),
+        }
+    }
+    fn success(
+        physical_resource_id: Option<String>,
+        data: &[(&str, String)],
+        reason: Option<String>,
+    ) -> Self {
+        Self {
+            status: Status::Success,
+            reason,
+            physical_resource_id,
+            data: data
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+fn response_for(head: &Head, outcome: Outcome) -> Response {
+    let mut r = Response::default();
+    r.status = outcome.status;
+    r.reason = outcome.reason;
+    // Stable: the request's id on Update/Delete; on a failed Create one that Delete recognises.
+    r.physical_resource_id = outcome
+        .physical_resource_id
+        .or_else(|| head.physical_resource_id.clone())
+        .unwrap_or_else(|| format!("ferry-failed-{}", head.request_id));
+    r.stack_id = head.stack_id.clone();
+    r.request_id = head.request_id.clone();
+    r.logical_resource_id = head.logical_resource_id.clone();
+    r.no_echo = false;
+    r.data = outcome.data;
+    r
+}
+
+/// The JSON body, cut to CloudFormation's 4096 bytes by shortening `Reason` (never the ids).
+/// The cut is measured in escaped JSON, where a quote or a control character takes more
+/// bytes than in the text.
+pub fn response_body(response: &Response) -> Vec<u8> {
+    let body = serde_json::to_vec(response).unwrap_or_default();
+    if body.len() <= MAX_RESPONSE_BYTES {
+        return body;
+    }
+    let suffix = " … (cut; the full text is in the function's log)";
+    let mut trimmed = response.clone();
+    let reason = trimmed.reason.take().unwrap_or_default();
+    trimmed.reason = Some(suffix.to_string());
+    let skeleton = serde_json::to_vec(&trimmed).unwrap_or_default().len();
+    if skeleton > MAX_RESPONSE_BYTES {
+        // Only possible if Data is huge: drop it rather than send something CloudFormation refuses.
+        trimmed.data.clear();
+        return serde_json::to_vec(&trimmed).unwrap_or_default();
+    }
+    let mut room = MAX_RESPONSE_BYTES - skeleton;
+    let mut kept = String::new();
+    for c in reason.chars() {
+        let escaped = serde_json::to_string(&c.to_string()).map_or(6, |e| e.len() - 2);
+        if escaped > room {
+            break;
+        }
+        room -= escaped;
+        kept.push(c);
+    }
+    trimmed.reason = Some(format!("{kept}{suffix}"));
+    serde_json::to_vec(&trimmed).unwrap_or_default()
+}
+
+async fn process<P: StackPorts>(
+    ports: Arc<P>,
+    request: Request,
+    ctx: StackContext,
+    token: Option<ApprovalToken>,
+) -> Outcome {
+    let ports = ports.as_ref();
+    match &request {
+        Request::Create(r) if r.resource_type == TRANSFER_PLAN_TYPE => {
+            transfer_plan_create_or_update(
+                ports,
+                &r.resource_properties,
+                None,
+                token.as_ref(),
+                &ctx,
+            )
+            .await
+        }
+        Request::Update(r) if r.resource_type == TRANSFER_PLAN_TYPE => {
+            let old = TransferPlanProperties::from_properties(&r.old_resource_properties)
+                .ok()
+                .and_then(|p| Plan::build(&p.spec).ok())
+                .map(|p| p.transfer.fingerprint);
+            transfer_plan_create_or_update(
+                ports,
+                &r.resource_properties,
+                Some(old),
+                token.as_ref(),
+                &ctx,
+            )
+            .await
+        }
+        Request::Delete(r) if r.resource_type == TRANSFER_PLAN_TYPE => {
+            transfer_plan_delete(ports, &r.resource_properties).await
+        }
+        Request::Create(r) if r.resource_type == FIRST_JOB_TYPE => {
+            first_job(
+                ports,
+                &r.resource_properties,
+                false,
+                first_job_id(&r.stack_id),
+                &ctx,
+            )
+            .await
+        }
+        Request::Update(r) if r.resource_type == FIRST_JOB_TYPE => {
+            first_job(
+                ports,
+                &r.resource_properties,
+                true,
+                r.physical_resource_id.clone(),
+                &ctx,
+            )
+            .await
+        }
+        Request::Delete(r) if r.resource_type == FIRST_JOB_TYPE => {
+            first_job_delete(ports, &r.resource_properties).await
+        }
+        other => Outcome::failed(format!(
+            "stack-handler serves {TRANSFER_PLAN_TYPE} and {FIRST_JOB_TYPE}, not {}",
+            Head::of(other).resource_type
+        )),
+    }
+}
+
+async fn transfer_plan_create_or_update<P: StackPorts>(
+    ports: &P,
+    properties: &Value,
+    old_fingerprint: Option<Option<String>>,
+    token: Option<&ApprovalToken>,
+    ctx: &StackContext,
+) -> Outcome {
+    let props = match TransferPlanProperties::from_properties(properties) {
+        Ok(p) => p,
+        Err(e) => return Outcome::failed(e.to_string()),
+    };
+    let Some(token) = token else {
+        return Outcome::failed(
+            "the operating system gave no random bytes for the approval token".into(),
+        );
+    };
+    let physical_id = format!("ferry-transfer-{}", props.spec.name);
+    let result = match old_fingerprint {
+        None => workflow::create_transfer(ports, &props, token, ctx).await,
+        Some(old) => workflow::update_transfer(ports, old.as_deref(), &props, token, ctx).await,
+    };
+    match result {
+        Ok(ready) => Outcome::success(
+            Some(physical_id),
+            &[
+                ("Fingerprint", ready.fingerprint),
+                ("RoleArn", ready.role_arn),
+            ],
+            None,
+        ),
+        Err(e) => Outcome::failed(e.to_string()),
+    }
+}
+
+async fn transfer_plan_delete<P: StackPorts>(ports: &P, properties: &Value) -> Outcome {
+    // A Create that failed validation created nothing, so there is nothing to delete.
+    let Ok(props) = TransferPlanProperties::from_properties(properties) else {
+        return Outcome::success(None, &[], None);
+    };
+    if Plan::build(&props.spec).is_err() {
+        return Outcome::success(None, &[], None);
+    }
+    let running = match workflow::delete_jobs(ports, false).await {
+        Ok(t) => t.left_running,
+        Err(e) => {
+            return Outcome::failed(format!(
+                "could not check for running jobs, so the role was kept: {e}"
+            ))
+        }
+    };
+    match workflow::delete_transfer(ports, &props.spec, &running).await {
+        Ok(t) if t.role_deleted => Outcome::success(None, &[], None),
+        Ok(t) => Outcome::success(
+            None,
+            &[],
+            Some(format!(
+                "kept role {} for jobs still running: {}",
+                props.spec.role_name(),
+                t.left_running.join(", ")
+            )),
+        ),
+        Err(e) => Outcome::failed(e.to_string()),
+    }
+}
+
+fn first_job_id(stack_id: &str) -> String {
+    // The stack's UUID (last segment of its ARN) keeps the id stable and unique per stack.
+    format!(
+        "ferry-first-job-{}",
+        stack_id.rsplit('/').next().unwrap_or("stack")
+    )
+}
+
+async fn first_job<P: StackPorts>(
+    ports: &P,
+    properties: &Value,
+    on_update: bool,
+    physical_id: String,
+    ctx: &StackContext,
+) -> Outcome {
+    let text = |k: &str| {
+        properties
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let fingerprint = text("PlanFingerprint");
+    if fingerprint.is_empty() {
+        return Outcome::failed(
+            "PlanFingerprint is required (!GetAtt TransferPlan.Fingerprint)".to_string(),
+        );
+    }
+    match workflow::first_job(ports, &fingerprint, &text("Approval"), on_update, ctx).await {
+        Ok(job_id) => Outcome::success(Some(physical_id), &[("JobId", job_id)], None),
+        Err(e) => Outcome::failed(e.to_string()),
+    }
+}
+
+async fn first_job_delete<P: StackPorts>(ports: &P, properties: &Value) -> Outcome {
+    let cancel = properties.get("CancelJobsOnDelete").and_then(Value::as_str) == Some("true");
+    match workflow::delete_jobs(ports, cancel).await {
+        Ok(t) => {
+            let mut notes = Vec::new();
+            if !t.cancelled.is_empty() {
+                notes.push(format!("cancelled jobs {}", t.cancelled.join(", ")));
+            }
+            if !t.left_running.is_empty() {
+                notes.push(format!(
+                    "left running (CancelJobsOnDelete=false): {}",
+                    t.left_running.join(", ")
+                ));
+            }
+            Outcome::success(None, &[], (!notes.is_empty()).then(|| notes.join("; ")))
+        }
+        Err(e) => Outcome::failed(e.to_string()),
+    }
+}

@@ -1,0 +1,1230 @@
+//! stack-handler end to end: real-shaped CloudFormation events (`events/stack-handler-*.json`)
+//! through `StackHandler::handle`, with the SDK ports (`AwsPorts`) against a private moto server
+//! per test (S3, IAM, SNS, SQS), S3 Control mocked with aws-smithy-mocks (moto has no Batch
+//! Operations), and a `ResponseCatcher` standing in for the presigned `ResponseURL`.
+//!
+//! Every test checks the one thing CloudFormation cannot live without: exactly one PUT of a
+//! well-formed answer (empty Content-Type, ≤ 4096 bytes, ids copied verbatim).
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use aws_lambda_events::cloudformation::{
+    CloudFormationCustomResourceResponse as Response,
+    CloudFormationCustomResourceResponseStatus as Status,
+};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_core::approval::{ApprovalRecord, ApprovalToken};
+use ferry_core::job::{client_request_token, CreateJobRequest};
+use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
+use ferry_core::policy::batch_role::BatchRole;
+use ferry_core::ports::{JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
+use ferry_core::workflow::{StoredPlan, AWAITING_APPROVAL};
+use ferry_core::Plan;
+use ferry_testkit::{s3_client, CapturedRequest, MotoServer, ResponseCatcher};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+use stack_handler::{response_body, StackHandler, StackPorts, MAX_RESPONSE_BYTES};
+
+const REGION: &str = "us-east-1";
+const STATE_BUCKET: &str = "ferry-state-test";
+const CFN_PATH: &str = "/cfn-response?X-Amz-Signature=abc";
+const WAIT_PATH: &str = "/wait-handle?X-Amz-Signature=def";
+/// 2026-11-24T02:15:00Z, the fixtures' X-Amz-Date.
+const NOW_UNIX: u64 = 1_795_486_500;
+const ROLE_NAME: &str = "ferry-photos-batch";
+const POLICY_NAME: &str = "ferry-photos";
+const MANIFEST_BUCKET: &str = "acme-ferry-manifests";
+const MANIFEST_KEY: &str = "photos/manifest.csv";
+const JOB_ID: &str = "job-0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0";
+
+fn fixed_now() -> u64 {
+    NOW_UNIX
+}
+fn token_a() -> Option<ApprovalToken> {
+    Some(ApprovalToken::from_random_bytes([0xa7; 32]))
+}
+fn token_b() -> Option<ApprovalToken> {
+    Some(ApprovalToken::from_random_bytes([0x3c; 32]))
+}
+fn no_token() -> Option<ApprovalToken> {
+    None
+}
+fn the(token: fn() -> Option<ApprovalToken>) -> ApprovalToken {
+    token().expect("a fixed token")
+}
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn read_json(relative: &str) -> Value {
+    let path = workspace().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
+}
+
+/// `ferry plan --format json` for the fixtures' transfer (golden-tested in ferry-cli).
+fn golden_plan() -> Value {
+    read_json("crates/ferry-cli/tests/golden/sse-s3-csv.json")
+}
+
+fn plan_of(properties: &Value) -> Plan {
+    let props = TransferPlanProperties::from_properties(properties).expect("valid properties");
+    Plan::build(&props.spec).expect("a valid spec")
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        first_pause: Duration::from_millis(1),
+        max_pause: Duration::from_millis(2),
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// IAM returns policy documents URL-encoded (RFC 3986); moto may return them as sent.
+fn policy_json(document: &str) -> Value {
+    serde_json::from_str(document).unwrap_or_else(|_| {
+        serde_json::from_str(&percent_decode(document)).unwrap_or_else(|e| {
+            panic!("policy document is neither JSON nor URL-encoded JSON ({e}): {document}")
+        })
+    })
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("decoded policy is UTF-8")
+}
+
+/// One message that reached the notification topic.
+#[derive(Debug, Clone)]
+struct Email {
+    subject: String,
+    body: String,
+}
+
+/// A moto server with the stack's resources (state bucket, notification and approval topics,
+/// an SQS queue subscribed to the notification topic) and a catcher for the ResponseURL.
+struct Env {
+    _moto: MotoServer,
+    catcher: ResponseCatcher,
+    s3: aws_sdk_s3::Client,
+    iam: aws_sdk_iam::Client,
+    sns: aws_sdk_sns::Client,
+    sqs: aws_sdk_sqs::Client,
+    notification_topic_arn: String,
+    approval_topic_arn: String,
+    queue_url: String,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let moto = MotoServer::start();
+        let config = moto.sdk_config(REGION).await;
+        let s3 = s3_client(&config);
+        let iam = aws_sdk_iam::Client::new(&config);
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+
+        s3.create_bucket()
+            .bucket(STATE_BUCKET)
+            .send()
+            .await
+            .expect("state bucket");
+        let topic = |name: &'static str| {
+            let sns = sns.clone();
+            async move {
+                sns.create_topic()
+                    .name(name)
+                    .send()
+                    .await
+                    .expect("create topic")
+                    .topic_arn()
+                    .expect("topic ARN")
+                    .to_string()
+            }
+        };
+        let notification_topic_arn = topic("ferry-notifications").await;
+        let approval_topic_arn = topic("ferry-approvals").await;
+
+        let queue_url = sqs
+            .create_queue()
+            .queue_name("ferry-inbox")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url()
+            .expect("queue URL")
+            .to_string();
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes()
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                    .cloned()
+            })
+            .expect("queue ARN");
+        sns.subscribe()
+            .topic_arn(&notification_topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await
+            .expect("subscribe the queue");
+
+        Env {
+            _moto: moto,
+            catcher: ResponseCatcher::start(),
+            s3,
+            iam,
+            sns,
+            sqs,
+            notification_topic_arn,
+            approval_topic_arn,
+            queue_url,
+        }
+    }
+
+    /// The SDK ports as the function builds them, S3 Control replaced by `s3control`.
+    fn ports(&self, s3control: aws_sdk_s3control::Client) -> AwsPorts {
+        self.ports_with_bucket(s3control, STATE_BUCKET)
+    }
+
+    fn ports_with_bucket(&self, s3control: aws_sdk_s3control::Client, bucket: &str) -> AwsPorts {
+        AwsPorts {
+            launch: AwsLaunchApi {
+                s3: self.s3.clone(),
+                s3control,
+            },
+            iam: self.iam.clone(),
+            sns: self.sns.clone(),
+            http: reqwest::Client::new(),
+            state_bucket: bucket.to_string(),
+            notification_topic_arn: self.notification_topic_arn.clone(),
+        }
+    }
+
+    fn handler<P: StackPorts>(&self, ports: P) -> StackHandler<P> {
+        StackHandler {
+            ports: Arc::new(ports),
+            http: reqwest::Client::new(),
+            approval_topic_arn: self.approval_topic_arn.clone(),
+            retry: fast_retry(),
+            answer_margin: Duration::from_secs(1),
+            // Bounds a hang in a test that does not mean to exercise the deadline.
+            default_budget: Duration::from_secs(60),
+            clock: fixed_now,
+            new_token: token_a,
+        }
+    }
+
+    /// A fixture with its URLs pointed at the catcher.
+    fn event(&self, fixture: &str) -> Value {
+        let mut event = read_json(&format!("events/{fixture}"));
+        event["ResponseURL"] = json!(self.catcher.url(CFN_PATH));
+        for props in ["ResourceProperties", "OldResourceProperties"] {
+            if event[props]["ApprovalWaitHandle"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+            {
+                event[props]["ApprovalWaitHandle"] = json!(self.catcher.url(WAIT_PATH));
+            }
+        }
+        event
+    }
+
+    /// Invokes the handler and returns the one answer CloudFormation received, checked for
+    /// the response contract.
+    async fn invoke<P: StackPorts>(&self, handler: &StackHandler<P>, event: Value) -> Value {
+        self.invoke_with(handler, event, Context::default()).await
+    }
+
+    async fn invoke_with<P: StackPorts>(
+        &self,
+        handler: &StackHandler<P>,
+        event: Value,
+        context: Context,
+    ) -> Value {
+        self.catcher.clear();
+        handler
+            .handle(LambdaEvent::new(event.clone(), context))
+            .await
+            .expect("handle answers CloudFormation");
+        let puts = self.catcher.requests();
+        assert_eq!(
+            puts.len(),
+            1,
+            "exactly one answer to the ResponseURL: {puts:#?}"
+        );
+        let answer = checked_answer(&puts[0]);
+        for id in ["StackId", "RequestId", "LogicalResourceId"] {
+            assert_eq!(answer[id], event[id], "{id} is copied verbatim");
+        }
+        answer
+    }
+
+    async fn state_keys(&self) -> Vec<String> {
+        self.s3
+            .list_objects_v2()
+            .bucket(STATE_BUCKET)
+            .send()
+            .await
+            .expect("list the state bucket")
+            .contents()
+            .iter()
+            .filter_map(|o| o.key().map(str::to_string))
+            .collect()
+    }
+
+    async fn state_object(&self, key: &str) -> Vec<u8> {
+        self.s3
+            .get_object()
+            .bucket(STATE_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("get s3://{STATE_BUCKET}/{key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .expect("object body")
+            .to_vec()
+    }
+
+    /// Every message published to the notification topic since the last call.
+    async fn emails(&self) -> Vec<Email> {
+        let mut emails = Vec::new();
+        loop {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(0)
+                .send()
+                .await
+                .expect("receive from the queue");
+            if out.messages().is_empty() {
+                return emails;
+            }
+            for m in out.messages() {
+                let raw = m.body().unwrap_or_default();
+                // SNS envelope unless delivered raw.
+                let email = match serde_json::from_str::<Value>(raw) {
+                    Ok(envelope) if envelope["Message"].is_string() => Email {
+                        subject: envelope["Subject"].as_str().unwrap_or_default().to_string(),
+                        body: envelope["Message"].as_str().unwrap_or_default().to_string(),
+                    },
+                    _ => Email {
+                        subject: String::new(),
+                        body: raw.to_string(),
+                    },
+                };
+                emails.push(email);
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete from the queue");
+            }
+        }
+    }
+
+    async fn role_exists(&self) -> bool {
+        match self.iam.get_role().role_name(ROLE_NAME).send().await {
+            Ok(_) => true,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                false
+            }
+            Err(e) => panic!("GetRole {ROLE_NAME}: {e:?}"),
+        }
+    }
+
+    async fn trust_policy(&self) -> Value {
+        let out = self
+            .iam
+            .get_role()
+            .role_name(ROLE_NAME)
+            .send()
+            .await
+            .expect("GetRole");
+        let role = out.role().expect("a role");
+        policy_json(role.assume_role_policy_document().expect("a trust policy"))
+    }
+
+    async fn inline_policy(&self) -> Value {
+        let out = self
+            .iam
+            .get_role_policy()
+            .role_name(ROLE_NAME)
+            .policy_name(POLICY_NAME)
+            .send()
+            .await
+            .expect("GetRolePolicy");
+        policy_json(out.policy_document())
+    }
+
+    /// Creates the manifest in moto; returns its ETag as S3 gives it (quoted).
+    async fn put_manifest(&self) -> String {
+        self.s3
+            .create_bucket()
+            .bucket(MANIFEST_BUCKET)
+            .send()
+            .await
+            .expect("manifest bucket");
+        self.s3
+            .put_object()
+            .bucket(MANIFEST_BUCKET)
+            .key(MANIFEST_KEY)
+            .body(ByteStream::from_static(
+                b"acme-photos-prod,2026/11/a.jpg\nacme-photos-prod,2026/11/b.jpg\n",
+            ))
+            .send()
+            .await
+            .expect("put the manifest")
+            .e_tag()
+            .expect("an ETag")
+            .to_string()
+    }
+}
+
+/// The PUT's contract: method, URL, empty Content-Type, size, JSON with every id present.
+fn checked_answer(put: &CapturedRequest) -> Value {
+    assert_eq!(put.method, "PUT");
+    assert_eq!(
+        put.path_and_query, CFN_PATH,
+        "the presigned URL is used as given"
+    );
+    assert_eq!(
+        put.header("content-type"),
+        Some(""),
+        "Content-Type present and empty (the URL was signed without one): {:?}",
+        put.headers
+    );
+    assert!(
+        put.body.len() <= MAX_RESPONSE_BYTES,
+        "CloudFormation refuses bodies over 4096 bytes: {} bytes",
+        put.body.len()
+    );
+    let answer: Value = serde_json::from_slice(&put.body)
+        .unwrap_or_else(|e| panic!("the answer is not JSON ({e}): {}", put.body_text()));
+    for field in [
+        "Status",
+        "PhysicalResourceId",
+        "StackId",
+        "RequestId",
+        "LogicalResourceId",
+    ] {
+        assert!(
+            answer[field].as_str().is_some_and(|s| !s.is_empty()),
+            "{field} missing: {answer:#}"
+        );
+    }
+    if answer["Status"] == "FAILED" {
+        assert!(
+            answer["Reason"].as_str().is_some_and(|s| !s.is_empty()),
+            "FAILED needs a Reason: {answer:#}"
+        );
+    }
+    if let Some(data) = answer["Data"].as_object() {
+        assert!(
+            data.values().all(Value::is_string),
+            "Data values are strings: {answer:#}"
+        );
+    }
+    answer
+}
+
+fn reason(answer: &Value) -> &str {
+    answer["Reason"].as_str().unwrap_or_default()
+}
+
+fn no_s3control() -> aws_sdk_s3control::Client {
+    mock_client!(aws_sdk_s3control, [])
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ports with an injected fault in RoleAdmin; everything else goes to AwsPorts.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// `apply_role` panics.
+    PanicOnApplyRole,
+    /// `apply_role` and `delete_role` sleep 30 s before doing their work.
+    HangInRoleAdmin,
+}
+
+struct FaultyPorts {
+    inner: AwsPorts,
+    fault: Fault,
+    /// Set when a hanging call is dropped before it finished (its task was cancelled).
+    hang_cancelled: Arc<AtomicBool>,
+}
+
+impl FaultyPorts {
+    fn new(inner: AwsPorts, fault: Fault) -> Self {
+        Self {
+            inner,
+            fault,
+            hang_cancelled: Arc::default(),
+        }
+    }
+
+    async fn hang(&self) {
+        struct SetOnDrop(Option<Arc<AtomicBool>>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                if let Some(flag) = self.0.take() {
+                    flag.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        let mut guard = SetOnDrop(Some(self.hang_cancelled.clone()));
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        guard.0 = None; // finished: not cancelled
+    }
+}
+
+impl StateStore for FaultyPorts {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        self.inner.get(key).await
+    }
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
+        self.inner.put(key, body).await
+    }
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, AwsCallError> {
+        self.inner.put_if_absent(key, body).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsCallError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        self.inner.delete(key).await
+    }
+}
+
+impl Notifier for FaultyPorts {
+    async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        self.inner.notify(subject, body).await
+    }
+}
+
+impl RoleAdmin for FaultyPorts {
+    async fn apply_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        match self.fault {
+            Fault::PanicOnApplyRole => panic!("injected fault: apply_role panics"),
+            Fault::HangInRoleAdmin => self.hang().await,
+        }
+        self.inner.apply_role(role).await
+    }
+    async fn delete_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
+        if self.fault == Fault::HangInRoleAdmin {
+            self.hang().await;
+        }
+        self.inner.delete_role(role).await
+    }
+}
+
+impl LaunchApi for FaultyPorts {
+    async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
+        self.inner.head_manifest(bucket, key).await
+    }
+    async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
+        self.inner.create_job(request).await
+    }
+    async fn pause(&self, duration: Duration) {
+        self.inner.pause(duration).await
+    }
+}
+
+impl JobControl for FaultyPorts {
+    async fn job_status(&self, account_id: &str, job_id: &str) -> Result<String, AwsCallError> {
+        self.inner.job_status(account_id, job_id).await
+    }
+    async fn cancel_job(&self, account_id: &str, job_id: &str) -> Result<(), AwsCallError> {
+        self.inner.cancel_job(account_id, job_id).await
+    }
+}
+
+/// A Lambda context whose deadline is `ms` from now.
+fn context_with_deadline_in(ms: u64) -> Context {
+    let mut context = Context::default();
+    context.deadline = now_ms() + ms;
+    context
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Create
+
+#[tokio::test]
+async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and_emails_the_token()
+{
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let event = env.event("stack-handler-create.json");
+    let plan = plan_of(&event["ResourceProperties"]);
+    let golden = golden_plan();
+
+    let answer = env.invoke(&handler, event.clone()).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], "ferry-transfer-photos");
+    let fingerprint = answer["Data"]["Fingerprint"]
+        .as_str()
+        .expect("Data.Fingerprint");
+    // The same transfer has the same fingerprint in `ferry plan` and in the stack.
+    assert_eq!(fingerprint, plan.transfer.fingerprint);
+    assert_eq!(fingerprint, golden["transfer"]["fingerprint"]);
+    assert_eq!(answer["Data"]["RoleArn"], golden["batch_role"]["arn"]);
+
+    // The deployed documents are `ferry plan`'s.
+    assert_eq!(
+        env.trust_policy().await,
+        golden["batch_role"]["trust_policy"]
+    );
+    assert_eq!(
+        env.inline_policy().await,
+        golden["batch_role"]["permissions_policy"]
+    );
+
+    // State: the plan, and the approval under the token's hash only.
+    let token = the(token_a);
+    let plan_key = format!("plans/{fingerprint}.json");
+    let approval_key = format!("approvals/{}.json", token.hash());
+    let mut keys = env.state_keys().await;
+    keys.sort();
+    assert_eq!(keys, vec![approval_key.clone(), plan_key.clone()]);
+    let stored: StoredPlan = serde_json::from_slice(&env.state_object(&plan_key).await).unwrap();
+    assert_eq!(stored.fingerprint, fingerprint);
+    assert_eq!(
+        stored.spec,
+        TransferPlanProperties::from_properties(&event["ResourceProperties"])
+            .unwrap()
+            .spec
+    );
+    let record: ApprovalRecord =
+        serde_json::from_slice(&env.state_object(&approval_key).await).unwrap();
+    assert_eq!(record.plan_fingerprint, fingerprint);
+    assert_eq!(record.mode, ApprovalMode::Wait);
+    assert_eq!(
+        record.wait_handle_url.as_deref(),
+        Some(env.catcher.url(WAIT_PATH).as_str())
+    );
+    assert_eq!(record.wait_deadline, Some(NOW_UNIX + 43_200));
+    for key in &keys {
+        let body = String::from_utf8_lossy(&env.state_object(key).await).into_owned();
+        assert!(
+            !body.contains(token.expose()),
+            "{key} holds the token itself"
+        );
+    }
+
+    // The instructions e-mail carries the token and the approve command.
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 1, "{emails:#?}");
+    let email = &emails[0];
+    assert!(email.body.contains(token.expose()), "{}", email.body);
+    let approve = format!(
+        r#"--message '{{"action":"approve","token":"{}"}}'"#,
+        token.expose()
+    );
+    let topic = format!("--topic-arn {} ", env.approval_topic_arn);
+    assert!(
+        email.body.lines().any(|l| l.starts_with("aws sns publish")
+            && l.contains(&topic)
+            && l.contains(&approve)),
+        "no approve command naming {}:\n{}",
+        env.approval_topic_arn,
+        email.body
+    );
+    assert!(email.subject.contains("photos"), "{email:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Invalid properties
+
+fn invalid_properties(event: &Value) -> Value {
+    let mut props = event["ResourceProperties"].clone();
+    props["SourceAccountId"] = json!("1234");
+    props["SourceBucket"] = json!("Bad_Bucket");
+    props["ManifestAccountId"] = json!("111111111111");
+    props
+}
+
+#[tokio::test]
+async fn invalid_properties_answer_failed_create_nothing_and_their_delete_succeeds() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let mut create = env.event("stack-handler-create.json");
+    let bad = invalid_properties(&create);
+    create["ResourceProperties"] = bad.clone();
+
+    let answer = env.invoke(&handler, create.clone()).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    let failed_id = format!("ferry-failed-{}", create["RequestId"].as_str().unwrap());
+    assert_eq!(answer["PhysicalResourceId"], failed_id.as_str());
+    assert!(reason(&answer).contains("ManifestAccountId"), "{answer:#}");
+    assert!(!env.role_exists().await, "no role for an invalid transfer");
+    assert!(env.state_keys().await.is_empty());
+    assert!(env.emails().await.is_empty());
+
+    // CloudFormation then deletes what the failed Create "made", with the same properties.
+    let mut delete = env.event("stack-handler-delete.json");
+    delete["ResourceProperties"] = bad;
+    delete["PhysicalResourceId"] = json!(failed_id);
+    let answer = env.invoke(&handler, delete).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], failed_id.as_str());
+}
+
+#[tokio::test]
+async fn invalid_properties_reason_names_every_bad_field() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let mut create = env.event("stack-handler-create.json");
+    create["ResourceProperties"] = invalid_properties(&create);
+
+    let answer = env.invoke(&handler, create).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    let reason = reason(&answer);
+    for (property, spec_field) in [
+        ("SourceAccountId", "source.account_id"),
+        ("SourceBucket", "source.bucket"),
+        ("ManifestAccountId", "manifest.account_id"),
+    ] {
+        assert!(
+            reason.contains(property) || reason.contains(spec_field),
+            "the Reason does not name {property}:\n{reason}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. SDK error
+
+#[tokio::test]
+async fn missing_state_bucket_answers_failed_once_naming_the_plan_store() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports_with_bucket(no_s3control(), "ferry-state-does-not-exist"));
+    let event = env.event("stack-handler-create.json");
+
+    let answer = env.invoke(&handler, event.clone()).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(reason(&answer).contains("storing the plan"), "{answer:#}");
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        format!("ferry-failed-{}", event["RequestId"].as_str().unwrap()).as_str()
+    );
+    assert!(
+        env.emails().await.is_empty(),
+        "no e-mail for a failed Create"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Panic
+
+#[tokio::test]
+async fn a_panic_in_the_work_still_answers_failed() {
+    let env = Env::start().await;
+    let handler = env.handler(FaultyPorts::new(
+        env.ports(no_s3control()),
+        Fault::PanicOnApplyRole,
+    ));
+
+    let answer = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(reason(&answer).contains("panic"), "{answer:#}");
+    assert!(env.emails().await.is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Deadline
+
+#[tokio::test]
+async fn work_that_outlives_the_lambda_deadline_answers_failed_in_time() {
+    let env = Env::start().await;
+    let handler = env.handler(FaultyPorts::new(
+        env.ports(no_s3control()),
+        Fault::HangInRoleAdmin,
+    ));
+
+    let started = Instant::now();
+    let answer = env
+        .invoke_with(
+            &handler,
+            env.event("stack-handler-create.json"),
+            context_with_deadline_in(3000),
+        )
+        .await;
+    let elapsed = started.elapsed();
+
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "answered only after {elapsed:?}"
+    );
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(reason(&answer).contains("ran out of time"), "{answer:#}");
+}
+
+#[tokio::test]
+async fn a_delete_that_outlives_the_deadline_answers_success_with_a_reason() {
+    let env = Env::start().await;
+    let handler = env.handler(FaultyPorts::new(
+        env.ports(no_s3control()),
+        Fault::HangInRoleAdmin,
+    ));
+    let event = env.event("stack-handler-delete.json");
+
+    let started = Instant::now();
+    let answer = env
+        .invoke_with(&handler, event.clone(), context_with_deadline_in(3000))
+        .await;
+    let elapsed = started.elapsed();
+
+    assert!(
+        elapsed < Duration::from_secs(10),
+        "answered only after {elapsed:?}"
+    );
+    assert_eq!(
+        answer["Status"], "SUCCESS",
+        "deletes never fail: {answer:#}"
+    );
+    assert!(reason(&answer).contains("ran out of time"), "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], event["PhysicalResourceId"]);
+}
+
+#[tokio::test]
+async fn work_that_ran_out_of_time_is_cancelled_not_left_running() {
+    let env = Env::start().await;
+    let ports = FaultyPorts::new(env.ports(no_s3control()), Fault::HangInRoleAdmin);
+    let cancelled = ports.hang_cancelled.clone();
+    let handler = env.handler(ports);
+
+    let answer = env
+        .invoke_with(
+            &handler,
+            env.event("stack-handler-create.json"),
+            context_with_deadline_in(3000),
+        )
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+
+    // Left running, the Create would go on (in a later invocation of a thawed Lambda) to
+    // create the role and e-mail a token after CloudFormation rolled the resource back.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !cancelled.load(Ordering::SeqCst) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        cancelled.load(Ordering::SeqCst),
+        "the timed-out work is still running"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Response size
+
+#[tokio::test]
+async fn an_answer_with_a_huge_reason_is_cut_to_4096_bytes_keeping_every_id() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let mut event = env.event("stack-handler-create.json");
+    event["ResourceProperties"]["DestinationKeyPrefix"] = json!("p".repeat(5000));
+
+    let answer = env.invoke(&handler, event.clone()).await; // checks ≤ 4096 bytes and the ids
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        format!("ferry-failed-{}", event["RequestId"].as_str().unwrap()).as_str()
+    );
+    assert!(
+        reason(&answer).contains("DestinationKeyPrefix"),
+        "{answer:#}"
+    );
+    assert!(
+        reason(&answer).ends_with("(cut; the full text is in the function's log)"),
+        "{answer:#}"
+    );
+}
+
+fn big_response(reason: String) -> Response {
+    let mut response = Response::default();
+    response.status = Status::Failed;
+    response.reason = Some(reason);
+    response.physical_resource_id = "ferry-failed-7f2d4c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f".into();
+    response.stack_id =
+        "arn:aws:cloudformation:us-east-1:222222222222:stack/ferry/5b8f3e40-c9a1-11f0-8de9-0a1b2c3d4e5f".into();
+    response.request_id = "7f2d4c1e-2b3a-4c5d-8e9f-0a1b2c3d4e5f".into();
+    response.logical_resource_id = "TransferPlan".into();
+    response.data.insert(
+        "Fingerprint".into(),
+        "fdd93b876f38e7460e6f631565f84791".into(),
+    );
+    response
+}
+
+/// The body must fit, parse, and keep every id and the Data; returns the Reason sent.
+fn cut_reason(response: &Response) -> String {
+    let body = response_body(response);
+    assert!(body.len() <= MAX_RESPONSE_BYTES, "{} bytes", body.len());
+    let parsed: Response = serde_json::from_slice(&body).expect("valid JSON");
+    assert_eq!(parsed.status, response.status);
+    assert_eq!(parsed.physical_resource_id, response.physical_resource_id);
+    assert_eq!(parsed.stack_id, response.stack_id);
+    assert_eq!(parsed.request_id, response.request_id);
+    assert_eq!(parsed.logical_resource_id, response.logical_resource_id);
+    assert_eq!(parsed.data, response.data);
+    parsed.reason.expect("a Reason")
+}
+
+#[test]
+fn response_body_cuts_only_the_reason_at_a_char_boundary_and_stays_valid_json() {
+    let response = big_response(format!(
+        "start: {} end",
+        "Überweisung fehlgeschlagen; ".repeat(400)
+    ));
+    let reason = cut_reason(&response);
+    assert!(reason.starts_with("start: Überweisung"), "{reason}");
+    assert!(
+        reason.len() > 3000,
+        "the Reason keeps what fits: {} bytes",
+        reason.len()
+    );
+
+    // Small answers go out unchanged.
+    let small = big_response("short".into());
+    assert_eq!(response_body(&small), serde_json::to_vec(&small).unwrap());
+}
+
+#[test]
+fn response_body_keeps_the_start_of_an_escape_heavy_reason() {
+    // A validation Reason quoting a value full of quotes, as `{:?}` renders it.
+    let value = format!("{:?}", "\"x\"/".repeat(1500));
+    let reason = cut_reason(&big_response(format!(
+        "the spec has 1 problem:\n  - destination.key_prefix = {value}: is longer than 1024 characters"
+    )));
+    assert!(
+        reason.starts_with("the spec has 1 problem:\n  - destination.key_prefix"),
+        "the Reason lost what went wrong: {reason:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Update
+
+#[tokio::test]
+async fn transfer_plan_update_replans_and_an_unchanged_update_sends_nothing() {
+    let env = Env::start().await;
+    let created = env
+        .invoke(
+            &env.handler(env.ports(no_s3control())),
+            env.event("stack-handler-create.json"),
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    assert_eq!(env.emails().await.len(), 1);
+    let old_fingerprint = created["Data"]["Fingerprint"].as_str().unwrap().to_string();
+
+    let mut handler = env.handler(env.ports(no_s3control()));
+    handler.new_token = token_b;
+    let mut update = env.event("stack-handler-update.json");
+    // The fixture changes StorageClass; a key prefix also changes the role's permissions.
+    update["ResourceProperties"]["DestinationKeyPrefix"] = json!("from-prod/");
+    let new_plan = plan_of(&update["ResourceProperties"]);
+
+    let answer = env.invoke(&handler, update.clone()).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], "ferry-transfer-photos");
+    let fingerprint = answer["Data"]["Fingerprint"].as_str().unwrap();
+    assert_ne!(fingerprint, old_fingerprint);
+    assert_eq!(fingerprint, new_plan.transfer.fingerprint);
+    let policy = env.inline_policy().await;
+    assert_eq!(
+        policy,
+        serde_json::to_value(&new_plan.batch_role.permissions_policy).unwrap()
+    );
+    assert_ne!(policy, golden_plan()["batch_role"]["permissions_policy"]);
+
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 1, "a new instructions e-mail: {emails:#?}");
+    let token = the(token_b);
+    assert!(
+        emails[0].body.contains(token.expose()),
+        "{}",
+        emails[0].body
+    );
+    assert!(!emails[0].body.contains(the(token_a).expose()));
+    let record: ApprovalRecord = serde_json::from_slice(
+        &env.state_object(&format!("approvals/{}.json", token.hash()))
+            .await,
+    )
+    .unwrap();
+    assert_eq!(record.plan_fingerprint, fingerprint);
+    assert_eq!(
+        record.mode,
+        ApprovalMode::Deferred,
+        "an update can't wait again"
+    );
+    assert_eq!(record.wait_handle_url, None);
+    assert!(env
+        .state_keys()
+        .await
+        .contains(&format!("plans/{fingerprint}.json")));
+
+    // An update that changes nothing in the transfer: same answer, no e-mail, no new token.
+    let mut unchanged = update.clone();
+    unchanged["OldResourceProperties"] = update["ResourceProperties"].clone();
+    unchanged["RequestId"] = json!("1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5");
+    let keys_before = env.state_keys().await;
+    let mut handler = env.handler(env.ports(no_s3control()));
+    handler.new_token = token_a;
+
+    let answer = env.invoke(&handler, unchanged).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], "ferry-transfer-photos");
+    assert_eq!(answer["Data"]["Fingerprint"], fingerprint);
+    assert!(
+        env.emails().await.is_empty(),
+        "an unchanged update sends no e-mail"
+    );
+    let mut keys_after = env.state_keys().await;
+    keys_after.sort();
+    let mut keys_before = keys_before;
+    keys_before.sort();
+    assert_eq!(keys_after, keys_before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. FirstJob
+
+/// A CreateJob mock that records every request and answers `JOB_ID`.
+fn recording_create_job() -> (aws_smithy_mocks::Rule, Arc<Mutex<Vec<CreateJobInput>>>) {
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let rule = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(|| CreateJobOutput::builder().job_id(JOB_ID).build());
+    (rule, seen)
+}
+
+fn first_job_event(env: &Env, fingerprint: &str, approval: &str) -> Value {
+    let mut event = env.event("stack-handler-first-job-create.json");
+    event["ResourceProperties"]["PlanFingerprint"] = json!(fingerprint);
+    event["ResourceProperties"]["Approval"] = json!(approval);
+    event
+}
+
+#[tokio::test]
+async fn first_job_create_with_approval_launches_on_the_manifests_etag() {
+    let env = Env::start().await;
+    let (create_job, seen) = recording_create_job();
+    let handler = env.handler(env.ports(mock_client!(
+        aws_sdk_s3control,
+        RuleMode::MatchAny,
+        [&create_job]
+    )));
+    let plan = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    let fingerprint = plan["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    env.emails().await;
+    let quoted_etag = env.put_manifest().await;
+    let etag = quoted_etag.trim_matches('"');
+
+    let event = first_job_event(&env, &fingerprint, r#"{"approval":"approved"}"#);
+    let answer = env.invoke(&handler, event).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["Data"]["JobId"], JOB_ID);
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        "ferry-first-job-5b8f3e40-c9a1-11f0-8de9-0a1b2c3d4e5f"
+    );
+    assert_eq!(create_job.num_calls(), 1);
+    let input = seen.lock().unwrap()[0].clone();
+    let location = input
+        .manifest()
+        .and_then(|m| m.location())
+        .expect("manifest location");
+    assert_eq!(location.e_tag(), etag, "the ETag without quotes");
+    assert_eq!(
+        location.object_arn(),
+        format!("arn:aws:s3:::{MANIFEST_BUCKET}/{MANIFEST_KEY}")
+    );
+    assert_eq!(
+        input.client_request_token(),
+        Some(client_request_token(&fingerprint, etag).as_str())
+    );
+    assert_eq!(
+        input.role_arn(),
+        golden_plan()["batch_role"]["arn"].as_str()
+    );
+    assert!(env
+        .state_keys()
+        .await
+        .contains(&format!("jobs/{fingerprint}/{JOB_ID}.json")));
+
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 1, "{emails:#?}");
+    assert!(
+        emails[0].subject.contains(JOB_ID) && emails[0].body.contains(JOB_ID),
+        "{:?}",
+        emails[0]
+    );
+}
+
+#[tokio::test]
+async fn first_job_create_deferred_without_an_approval_awaits_it_and_creates_no_job() {
+    let env = Env::start().await;
+    let (create_job, _) = recording_create_job();
+    let handler = env.handler(env.ports(mock_client!(
+        aws_sdk_s3control,
+        RuleMode::MatchAny,
+        [&create_job]
+    )));
+    let plan = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    let fingerprint = plan["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    env.emails().await;
+    env.put_manifest().await;
+
+    let event = first_job_event(&env, &fingerprint, r#"{"approval":"deferred"}"#);
+    let answer = env.invoke(&handler, event).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["Data"]["JobId"], AWAITING_APPROVAL);
+    assert_eq!(
+        create_job.num_calls(),
+        0,
+        "no CreateJob without an approval"
+    );
+    assert!(env.emails().await.is_empty());
+    assert!(!env
+        .state_keys()
+        .await
+        .iter()
+        .any(|k| k.starts_with("jobs/")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. Delete
+
+#[tokio::test]
+async fn transfer_plan_delete_without_jobs_removes_the_role() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let created = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    assert!(env.role_exists().await);
+
+    let event = env.event("stack-handler-delete.json");
+    let answer = env.invoke(&handler, event.clone()).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["PhysicalResourceId"], event["PhysicalResourceId"]);
+    assert!(answer["Reason"].is_null(), "nothing went wrong: {answer:#}");
+    assert!(!env.role_exists().await, "the role is gone");
+}
+
+#[tokio::test]
+async fn a_delete_answers_success_even_without_random_bytes() {
+    let env = Env::start().await;
+    let mut handler = env.handler(env.ports(no_s3control()));
+    handler.new_token = no_token;
+
+    let answer = env
+        .invoke(&handler, env.event("stack-handler-delete.json"))
+        .await;
+
+    assert_eq!(
+        answer["Status"], "SUCCESS",
+        "deletes never fail: {answer:#}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Not a custom resource request
+
+#[tokio::test]
+async fn an_unreadable_request_with_a_response_url_answers_failed_and_without_one_errors() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let mut event = env.event("stack-handler-create.json");
+    event["RequestType"] = json!("Explode");
+
+    let answer = env.invoke(&handler, event.clone()).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(reason(&answer).contains("could not be read"), "{answer:#}");
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        format!("ferry-failed-{}", event["RequestId"].as_str().unwrap()).as_str()
+    );
+    assert!(!env.role_exists().await, "nothing was done");
+
+    env.catcher.clear();
+    let mut no_url = event;
+    no_url.as_object_mut().unwrap().remove("ResponseURL");
+    let result = handler
+        .handle(LambdaEvent::new(no_url, Context::default()))
+        .await;
+    assert!(
+        result.is_err(),
+        "nowhere to answer: the invocation itself fails"
+    );
+    assert!(env.catcher.requests().is_empty());
+}
