@@ -51,6 +51,24 @@ impl AwsPorts {
         }
     }
 
+    /// The ports a Lambda function needs, from its environment (see `docs/stack.md`) and the
+    /// default credential chain. Returns them with the approval topic's ARN.
+    pub async fn for_lambda() -> Result<(Self, String), String> {
+        let env = |name: &str| {
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+        };
+        let (state_bucket, topic, approval_topic) = (
+            env("FERRY_STATE_BUCKET")?,
+            env("FERRY_NOTIFICATION_TOPIC_ARN")?,
+            env("FERRY_APPROVAL_TOPIC_ARN")?,
+        );
+        let config = aws_config::load_from_env().await;
+        Ok((
+            Self::from_config(&config, state_bucket, topic),
+            approval_topic,
+        ))
+    }
+
     fn s3(&self) -> &aws_sdk_s3::Client {
         &self.launch.s3
     }

@@ -117,18 +117,7 @@ pub async fn create_transfer<P>(
 where
     P: StateStore + Notifier + RoleAdmin + Sync,
 {
-    let plan = Plan::build(&props.spec)?;
-    ports
-        .apply_role(&plan.batch_role)
-        .await
-        .map_err(WorkflowError::aws("creating the Batch Operations role"))?;
-    store_plan(ports, &props.spec, &plan).await?;
-    request_approval(ports, props, props.approval_mode, &plan, token, ctx).await?;
-    Ok(TransferReady {
-        fingerprint: plan.transfer.fingerprint.clone(),
-        role_arn: plan.batch_role.arn.clone(),
-        approval_requested: true,
-    })
+    apply_transfer(ports, None, props, props.approval_mode, token, ctx).await
 }
 
 /// `TransferPlan` Update: the role always follows the plan; a changed transfer gets a new
@@ -143,15 +132,34 @@ pub async fn update_transfer<P>(
 where
     P: StateStore + Notifier + RoleAdmin + Sync,
 {
+    let old = Some(old_fingerprint.unwrap_or_default());
+    apply_transfer(ports, old, props, ApprovalMode::Deferred, token, ctx).await
+}
+
+/// The role follows the plan; a new or changed plan is stored and sent for approval.
+/// `old_fingerprint` is `None` on Create.
+async fn apply_transfer<P>(
+    ports: &P,
+    old_fingerprint: Option<&str>,
+    props: &TransferPlanProperties,
+    mode: ApprovalMode,
+    token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<TransferReady, WorkflowError>
+where
+    P: StateStore + Notifier + RoleAdmin + Sync,
+{
     let plan = Plan::build(&props.spec)?;
     ports
         .apply_role(&plan.batch_role)
         .await
-        .map_err(WorkflowError::aws("updating the Batch Operations role"))?;
+        .map_err(WorkflowError::aws(
+            "applying the plan to the Batch Operations role",
+        ))?;
     let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str());
     if changed {
         store_plan(ports, &props.spec, &plan).await?;
-        request_approval(ports, props, ApprovalMode::Deferred, &plan, token, ctx).await?;
+        request_approval(ports, props, mode, &plan, token, ctx).await?;
     }
     Ok(TransferReady {
         fingerprint: plan.transfer.fingerprint.clone(),

@@ -145,13 +145,7 @@ impl<P: StackPorts> StackHandler<P> {
 
     /// An event that isn't a custom resource request: answer FAILED if it has a ResponseURL.
     async fn answer_unparseable(&self, payload: &Value, why: &str) -> Result<(), Error> {
-        let text = |k: &str| {
-            payload
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let text = |k: &str| text_property(payload, k);
         let url = text("ResponseURL");
         if url.is_empty() {
             return Err(format!("not a CloudFormation custom resource request: {why}").into());
@@ -475,14 +469,7 @@ async fn first_job<P: StackPorts>(
     physical_id: String,
     ctx: &StackContext,
 ) -> Outcome {
-    let text = |k: &str| {
-        properties
-            .get(k)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .trim()
-            .to_string()
-    };
+    let text = |k: &str| text_property(properties, k);
     let fingerprint = text("PlanFingerprint");
     if fingerprint.is_empty() {
         return Outcome::failed(
@@ -513,4 +500,14 @@ async fn first_job_delete<P: StackPorts>(ports: &P, properties: &Value) -> Outco
         }
         Err(e) => Outcome::failed(e.to_string()),
     }
+}
+
+/// A string field of a JSON object, trimmed; empty when absent or not a string.
+fn text_property(object: &Value, key: &str) -> String {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .trim()
+        .to_string()
 }
