@@ -55,6 +55,25 @@ pub struct StackHandler<P> {
     pub new_token: fn() -> Option<ApprovalToken>,
 }
 
+impl<P> StackHandler<P> {
+    fn budget(&self, deadline_ms: u64) -> Duration {
+        // Lambda sends epoch milliseconds; `Context::default()` sends 0 and `cargo lambda watch`
+        // sends its timeout (600000): anything before 2001 is not a real deadline.
+        const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+        if deadline_ms < PLAUSIBLE_EPOCH_MS {
+            return self.default_budget;
+        }
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        // Keep back the margin, but never more than a quarter of a short timeout (Lambda's
+        // default is 3 s, as in local emulators), so short runs still get to work.
+        remaining.saturating_sub(self.answer_margin.min(remaining / 4))
+    }
+}
+
 impl<P: StackPorts> StackHandler<P> {
     pub fn new(ports: P, approval_topic_arn: String) -> Self {
         Self {
@@ -84,6 +103,11 @@ impl<P: StackPorts> StackHandler<P> {
             "custom resource request"
         );
         let budget = self.budget(context.deadline);
+        tracing::info!(
+            budget_ms = budget.as_millis() as u64,
+            deadline_ms = context.deadline,
+            "working budget"
+        );
         let ports = self.ports.clone();
         let ctx = StackContext {
             approval_topic_arn: self.approval_topic_arn.clone(),
@@ -130,17 +154,6 @@ impl<P: StackPorts> StackHandler<P> {
         }
         let response = response_for(&head, outcome);
         self.send(&head.response_url, &response).await
-    }
-
-    fn budget(&self, deadline_ms: u64) -> Duration {
-        if deadline_ms == 0 {
-            return self.default_budget;
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Duration::from_millis(deadline_ms.saturating_sub(now_ms)).saturating_sub(self.answer_margin)
     }
 
     /// An event that isn't a custom resource request: answer FAILED if it has a ResponseURL.
@@ -510,4 +523,67 @@ fn text_property(object: &Value, key: &str) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoPorts;
+
+    fn handler() -> StackHandler<NoPorts> {
+        StackHandler {
+            ports: Arc::new(NoPorts),
+            http: reqwest::Client::new(),
+            approval_topic_arn: String::new(),
+            retry: RetryPolicy::default(),
+            answer_margin: Duration::from_secs(10),
+            default_budget: Duration::from_secs(240),
+            clock: unix_now,
+            new_token: random_token,
+        }
+    }
+
+    #[test]
+    fn budgets_from_real_and_emulated_deadlines() {
+        let h = handler();
+        // Context::default() and `cargo lambda watch` (which sends its 600 s timeout).
+        assert_eq!(h.budget(0), Duration::from_secs(240));
+        assert_eq!(h.budget(600_000), Duration::from_secs(240));
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        // 300 s left: 10 s kept back for the answer.
+        let b = h.budget(now_ms + 300_000);
+        assert!(
+            b <= Duration::from_secs(290) && b > Duration::from_secs(285),
+            "{b:?}"
+        );
+        // Lambda's default 3 s: a quarter kept back, not the whole 10 s.
+        let b = h.budget(now_ms + 3_000);
+        assert!(
+            b > Duration::from_millis(2_000) && b <= Duration::from_millis(2_250),
+            "{b:?}"
+        );
+        // Past the deadline: nothing left.
+        assert_eq!(h.budget(now_ms - 1_000), Duration::ZERO);
+    }
+
+    #[test]
+    fn response_body_cut_keeps_ids_and_valid_json() {
+        let mut r = Response::default();
+        r.status = Status::Failed;
+        r.reason = Some("\"quoted\"\n".repeat(2_000));
+        r.physical_resource_id = "ferry-transfer-x".into();
+        r.request_id = "req".into();
+        let body = response_body(&r);
+        assert!(body.len() <= MAX_RESPONSE_BYTES);
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["PhysicalResourceId"], "ferry-transfer-x");
+        assert!(v["Reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("\"quoted\"\n\"quoted\""));
+    }
 }
