@@ -5,6 +5,7 @@ pub mod create_job;
 pub mod errors;
 pub mod http;
 pub mod launch_api;
+pub mod policies;
 pub mod ports;
 pub mod runtime;
 

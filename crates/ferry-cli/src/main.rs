@@ -1,7 +1,8 @@
 //! `ferry`: plan and run cross-account S3 copies with S3 Batch Operations.
 //!
 //! Each subcommand lives in `commands/`; this file only parses arguments and maps outcomes to
-//! exit codes: 0 success, 1 an operation failed, 2 bad input (spec, file, arguments).
+//! exit codes: 0 success, 1 an operation failed, 2 bad input (spec, file, arguments), 3 an
+//! edit refused as unsafe (`grant`: over a policy size limit, or blocked by an explicit Deny).
 
 mod commands;
 
@@ -24,10 +25,20 @@ struct Cli {
 enum Command {
     /// Print everything a transfer needs: policies, the CreateJob request, the cost. Offline.
     Plan(commands::plan::PlanArgs),
+    /// Merge Ferry's statements into an account's bucket and key policies, by Sid (shows a diff;
+    /// writes with --apply). Run with that account's credentials.
+    Grant(commands::grant::GrantArgs),
+    /// Remove exactly Ferry's statements from an account's bucket and key policies (clean-up).
+    Revoke(commands::grant::GrantArgs),
+    /// Check a CSV manifest before a job uses it: every problem with its line.
+    Manifest(commands::manifest::ManifestArgs),
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
+        Command::Grant(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Grant),
+        Command::Revoke(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Revoke),
+        Command::Manifest(args) => commands::manifest::run(&args),
     }
 }

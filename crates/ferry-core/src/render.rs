@@ -56,6 +56,8 @@ pub fn render_instructions_email(
     approval: &ApprovalInstructions<'_>,
 ) -> InstructionsEmail {
     let mut r = Renderer::new(plan, spec);
+    r.spec_file = format!("ferry-{}.toml", plan.transfer.name);
+    r.spec_in_email = true;
     r.header();
     r.warnings();
     r.resource_policy_steps();
@@ -63,6 +65,7 @@ pub fn render_instructions_email(
     r.role_step(RoleStep::CreatedByStack);
     r.confirm_step("<JobId from the job-started message>");
     r.cost_and_notes();
+    r.spec_appendix();
     let subject: String = format!(
         "Ferry {}: approve copying s3://{} to s3://{}",
         plan.transfer.name, spec.source.bucket, spec.destination.bucket
@@ -88,6 +91,9 @@ struct Renderer<'a> {
     spec: &'a TransferSpec,
     out: String,
     step: u32,
+    /// How the text names the spec file in `ferry grant` commands.
+    spec_file: String,
+    spec_in_email: bool,
 }
 
 impl<'a> Renderer<'a> {
@@ -97,6 +103,8 @@ impl<'a> Renderer<'a> {
             spec,
             out: String::new(),
             step: 0,
+            spec_file: "SPEC.toml".to_string(),
+            spec_in_email: false,
         }
     }
 
@@ -222,6 +230,14 @@ impl<'a> Renderer<'a> {
                 "add Ferry's statements to resource policies ({label} account {})",
                 section.account_id
             ));
+            let _ = writeln!(
+                self.out,
+                "The one-command way, with this account's credentials and the spec{}: \
+                 `ferry grant {} --side {label}` shows the change as a diff and writes it with `--apply` \
+                 (`ferry revoke` takes it out again). By hand:\n",
+                if self.spec_in_email { " from the end of this e-mail" } else { "" },
+                self.spec_file
+            );
             render_account_policies(
                 &mut self.out,
                 &plan.transfer.name,
@@ -340,6 +356,16 @@ impl<'a> Renderer<'a> {
             "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id {job_id} --requested-job-status Ready"
         );
         out.push_str("```\n");
+    }
+
+    /// The spec as TOML, so `ferry grant` and `ferry plan` can be run on exactly this transfer.
+    fn spec_appendix(&mut self) {
+        let toml = toml::to_string(self.spec).unwrap_or_default();
+        let _ = writeln!(
+            self.out,
+            "\n## The transfer spec\n\nSave as {} for `ferry grant` / `ferry plan`:\n\n```toml\n{}```",
+            self.spec_file, toml
+        );
     }
 
     fn cost_and_notes(&mut self) {

@@ -95,5 +95,16 @@ fn deferred_mode_says_the_job_starts_on_approval() {
         },
     );
     assert!(email.body.contains("the job starts when you approve"));
+    // The spec rides along, so `ferry grant ferry-photos.toml` works on exactly this transfer.
+    assert!(email
+        .body
+        .contains("`ferry grant ferry-photos.toml --side source`"));
+    let toml = email
+        .body
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("spec block");
+    assert_eq!(TransferSpec::from_toml_str(toml).unwrap(), spec);
     assert!(email.subject.len() < 100 && email.subject.is_ascii());
 }

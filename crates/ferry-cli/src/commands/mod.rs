@@ -1,5 +1,7 @@
 //! One module per `ferry` subcommand, and what they share: reading a spec.
 
+pub mod grant;
+pub mod manifest;
 pub mod plan;
 
 use std::path::Path;

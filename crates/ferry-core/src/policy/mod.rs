@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod batch_role;
+pub mod merge;
 pub mod resource;
 
 use std::collections::BTreeMap;

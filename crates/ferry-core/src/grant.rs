@@ -1,0 +1,240 @@
+//! `ferry grant` / `ferry revoke`: Ferry's statements put into (or taken out of) the live bucket
+//! and key policies of one account, by `Sid`, never touching anyone else's statements.
+//!
+//! Planning reads every policy first and decides everything (merge, size limits, blocking
+//! Denies) before anything is written, so a refusal never leaves half the policies changed.
+
+use std::future::Future;
+
+use crate::launch::AwsCallError;
+use crate::policy::merge::{
+    blocking_denies, merge_statements, remove_statements, DenyFinding, MergeError, PolicyEdit,
+    BUCKET_POLICY_MAX_BYTES, KEY_POLICY_MAX_BYTES,
+};
+use crate::policy::resource::AccountPolicies;
+
+/// Reads and writes bucket and key policies (the `default` key policy).
+pub trait ResourcePolicies {
+    fn bucket_policy(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<Option<String>, AwsCallError>> + Send;
+    fn put_bucket_policy(
+        &self,
+        bucket: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+    fn delete_bucket_policy(
+        &self,
+        bucket: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+    fn key_policy(
+        &self,
+        key_arn: &str,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+    fn put_key_policy(
+        &self,
+        key_arn: &str,
+        policy: &str,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EditMode {
+    Grant,
+    Revoke,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyTarget {
+    Bucket(String),
+    Key(String),
+}
+
+impl std::fmt::Display for PolicyTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PolicyTarget::Bucket(b) => write!(f, "bucket policy of s3://{b}"),
+            PolicyTarget::Key(k) => write!(f, "key policy of {k}"),
+        }
+    }
+}
+
+/// One resource's planned edit and what speaks against it.
+#[derive(Debug, Clone)]
+pub struct ResourceEdit {
+    pub target: PolicyTarget,
+    pub edit: PolicyEdit,
+    /// Existing Denies that would block the copy (certain ones refuse the grant).
+    pub denies: Vec<DenyFinding>,
+    /// `(size, limit)` when the result is over the service's limit.
+    pub too_large: Option<(usize, usize)>,
+}
+
+impl ResourceEdit {
+    /// Why this edit must not be applied, if it must not.
+    pub fn refusals(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some((size, limit)) = self.too_large {
+            out.push(format!(
+                "the {} would be {size} bytes, over the {limit}-byte limit: remove unused statements first",
+                self.target
+            ));
+        }
+        for d in self.denies.iter().filter(|d| d.is_certain()) {
+            out.push(format!(
+                "statement {} in the {} explicitly denies {} to the role: the copy would fail whatever is granted; \
+                 change that statement (or exempt the role) first",
+                d.statement,
+                self.target,
+                d.actions.join(", ")
+            ));
+        }
+        if let PolicyTarget::Key(_) = self.target {
+            if self.edit.leaves_empty() {
+                out.push(format!(
+                    "the {} would be left empty, which KMS refuses",
+                    self.target
+                ));
+            }
+        }
+        out
+    }
+
+    pub fn warnings(&self) -> Vec<String> {
+        self.denies
+            .iter()
+            .filter(|d| !d.is_certain())
+            .map(|d| {
+                format!(
+                    "statement {} in the {} denies {} unless its condition on {} holds for the role: check it",
+                    d.statement,
+                    self.target,
+                    d.actions.join(", "),
+                    d.condition_keys.join(", ")
+                )
+            })
+            .collect()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error("reading the {target}: {cause}")]
+    Read {
+        target: PolicyTarget,
+        cause: AwsCallError,
+    },
+    #[error("writing the {target}: {cause}")]
+    Write {
+        target: PolicyTarget,
+        cause: AwsCallError,
+    },
+    #[error("the {target}: {cause}")]
+    Unreadable {
+        target: PolicyTarget,
+        cause: MergeError,
+    },
+}
+
+/// Reads every policy of the account's section and plans the edits.
+pub async fn plan_edits<P: ResourcePolicies + Sync>(
+    ports: &P,
+    section: &AccountPolicies,
+    mode: EditMode,
+    role_arn: &str,
+    role_account: &str,
+) -> Result<Vec<ResourceEdit>, GrantError> {
+    let mut edits = Vec::new();
+    for (bucket, ours) in &section.bucket_policies {
+        let target = PolicyTarget::Bucket(bucket.clone());
+        let current = ports
+            .bucket_policy(bucket)
+            .await
+            .map_err(|cause| GrantError::Read {
+                target: target.clone(),
+                cause,
+            })?;
+        edits.push(edit_one(
+            target,
+            current.as_deref(),
+            ours,
+            mode,
+            role_arn,
+            role_account,
+            BUCKET_POLICY_MAX_BYTES,
+        )?);
+    }
+    for (key_arn, ours) in &section.key_policies {
+        let target = PolicyTarget::Key(key_arn.clone());
+        let current = ports
+            .key_policy(key_arn)
+            .await
+            .map_err(|cause| GrantError::Read {
+                target: target.clone(),
+                cause,
+            })?;
+        edits.push(edit_one(
+            target,
+            Some(&current),
+            ours,
+            mode,
+            role_arn,
+            role_account,
+            KEY_POLICY_MAX_BYTES,
+        )?);
+    }
+    Ok(edits)
+}
+
+fn edit_one(
+    target: PolicyTarget,
+    current: Option<&str>,
+    ours: &crate::policy::PolicyDocument,
+    mode: EditMode,
+    role_arn: &str,
+    role_account: &str,
+    limit: usize,
+) -> Result<ResourceEdit, GrantError> {
+    let edit = match mode {
+        EditMode::Grant => merge_statements(current, ours),
+        EditMode::Revoke => remove_statements(current, ours),
+    }
+    .map_err(|cause| GrantError::Unreadable {
+        target: target.clone(),
+        cause,
+    })?;
+    let denies = match mode {
+        EditMode::Grant => blocking_denies(&edit.after, ours, role_arn, role_account),
+        EditMode::Revoke => Vec::new(),
+    };
+    let size = edit.after_compact().len();
+    Ok(ResourceEdit {
+        target,
+        too_large: (size > limit).then_some((size, limit)),
+        edit,
+        denies,
+    })
+}
+
+/// Writes the edits that change something. Call only when no edit has refusals.
+pub async fn apply_edits<P: ResourcePolicies + Sync>(
+    ports: &P,
+    edits: &[ResourceEdit],
+) -> Result<Vec<String>, GrantError> {
+    let mut applied = Vec::new();
+    for e in edits.iter().filter(|e| e.edit.changes_anything()) {
+        let policy = e.edit.after_compact();
+        let result = match &e.target {
+            PolicyTarget::Bucket(b) if e.edit.leaves_empty() => ports.delete_bucket_policy(b).await,
+            PolicyTarget::Bucket(b) => ports.put_bucket_policy(b, &policy).await,
+            PolicyTarget::Key(k) => ports.put_key_policy(k, &policy).await,
+        };
+        result.map_err(|cause| GrantError::Write {
+            target: e.target.clone(),
+            cause,
+        })?;
+        applied.push(e.target.to_string());
+    }
+    Ok(applied)
+}
