@@ -145,16 +145,26 @@ pub async fn plan_edits<P: ResourcePolicies + Sync>(
     role_arn: &str,
     role_account: &str,
 ) -> Result<Vec<ResourceEdit>, GrantError> {
+    let targets = section
+        .bucket_policies
+        .iter()
+        .map(|(b, ours)| (PolicyTarget::Bucket(b.clone()), ours))
+        .chain(
+            section
+                .key_policies
+                .iter()
+                .map(|(k, ours)| (PolicyTarget::Key(k.clone()), ours)),
+        );
     let mut edits = Vec::new();
-    for (bucket, ours) in &section.bucket_policies {
-        let target = PolicyTarget::Bucket(bucket.clone());
-        let current = ports
-            .bucket_policy(bucket)
-            .await
-            .map_err(|cause| GrantError::Read {
-                target: target.clone(),
-                cause,
-            })?;
+    for (target, ours) in targets {
+        let (current, limit) = match &target {
+            PolicyTarget::Bucket(b) => (ports.bucket_policy(b).await, BUCKET_POLICY_MAX_BYTES),
+            PolicyTarget::Key(k) => (ports.key_policy(k).await.map(Some), KEY_POLICY_MAX_BYTES),
+        };
+        let current = current.map_err(|cause| GrantError::Read {
+            target: target.clone(),
+            cause,
+        })?;
         edits.push(edit_one(
             target,
             current.as_deref(),
@@ -162,26 +172,7 @@ pub async fn plan_edits<P: ResourcePolicies + Sync>(
             mode,
             role_arn,
             role_account,
-            BUCKET_POLICY_MAX_BYTES,
-        )?);
-    }
-    for (key_arn, ours) in &section.key_policies {
-        let target = PolicyTarget::Key(key_arn.clone());
-        let current = ports
-            .key_policy(key_arn)
-            .await
-            .map_err(|cause| GrantError::Read {
-                target: target.clone(),
-                cause,
-            })?;
-        edits.push(edit_one(
-            target,
-            Some(&current),
-            ours,
-            mode,
-            role_arn,
-            role_account,
-            KEY_POLICY_MAX_BYTES,
+            limit,
         )?);
     }
     Ok(edits)
