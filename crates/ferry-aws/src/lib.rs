@@ -7,6 +7,7 @@ pub mod http;
 pub mod launch_api;
 pub mod policies;
 pub mod ports;
+pub mod preflight;
 pub mod runtime;
 
 pub use launch_api::AwsLaunchApi;

@@ -28,20 +28,34 @@ impl AwsResourcePolicies {
     }
 
     fn s3_for(&self, bucket: &str) -> aws_sdk_s3::Client {
-        let mut builder = aws_sdk_s3::config::Builder::from(&self.config);
-        if let Some(region) = self.bucket_regions.get(bucket) {
-            builder = builder.region(aws_sdk_s3::config::Region::new(region.clone()));
-        }
-        aws_sdk_s3::Client::from_conf(builder.build())
+        s3_in(
+            &self.config,
+            self.bucket_regions.get(bucket).map(String::as_str),
+        )
     }
 
     fn kms_for(&self, key_arn: &str) -> aws_sdk_kms::Client {
-        let mut builder = aws_sdk_kms::config::Builder::from(&self.config);
-        if let Some(region) = key_arn.split(':').nth(3).filter(|r| !r.is_empty()) {
-            builder = builder.region(aws_sdk_kms::config::Region::new(region.to_string()));
-        }
-        aws_sdk_kms::Client::from_conf(builder.build())
+        kms_for_key(&self.config, key_arn)
     }
+}
+
+/// An S3 client for `region` (the config's own when `None`): bucket-level calls must go to the
+/// bucket's region.
+pub fn s3_in(config: &aws_config::SdkConfig, region: Option<&str>) -> aws_sdk_s3::Client {
+    let mut builder = aws_sdk_s3::config::Builder::from(config);
+    if let Some(region) = region {
+        builder = builder.region(aws_sdk_s3::config::Region::new(region.to_string()));
+    }
+    aws_sdk_s3::Client::from_conf(builder.build())
+}
+
+/// A KMS client in the key's own region (from its ARN).
+pub fn kms_for_key(config: &aws_config::SdkConfig, key_arn: &str) -> aws_sdk_kms::Client {
+    let mut builder = aws_sdk_kms::config::Builder::from(config);
+    if let Some(region) = key_arn.split(':').nth(3).filter(|r| !r.is_empty()) {
+        builder = builder.region(aws_sdk_kms::config::Region::new(region.to_string()));
+    }
+    aws_sdk_kms::Client::from_conf(builder.build())
 }
 
 impl ResourcePolicies for AwsResourcePolicies {

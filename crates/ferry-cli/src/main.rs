@@ -30,6 +30,8 @@ enum Command {
     Grant(commands::grant::GrantArgs),
     /// Remove exactly Ferry's statements from an account's bucket and key policies (clean-up).
     Revoke(commands::grant::GrantArgs),
+    /// Check from the destination account what a job needs, before it costs money.
+    Preflight(commands::preflight::PreflightArgs),
     /// Check a CSV manifest before a job uses it: every problem with its line.
     Manifest(commands::manifest::ManifestArgs),
 }
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => commands::plan::run(&args),
         Command::Grant(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Grant),
         Command::Revoke(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Revoke),
+        Command::Preflight(args) => commands::preflight::run(&args),
         Command::Manifest(args) => commands::manifest::run(&args),
     }
 }

@@ -17,6 +17,7 @@ pub mod manifest;
 pub mod plan;
 pub mod policy;
 pub mod ports;
+pub mod preflight;
 pub mod render;
 pub mod spec;
 pub mod stack;

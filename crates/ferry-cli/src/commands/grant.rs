@@ -2,7 +2,6 @@
 //! of) the live bucket and key policies of one account, by `Sid`. Shows a diff; writes only
 //! with `--apply` or a "y" at the prompt. Run with that account's credentials.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,15 +38,9 @@ pub fn run(args: &GrantArgs, mode: EditMode) -> ExitCode {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: can't start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(run_async(args, mode, &spec, &plan))
 }
@@ -71,7 +64,7 @@ async fn run_async(args: &GrantArgs, mode: EditMode, spec: &TransferSpec, plan: 
         return ExitCode::SUCCESS;
     }
     let config = aws_config::load_from_env().await;
-    let ports = AwsResourcePolicies::new(config, bucket_regions(spec));
+    let ports = AwsResourcePolicies::new(config, super::bucket_regions(spec));
     let edits = match plan_edits(
         &ports,
         section,
@@ -197,18 +190,6 @@ fn confirmed() -> bool {
         return false;
     }
     matches!(answer.trim(), "y" | "Y" | "yes")
-}
-
-fn bucket_regions(spec: &TransferSpec) -> BTreeMap<String, String> {
-    [
-        (&spec.source.bucket, spec.source.region.as_str()),
-        (&spec.destination.bucket, spec.destination.region.as_str()),
-        (&spec.manifest.bucket, spec.manifest_region()),
-        (&spec.report.bucket, spec.report_region()),
-    ]
-    .into_iter()
-    .map(|(b, r)| (b.clone(), r.to_string()))
-    .collect()
 }
 
 fn verb(mode: EditMode) -> &'static str {

@@ -3,6 +3,7 @@
 pub mod grant;
 pub mod manifest;
 pub mod plan;
+pub mod preflight;
 
 use std::path::Path;
 
@@ -24,4 +25,28 @@ pub fn load_plan(path: &Path) -> Result<(TransferSpec, Plan), std::process::Exit
             eprintln!("error: {}: {e}", path.display());
             std::process::ExitCode::from(EXIT_BAD_INPUT)
         })
+}
+
+/// A runtime for the commands that call AWS.
+pub fn runtime() -> Result<tokio::runtime::Runtime, std::process::ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("error: can't start the async runtime: {e}");
+            std::process::ExitCode::FAILURE
+        })
+}
+
+/// The region the spec names for each bucket it mentions (bucket-level calls go there).
+pub fn bucket_regions(spec: &TransferSpec) -> std::collections::BTreeMap<String, String> {
+    [
+        (&spec.source.bucket, spec.source.region.as_str()),
+        (&spec.destination.bucket, spec.destination.region.as_str()),
+        (&spec.manifest.bucket, spec.manifest_region()),
+        (&spec.report.bucket, spec.report_region()),
+    ]
+    .into_iter()
+    .map(|(b, r)| (b.clone(), r.to_string()))
+    .collect()
 }
