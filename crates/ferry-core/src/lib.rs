@@ -11,6 +11,7 @@ pub mod aws_names;
 pub mod cost;
 pub mod error;
 pub mod grant;
+pub mod inventory;
 pub mod job;
 pub mod launch;
 pub mod manifest;

@@ -25,6 +25,10 @@ pub struct TransferSpec {
     /// Object count and bytes for the cost estimate, when known.
     #[serde(default)]
     pub estimate: Option<EstimateSpec>,
+    /// Which inventory rows to copy (inventory manifests only). Left out of the serialized
+    /// spec when unset, so fingerprints of specs without it don't change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<FilterSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,6 +154,106 @@ fn default_true() -> bool {
 pub struct EstimateSpec {
     pub object_count: u64,
     pub total_bytes: u64,
+}
+
+/// `[filter]`: which objects of an inventory to copy. Every condition must hold; an unset one
+/// lets everything through. Whatever the filter, delete markers are skipped, and so are objects
+/// that can't be copied without a restore (GLACIER, DEEP_ARCHIVE, the Intelligent-Tiering
+/// archive tiers) or at all (SSE-C): each skipped row is counted by reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// Copy only keys starting with one of these (source keys, before any destination prefix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include_prefixes: Vec<String>,
+    /// Never copy keys starting with one of these.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude_prefixes: Vec<String>,
+    /// Smallest size copied, in bytes (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<u64>,
+    /// Largest size copied, in bytes (inclusive).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u64>,
+    /// Copy only objects in these storage classes (`STANDARD`, `STANDARD_IA`, …).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub storage_classes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionFilter>,
+    /// Copy only current versions (an inventory of all versions lists older ones too).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub latest_only: bool,
+    /// RFC 3339 (`"2024-05-01T00:00:00Z"`): copy objects last modified at or after it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "timestamp_text"
+    )]
+    pub modified_after: Option<String>,
+    /// RFC 3339: copy objects last modified strictly before it (so consecutive windows neither
+    /// overlap nor leave a gap).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "timestamp_text"
+    )]
+    pub modified_before: Option<String>,
+}
+
+impl FilterSpec {
+    /// No condition set: every copyable object passes.
+    pub fn is_empty(&self) -> bool {
+        self == &FilterSpec::default()
+    }
+}
+
+/// `filter.encryption`: which objects to copy by their encryption (the inventory's
+/// `EncryptionStatus`, and `BucketKeyStatus` for the Bucket Key variants).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EncryptionFilter {
+    /// Everything except SSE-KMS objects that already use a Bucket Key: the re-encryption
+    /// case (copy in place to SSE-KMS with a Bucket Key, skipping what is done).
+    NotSseKmsBucketKey,
+    /// Everything except SSE-KMS (and DSSE-KMS) objects.
+    NotSseKms,
+    /// Only SSE-KMS (and DSSE-KMS) objects.
+    SseKms,
+    /// Only SSE-S3 objects.
+    SseS3,
+    /// Only objects without server-side encryption.
+    NotSse,
+}
+
+impl EncryptionFilter {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotSseKmsBucketKey => "not-sse-kms-bucket-key",
+            Self::NotSseKms => "not-sse-kms",
+            Self::SseKms => "sse-kms",
+            Self::SseS3 => "sse-s3",
+            Self::NotSse => "not-sse",
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// A timestamp given as a string, or as an unquoted TOML date-time (kept as its RFC 3339 text;
+/// validation checks it).
+fn timestamp_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Plain(String),
+        Toml(toml::value::Datetime),
+    }
+    Ok(Option::<Text>::deserialize(d)?.map(|t| match t {
+        Text::Plain(s) => s,
+        Text::Toml(dt) => dt.to_string(),
+    }))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -95,6 +95,8 @@ impl TransferPlanProperties {
                 ..JobSpec::default()
             },
             estimate: None,
+            // The stack's parameters have no filter yet.
+            filter: None,
         };
         let approval_mode = r
             .enumeration::<ApprovalMode>("ApprovalMode")

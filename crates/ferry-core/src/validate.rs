@@ -6,6 +6,7 @@ use crate::aws_names::{
     check_account_id, check_bucket_name, check_region, check_role_name, KmsKeyArn, KmsKeyRefProblem,
 };
 use crate::error::{FerryError, SpecProblem};
+use crate::inventory::{parse_rfc3339_ms, ARCHIVED_STORAGE_CLASSES, KNOWN_STORAGE_CLASSES};
 use crate::spec::{ManifestKind, MetadataHandling, TagHandling, TransferSpec};
 
 /// S3 Control limits on CreateJob fields.
@@ -32,6 +33,7 @@ pub fn validate(spec: &TransferSpec) -> Result<(), FerryError> {
     check_report(spec, &mut p);
     check_job(spec, &mut p);
     check_in_place(spec, &mut p);
+    check_filter(spec, &mut p);
     if p.0.is_empty() {
         Ok(())
     } else {
@@ -499,6 +501,122 @@ fn check_in_place(spec: &TransferSpec, p: &mut Problems) {
              set destination.kms_key_arn (re-encrypt), destination.storage_class, metadata = \"replace\", \
              or destination.key_prefix",
         );
+    }
+}
+
+/// `[filter]`: each setting on its own, then the settings against each other.
+fn check_filter(spec: &TransferSpec, p: &mut Problems) {
+    let Some(f) = &spec.filter else { return };
+    if spec.manifest.kind == ManifestKind::Csv {
+        p.add(
+            "filter",
+            "",
+            "only applies to an S3 Inventory manifest (manifest.kind = \"inventory\"), whose rows Ferry \
+             reads and filters; a CSV manifest is copied as it is: filter it before handing it over, or \
+             remove [filter]",
+        );
+    }
+    for (field, prefixes) in [
+        ("filter.include_prefixes", &f.include_prefixes),
+        ("filter.exclude_prefixes", &f.exclude_prefixes),
+    ] {
+        for prefix in prefixes {
+            if prefix.is_empty() {
+                p.add(
+                    field,
+                    prefix,
+                    "an empty prefix matches every key: remove it (no include_prefixes means all keys)",
+                );
+            } else if prefix.len() > MAX_OBJECT_KEY_BYTES {
+                p.add(
+                    field,
+                    prefix,
+                    format!("S3 keys are at most {MAX_OBJECT_KEY_BYTES} bytes, so this prefix matches nothing"),
+                );
+            }
+        }
+    }
+    for include in &f.include_prefixes {
+        if let Some(exclude) = f
+            .exclude_prefixes
+            .iter()
+            .find(|e| !e.is_empty() && include.starts_with(e.as_str()))
+        {
+            p.add(
+                "filter.include_prefixes",
+                include,
+                format!(
+                    "every key under it is excluded by exclude_prefixes entry {exclude:?}: remove one of them"
+                ),
+            );
+        }
+    }
+    if let (Some(min), Some(max)) = (f.min_size, f.max_size) {
+        if min > max {
+            p.add(
+                "filter.max_size",
+                max.to_string(),
+                format!("is below filter.min_size ({min}), so nothing would be copied: swap or fix them"),
+            );
+        }
+    }
+    for class in &f.storage_classes {
+        if ARCHIVED_STORAGE_CLASSES.contains(&class.as_str()) {
+            p.add(
+                "filter.storage_classes",
+                class,
+                "objects in this class must be restored before they can be copied, so Ferry always skips \
+                 and reports them: restore them first (they then list as their restored class), and remove \
+                 it here",
+            );
+        } else if !KNOWN_STORAGE_CLASSES.contains(&class.as_str()) {
+            let upper = class.to_ascii_uppercase();
+            p.add(
+                "filter.storage_classes",
+                class,
+                if KNOWN_STORAGE_CLASSES.contains(&upper.as_str()) {
+                    format!("storage classes are written as S3 lists them: {upper:?}")
+                } else {
+                    format!(
+                        "not an S3 storage class; one of {}",
+                        KNOWN_STORAGE_CLASSES
+                            .iter()
+                            .filter(|c| !ARCHIVED_STORAGE_CLASSES.contains(c))
+                            .copied()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                },
+            );
+        }
+    }
+    let mut time = |field: &str, value: &Option<String>| -> Option<i64> {
+        let v = value.as_deref()?;
+        let parsed = parse_rfc3339_ms(v);
+        if parsed.is_none() {
+            p.add(
+                field,
+                v,
+                "not an RFC 3339 time with its offset, e.g. \"2024-05-01T00:00:00Z\" or \
+                 \"2024-05-01T02:00:00+02:00\"",
+            );
+        }
+        parsed
+    };
+    let after = time("filter.modified_after", &f.modified_after);
+    let before = time("filter.modified_before", &f.modified_before);
+    if let (Some(a), Some(b)) = (after, before) {
+        if a >= b {
+            p.add(
+                "filter.modified_before",
+                f.modified_before.clone().unwrap_or_default(),
+                format!(
+                    "is not after filter.modified_after ({}): the window [modified_after, modified_before) \
+                     would be empty",
+                    f.modified_after.as_deref().unwrap_or_default()
+                ),
+            );
+        }
     }
 }
 

@@ -1,0 +1,375 @@
+//! S3 Inventory reports: the `manifest.json`, streaming readers of its data files, the
+//! transfer's `[filter]`, and the router that turns inventory rows into Batch Operations CSV
+//! manifests.
+//!
+//! The flow, one data file at a time:
+//!
+//! 1. [`InventoryManifest::from_json`] reads `manifest.json` (every problem at once) and its
+//!    [`InventorySchema`] (the columns, from `fileSchema`).
+//! 2. [`CsvInventoryReader`] (gzip CSV) or [`ParquetInventoryReader`] yields [`InventoryRow`]s
+//!    with decoded keys. Batch Operations only accepts CSV inventories, so Parquet ones are always
+//!    rewritten; ORC is refused with [`InventoryError::OrcNotSupported`] for now.
+//! 3. [`ManifestSplitter`] sends each row to exactly one place: the copy manifest (≤ 5 GiB), the
+//!    large-object manifest (> 5 GiB, for the LambdaInvoke job), or a skip reason in
+//!    [`RouteStats`]. Nothing is dropped without being counted.
+//! 4. [`fast_path`] says whether the job can read the inventory's `manifest.json` directly.
+//!
+//! Memory stays bounded by the widest row (CSV) or one Parquet file plus one batch of rows
+//! (Parquet needs random access to its footer).
+
+mod csv_reader;
+mod filter;
+mod manifest_json;
+mod parquet_reader;
+mod route;
+mod time;
+
+pub use csv_reader::CsvInventoryReader;
+pub use filter::{
+    Outcome, RowFilter, SkipReason, ARCHIVED_STORAGE_CLASSES, KNOWN_STORAGE_CLASSES,
+    MAX_COPY_OBJECT_BYTES,
+};
+pub use manifest_json::{
+    FileFormat, InventoryFile, InventoryManifest, InventorySchema, ManifestJsonError,
+};
+pub use parquet_reader::ParquetInventoryReader;
+pub use route::{
+    can_use_inventory_directly, fast_path, route, FastPath, ManifestSplitter, RouteStats,
+    SplitOutput, Tally, MAX_LISTED_EXAMPLES,
+};
+pub use time::{format_rfc3339_ms, parse_rfc3339_ms};
+
+pub use crate::spec::{EncryptionFilter, FilterSpec};
+
+use std::fmt;
+
+/// A column of an S3 Inventory report. CSV `fileSchema`s name them as [`Column::csv_name`]
+/// (`LastModifiedDate`), Parquet and ORC ones as [`Column::snake_name`] (`last_modified_date`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Column {
+    Bucket,
+    Key,
+    VersionId,
+    IsLatest,
+    IsDeleteMarker,
+    Size,
+    LastModifiedDate,
+    ETag,
+    StorageClass,
+    IsMultipartUploaded,
+    ReplicationStatus,
+    EncryptionStatus,
+    ObjectLockRetainUntilDate,
+    ObjectLockMode,
+    ObjectLockLegalHoldStatus,
+    IntelligentTieringAccessTier,
+    BucketKeyStatus,
+    ChecksumAlgorithm,
+    ObjectAccessControlList,
+    ObjectOwner,
+    LifecycleExpirationDate,
+}
+
+impl Column {
+    pub const ALL: [Column; 21] = [
+        Column::Bucket,
+        Column::Key,
+        Column::VersionId,
+        Column::IsLatest,
+        Column::IsDeleteMarker,
+        Column::Size,
+        Column::LastModifiedDate,
+        Column::ETag,
+        Column::StorageClass,
+        Column::IsMultipartUploaded,
+        Column::ReplicationStatus,
+        Column::EncryptionStatus,
+        Column::ObjectLockRetainUntilDate,
+        Column::ObjectLockMode,
+        Column::ObjectLockLegalHoldStatus,
+        Column::IntelligentTieringAccessTier,
+        Column::BucketKeyStatus,
+        Column::ChecksumAlgorithm,
+        Column::ObjectAccessControlList,
+        Column::ObjectOwner,
+        Column::LifecycleExpirationDate,
+    ];
+
+    /// The name in a CSV `fileSchema` and in the inventory configuration's optional fields.
+    pub fn csv_name(self) -> &'static str {
+        match self {
+            Column::Bucket => "Bucket",
+            Column::Key => "Key",
+            Column::VersionId => "VersionId",
+            Column::IsLatest => "IsLatest",
+            Column::IsDeleteMarker => "IsDeleteMarker",
+            Column::Size => "Size",
+            Column::LastModifiedDate => "LastModifiedDate",
+            Column::ETag => "ETag",
+            Column::StorageClass => "StorageClass",
+            Column::IsMultipartUploaded => "IsMultipartUploaded",
+            Column::ReplicationStatus => "ReplicationStatus",
+            Column::EncryptionStatus => "EncryptionStatus",
+            Column::ObjectLockRetainUntilDate => "ObjectLockRetainUntilDate",
+            Column::ObjectLockMode => "ObjectLockMode",
+            Column::ObjectLockLegalHoldStatus => "ObjectLockLegalHoldStatus",
+            Column::IntelligentTieringAccessTier => "IntelligentTieringAccessTier",
+            Column::BucketKeyStatus => "BucketKeyStatus",
+            Column::ChecksumAlgorithm => "ChecksumAlgorithm",
+            Column::ObjectAccessControlList => "ObjectAccessControlList",
+            Column::ObjectOwner => "ObjectOwner",
+            Column::LifecycleExpirationDate => "LifecycleExpirationDate",
+        }
+    }
+
+    /// The name in a Parquet or ORC schema.
+    pub fn snake_name(self) -> &'static str {
+        match self {
+            Column::Bucket => "bucket",
+            Column::Key => "key",
+            Column::VersionId => "version_id",
+            Column::IsLatest => "is_latest",
+            Column::IsDeleteMarker => "is_delete_marker",
+            Column::Size => "size",
+            Column::LastModifiedDate => "last_modified_date",
+            Column::ETag => "e_tag",
+            Column::StorageClass => "storage_class",
+            Column::IsMultipartUploaded => "is_multipart_uploaded",
+            Column::ReplicationStatus => "replication_status",
+            Column::EncryptionStatus => "encryption_status",
+            Column::ObjectLockRetainUntilDate => "object_lock_retain_until_date",
+            Column::ObjectLockMode => "object_lock_mode",
+            Column::ObjectLockLegalHoldStatus => "object_lock_legal_hold_status",
+            Column::IntelligentTieringAccessTier => "intelligent_tiering_access_tier",
+            Column::BucketKeyStatus => "bucket_key_status",
+            Column::ChecksumAlgorithm => "checksum_algorithm",
+            Column::ObjectAccessControlList => "object_access_control_list",
+            Column::ObjectOwner => "object_owner",
+            Column::LifecycleExpirationDate => "lifecycle_expiration_date",
+        }
+    }
+
+    /// Either spelling, in any case (`ETag`, `e_tag`, `etag`); `None` for a column Ferry does
+    /// not know, which readers ignore.
+    pub fn from_name(name: &str) -> Option<Column> {
+        let folded: String = name
+            .chars()
+            .filter(|c| *c != '_')
+            .flat_map(char::to_lowercase)
+            .collect();
+        Column::ALL
+            .into_iter()
+            .find(|c| c.csv_name().eq_ignore_ascii_case(&folded))
+    }
+
+    /// What a reader does with the column's text or value.
+    fn kind(self) -> ValueKind {
+        match self {
+            Column::IsLatest | Column::IsDeleteMarker | Column::IsMultipartUploaded => {
+                ValueKind::Bool
+            }
+            Column::Size => ValueKind::Size,
+            Column::LastModifiedDate
+            | Column::ObjectLockRetainUntilDate
+            | Column::LifecycleExpirationDate => ValueKind::Time,
+            _ => ValueKind::Text,
+        }
+    }
+}
+
+impl fmt::Display for Column {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.csv_name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueKind {
+    Text,
+    Bool,
+    Size,
+    Time,
+}
+
+/// One inventory row: an object version, or a delete marker. A field is `None` when the
+/// inventory has no such column or the row leaves it empty (a delete marker has no size).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InventoryRow {
+    pub bucket: String,
+    /// The key as S3 stores it (decoded).
+    pub key: String,
+    /// `None` for a null version (an object written while versioning was off) and in
+    /// inventories of current versions only.
+    pub version_id: Option<String>,
+    pub is_latest: Option<bool>,
+    pub is_delete_marker: Option<bool>,
+    pub size: Option<u64>,
+    /// Milliseconds since the Unix epoch, UTC.
+    pub last_modified_ms: Option<i64>,
+    /// As the inventory lists it (no quotes).
+    pub etag: Option<String>,
+    /// `STANDARD`, `GLACIER`, `DEEP_ARCHIVE`, `INTELLIGENT_TIERING`, …
+    pub storage_class: Option<String>,
+    pub is_multipart_uploaded: Option<bool>,
+    pub replication_status: Option<String>,
+    /// `NOT-SSE`, `SSE-S3`, `SSE-KMS`, `DSSE-KMS` or `SSE-C`.
+    pub encryption_status: Option<String>,
+    pub object_lock_retain_until_ms: Option<i64>,
+    pub object_lock_mode: Option<String>,
+    pub object_lock_legal_hold_status: Option<String>,
+    /// Intelligent-Tiering access tier (`FREQUENT`, `INFREQUENT`, `ARCHIVE_INSTANT_ACCESS`,
+    /// `ARCHIVE`, `DEEP_ARCHIVE`).
+    pub intelligent_tiering_access_tier: Option<String>,
+    /// `ENABLED` or `DISABLED`.
+    pub bucket_key_status: Option<String>,
+    pub checksum_algorithm: Option<String>,
+    pub object_owner: Option<String>,
+    pub lifecycle_expiration_ms: Option<i64>,
+}
+
+impl InventoryRow {
+    fn clear(&mut self) {
+        self.bucket.clear();
+        self.key.clear();
+        self.version_id = None;
+        self.is_latest = None;
+        self.is_delete_marker = None;
+        self.size = None;
+        self.last_modified_ms = None;
+        self.etag = None;
+        self.storage_class = None;
+        self.is_multipart_uploaded = None;
+        self.replication_status = None;
+        self.encryption_status = None;
+        self.object_lock_retain_until_ms = None;
+        self.object_lock_mode = None;
+        self.object_lock_legal_hold_status = None;
+        self.intelligent_tiering_access_tier = None;
+        self.bucket_key_status = None;
+        self.checksum_algorithm = None;
+        self.object_owner = None;
+        self.lifecycle_expiration_ms = None;
+    }
+
+    /// The slot of a text column (bucket and key are set by the readers themselves).
+    fn text_slot(&mut self, column: Column) -> Option<&mut Option<String>> {
+        Some(match column {
+            Column::VersionId => &mut self.version_id,
+            Column::ETag => &mut self.etag,
+            Column::StorageClass => &mut self.storage_class,
+            Column::ReplicationStatus => &mut self.replication_status,
+            Column::EncryptionStatus => &mut self.encryption_status,
+            Column::ObjectLockMode => &mut self.object_lock_mode,
+            Column::ObjectLockLegalHoldStatus => &mut self.object_lock_legal_hold_status,
+            Column::IntelligentTieringAccessTier => &mut self.intelligent_tiering_access_tier,
+            Column::BucketKeyStatus => &mut self.bucket_key_status,
+            Column::ChecksumAlgorithm => &mut self.checksum_algorithm,
+            Column::ObjectOwner => &mut self.object_owner,
+            _ => return None,
+        })
+    }
+
+    fn bool_slot(&mut self, column: Column) -> Option<&mut Option<bool>> {
+        Some(match column {
+            Column::IsLatest => &mut self.is_latest,
+            Column::IsDeleteMarker => &mut self.is_delete_marker,
+            Column::IsMultipartUploaded => &mut self.is_multipart_uploaded,
+            _ => return None,
+        })
+    }
+
+    fn time_slot(&mut self, column: Column) -> Option<&mut Option<i64>> {
+        Some(match column {
+            Column::LastModifiedDate => &mut self.last_modified_ms,
+            Column::ObjectLockRetainUntilDate => &mut self.object_lock_retain_until_ms,
+            Column::LifecycleExpirationDate => &mut self.lifecycle_expiration_ms,
+            _ => return None,
+        })
+    }
+
+    /// Checks what every reader promises about a row it yields; the message names the field.
+    fn check(&self, source_bucket: &str, size_column: bool) -> Result<(), String> {
+        if self.bucket != source_bucket {
+            return Err(format!(
+                "Bucket {:?} is not the inventory's sourceBucket {source_bucket:?}",
+                self.bucket
+            ));
+        }
+        if self.key.is_empty() {
+            return Err("Key is empty".into());
+        }
+        if self.key.len() > crate::manifest::MAX_KEY_BYTES {
+            return Err(format!(
+                "Key decodes to {} bytes; S3 keys are at most {}",
+                self.key.len(),
+                crate::manifest::MAX_KEY_BYTES
+            ));
+        }
+        if let Some(v) = &self.version_id {
+            if !v.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(format!(
+                    "VersionId {v:?} is not printable ASCII without spaces"
+                ));
+            }
+        }
+        // Routing needs every object's size; only delete markers have none.
+        if size_column && self.size.is_none() && self.is_delete_marker != Some(true) {
+            return Err("Size is empty on an object that is not a delete marker".into());
+        }
+        Ok(())
+    }
+}
+
+/// Sets an optional text field, reusing its allocation.
+fn set_text(slot: &mut Option<String>, value: &str) {
+    match slot {
+        Some(s) => {
+            s.clear();
+            s.push_str(value);
+        }
+        None => *slot = Some(value.to_string()),
+    }
+}
+
+/// Why an inventory could not be read. [`InventoryError::Row`] concerns one row: reading can go
+/// on with the next one. Every other variant ends the data file.
+#[derive(Debug, thiserror::Error)]
+pub enum InventoryError {
+    #[error(
+        "the inventory is ORC, which Ferry does not read yet: change the inventory \
+         configuration's output format to CSV (or Parquet) and wait for the next report"
+    )]
+    OrcNotSupported,
+    #[error("{file}: the manifest's fileFormat is {actual}, so this is not a {expected} file")]
+    WrongFormat {
+        file: String,
+        actual: FileFormat,
+        expected: FileFormat,
+    },
+    #[error("{file}: reading failed: {source}")]
+    Io {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing a manifest failed: {0}")]
+    Write(#[source] std::io::Error),
+    #[error("{file}: not a readable Parquet inventory file: {message}")]
+    Parquet { file: String, message: String },
+    #[error("{file}: {message}")]
+    Schema { file: String, message: String },
+    /// `row` is 1-based; in a CSV file it is also the line.
+    #[error("{file} row {row}: {message}")]
+    Row {
+        file: String,
+        row: u64,
+        message: String,
+    },
+}
+
+impl InventoryError {
+    /// A bad row; the reader can go on.
+    pub fn is_row_error(&self) -> bool {
+        matches!(self, InventoryError::Row { .. })
+    }
+}
