@@ -483,18 +483,9 @@ fn encryption(key: Option<&str>, bucket_key: bool) -> String {
 
 /// `2026-11-24 14:05 UTC` from Unix seconds (proleptic Gregorian, no time zone database).
 pub fn utc_timestamp(unix_seconds: u64) -> String {
-    let days = unix_seconds / 86_400;
+    let (year, month, day) =
+        crate::inventory::time::civil_from_days((unix_seconds / 86_400) as i64);
     let secs = unix_seconds % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         secs / 3600,

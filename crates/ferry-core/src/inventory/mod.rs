@@ -22,7 +22,7 @@ mod filter;
 mod manifest_json;
 mod parquet_reader;
 mod route;
-mod time;
+pub(crate) mod time;
 
 pub use csv_reader::CsvInventoryReader;
 pub use filter::{
