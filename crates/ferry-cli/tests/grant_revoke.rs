@@ -82,17 +82,11 @@ prefix = "reports"
     }
 
     fn ferry(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ferry"));
+        self.moto
+            .point_command(&mut command, &self.dir, "us-east-1")
             .args(args)
             .arg(&self.spec)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", &self.dir)
-            .env("AWS_ENDPOINT_URL", self.moto.endpoint_url())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
             .stdin(std::process::Stdio::null())
             .output()
             .expect("ferry runs")

@@ -274,14 +274,8 @@ async fn launched_job<P: StateStore + Sync>(
     let Some(key) = keys_found.first() else {
         return Ok(None);
     };
-    let Some(bytes) = ports
-        .get(key)
-        .await
-        .map_err(WorkflowError::aws("reading a job record"))?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(from_json::<JobRecord>(key, &bytes)?.job_id))
+    let job = read_state::<JobRecord, _>(ports, key, "reading a job record").await?;
+    Ok(job.map(|j| j.job_id))
 }
 
 async fn recorded_approval<P: StateStore + Sync>(
@@ -289,16 +283,8 @@ async fn recorded_approval<P: StateStore + Sync>(
     fingerprint: &str,
 ) -> Result<bool, WorkflowError> {
     let key = keys::plan_decision(fingerprint);
-    Ok(
-        match ports
-            .get(&key)
-            .await
-            .map_err(WorkflowError::aws("reading the decision"))?
-        {
-            Some(bytes) => from_json::<Decision>(&key, &bytes)?.decision == "approve",
-            None => false,
-        },
-    )
+    let decision = read_state::<Decision, _>(ports, &key, "reading the decision").await?;
+    Ok(decision.is_some_and(|d| d.decision == "approve"))
 }
 
 /// Launches the stored plan's job (idempotent: the same manifest gives the same job) and
@@ -311,16 +297,7 @@ pub async fn launch_job<P>(
 where
     P: StateStore + LaunchApi + Notifier + Sync,
 {
-    let key = keys::plan(fingerprint);
-    let bytes = ports
-        .get(&key)
-        .await
-        .map_err(WorkflowError::aws("reading the stored plan"))?
-        .ok_or_else(|| WorkflowError::PlanMissing {
-            fingerprint: fingerprint.to_string(),
-        })?;
-    let stored: StoredPlan = from_json(&key, &bytes)?;
-    let plan = Plan::build(&stored.spec)?;
+    let (stored, plan) = load_plan(ports, fingerprint).await?;
     let launched = launch(ports, LaunchRequest::for_plan(&plan), ctx.retry).await?;
     let record = JobRecord {
         job_id: launched.job_id.clone(),
@@ -406,14 +383,11 @@ where
         {
             continue;
         }
-        let Some(bytes) = ports
-            .get(&key)
-            .await
-            .map_err(WorkflowError::aws("reading an approval record"))?
+        let Some(record) =
+            read_state::<ApprovalRecord, _>(ports, &key, "reading an approval record").await?
         else {
             continue;
         };
-        let record: ApprovalRecord = from_json(&key, &bytes)?;
         if newest
             .as_ref()
             .is_none_or(|(_, n)| record.created_unix >= n.created_unix)
@@ -424,20 +398,7 @@ where
     let Some((old_key, record)) = newest else {
         return Err(WorkflowError::NothingPending);
     };
-    let plan_key = keys::plan(&record.plan_fingerprint);
-    let stored: StoredPlan = match ports
-        .get(&plan_key)
-        .await
-        .map_err(WorkflowError::aws("reading the stored plan"))?
-    {
-        Some(bytes) => from_json(&plan_key, &bytes)?,
-        None => {
-            return Err(WorkflowError::PlanMissing {
-                fingerprint: record.plan_fingerprint.clone(),
-            })
-        }
-    };
-    let plan = Plan::build(&stored.spec)?;
+    let (stored, plan) = load_plan(ports, &record.plan_fingerprint).await?;
     // Retire the old token first: at no moment do two tokens work.
     let retired = Decision {
         decision: "superseded".to_string(),
@@ -478,14 +439,9 @@ where
     };
     let hash = token.hash();
     let record_key = keys::approval(&hash);
-    let record: ApprovalRecord = match ports
-        .get(&record_key)
-        .await
-        .map_err(WorkflowError::aws("reading the approval record"))?
-    {
-        Some(bytes) => from_json(&record_key, &bytes)?,
-        None => return Err(WorkflowError::UnknownToken),
-    };
+    let record = read_state::<ApprovalRecord, _>(ports, &record_key, "reading the approval record")
+        .await?
+        .ok_or(WorkflowError::UnknownToken)?;
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",
@@ -635,14 +591,11 @@ where
         .await
         .map_err(WorkflowError::aws("listing approvals"))?;
     for key in keys_found.iter().filter(|k| k.ends_with(".json")) {
-        let Some(bytes) = ports
-            .get(key)
-            .await
-            .map_err(WorkflowError::aws("reading an approval record"))?
+        let Some(mut record) =
+            read_state::<ApprovalRecord, _>(ports, key, "reading an approval record").await?
         else {
             continue;
         };
-        let mut record: ApprovalRecord = from_json(key, &bytes)?;
         let (Some(url), Some(deadline)) = (record.wait_handle_url.clone(), record.wait_deadline)
         else {
             continue;
@@ -706,14 +659,10 @@ where
         .await
         .map_err(WorkflowError::aws("listing the transfer's jobs"))?
     {
-        let Some(bytes) = ports
-            .get(&key)
-            .await
-            .map_err(WorkflowError::aws("reading a job record"))?
+        let Some(job) = read_state::<JobRecord, _>(ports, &key, "reading a job record").await?
         else {
             continue;
         };
-        let job: JobRecord = from_json(&key, &bytes)?;
         let status = ports
             .job_status(&job.account_id, &job.job_id)
             .await
@@ -781,6 +730,33 @@ where
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).unwrap_or_default()
+}
+
+/// The stored spec of a plan and the plan rebuilt from it.
+async fn load_plan<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<(StoredPlan, Plan), WorkflowError> {
+    let stored =
+        read_state::<StoredPlan, _>(ports, &keys::plan(fingerprint), "reading the stored plan")
+            .await?
+            .ok_or_else(|| WorkflowError::PlanMissing {
+                fingerprint: fingerprint.to_string(),
+            })?;
+    let plan = Plan::build(&stored.spec)?;
+    Ok((stored, plan))
+}
+
+/// A JSON object of the state bucket, `None` when absent.
+async fn read_state<T: serde::de::DeserializeOwned, P: StateStore + Sync>(
+    ports: &P,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, WorkflowError> {
+    match ports.get(key).await.map_err(WorkflowError::aws(what))? {
+        Some(bytes) => Ok(Some(from_json(key, &bytes)?)),
+        None => Ok(None),
+    }
 }
 
 fn from_json<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, WorkflowError> {

@@ -120,6 +120,26 @@ impl MotoServer {
         );
     }
 
+    /// Points a child process (e.g. the `ferry` binary) at this server and nothing else: a clean
+    /// environment with only PATH, a scratch HOME (no ~/.aws), test credentials, the region and
+    /// `AWS_ENDPOINT_URL`.
+    pub fn point_command<'c>(
+        &self,
+        command: &'c mut std::process::Command,
+        home: &Path,
+        region: &str,
+    ) -> &'c mut std::process::Command {
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("AWS_ENDPOINT_URL", self.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", region)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+    }
+
     /// `http://127.0.0.1:<port>`, the endpoint of every service on this server.
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
