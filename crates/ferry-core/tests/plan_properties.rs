@@ -238,3 +238,20 @@ fn jq_merge_by_sid_keeps_other_statements_and_is_idempotent() {
     assert_eq!(merge(&merged), once, "a second merge changes nothing");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_filter_is_not_silently_ignored_by_the_plan() {
+    let mut spec = example("kms-inventory.toml");
+    assert!(!Plan::build(&spec)
+        .unwrap()
+        .warnings
+        .iter()
+        .any(|w| w.contains("[filter]")));
+    spec.filter = Some(Default::default());
+    let plan = Plan::build(&spec).unwrap();
+    assert!(
+        plan.warnings.iter().any(|w| w.contains("[filter]")),
+        "{:?}",
+        plan.warnings
+    );
+}
