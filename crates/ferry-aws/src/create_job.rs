@@ -3,9 +3,9 @@
 use aws_sdk_s3control::operation::create_job::builders::CreateJobFluentBuilder;
 use aws_sdk_s3control::types::{
     JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
-    JobOperation, JobReport, JobReportFormat, JobReportScope, S3ChecksumAlgorithm,
-    S3CopyObjectOperation, S3MetadataDirective, S3ObjectMetadata, S3SseAlgorithm, S3StorageClass,
-    S3Tag,
+    JobOperation, JobReport, JobReportFormat, JobReportScope, LambdaInvokeOperation,
+    S3ChecksumAlgorithm, S3CopyObjectOperation, S3MetadataDirective, S3ObjectMetadata,
+    S3SseAlgorithm, S3StorageClass, S3Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
 use ferry_core::job::CreateJobRequest;
@@ -16,37 +16,21 @@ pub fn fill(
     call: CreateJobFluentBuilder,
     r: &CreateJobRequest,
 ) -> Result<CreateJobFluentBuilder, BuildError> {
-    let copy = &r.operation.s3_put_object_copy;
-    let m = &copy.new_object_metadata;
-    let mut metadata = S3ObjectMetadata::builder()
-        .set_cache_control(m.cache_control.clone())
-        .set_content_disposition(m.content_disposition.clone())
-        .set_content_encoding(m.content_encoding.clone())
-        .set_content_language(m.content_language.clone())
-        .set_content_type(m.content_type.clone())
-        .sse_algorithm(S3SseAlgorithm::from(m.sse_algorithm.as_str()));
-    for (k, v) in &m.user_metadata {
-        metadata = metadata.user_metadata(k, v);
+    let operation = match &r.operation {
+        ferry_core::job::JobOperation::S3PutObjectCopy(copy) => {
+            JobOperation::builder().s3_put_object_copy(copy_operation(copy)?)
+        }
+        ferry_core::job::JobOperation::LambdaInvoke(invoke) => {
+            let mut op = LambdaInvokeOperation::builder()
+                .function_arn(&invoke.function_arn)
+                .invocation_schema_version(&invoke.invocation_schema_version);
+            for (k, v) in &invoke.user_arguments {
+                op = op.user_arguments(k, v);
+            }
+            JobOperation::builder().lambda_invoke(op.build())
+        }
     }
-    let new_tags = match &copy.new_object_tagging {
-        Some(tags) => Some(tags_of(tags)?),
-        None => None,
-    };
-    let operation = S3CopyObjectOperation::builder()
-        .target_resource(&copy.target_resource)
-        .set_target_key_prefix(copy.target_key_prefix.clone())
-        .set_storage_class(copy.storage_class.as_deref().map(S3StorageClass::from))
-        .set_sse_aws_kms_key_id(copy.sse_aws_kms_key_id.clone())
-        .set_bucket_key_enabled(copy.bucket_key_enabled)
-        .set_checksum_algorithm(
-            copy.checksum_algorithm
-                .as_deref()
-                .map(S3ChecksumAlgorithm::from),
-        )
-        .metadata_directive(S3MetadataDirective::from(copy.metadata_directive.as_str()))
-        .new_object_metadata(metadata.build())
-        .set_new_object_tagging(new_tags)
-        .build();
+    .build();
     let report = JobReport::builder()
         .bucket(&r.report.bucket)
         .format(JobReportFormat::from(r.report.format.as_str()))
@@ -71,11 +55,7 @@ pub fn fill(
     Ok(call
         .account_id(&r.account_id)
         .confirmation_required(r.confirmation_required)
-        .operation(
-            JobOperation::builder()
-                .s3_put_object_copy(operation)
-                .build(),
-        )
+        .operation(operation)
         .report(report)
         .client_request_token(&r.client_request_token)
         .manifest(JobManifest::builder().spec(spec).location(location).build())
@@ -83,6 +63,41 @@ pub fn fill(
         .priority(i32::try_from(r.priority).unwrap_or(i32::MAX))
         .role_arn(&r.role_arn)
         .set_tags(Some(tags_of(&r.tags)?)))
+}
+
+fn copy_operation(
+    copy: &ferry_core::job::S3CopyObjectOperation,
+) -> Result<S3CopyObjectOperation, BuildError> {
+    let m = &copy.new_object_metadata;
+    let mut metadata = S3ObjectMetadata::builder()
+        .set_cache_control(m.cache_control.clone())
+        .set_content_disposition(m.content_disposition.clone())
+        .set_content_encoding(m.content_encoding.clone())
+        .set_content_language(m.content_language.clone())
+        .set_content_type(m.content_type.clone())
+        .sse_algorithm(S3SseAlgorithm::from(m.sse_algorithm.as_str()));
+    for (k, v) in &m.user_metadata {
+        metadata = metadata.user_metadata(k, v);
+    }
+    let new_tags = match &copy.new_object_tagging {
+        Some(tags) => Some(tags_of(tags)?),
+        None => None,
+    };
+    Ok(S3CopyObjectOperation::builder()
+        .target_resource(&copy.target_resource)
+        .set_target_key_prefix(copy.target_key_prefix.clone())
+        .set_storage_class(copy.storage_class.as_deref().map(S3StorageClass::from))
+        .set_sse_aws_kms_key_id(copy.sse_aws_kms_key_id.clone())
+        .set_bucket_key_enabled(copy.bucket_key_enabled)
+        .set_checksum_algorithm(
+            copy.checksum_algorithm
+                .as_deref()
+                .map(S3ChecksumAlgorithm::from),
+        )
+        .metadata_directive(S3MetadataDirective::from(copy.metadata_directive.as_str()))
+        .new_object_metadata(metadata.build())
+        .set_new_object_tagging(new_tags)
+        .build())
 }
 
 fn tags_of(tags: &[ferry_core::job::S3Tag]) -> Result<Vec<S3Tag>, BuildError> {

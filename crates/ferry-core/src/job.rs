@@ -43,10 +43,35 @@ pub struct CreateJobRequest {
     pub tags: Vec<S3Tag>,
 }
 
+/// The job's one operation. Serialized as AWS writes it: `{"S3PutObjectCopy": {…}}` or
+/// `{"LambdaInvoke": {…}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobOperation {
-    #[serde(rename = "S3PutObjectCopy")]
-    pub s3_put_object_copy: S3CopyObjectOperation,
+pub enum JobOperation {
+    /// Batch Operations Copy: objects up to 5 GiB.
+    S3PutObjectCopy(Box<S3CopyObjectOperation>),
+    /// A Lambda per task: Ferry's `large-object-copier` for objects over 5 GiB.
+    LambdaInvoke(LambdaInvokeOperation),
+}
+
+impl JobOperation {
+    /// The copy settings, when this is a Copy job.
+    pub fn as_copy(&self) -> Option<&S3CopyObjectOperation> {
+        match self {
+            JobOperation::S3PutObjectCopy(copy) => Some(copy),
+            JobOperation::LambdaInvoke(_) => None,
+        }
+    }
+}
+
+/// `Operation.LambdaInvoke`. Schema `2.0` is what carries `UserArguments` (≤ 10 entries,
+/// key ≤ 64 and value ≤ 1024 characters) and the task's bucket name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct LambdaInvokeOperation {
+    pub function_arn: String,
+    pub invocation_schema_version: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub user_arguments: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,9 +251,7 @@ pub fn create_job_request(spec: &TransferSpec, plan_fingerprint: &str) -> Create
     CreateJobRequest {
         account_id: d.account_id.clone(),
         confirmation_required: spec.job.confirmation_required,
-        operation: JobOperation {
-            s3_put_object_copy: copy,
-        },
+        operation: JobOperation::S3PutObjectCopy(Box::new(copy)),
         report: JobReport {
             bucket: format!("arn:{partition}:s3:::{}", spec.report.bucket),
             format: REPORT_FORMAT.to_string(),
@@ -282,6 +305,58 @@ impl CreateJobRequest {
         request.client_request_token = client_request_token(plan_fingerprint, etag);
         Some(request)
     }
+}
+
+impl CreateJobRequest {
+    /// The same job over a CSV manifest Ferry wrote itself (an inventory run's rewrite):
+    /// `Bucket,Key[,VersionId]` rows at `object_arn`, ETag still blank.
+    pub fn with_csv_manifest(&self, object_arn: &str, version_ids: bool) -> Self {
+        let mut fields = vec!["Bucket".to_string(), "Key".to_string()];
+        if version_ids {
+            fields.push("VersionId".to_string());
+        }
+        let mut request = self.clone();
+        request.manifest = JobManifest {
+            spec: JobManifestSpec {
+                format: CSV_MANIFEST_FORMAT.to_string(),
+                fields: Some(fields),
+            },
+            location: JobManifestLocation {
+                object_arn: object_arn.to_string(),
+                object_version_id: None,
+                etag: ETAG_PLACEHOLDER.to_string(),
+            },
+        };
+        request.client_request_token = TOKEN_PLACEHOLDER.to_string();
+        request
+    }
+}
+
+/// The LambdaInvoke job that hands objects over 5 GiB to Ferry's `large-object-copier`:
+/// the plan's job (role, report, tags, priority) with the copy operation replaced by an
+/// invocation of `function_arn` carrying the destination settings as `UserArguments`.
+/// Its manifest is the large-object CSV manifest; pass it through
+/// [`CreateJobRequest::with_csv_manifest`].
+pub fn large_object_job_request(
+    spec: &TransferSpec,
+    plan_fingerprint: &str,
+    function_arn: &str,
+) -> Result<CreateJobRequest, crate::large_object::UserArgumentProblem> {
+    let user_arguments =
+        crate::large_object::LargeObjectCopyArguments::from_spec(spec).to_user_arguments()?;
+    let mut request = create_job_request(spec, plan_fingerprint);
+    request.operation = JobOperation::LambdaInvoke(LambdaInvokeOperation {
+        function_arn: function_arn.to_string(),
+        invocation_schema_version: "2.0".to_string(),
+        user_arguments,
+    });
+    request.description = request.description.map(|d| {
+        format!("{d} (objects over 5 GiB)")
+            .chars()
+            .take(MAX_DESCRIPTION_CHARS)
+            .collect()
+    });
+    Ok(request)
 }
 
 /// `hex(sha256("<plan fingerprint>:<manifest etag>"))`: 64 characters, CreateJob's maximum.
