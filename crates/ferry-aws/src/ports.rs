@@ -29,6 +29,8 @@ pub struct AwsPorts {
     pub http: reqwest::Client,
     pub state_bucket: String,
     pub notification_topic_arn: String,
+    /// For clients in another region (a bucket's or a key's), as preflight needs them.
+    pub config: aws_config::SdkConfig,
 }
 
 impl AwsPorts {
@@ -48,6 +50,7 @@ impl AwsPorts {
             http: reqwest::Client::new(),
             state_bucket,
             notification_topic_arn,
+            config: config.clone(),
         }
     }
 

@@ -6,8 +6,9 @@
 
 use aws_lambda_events::sns::SnsEvent;
 use ferry_core::approval::{ApprovalMessage, ApprovalToken};
-use ferry_core::launch::{AwsErrorKind, LaunchApi, LaunchError, RetryPolicy};
+use ferry_core::launch::{AwsErrorKind, LaunchError, RetryPolicy};
 use ferry_core::ports::{Notifier, StateStore, WaitSignal};
+use ferry_core::preflight::PreflightApi;
 use ferry_core::workflow::{self, ApprovalOutcome, StackContext, WorkflowError};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -16,11 +17,11 @@ use serde_json::Value;
 pub const DEADLINE_CHECK: &str = "approval-deadline-check";
 
 pub trait ApprovalPorts:
-    StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+    StateStore + WaitSignal + PreflightApi + Notifier + Send + Sync + 'static
 {
 }
 impl<T> ApprovalPorts for T where
-    T: StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+    T: StateStore + WaitSignal + PreflightApi + Notifier + Send + Sync + 'static
 {
 }
 

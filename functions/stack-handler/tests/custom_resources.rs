@@ -136,6 +136,7 @@ struct Email {
 struct Env {
     _moto: MotoServer,
     catcher: ResponseCatcher,
+    config: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
     sns: aws_sdk_sns::Client,
@@ -208,6 +209,7 @@ impl Env {
         Env {
             _moto: moto,
             catcher: ResponseCatcher::start(),
+            config,
             s3,
             iam,
             sns,
@@ -234,6 +236,7 @@ impl Env {
             http: reqwest::Client::new(),
             state_bucket: bucket.to_string(),
             notification_topic_arn: self.notification_topic_arn.clone(),
+            config: self.config.clone(),
         }
     }
 
