@@ -363,6 +363,7 @@ async fn approve_in_deferred_mode_launches_the_job() {
     let world = World::start(&[&rule]).await;
     let t = token(4);
     let fingerprint = world.set_up(ApprovalMode::Deferred, &t).await;
+    let logs = ferry_testkit::LogCapture::start();
     let handled = world
         .handler()
         .handle(event(sns_fixture("approval-handler-approve.json", &t)))
@@ -400,6 +401,13 @@ async fn approve_in_deferred_mode_launches_the_job() {
         .await
         .iter()
         .any(|m| m.contains("--requested-job-status Ready")));
+    // Logs name the token only by a prefix of its SHA-256.
+    let logged = logs.text();
+    assert!(
+        logged.contains(&t.hash()[..12]) && logged.contains("job"),
+        "{logged}"
+    );
+    assert!(!logged.contains(t.expose()), "token in the logs: {logged}");
 }
 
 #[tokio::test]

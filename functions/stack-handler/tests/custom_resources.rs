@@ -606,6 +606,7 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
     let plan = plan_of(&event["ResourceProperties"]);
     let golden = golden_plan();
 
+    let logs = ferry_testkit::LogCapture::start();
     let answer = env.invoke(&handler, event.clone()).await;
 
     assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
@@ -679,6 +680,16 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
         email.body
     );
     assert!(email.subject.contains("photos"), "{email:?}");
+    // The token goes only to the e-mail: never to the logs.
+    let logged = logs.text();
+    assert!(
+        logged.contains("\"level\":\"INFO\""),
+        "logs captured: {logged}"
+    );
+    assert!(
+        !logged.contains(token.expose()),
+        "token in the logs: {logged}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
