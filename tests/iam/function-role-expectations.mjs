@@ -31,7 +31,8 @@
 //
 // `commonDenied(t)` holds what no function may do (other roles, other buckets, deletes, the
 // approval topic, keys, ...); a function whose job needs one of those accesses filters it out
-// with `without(commonDenied(t), 'action', ...)` and says why in a comment.
+// with `without(commonDenied(t), ...)` (an action name or a predicate) and says why in a
+// comment, e.g. a copier that reads source objects drops the source GetObject denial only.
 
 export const BATCH_OPERATIONS = 'batchoperations.s3.amazonaws.com'
 
@@ -40,9 +41,14 @@ export function access(action, resource, why, { owner, context = {} } = {}) {
   return { action, resource, why, owner, context }
 }
 
-/** `list` minus the accesses to any of `actions` (for a job that needs a common denial). */
-export function without(list, ...actions) {
-  return list.filter((a) => !actions.includes(a.action))
+/**
+ * `list` minus the accesses a matcher selects (for a job that needs a common denial): a matcher
+ * is an action name (every access to it) or a predicate on the access, e.g.
+ * `without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.bucket(t.p.SourceBucket)))`.
+ */
+export function without(list, ...matchers) {
+  const selects = (a) => matchers.some((m) => (typeof m === 'function' ? m(a) : a.action === m))
+  return list.filter((a) => !selects(a))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -151,7 +151,7 @@ export function deployment(template, resolver, roles, fnId) {
     account,
     region,
     partition,
-    otherRegion: region === 'us-east-1' || region === 'cn-north-1' ? (partition === 'aws-cn' ? 'cn-northwest-1' : 'eu-west-1') : partition === 'aws-cn' ? 'cn-north-1' : 'us-east-1',
+    otherRegion: ['us-east-1', 'eu-west-1', 'cn-north-1', 'cn-northwest-1'].find((r) => r !== region && partitionOf(r) === partition),
     p,
     ref: (id) => resolver.ref(id),
     att: (id, attr) => resolver.getAtt(id, attr),
