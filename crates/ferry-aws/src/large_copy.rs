@@ -318,7 +318,10 @@ impl MultipartCopyApi for AwsMultipartCopy {
             return Err(AwsCallError {
                 kind: ferry_core::launch::AwsErrorKind::Transient,
                 code: "NoPartETag".into(),
-                message: format!("UploadPartCopy of part {} answered without an ETag", r.part.part_number),
+                message: format!(
+                    "UploadPartCopy of part {} answered without an ETag",
+                    r.part.part_number
+                ),
             });
         }
         Ok(CopiedPart {
@@ -360,7 +363,11 @@ impl MultipartCopyApi for AwsMultipartCopy {
             .map_err(|e| classify(&e))?;
         Ok(CompletedObject {
             etag: out.e_tag().unwrap_or_default().to_string(),
-            version_id: out.version_id().map(str::to_string),
+            // Unversioned buckets answer no version or `null`; HeadObject must then go without.
+            version_id: out
+                .version_id()
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_string),
         })
     }
 

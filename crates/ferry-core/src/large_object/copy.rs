@@ -303,9 +303,13 @@ impl Step {
         match self {
             Step::HeadSource => "s3:GetObject (HeadObject) on the source",
             Step::SourceTags => "s3:GetObjectTagging on the source",
-            Step::ListUploads => "s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts on the destination",
+            Step::ListUploads => {
+                "s3:ListBucketMultipartUploads / s3:ListMultipartUploadParts on the destination"
+            }
             Step::CreateUpload => "s3:PutObject (CreateMultipartUpload) on the destination",
-            Step::CopyPart => "UploadPartCopy (s3:GetObject on the source, s3:PutObject on the destination)",
+            Step::CopyPart => {
+                "UploadPartCopy (s3:GetObject on the source, s3:PutObject on the destination)"
+            }
             Step::Complete => "s3:PutObject (CompleteMultipartUpload) on the destination",
             Step::Verify => "s3:GetObject (HeadObject) on the destination",
         }
@@ -330,7 +334,11 @@ async fn run<A: MultipartCopyApi, C: CopyClock>(
         .map_err(|e| Failure::permanent(format!("{source_text}: {e}")))?;
     stats.parts_total = plan.part_count;
     let dest_key = args.destination_key(&task.key);
-    let dest = (&args.destination_bucket, &dest_key, &args.destination_account);
+    let dest = (
+        &args.destination_bucket,
+        &dest_key,
+        &args.destination_account,
+    );
 
     // Resume: an upload this task left open, or a new one.
     let session = session_name(&task.bucket, &task.key, task.version_id.as_deref());
@@ -468,16 +476,12 @@ async fn run<A: MultipartCopyApi, C: CopyClock>(
         }
     };
     let copy = api
-        .head_destination(
-            dest.0,
-            dest.1,
-            completed.version_id.as_deref(),
-            dest.2,
-        )
+        .head_destination(dest.0, dest.1, completed.version_id.as_deref(), dest.2)
         .await
         .map_err(|e| describe_failure(ctx, task, Step::Verify, &e, Some(&source)))?;
-    let verified = verify(ctx, &source, &copy)
-        .map_err(|why| Failure::permanent(format!("copy of {source_text} failed its check: {why}")))?;
+    let verified = verify(ctx, &source, &copy).map_err(|why| {
+        Failure::permanent(format!("copy of {source_text} failed its check: {why}"))
+    })?;
     Ok(format!(
         "copied {source_text} ({}) to s3://{}/{dest_key}{} in {} parts of {} ({} resumed); {verified}",
         bytes_text(source.size),
@@ -594,9 +598,7 @@ async fn copy_part_with_retries<A: MultipartCopyApi, C: CopyClock>(
             }
             Err(e) => {
                 let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient);
-                let pause = tuning
-                    .first_pause
-                    .saturating_mul(1 << (attempt - 1).min(6));
+                let pause = tuning.first_pause.saturating_mul(1 << (attempt - 1).min(6));
                 if !retryable
                     || attempt >= tuning.part_attempts
                     || clock.remaining() < tuning.reserve + pause
@@ -619,7 +621,12 @@ async fn abort<A: MultipartCopyApi>(
 ) {
     let args = &ctx.arguments;
     match api
-        .abort_upload(&args.destination_bucket, key, upload_id, &args.destination_account)
+        .abort_upload(
+            &args.destination_bucket,
+            key,
+            upload_id,
+            &args.destination_account,
+        )
         .await
     {
         Ok(()) => stats.aborted.push(upload_id.to_string()),
@@ -665,8 +672,13 @@ fn verify(
                 ))
             }
         }
-        if args.bucket_key_enabled && !copy.bucket_key_enabled {
-            return Err("Bucket Key was asked for but the copy doesn't use one".into());
+        // Bucket Key only changes KMS request costs, not what is stored: noted, not failed.
+        if args.bucket_key_enabled {
+            checked.push(if copy.bucket_key_enabled {
+                "Bucket Key"
+            } else {
+                "(Bucket Key asked for, not reported by S3)"
+            });
         }
     }
     match (&source.full_object_checksum, &copy.full_object_checksum) {
@@ -742,17 +754,20 @@ fn describe_failure(
             "{what}: {e}. The object is archived: restore it in the source account, then run the task again"
         ));
     }
-    let kms = text.contains("kms:")
-        || text.contains("KMS")
-        || e.code.starts_with("KMS.");
+    let kms = text.contains("kms:") || text.contains("KMS") || e.code.starts_with("KMS.");
     if e.kind == AwsErrorKind::AccessDenied || e.code.starts_with("KMS.") {
         if kms {
             let source_key = source.and_then(|s| s.kms_key_id.clone());
             let points_at_source = source_key
                 .as_deref()
                 .is_some_and(|k| text.contains(k) || text.contains(key_id(k)))
-                || (text.contains("kms:Decrypt") && !text.contains("GenerateDataKey") && step == Step::CopyPart
-                    && args.kms_key_arn.as_deref().is_none_or(|k| !text.contains(key_id(k))));
+                || (text.contains("kms:Decrypt")
+                    && !text.contains("GenerateDataKey")
+                    && step == Step::CopyPart
+                    && args
+                        .kms_key_arn
+                        .as_deref()
+                        .is_none_or(|k| !text.contains(key_id(k))));
             return Failure::permanent(if points_at_source {
                 format!(
                     "{what}: KMS refused ({e}). The source account {} must allow kms:Decrypt for {role} in the key \
@@ -771,7 +786,9 @@ fn describe_failure(
             });
         }
         let source_side = matches!(step, Step::HeadSource | Step::SourceTags)
-            || (step == Step::CopyPart && text.contains(&task.bucket) && !text.contains(&args.destination_bucket));
+            || (step == Step::CopyPart
+                && text.contains(&task.bucket)
+                && !text.contains(&args.destination_bucket));
         return Failure::permanent(if source_side {
             format!(
                 "{what}: S3 refused ({e}). The source account {} must allow {role} to read s3://{}/* in the bucket \

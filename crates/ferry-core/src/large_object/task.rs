@@ -120,7 +120,10 @@ impl TaskResult {
     pub fn new(task_id: &str, result_code: ResultCode, result_string: impl Into<String>) -> Self {
         let text: String = result_string.into();
         let result_string = if text.chars().count() > MAX_RESULT_STRING_CHARS {
-            text.chars().take(MAX_RESULT_STRING_CHARS - 1).collect::<String>() + "…"
+            text.chars()
+                .take(MAX_RESULT_STRING_CHARS - 1)
+                .collect::<String>()
+                + "…"
         } else {
             text
         };
