@@ -513,7 +513,7 @@ fn refuse_uncopyable(source: &SourceObject, source_text: &str) -> Result<(), Fai
         source.storage_class.as_deref(),
         Some("GLACIER" | "DEEP_ARCHIVE")
     );
-    if (archived_class && !restored) || (source.archive_status.is_some() && !restored) {
+    if (archived_class || source.archive_status.is_some()) && !restored {
         let class = source
             .archive_status
             .clone()

@@ -66,7 +66,7 @@ pub fn triage(
         }
     }
     out.candidates
-        .sort_by(|a, b| b.initiated_ms.cmp(&a.initiated_ms));
+        .sort_by_key(|u| std::cmp::Reverse(u.initiated_ms));
     out
 }
 
