@@ -233,4 +233,30 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight only reads'),
     ],
   },
+
+  LargeObjectCopierFunction: {
+    code: 'functions/large-object-copier (LambdaInvoke target: multipart copy done as the batch role, which it assumes)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      // The source account's policies name one principal, the batch role: the copier works as it
+      // (its trust policy names the copier's role, proven in simulate.test.mjs).
+      access('sts:AssumeRole', t.batchRoleArn, 'the copy runs with the batch role\'s permissions'),
+    ],
+    denied: (t) => [
+      // Assuming the batch role is this function's whole job; every other common denial holds.
+      ...without(commonDenied(t), (a) => a.action === 'sts:AssumeRole' && a.resource === t.batchRoleArn),
+      ...batchRoleWrites(t),
+      // With its own role it touches no data at all: every S3 and KMS access goes through the
+      // assumed batch role.
+      access('s3:GetObject', t.s3.object(t.p.SourceBucket, 'big/object.bin'), 'reads only as the batch role', { owner: t.p.SourceAccountId }),
+      access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'writes only as the batch role'),
+      access('s3:AbortMultipartUpload', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'aborts only as the batch role'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the copier needs no state: its settings come in the task'),
+      access('sns:Publish', t.notificationTopicArn, 'results go to the completion report, not e-mail'),
+      access('s3:CreateJob', '*', 'the copier never creates jobs'),
+      access('iam:PassRole', t.batchRoleArn, 'the copier passes no role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+      access('sts:AssumeRole', t.roleArn(t.foreign.roleName), 'no role but the batch role'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'Batch Operations invokes it synchronously: no dead-letter queue'),
+    ],
+  },
 }
