@@ -55,6 +55,23 @@ fn s3_with_etag() -> aws_sdk_s3::Client {
         .retry_config(RetryConfig::disabled()))
 }
 
+/// An adapter whose CreateJob answers `job_id` and records every input it receives.
+fn recording_api(job_id: &'static str) -> (Arc<Mutex<Vec<CreateJobInput>>>, AwsLaunchApi) {
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(move || CreateJobOutput::builder().job_id(job_id).build());
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&create]),
+    };
+    (seen, api)
+}
+
 /// Error metadata as the SDK parses it from a real error response body.
 fn service_error(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
@@ -134,18 +151,7 @@ fn expected_kms_inventory_input(fingerprint: &str) -> CreateJobInput {
 #[tokio::test]
 async fn create_job_sends_exactly_the_planned_request() {
     let plan = plan("kms-inventory.toml");
-    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = seen.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("job-42").build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let (seen, api) = recording_api("job-42");
     let job = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap();
@@ -161,18 +167,7 @@ async fn create_job_sends_exactly_the_planned_request() {
 #[tokio::test]
 async fn csv_manifest_fields_and_replaced_tags_reach_s3_control() {
     let plan = plan("versioned-source.toml");
-    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = seen.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("job-7").build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let (seen, api) = recording_api("job-7");
     launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap();
@@ -410,18 +405,7 @@ async fn large_object_job_reaches_s3_control_as_lambda_invoke() {
         ferry_core::job::large_object_job_request(&spec, &plan.transfer.fingerprint, function)
             .unwrap()
             .with_csv_manifest(manifest_arn, false);
-    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = seen.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("job-large").build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let (seen, api) = recording_api("job-large");
     let request = LaunchRequest {
         template: &template,
         plan_fingerprint: &plan.transfer.fingerprint,

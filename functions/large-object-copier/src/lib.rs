@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use ferry_aws::errors::classify;
@@ -183,17 +183,7 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
     }
 
     fn budget(&self, deadline_ms: u64) -> Duration {
-        // Lambda sends epoch milliseconds; `Context::default()` sends 0 and `cargo lambda watch`
-        // its timeout: anything before 2001 is not a real deadline.
-        const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
-        if deadline_ms < PLAUSIBLE_EPOCH_MS {
-            return self.default_budget;
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+        ferry_aws::runtime::time_left(deadline_ms).unwrap_or(self.default_budget)
     }
 
     /// Lambda entry point: answers every task; errs only on an event that isn't a
