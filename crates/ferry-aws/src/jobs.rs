@@ -281,3 +281,9 @@ impl ReportObjects for AwsPorts {
         self.launch.stream_object(bucket, key, sink).await
     }
 }
+
+impl ferry_core::report::redrive::StateBucketName for AwsPorts {
+    fn state_bucket(&self) -> &str {
+        &self.state_bucket
+    }
+}

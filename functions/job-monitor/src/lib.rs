@@ -13,6 +13,7 @@ use ferry_core::report::jobs::{JobsApi, ReportObjects};
 use ferry_core::report::monitor::{
     on_job_status_changed, JobStatusEvent, MonitorContext, MonitorOutcome,
 };
+use ferry_core::report::redrive::StateBucketName;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -23,17 +24,6 @@ pub trait MonitorPorts:
 impl<T> MonitorPorts for T where
     T: JobsApi + ReportObjects + StateStore + Notifier + Send + Sync + 'static
 {
-}
-
-/// Where the state bucket is: the summary links to the breakdown stored there.
-pub trait StateBucketName {
-    fn state_bucket(&self) -> &str;
-}
-
-impl StateBucketName for ferry_aws::AwsPorts {
-    fn state_bucket(&self) -> &str {
-        &self.state_bucket
-    }
 }
 
 pub struct JobMonitor<P> {

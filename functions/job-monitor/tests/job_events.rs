@@ -571,11 +571,12 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         retry: RetryPolicy::default(),
     };
     let outcome = redrive(&world.ports, ACCOUNT, JOB_ID, &ctx).await.unwrap();
-    let RedriveOutcome::Launched(record) = outcome else {
+    let RedriveOutcome::Launched { record, job } = outcome else {
         panic!("{outcome:?}")
     };
     assert_eq!(record.tasks, 6);
     assert_eq!(record.new_job_id, "9d8c7b6a-0000-4000-8000-00000000000r");
+    assert_eq!(job.job_id, record.new_job_id);
 
     // The manifest holds exactly the failed tasks, URL-encoded, in Batch Operations' format.
     let manifest = world

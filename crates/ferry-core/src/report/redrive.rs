@@ -61,13 +61,15 @@ pub struct RedriveRecord {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RedriveOutcome {
-    Launched(RedriveRecord),
+    /// The new job, as recorded with the plan's jobs.
+    Launched {
+        record: RedriveRecord,
+        job: JobRecord,
+    },
     /// This job was redriven before: the earlier redrive's record.
     AlreadyRedriven(RedriveRecord),
     /// The report lists no failed task.
-    NothingToRedrive {
-        job_id: String,
-    },
+    NothingToRedrive { job_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -155,6 +157,11 @@ impl FailedManifest {
             self.skipped_examples.push(e.to_string());
         }
     }
+}
+
+/// Where the state bucket is (the redrive manifest is written there and named by ARN).
+pub trait StateBucketName {
+    fn state_bucket(&self) -> &str;
 }
 
 /// The new job's request: the plan's operation (Copy, or the large-object LambdaInvoke the
@@ -359,7 +366,10 @@ where
         )
         .await
         .map_err(aws("announcing the redrive"))?;
-    Ok(RedriveOutcome::Launched(record))
+    Ok(RedriveOutcome::Launched {
+        record,
+        job: job_record,
+    })
 }
 
 /// State records are pretty JSON, like the rest of the state bucket.
