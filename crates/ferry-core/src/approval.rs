@@ -138,12 +138,7 @@ impl ApprovalMessage {
         if action == "redrive" {
             // The second word (or `job_id`) is the job id here, not a token.
             let job_id = token.trim();
-            let valid = !job_id.is_empty()
-                && job_id.len() <= 64
-                && job_id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-            return if valid {
+            return if crate::report::jobs::check_job_id(job_id).is_ok() {
                 Ok(ApprovalMessage::Redrive {
                     job_id: job_id.to_string(),
                 })

@@ -144,7 +144,9 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
             region: region.to_string(),
             retry: self.retry,
         };
-        let refusal = match redrive::redrive(&self.ports, account_id, job_id, &ctx).await {
+        let refusal = match redrive::redrive_and_announce(&self.ports, account_id, job_id, &ctx)
+            .await
+        {
             Ok(RedriveOutcome::Launched { record, job }) => {
                 tracing::info!(job_id, new_job_id = %record.new_job_id, tasks = record.tasks, "redrive launched");
                 return Ok(Ok(ApprovalOutcome::JobLaunched(job)));

@@ -19,7 +19,9 @@ use aws_smithy_types::DateTime;
 use ferry_aws::{AwsLaunchApi, AwsPorts};
 use ferry_core::launch::RetryPolicy;
 use ferry_core::report::monitor::MonitorOutcome;
-use ferry_core::report::redrive::{redrive, RedriveContext, RedriveOutcome};
+use ferry_core::report::redrive::{
+    redrive_and_announce as redrive, RedriveContext, RedriveOutcome,
+};
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::{s3_client, MotoServer};

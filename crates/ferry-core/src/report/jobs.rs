@@ -12,6 +12,21 @@ use crate::launch::AwsCallError;
 /// Don't ask S3 Control about a job more often than this (AWS's guidance for DescribeJob).
 pub const MIN_POLL_SECONDS: u64 = 30;
 
+/// Batch Operations job ids are UUIDs; Ferry accepts letters, digits, `-` and `_`, at most 64,
+/// so an id can't smuggle a path or a shell word into a key or a command.
+pub fn check_job_id(job_id: &str) -> Result<(), &'static str> {
+    let ok = !job_id.is_empty()
+        && job_id.len() <= 64
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a Batch Operations job id (letters, digits, '-' and '_', at most 64 characters); use the id from the e-mail or `ferry status`")
+    }
+}
+
 /// What the job runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

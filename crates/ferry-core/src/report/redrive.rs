@@ -48,6 +48,7 @@ pub struct RedriveContext {
 /// A redrive that happened, stored at `redrive/<job-id>/redrive.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedriveRecord {
+    pub transfer_name: String,
     pub redriven_job_id: String,
     pub new_job_id: String,
     pub tasks: u64,
@@ -57,6 +58,39 @@ pub struct RedriveRecord {
     pub skipped: u64,
     #[serde(default)]
     pub skipped_examples: Vec<String>,
+    /// The plan asks for confirmation: the new job waits in Suspended.
+    #[serde(default)]
+    pub awaits_confirmation: bool,
+}
+
+impl RedriveRecord {
+    /// The e-mail announcing the new job.
+    pub fn email(&self) -> (String, String) {
+        let mut body = format!(
+            "Ferry started job {} for transfer {}: it copies again the {} task(s) that failed in job {}.\n\
+             Manifest: {}\n",
+            self.new_job_id, self.transfer_name, self.tasks, self.redriven_job_id, self.manifest_uri
+        );
+        if self.skipped > 0 {
+            body.push_str(&format!(
+                "{} failed row(s) of the report could not go into the manifest: {}\n",
+                self.skipped,
+                self.skipped_examples.join("; ")
+            ));
+        }
+        if self.awaits_confirmation {
+            body.push_str(
+                "The job waits in Suspended for your confirmation (a separate e-mail says how).\n",
+            );
+        }
+        (
+            format!(
+                "Ferry {}: redrive of job {} started as {}",
+                self.transfer_name, self.redriven_job_id, self.new_job_id
+            ),
+            body,
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,6 +243,27 @@ pub fn redrive_token_seed(plan_fingerprint: &str, job_id: &str) -> String {
     format!("{plan_fingerprint}:redrive:{job_id}")
 }
 
+/// [`redrive`], then the e-mail announcing a new job.
+pub async fn redrive_and_announce<P>(
+    ports: &P,
+    account_id: &str,
+    job_id: &str,
+    ctx: &RedriveContext,
+) -> Result<RedriveOutcome, RedriveError>
+where
+    P: JobsApi + ReportObjects + StateStore + LaunchApi + Notifier + Sync,
+{
+    let outcome = redrive(ports, account_id, job_id, ctx).await?;
+    if let RedriveOutcome::Launched { record, .. } = &outcome {
+        let (subject, body) = record.email();
+        ports
+            .notify(&subject, &body)
+            .await
+            .map_err(aws("announcing the redrive"))?;
+    }
+    Ok(outcome)
+}
+
 /// Redrives job `job_id` of `account_id`. See the module documentation.
 pub async fn redrive<P>(
     ports: &P,
@@ -217,7 +272,7 @@ pub async fn redrive<P>(
     ctx: &RedriveContext,
 ) -> Result<RedriveOutcome, RedriveError>
 where
-    P: JobsApi + ReportObjects + StateStore + LaunchApi + Notifier + Sync,
+    P: JobsApi + ReportObjects + StateStore + LaunchApi + Sync,
 {
     let tags = ports
         .job_tags(account_id, job_id)
@@ -312,6 +367,7 @@ where
     )
     .await?;
     let record = RedriveRecord {
+        transfer_name: stored.spec.name.clone(),
         redriven_job_id: job_id.to_string(),
         new_job_id: launched.job_id.clone(),
         tasks: counts.rows,
@@ -319,6 +375,7 @@ where
         manifest_etag: launched.manifest_etag.clone(),
         skipped,
         skipped_examples,
+        awaits_confirmation: stored.spec.job.confirmation_required,
     };
     ports
         .put(&keys::record(job_id), to_json(&record))
@@ -340,32 +397,6 @@ where
         )
         .await
         .map_err(aws("recording the redrive job"))?;
-    let mut body = format!(
-        "Ferry started job {} for transfer {}: it copies again the {} task(s) that failed in job {job_id}.\n\
-         Manifest: {}\n",
-        record.new_job_id, stored.spec.name, record.tasks, record.manifest_uri
-    );
-    if skipped > 0 {
-        body.push_str(&format!(
-            "{skipped} failed row(s) of the report could not go into the manifest: {}\n",
-            record.skipped_examples.join("; ")
-        ));
-    }
-    if stored.spec.job.confirmation_required {
-        body.push_str(
-            "The job waits in Suspended for your confirmation (a separate e-mail says how).\n",
-        );
-    }
-    ports
-        .notify(
-            &format!(
-                "Ferry {}: redrive of job {job_id} started as {}",
-                stored.spec.name, record.new_job_id
-            ),
-            &body,
-        )
-        .await
-        .map_err(aws("announcing the redrive"))?;
     Ok(RedriveOutcome::Launched {
         record,
         job: job_record,
