@@ -198,7 +198,7 @@ impl JobsApi for AwsLaunchApi {
             let page = page.map_err(|e| classify(&e))?;
             jobs.extend(page.jobs().iter().map(listing));
         }
-        jobs.sort_by(|a, b| b.created_unix.cmp(&a.created_unix));
+        jobs.sort_by_key(|j| std::cmp::Reverse(j.created_unix));
         Ok(jobs)
     }
 }

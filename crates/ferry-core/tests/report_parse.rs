@@ -129,7 +129,7 @@ impl Generated {
         buf.clear();
         while buf.len() < 64 * 1024 && self.next < self.rows {
             let n = self.next;
-            if n % 10 == 0 {
+            if n.is_multiple_of(10) {
                 buf.extend_from_slice(
                     format!("\"src\",\"dir/{n}%20x.bin\",\"\",\"failed\",\"503\",\"SlowDown\",\"Please reduce your request rate, then retry\"\n").as_bytes(),
                 );

@@ -9,11 +9,9 @@ use clap::{Args, ValueEnum};
 use ferry_aws::AwsPorts;
 use ferry_core::launch::RetryPolicy;
 use ferry_core::ports::Notifier;
-use ferry_core::report::jobs::check_job_id;
 use ferry_core::report::redrive::{redrive, RedriveContext, RedriveOutcome};
 
 use super::status::{aws_context, AwsTarget};
-use super::EXIT_BAD_INPUT;
 
 #[derive(Args)]
 pub struct RedriveArgs {
@@ -39,13 +37,8 @@ enum Format {
 }
 
 pub fn run(args: &RedriveArgs) -> ExitCode {
-    if let Err(message) = check_job_id(&args.job_id) {
-        eprintln!("error: JOB_ID = {:?}: {message}", args.job_id);
-        return ExitCode::from(EXIT_BAD_INPUT);
-    }
-    if let Some(bad) = args.target.bad_account_id() {
-        eprintln!("error: --account-id = {bad:?}: an AWS account id is 12 digits");
-        return ExitCode::from(EXIT_BAD_INPUT);
+    if let Err(code) = args.target.check(Some(&args.job_id)) {
+        return code;
     }
     let runtime = match super::runtime() {
         Ok(rt) => rt,

@@ -51,11 +51,23 @@ pub struct AwsTarget {
 }
 
 impl AwsTarget {
-    /// The `--account-id` given, if it is not 12 digits.
-    pub fn bad_account_id(&self) -> Option<&str> {
-        self.account_id
+    /// Checks a job id and `--account-id` before any call; prints why not (exit 2).
+    pub fn check(&self, job_id: Option<&str>) -> Result<(), ExitCode> {
+        if let Some(id) = job_id {
+            if let Err(message) = check_job_id(id) {
+                eprintln!("error: JOB_ID = {id:?}: {message}");
+                return Err(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+        if let Some(bad) = self
+            .account_id
             .as_deref()
             .filter(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+        {
+            eprintln!("error: --account-id = {bad:?}: an AWS account id is 12 digits");
+            return Err(ExitCode::from(EXIT_BAD_INPUT));
+        }
+        Ok(())
     }
 }
 
@@ -114,15 +126,8 @@ struct JobSnapshot {
 }
 
 pub fn run(args: &StatusArgs) -> ExitCode {
-    if let Some(id) = &args.job_id {
-        if let Err(message) = check_job_id(id) {
-            eprintln!("error: JOB_ID = {id:?}: {message}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
-    }
-    if let Some(bad) = args.target.bad_account_id() {
-        eprintln!("error: --account-id = {bad:?}: an AWS account id is 12 digits");
-        return ExitCode::from(EXIT_BAD_INPUT);
+    if let Err(code) = args.target.check(args.job_id.as_deref()) {
+        return code;
     }
     if args.interval < MIN_POLL_SECONDS {
         eprintln!(
@@ -318,7 +323,6 @@ fn footer(job: &JobInfo) -> String {
 mod tests {
     use super::*;
     use ferry_core::job::S3Tag;
-    use ferry_core::report::jobs::JobOperationKind;
 
     struct Fake {
         jobs: Vec<(JobListing, Vec<S3Tag>)>,
@@ -373,23 +377,12 @@ mod tests {
                 (listing("bbbb-2", "Complete"), vec![tag("team", "other")]),
             ],
             info: JobInfo {
-                job_id: "aaaa-1".into(),
-                job_arn: None,
-                status: "Complete".into(),
                 description: Some("Ferry photos: copy".into()),
-                operation: JobOperationKind::Copy,
                 total_tasks: Some(10),
                 succeeded_tasks: Some(8),
                 failed_tasks: Some(2),
                 active_seconds: Some(4),
-                created_unix: None,
-                terminated_unix: None,
-                failure_reasons: vec![],
-                status_update_reason: None,
-                suspended_cause: None,
-                report: None,
-                role_arn: None,
-                priority: 10,
+                ..JobInfo::new("aaaa-1", "Complete")
             },
         }
     }

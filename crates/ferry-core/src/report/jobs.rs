@@ -75,6 +75,29 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// A Copy job known only by id and status (the rest unknown until described).
+    pub fn new(job_id: &str, status: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            job_arn: None,
+            status: status.to_string(),
+            description: None,
+            operation: JobOperationKind::Copy,
+            total_tasks: None,
+            succeeded_tasks: None,
+            failed_tasks: None,
+            active_seconds: None,
+            created_unix: None,
+            terminated_unix: None,
+            failure_reasons: Vec::new(),
+            status_update_reason: None,
+            suspended_cause: None,
+            report: None,
+            role_arn: None,
+            priority: 0,
+        }
+    }
+
     /// Seconds from creation to termination (or to `now` while it runs).
     pub fn elapsed_seconds(&self, now_unix: u64) -> Option<u64> {
         let start = self.created_unix?;

@@ -103,27 +103,14 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::jobs::JobOperationKind;
 
     fn job(status: &str, total: u64, ok: u64, failed: u64, active: u64) -> JobInfo {
         JobInfo {
-            job_id: "j".into(),
-            job_arn: None,
-            status: status.into(),
-            description: None,
-            operation: JobOperationKind::Copy,
             total_tasks: Some(total),
             succeeded_tasks: Some(ok),
             failed_tasks: Some(failed),
             active_seconds: Some(active),
-            created_unix: None,
-            terminated_unix: None,
-            failure_reasons: vec![],
-            status_update_reason: None,
-            suspended_cause: None,
-            report: None,
-            role_arn: None,
-            priority: 10,
+            ..JobInfo::new("j", status)
         }
     }
 
