@@ -645,3 +645,68 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         .await
         .is_some());
 }
+
+#[tokio::test]
+async fn throttling_is_left_to_lambda_to_retry_and_nothing_is_sent() {
+    use aws_sdk_s3control::operation::get_job_tagging::GetJobTaggingError;
+    use aws_sdk_s3control::types::error::TooManyRequestsException;
+    let tags = mock!(aws_sdk_s3control::Client::get_job_tagging).then_error(|| {
+        GetJobTaggingError::TooManyRequestsException(
+            TooManyRequestsException::builder()
+                .message("Rate exceeded")
+                .meta(
+                    aws_smithy_types::error::ErrorMetadata::builder()
+                        .code("TooManyRequestsException")
+                        .message("Rate exceeded")
+                        .build(),
+                )
+                .build(),
+        )
+    });
+    let world = World::start(&[&tags]).await;
+    let e = world
+        .monitor()
+        .handle(event("job-monitor.json"))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("TooManyRequestsException"), "{e}");
+    assert!(world.inbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_report_that_cannot_be_read_is_said_and_the_claim_given_back() {
+    let c = control(ferry_tags(&fingerprint()), descriptor(JobStatus::Complete));
+    let world = World::start(&[&c.tags, &c.describe]).await;
+    let failed_file =
+        format!("ferry/ledger/job-{JOB_ID}/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6.csv");
+    world
+        .s3
+        .delete_object()
+        .bucket(REPORT_BUCKET)
+        .key(&failed_file)
+        .send()
+        .await
+        .unwrap();
+    let handled = world
+        .monitor()
+        .handle(event("job-monitor.json"))
+        .await
+        .unwrap();
+    let Handled::Failed(reason) = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(reason.contains(&failed_file), "{reason}");
+    let inbox = world.inbox().await;
+    assert_eq!(inbox.len(), 1);
+    assert!(
+        inbox[0].contains("Ferry could not summarise it"),
+        "{}",
+        inbox[0]
+    );
+    assert!(inbox[0].contains(&failed_file), "{}", inbox[0]);
+    // Given back: once the report is readable, the next delivery summarises.
+    assert!(world
+        .state_object(&format!("monitor/{JOB_ID}/Complete.announced"))
+        .await
+        .is_none());
+}

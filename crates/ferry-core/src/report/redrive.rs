@@ -407,3 +407,50 @@ where
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn written(m: FailedManifest) -> String {
+        let (body, _) = m.writer.unwrap().finish().unwrap();
+        String::from_utf8(body).unwrap()
+    }
+
+    #[test]
+    fn version_ids_follow_the_first_failed_row() {
+        let mut m = FailedManifest::default();
+        m.add("src", "a b", Some("v1"));
+        m.add("src", "c", None);
+        assert!(m.version_ids);
+        // A task of a null version (no id in the report) is written as `null`.
+        assert_eq!(written(m), "src,a%20b,v1\nsrc,c,null\n");
+
+        let mut m = FailedManifest::default();
+        m.add("src", "a", None);
+        m.add("src", "b", Some("v2"));
+        m.add("other-bucket", "c", None);
+        assert!(!m.version_ids);
+        assert_eq!(m.skipped, 2);
+        assert!(
+            m.skipped_examples[0].contains("row 2"),
+            "{:?}",
+            m.skipped_examples
+        );
+        assert!(
+            m.skipped_examples[1].contains("other-bucket"),
+            "{:?}",
+            m.skipped_examples
+        );
+        assert_eq!(written(m), "src,a\n");
+    }
+
+    #[test]
+    fn the_token_seed_names_plan_and_job() {
+        assert_eq!(redrive_token_seed("f00d", "j-1"), "f00d:redrive:j-1");
+        assert_ne!(
+            redrive_token_seed("f00d", "j-1"),
+            redrive_token_seed("f00d", "j-2")
+        );
+    }
+}
