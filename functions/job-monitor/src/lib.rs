@@ -3,7 +3,7 @@
 //! finished job with its failures grouped by cause and the fix for each, or the commands to
 //! confirm a suspended one. See `docs/monitoring.md`.
 //!
-//! Jobs that aren't Ferry's are ignored with a log line. Throttling and server errors return an
+//! Jobs that aren't Ferry's, or belong to another stack's plan, are ignored with a log line. Throttling and server errors return an
 //! error so Lambda retries the event (each announcement is claimed once, so a retry never
 //! e-mails twice); anything else is e-mailed as "summary failed" with the reason.
 
@@ -108,6 +108,12 @@ fn log(event: &JobStatusEvent, outcome: &MonitorOutcome) {
     match outcome {
         MonitorOutcome::NotFerrys { job_id } => {
             tracing::info!(job_id = %job_id, status = %event.status, "not a Ferry job (no ferry:transfer tag): ignored")
+        }
+        MonitorOutcome::OtherStack {
+            job_id,
+            transfer_name,
+        } => {
+            tracing::info!(job_id = %job_id, transfer = %transfer_name, "a Ferry job of a plan this stack didn't store: its own stack announces it")
         }
         MonitorOutcome::Ignored { status } => {
             tracing::info!(job_id = %event.job_id, status = %status, "status needs no message")

@@ -710,3 +710,26 @@ async fn a_report_that_cannot_be_read_is_said_and_the_claim_given_back() {
         .await
         .is_none());
 }
+
+#[tokio::test]
+async fn another_stacks_job_is_left_to_that_stack() {
+    let c = control(
+        ferry_tags("0123456789abcdef"),
+        descriptor(JobStatus::Complete),
+    );
+    let world = World::start(&[&c.tags, &c.describe]).await;
+    let handled = world
+        .monitor()
+        .handle(event("job-monitor.json"))
+        .await
+        .unwrap();
+    assert_eq!(
+        handled,
+        Handled::Outcome(MonitorOutcome::OtherStack {
+            job_id: JOB_ID.into(),
+            transfer_name: "ledger".into()
+        })
+    );
+    assert_eq!(c.describe.num_calls(), 0);
+    assert!(world.inbox().await.is_empty());
+}

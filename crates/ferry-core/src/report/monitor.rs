@@ -1,8 +1,8 @@
 //! The job monitor's workflow: a Batch Operations `JobStatusChanged` event in, a message a
 //! person can act on out.
 //!
-//! Only Ferry's jobs (tag `ferry:transfer`) are handled; others are ignored with a log line by
-//! the caller. A terminal job (Complete, Failed, Cancelled) gets its summary: the report is read,
+//! Only Ferry's jobs (tag `ferry:transfer`) of plans stored in this stack's state bucket (tag
+//! `ferry:plan`) are handled; others are ignored with a log line by the caller. A terminal job (Complete, Failed, Cancelled) gets its summary: the report is read,
 //! failures grouped by cause with their fixes, the full breakdown stored in the state bucket and
 //! a short e-mail published. A job suspended awaiting confirmation gets the commands to confirm
 //! or cancel it. EventBridge delivers at least once, so each (job, status) is announced once: a
@@ -119,6 +119,11 @@ pub enum MonitorOutcome {
     NotFerrys {
         job_id: String,
     },
+    /// A Ferry job of a plan this stack didn't store (another transfer's stack speaks for it).
+    OtherStack {
+        job_id: String,
+        transfer_name: String,
+    },
     /// This (job, status) was announced already (a redelivered event).
     AlreadyAnnounced {
         job_id: String,
@@ -193,6 +198,17 @@ where
             job_id: event.job_id.clone(),
         });
     };
+    // Every stack's monitor sees every Ferry job of the account and Region: a stack speaks only
+    // for the jobs of plans it stored, so one job is announced once, by its own stack.
+    let stored = load_stored_spec(ports, fingerprint.as_deref().unwrap_or_default())
+        .await
+        .map_err(aws("reading the stored plan"))?;
+    let Some(stored) = stored else {
+        return Ok(MonitorOutcome::OtherStack {
+            job_id: event.job_id.clone(),
+            transfer_name,
+        });
+    };
     let job = ports
         .describe_job(&event.account_id, &event.job_id)
         .await
@@ -213,13 +229,7 @@ where
             status,
         });
     }
-    let stored = match &fingerprint {
-        Some(fp) => load_stored_spec(ports, fp)
-            .await
-            .map_err(aws("reading the stored plan"))?,
-        None => None,
-    };
-    let result = announce(ports, event, &job, &transfer_name, stored.as_ref(), ctx).await;
+    let result = announce(ports, event, &job, &transfer_name, &stored, ctx).await;
     if result.is_err() {
         // Give the claim back so Lambda's retry can announce.
         let _ = ports.delete(&marker).await;
@@ -232,7 +242,7 @@ async fn announce<P>(
     event: &JobStatusEvent,
     job: &JobInfo,
     transfer_name: &str,
-    stored: Option<&StoredSpec>,
+    stored: &StoredSpec,
     ctx: &MonitorContext,
 ) -> Result<MonitorOutcome, MonitorError>
 where
@@ -248,7 +258,7 @@ where
             job_id: job.job_id.clone(),
         });
     }
-    let spec: Option<&TransferSpec> = stored.map(|s| &s.spec);
+    let spec: Option<&TransferSpec> = Some(&stored.spec);
     let mut tally = FailureTally::default();
     let report = match job.report.as_ref().filter(|r| r.enabled) {
         Some(location) => Some(
@@ -321,4 +331,46 @@ fn suspended_email(event: &JobStatusEvent, job: &JobInfo, transfer_name: &str) -
             .unwrap_or_default(),
     );
     (subject, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_fields_come_from_the_job_arn_then_the_envelope() {
+        let event = serde_json::json!({
+            "account": "222222222222", "region": "eu-west-1",
+            "detail": {"eventName": "JobStatusChanged", "serviceEventDetails": {
+                "jobId": "j-1", "status": "Failed",
+                "failureCodes": ["X"], "statusChangeReason": ["why"]}}
+        });
+        let parsed = JobStatusEvent::from_eventbridge(&event).unwrap();
+        assert_eq!(
+            (
+                parsed.account_id.as_str(),
+                parsed.region.as_str(),
+                parsed.job_id.as_str()
+            ),
+            ("222222222222", "eu-west-1", "j-1")
+        );
+        assert_eq!(parsed.failure_codes, ["X"]);
+        let mut with_arn = event.clone();
+        with_arn["detail"]["serviceEventDetails"]["jobArn"] =
+            "arn:aws:s3:us-west-2:333333333333:job/j-1".into();
+        let parsed = JobStatusEvent::from_eventbridge(&with_arn).unwrap();
+        assert_eq!(
+            (parsed.account_id.as_str(), parsed.region.as_str()),
+            ("333333333333", "us-west-2")
+        );
+        let mut no_id = event;
+        no_id["detail"]["serviceEventDetails"]
+            .as_object_mut()
+            .unwrap()
+            .remove("jobId");
+        assert_eq!(
+            JobStatusEvent::from_eventbridge(&no_id),
+            Err(EventError::Missing("detail.serviceEventDetails.jobId"))
+        );
+    }
 }
