@@ -173,3 +173,22 @@ fn a_huge_report_streams_in_chunks() {
     assert_eq!(last_failed_key, format!("dir/{} x.bin", ROWS - 10));
     assert_eq!(stats.unreadable, 0);
 }
+
+#[test]
+fn the_report_manifest_points_at_the_failed_tasks_file() {
+    use ferry_core::report::manifest_json::CompletionReportManifest;
+    let manifest =
+        CompletionReportManifest::from_json("manifest.json", &fixture("manifest.json")).unwrap();
+    let failed: Vec<(&str, &str)> = manifest
+        .failed_files()
+        .map(|f| (f.bucket.as_str(), f.key.as_str()))
+        .collect();
+    assert_eq!(
+        failed,
+        [(
+            "acme-reports",
+            "ferry/photos/job-7c1a3e52-0d4b-4c8e-9a55-1f2e3d4c5b6a/results/0f1e2d3c4b5a69788796a5b4c3d2e1f0a9b8c7d6.csv"
+        )]
+    );
+    assert_eq!(manifest.results.len(), 2);
+}
