@@ -284,6 +284,11 @@ impl World {
         }
     }
 
+    /// The monitor's answer to the fixture event `name`.
+    async fn handle(&self, name: &str) -> Handled {
+        self.monitor().handle(event(name)).await.unwrap()
+    }
+
     async fn inbox(&self) -> Vec<String> {
         let mut bodies = Vec::new();
         loop {
@@ -342,11 +347,7 @@ fn fingerprint() -> String {
 async fn a_finished_job_is_summarised_with_causes_and_fixes() {
     let c = control(ferry_tags(&fingerprint()), descriptor(JobStatus::Complete));
     let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor.json").await;
     let Handled::Outcome(MonitorOutcome::Summarised(summary)) = handled else {
         panic!("{handled:?}");
     };
@@ -431,11 +432,7 @@ async fn a_finished_job_is_summarised_with_causes_and_fixes() {
     assert_eq!(breakdown["report"]["stats"]["schema_order_rows"], 2);
 
     // EventBridge delivers at least once: the same event again e-mails nothing.
-    let again = world
-        .monitor()
-        .handle(event("job-monitor.json"))
-        .await
-        .unwrap();
+    let again = world.handle("job-monitor.json").await;
     assert_eq!(
         again,
         Handled::Outcome(MonitorOutcome::AlreadyAnnounced {
@@ -453,11 +450,7 @@ async fn a_job_that_is_not_ferrys_is_ignored_without_describing_it() {
         descriptor(JobStatus::Complete),
     );
     let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor.json").await;
     assert_eq!(
         handled,
         Handled::Outcome(MonitorOutcome::NotFerrys {
@@ -472,11 +465,7 @@ async fn a_job_that_is_not_ferrys_is_ignored_without_describing_it() {
 async fn a_suspended_job_gets_the_confirm_and_cancel_commands() {
     let c = control(ferry_tags(&fingerprint()), descriptor(JobStatus::Suspended));
     let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor-suspended.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor-suspended.json").await;
     assert_eq!(
         handled,
         Handled::Outcome(MonitorOutcome::AwaitingConfirmation {
@@ -515,11 +504,7 @@ async fn a_job_stopped_by_the_failure_rule_says_so() {
         .build();
     let c = control(ferry_tags(&fingerprint()), job);
     let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor-failed.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor-failed.json").await;
     let Handled::Outcome(MonitorOutcome::Summarised(summary)) = handled else {
         panic!("{handled:?}");
     };
@@ -687,11 +672,7 @@ async fn a_report_that_cannot_be_read_is_said_and_the_claim_given_back() {
         .send()
         .await
         .unwrap();
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor.json").await;
     let Handled::Failed(reason) = handled else {
         panic!("{handled:?}")
     };
@@ -718,11 +699,7 @@ async fn another_stacks_job_is_left_to_that_stack() {
         descriptor(JobStatus::Complete),
     );
     let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world
-        .monitor()
-        .handle(event("job-monitor.json"))
-        .await
-        .unwrap();
+    let handled = world.handle("job-monitor.json").await;
     assert_eq!(
         handled,
         Handled::Outcome(MonitorOutcome::OtherStack {
