@@ -595,7 +595,35 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         )
     );
     // The plan's operation, role and report; tagged as Ferry's and as this job's redrive.
-    assert!(r.operation().unwrap().s3_put_object_copy().is_some());
+    let copy = r.operation().unwrap().s3_put_object_copy().unwrap();
+    assert_eq!(
+        copy.target_resource(),
+        Some("arn:aws:s3:::acme-ledger-vault")
+    );
+    assert_eq!(copy.target_key_prefix(), Some("from-prod/"));
+    let spec = r.manifest().unwrap().spec().unwrap();
+    assert_eq!(
+        (spec.format().as_str(), spec.fields().len()),
+        ("S3BatchOperations_CSV_20180820", 2)
+    );
+    let report = r.report().unwrap();
+    assert_eq!(
+        (report.bucket(), report.prefix(), report.enabled()),
+        (
+            Some("arn:aws:s3:::acme-vault-reports"),
+            Some("ferry/ledger"),
+            true
+        )
+    );
+    assert_eq!(
+        r.description(),
+        Some(format!("Ferry ledger: redrive of job {JOB_ID} (failed tasks only)").as_str())
+    );
+    // The plan asks for confirmation, so the redrive waits for it too (and says so).
+    assert_eq!(
+        (r.priority(), r.confirmation_required()),
+        (Some(50), Some(true))
+    );
     assert_eq!(
         r.role_arn(),
         Some("arn:aws:iam::222222222222:role/ferry-ledger-batch")
@@ -616,6 +644,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         "{}",
         inbox[0]
     );
+    assert!(inbox[0].contains("waits in Suspended"), "{}", inbox[0]);
 
     // Asked again (a second person, a redelivered message): the same redrive, no new job.
     let again = redrive(&world.ports, ACCOUNT, JOB_ID, &ctx).await.unwrap();
