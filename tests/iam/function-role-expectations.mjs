@@ -84,6 +84,18 @@ export function launchJob(t) {
   ]
 }
 
+/** Reading a finished job's completion report (manifest.json and result CSVs) through S3. */
+export function readCompletionReports(t) {
+  const report = t.keys.report
+  return [
+    access('s3:GetObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'the completion report\'s manifest.json', { owner: t.reportAccount }),
+    access('s3:GetObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/results/0123.csv`), 'the completion report\'s result CSVs', { owner: t.reportAccount }),
+    ...(report
+      ? [access('kms:Decrypt', report.arn, 'S3 decrypts the report with the report key for it', { owner: report.account, context: { 'kms:ViaService': `s3.${t.region}.${t.partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}` } })]
+      : []),
+  ]
+}
+
 /** What no function of the stack may do. */
 export function commonDenied(t) {
   const other = t.foreign
@@ -218,6 +230,11 @@ export const FUNCTION_EXPECTATIONS = {
       ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight: is the ${which} key enabled and customer managed?`, { owner: key.account })),
       // Deferred approval launches the job itself.
       ...launchJob(t),
+      // Redrive ({"action":"redrive","job_id":…}): is it Ferry's job, which tasks failed, then a
+      // new job over a CSV manifest of those in the state bucket.
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'redrive: the job must carry ferry:transfer'),
+      ...readCompletionReports(t),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'redrive/job-0001/manifest.csv'), 'redrive: the failed tasks\' manifest'),
     ],
     denied: (t) => [
       ...commonDenied(t),
@@ -231,6 +248,8 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:ListBucket', t.s3.bucket(t.foreign.bucket), 'preflight HeadBucket is limited to the transfer\'s buckets'),
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.SourceBucket), 'only the destination\'s ownership is checked', { owner: t.p.SourceAccountId }),
       access('s3:PutBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight only reads'),
+      access('s3:GetObject', t.s3.object(t.p.ReportBucket, 'elsewhere/job-0001/manifest.json'), 'only completion reports under the report prefix', { owner: t.reportAccount }),
+      access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'reports are written by Batch Operations only', { owner: t.reportAccount }),
     ],
   },
 
@@ -257,6 +276,37 @@ export const FUNCTION_EXPECTATIONS = {
       access('iam:PassRole', t.batchRoleArn, 'the copier passes no role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
       access('sts:AssumeRole', t.roleArn(t.foreign.roleName), 'no role but the batch role'),
       access('sqs:SendMessage', t.failedEventsQueueArn, 'Batch Operations invokes it synchronously: no dead-letter queue'),
+    ],
+  },
+
+  JobMonitorFunction: {
+    code: 'functions/job-monitor (JobStatusChanged → DescribeJob, completion report, summary e-mail, breakdown in S3)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'status, counts, times and the report location'),
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'only jobs tagged ferry:transfer are Ferry\'s'),
+      ...readCompletionReports(t),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan: is it this stack\'s job, what it costs, which Sids'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'reports/job-0001/breakdown.json'), 'the full breakdown the e-mail links'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'one e-mail per (job, status): the claim'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'the claim is given back when e-mailing fails'),
+      access('s3:ListBucket', t.s3.bucket(t.stateBucket), 'a missing plan reads as 404, not 403'),
+      access('sns:Publish', t.notificationTopicArn, 'the summary'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
+    ],
+    denied: (t) => [
+      ...commonDenied(t),
+      ...batchRoleWrites(t),
+      access('s3:CreateJob', '*', 'the monitor reports; redrive is a person\'s decision (CLI or the approval topic)'),
+      access('iam:PassRole', t.batchRoleArn, 'it launches nothing', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it never confirms or cancels jobs'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'plans are the stack\'s'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.json`), 'approvals are not its business'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.json`), 'approvals are not its business'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, 'reports/job-0001/breakdown.json'), 'breakdowns are kept'),
+      access('s3:GetObject', t.s3.object(t.p.ReportBucket, 'elsewhere/job-0001/manifest.json'), 'only completion reports under the report prefix', { owner: t.reportAccount }),
+      access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'reports are written by Batch Operations only', { owner: t.reportAccount }),
+      access('s3:DescribeJob', t.jobArn('job-0001', { account: t.foreign.account }), 'jobs of another account'),
     ],
   },
 }

@@ -54,6 +54,17 @@ impl AwsPorts {
         }
     }
 
+    /// The same ports with other S3 and S3 Control clients: tests point S3 at moto (path-style)
+    /// and S3 Control, which moto lacks, at aws-smithy-mocks.
+    pub fn with_clients(
+        mut self,
+        s3: aws_sdk_s3::Client,
+        s3control: aws_sdk_s3control::Client,
+    ) -> Self {
+        self.launch = AwsLaunchApi { s3, s3control };
+        self
+    }
+
     /// The ports a Lambda function needs, from its environment (see `docs/stack.md`) and the
     /// default credential chain. Returns them with the approval topic's ARN.
     pub async fn for_lambda() -> Result<(Self, String), String> {

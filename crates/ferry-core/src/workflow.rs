@@ -446,6 +446,12 @@ where
     P: StateStore + WaitSignal + PreflightApi + Notifier + Sync,
 {
     let message = ApprovalMessage::parse(message)?;
+    if let ApprovalMessage::Redrive { .. } = message {
+        // approval-handler sends redrives to report::redrive::redrive; they spend no token.
+        return Err(WorkflowError::BadMessage(
+            ApprovalMessageError::Unrecognised,
+        ));
+    }
     let Some(token) = message.token() else {
         return resend_instructions(ports, fresh_token, ctx).await;
     };
@@ -457,7 +463,9 @@ where
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",
-            ApprovalMessage::Reject { .. } | ApprovalMessage::Resend => "reject",
+            ApprovalMessage::Reject { .. }
+            | ApprovalMessage::Resend
+            | ApprovalMessage::Redrive { .. } => "reject",
         }
         .to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
@@ -538,9 +546,9 @@ where
                 ))
             }
         }
-        ApprovalMessage::Resend => Err(WorkflowError::BadMessage(
-            ApprovalMessageError::Unrecognised,
-        )),
+        ApprovalMessage::Resend | ApprovalMessage::Redrive { .. } => Err(
+            WorkflowError::BadMessage(ApprovalMessageError::Unrecognised),
+        ),
         ApprovalMessage::Reject { reason, .. } => {
             let mut stack_signalled = false;
             if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {

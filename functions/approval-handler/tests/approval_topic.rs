@@ -11,7 +11,7 @@ use aws_sdk_s3control::operation::create_job::{CreateJobError, CreateJobInput, C
 use aws_sdk_s3control::types::error::TooManyRequestsException;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
-use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::RetryPolicy;
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
@@ -156,18 +156,8 @@ impl World {
             .unwrap();
         let s3control = mock_client!(aws_sdk_s3control, RuleMode::MatchAny, create_job, |c| c
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
-        let ports = AwsPorts {
-            launch: AwsLaunchApi {
-                s3: s3.clone(),
-                s3control,
-            },
-            iam: aws_sdk_iam::Client::new(&config),
-            sns,
-            http: reqwest::Client::new(),
-            state_bucket: STATE_BUCKET.to_string(),
-            notification_topic_arn: topic_arn,
-            config: config.clone(),
-        };
+        let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
+            .with_clients(s3.clone(), s3control);
         World {
             _moto: moto,
             catcher: ResponseCatcher::start(),

@@ -18,7 +18,7 @@ use aws_lambda_events::cloudformation::{
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_aws::AwsPorts;
 use ferry_core::approval::{ApprovalRecord, ApprovalToken};
 use ferry_core::job::{client_request_token, CreateJobRequest};
 use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
@@ -139,7 +139,6 @@ struct Env {
     config: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
-    sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     notification_topic_arn: String,
     approval_topic_arn: String,
@@ -212,7 +211,6 @@ impl Env {
             config,
             s3,
             iam,
-            sns,
             sqs,
             notification_topic_arn,
             approval_topic_arn,
@@ -226,18 +224,12 @@ impl Env {
     }
 
     fn ports_with_bucket(&self, s3control: aws_sdk_s3control::Client, bucket: &str) -> AwsPorts {
-        AwsPorts {
-            launch: AwsLaunchApi {
-                s3: self.s3.clone(),
-                s3control,
-            },
-            iam: self.iam.clone(),
-            sns: self.sns.clone(),
-            http: reqwest::Client::new(),
-            state_bucket: bucket.to_string(),
-            notification_topic_arn: self.notification_topic_arn.clone(),
-            config: self.config.clone(),
-        }
+        AwsPorts::from_config(
+            &self.config,
+            bucket.to_string(),
+            self.notification_topic_arn.clone(),
+        )
+        .with_clients(self.s3.clone(), s3control)
     }
 
     fn handler<P: StackPorts>(&self, ports: P) -> StackHandler<P> {
