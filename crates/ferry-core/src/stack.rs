@@ -97,6 +97,7 @@ impl TransferPlanProperties {
             estimate: None,
             // The stack's parameters have no filter yet.
             filter: None,
+            inventory: None,
         };
         let approval_mode = r
             .enumeration::<ApprovalMode>("ApprovalMode")
