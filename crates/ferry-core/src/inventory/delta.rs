@@ -206,12 +206,14 @@ pub async fn read_index<S: StateStore + Sync>(
         .await
         .map_err(aws(format!("reading the delta index {key}")))?
     {
-        Some(bytes) => ObjectIndex::from_bytes(&bytes)
-            .map(Some)
-            .map_err(|source| DeltaError::Index {
-                key: key.to_string(),
-                source,
-            }),
+        Some(bytes) => {
+            ObjectIndex::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|source| DeltaError::Index {
+                    key: key.to_string(),
+                    source,
+                })
+        }
         None => Ok(None),
     }
 }
@@ -268,9 +270,7 @@ pub async fn commit_run<S: StateStore + Sync>(
     let Some(pending_key) = &run.index_key else {
         return Ok(CommitOutcome::NotTracked);
     };
-    if let Some(current) =
-        read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await?
-    {
+    if let Some(current) = read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await? {
         if current.run_id == run_id {
             return Ok(CommitOutcome::AlreadyCommitted);
         }

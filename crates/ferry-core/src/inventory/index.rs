@@ -125,7 +125,10 @@ pub enum IndexError {
     CountMismatch { expected: u64, actual: u64 },
     #[error("the delta index is not sorted at entry {0}: it is damaged")]
     Unsorted(usize),
-    #[error("the delta index has more than {} objects, the most one index holds", u32::MAX)]
+    #[error(
+        "the delta index has more than {} objects, the most one index holds",
+        u32::MAX
+    )]
     TooLarge,
 }
 
@@ -247,7 +250,9 @@ impl ObjectIndex {
 
     /// Reads [`ObjectIndex::to_bytes`]'s output, checking it whole.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, IndexError> {
-        if bytes.len() < HEADER_BYTES || !(bytes.len() - HEADER_BYTES).is_multiple_of(INDEX_ENTRY_BYTES) {
+        if bytes.len() < HEADER_BYTES
+            || !(bytes.len() - HEADER_BYTES).is_multiple_of(INDEX_ENTRY_BYTES)
+        {
             return Err(IndexError::BadLength(bytes.len()));
         }
         if &bytes[..8] != INDEX_MAGIC {
@@ -316,7 +321,10 @@ mod tests {
             index.change(entry(&mut h, "k5", None, "other", 5)),
             Change::Changed
         );
-        assert_eq!(index.change(entry(&mut h, "new", None, "e", 5)), Change::New);
+        assert_eq!(
+            index.change(entry(&mut h, "new", None, "e", 5)),
+            Change::New
+        );
         let back = ObjectIndex::from_bytes(&index.to_bytes()).unwrap();
         assert_eq!(back, index);
         assert_eq!(index.to_bytes().len(), 16 + 1000 * INDEX_ENTRY_BYTES);
@@ -325,11 +333,17 @@ mod tests {
     #[test]
     fn damaged_indexes_are_refused() {
         let mut h = EntryHasher::new();
-        let index =
-            ObjectIndex::from_entries((0..3).map(|i| entry(&mut h, "k", Some(&i.to_string()), "e", 1)).collect())
-                .unwrap();
+        let index = ObjectIndex::from_entries(
+            (0..3)
+                .map(|i| entry(&mut h, "k", Some(&i.to_string()), "e", 1))
+                .collect(),
+        )
+        .unwrap();
         let bytes = index.to_bytes();
-        assert_eq!(ObjectIndex::from_bytes(&bytes[..20]), Err(IndexError::BadLength(20)));
+        assert_eq!(
+            ObjectIndex::from_bytes(&bytes[..20]),
+            Err(IndexError::BadLength(20))
+        );
         let mut bad = bytes.clone();
         bad[0] = b'X';
         assert_eq!(ObjectIndex::from_bytes(&bad), Err(IndexError::BadMagic));
@@ -344,7 +358,10 @@ mod tests {
         count[8] = 9;
         assert!(matches!(
             ObjectIndex::from_bytes(&count),
-            Err(IndexError::CountMismatch { expected: 9, actual: 3 })
+            Err(IndexError::CountMismatch {
+                expected: 9,
+                actual: 3
+            })
         ));
     }
 

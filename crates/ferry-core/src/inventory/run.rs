@@ -33,7 +33,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use super::delta::{self, keys, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord};
+use super::delta::{
+    self, keys, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord,
+};
 use super::index::{IndexEntry, ObjectIndex};
 use super::{
     fast_path, CsvInventoryReader, FastPath, FileFormat, InventoryError, InventoryManifest,
@@ -188,7 +190,9 @@ impl InventoryLocation {
     pub fn is_checksum_key(&self, key: &str) -> bool {
         key.strip_prefix(&self.dir)
             .and_then(|rest| rest.strip_suffix(CHECKSUM_FILE))
-            .is_some_and(|date| date.len() > 1 && date.ends_with('/') && !date[..date.len() - 1].contains('/'))
+            .is_some_and(|date| {
+                date.len() > 1 && date.ends_with('/') && !date[..date.len() - 1].contains('/')
+            })
     }
 }
 
@@ -252,14 +256,15 @@ impl From<WorkflowError> for RunError {
 impl RunError {
     /// Worth running again later (the event's retry): throttling, 5xx, launcher gave up.
     pub fn is_retryable(&self) -> bool {
-        let transient = |c: &AwsCallError| {
-            matches!(c.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient)
-        };
+        let transient =
+            |c: &AwsCallError| matches!(c.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient);
         match self {
             RunError::Aws { cause, .. } | RunError::Delta(DeltaError::Aws { cause, .. }) => {
                 transient(cause)
             }
-            RunError::Workflow(w) => matches!(w.as_ref(), WorkflowError::Aws { cause, .. } if transient(cause)),
+            RunError::Workflow(w) => {
+                matches!(w.as_ref(), WorkflowError::Aws { cause, .. } if transient(cause))
+            }
             RunError::Launch(l) => l.is_retryable(),
             RunError::WorkDir { .. } => true,
             _ => false,
@@ -386,8 +391,7 @@ where
     }
 
     // Out of order: an inventory older than the newest seen is refused, once.
-    let latest =
-        delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
+    let latest = delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
     if let Some(newest) = &latest {
         if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
             notice_once(
@@ -413,7 +417,16 @@ where
         }
     }
 
-    if !claim(ports, fingerprint, &id, &manifest_key, &checksum, settings.now_unix).await? {
+    if !claim(
+        ports,
+        fingerprint,
+        &id,
+        &manifest_key,
+        &checksum,
+        settings.now_unix,
+    )
+    .await?
+    {
         return Ok(RunOutcome::Duplicate { run_id: id });
     }
     if latest
@@ -518,7 +531,10 @@ async fn notice_once<P: StateStore + Notifier + Sync>(
     body: &str,
 ) -> Result<(), RunError> {
     let first = ports
-        .put_if_absent(&keys::notice(fingerprint, run_id, what), body.as_bytes().to_vec())
+        .put_if_absent(
+            &keys::notice(fingerprint, run_id, what),
+            body.as_bytes().to_vec(),
+        )
         .await
         .map_err(aws("recording a notice"))?;
     if first {
@@ -594,9 +610,7 @@ where
             path: self.work.display().to_string(),
             source,
         })?;
-        let (stats, next_index) = self
-            .scan(&filter, previous.map(|(_, index)| index))
-            .await?;
+        let (stats, next_index) = self.scan(&filter, previous.map(|(_, index)| index)).await?;
 
         let (index_key, index_objects) = if self.delta {
             let index = ObjectIndex::from_entries(next_index)
@@ -637,8 +651,14 @@ where
                     .map_err(|e| RunError::Refused(e.to_string()))?;
                 let path = self.work.join("large.csv");
                 jobs.push(
-                    self.launch_csv(RunJobKind::LargeObjects, &path, "large.csv", &request, &stats)
-                        .await?,
+                    self.launch_csv(
+                        RunJobKind::LargeObjects,
+                        &path,
+                        "large.csv",
+                        &request,
+                        &stats,
+                    )
+                    .await?,
                 );
             }
         }
@@ -687,9 +707,13 @@ where
                 })
         };
         let expected = previous.as_ref().map_or(0, ObjectIndex::len);
-        let mut splitter =
-            ManifestSplitter::new(&self.manifest.schema, filter.clone(), create("copy.csv")?, create("large.csv")?)
-                .map_err(|e| RunError::Refused(e.to_string()))?;
+        let mut splitter = ManifestSplitter::new(
+            &self.manifest.schema,
+            filter.clone(),
+            create("copy.csv")?,
+            create("large.csv")?,
+        )
+        .map_err(|e| RunError::Refused(e.to_string()))?;
         if self.delta {
             splitter = splitter.with_delta(previous, expected);
         }
@@ -698,7 +722,10 @@ where
             self.ports
                 .download(self.bucket, &file.key, &local)
                 .await
-                .map_err(aws(format!("downloading s3://{}/{}", self.bucket, file.key)))?;
+                .map_err(aws(format!(
+                    "downloading s3://{}/{}",
+                    self.bucket, file.key
+                )))?;
             scan_file(self.manifest, &file.key, &local, &mut splitter)?;
             let _ = std::fs::remove_file(&local);
         }
@@ -737,8 +764,14 @@ where
         request.manifest.spec.format = INVENTORY_MANIFEST_FORMAT.to_string();
         request.manifest.spec.fields = None;
         request.manifest.location.object_arn = self.object_arn(self.manifest_key);
-        self.launch_one(RunJobKind::CopyDirect, &request, self.manifest_key, None, stats.copy)
-            .await
+        self.launch_one(
+            RunJobKind::CopyDirect,
+            &request,
+            self.manifest_key,
+            None,
+            stats.copy,
+        )
+        .await
     }
 
     async fn launch_csv(
@@ -754,14 +787,18 @@ where
             .ports
             .upload(self.bucket, &key, path)
             .await
-            .map_err(aws(format!("writing the manifest s3://{}/{key}", self.bucket)))?;
+            .map_err(aws(format!(
+                "writing the manifest s3://{}/{key}",
+                self.bucket
+            )))?;
         let request =
             template.with_csv_manifest(&self.object_arn(&key), self.manifest.has_version_ids());
         let tally = match kind {
             RunJobKind::LargeObjects => stats.large,
             _ => stats.copy,
         };
-        self.launch_one(kind, &request, &key, Some(&etag), tally).await
+        self.launch_one(kind, &request, &key, Some(&etag), tally)
+            .await
     }
 
     async fn launch_one(
@@ -903,7 +940,10 @@ fn summary_body(record: &RunRecord, spec: &TransferSpec) -> String {
     if !s.skipped.is_empty() {
         b.push_str("Not copied:\n");
         for (reason, t) in &s.skipped {
-            b.push_str(&format!("  {reason}: {} objects, {} bytes\n", t.objects, t.bytes));
+            b.push_str(&format!(
+                "  {reason}: {} objects, {} bytes\n",
+                t.objects, t.bytes
+            ));
         }
     }
     for w in &s.warnings {
