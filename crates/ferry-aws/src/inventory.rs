@@ -30,7 +30,15 @@ fn local_error(what: &str, path: &Path, e: impl std::fmt::Display) -> AwsCallErr
 
 impl InventoryObjects for AwsPorts {
     async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        match self.launch.s3.get_object().bucket(bucket).key(key).send().await {
+        match self
+            .launch
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let bytes = out.body.collect().await.map_err(|e| AwsCallError {
                     kind: AwsErrorKind::Transient,
@@ -186,4 +194,39 @@ impl AwsPorts {
         }
         result
     }
+}
+
+/// Turns on EventBridge delivery for `bucket` without touching its other notification settings:
+/// GetBucketNotificationConfiguration, add `EventBridgeConfiguration`, put back everything that
+/// was there (topic, queue and Lambda configurations as read). Returns `false` when it was on
+/// already (nothing written).
+pub async fn enable_eventbridge_delivery(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    expected_owner: &str,
+) -> Result<bool, AwsCallError> {
+    let current = s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .expected_bucket_owner(expected_owner)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    if current.event_bridge_configuration().is_some() {
+        return Ok(false);
+    }
+    let config = aws_sdk_s3::types::NotificationConfiguration::builder()
+        .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+        .set_queue_configurations(Some(current.queue_configurations().to_vec()))
+        .set_lambda_function_configurations(Some(current.lambda_function_configurations().to_vec()))
+        .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .expected_bucket_owner(expected_owner)
+        .notification_configuration(config)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(true)
 }

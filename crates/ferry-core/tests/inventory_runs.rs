@@ -483,9 +483,15 @@ async fn what_is_not_a_new_inventory_is_ignored() {
             "{key}"
         );
     }
-    let other_bucket = handle_inventory(&aws, &fp, "someone-else", &[k.clone()], &settings(&tmp))
-        .await
-        .unwrap();
+    let other_bucket = handle_inventory(
+        &aws,
+        &fp,
+        "someone-else",
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap();
     assert!(matches!(other_bucket, RunOutcome::Ignored { .. }));
     assert!(aws.requests.lock().unwrap().is_empty());
 }
@@ -515,9 +521,15 @@ async fn a_transient_failure_gives_the_claim_back_and_the_retry_launches() {
     let (aws, fp) = approved_stack(&spec());
     let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
     *aws.fail_downloads.lock().unwrap() = 1;
-    let err = handle_inventory(&aws, &fp, INV_BUCKET, &[k.clone()], &settings(&tmp))
-        .await
-        .unwrap_err();
+    let err = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap_err();
     assert!(err.is_retryable(), "{err}");
     let run = ran(event(&aws, &fp, &k, &tmp).await);
     assert_eq!(run.jobs.len(), 1);

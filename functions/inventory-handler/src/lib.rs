@@ -107,7 +107,10 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                                 .ports
                                 .notify(
                                     "Ferry: an inventory could not be handled",
-                                    &format!("s3://{bucket}/{}: {e}", keys.first().map(String::as_str).unwrap_or("")),
+                                    &format!(
+                                        "s3://{bucket}/{}: {e}",
+                                        keys.first().map(String::as_str).unwrap_or("")
+                                    ),
                                 )
                                 .await;
                             RunOutcome::Refused {

@@ -33,7 +33,8 @@ const INV_BUCKET: &str = "acme-dr-inventory";
 const STATE_BUCKET: &str = "ferry-state-media-sync";
 const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
 const CSV_SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
-const PARQUET_SCHEMA: &str = "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); \
+const PARQUET_SCHEMA: &str =
+    "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); \
     optional int64 size; optional binary e_tag (UTF8); optional binary storage_class (UTF8);}";
 
 fn workspace() -> PathBuf {
@@ -97,7 +98,9 @@ fn parquet(objs: &[Obj]) -> Vec<u8> {
     let mut writer = SerializedFileWriter::new(&mut out, schema, props).unwrap();
     let mut group = writer.next_row_group().unwrap();
     let text = |f: &dyn Fn(&Obj) -> String| -> Vec<ByteArray> {
-        objs.iter().map(|o| ByteArray::from(f(o).as_str())).collect()
+        objs.iter()
+            .map(|o| ByteArray::from(f(o).as_str()))
+            .collect()
     };
     let columns: Vec<Vec<ByteArray>> = vec![
         text(&|_| SOURCE_BUCKET.to_string()),
@@ -145,7 +148,12 @@ impl Env {
         let source = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
         let dest = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
         let (source_s3, dest_s3) = (s3_client(&source), s3_client(&dest));
-        source_s3.create_bucket().bucket(SOURCE_BUCKET).send().await.unwrap();
+        source_s3
+            .create_bucket()
+            .bucket(SOURCE_BUCKET)
+            .send()
+            .await
+            .unwrap();
         for bucket in [INV_BUCKET, STATE_BUCKET, "acme-media-dr", "acme-dr-reports"] {
             dest_s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
@@ -167,7 +175,10 @@ impl Env {
             spec,
         };
         for (key, body) in [
-            (format!("plans/{fingerprint}.json"), serde_json::to_vec(&stored).unwrap()),
+            (
+                format!("plans/{fingerprint}.json"),
+                serde_json::to_vec(&stored).unwrap(),
+            ),
             (
                 format!("decisions/{fingerprint}.json"),
                 br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
@@ -246,7 +257,11 @@ impl Env {
     async fn deliver(&self, date: &str, created_ms: u64, format: &str, objs: &[Obj]) -> String {
         let (data, data_key, schema) = match format {
             "CSV" => (csv_gz(objs), format!("{DIR}data/{date}.csv.gz"), CSV_SCHEMA),
-            _ => (parquet(objs), format!("{DIR}data/{date}.parquet"), PARQUET_SCHEMA),
+            _ => (
+                parquet(objs),
+                format!("{DIR}data/{date}.parquet"),
+                PARQUET_SCHEMA,
+            ),
         };
         let manifest = serde_json::json!({
             "sourceBucket": SOURCE_BUCKET,
@@ -284,12 +299,26 @@ impl Env {
     }
 
     async fn etag(&self, key: &str) -> String {
-        let head = self.dest_s3.head_object().bucket(INV_BUCKET).key(key).send().await.unwrap();
+        let head = self
+            .dest_s3
+            .head_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         head.e_tag().unwrap().trim_matches('"').to_string()
     }
 
     async fn text(&self, key: &str) -> String {
-        let out = self.dest_s3.get_object().bucket(INV_BUCKET).key(key).send().await.unwrap();
+        let out = self
+            .dest_s3
+            .get_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
         String::from_utf8(out.body.collect().await.unwrap().to_vec()).unwrap()
     }
 }
@@ -317,14 +346,21 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
 
     // 1. A CSV inventory lands at the fixture's key: first run, nothing filtered or large, so
     //    the job reads the inventory's own manifest.json.
-    let k1 = env.deliver("2026-11-24T01-00Z", 1_795_000_000_000, "CSV", &objects()).await;
+    let k1 = env
+        .deliver("2026-11-24T01-00Z", 1_795_000_000_000, "CSV", &objects())
+        .await;
     assert_eq!(k1, fixture_key);
     let run1 = the_run(env.handle(fixture("inventory-handler.json")).await);
     assert_eq!(run1.jobs.len(), 1);
     assert_eq!(run1.jobs[0].kind, RunJobKind::CopyDirect);
     let manifest_key = format!("{DIR}2026-11-24T01-00Z/manifest.json");
     let etag = env.etag(&manifest_key).await;
-    let id = run_id(&env.fingerprint, INV_BUCKET, &manifest_key, &format!("{:x}", 1_795_000_000_000u64));
+    let id = run_id(
+        &env.fingerprint,
+        INV_BUCKET,
+        &manifest_key,
+        &format!("{:x}", 1_795_000_000_000u64),
+    );
     assert_eq!(run1.run_id, id);
     {
         let seen = env.seen.lock().unwrap();
@@ -333,7 +369,10 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
         assert_eq!(input.account_id(), Some(DEST_ACCOUNT));
         assert_eq!(
             input.client_request_token(),
-            Some(client_request_token(&format!("{}:{id}:CopyDirect", env.fingerprint), &etag).as_str())
+            Some(
+                client_request_token(&format!("{}:{id}:CopyDirect", env.fingerprint), &etag)
+                    .as_str()
+            )
         );
         let manifest = input.manifest().unwrap();
         assert_eq!(
@@ -341,7 +380,10 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
             &JobManifestFormat::S3InventoryReportCsv20161130
         );
         let location = manifest.location().unwrap();
-        assert_eq!(location.object_arn(), format!("arn:aws:s3:::{INV_BUCKET}/{manifest_key}"));
+        assert_eq!(
+            location.object_arn(),
+            format!("arn:aws:s3:::{INV_BUCKET}/{manifest_key}")
+        );
         assert_eq!(location.e_tag(), etag);
         let copy = input.operation().unwrap().s3_put_object_copy().unwrap();
         assert_eq!(copy.target_resource(), Some("arn:aws:s3:::acme-media-dr"));
@@ -350,23 +392,32 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
             Some("arn:aws:iam::222222222222:role/ferry-media-sync-batch")
         );
         let report = input.report().unwrap();
-        assert_eq!(report.report_scope(), Some(&JobReportScope::FailedTasksOnly));
+        assert_eq!(
+            report.report_scope(),
+            Some(&JobReportScope::FailedTasksOnly)
+        );
         assert_eq!(input.confirmation_required(), Some(false));
     }
 
     // A duplicated event and an s3:TestEvent launch nothing.
     assert!(matches!(
-        env.handle(fixture("inventory-handler.json")).await.as_slice(),
+        env.handle(fixture("inventory-handler.json"))
+            .await
+            .as_slice(),
         [RunOutcome::Duplicate { .. }]
     ));
     assert!(matches!(
-        env.handle(fixture("inventory-handler-test-event.json")).await.as_slice(),
+        env.handle(fixture("inventory-handler-test-event.json"))
+            .await
+            .as_slice(),
         [RunOutcome::Ignored { .. }]
     ));
     assert_eq!(env.seen.lock().unwrap().len(), 1);
 
     // 2. The job completes (the job-monitor's call): run 1 becomes the delta base.
-    job_finished(&env.ports(), &run1.jobs[0].job_id, "Complete", &[]).await.unwrap();
+    job_finished(&env.ports(), &run1.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
     assert!(env
         .ports()
         .get(&format!("inventory/{}/current.json", env.fingerprint))
@@ -377,16 +428,25 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
     // 3. A Parquet inventory with two new objects and one changed one.
     let mut objs = objects();
     objs[5].2 = "etag5-rewritten".to_string();
-    objs.push(("new/report 2026,final+v2 é.pdf".to_string(), 7, "n1".to_string()));
+    objs.push((
+        "new/report 2026,final+v2 é.pdf".to_string(),
+        7,
+        "n1".to_string(),
+    ));
     objs.push(("new/plain.txt".to_string(), 8, "n2".to_string()));
-    let k2 = env.deliver("2026-11-25T01-00Z", 1_795_086_400_000, "Parquet", &objs).await;
+    let k2 = env
+        .deliver("2026-11-25T01-00Z", 1_795_086_400_000, "Parquet", &objs)
+        .await;
     let run2 = the_run(env.handle(event_for(&k2)).await);
     assert_eq!(run2.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
     assert_eq!(run2.jobs.len(), 1);
     assert_eq!(run2.stats.copy.objects, 3);
     assert_eq!(run2.stats.changed, 1);
     let copy_key = format!("{DIR}2026-11-25T01-00Z/ferry-{}/copy.csv", run2.run_id);
-    assert_eq!(run2.jobs[0].manifest, format!("s3://{INV_BUCKET}/{copy_key}"));
+    assert_eq!(
+        run2.jobs[0].manifest,
+        format!("s3://{INV_BUCKET}/{copy_key}")
+    );
     let text = env.text(&copy_key).await;
     let mut rows: Vec<&str> = text.lines().collect();
     rows.sort();
@@ -405,10 +465,19 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
         assert_eq!(seen.len(), 2);
         let manifest = seen[1].manifest().unwrap();
         let spec = manifest.spec().unwrap();
-        assert_eq!(spec.format(), &JobManifestFormat::S3BatchOperationsCsv20180820);
-        assert_eq!(spec.fields(), &[JobManifestFieldName::Bucket, JobManifestFieldName::Key]);
+        assert_eq!(
+            spec.format(),
+            &JobManifestFormat::S3BatchOperationsCsv20180820
+        );
+        assert_eq!(
+            spec.fields(),
+            &[JobManifestFieldName::Bucket, JobManifestFieldName::Key]
+        );
         let location = manifest.location().unwrap();
-        assert_eq!(location.object_arn(), format!("arn:aws:s3:::{INV_BUCKET}/{copy_key}"));
+        assert_eq!(
+            location.object_arn(),
+            format!("arn:aws:s3:::{INV_BUCKET}/{copy_key}")
+        );
         assert_eq!(location.e_tag(), copy_etag);
     }
 
