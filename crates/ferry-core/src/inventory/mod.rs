@@ -25,6 +25,7 @@ mod manifest_json;
 mod parquet_reader;
 mod route;
 pub mod run;
+pub mod setup;
 pub(crate) mod time;
 
 pub use csv_reader::CsvInventoryReader;
