@@ -28,34 +28,40 @@ fn local_error(what: &str, path: &Path, e: impl std::fmt::Display) -> AwsCallErr
     }
 }
 
-impl InventoryObjects for AwsPorts {
-    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        match self
-            .launch
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let bytes = out.body.collect().await.map_err(|e| AwsCallError {
-                    kind: AwsErrorKind::Transient,
-                    code: "ReadError".to_string(),
-                    message: e.to_string(),
-                })?;
-                Ok(Some(bytes.to_vec()))
-            }
-            Err(e) => {
-                let err = classify(&e);
-                if err.kind == AwsErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
+/// A body that broke off mid-read: worth another try.
+fn read_error(e: impl std::fmt::Display) -> AwsCallError {
+    AwsCallError {
+        kind: AwsErrorKind::Transient,
+        code: "ReadError".to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// GetObject into memory (small objects: state, `manifest.json`); `None` when there is none.
+pub(crate) async fn get_whole(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, AwsCallError> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => {
+            let bytes = out.body.collect().await.map_err(read_error)?;
+            Ok(Some(bytes.into_bytes().to_vec()))
+        }
+        Err(e) => {
+            let err = classify(&e);
+            if err.kind == AwsErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(err)
             }
         }
+    }
+}
+
+impl InventoryObjects for AwsPorts {
+    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        get_whole(&self.launch.s3, bucket, key).await
     }
 
     async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
@@ -73,11 +79,7 @@ impl InventoryObjects for AwsPorts {
             .map_err(|e| local_error("creating", to, e))?;
         let mut body = out.body;
         let mut written = 0u64;
-        while let Some(chunk) = body.try_next().await.map_err(|e| AwsCallError {
-            kind: AwsErrorKind::Transient,
-            code: "ReadError".to_string(),
-            message: e.to_string(),
-        })? {
+        while let Some(chunk) = body.try_next().await.map_err(read_error)? {
             file.write_all(&chunk)
                 .await
                 .map_err(|e| local_error("writing", to, e))?;

@@ -54,10 +54,30 @@ impl Rng {
 }
 
 const WORDS: [&str; 16] = [
-    "photos", "raw", "2024", "2025", "campaign", "thumbnails", "video", "exports", "client files",
-    "archive", "déjà-vu", "final+v2", "masters", "proxies", "audio", "docs",
+    "photos",
+    "raw",
+    "2024",
+    "2025",
+    "campaign",
+    "thumbnails",
+    "video",
+    "exports",
+    "client files",
+    "archive",
+    "déjà-vu",
+    "final+v2",
+    "masters",
+    "proxies",
+    "audio",
+    "docs",
 ];
-const CLASSES: [&str; 5] = ["STANDARD", "STANDARD", "STANDARD_IA", "INTELLIGENT_TIERING", "GLACIER"];
+const CLASSES: [&str; 5] = [
+    "STANDARD",
+    "STANDARD",
+    "STANDARD_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+];
 
 fn key(rng: &mut Rng, i: u64) -> String {
     let mut k = String::new();
@@ -75,7 +95,9 @@ fn key(rng: &mut Rng, i: u64) -> String {
 fn encode(key: &str, out: &mut String) {
     for b in key.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -93,7 +115,9 @@ fn row(out: &mut String, key: &str, size: u64, etag: u64, class: &str) {
 }
 
 fn generate(rows: &str, dir: &str) -> Result<(), String> {
-    let rows: u64 = rows.parse().map_err(|_| format!("rows {rows:?} is not a number"))?;
+    let rows: u64 = rows
+        .parse()
+        .map_err(|_| format!("rows {rows:?} is not a number"))?;
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let open = |name: &str| -> Result<GzEncoder<BufWriter<File>>, String> {
         let f = File::create(format!("{dir}/{name}")).map_err(|e| e.to_string())?;
@@ -181,12 +205,16 @@ fn split(
 ) -> Result<(u64, String, Vec<ferry_core::inventory::index::IndexEntry>), String> {
     let manifest = manifest();
     let file = File::open(path).map_err(|e| format!("{path}: {e}"))?;
-    let reader = CsvInventoryReader::new(&manifest, "data/bench.csv.gz", BufReader::with_capacity(1 << 20, file))
-        .map_err(|e| e.to_string())?;
+    let reader = CsvInventoryReader::new(
+        &manifest,
+        "data/bench.csv.gz",
+        BufReader::with_capacity(1 << 20, file),
+    )
+    .map_err(|e| e.to_string())?;
     let copy = BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| e.to_string())?);
     let large = BufWriter::new(File::create(format!("{out}.large")).map_err(|e| e.to_string())?);
-    let mut splitter =
-        ManifestSplitter::new(&manifest.schema, filter(), copy, large).map_err(|e| e.to_string())?;
+    let mut splitter = ManifestSplitter::new(&manifest.schema, filter(), copy, large)
+        .map_err(|e| e.to_string())?;
     if delta {
         let expected = previous.as_ref().map_or(0, ObjectIndex::len);
         splitter = splitter.with_delta(previous, expected);
@@ -210,7 +238,12 @@ fn report(what: &str, rows: u64, secs: f64, extra: &str) {
 fn scan(path: &str, out: &str) -> Result<(), String> {
     let start = Instant::now();
     let (rows, stats, _) = split(path, out, None, false)?;
-    report("scan+filter+write", rows, start.elapsed().as_secs_f64(), &format!(",\"stats\":{stats}"));
+    report(
+        "scan+filter+write",
+        rows,
+        start.elapsed().as_secs_f64(),
+        &format!(",\"stats\":{stats}"),
+    );
     Ok(())
 }
 

@@ -5,7 +5,8 @@ use ferry_core::spec::{InventoryFormat, InventoryVersions, ManifestKind};
 use ferry_core::{FerryError, Plan, TransferSpec};
 
 fn example() -> TransferSpec {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/inventory-driven.toml");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/inventory-driven.toml");
     TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -31,7 +32,9 @@ fn the_example_plans_event_driven_runs() {
     assert!(runs.delta);
     assert!(!plan.warnings.iter().any(|w| w.contains("[filter]")));
     // The filter's columns are asked for in the inventory configuration.
-    let fields = runs.inventory_configuration["OptionalFields"].as_array().unwrap();
+    let fields = runs.inventory_configuration["OptionalFields"]
+        .as_array()
+        .unwrap();
     for needed in ["Size", "ETag", "StorageClass"] {
         assert!(fields.iter().any(|f| f == needed), "{needed} in {fields:?}");
     }
@@ -43,7 +46,10 @@ fn each_problem_names_field_value_and_fix() {
     orc.inventory.as_mut().unwrap().format = InventoryFormat::Orc;
     let p = problems(&orc);
     assert_eq!(p.len(), 1, "{p:?}");
-    assert_eq!((p[0].0.as_str(), p[0].1.as_str()), ("inventory.format", "ORC"));
+    assert_eq!(
+        (p[0].0.as_str(), p[0].1.as_str()),
+        ("inventory.format", "ORC")
+    );
     assert!(p[0].2.contains("CSV"), "{}", p[0].2);
 
     let mut all = example();
@@ -66,7 +72,9 @@ fn each_problem_names_field_value_and_fix() {
     elsewhere.manifest.account_id = "111111111111".into();
     assert!(problems(&elsewhere)
         .iter()
-        .any(|(f, v, m)| f == "manifest.account_id" && v == "111111111111" && m.contains("222222222222")));
+        .any(|(f, v, m)| f == "manifest.account_id"
+            && v == "111111111111"
+            && m.contains("222222222222")));
 
     let mut csv = example();
     csv.manifest.kind = ManifestKind::Csv;
