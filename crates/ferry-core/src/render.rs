@@ -281,9 +281,7 @@ impl<'a> Renderer<'a> {
             .insert(spec.manifest.bucket.clone(), runs.delivery_policy.clone());
         render_account_policies(out, &format!("{name}-inventory"), &delivery, true);
         let config_file = format!("ferry-{name}-inventory-configuration.json");
-        let id = runs.inventory_configuration["Id"]
-            .as_str()
-            .unwrap_or_default();
+        let id = &runs.inventory_configuration.id;
         let _ = writeln!(
             out,
             "\nIn the source account {}, the inventory configuration (it replaces one with the same id; the \

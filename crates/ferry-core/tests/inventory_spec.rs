@@ -32,9 +32,7 @@ fn the_example_plans_event_driven_runs() {
     assert!(runs.delta);
     assert!(!plan.warnings.iter().any(|w| w.contains("[filter]")));
     // The filter's columns are asked for in the inventory configuration.
-    let fields = runs.inventory_configuration["OptionalFields"]
-        .as_array()
-        .unwrap();
+    let fields = &runs.inventory_configuration.optional_fields;
     for needed in ["Size", "ETag", "StorageClass"] {
         assert!(fields.iter().any(|f| f == needed), "{needed} in {fields:?}");
     }

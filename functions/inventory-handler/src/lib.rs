@@ -87,15 +87,16 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                 },
                 InventoryEvent::Unrecognised(what) => RunOutcome::Ignored { reason: what },
                 InventoryEvent::ObjectCreated { bucket, keys } => {
-                    match handle_inventory(
+                    // Boxed: the run's future is deep enough to overflow the compiler's layout
+                    // query limit when inlined into the runtime's.
+                    let run = Box::pin(handle_inventory(
                         &self.ports,
                         &self.settings.plan_fingerprint,
                         &bucket,
                         &keys,
                         &settings,
-                    )
-                    .await
-                    {
+                    ));
+                    match run.await {
                         Ok(outcome) => outcome,
                         Err(e) if e.is_retryable() => {
                             tracing::warn!(bucket = %bucket, key = ?keys.first(), error = %e, "inventory run failed for now; will be retried");

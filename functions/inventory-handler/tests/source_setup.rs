@@ -36,7 +36,8 @@ fn the_inventory_configuration_and_delivery_policy_are_accepted_as_written() {
     std::fs::create_dir_all(&dir).unwrap();
     let config_file = dir.join("inventory.json");
     let policy_file = dir.join("policy.json");
-    std::fs::write(&config_file, runs.inventory_configuration.to_string()).unwrap();
+    let want = serde_json::to_value(&runs.inventory_configuration).unwrap();
+    std::fs::write(&config_file, want.to_string()).unwrap();
     std::fs::write(&policy_file, runs.delivery_policy.to_pretty_json()).unwrap();
 
     let moto = MotoServer::start();
@@ -54,7 +55,6 @@ fn the_inventory_configuration_and_delivery_policy_are_accepted_as_written() {
         String::from_utf8_lossy(&out.stderr)
     );
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let want = &runs.inventory_configuration;
     assert_eq!(got["Id"], want["Id"]);
     assert_eq!(got["Destination"], want["Destination"]);
     assert_eq!(got["Schedule"], want["Schedule"]);

@@ -4,7 +4,6 @@
 //! `render` prints both as commands; the plan JSON carries them for tools.
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use super::run::InventoryLocation;
 use super::{Column, RowFilter};
@@ -23,9 +22,59 @@ pub struct InventoryRunsPlan {
     /// What a run does, in order (for people).
     pub steps: Vec<String>,
     /// `aws s3api put-bucket-inventory-configuration --inventory-configuration` (source account).
-    pub inventory_configuration: Value,
+    pub inventory_configuration: InventoryConfiguration,
     /// The inventory bucket's statement that lets S3 deliver the reports (destination account).
     pub delivery_policy: PolicyDocument,
+}
+
+/// `InventoryConfiguration` as the S3 API spells it. Typed, so its JSON has one field order
+/// whatever serde_json features other crates turn on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InventoryConfiguration {
+    pub destination: InventoryDestination,
+    pub is_enabled: bool,
+    pub id: String,
+    pub included_object_versions: String,
+    pub optional_fields: Vec<String>,
+    pub schedule: InventorySchedule,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InventoryDestination {
+    #[serde(rename = "S3BucketDestination")]
+    pub s3_bucket_destination: S3BucketDestination,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct S3BucketDestination {
+    pub account_id: String,
+    /// The bucket's ARN.
+    pub bucket: String,
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<InventoryEncryption>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InventoryEncryption {
+    #[serde(rename = "SSEKMS")]
+    pub sse_kms: SseKms,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SseKms {
+    #[serde(rename = "KeyId")]
+    pub key_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InventorySchedule {
+    #[serde(rename = "Frequency")]
+    pub frequency: String,
 }
 
 /// The inventory's optional fields: what routing, delta and the filter read, plus what lets
@@ -55,25 +104,33 @@ pub fn inventory_runs_plan(spec: &TransferSpec) -> Option<InventoryRunsPlan> {
     let runs = spec.inventory.as_ref()?;
     let location = InventoryLocation::of(spec)?;
     let partition = partition_for_region(spec.manifest_region());
-    let mut destination = json!({
-        "AccountId": spec.manifest.account_id,
-        "Bucket": format!("arn:{partition}:s3:::{}", location.bucket),
-        "Format": runs.format.as_str(),
-    });
-    if !location.prefix.is_empty() {
-        destination["Prefix"] = json!(location.prefix);
-    }
-    if let Some(key) = &spec.manifest.kms_key_arn {
-        destination["Encryption"] = json!({"SSEKMS": {"KeyId": key}});
-    }
-    let inventory_configuration = json!({
-        "Destination": {"S3BucketDestination": destination},
-        "IsEnabled": true,
-        "Id": location.configuration_id,
-        "IncludedObjectVersions": runs.versions.as_str(),
-        "OptionalFields": optional_fields(spec),
-        "Schedule": {"Frequency": runs.frequency.as_str()},
-    });
+    let inventory_configuration = InventoryConfiguration {
+        destination: InventoryDestination {
+            s3_bucket_destination: S3BucketDestination {
+                account_id: spec.manifest.account_id.clone(),
+                bucket: format!("arn:{partition}:s3:::{}", location.bucket),
+                format: runs.format.as_str().to_string(),
+                prefix: (!location.prefix.is_empty()).then(|| location.prefix.clone()),
+                encryption: spec
+                    .manifest
+                    .kms_key_arn
+                    .as_ref()
+                    .map(|k| InventoryEncryption {
+                        sse_kms: SseKms { key_id: k.clone() },
+                    }),
+            },
+        },
+        is_enabled: true,
+        id: location.configuration_id.clone(),
+        included_object_versions: runs.versions.as_str().to_string(),
+        optional_fields: optional_fields(spec)
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        schedule: InventorySchedule {
+            frequency: runs.frequency.as_str().to_string(),
+        },
+    };
     let delivery = Statement::allow(
         sid(&spec.name, "InventoryDelivery"),
         &["s3:PutObject"],
