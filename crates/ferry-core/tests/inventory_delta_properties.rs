@@ -42,7 +42,11 @@ fn run(objs: &[Obj], previous: Option<ObjectIndex>) -> (BTreeSet<String>, Object
         .map(|r| r.unwrap().key)
         .collect();
     let unchanged = out.stats.skipped(SkipReason::Unchanged).objects;
-    (keys, ObjectIndex::from_entries(out.next_index).unwrap(), unchanged)
+    (
+        keys,
+        ObjectIndex::from_entries(out.next_index).unwrap(),
+        unchanged,
+    )
 }
 
 proptest! {

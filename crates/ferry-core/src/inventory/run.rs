@@ -5,12 +5,12 @@
 //!
 //! 1. Ignore what is not this transfer's inventory: another key than `manifest.checksum`,
 //!    another bucket or configuration, another source bucket in `manifest.json`.
-//! 2. Refuse an inventory older than the newest one seen (reported once).
-//! 3. Claim the run with `If-None-Match: *` on `runs/<run>/claim.json`: the run id is a hash of
+//! 2. Claim the run with `If-None-Match: *` on `runs/<run>/claim.json`: the run id is a hash of
 //!    plan, inventory manifest key and `manifest.checksum`, so duplicate and concurrent events
 //!    find the claim taken and do nothing. A claim left by a crashed run (no `run.json` after
 //!    [`CLAIM_TIMEOUT_SECONDS`]) is taken over; the launcher's deterministic client request
 //!    token then still gives one job per manifest.
+//! 3. Refuse an inventory older than the newest one seen (reported once).
 //! 4. Stream every data file (downloaded one at a time to the work directory) through the
 //!    [`ManifestSplitter`]: filter, route by size, delta against the last successful run.
 //! 5. Launch: directly on the inventory's `manifest.json` when nothing was filtered, nothing
@@ -390,7 +390,21 @@ where
         ));
     }
 
-    // Out of order: an inventory older than the newest seen is refused, once.
+    // Claimed first, so a duplicate of an inventory already handled is a duplicate, not stale.
+    if !claim(
+        ports,
+        fingerprint,
+        &id,
+        &manifest_key,
+        &checksum,
+        settings.now_unix,
+    )
+    .await?
+    {
+        return Ok(RunOutcome::Duplicate { run_id: id });
+    }
+    // Out of order: an inventory older than the newest seen is refused (the claim is kept, so
+    // it is said once).
     let latest = delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
     if let Some(newest) = &latest {
         if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
@@ -417,18 +431,6 @@ where
         }
     }
 
-    if !claim(
-        ports,
-        fingerprint,
-        &id,
-        &manifest_key,
-        &checksum,
-        settings.now_unix,
-    )
-    .await?
-    {
-        return Ok(RunOutcome::Duplicate { run_id: id });
-    }
     if latest
         .as_ref()
         .is_none_or(|l| manifest.creation_timestamp_ms > l.creation_timestamp_ms)
