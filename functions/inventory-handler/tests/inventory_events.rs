@@ -240,7 +240,8 @@ impl Env {
                 large_object_function_arn: Some(format!(
                     "arn:aws:lambda:{REGION}:{DEST_ACCOUNT}:function:ferry-media-sync-large-object-copier"
                 )),
-                work_dir: std::env::temp_dir(),
+                work_dir: std::env::temp_dir()
+                    .join(format!("ferry-inventory-events-{}", std::process::id())),
                 retry: RetryPolicy {
                     max_attempts: 2,
                     first_pause: Duration::from_millis(1),

@@ -446,6 +446,9 @@ where
             .map_err(aws("recording the newest inventory"))?;
     }
 
+    // A Lambda environment runs one invocation at a time: what an earlier, killed run left in
+    // the work directory is garbage that would eat the 10 GB of /tmp.
+    remove_leftover_runs(&settings.work_dir);
     let work = settings.work_dir.join(format!("ferry-run-{id}"));
     let job = RunJobContext {
         ports,
@@ -471,6 +474,21 @@ where
             Err(e)
         }
         Err(e) => refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await,
+    }
+}
+
+fn remove_leftover_runs(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("ferry-run-")
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 
