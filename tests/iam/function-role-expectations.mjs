@@ -289,6 +289,10 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan: is it this stack\'s job, what it costs, which Sids'),
       access('s3:PutObject', t.s3.object(t.stateBucket, 'reports/job-0001/breakdown.json'), 'the full breakdown the e-mail links'),
       access('s3:PutObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'one e-mail per (job, status): the claim'),
+      // The end of an inventory run's job (inventory::delta::job_finished).
+      access('s3:GetObject', t.s3.object(t.stateBucket, 'inventory/jobs/job-0001.json'), 'is the job one of an inventory run?'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/jobs/job-0001.json`), 'the job\'s end, for its run'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the run\'s delta index becomes current'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'the claim is given back when e-mailing fails'),
       access('s3:ListBucket', t.s3.bucket(t.stateBucket), 'a missing plan reads as 404, not 403'),
       access('sns:Publish', t.notificationTopicArn, 'the summary'),
@@ -307,6 +311,41 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:GetObject', t.s3.object(t.p.ReportBucket, 'elsewhere/job-0001/manifest.json'), 'only completion reports under the report prefix', { owner: t.reportAccount }),
       access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'reports are written by Batch Operations only', { owner: t.reportAccount }),
       access('s3:DescribeJob', t.jobArn('job-0001', { account: t.foreign.account }), 'jobs of another account'),
+    ],
+  },
+
+  InventoryHandlerFunction: {
+    code: 'functions/inventory-handler (manifest.checksum → filter, delta, CSV manifests beside the inventory, Copy and LambdaInvoke jobs)',
+    allowed: (t) => {
+      const dir = 'inventory/media-source/all/2025-01-02T01-00Z'
+      return [
+        ...lambdaLogs(t),
+        access('s3:GetObject', t.s3.object(t.p.ManifestBucket, `${dir}/manifest.checksum`), 'the inventory-complete signal'),
+        access('s3:GetObject', t.s3.object(t.p.ManifestBucket, `${dir}/manifest.json`), 'the inventory\'s manifest.json'),
+        access('s3:GetObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'its data files'),
+        access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/copy.csv`), 'the Copy job\'s manifest, where the batch role reads'),
+        access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/large.csv`), 'the large-object job\'s manifest'),
+        ...stateReadWrite(t, [`inventory/${FINGERPRINT}/runs/run-1/claim.json`, `inventory/${FINGERPRINT}/latest.json`, 'inventory/jobs/job-0001.json']),
+        access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan'),
+        access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'is the plan approved?'),
+        access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/claim.json`), 'a run that fails for now gives its claim back'),
+        access('s3:CreateJob', '*', 'CreateJob (no resource type)'),
+        access('s3:PutJobTagging', t.jobArn('job-0001'), 'CreateJob with Tags needs s3:PutJobTagging'),
+        access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+        access('sns:Publish', t.notificationTopicArn, 'run summaries and refusals'),
+        access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
+      ]
+    },
+    denied: (t) => [
+      // Its manifest reads are the inventory bucket's; the common "only the manifest object"
+      // denial doesn't hold for a function that reads whole inventories.
+      ...without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.object(t.p.ManifestBucket, '')) && a.owner !== t.foreign.account),
+      ...batchRoleWrites(t),
+      access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/manifest.json'), 'never rewrites an inventory'),
+      access('s3:DeleteObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never deletes inventories'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the delta state is only ever replaced, by the job monitor'),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it launches jobs, never confirms or cancels them'),
+      access('s3:PutBucketNotification', t.s3.bucket(t.p.ManifestBucket), 'the trigger is stack-handler\'s (InventoryTrigger)'),
     ],
   },
 }

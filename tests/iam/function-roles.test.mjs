@@ -76,9 +76,9 @@ const BASE = {
 
 export const PARAMETER_SETS = [
   {
-    name: 'wait mode, SSE-S3 everywhere, manifest and report in this account (us-east-1)',
+    name: 'wait mode, SSE-S3 everywhere, manifest and report in this account, event-driven inventory runs (us-east-1)',
     env: { account: THIS_ACCOUNT, region: 'us-east-1', stackName: STACK_NAME },
-    parameters: { ...BASE },
+    parameters: { ...BASE, InventoryRuns: 'true' },
   },
   {
     name: 'deferred mode, a KMS key on every side, manifest and report in the source account (eu-west-1)',

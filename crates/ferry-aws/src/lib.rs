@@ -4,6 +4,7 @@
 pub mod create_job;
 pub mod errors;
 pub mod http;
+pub mod inventory;
 pub mod jobs;
 pub mod large_copy;
 pub mod launch_api;

@@ -90,31 +90,7 @@ impl AwsPorts {
 
 impl StateStore for AwsPorts {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        match self
-            .s3()
-            .get_object()
-            .bucket(&self.state_bucket)
-            .key(key)
-            .send()
-            .await
-        {
-            Ok(out) => {
-                let bytes = out.body.collect().await.map_err(|e| AwsCallError {
-                    kind: AwsErrorKind::Transient,
-                    code: "ReadError".to_string(),
-                    message: e.to_string(),
-                })?;
-                Ok(Some(bytes.to_vec()))
-            }
-            Err(e) => {
-                let err = classify(&e);
-                if err.kind == AwsErrorKind::NotFound {
-                    Ok(None)
-                } else {
-                    Err(err)
-                }
-            }
-        }
+        crate::inventory::get_whole(self.s3(), &self.state_bucket, key).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {

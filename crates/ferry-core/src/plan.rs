@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cost::{estimate, CostEstimate};
 use crate::error::FerryError;
+use crate::inventory::setup::{inventory_runs_plan, InventoryRunsPlan};
 use crate::job::{create_job_request, hex, CreateJobRequest};
 use crate::policy::batch_role::{batch_role, BatchRole};
 use crate::policy::resource::{resource_policies, AccountPolicies};
@@ -24,6 +25,9 @@ pub struct Plan {
     pub destination_account: AccountPolicies,
     pub create_job: CreateJobRequest,
     pub cost_estimate: CostEstimate,
+    /// With `[inventory]`: what each event-driven run does and the set-up it needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inventory_runs: Option<InventoryRunsPlan>,
     pub warnings: Vec<String>,
 }
 
@@ -97,6 +101,7 @@ impl Plan {
             destination_account,
             create_job: create_job_request(spec, &fingerprint),
             cost_estimate: estimate(spec),
+            inventory_runs: inventory_runs_plan(spec),
             warnings: warnings(spec),
         })
     }
@@ -177,7 +182,8 @@ fn warnings(spec: &TransferSpec) -> Vec<String> {
                 .to_string(),
         );
     }
-    if spec.filter.is_some() {
+    // With [inventory], the plan's event-driven section says where [filter] applies.
+    if spec.filter.is_some() && spec.inventory.is_none() {
         w.push(
             "[filter] is applied by Ferry's inventory engine when it writes manifests from an inventory; the \
              CreateJob request planned here still names the inventory's manifest.json, which copies every object \

@@ -25,6 +25,7 @@ pub fn render_text(plan: &Plan, spec: &TransferSpec) -> String {
     r.warnings();
     r.role_step(RoleStep::CreateByHand);
     r.resource_policy_steps();
+    r.inventory_runs_step();
     r.create_job_step();
     r.confirm_step("<JobId>");
     r.cost_and_notes();
@@ -61,6 +62,7 @@ pub fn render_instructions_email(
     r.header();
     r.warnings();
     r.resource_policy_steps();
+    r.inventory_runs_step();
     r.approval_step(approval);
     r.role_step(RoleStep::CreatedByStack);
     r.confirm_step("<JobId from the job-started message>");
@@ -245,6 +247,51 @@ impl<'a> Renderer<'a> {
                 label == "destination",
             );
         }
+    }
+
+    /// `[inventory]`: the inventory delivery (destination account) and configuration (source
+    /// account) event-driven runs need, and what each run does.
+    fn inventory_runs_step(&mut self) {
+        let Some(runs) = &self.plan.inventory_runs else {
+            return;
+        };
+        let spec = self.spec;
+        let name = &self.plan.transfer.name;
+        self.next_step(format!(
+            "deliver the S3 Inventory to {} and let each new one run by itself",
+            runs.watches
+        ));
+        let out = &mut self.out;
+        let _ = writeln!(out, "Each new inventory is an event-driven run:\n");
+        for step in &runs.steps {
+            let _ = writeln!(out, "- {step}");
+        }
+        let _ = writeln!(
+            out,
+            "\nIn the destination account {}, let S3 deliver the reports from s3://{} into the inventory bucket.",
+            spec.manifest.account_id, spec.source.bucket
+        );
+        let mut delivery = AccountPolicies {
+            account_id: spec.manifest.account_id.clone(),
+            bucket_policies: Default::default(),
+            key_policies: Default::default(),
+        };
+        delivery
+            .bucket_policies
+            .insert(spec.manifest.bucket.clone(), runs.delivery_policy.clone());
+        render_account_policies(out, &format!("{name}-inventory"), &delivery, true);
+        let config_file = format!("ferry-{name}-inventory-configuration.json");
+        let id = &runs.inventory_configuration.id;
+        let _ = writeln!(
+            out,
+            "\nIn the source account {}, the inventory configuration (it replaces one with the same id; the \
+             first report can take up to 48 hours):\n\n```sh\ncat > {config_file} <<'EOF'\n{}\nEOF\n\
+             aws s3api put-bucket-inventory-configuration --bucket {} --id {id} \\\n  \
+             --inventory-configuration file://{config_file}\n```",
+            spec.source.account_id,
+            serde_json::to_string_pretty(&runs.inventory_configuration).unwrap_or_default(),
+            spec.source.bucket,
+        );
     }
 
     fn create_job_step(&mut self) {

@@ -29,6 +29,10 @@ pub struct TransferSpec {
     /// spec when unset, so fingerprints of specs without it don't change.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<FilterSpec>,
+    /// Event-driven runs: every new inventory of the configuration `manifest.key` belongs to is
+    /// copied as it lands (see `docs/inventory.md`). Left out of the serialized spec when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<InventoryRunSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +218,93 @@ impl FilterSpec {
     /// No condition set: every copyable object passes.
     pub fn is_empty(&self) -> bool {
         self == &FilterSpec::default()
+    }
+}
+
+/// `[inventory]`: event-driven runs. The inventory configuration on the source bucket delivers to
+/// `manifest.bucket` (in the destination account); its destination prefix and id are read from
+/// `manifest.key` (`<prefix>/<source-bucket>/<configuration-id>/<YYYY-MM-DDTHH-MMZ>/manifest.json`).
+/// These settings are what that configuration must say, so the instructions can spell it out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InventoryRunSpec {
+    /// The inventory's output format: `CSV` or `Parquet` (`ORC` is refused: Ferry can't read it).
+    #[serde(default)]
+    pub format: InventoryFormat,
+    /// `Daily` or `Weekly`.
+    #[serde(default)]
+    pub frequency: InventoryFrequency,
+    /// `current` (current versions only) or `all` (every version; needs a versioned source).
+    #[serde(default)]
+    pub versions: InventoryVersions,
+    /// Copy only what is new or changed since the last successful run (the default); `false`
+    /// copies every object that passes `[filter]` each time.
+    #[serde(default = "default_true")]
+    pub delta: bool,
+}
+
+impl Default for InventoryRunSpec {
+    fn default() -> Self {
+        Self {
+            format: InventoryFormat::default(),
+            frequency: InventoryFrequency::default(),
+            versions: InventoryVersions::default(),
+            delta: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InventoryFormat {
+    #[default]
+    #[serde(rename = "CSV")]
+    Csv,
+    Parquet,
+    #[serde(rename = "ORC")]
+    Orc,
+}
+
+impl InventoryFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "CSV",
+            Self::Parquet => "Parquet",
+            Self::Orc => "ORC",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InventoryFrequency {
+    #[default]
+    Daily,
+    Weekly,
+}
+
+impl InventoryFrequency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Daily => "Daily",
+            Self::Weekly => "Weekly",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InventoryVersions {
+    #[default]
+    Current,
+    All,
+}
+
+impl InventoryVersions {
+    /// The configuration's `IncludedObjectVersions`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Current => "Current",
+            Self::All => "All",
+        }
     }
 }
 

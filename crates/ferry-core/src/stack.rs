@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FerryError, SpecProblem};
 use crate::spec::{
-    ChecksumAlgorithm, DestinationSpec, JobSpec, ManifestKind, ManifestSpec, ReportScope,
-    ReportSpec, SourceSpec, StorageClass, TransferSpec,
+    ChecksumAlgorithm, DestinationSpec, InventoryFormat, InventoryFrequency, InventoryRunSpec,
+    InventoryVersions, JobSpec, ManifestKind, ManifestSpec, ReportScope, ReportSpec, SourceSpec,
+    StorageClass, TransferSpec,
 };
 
 /// How the first job waits for a person's approval.
@@ -99,7 +100,24 @@ impl TransferPlanProperties {
             estimate: None,
             // The stack's parameters have no filter yet.
             filter: None,
+            inventory: None,
         };
+        let mut spec = spec;
+        // Event-driven runs (`InventoryRuns` = "true"): every new inventory is copied, delta.
+        if r.boolean("InventoryRuns", false) {
+            spec.inventory = Some(InventoryRunSpec {
+                format: r
+                    .enumeration::<InventoryFormat>("InventoryFormat")
+                    .unwrap_or_default(),
+                frequency: r
+                    .enumeration::<InventoryFrequency>("InventoryFrequency")
+                    .unwrap_or_default(),
+                versions: r
+                    .enumeration::<InventoryVersions>("InventoryVersions")
+                    .unwrap_or_default(),
+                delta: r.boolean("InventoryDelta", true),
+            });
+        }
         let approval_mode = r
             .enumeration::<ApprovalMode>("ApprovalMode")
             .unwrap_or(ApprovalMode::Wait);

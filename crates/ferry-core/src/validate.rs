@@ -34,6 +34,7 @@ pub fn validate(spec: &TransferSpec) -> Result<(), FerryError> {
     check_job(spec, &mut p);
     check_in_place(spec, &mut p);
     check_filter(spec, &mut p);
+    check_inventory_runs(spec, &mut p);
     if p.0.is_empty() {
         Ok(())
     } else {
@@ -500,6 +501,60 @@ fn check_in_place(spec: &TransferSpec, p: &mut Problems) {
             "an in-place copy (source.bucket = destination.bucket) that changes nothing is refused by S3: \
              set destination.kms_key_arn (re-encrypt), destination.storage_class, metadata = \"replace\", \
              or destination.key_prefix",
+        );
+    }
+}
+
+/// `[inventory]`: event-driven runs need an inventory location they can watch and read.
+fn check_inventory_runs(spec: &TransferSpec, p: &mut Problems) {
+    use crate::spec::{InventoryFormat, InventoryVersions};
+    let Some(runs) = &spec.inventory else { return };
+    if spec.manifest.kind != ManifestKind::Inventory {
+        p.add(
+            "inventory",
+            "",
+            "event-driven runs copy each new S3 Inventory: set manifest.kind = \"inventory\" with \
+             manifest.key naming one of the configuration's manifest.json files, or remove [inventory]",
+        );
+        return;
+    }
+    if crate::inventory::run::InventoryLocation::of(spec).is_none() {
+        p.add(
+            "manifest.key",
+            &spec.manifest.key,
+            format!(
+                "event-driven runs find new inventories beside this one, so it must be an inventory's \
+                 <prefix>/{}/<configuration-id>/<YYYY-MM-DDTHH-MMZ>/manifest.json: give such a key",
+                spec.source.bucket
+            ),
+        );
+    }
+    if spec.manifest.account_id != spec.destination.account_id {
+        p.add(
+            "manifest.account_id",
+            &spec.manifest.account_id,
+            format!(
+                "event-driven runs watch the inventory bucket from the destination account: deliver the \
+                 inventory to a bucket of account {} and set manifest.bucket and manifest.account_id to it",
+                spec.destination.account_id
+            ),
+        );
+    }
+    if runs.format == InventoryFormat::Orc {
+        p.add(
+            "inventory.format",
+            "ORC",
+            "Ferry reads CSV and Parquet inventories, not ORC (no maintained Rust ORC reader fits a \
+             Lambda yet): set inventory.format = \"CSV\" (or \"Parquet\") and the configuration's output \
+             format to match",
+        );
+    }
+    if runs.versions == InventoryVersions::All && !spec.source.versioned {
+        p.add(
+            "inventory.versions",
+            "all",
+            "an inventory of all versions needs a versioned source: set source.versioned = true if it is, \
+             or inventory.versions = \"current\"",
         );
     }
 }

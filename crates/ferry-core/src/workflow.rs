@@ -800,7 +800,7 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 /// The stored spec of a plan and the plan rebuilt from it.
-async fn load_plan<P: StateStore + Sync>(
+pub(crate) async fn load_plan<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
 ) -> Result<(StoredPlan, Plan), WorkflowError> {

@@ -26,6 +26,10 @@ use ferry_core::Plan;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
+mod inventory_trigger;
+
+pub use inventory_trigger::INVENTORY_TRIGGER_TYPE;
+
 pub const TRANSFER_PLAN_TYPE: &str = "Custom::FerryTransferPlan";
 pub const FIRST_JOB_TYPE: &str = "Custom::FerryJob";
 /// CloudFormation rejects response bodies over 4096 bytes.
@@ -387,8 +391,17 @@ async fn process<P: StackPorts>(
         Request::Delete(r) if r.resource_type == FIRST_JOB_TYPE => {
             first_job_delete(ports, &r.resource_properties).await
         }
+        Request::Create(r) if r.resource_type == INVENTORY_TRIGGER_TYPE => {
+            inventory_trigger::enable(&r.resource_properties).await
+        }
+        Request::Update(r) if r.resource_type == INVENTORY_TRIGGER_TYPE => {
+            inventory_trigger::enable(&r.resource_properties).await
+        }
+        Request::Delete(r) if r.resource_type == INVENTORY_TRIGGER_TYPE => {
+            inventory_trigger::delete()
+        }
         other => Outcome::failed(format!(
-            "stack-handler serves {TRANSFER_PLAN_TYPE} and {FIRST_JOB_TYPE}, not {}",
+            "stack-handler serves {TRANSFER_PLAN_TYPE}, {FIRST_JOB_TYPE} and {INVENTORY_TRIGGER_TYPE}, not {}",
             Head::of(other).resource_type
         )),
     }

@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{parse_rfc3339_ms, Column, InventoryError, InventoryRow, InventorySchema};
 use crate::spec::{EncryptionFilter, FilterSpec};
@@ -43,7 +43,7 @@ const ARCHIVED_TIERS: [&str; 4] = [
 
 /// Why a row is not copied. Each skipped row has exactly one: the first that applies, in the
 /// order below.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipReason {
     /// The row could not be read (its error is among the examples).
@@ -69,10 +69,13 @@ pub enum SkipReason {
     /// The manifest writer refused the row (see the examples); never expected after the reader's
     /// own checks.
     Rejected,
+    /// Delta runs: the object is as the last successful run copied it (same key, version, ETag
+    /// and size).
+    Unchanged,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 11] = [
+    pub const ALL: [SkipReason; 12] = [
         SkipReason::Malformed,
         SkipReason::DeleteMarker,
         SkipReason::NotLatest,
@@ -84,6 +87,7 @@ impl SkipReason {
         SkipReason::SseC,
         SkipReason::Archived,
         SkipReason::Rejected,
+        SkipReason::Unchanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -99,6 +103,7 @@ impl SkipReason {
             SkipReason::SseC => "sse_c",
             SkipReason::Archived => "archived",
             SkipReason::Rejected => "rejected",
+            SkipReason::Unchanged => "unchanged",
         }
     }
 

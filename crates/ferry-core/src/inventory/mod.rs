@@ -18,10 +18,14 @@
 //! (Parquet needs random access to its footer).
 
 mod csv_reader;
+pub mod delta;
 mod filter;
+pub mod index;
 mod manifest_json;
 mod parquet_reader;
 mod route;
+pub mod run;
+pub mod setup;
 pub(crate) mod time;
 
 pub use csv_reader::CsvInventoryReader;

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
 use super::{
     Column, FileFormat, InventoryError, InventoryManifest, InventoryRow, InventorySchema, Outcome,
     RowFilter, SkipReason,
@@ -18,7 +19,7 @@ use crate::manifest::{CsvManifestWriter, ManifestCounts, ManifestWriteError};
 pub const MAX_LISTED_EXAMPLES: usize = 100;
 
 /// Objects and their bytes. Rows without a size (delete markers) add no bytes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
     pub objects: u64,
     pub bytes: u64,
@@ -32,7 +33,7 @@ impl Tally {
 }
 
 /// What became of every row.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteStats {
     /// Rows read, bad ones included.
     pub rows: u64,
@@ -40,6 +41,10 @@ pub struct RouteStats {
     pub copy: Tally,
     /// Written to the large-object manifest.
     pub large: Tally,
+    /// Delta runs: of `copy` and `large`, the objects the last successful run copied with
+    /// another ETag or size (the rest are new).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub changed: u64,
     /// Everything else, by reason (only reasons that occurred).
     pub skipped: BTreeMap<SkipReason, Tally>,
     /// The first [`MAX_LISTED_EXAMPLES`] malformed or rejected rows, with file and row.
@@ -68,6 +73,7 @@ impl RouteStats {
     /// Adds another data file's figures (an inventory is several files).
     pub fn merge(&mut self, other: &RouteStats) {
         self.rows += other.rows;
+        self.changed += other.changed;
         for (mine, theirs) in [(&mut self.copy, other.copy), (&mut self.large, other.large)] {
             mine.objects += theirs.objects;
             mine.bytes = mine.bytes.saturating_add(theirs.bytes);
@@ -98,14 +104,28 @@ impl RouteStats {
     }
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Writes passing rows to the copy manifest or the large-object manifest and counts the rest.
 /// Both manifests are `Bucket,Key[,VersionId]` CSV from [`CsvManifestWriter`], with version ids
 /// exactly when the inventory has a VersionId column (a null version is written `null`).
+///
+/// With [`ManifestSplitter::with_delta`] it also collects the index of every object that passes
+/// the filter, and skips those the previous index holds unchanged ([`SkipReason::Unchanged`]).
 pub struct ManifestSplitter<C: Write, L: Write> {
     filter: RowFilter,
     copy: CsvManifestWriter<C>,
     large: CsvManifestWriter<L>,
     stats: RouteStats,
+    delta: Option<Delta>,
+}
+
+struct Delta {
+    previous: Option<ObjectIndex>,
+    hasher: EntryHasher,
+    next: Vec<IndexEntry>,
 }
 
 /// What [`ManifestSplitter::finish`] hands back.
@@ -116,6 +136,9 @@ pub struct SplitOutput<C, L> {
     pub large: L,
     pub large_counts: ManifestCounts,
     pub stats: RouteStats,
+    /// With [`ManifestSplitter::with_delta`]: the entries of this run's index (every object
+    /// that passed the filter and was written or unchanged), unsorted.
+    pub next_index: Vec<IndexEntry>,
 }
 
 impl<C: Write, L: Write> ManifestSplitter<C, L> {
@@ -136,13 +159,40 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
                 warnings: RowFilter::schema_warnings(schema),
                 ..RouteStats::default()
             },
+            delta: None,
         })
+    }
+
+    /// Collects this run's index and, given the last successful run's, skips unchanged objects.
+    /// `expected_rows` sizes the index up front (0 when unknown).
+    pub fn with_delta(mut self, previous: Option<ObjectIndex>, expected_rows: usize) -> Self {
+        self.delta = Some(Delta {
+            previous,
+            hasher: EntryHasher::new(),
+            next: Vec::with_capacity(expected_rows),
+        });
+        self
     }
 
     /// Routes one row. Only a failed write is an error.
     pub fn push(&mut self, row: &InventoryRow) -> io::Result<Outcome> {
         self.stats.rows += 1;
         let outcome = self.filter.classify(row);
+        let mut entry = None;
+        let mut changed = false;
+        if let (Outcome::Copy | Outcome::Large, Some(delta)) = (outcome, &mut self.delta) {
+            let e = delta.hasher.row(row);
+            match delta.previous.as_ref().map(|p| p.change(e)) {
+                Some(Change::Unchanged) => {
+                    delta.next.push(e);
+                    self.stats.skip(SkipReason::Unchanged, row.size);
+                    return Ok(Outcome::Skip(SkipReason::Unchanged));
+                }
+                Some(Change::Changed) => changed = true,
+                Some(Change::New) | None => {}
+            }
+            entry = Some(e);
+        }
         let writer_result = match outcome {
             Outcome::Skip(reason) => {
                 self.stats.skip(reason, row.size);
@@ -157,6 +207,11 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
         };
         match writer_result {
             Ok(()) => {
+                // Only what was written (or found unchanged) enters the next index.
+                if let (Some(e), Some(delta)) = (entry, &mut self.delta) {
+                    delta.next.push(e);
+                }
+                self.stats.changed += u64::from(changed);
                 match outcome {
                     Outcome::Large => self.stats.large.add(row.size),
                     _ => self.stats.copy.add(row.size),
@@ -206,6 +261,7 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
             large,
             large_counts,
             stats: self.stats,
+            next_index: self.delta.map(|d| d.next).unwrap_or_default(),
         })
     }
 }

@@ -13,8 +13,10 @@ use serde_json::Value;
 
 use super::jobs::{ferry_tags, JobInfo, JobsApi, ReportObjects};
 use super::read::{for_each_failed_task, ReportReadError};
+use super::results::TaskStatus;
 use super::summary::{thousands, FailureTally, JobSummary, RedriveHint, SummaryInput};
 use super::{load_stored_spec, StoredSpec};
+use crate::inventory::delta::{self, CommitOutcome, DeltaError, JobFinished, ObjectRef};
 use crate::launch::AwsCallError;
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
 use crate::spec::TransferSpec;
@@ -141,6 +143,8 @@ pub enum MonitorError {
     Aws { what: String, cause: AwsCallError },
     #[error(transparent)]
     Report(#[from] ReportReadError),
+    #[error("recording the inventory run's end: {0}")]
+    Delta(#[from] DeltaError),
 }
 
 impl MonitorError {
@@ -149,6 +153,8 @@ impl MonitorError {
         let cause = match self {
             MonitorError::Aws { cause, .. } => Some(cause),
             MonitorError::Report(r) => r.aws_cause(),
+            MonitorError::Delta(DeltaError::Aws { cause, .. }) => Some(cause),
+            MonitorError::Delta(_) => None,
         };
         cause.is_some_and(|c| {
             matches!(
@@ -260,14 +266,35 @@ where
     }
     let spec: Option<&TransferSpec> = Some(&stored.spec);
     let mut tally = FailureTally::default();
+    // A job of an inventory run also ends that run: its failed objects stay out of the delta
+    // index (so the next inventory copies them again), and only then may the run advance it.
+    let inventory_run = ports
+        .get(&delta::keys::job_run(&job.job_id))
+        .await
+        .map_err(aws("looking up the job's inventory run"))?
+        .is_some();
+    let mut failed_objects: Vec<ObjectRef> = Vec::new();
     let report = match job.report.as_ref().filter(|r| r.enabled) {
         Some(location) => Some(
             for_each_failed_task(ports, location, &job.job_id, &mut |task| {
+                if inventory_run && task.status == TaskStatus::Failed {
+                    failed_objects.push(ObjectRef {
+                        key: task.key.clone(),
+                        version_id: task.version_id.clone(),
+                    });
+                }
                 tally.add(task, spec)
             })
             .await?,
         ),
         None => None,
+    };
+    let run_note = if inventory_run {
+        let finished =
+            delta::job_finished(ports, &job.job_id, &job.status, &failed_objects).await?;
+        run_note(&finished)
+    } else {
+        None
     };
     let breakdown_key = keys::breakdown(&job.job_id);
     let summary = JobSummary::build(
@@ -290,12 +317,44 @@ where
         )
         .await
         .map_err(aws("storing the breakdown"))?;
-    let (subject, body) = summary.email();
+    let (subject, mut body) = summary.email();
+    if let Some(note) = run_note {
+        body.push_str(&format!("\n{note}\n"));
+    }
     ports
         .notify(&subject, &body)
         .await
         .map_err(aws("publishing the summary"))?;
     Ok(MonitorOutcome::Summarised(Box::new(summary)))
+}
+
+/// One line for the summary on what the job's end did to its inventory run's delta state.
+fn run_note(finished: &JobFinished) -> Option<String> {
+    Some(match finished {
+        JobFinished::NotAnInventoryJob | JobFinished::NotTerminal => return None,
+        JobFinished::Waiting { run_id, remaining } => format!(
+            "Inventory run {run_id}: {remaining} other job(s) of this run still running; the delta state advances when all complete."
+        ),
+        JobFinished::RunFailed { run_id, status } => format!(
+            "Inventory run {run_id}: {status}, so the delta state stays where it was: the next inventory copies this run's objects again."
+        ),
+        JobFinished::Commit { run_id, outcome } => match outcome {
+            CommitOutcome::Committed { objects, dropped } => format!(
+                "Inventory run {run_id}: complete; the delta state now holds {} object(s){}.",
+                thousands(*objects),
+                if *dropped > 0 {
+                    format!(", leaving out {} whose task failed (the next inventory copies them again)", thousands(*dropped as u64))
+                } else {
+                    String::new()
+                }
+            ),
+            CommitOutcome::AlreadyCommitted => format!("Inventory run {run_id}: already recorded."),
+            CommitOutcome::Superseded { current_run_id } => format!(
+                "Inventory run {run_id}: complete, but the newer run {current_run_id} already advanced the delta state; it stays."
+            ),
+            CommitOutcome::NotTracked => format!("Inventory run {run_id}: complete (delta copies are off)."),
+        },
+    })
 }
 
 fn redrive_hint(event: &JobStatusEvent, job_id: &str, ctx: &MonitorContext) -> RedriveHint {

@@ -1,0 +1,234 @@
+//! [`InventoryObjects`] with the SDK: inventory objects streamed to and from local files, so
+//! memory stays bounded whatever the size of a data file or of Ferry's manifests.
+//!
+//! Uploads above [`MULTIPART_THRESHOLD`] go in parts: a CSV manifest of 100 M objects is several
+//! GB, over PutObject's 5 GiB limit.
+
+use std::path::Path;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use ferry_core::inventory::run::InventoryObjects;
+use ferry_core::launch::{AwsCallError, AwsErrorKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::errors::classify;
+use crate::AwsPorts;
+
+/// Files larger than this are uploaded in parts of [`PART_BYTES`].
+pub const MULTIPART_THRESHOLD: u64 = 256 * 1024 * 1024;
+/// 128 MiB parts: 10,000 parts cover 1.2 TiB, far beyond any manifest.
+pub const PART_BYTES: usize = 128 * 1024 * 1024;
+
+fn local_error(what: &str, path: &Path, e: impl std::fmt::Display) -> AwsCallError {
+    AwsCallError {
+        kind: AwsErrorKind::Transient,
+        code: "LocalFileError".to_string(),
+        message: format!("{what} {}: {e}", path.display()),
+    }
+}
+
+/// A body that broke off mid-read: worth another try.
+fn read_error(e: impl std::fmt::Display) -> AwsCallError {
+    AwsCallError {
+        kind: AwsErrorKind::Transient,
+        code: "ReadError".to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// GetObject into memory (small objects: state, `manifest.json`); `None` when there is none.
+pub(crate) async fn get_whole(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> Result<Option<Vec<u8>>, AwsCallError> {
+    match s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(out) => {
+            let bytes = out.body.collect().await.map_err(read_error)?;
+            Ok(Some(bytes.into_bytes().to_vec()))
+        }
+        Err(e) => {
+            let err = classify(&e);
+            if err.kind == AwsErrorKind::NotFound {
+                Ok(None)
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+impl InventoryObjects for AwsPorts {
+    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        get_whole(&self.launch.s3, bucket, key).await
+    }
+
+    async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
+        let out = self
+            .launch
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let mut file = tokio::fs::File::create(to)
+            .await
+            .map_err(|e| local_error("creating", to, e))?;
+        let mut body = out.body;
+        let mut written = 0u64;
+        while let Some(chunk) = body.try_next().await.map_err(read_error)? {
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| local_error("writing", to, e))?;
+            written += chunk.len() as u64;
+        }
+        file.flush()
+            .await
+            .map_err(|e| local_error("writing", to, e))?;
+        Ok(written)
+    }
+
+    async fn upload(&self, bucket: &str, key: &str, from: &Path) -> Result<String, AwsCallError> {
+        let size = tokio::fs::metadata(from)
+            .await
+            .map_err(|e| local_error("reading", from, e))?
+            .len();
+        if size > MULTIPART_THRESHOLD {
+            return self.upload_in_parts(bucket, key, from).await;
+        }
+        let body = ByteStream::from_path(from)
+            .await
+            .map_err(|e| local_error("reading", from, e))?;
+        let out = self
+            .launch
+            .s3
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type("text/csv")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+}
+
+impl AwsPorts {
+    async fn upload_in_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &Path,
+    ) -> Result<String, AwsCallError> {
+        let s3 = &self.launch.s3;
+        let created = s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type("text/csv")
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        let result = async {
+            let mut file = tokio::fs::File::open(from)
+                .await
+                .map_err(|e| local_error("reading", from, e))?;
+            let mut parts = Vec::new();
+            let mut number = 1;
+            loop {
+                let mut buf = Vec::with_capacity(PART_BYTES);
+                (&mut file)
+                    .take(PART_BYTES as u64)
+                    .read_to_end(&mut buf)
+                    .await
+                    .map_err(|e| local_error("reading", from, e))?;
+                if buf.is_empty() {
+                    break;
+                }
+                let part = s3
+                    .upload_part()
+                    .bucket(bucket)
+                    .key(key)
+                    .upload_id(&upload_id)
+                    .part_number(number)
+                    .body(ByteStream::from(buf))
+                    .send()
+                    .await
+                    .map_err(|e| classify(&e))?;
+                parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(part.e_tag().map(str::to_string))
+                        .build(),
+                );
+                number += 1;
+            }
+            let done = s3
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| classify(&e))?;
+            Ok(done.e_tag().unwrap_or_default().to_string())
+        }
+        .await;
+        if result.is_err() {
+            // Parts of an abandoned upload are billed until aborted.
+            let _ = s3
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .send()
+                .await;
+        }
+        result
+    }
+}
+
+/// Turns on EventBridge delivery for `bucket` without touching its other notification settings:
+/// GetBucketNotificationConfiguration, add `EventBridgeConfiguration`, put back everything that
+/// was there (topic, queue and Lambda configurations as read). Returns `false` when it was on
+/// already (nothing written).
+pub async fn enable_eventbridge_delivery(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    expected_owner: &str,
+) -> Result<bool, AwsCallError> {
+    let current = s3
+        .get_bucket_notification_configuration()
+        .bucket(bucket)
+        .expected_bucket_owner(expected_owner)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    if current.event_bridge_configuration().is_some() {
+        return Ok(false);
+    }
+    let config = aws_sdk_s3::types::NotificationConfiguration::builder()
+        .set_topic_configurations(Some(current.topic_configurations().to_vec()))
+        .set_queue_configurations(Some(current.queue_configurations().to_vec()))
+        .set_lambda_function_configurations(Some(current.lambda_function_configurations().to_vec()))
+        .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(bucket)
+        .expected_bucket_owner(expected_owner)
+        .notification_configuration(config)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(true)
+}

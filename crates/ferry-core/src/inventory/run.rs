@@ -1,0 +1,1045 @@
+//! An event-driven run: a new inventory landed (its `manifest.checksum` was written), so copy
+//! what changed — once, however many times and in whatever order the event arrives.
+//!
+//! [`handle_inventory`] does, in order:
+//!
+//! 1. Ignore what is not this transfer's inventory: another key than `manifest.checksum`,
+//!    another bucket or configuration, another source bucket in `manifest.json`.
+//! 2. Claim the run with `If-None-Match: *` on `runs/<run>/claim.json`: the run id is a hash of
+//!    plan, inventory manifest key and `manifest.checksum`, so duplicate and concurrent events
+//!    find the claim taken and do nothing. A claim left by a crashed run (no `run.json` after
+//!    [`CLAIM_TIMEOUT_SECONDS`]) is taken over; the launcher's deterministic client request
+//!    token then still gives one job per manifest.
+//! 3. Refuse an inventory older than the newest one seen (reported once).
+//! 4. Stream every data file (downloaded one at a time to the work directory) through the
+//!    [`ManifestSplitter`]: filter, route by size, delta against the last successful run.
+//! 5. Launch: directly on the inventory's `manifest.json` when nothing was filtered, nothing
+//!    is large and no delta applies ([`fast_path`]); otherwise Ferry's CSV manifests, written
+//!    beside the inventory (`<inventory dir>/ferry-<run>/copy.csv`, `large.csv`) where the Batch
+//!    Operations role may already read, one Copy job and one LambdaInvoke job for objects over
+//!    5 GiB.
+//! 6. Record the run, its pending index and its jobs; e-mail a summary. The index becomes the
+//!    delta base only once the jobs complete ([`super::delta::job_finished`]).
+//!
+//! A failure worth retrying (throttling, 5xx) releases the claim and returns an error, so the
+//! event's retry runs again. A permanent one (damaged manifest, ORC, missing columns) keeps the
+//! claim and is e-mailed once.
+
+use std::future::Future;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::delta::{
+    self, keys, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord,
+};
+use super::index::{IndexEntry, ObjectIndex};
+use super::{
+    fast_path, CsvInventoryReader, FastPath, FileFormat, InventoryError, InventoryManifest,
+    ManifestSplitter, ParquetInventoryReader, RouteStats, RowFilter, SplitOutput,
+};
+use crate::aws_names::partition_for_region;
+use crate::job::{hex, large_object_job_request, CreateJobRequest, INVENTORY_MANIFEST_FORMAT};
+use crate::launch::{
+    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+};
+use crate::manifest::decode_event_key;
+use crate::plan::Plan;
+use crate::ports::{Notifier, StateStore};
+use crate::spec::TransferSpec;
+use crate::workflow::{JobRecord, StoredPlan, WorkflowError};
+
+/// The object whose creation says an inventory is complete.
+pub const CHECKSUM_FILE: &str = "manifest.checksum";
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// A claim without a run record after this long was left by a run that died (Lambda's limit is
+/// 15 minutes): another event may take the run over.
+pub const CLAIM_TIMEOUT_SECONDS: u64 = 16 * 60;
+
+/// The objects an inventory run reads and writes in the inventory bucket.
+pub trait InventoryObjects {
+    /// A small object whole (`manifest.json`, `manifest.checksum`); `None` when absent.
+    fn get_small(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, AwsCallError>> + Send;
+    /// Streams an object into a local file; returns the bytes written.
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        to: &Path,
+    ) -> impl Future<Output = Result<u64, AwsCallError>> + Send;
+    /// Uploads a local file (`text/csv`); returns its ETag.
+    fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &Path,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+}
+
+/// One thing an event says happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InventoryEvent {
+    /// An object was created. `keys` are the spellings to try, most likely first: S3
+    /// notifications URL-encode keys; EventBridge is assumed (verify) not to, so its raw key is
+    /// tried first and the decoded one second.
+    ObjectCreated { bucket: String, keys: Vec<String> },
+    /// `s3:TestEvent`, sent when a notification configuration is saved.
+    Test,
+    /// Anything else, described.
+    Unrecognised(String),
+}
+
+/// Reads an EventBridge `Object Created` event, an S3 notification (`Records`), or an
+/// `s3:TestEvent`. Never fails: what it can't read is [`InventoryEvent::Unrecognised`].
+pub fn parse_event(payload: &Value) -> Vec<InventoryEvent> {
+    if payload.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
+        return vec![InventoryEvent::Test];
+    }
+    if let Some(detail) = payload.get("detail") {
+        let dt = payload.get("detail-type").and_then(Value::as_str);
+        let bucket = detail.pointer("/bucket/name").and_then(Value::as_str);
+        let key = detail.pointer("/object/key").and_then(Value::as_str);
+        return vec![match (dt, bucket, key) {
+            (Some("Object Created"), Some(b), Some(k)) => InventoryEvent::ObjectCreated {
+                bucket: b.to_string(),
+                keys: spellings(k, false),
+            },
+            _ => InventoryEvent::Unrecognised(format!(
+                "an EventBridge event of type {:?}, not an S3 Object Created event",
+                dt.unwrap_or("?")
+            )),
+        }];
+    }
+    if let Some(records) = payload.get("Records").and_then(Value::as_array) {
+        return records
+            .iter()
+            .map(|r| {
+                let name = r.get("eventName").and_then(Value::as_str).unwrap_or("");
+                let bucket = r.pointer("/s3/bucket/name").and_then(Value::as_str);
+                let key = r.pointer("/s3/object/key").and_then(Value::as_str);
+                match (bucket, key) {
+                    (Some(b), Some(k)) if name.starts_with("ObjectCreated") => {
+                        InventoryEvent::ObjectCreated {
+                            bucket: b.to_string(),
+                            keys: spellings(k, true),
+                        }
+                    }
+                    _ => InventoryEvent::Unrecognised(format!(
+                        "an S3 notification {name:?}, not ObjectCreated"
+                    )),
+                }
+            })
+            .collect();
+    }
+    vec![InventoryEvent::Unrecognised(
+        "neither an EventBridge event nor an S3 notification".to_string(),
+    )]
+}
+
+fn spellings(key: &str, encoded_first: bool) -> Vec<String> {
+    let decoded = decode_event_key(key).ok().filter(|d| d != key);
+    match (decoded, encoded_first) {
+        (Some(d), true) => vec![d, key.to_string()],
+        (Some(d), false) => vec![key.to_string(), d],
+        (None, _) => vec![key.to_string()],
+    }
+}
+
+/// Where a transfer's inventories land: `s3://<bucket>/<dir>`, `dir` being
+/// `<prefix>/<source-bucket>/<configuration-id>/`, read from `manifest.key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InventoryLocation {
+    pub bucket: String,
+    /// The inventory configuration's destination prefix (may be empty).
+    pub prefix: String,
+    pub configuration_id: String,
+    /// Ends with `/`.
+    pub dir: String,
+}
+
+impl InventoryLocation {
+    /// From the spec's `manifest.key`; `None` when it is not an inventory's
+    /// `…/<source-bucket>/<configuration-id>/<date>/manifest.json`.
+    pub fn of(spec: &TransferSpec) -> Option<Self> {
+        let parts: Vec<&str> = spec.manifest.key.split('/').collect();
+        let n = parts.len();
+        if n < 4 || parts[n - 1] != MANIFEST_FILE || parts[n - 4] != spec.source.bucket {
+            return None;
+        }
+        let configuration_id = parts[n - 3];
+        if configuration_id.is_empty() {
+            return None;
+        }
+        Some(Self {
+            bucket: spec.manifest.bucket.clone(),
+            prefix: parts[..n - 4].join("/"),
+            configuration_id: configuration_id.to_string(),
+            dir: format!("{}/", parts[..n - 2].join("/")),
+        })
+    }
+
+    /// Whether `key` is one inventory's `manifest.checksum` in this location
+    /// (`<dir><date>/manifest.checksum`).
+    pub fn is_checksum_key(&self, key: &str) -> bool {
+        key.strip_prefix(&self.dir)
+            .and_then(|rest| rest.strip_suffix(CHECKSUM_FILE))
+            .is_some_and(|date| {
+                date.len() > 1 && date.ends_with('/') && !date[..date.len() - 1].contains('/')
+            })
+    }
+}
+
+/// What a run needs besides the ports.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// `large-object-copier`'s ARN (env `FERRY_LARGE_OBJECT_COPIER_ARN`).
+    pub large_object_function_arn: Option<String>,
+    /// Local scratch space (Lambda: `/tmp`); each run uses and removes its own subdirectory.
+    pub work_dir: PathBuf,
+    pub now_unix: u64,
+    pub retry: RetryPolicy,
+}
+
+/// What an event led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Not an inventory of this transfer (or a test event): nothing done.
+    Ignored { reason: String },
+    /// The plan is not approved yet: nothing copied (announced once).
+    NotApproved { manifest_key: String },
+    /// Older than the newest inventory seen: refused (announced once).
+    Stale {
+        manifest_key: String,
+        newest_manifest_key: String,
+    },
+    /// Another event already claimed this inventory.
+    Duplicate { run_id: String },
+    /// Refused for good (announced once); the claim is kept so duplicates stay quiet.
+    Refused { run_id: String, reason: String },
+    /// Jobs launched (or none needed, when nothing changed).
+    Ran(Box<RunRecord>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+    #[error(transparent)]
+    Workflow(Box<WorkflowError>),
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
+    #[error("{what}: {cause}")]
+    Aws { what: String, cause: AwsCallError },
+    #[error("the work directory {path}: {source}")]
+    WorkDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl From<WorkflowError> for RunError {
+    fn from(e: WorkflowError) -> Self {
+        RunError::Workflow(Box::new(e))
+    }
+}
+
+impl RunError {
+    /// Worth running again later (the event's retry): throttling, 5xx, launcher gave up.
+    pub fn is_retryable(&self) -> bool {
+        let transient =
+            |c: &AwsCallError| matches!(c.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient);
+        match self {
+            RunError::Aws { cause, .. } | RunError::Delta(DeltaError::Aws { cause, .. }) => {
+                transient(cause)
+            }
+            RunError::Workflow(w) => {
+                matches!(w.as_ref(), WorkflowError::Aws { cause, .. } if transient(cause))
+            }
+            RunError::Launch(l) => l.is_retryable(),
+            RunError::WorkDir { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RunError {
+    let what = what.into();
+    move |cause| RunError::Aws { what, cause }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    manifest_key: String,
+    checksum: String,
+    claimed_unix: u64,
+}
+
+/// The run id: `hex(sha256("<plan>:<bucket>/<manifest key>:<checksum>"))`, first 32 digits.
+pub fn run_id(fingerprint: &str, bucket: &str, manifest_key: &str, checksum: &str) -> String {
+    hex(&Sha256::digest(
+        format!("{fingerprint}:{bucket}/{manifest_key}:{checksum}").as_bytes(),
+    ))[..32]
+        .to_string()
+}
+
+/// Handles one created object for the stored plan `fingerprint`. See the module documentation.
+pub async fn handle_inventory<P>(
+    ports: &P,
+    fingerprint: &str,
+    bucket: &str,
+    keys_to_try: &[String],
+    settings: &RunSettings,
+) -> Result<RunOutcome, RunError>
+where
+    P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
+{
+    let (stored, plan) = crate::workflow::load_plan(ports, fingerprint).await?;
+    let spec = &stored.spec;
+    let ignored = |reason: String| Ok(RunOutcome::Ignored { reason });
+    let Some(run_spec) = spec.inventory.clone() else {
+        return ignored(format!(
+            "transfer {} has no [inventory] section: event-driven runs are off",
+            spec.name
+        ));
+    };
+    let Some(location) = InventoryLocation::of(spec) else {
+        return ignored(format!(
+            "manifest.key {:?} is not an inventory's …/{}/<configuration-id>/<date>/manifest.json",
+            spec.manifest.key, spec.source.bucket
+        ));
+    };
+    if bucket != location.bucket {
+        return ignored(format!(
+            "s3://{bucket} is not this transfer's inventory bucket {}",
+            location.bucket
+        ));
+    }
+    let Some(checksum_key) = keys_to_try
+        .iter()
+        .find(|k| location.is_checksum_key(k))
+        .cloned()
+    else {
+        return ignored(format!(
+            "{:?} is not a {CHECKSUM_FILE} under s3://{}/{}<date>/",
+            keys_to_try.first().map(String::as_str).unwrap_or(""),
+            location.bucket,
+            location.dir
+        ));
+    };
+    let inventory_dir = &checksum_key[..checksum_key.len() - CHECKSUM_FILE.len()];
+    let manifest_key = format!("{inventory_dir}{MANIFEST_FILE}");
+
+    let checksum = ports
+        .get_small(bucket, &checksum_key)
+        .await
+        .map_err(aws(format!("reading s3://{bucket}/{checksum_key}")))?
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let id = run_id(fingerprint, bucket, &manifest_key, &checksum);
+
+    if !approved(ports, fingerprint).await? {
+        notice_once(
+            ports,
+            fingerprint,
+            &id,
+            "not-approved",
+            &format!("Ferry {}: inventory not copied (not approved yet)", spec.name),
+            &format!(
+                "The inventory s3://{bucket}/{manifest_key} arrived, but the transfer's plan {fingerprint} is not \
+                 approved yet, so nothing was copied. Approve it with the command from the instructions e-mail; \
+                 the next inventory is then copied."
+            ),
+        )
+        .await?;
+        return Ok(RunOutcome::NotApproved { manifest_key });
+    }
+
+    let manifest_bytes = ports
+        .get_small(bucket, &manifest_key)
+        .await
+        .map_err(aws(format!("reading s3://{bucket}/{manifest_key}")))?
+        .ok_or_else(|| RunError::Aws {
+            what: format!("reading s3://{bucket}/{manifest_key}"),
+            cause: AwsCallError {
+                // manifest.json is written before manifest.checksum: a retry will find it.
+                kind: AwsErrorKind::Transient,
+                code: "NoSuchKey".to_string(),
+                message: "the inventory's manifest.json is not there (yet)".to_string(),
+            },
+        })?;
+    let manifest = match InventoryManifest::from_json(&manifest_bytes) {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await;
+        }
+    };
+    if manifest.source_bucket != spec.source.bucket {
+        return ignored(format!(
+            "the inventory lists s3://{}, not the transfer's source bucket {}",
+            manifest.source_bucket, spec.source.bucket
+        ));
+    }
+
+    // Claimed first, so a duplicate of an inventory already handled is a duplicate, not stale.
+    if !claim(
+        ports,
+        fingerprint,
+        &id,
+        &manifest_key,
+        &checksum,
+        settings.now_unix,
+    )
+    .await?
+    {
+        return Ok(RunOutcome::Duplicate { run_id: id });
+    }
+    // Out of order: an inventory older than the newest seen is refused (the claim is kept, so
+    // it is said once).
+    let latest = delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
+    if let Some(newest) = &latest {
+        if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
+            notice_once(
+                ports,
+                fingerprint,
+                &id,
+                "stale",
+                &format!("Ferry {}: older inventory ignored", spec.name),
+                &format!(
+                    "The inventory s3://{bucket}/{manifest_key} (created {}) arrived after the newer one \
+                     s3://{bucket}/{} (created {}); it was not copied, because the newer inventory already \
+                     describes the source bucket more recently.",
+                    super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64),
+                    newest.manifest_key,
+                    super::format_rfc3339_ms(newest.creation_timestamp_ms as i64),
+                ),
+            )
+            .await?;
+            return Ok(RunOutcome::Stale {
+                manifest_key,
+                newest_manifest_key: newest.manifest_key.clone(),
+            });
+        }
+    }
+
+    if latest
+        .as_ref()
+        .is_none_or(|l| manifest.creation_timestamp_ms > l.creation_timestamp_ms)
+    {
+        let newest = LatestInventory {
+            manifest_key: manifest_key.clone(),
+            creation_timestamp_ms: manifest.creation_timestamp_ms,
+            run_id: id.clone(),
+        };
+        ports
+            .put(&keys::latest(fingerprint), delta::to_json(&newest))
+            .await
+            .map_err(aws("recording the newest inventory"))?;
+    }
+
+    // A Lambda environment runs one invocation at a time: what an earlier, killed run left in
+    // the work directory is garbage that would eat the 10 GB of /tmp.
+    remove_leftover_runs(&settings.work_dir);
+    let work = settings.work_dir.join(format!("ferry-run-{id}"));
+    let job = RunJobContext {
+        ports,
+        stored: &stored,
+        plan: &plan,
+        fingerprint,
+        run_id: &id,
+        bucket,
+        inventory_dir,
+        manifest_key: &manifest_key,
+        manifest: &manifest,
+        delta: run_spec.delta,
+        settings,
+        work: &work,
+    };
+    let result = job.run().await;
+    let _ = std::fs::remove_dir_all(&work);
+    match result {
+        Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
+        Err(e) if e.is_retryable() => {
+            // Give the claim back: the event's retry runs again.
+            let _ = ports.delete(&keys::claim(fingerprint, &id)).await;
+            Err(e)
+        }
+        Err(e) => refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await,
+    }
+}
+
+fn remove_leftover_runs(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("ferry-run-")
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+async fn approved<P: StateStore + Sync>(ports: &P, fingerprint: &str) -> Result<bool, RunError> {
+    let key = crate::approval::keys::plan_decision(fingerprint);
+    let decision = delta::read_json::<Value, _>(ports, &key).await?;
+    Ok(decision
+        .as_ref()
+        .and_then(|d| d.get("decision"))
+        .and_then(Value::as_str)
+        == Some("approve"))
+}
+
+/// Takes the run; `false` when another event holds it (a claim left by a dead run is taken
+/// over after [`CLAIM_TIMEOUT_SECONDS`]).
+async fn claim<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+    manifest_key: &str,
+    checksum: &str,
+    now_unix: u64,
+) -> Result<bool, RunError> {
+    let key = keys::claim(fingerprint, run_id);
+    let body = delta::to_json(&Claim {
+        manifest_key: manifest_key.to_string(),
+        checksum: checksum.to_string(),
+        claimed_unix: now_unix,
+    });
+    if ports
+        .put_if_absent(&key, body.clone())
+        .await
+        .map_err(aws("claiming the inventory run"))?
+    {
+        return Ok(true);
+    }
+    let held = delta::read_json::<Claim, _>(ports, &key).await?;
+    let has_run = ports
+        .get(&keys::run(fingerprint, run_id))
+        .await
+        .map_err(aws("reading the run record"))?
+        .is_some();
+    let abandoned = !has_run
+        && held.is_some_and(|c| now_unix.saturating_sub(c.claimed_unix) > CLAIM_TIMEOUT_SECONDS);
+    if abandoned {
+        ports
+            .put(&key, body)
+            .await
+            .map_err(aws("taking over an abandoned run"))?;
+    }
+    Ok(abandoned)
+}
+
+async fn notice_once<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+    what: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), RunError> {
+    let first = ports
+        .put_if_absent(
+            &keys::notice(fingerprint, run_id, what),
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .map_err(aws("recording a notice"))?;
+    if first {
+        ports
+            .notify(subject, body)
+            .await
+            .map_err(aws("sending a notice"))?;
+    }
+    Ok(())
+}
+
+async fn refuse<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    spec: &TransferSpec,
+    fingerprint: &str,
+    run_id: &str,
+    manifest_key: &str,
+    reason: String,
+) -> Result<RunOutcome, RunError> {
+    notice_once(
+        ports,
+        fingerprint,
+        run_id,
+        "refused",
+        &format!("Ferry {}: inventory not copied", spec.name),
+        &format!(
+            "The inventory s3://{}/{manifest_key} was not copied:\n\n{reason}\n\nNothing was launched; \
+             the next inventory is handled on its own.",
+            spec.manifest.bucket
+        ),
+    )
+    .await?;
+    Ok(RunOutcome::Refused {
+        run_id: run_id.to_string(),
+        reason,
+    })
+}
+
+/// One claimed run's work.
+struct RunJobContext<'a, P> {
+    ports: &'a P,
+    stored: &'a StoredPlan,
+    plan: &'a Plan,
+    fingerprint: &'a str,
+    run_id: &'a str,
+    bucket: &'a str,
+    inventory_dir: &'a str,
+    manifest_key: &'a str,
+    manifest: &'a InventoryManifest,
+    delta: bool,
+    settings: &'a RunSettings,
+    work: &'a Path,
+}
+
+impl<P> RunJobContext<'_, P>
+where
+    P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
+{
+    async fn run(&self) -> Result<RunRecord, RunError> {
+        let spec = &self.stored.spec;
+        let fp = self.fingerprint;
+        self.manifest
+            .ensure_readable()
+            .map_err(|e| RunError::Refused(e.to_string()))?;
+        let filter = RowFilter::new(spec.filter.as_ref()).map_err(RunError::Refused)?;
+        let previous = if self.delta {
+            delta::current_index(self.ports, fp).await?
+        } else {
+            None
+        };
+        let previous_run_id = previous.as_ref().map(|(c, _)| c.run_id.clone());
+        std::fs::create_dir_all(self.work).map_err(|source| RunError::WorkDir {
+            path: self.work.display().to_string(),
+            source,
+        })?;
+        let (stats, next_index) = self.scan(&filter, previous.map(|(_, index)| index)).await?;
+
+        let (index_key, index_objects) = if self.delta {
+            let index = ObjectIndex::from_entries(next_index)
+                .map_err(|e| RunError::Refused(e.to_string()))?;
+            let key = keys::pending_index(fp, self.run_id);
+            self.ports
+                .put(&key, index.to_bytes())
+                .await
+                .map_err(aws("storing the run's pending delta index"))?;
+            (Some(key), index.len() as u64)
+        } else {
+            (None, 0)
+        };
+
+        let direct = previous_run_id.is_none()
+            && fast_path(self.manifest, &filter, Some(&stats)) == FastPath::Direct;
+        let mut jobs = Vec::new();
+        if direct && stats.copy.objects > 0 {
+            jobs.push(self.launch_direct(&stats).await?);
+        } else {
+            if stats.copy.objects > 0 {
+                let path = self.work.join("copy.csv");
+                let request = self.plan.create_job.clone();
+                jobs.push(
+                    self.launch_csv(RunJobKind::Copy, &path, "copy.csv", &request, &stats)
+                        .await?,
+                );
+            }
+            if stats.large.objects > 0 {
+                let arn = self.settings.large_object_function_arn.as_deref().ok_or_else(|| {
+                    RunError::Refused(format!(
+                        "{} objects are over 5 GiB, but FERRY_LARGE_OBJECT_COPIER_ARN is not set: deploy the \
+                         stack's large-object-copier function",
+                        stats.large.objects
+                    ))
+                })?;
+                let request = large_object_job_request(spec, fp, arn)
+                    .map_err(|e| RunError::Refused(e.to_string()))?;
+                let path = self.work.join("large.csv");
+                jobs.push(
+                    self.launch_csv(
+                        RunJobKind::LargeObjects,
+                        &path,
+                        "large.csv",
+                        &request,
+                        &stats,
+                    )
+                    .await?,
+                );
+            }
+        }
+
+        let record = RunRecord {
+            run_id: self.run_id.to_string(),
+            plan_fingerprint: fp.to_string(),
+            transfer_name: spec.name.clone(),
+            inventory_bucket: self.bucket.to_string(),
+            manifest_key: self.manifest_key.to_string(),
+            creation_timestamp_ms: self.manifest.creation_timestamp_ms,
+            previous_run_id,
+            jobs,
+            stats,
+            index_key,
+            index_objects,
+        };
+        self.ports
+            .put(&keys::run(fp, self.run_id), delta::to_json(&record))
+            .await
+            .map_err(aws("recording the run"))?;
+        if record.jobs.is_empty() {
+            // Nothing to wait for: what this inventory lists is already copied.
+            delta::commit_run(self.ports, fp, self.run_id, &[]).await?;
+        }
+        self.ports
+            .notify(&summary_subject(&record), &summary_body(&record, spec))
+            .await
+            .map_err(aws("announcing the run"))?;
+        Ok(record)
+    }
+
+    /// Streams every data file through the splitter, one file on disk at a time.
+    async fn scan(
+        &self,
+        filter: &RowFilter,
+        previous: Option<ObjectIndex>,
+    ) -> Result<(RouteStats, Vec<IndexEntry>), RunError> {
+        let create = |name: &str| {
+            let path = self.work.join(name);
+            std::fs::File::create(&path)
+                .map(|f| BufWriter::with_capacity(256 * 1024, f))
+                .map_err(|source| RunError::WorkDir {
+                    path: path.display().to_string(),
+                    source,
+                })
+        };
+        let expected = previous.as_ref().map_or(0, ObjectIndex::len);
+        let mut splitter = ManifestSplitter::new(
+            &self.manifest.schema,
+            filter.clone(),
+            create("copy.csv")?,
+            create("large.csv")?,
+        )
+        .map_err(|e| RunError::Refused(e.to_string()))?;
+        if self.delta {
+            splitter = splitter.with_delta(previous, expected);
+        }
+        for (i, file) in self.manifest.files.iter().enumerate() {
+            let local = self.work.join(format!("data-{i}"));
+            self.ports
+                .download(self.bucket, &file.key, &local)
+                .await
+                .map_err(aws(format!(
+                    "downloading s3://{}/{}",
+                    self.bucket, file.key
+                )))?;
+            scan_file(self.manifest, &file.key, &local, &mut splitter)?;
+            let _ = std::fs::remove_file(&local);
+        }
+        let out = splitter.finish().map_err(|source| RunError::WorkDir {
+            path: self.work.display().to_string(),
+            source,
+        })?;
+        let flush = |w: BufWriter<std::fs::File>| {
+            w.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|mut f| f.flush())
+        };
+        let SplitOutput {
+            copy,
+            large,
+            stats,
+            next_index,
+            ..
+        } = out;
+        for w in [copy, large] {
+            flush(w).map_err(|source| RunError::WorkDir {
+                path: self.work.display().to_string(),
+                source,
+            })?;
+        }
+        Ok((stats, next_index))
+    }
+
+    fn object_arn(&self, key: &str) -> String {
+        let partition = partition_for_region(&self.stored.spec.destination.region);
+        format!("arn:{partition}:s3:::{}/{key}", self.bucket)
+    }
+
+    async fn launch_direct(&self, stats: &RouteStats) -> Result<RunJob, RunError> {
+        let mut request: CreateJobRequest = self.plan.create_job.clone();
+        request.manifest.spec.format = INVENTORY_MANIFEST_FORMAT.to_string();
+        request.manifest.spec.fields = None;
+        request.manifest.location.object_arn = self.object_arn(self.manifest_key);
+        self.launch_one(
+            RunJobKind::CopyDirect,
+            &request,
+            self.manifest_key,
+            None,
+            stats.copy,
+        )
+        .await
+    }
+
+    async fn launch_csv(
+        &self,
+        kind: RunJobKind,
+        path: &Path,
+        name: &str,
+        template: &CreateJobRequest,
+        stats: &RouteStats,
+    ) -> Result<RunJob, RunError> {
+        let key = format!("{}ferry-{}/{name}", self.inventory_dir, self.run_id);
+        let etag = self
+            .ports
+            .upload(self.bucket, &key, path)
+            .await
+            .map_err(aws(format!(
+                "writing the manifest s3://{}/{key}",
+                self.bucket
+            )))?;
+        let request =
+            template.with_csv_manifest(&self.object_arn(&key), self.manifest.has_version_ids());
+        let tally = match kind {
+            RunJobKind::LargeObjects => stats.large,
+            _ => stats.copy,
+        };
+        self.launch_one(kind, &request, &key, Some(&etag), tally)
+            .await
+    }
+
+    async fn launch_one(
+        &self,
+        kind: RunJobKind,
+        request: &CreateJobRequest,
+        manifest_key: &str,
+        expected_etag: Option<&str>,
+        tally: super::Tally,
+    ) -> Result<RunJob, RunError> {
+        let fp = self.fingerprint;
+        // One token per (plan, run, job kind): a re-run of this inventory finds its jobs again,
+        // and another inventory with a byte-identical manifest still gets its own job.
+        let seed = format!("{fp}:{}:{kind:?}", self.run_id);
+        let launched = launch(
+            self.ports,
+            LaunchRequest {
+                template: request,
+                plan_fingerprint: &seed,
+                manifest_region: self.stored.spec.manifest_region(),
+                expected_etag,
+            },
+            self.settings.retry,
+        )
+        .await
+        .map_err(|e| RunError::Launch(Box::new(e)))?;
+        let link = JobRun {
+            plan_fingerprint: fp.to_string(),
+            run_id: self.run_id.to_string(),
+        };
+        self.ports
+            .put(&keys::job_run(&launched.job_id), delta::to_json(&link))
+            .await
+            .map_err(aws("linking the job to its run"))?;
+        // Also where the stack's teardown looks for running jobs.
+        let job_record = JobRecord {
+            job_id: launched.job_id.clone(),
+            plan_fingerprint: fp.to_string(),
+            account_id: self.stored.spec.destination.account_id.clone(),
+            region: self.plan.transfer.job_region.clone(),
+            manifest_etag: launched.manifest_etag.clone(),
+            client_request_token: launched.client_request_token.clone(),
+        };
+        self.ports
+            .put(
+                &crate::approval::keys::job(fp, &launched.job_id),
+                delta::to_json(&job_record),
+            )
+            .await
+            .map_err(aws("recording the job"))?;
+        Ok(RunJob {
+            job_id: launched.job_id,
+            kind,
+            manifest: format!("s3://{}/{manifest_key}", self.bucket),
+            manifest_etag: launched.manifest_etag,
+            client_request_token: launched.client_request_token,
+            objects: tally.objects,
+            bytes: tally.bytes,
+        })
+    }
+}
+
+/// Routes one local data file's rows.
+fn scan_file<C: Write, L: Write>(
+    manifest: &InventoryManifest,
+    file_key: &str,
+    local: &Path,
+    splitter: &mut ManifestSplitter<C, L>,
+) -> Result<(), RunError> {
+    let io = |source: std::io::Error| RunError::WorkDir {
+        path: local.display().to_string(),
+        source,
+    };
+    let bad = |e: InventoryError| RunError::Refused(e.to_string());
+    match manifest.file_format {
+        FileFormat::Csv => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = CsvInventoryReader::new(
+                manifest,
+                file_key,
+                std::io::BufReader::with_capacity(256 * 1024, file),
+            )
+            .map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
+        FileFormat::Parquet => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = ParquetInventoryReader::new(manifest, file_key, file).map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
+        FileFormat::Orc => return Err(bad(InventoryError::OrcNotSupported)),
+    }
+    Ok(())
+}
+
+fn summary_subject(record: &RunRecord) -> String {
+    let s = &record.stats;
+    if record.jobs.is_empty() {
+        format!(
+            "Ferry {}: inventory checked, nothing new to copy",
+            record.transfer_name
+        )
+    } else {
+        format!(
+            "Ferry {}: {} objects to copy from the new inventory",
+            record.transfer_name,
+            s.copy.objects + s.large.objects
+        )
+    }
+}
+
+fn summary_body(record: &RunRecord, spec: &TransferSpec) -> String {
+    let s = &record.stats;
+    let mut b = format!(
+        "Inventory s3://{}/{} (created {}), {} rows.\n\n",
+        record.inventory_bucket,
+        record.manifest_key,
+        super::format_rfc3339_ms(record.creation_timestamp_ms as i64),
+        s.rows
+    );
+    b.push_str(&format!(
+        "To copy: {} objects ({} bytes) up to 5 GiB, {} objects ({} bytes) over 5 GiB; {} of them changed since \
+         the last successful run{}.\n",
+        s.copy.objects,
+        s.copy.bytes,
+        s.large.objects,
+        s.large.bytes,
+        s.changed,
+        record
+            .previous_run_id
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_else(|| " (none: first run, everything is new)".to_string())
+    ));
+    if !s.skipped.is_empty() {
+        b.push_str("Not copied:\n");
+        for (reason, t) in &s.skipped {
+            b.push_str(&format!(
+                "  {reason}: {} objects, {} bytes\n",
+                t.objects, t.bytes
+            ));
+        }
+    }
+    for w in &s.warnings {
+        b.push_str(&format!("Warning: {w}\n"));
+    }
+    if !s.examples.is_empty() {
+        b.push_str("\nRows that could not be read (first ones):\n");
+        for e in &s.examples {
+            b.push_str(&format!("  {e}\n"));
+        }
+    }
+    for job in &record.jobs {
+        b.push_str(&format!(
+            "\nJob {} ({:?}): {} objects, manifest {}\n",
+            job.job_id, job.kind, job.objects, job.manifest
+        ));
+    }
+    if spec.job.confirmation_required && !record.jobs.is_empty() {
+        b.push_str(&format!(
+            "\nThe jobs wait in Suspended for your confirmation:\n  aws s3control update-job-status --region {} \
+             --account-id {} --job-id <id> --requested-job-status Ready\n",
+            spec.job_region(),
+            spec.destination.account_id
+        ));
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_of_every_shape() {
+        let eb = json!({"detail-type":"Object Created","source":"aws.s3","detail":{"bucket":{"name":"inv"},"object":{"key":"p/src/cfg/2024-05-01T01-00Z/manifest.checksum"}}});
+        assert_eq!(
+            parse_event(&eb),
+            vec![InventoryEvent::ObjectCreated {
+                bucket: "inv".into(),
+                keys: vec!["p/src/cfg/2024-05-01T01-00Z/manifest.checksum".into()]
+            }]
+        );
+        assert_eq!(
+            parse_event(&json!({"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"inv"})),
+            vec![InventoryEvent::Test]
+        );
+        let n = json!({"Records":[{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"inv"},"object":{"key":"my+inv/src/c/d/manifest.checksum"}}}]});
+        assert_eq!(
+            parse_event(&n),
+            vec![InventoryEvent::ObjectCreated {
+                bucket: "inv".into(),
+                keys: vec![
+                    "my inv/src/c/d/manifest.checksum".into(),
+                    "my+inv/src/c/d/manifest.checksum".into()
+                ]
+            }]
+        );
+        assert!(matches!(
+            parse_event(&json!({"hello":1}))[0],
+            InventoryEvent::Unrecognised(_)
+        ));
+    }
+
+    #[test]
+    fn checksum_keys_of_the_location() {
+        let loc = InventoryLocation {
+            bucket: "inv".into(),
+            prefix: "p".into(),
+            configuration_id: "cfg".into(),
+            dir: "p/src/cfg/".into(),
+        };
+        assert!(loc.is_checksum_key("p/src/cfg/2024-05-01T01-00Z/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/cfg/2024-05-01T01-00Z/manifest.json"));
+        assert!(!loc.is_checksum_key("p/src/cfg/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/cfg/a/b/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/other/2024/manifest.checksum"));
+    }
+}

@@ -1,0 +1,730 @@
+//! Event-driven inventory runs against an in-memory AWS: the fast path on a first inventory,
+//! a delta of new and changed objects after the first run's jobs complete, size routing to the
+//! LambdaInvoke job, duplicates, out-of-order inventories, failed jobs that don't advance the
+//! delta, and 1,000 concurrent duplicate events that launch exactly one job.
+
+mod inventory_support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ferry_core::inventory::delta::{
+    job_finished, CommitOutcome, JobFinished, ObjectRef, RunJobKind,
+};
+use ferry_core::inventory::run::{handle_inventory, InventoryObjects, RunOutcome, RunSettings};
+use ferry_core::inventory::SkipReason;
+use ferry_core::job::S3Tag;
+use ferry_core::job::{CreateJobRequest, JobOperation};
+use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
+use ferry_core::manifest::decode_key;
+use ferry_core::ports::{Notifier, StateStore};
+use ferry_core::report::jobs::{JobInfo, JobListing, JobsApi, ReportObjects};
+use ferry_core::report::monitor::{
+    on_job_status_changed, JobStatusEvent, MonitorContext, MonitorOutcome,
+};
+use ferry_core::workflow::StoredPlan;
+use ferry_core::{Plan, TransferSpec};
+use inventory_support::{csv_text, gzip, s3_encode, Obj, GIB};
+use sha2::{Digest, Sha256};
+
+const INV_BUCKET: &str = "acme-dr-inventory";
+const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
+const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass, EncryptionStatus";
+const COPIER: &str = "arn:aws:lambda:us-east-1:222222222222:function:ferry-large-object-copier";
+
+#[derive(Default)]
+struct MemoryAws {
+    /// State bucket objects.
+    state: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Inventory bucket objects, by `bucket/key`.
+    blobs: Mutex<BTreeMap<String, Vec<u8>>>,
+    notes: Mutex<Vec<(String, String)>>,
+    /// Every CreateJob request, and the job id per token.
+    requests: Mutex<Vec<CreateJobRequest>>,
+    jobs: Mutex<BTreeMap<String, String>>,
+    next_job: AtomicUsize,
+    fail_downloads: Mutex<u32>,
+    /// Job id → status, as DescribeJob answers once a job has ended.
+    job_status: Mutex<BTreeMap<String, String>>,
+}
+
+impl StateStore for MemoryAws {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        Ok(self.state.lock().unwrap().get(key).cloned())
+    }
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
+        self.state.lock().unwrap().insert(key.to_string(), body);
+        Ok(())
+    }
+    async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, AwsCallError> {
+        let mut state = self.state.lock().unwrap();
+        if state.contains_key(key) {
+            return Ok(false);
+        }
+        state.insert(key.to_string(), body);
+        Ok(true)
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsCallError> {
+        let state = self.state.lock().unwrap();
+        Ok(state
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        self.state.lock().unwrap().remove(key);
+        Ok(())
+    }
+}
+
+impl Notifier for MemoryAws {
+    async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        let note = (subject.to_string(), body.to_string());
+        self.notes.lock().unwrap().push(note);
+        Ok(())
+    }
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .take(16)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl InventoryObjects for MemoryAws {
+    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        Ok(self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{bucket}/{key}"))
+            .cloned())
+    }
+    async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
+        {
+            let mut fails = self.fail_downloads.lock().unwrap();
+            if *fails > 0 {
+                *fails -= 1;
+                return Err(AwsCallError {
+                    kind: AwsErrorKind::Transient,
+                    code: "InternalError".into(),
+                    message: "try again".into(),
+                });
+            }
+        }
+        let body = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{bucket}/{key}"))
+            .cloned();
+        let body = body.ok_or_else(|| AwsCallError {
+            kind: AwsErrorKind::NotFound,
+            code: "NoSuchKey".into(),
+            message: key.into(),
+        })?;
+        std::fs::write(to, &body).unwrap();
+        Ok(body.len() as u64)
+    }
+    async fn upload(&self, bucket: &str, key: &str, from: &Path) -> Result<String, AwsCallError> {
+        let body = std::fs::read(from).unwrap();
+        let etag = etag_of(&body);
+        self.blobs
+            .lock()
+            .unwrap()
+            .insert(format!("{bucket}/{key}"), body);
+        Ok(format!("\"{etag}\""))
+    }
+}
+
+impl LaunchApi for MemoryAws {
+    async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
+        let blobs = self.blobs.lock().unwrap();
+        let body = blobs
+            .get(&format!("{bucket}/{key}"))
+            .ok_or_else(|| AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NotFound".into(),
+                message: key.into(),
+            })?;
+        Ok(ManifestHead {
+            etag: format!("\"{}\"", etag_of(body)),
+            bucket_region: None,
+        })
+    }
+    async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
+        self.requests.lock().unwrap().push(request.clone());
+        let mut jobs = self.jobs.lock().unwrap();
+        let id = jobs
+            .entry(request.client_request_token.clone())
+            .or_insert_with(|| format!("job-{}", self.next_job.fetch_add(1, Ordering::SeqCst)))
+            .clone();
+        Ok(id)
+    }
+    async fn pause(&self, _duration: Duration) {}
+}
+
+/// S3 Control as the job monitor sees it: the tags the launcher gave, the status a test set.
+impl JobsApi for MemoryAws {
+    async fn describe_job(&self, _account_id: &str, job_id: &str) -> Result<JobInfo, AwsCallError> {
+        let status = self.job_status.lock().unwrap().get(job_id).cloned();
+        Ok(JobInfo::new(job_id, status.as_deref().unwrap_or("Active")))
+    }
+    async fn job_tags(&self, _account_id: &str, job_id: &str) -> Result<Vec<S3Tag>, AwsCallError> {
+        let jobs = self.jobs.lock().unwrap();
+        let token = jobs
+            .iter()
+            .find(|(_, id)| id.as_str() == job_id)
+            .map(|(t, _)| t.clone());
+        Ok(self
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| Some(&r.client_request_token) == token.as_ref())
+            .map(|r| r.tags.clone())
+            .unwrap_or_default())
+    }
+    async fn list_jobs(&self, _account_id: &str) -> Result<Vec<JobListing>, AwsCallError> {
+        Ok(Vec::new())
+    }
+}
+
+/// The runs' jobs have their report turned off in these tests: nothing to read.
+impl ReportObjects for MemoryAws {
+    async fn read_object(
+        &self,
+        _bucket: &str,
+        _key: &str,
+    ) -> Result<Option<Vec<u8>>, AwsCallError> {
+        Ok(None)
+    }
+    async fn stream_object<'a>(
+        &'a self,
+        _bucket: &'a str,
+        _key: &'a str,
+        _sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<u64, AwsCallError> {
+        Ok(0)
+    }
+}
+
+/// A job ends: its JobStatusChanged event reaches the job monitor, which e-mails the summary
+/// and records the end of the job's inventory run. Returns the e-mail's body.
+async fn job_ends(aws: &MemoryAws, job_id: &str, status: &str) -> String {
+    aws.job_status
+        .lock()
+        .unwrap()
+        .insert(job_id.to_string(), status.to_string());
+    let event = JobStatusEvent {
+        account_id: "222222222222".into(),
+        region: "us-east-1".into(),
+        job_id: job_id.to_string(),
+        status: status.to_string(),
+        failure_codes: Vec::new(),
+        status_change_reason: Vec::new(),
+    };
+    let ctx = MonitorContext {
+        state_bucket: "ferry-state".into(),
+        approval_topic_arn: "arn:aws:sns:us-east-1:222222222222:ferry-approvals".into(),
+        now_unix: 1_795_500_000,
+    };
+    let outcome = on_job_status_changed(aws, &event, &ctx).await.unwrap();
+    assert!(
+        matches!(outcome, MonitorOutcome::Summarised(_)),
+        "{outcome:?}"
+    );
+    aws.notes.lock().unwrap().last().cloned().unwrap().1
+}
+
+fn spec() -> TransferSpec {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/inventory-driven.toml"),
+    )
+    .unwrap();
+    TransferSpec::from_toml_str(&text).unwrap()
+}
+
+/// A stack whose plan is stored and approved.
+fn approved_stack(spec: &TransferSpec) -> (MemoryAws, String) {
+    let plan = Plan::build(spec).unwrap();
+    let fp = plan.transfer.fingerprint.clone();
+    let aws = MemoryAws::default();
+    let stored = StoredPlan {
+        fingerprint: fp.clone(),
+        spec: spec.clone(),
+    };
+    let mut state = aws.state.lock().unwrap();
+    state.insert(
+        format!("plans/{fp}.json"),
+        serde_json::to_vec(&stored).unwrap(),
+    );
+    state.insert(
+        format!("decisions/{fp}.json"),
+        br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
+    );
+    drop(state);
+    (aws, fp)
+}
+
+/// Delivers an inventory the way S3 does: data file, manifest.json, then manifest.checksum.
+/// Returns the checksum key.
+fn deliver(aws: &MemoryAws, date: &str, created_ms: u64, objs: &[Obj]) -> String {
+    let data_key = format!("{DIR}data/{date}.csv.gz");
+    let data = gzip(
+        csv_text(SCHEMA, objs)
+            .replace("src-bucket", "acme-media-prod")
+            .as_bytes(),
+    );
+    let manifest = serde_json::json!({
+        "sourceBucket": "acme-media-prod",
+        "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
+        "version": "2016-11-30",
+        "creationTimestamp": created_ms.to_string(),
+        "fileFormat": "CSV",
+        "fileSchema": SCHEMA,
+        "files": [{"key": data_key, "size": data.len(), "MD5checksum": "00"}],
+    })
+    .to_string();
+    let checksum_key = format!("{DIR}{date}/manifest.checksum");
+    let mut blobs = aws.blobs.lock().unwrap();
+    blobs.insert(format!("{INV_BUCKET}/{data_key}"), data);
+    blobs.insert(
+        format!("{INV_BUCKET}/{DIR}{date}/manifest.json"),
+        manifest.clone().into_bytes(),
+    );
+    blobs.insert(
+        format!("{INV_BUCKET}/{checksum_key}"),
+        etag_of(manifest.as_bytes()).into_bytes(),
+    );
+    checksum_key
+}
+
+fn settings(dir: &Path) -> RunSettings {
+    RunSettings {
+        large_object_function_arn: Some(COPIER.to_string()),
+        work_dir: dir.to_path_buf(),
+        now_unix: 1_800_000_000,
+        retry: RetryPolicy::default(),
+    }
+}
+
+async fn event(aws: &MemoryAws, fp: &str, key: &str, dir: &Path) -> RunOutcome {
+    handle_inventory(aws, fp, INV_BUCKET, &[key.to_string()], &settings(dir))
+        .await
+        .unwrap()
+}
+
+fn ran(outcome: RunOutcome) -> ferry_core::inventory::delta::RunRecord {
+    match outcome {
+        RunOutcome::Ran(r) => *r,
+        other => panic!("expected a run, got {other:?}"),
+    }
+}
+
+/// The decoded (key) rows of a manifest Ferry wrote.
+fn manifest_keys(aws: &MemoryAws, s3_url: &str) -> Vec<String> {
+    let key = s3_url.strip_prefix("s3://").unwrap();
+    let blobs = aws.blobs.lock().unwrap();
+    let text = String::from_utf8(blobs[key].clone()).unwrap();
+    assert!(
+        !text.contains("\n\n") && !text.starts_with("Bucket"),
+        "{text}"
+    );
+    let mut keys: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let (bucket, key) = l.split_once(',').unwrap();
+            assert_eq!(bucket, "acme-media-prod");
+            decode_key(key).unwrap()
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn base_objects() -> Vec<Obj> {
+    (0..20)
+        .map(|i| Obj::new(&format!("photos/{i:03}.jpg")))
+        .collect()
+}
+
+#[tokio::test]
+async fn first_run_fast_path_then_a_delta_of_exactly_the_new_and_changed() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+
+    // 1. First inventory: nothing filtered, nothing large, no delta yet → job on manifest.json.
+    let k1 = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+    assert_eq!(run1.jobs.len(), 1);
+    assert_eq!(run1.jobs[0].kind, RunJobKind::CopyDirect);
+    let first = aws.requests.lock().unwrap()[0].clone();
+    assert_eq!(first.manifest.spec.format, "S3InventoryReport_CSV_20161130");
+    assert_eq!(
+        first.manifest.location.object_arn,
+        format!("arn:aws:s3:::{INV_BUCKET}/{DIR}2026-11-23T01-00Z/manifest.json")
+    );
+    assert_eq!(run1.stats.copy.objects, 20);
+
+    // A duplicate of the same event launches nothing.
+    assert!(matches!(
+        event(&aws, &fp, &k1, &tmp).await,
+        RunOutcome::Duplicate { .. }
+    ));
+    assert_eq!(aws.requests.lock().unwrap().len(), 1);
+
+    // 2. The first job completes: its index becomes the delta base.
+    let done = job_finished(&aws, &run1.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
+    assert!(matches!(
+        done,
+        JobFinished::Commit {
+            outcome: CommitOutcome::Committed {
+                objects: 20,
+                dropped: 0
+            },
+            ..
+        }
+    ));
+
+    // 3. Second inventory: two new (one with awkward characters), one changed, one large, one
+    //    filtered out, the rest unchanged.
+    let mut objs = base_objects();
+    objs[3] = objs[3].clone().size(999);
+    objs.push(Obj::new("new/a b+c%d,\"q\"\nline-é.txt"));
+    objs.push(Obj::new("new/plain.txt"));
+    objs.push(Obj::new("video/huge.mov").size(6 * GIB));
+    objs.push(Obj::new("tmp/scratch"));
+    let k2 = deliver(&aws, "2026-11-24T01-00Z", 2_000, &objs);
+    let run2 = ran(event(&aws, &fp, &k2, &tmp).await);
+    assert_eq!(run2.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+    assert_eq!(run2.stats.copy.objects, 3);
+    assert_eq!(run2.stats.large.objects, 1);
+    assert_eq!(run2.stats.changed, 1);
+    assert_eq!(run2.stats.skipped(SkipReason::Unchanged).objects, 19);
+    assert_eq!(run2.stats.skipped(SkipReason::Prefix).objects, 1);
+    assert!(run2.stats.is_balanced());
+
+    let copy = run2
+        .jobs
+        .iter()
+        .find(|j| j.kind == RunJobKind::Copy)
+        .unwrap();
+    assert_eq!(
+        manifest_keys(&aws, &copy.manifest),
+        vec![
+            "new/a b+c%d,\"q\"\nline-é.txt",
+            "new/plain.txt",
+            "photos/003.jpg"
+        ]
+    );
+    let large = run2
+        .jobs
+        .iter()
+        .find(|j| j.kind == RunJobKind::LargeObjects)
+        .unwrap();
+    assert_eq!(manifest_keys(&aws, &large.manifest), vec!["video/huge.mov"]);
+
+    // The exact CreateJob inputs: a CSV Copy job and a LambdaInvoke job, tokens of this run.
+    let requests = aws.requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 3);
+    let copy_req = &requests[1];
+    assert_eq!(
+        copy_req.manifest.spec.format,
+        "S3BatchOperations_CSV_20180820"
+    );
+    assert_eq!(
+        copy_req.manifest.spec.fields,
+        Some(vec!["Bucket".into(), "Key".into()])
+    );
+    assert_eq!(
+        copy_req.manifest.location.object_arn,
+        format!(
+            "arn:aws:s3:::{INV_BUCKET}/{DIR}2026-11-24T01-00Z/ferry-{}/copy.csv",
+            run2.run_id
+        )
+    );
+    assert_eq!(copy_req.manifest.location.etag, copy.manifest_etag);
+    assert!(matches!(
+        copy_req.operation,
+        JobOperation::S3PutObjectCopy(_)
+    ));
+    match &requests[2].operation {
+        JobOperation::LambdaInvoke(l) => {
+            assert_eq!(l.function_arn, COPIER);
+            assert_eq!(l.invocation_schema_version, "2.0");
+        }
+        other => panic!("expected LambdaInvoke, got {other:?}"),
+    }
+    assert_ne!(
+        copy_req.client_request_token,
+        requests[2].client_request_token
+    );
+
+    // Duplicate of the second event: still three requests.
+    assert!(matches!(
+        event(&aws, &fp, &k2, &tmp).await,
+        RunOutcome::Duplicate { .. }
+    ));
+    assert_eq!(aws.requests.lock().unwrap().len(), 3);
+
+    // 4. An older inventory arriving late is refused and reported once.
+    let k0 = deliver(&aws, "2026-11-22T01-00Z", 500, &base_objects());
+    assert!(matches!(
+        event(&aws, &fp, &k0, &tmp).await,
+        RunOutcome::Stale { .. }
+    ));
+    for _ in 0..2 {
+        assert!(matches!(
+            event(&aws, &fp, &k0, &tmp).await,
+            RunOutcome::Duplicate { .. }
+        ));
+    }
+    let notes = aws.notes.lock().unwrap().clone();
+    assert_eq!(
+        notes
+            .iter()
+            .filter(|(s, _)| s.contains("older inventory"))
+            .count(),
+        1
+    );
+    assert_eq!(aws.requests.lock().unwrap().len(), 3);
+
+    // 5. Run 2's copy job completes with one failed task, the large one is cancelled: the delta
+    //    base stays at run 1, so the next inventory copies run 2's objects again.
+    let failed = [ObjectRef {
+        key: "new/plain.txt".into(),
+        version_id: None,
+    }];
+    let w = job_finished(&aws, &copy.job_id, "Complete", &failed)
+        .await
+        .unwrap();
+    assert!(matches!(w, JobFinished::Waiting { remaining: 1, .. }));
+    // Through the job monitor, as in the stack: the summary says the delta stays.
+    let email = job_ends(&aws, &large.job_id, "Cancelled").await;
+    assert!(
+        email.contains("Cancelled, so the delta state stays where it was"),
+        "{email}"
+    );
+    let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+    let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+    assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+    assert_eq!(run3.stats.copy.objects + run3.stats.large.objects, 4);
+
+    // 6. Run 3 completes, but one task failed: that object is copied again next time.
+    for j in &run3.jobs {
+        let failed: &[ObjectRef] = if j.kind == RunJobKind::Copy {
+            &failed
+        } else {
+            &[]
+        };
+        job_finished(&aws, &j.job_id, "Complete", failed)
+            .await
+            .unwrap();
+    }
+    let k4 = deliver(&aws, "2026-11-26T01-00Z", 4_000, &objs);
+    let run4 = ran(event(&aws, &fp, &k4, &tmp).await);
+    assert_eq!(run4.previous_run_id.as_deref(), Some(run3.run_id.as_str()));
+    let copy4 = run4
+        .jobs
+        .iter()
+        .find(|j| j.kind == RunJobKind::Copy)
+        .unwrap();
+    assert_eq!(manifest_keys(&aws, &copy4.manifest), vec!["new/plain.txt"]);
+    assert_eq!(run4.stats.large.objects, 0);
+
+    // 7. Run 4's jobs complete (through the job monitor); then nothing new at all: no job, and
+    //    the run commits at once.
+    let mut emails = Vec::new();
+    for j in &run4.jobs {
+        emails.push(job_ends(&aws, &j.job_id, "Complete").await);
+    }
+    assert!(
+        emails
+            .last()
+            .is_some_and(|e| e.contains("complete; the delta state now holds")),
+        "{emails:?}"
+    );
+    let k5 = deliver(&aws, "2026-11-27T01-00Z", 5_000, &objs);
+    let run5 = ran(event(&aws, &fp, &k5, &tmp).await);
+    assert!(run5.jobs.is_empty());
+    assert_eq!(aws.requests.lock().unwrap().len(), 6);
+}
+
+#[tokio::test]
+async fn what_is_not_a_new_inventory_is_ignored() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let manifest_json = k.replace("manifest.checksum", "manifest.json");
+    for key in [manifest_json.as_str(), "other/prefix/manifest.checksum"] {
+        assert!(
+            matches!(
+                event(&aws, &fp, key, &tmp).await,
+                RunOutcome::Ignored { .. }
+            ),
+            "{key}"
+        );
+    }
+    let other_bucket = handle_inventory(
+        &aws,
+        &fp,
+        "someone-else",
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(other_bucket, RunOutcome::Ignored { .. }));
+    assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_unapproved_plan_copies_nothing_and_says_so_once() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    aws.state
+        .lock()
+        .unwrap()
+        .remove(&format!("decisions/{fp}.json"));
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    for _ in 0..2 {
+        assert!(matches!(
+            event(&aws, &fp, &k, &tmp).await,
+            RunOutcome::NotApproved { .. }
+        ));
+    }
+    assert_eq!(aws.notes.lock().unwrap().len(), 1);
+    assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_transient_failure_gives_the_claim_back_and_the_retry_launches() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.fail_downloads.lock().unwrap() = 1;
+    let err = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    let run = ran(event(&aws, &fp, &k, &tmp).await);
+    assert_eq!(run.jobs.len(), 1);
+}
+
+#[tokio::test]
+async fn a_damaged_manifest_is_refused_once_and_launches_nothing() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let manifest_key = format!(
+        "{INV_BUCKET}/{}",
+        k.replace("manifest.checksum", "manifest.json")
+    );
+    aws.blobs
+        .lock()
+        .unwrap()
+        .insert(manifest_key, br#"{"sourceBucket": 3}"#.to_vec());
+    for _ in 0..2 {
+        match event(&aws, &fp, &k, &tmp).await {
+            RunOutcome::Refused { reason, .. } => {
+                assert!(reason.contains("fileFormat"), "{reason}")
+            }
+            RunOutcome::Duplicate { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(aws.notes.lock().unwrap().len(), 1);
+    assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+/// 1,000 duplicate events for the same inventory, concurrently: exactly one job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_concurrent_duplicates_launch_one_job() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let aws = Arc::new(aws);
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let (aws, fp, k, dir) = (aws.clone(), fp.clone(), k.clone(), tmp.clone());
+        tasks.push(tokio::spawn(async move {
+            handle_inventory(aws.as_ref(), &fp, INV_BUCKET, &[k], &settings(&dir)).await
+        }));
+    }
+    let mut ran_count = 0;
+    let mut duplicates = 0;
+    for t in tasks {
+        match t.await.unwrap().unwrap() {
+            RunOutcome::Ran(_) => ran_count += 1,
+            RunOutcome::Duplicate { .. } => duplicates += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((ran_count, duplicates), (1, 999));
+    assert_eq!(aws.requests.lock().unwrap().len(), 1);
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+/// Keys survive inventory (URL-encoded CSV) → Ferry's manifest (URL-encoded) unchanged.
+#[tokio::test]
+async fn awkward_keys_round_trip_into_the_manifest() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    // First run establishes a base with one object, so the second writes a CSV manifest.
+    let k1 = deliver(&aws, "2026-11-23T01-00Z", 1_000, &[Obj::new("seed")]);
+    let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+    job_finished(&aws, &run1.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
+    let keys = [
+        "a b",
+        "plus+sign",
+        "100%",
+        "comma,key",
+        "quote\"d",
+        "new\nline",
+        "日本語/ファイル",
+        "emoji 🚀",
+        "trailing space ",
+        "seed",
+    ];
+    let objs: Vec<Obj> = keys.iter().map(|k| Obj::new(k)).collect();
+    assert!(keys.iter().all(|k| !s3_encode(k).contains(' ')));
+    let k2 = deliver(&aws, "2026-11-24T01-00Z", 2_000, &objs);
+    let run2 = ran(event(&aws, &fp, &k2, &tmp).await);
+    let mut want: Vec<String> = keys
+        .iter()
+        .filter(|k| **k != "seed")
+        .map(|k| k.to_string())
+        .collect();
+    want.sort();
+    assert_eq!(manifest_keys(&aws, &run2.jobs[0].manifest), want);
+}
+
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ferry-inventory-runs-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);

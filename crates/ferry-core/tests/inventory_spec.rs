@@ -1,0 +1,80 @@
+//! `[inventory]` validation: each problem names the field, the value and the fix; the example
+//! spec is valid and its plan describes event-driven runs instead of warning about `[filter]`.
+
+use ferry_core::spec::{InventoryFormat, InventoryVersions, ManifestKind};
+use ferry_core::{FerryError, Plan, TransferSpec};
+
+fn example() -> TransferSpec {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/inventory-driven.toml");
+    TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn problems(spec: &TransferSpec) -> Vec<(String, String, String)> {
+    match Plan::build(spec) {
+        Err(FerryError::InvalidSpec(p)) => p
+            .into_iter()
+            .map(|p| (p.field, p.value, p.message))
+            .collect(),
+        Err(other) => panic!("{other}"),
+        Ok(_) => Vec::new(),
+    }
+}
+
+#[test]
+fn the_example_plans_event_driven_runs() {
+    let plan = Plan::build(&example()).unwrap();
+    let runs = plan.inventory_runs.expect("event-driven runs");
+    assert_eq!(
+        runs.watches,
+        "s3://acme-dr-inventory/inventories/acme-media-prod/ferry-media-sync/"
+    );
+    assert!(runs.delta);
+    assert!(!plan.warnings.iter().any(|w| w.contains("[filter]")));
+    // The filter's columns are asked for in the inventory configuration.
+    let fields = &runs.inventory_configuration.optional_fields;
+    for needed in ["Size", "ETag", "StorageClass"] {
+        assert!(fields.iter().any(|f| f == needed), "{needed} in {fields:?}");
+    }
+}
+
+#[test]
+fn each_problem_names_field_value_and_fix() {
+    let mut orc = example();
+    orc.inventory.as_mut().unwrap().format = InventoryFormat::Orc;
+    let p = problems(&orc);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(
+        (p[0].0.as_str(), p[0].1.as_str()),
+        ("inventory.format", "ORC")
+    );
+    assert!(p[0].2.contains("CSV"), "{}", p[0].2);
+
+    let mut all = example();
+    all.inventory.as_mut().unwrap().versions = InventoryVersions::All;
+    let p = problems(&all);
+    assert_eq!(p[0].0, "inventory.versions");
+    assert!(p[0].2.contains("source.versioned = true"));
+
+    let mut key = example();
+    key.manifest.key = "inventories/manifest.json".into();
+    assert!(
+        problems(&key).iter().any(|(f, v, m)| f == "manifest.key"
+            && v == "inventories/manifest.json"
+            && m.contains("<configuration-id>")),
+        "{:?}",
+        problems(&key)
+    );
+
+    let mut elsewhere = example();
+    elsewhere.manifest.account_id = "111111111111".into();
+    assert!(problems(&elsewhere)
+        .iter()
+        .any(|(f, v, m)| f == "manifest.account_id"
+            && v == "111111111111"
+            && m.contains("222222222222")));
+
+    let mut csv = example();
+    csv.manifest.kind = ManifestKind::Csv;
+    assert!(problems(&csv).iter().any(|(f, _, _)| f == "inventory"));
+}

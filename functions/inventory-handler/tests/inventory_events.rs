@@ -1,0 +1,491 @@
+//! inventory-handler end to end against moto, two accounts: the source account delivers S3
+//! Inventories (CSV, then Parquet) into the destination account's inventory bucket; the
+//! real-shaped EventBridge fixture (`events/inventory-handler.json`) goes through
+//! `InventoryHandler::handle` with the SDK ports (`AwsPorts`); S3 Control is mocked with
+//! aws-smithy-mocks, which records the exact CreateJob input (moto has no Batch Operations).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
+use aws_sdk_s3control::types::{JobManifestFieldName, JobManifestFormat, JobReportScope};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_core::inventory::delta::{job_finished, RunJobKind, RunRecord};
+use ferry_core::inventory::run::{run_id, RunOutcome};
+use ferry_core::job::client_request_token;
+use ferry_core::launch::RetryPolicy;
+use ferry_core::ports::StateStore;
+use ferry_core::workflow::StoredPlan;
+use ferry_core::{Plan, TransferSpec};
+use ferry_testkit::{s3_client, MotoServer};
+use inventory_handler::{InventoryHandler, Settings};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::Value;
+
+const REGION: &str = "us-east-1";
+const SOURCE_ACCOUNT: &str = "111111111111";
+const DEST_ACCOUNT: &str = "222222222222";
+const SOURCE_BUCKET: &str = "acme-media-prod";
+const INV_BUCKET: &str = "acme-dr-inventory";
+const STATE_BUCKET: &str = "ferry-state-media-sync";
+const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
+const CSV_SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass";
+const PARQUET_SCHEMA: &str =
+    "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); \
+    optional int64 size; optional binary e_tag (UTF8); optional binary storage_class (UTF8);}";
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixture(name: &str) -> Value {
+    let text = std::fs::read_to_string(workspace().join("events").join(name)).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn spec() -> TransferSpec {
+    let text = std::fs::read_to_string(workspace().join("examples/inventory-driven.toml")).unwrap();
+    TransferSpec::from_toml_str(&text).unwrap()
+}
+
+/// (key, size, etag)
+type Obj = (String, u64, String);
+
+fn objects() -> Vec<Obj> {
+    (0..12)
+        .map(|i| (format!("photos/{i:02}.jpg"), 1000 + i, format!("etag{i}")))
+        .collect()
+}
+
+/// Keys as S3 Inventory CSV writes them: space as `+`, everything but `A-Za-z0-9.-*_` as %XX.
+fn s3_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn csv_gz(objs: &[Obj]) -> Vec<u8> {
+    use std::io::Write;
+    let mut text = String::new();
+    for (key, size, etag) in objs {
+        text.push_str(&format!(
+            "\"{SOURCE_BUCKET}\",\"{}\",\"{size}\",\"2026-11-20T10:00:00.000Z\",\"{etag}\",\"STANDARD\"\n",
+            s3_encode(key)
+        ));
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap()
+}
+
+fn parquet(objs: &[Obj]) -> Vec<u8> {
+    use parquet::column::writer::ColumnWriter;
+    use parquet::data_type::ByteArray;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    let schema = Arc::new(parquet::schema::parser::parse_message_type(PARQUET_SCHEMA).unwrap());
+    let props = Arc::new(WriterProperties::builder().build());
+    let mut out = Vec::new();
+    let mut writer = SerializedFileWriter::new(&mut out, schema, props).unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let text = |f: &dyn Fn(&Obj) -> String| -> Vec<ByteArray> {
+        objs.iter()
+            .map(|o| ByteArray::from(f(o).as_str()))
+            .collect()
+    };
+    let columns: Vec<Vec<ByteArray>> = vec![
+        text(&|_| SOURCE_BUCKET.to_string()),
+        text(&|o| o.0.clone()),
+        Vec::new(),
+        text(&|o| o.2.clone()),
+        text(&|_| "STANDARD".to_string()),
+    ];
+    let ones = vec![1i16; objs.len()];
+    let mut i = 0;
+    while let Some(mut col) = group.next_column().unwrap() {
+        match col.untyped() {
+            ColumnWriter::ByteArrayColumnWriter(w) => {
+                let defs = (i >= 2).then_some(ones.as_slice());
+                w.write_batch(&columns[i], defs, None).unwrap();
+            }
+            ColumnWriter::Int64ColumnWriter(w) => {
+                let sizes: Vec<i64> = objs.iter().map(|o| o.1 as i64).collect();
+                w.write_batch(&sizes, Some(&ones), None).unwrap();
+            }
+            _ => panic!("unexpected column type"),
+        }
+        col.close().unwrap();
+        i += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+    out
+}
+
+struct Env {
+    _moto: MotoServer,
+    source_s3: aws_sdk_s3::Client,
+    dest_s3: aws_sdk_s3::Client,
+    ports_config: aws_config::SdkConfig,
+    topic_arn: String,
+    fingerprint: String,
+    seen: Arc<Mutex<Vec<CreateJobInput>>>,
+    rule: aws_smithy_mocks::Rule,
+}
+
+impl Env {
+    async fn start() -> Env {
+        let moto = MotoServer::start();
+        let source = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
+        let dest = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+        let (source_s3, dest_s3) = (s3_client(&source), s3_client(&dest));
+        source_s3
+            .create_bucket()
+            .bucket(SOURCE_BUCKET)
+            .send()
+            .await
+            .unwrap();
+        for bucket in [INV_BUCKET, STATE_BUCKET, "acme-media-dr", "acme-dr-reports"] {
+            dest_s3.create_bucket().bucket(bucket).send().await.unwrap();
+        }
+        let topic_arn = aws_sdk_sns::Client::new(&dest)
+            .create_topic()
+            .name("ferry-notifications")
+            .send()
+            .await
+            .unwrap()
+            .topic_arn()
+            .unwrap()
+            .to_string();
+
+        // The stack's state: the stored, approved plan.
+        let spec = spec();
+        let fingerprint = Plan::build(&spec).unwrap().transfer.fingerprint;
+        let stored = StoredPlan {
+            fingerprint: fingerprint.clone(),
+            spec,
+        };
+        for (key, body) in [
+            (
+                format!("plans/{fingerprint}.json"),
+                serde_json::to_vec(&stored).unwrap(),
+            ),
+            (
+                format!("decisions/{fingerprint}.json"),
+                br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
+            ),
+        ] {
+            dest_s3
+                .put_object()
+                .bucket(STATE_BUCKET)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+        }
+
+        let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+        let recorder = seen.clone();
+        let rule = mock!(aws_sdk_s3control::Client::create_job)
+            .match_requests(move |input| {
+                recorder.lock().unwrap().push(input.clone());
+                true
+            })
+            .then_compute_output(|input| {
+                let token = input.client_request_token().unwrap_or_default();
+                CreateJobOutput::builder()
+                    .job_id(format!("job-{}", &token[..12]))
+                    .build()
+            });
+        Env {
+            _moto: moto,
+            source_s3,
+            dest_s3,
+            ports_config: dest,
+            topic_arn,
+            fingerprint,
+            seen,
+            rule,
+        }
+    }
+
+    fn ports(&self) -> AwsPorts {
+        let mut ports = AwsPorts::from_config(
+            &self.ports_config,
+            STATE_BUCKET.to_string(),
+            self.topic_arn.clone(),
+        );
+        ports.launch = AwsLaunchApi {
+            s3: s3_client(&self.ports_config),
+            s3control: mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&self.rule]),
+        };
+        ports
+    }
+
+    fn handler(&self) -> InventoryHandler<AwsPorts> {
+        let mut handler = InventoryHandler::new(
+            self.ports(),
+            Settings {
+                plan_fingerprint: self.fingerprint.clone(),
+                large_object_function_arn: Some(format!(
+                    "arn:aws:lambda:{REGION}:{DEST_ACCOUNT}:function:ferry-media-sync-large-object-copier"
+                )),
+                work_dir: std::env::temp_dir()
+                    .join(format!("ferry-inventory-events-{}", std::process::id())),
+                retry: RetryPolicy {
+                    max_attempts: 2,
+                    first_pause: Duration::from_millis(1),
+                    max_pause: Duration::from_millis(2),
+                },
+            },
+        );
+        handler.clock = || 1_795_486_500;
+        handler
+    }
+
+    /// S3 delivering an inventory: data file, manifest.json, manifest.checksum — written with
+    /// the source account's credentials into the destination account's bucket.
+    async fn deliver(&self, date: &str, created_ms: u64, format: &str, objs: &[Obj]) -> String {
+        let (data, data_key, schema) = match format {
+            "CSV" => (csv_gz(objs), format!("{DIR}data/{date}.csv.gz"), CSV_SCHEMA),
+            _ => (
+                parquet(objs),
+                format!("{DIR}data/{date}.parquet"),
+                PARQUET_SCHEMA,
+            ),
+        };
+        let manifest = serde_json::json!({
+            "sourceBucket": SOURCE_BUCKET,
+            "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
+            "version": "2016-11-30",
+            "creationTimestamp": created_ms.to_string(),
+            "fileFormat": format,
+            "fileSchema": schema,
+            "files": [{"key": data_key, "size": data.len(), "MD5checksum": "0"}],
+        })
+        .to_string();
+        let checksum_key = format!("{DIR}{date}/manifest.checksum");
+        for (key, body) in [
+            (data_key, data),
+            (format!("{DIR}{date}/manifest.json"), manifest.into_bytes()),
+            (checksum_key.clone(), format!("{created_ms:x}").into_bytes()),
+        ] {
+            self.source_s3
+                .put_object()
+                .bucket(INV_BUCKET)
+                .key(key)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .unwrap();
+        }
+        checksum_key
+    }
+
+    async fn handle(&self, event: Value) -> Vec<RunOutcome> {
+        self.handler()
+            .handle(LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap()
+    }
+
+    async fn etag(&self, key: &str) -> String {
+        let head = self
+            .dest_s3
+            .head_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        head.e_tag().unwrap().trim_matches('"').to_string()
+    }
+
+    async fn text(&self, key: &str) -> String {
+        let out = self
+            .dest_s3
+            .get_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        String::from_utf8(out.body.collect().await.unwrap().to_vec()).unwrap()
+    }
+}
+
+fn event_for(checksum_key: &str) -> Value {
+    let mut event = fixture("inventory-handler.json");
+    event["detail"]["object"]["key"] = Value::String(checksum_key.to_string());
+    event
+}
+
+fn the_run(outcomes: Vec<RunOutcome>) -> RunRecord {
+    match outcomes.as_slice() {
+        [RunOutcome::Ran(run)] => run.as_ref().clone(),
+        other => panic!("expected one run, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta() {
+    let env = Env::start().await;
+    let fixture_key = fixture("inventory-handler.json")["detail"]["object"]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // 1. A CSV inventory lands at the fixture's key: first run, nothing filtered or large, so
+    //    the job reads the inventory's own manifest.json.
+    let k1 = env
+        .deliver("2026-11-24T01-00Z", 1_795_000_000_000, "CSV", &objects())
+        .await;
+    assert_eq!(k1, fixture_key);
+    let run1 = the_run(env.handle(fixture("inventory-handler.json")).await);
+    assert_eq!(run1.jobs.len(), 1);
+    assert_eq!(run1.jobs[0].kind, RunJobKind::CopyDirect);
+    let manifest_key = format!("{DIR}2026-11-24T01-00Z/manifest.json");
+    let etag = env.etag(&manifest_key).await;
+    let id = run_id(
+        &env.fingerprint,
+        INV_BUCKET,
+        &manifest_key,
+        &format!("{:x}", 1_795_000_000_000u64),
+    );
+    assert_eq!(run1.run_id, id);
+    {
+        let seen = env.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let input = &seen[0];
+        assert_eq!(input.account_id(), Some(DEST_ACCOUNT));
+        assert_eq!(
+            input.client_request_token(),
+            Some(
+                client_request_token(&format!("{}:{id}:CopyDirect", env.fingerprint), &etag)
+                    .as_str()
+            )
+        );
+        let manifest = input.manifest().unwrap();
+        assert_eq!(
+            manifest.spec().unwrap().format(),
+            &JobManifestFormat::S3InventoryReportCsv20161130
+        );
+        let location = manifest.location().unwrap();
+        assert_eq!(
+            location.object_arn(),
+            format!("arn:aws:s3:::{INV_BUCKET}/{manifest_key}")
+        );
+        assert_eq!(location.e_tag(), etag);
+        let copy = input.operation().unwrap().s3_put_object_copy().unwrap();
+        assert_eq!(copy.target_resource(), Some("arn:aws:s3:::acme-media-dr"));
+        assert_eq!(
+            input.role_arn(),
+            Some("arn:aws:iam::222222222222:role/ferry-media-sync-batch")
+        );
+        let report = input.report().unwrap();
+        assert_eq!(
+            report.report_scope(),
+            Some(&JobReportScope::FailedTasksOnly)
+        );
+        assert_eq!(input.confirmation_required(), Some(false));
+    }
+
+    // A duplicated event and an s3:TestEvent launch nothing.
+    assert!(matches!(
+        env.handle(fixture("inventory-handler.json"))
+            .await
+            .as_slice(),
+        [RunOutcome::Duplicate { .. }]
+    ));
+    assert!(matches!(
+        env.handle(fixture("inventory-handler-test-event.json"))
+            .await
+            .as_slice(),
+        [RunOutcome::Ignored { .. }]
+    ));
+    assert_eq!(env.seen.lock().unwrap().len(), 1);
+
+    // 2. The job completes (the job-monitor's call): run 1 becomes the delta base.
+    job_finished(&env.ports(), &run1.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
+    assert!(env
+        .ports()
+        .get(&format!("inventory/{}/current.json", env.fingerprint))
+        .await
+        .unwrap()
+        .is_some());
+
+    // 3. A Parquet inventory with two new objects and one changed one.
+    let mut objs = objects();
+    objs[5].2 = "etag5-rewritten".to_string();
+    objs.push((
+        "new/report 2026,final+v2 é.pdf".to_string(),
+        7,
+        "n1".to_string(),
+    ));
+    objs.push(("new/plain.txt".to_string(), 8, "n2".to_string()));
+    let k2 = env
+        .deliver("2026-11-25T01-00Z", 1_795_086_400_000, "Parquet", &objs)
+        .await;
+    let run2 = the_run(env.handle(event_for(&k2)).await);
+    assert_eq!(run2.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+    assert_eq!(run2.jobs.len(), 1);
+    assert_eq!(run2.stats.copy.objects, 3);
+    assert_eq!(run2.stats.changed, 1);
+    let copy_key = format!("{DIR}2026-11-25T01-00Z/ferry-{}/copy.csv", run2.run_id);
+    assert_eq!(
+        run2.jobs[0].manifest,
+        format!("s3://{INV_BUCKET}/{copy_key}")
+    );
+    let text = env.text(&copy_key).await;
+    let mut rows: Vec<&str> = text.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "acme-media-prod,new/plain.txt",
+            "acme-media-prod,new/report%202026%2Cfinal%2Bv2%20%C3%A9.pdf",
+            "acme-media-prod,photos/05.jpg",
+        ]
+    );
+    assert!(text.ends_with('\n') && !text.contains("\n\n"));
+    let copy_etag = env.etag(&copy_key).await;
+    {
+        let seen = env.seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        let manifest = seen[1].manifest().unwrap();
+        let spec = manifest.spec().unwrap();
+        assert_eq!(
+            spec.format(),
+            &JobManifestFormat::S3BatchOperationsCsv20180820
+        );
+        assert_eq!(
+            spec.fields(),
+            &[JobManifestFieldName::Bucket, JobManifestFieldName::Key]
+        );
+        let location = manifest.location().unwrap();
+        assert_eq!(
+            location.object_arn(),
+            format!("arn:aws:s3:::{INV_BUCKET}/{copy_key}")
+        );
+        assert_eq!(location.e_tag(), copy_etag);
+    }
+
+    // 4. The same Parquet event again: nothing new.
+    assert!(matches!(
+        env.handle(event_for(&k2)).await.as_slice(),
+        [RunOutcome::Duplicate { .. }]
+    ));
+    assert_eq!(env.seen.lock().unwrap().len(), 2);
+}
