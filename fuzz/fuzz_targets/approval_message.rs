@@ -7,12 +7,18 @@ use ferry_core::approval::ApprovalMessage;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(message) = ApprovalMessage::parse(text) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(message) = ApprovalMessage::parse(text) else {
+        return;
+    };
     if let Some(token) = message.token() {
         let t = token.expose();
         assert_eq!(t.len(), 64);
-        assert!(t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert!(t
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
         assert_eq!(token.hash().len(), 64);
     }
     let json = match &message {
@@ -21,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         }
         ApprovalMessage::Reject { token, reason } => {
             assert!(!reason.trim().is_empty(), "an empty rejection reason");
-            assert!(reason.chars().count() <= 500, "a reason over 500 characters");
+            assert!(
+                reason.chars().count() <= 500,
+                "a reason over 500 characters"
+            );
             serde_json::json!({"action": "reject", "token": token.expose(), "reason": reason})
         }
         ApprovalMessage::Resend => serde_json::json!({"action": "resend"}),

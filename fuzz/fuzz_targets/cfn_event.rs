@@ -28,7 +28,10 @@ fn check_properties(props: &Value) {
                     !p.field.contains('.'),
                     "a problem names a spec path, not a template property: {p:?}"
                 );
-                assert!(!p.message.trim().is_empty(), "a problem without a message: {p:?}");
+                assert!(
+                    !p.message.trim().is_empty(),
+                    "a problem without a message: {p:?}"
+                );
             }
         }
         Err(e @ FerryError::SpecSyntax { .. }) => panic!("properties gave a syntax error: {e}"),
@@ -39,7 +42,9 @@ fn check_properties(props: &Value) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(payload) = serde_json::from_slice::<Value>(data) else { return };
+    let Ok(payload) = serde_json::from_slice::<Value>(data) else {
+        return;
+    };
     match serde_json::from_value::<Request>(payload.clone()) {
         Ok(Request::Create(r)) => check_properties(&r.resource_properties),
         Ok(Request::Update(r)) => {

@@ -36,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(report.problems.windows(2).all(|w| w[0].line <= w[1].line));
     for p in &report.problems {
         assert!(p.line >= 1, "a problem on line 0: {p:?}");
-        assert!(!p.message.trim().is_empty(), "a problem without a message: {p:?}");
+        assert!(
+            !p.message.trim().is_empty(),
+            "a problem without a message: {p:?}"
+        );
     }
 
     // The reader is exactly as strict as the checker.
@@ -62,7 +65,11 @@ fuzz_target!(|data: &[u8]| {
             .filter(|p| p.kind != ProblemKind::NoRows)
             .count();
         if line_errors > 0 {
-            assert!(errors > 0, "the reader passed a file the checker refuses: {:?}", report.problems);
+            assert!(
+                errors > 0,
+                "the reader passed a file the checker refuses: {:?}",
+                report.problems
+            );
         }
     }
 
@@ -95,7 +102,11 @@ fuzz_target!(|data: &[u8]| {
         Ok(r) => r,
         Err(e) => panic!("reading from memory failed: {e}"),
     };
-    assert!(report.is_ok(), "Ferry's own manifest fails the checker: {:?}", report.problems);
+    assert!(
+        report.is_ok(),
+        "Ferry's own manifest fails the checker: {:?}",
+        report.problems
+    );
     let back: Vec<_> = CsvManifestReader::with_options(Cursor::new(&bytes), again)
         .map(|r| match r {
             Ok(row) => row,

@@ -29,8 +29,12 @@ fn gzip(members: &[&[u8]]) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let (selector, body) = split_first(data);
-    let schema = [CSV_ALL_VERSIONS, CSV_CURRENT, CSV_VERSIONS_SMALL, CSV_NO_SIZE]
-        [usize::from(selector & 3)];
+    let schema = [
+        CSV_ALL_VERSIONS,
+        CSV_CURRENT,
+        CSV_VERSIONS_SMALL,
+        CSV_NO_SIZE,
+    ][usize::from(selector & 3)];
     let manifest = inventory_manifest("CSV", schema);
     // Rows are bounded by the decompressed size; raw gzip can expand, so count generously.
     let limit = body.len() * 1100 + 2;
@@ -41,7 +45,11 @@ fuzz_target!(|data: &[u8]| {
         },
         1 | 2 => {
             // Two members split at an arbitrary point: concatenated gzip streams are one file.
-            let cut = if selector & 16 == 0 { body.len() } else { body.len() / 2 };
+            let cut = if selector & 16 == 0 {
+                body.len()
+            } else {
+                body.len() / 2
+            };
             let gz = gzip(&[&body[..cut], &body[cut..]]);
             let plain = match CsvInventoryReader::from_decompressed(&manifest, DATA_KEY, body) {
                 Ok(r) => r.map(|r| r.map_err(|e| e.to_string())).collect::<Vec<_>>(),

@@ -13,7 +13,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!m.destination_bucket_name().is_empty());
             assert!(m.schema.has(Column::Bucket) && m.schema.has(Column::Key));
             assert_eq!(m.schema.names().len(), m.schema.columns().len());
-            assert_eq!(m.ensure_readable().is_ok(), m.file_format != FileFormat::Orc);
+            assert_eq!(
+                m.ensure_readable().is_ok(),
+                m.file_format != FileFormat::Orc
+            );
             // Serialising must work (the functions log and store it).
             if let Err(e) = serde_json::to_string(&m) {
                 panic!("an accepted manifest does not serialise: {e}");

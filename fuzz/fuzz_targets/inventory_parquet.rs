@@ -88,7 +88,11 @@ fn rows_from(data: &[u8]) -> Vec<Row> {
             let last_modified = num(f.next());
             let storage_class = f.next().map(<[u8]>::to_vec);
             Row {
-                bucket: if flags & 1 == 0 { b"src-bucket".to_vec() } else { b"other".to_vec() },
+                bucket: if flags & 1 == 0 {
+                    b"src-bucket".to_vec()
+                } else {
+                    b"other".to_vec()
+                },
                 key,
                 version_id: version,
                 is_latest: (flags & 2 != 0).then_some(flags & 4 != 0),
@@ -123,11 +127,20 @@ fn write_file(rows: &[Row], compression: Compression, group: usize) -> Vec<u8> {
                 let bytes = |pick: &dyn Fn(&Row) -> Option<Vec<u8>>| -> (Vec<ByteArray>, Vec<i16>) {
                     let vals: Vec<Option<Vec<u8>>> = chunk.iter().map(pick).collect();
                     let defs = vals.iter().map(|v| i16::from(v.is_some())).collect();
-                    (vals.into_iter().flatten().map(ByteArray::from).collect(), defs)
+                    (
+                        vals.into_iter().flatten().map(ByteArray::from).collect(),
+                        defs,
+                    )
                 };
                 match (i, col.untyped()) {
                     (0 | 1, ColumnWriter::ByteArrayColumnWriter(w)) => {
-                        let (v, _) = bytes(&|r| Some(if i == 0 { r.bucket.clone() } else { r.key.clone() }));
+                        let (v, _) = bytes(&|r| {
+                            Some(if i == 0 {
+                                r.bucket.clone()
+                            } else {
+                                r.key.clone()
+                            })
+                        });
                         w.write_batch(&v, None, None)?;
                     }
                     (2 | 7 | 8 | 9, ColumnWriter::ByteArrayColumnWriter(w)) => {
@@ -142,7 +155,13 @@ fn write_file(rows: &[Row], compression: Compression, group: usize) -> Vec<u8> {
                     (_, ColumnWriter::BoolColumnWriter(w)) => {
                         let vals: Vec<Option<bool>> = chunk
                             .iter()
-                            .map(|r| if i == 3 { r.is_latest } else { r.is_delete_marker })
+                            .map(|r| {
+                                if i == 3 {
+                                    r.is_latest
+                                } else {
+                                    r.is_delete_marker
+                                }
+                            })
                             .collect();
                         let d: Vec<i16> = vals.iter().map(|v| i16::from(v.is_some())).collect();
                         let v: Vec<bool> = vals.into_iter().flatten().collect();

@@ -15,7 +15,11 @@ fn round_trips(key: &str) {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.~/%".contains(&b)),
         "encode_key wrote a byte that needs encoding: {encoded:?}"
     );
-    assert_eq!(decode_key(&encoded).as_deref(), Ok(key), "manifest round trip");
+    assert_eq!(
+        decode_key(&encoded).as_deref(),
+        Ok(key),
+        "manifest round trip"
+    );
     // No raw `+` is written, so the inventory and event readings agree with the manifest one.
     assert_eq!(decode_inventory_key(&encoded).as_deref(), Ok(key));
     assert_eq!(decode_event_key(&encoded).as_deref(), Ok(key));
@@ -32,7 +36,11 @@ fuzz_target!(|data: &[u8]| {
         match decoded {
             Ok(key) => round_trips(&key),
             Err(KeyDecodeError::BadPercent { offset }) => {
-                assert_eq!(text.as_bytes().get(offset), Some(&b'%'), "offset names no '%'");
+                assert_eq!(
+                    text.as_bytes().get(offset),
+                    Some(&b'%'),
+                    "offset names no '%'"
+                );
             }
             Err(KeyDecodeError::NotUtf8) => {}
         }

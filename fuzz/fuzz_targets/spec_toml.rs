@@ -7,11 +7,16 @@ use ferry_core::{validate::validate, FerryError, Plan, TransferSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let spec = match TransferSpec::from_toml_str(text) {
         Ok(spec) => spec,
         Err(FerryError::SpecSyntax { message }) => {
-            assert!(!message.trim().is_empty(), "a syntax error without a message");
+            assert!(
+                !message.trim().is_empty(),
+                "a syntax error without a message"
+            );
             return;
         }
         Err(e) => panic!("parsing gave a non-syntax error: {e}"),
@@ -31,7 +36,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(!problems.is_empty(), "refused without a problem");
             for p in &problems {
                 assert!(!p.field.is_empty(), "a problem names no field: {p:?}");
-                assert!(!p.message.trim().is_empty(), "a problem without a message: {p:?}");
+                assert!(
+                    !p.message.trim().is_empty(),
+                    "a problem without a message: {p:?}"
+                );
             }
         }
         Err(e) => panic!("validation gave a syntax error: {e}"),

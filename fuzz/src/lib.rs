@@ -76,7 +76,10 @@ where
     for item in rows.by_ref() {
         seen += 1;
         assert!(seen <= limit, "the reader yielded more than {limit} items");
-        assert!(!ended, "the reader went on after an error that ends the file");
+        assert!(
+            !ended,
+            "the reader went on after an error that ends the file"
+        );
         match &item {
             Ok(row) => check_row(row, size_column),
             Err(e) => {
