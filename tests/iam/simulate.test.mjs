@@ -335,7 +335,9 @@ function deriveChecks(spec, plan) {
   const other = `${s.bucket}-other`
   add(deny, s3(`s3:GetObject on another bucket of the source account (s3://${other})`, 'Denied', 's3:GetObject', other, SOURCE_KEY, s.account_id))
   if (!spec.inPlace)
-    add(deny, s3(`s3:GetObject on destination object s3://${d.bucket}/${dstKey} (the job never reads it)`, 'Denied', 's3:GetObject', d.bucket, dstKey, dstAcct))
+    // The large-object copier checks each copy with HeadObject, so it reads the destination.
+    if (!spec.job.large_object_copier_arn)
+      add(deny, s3(`s3:GetObject on destination object s3://${d.bucket}/${dstKey} (the job never reads it)`, 'Denied', 's3:GetObject', d.bucket, dstKey, dstAcct))
   if (d.key_prefix && !isNeededWrite(spec, d.bucket, SOURCE_KEY))
     add(deny, s3(`s3:PutObject on destination outside key_prefix "${d.key_prefix}" (s3://${d.bucket}/${SOURCE_KEY})`, 'Denied', 's3:PutObject', d.bucket, SOURCE_KEY, dstAcct))
   for (const key of [`elsewhere/${JOB_ID}/results/x.csv`, `${spec.report.prefix}-other/${JOB_ID}/results/x.csv`])
@@ -381,6 +383,33 @@ function deriveChecks(spec, plan) {
   // principal whose identity policy allows s3:* / kms:* (and a key policy delegating to the
   // account) is allowed by AWS design; Ferry's grants change nothing there, so the
   // "another principal" checks are only meaningful across accounts.
+
+  // --- Large-object copier (objects over 5 GiB) ----------------------------------------------
+  const copierArn = spec.job.large_object_copier_arn
+  const copierRole = spec.job.large_object_copier_role_arn
+  if (copierArn) {
+    const lambda = (name, expect, resource) => check(name, expect, {
+      principal: role, action: 'lambda:InvokeFunction', resource, resourceAccount: dstAcct,
+      context: s3Context(role, dstAcct), identity: perms, resourcePolicy: undefined,
+    })
+    add('large-object copier', lambda(`lambda:InvokeFunction on the copier ${copierArn}`, 'Allowed', copierArn))
+    add('large-object copier', lambda('lambda:InvokeFunction on another function', 'Denied', copierArn.replace(/[^:]+$/, 'some-other-function')))
+    const dstObj = `${d.key_prefix ?? ''}${SOURCE_KEY}`
+    for (const action of ['s3:AbortMultipartUpload', 's3:ListMultipartUploadParts', 's3:GetObject'])
+      add('large-object copier', s3(`${action} on the destination object`, 'Allowed', action, d.bucket, dstObj, dstAcct))
+    add('large-object copier', s3('s3:ListBucketMultipartUploads on the destination bucket', 'Allowed', 's3:ListBucketMultipartUploads', d.bucket, undefined, dstAcct))
+    add('large-object copier', s3('s3:DeleteObject on the destination object (never granted)', 'Denied', 's3:DeleteObject', d.bucket, dstObj, dstAcct))
+  }
+  if (copierRole) {
+    const assume = (name, expect, principal) => check(name, expect, {
+      principal, action: 'sts:AssumeRole', resource: role, resourceAccount: dstAcct,
+      context: { 'aws:PrincipalAccount': accountOf(principal), 'aws:PrincipalArn': principal },
+      identity: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: role }] },
+      resourcePolicy: plan.batch_role.trust_policy,
+    })
+    add('large-object copier', assume(`sts:AssumeRole by the copier's execution role ${copierRole}`, 'Allowed', copierRole))
+    add('large-object copier', assume('sts:AssumeRole by another role of the account', 'Denied', copierRole.replace(/[^/]+$/, 'someone-else')))
+  }
 
   for (const k of keysUsed(spec))
     for (const action of k.actions)

@@ -4,6 +4,8 @@
 pub mod create_job;
 pub mod errors;
 pub mod http;
+pub mod jobs;
+pub mod large_copy;
 pub mod launch_api;
 pub mod policies;
 pub mod ports;

@@ -29,6 +29,8 @@ pub struct AwsPorts {
     pub http: reqwest::Client,
     pub state_bucket: String,
     pub notification_topic_arn: String,
+    /// For clients in another region (a bucket's or a key's), as preflight needs them.
+    pub config: aws_config::SdkConfig,
 }
 
 impl AwsPorts {
@@ -48,7 +50,19 @@ impl AwsPorts {
             http: reqwest::Client::new(),
             state_bucket,
             notification_topic_arn,
+            config: config.clone(),
         }
+    }
+
+    /// The same ports with other S3 and S3 Control clients: tests point S3 at moto (path-style)
+    /// and S3 Control, which moto lacks, at aws-smithy-mocks.
+    pub fn with_clients(
+        mut self,
+        s3: aws_sdk_s3::Client,
+        s3control: aws_sdk_s3control::Client,
+    ) -> Self {
+        self.launch = AwsLaunchApi { s3, s3control };
+        self
     }
 
     /// The ports a Lambda function needs, from its environment (see `docs/stack.md`) and the

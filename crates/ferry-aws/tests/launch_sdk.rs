@@ -55,6 +55,23 @@ fn s3_with_etag() -> aws_sdk_s3::Client {
         .retry_config(RetryConfig::disabled()))
 }
 
+/// An adapter whose CreateJob answers `job_id` and records every input it receives.
+fn recording_api(job_id: &'static str) -> (Arc<Mutex<Vec<CreateJobInput>>>, AwsLaunchApi) {
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_output(move || CreateJobOutput::builder().job_id(job_id).build());
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&create]),
+    };
+    (seen, api)
+}
+
 /// Error metadata as the SDK parses it from a real error response body.
 fn service_error(code: &str, message: &str) -> ErrorMetadata {
     ErrorMetadata::builder().code(code).message(message).build()
@@ -134,18 +151,7 @@ fn expected_kms_inventory_input(fingerprint: &str) -> CreateJobInput {
 #[tokio::test]
 async fn create_job_sends_exactly_the_planned_request() {
     let plan = plan("kms-inventory.toml");
-    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = seen.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("job-42").build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let (seen, api) = recording_api("job-42");
     let job = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap();
@@ -161,18 +167,7 @@ async fn create_job_sends_exactly_the_planned_request() {
 #[tokio::test]
 async fn csv_manifest_fields_and_replaced_tags_reach_s3_control() {
     let plan = plan("versioned-source.toml");
-    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = seen.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("job-7").build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let (seen, api) = recording_api("job-7");
     launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap();
@@ -302,5 +297,137 @@ async fn manifest_in_another_region_is_reported_with_that_region() {
             actual_region: Some("us-east-1".into()),
             fix: "set manifest.region = \"us-east-1\" in the spec".into(),
         }
+    );
+}
+
+/// Faults on CreateJob (a bare 503, throttling, a 500 with a service error) are retried with
+/// backoff, and every attempt carries the same client request token, so S3 Control can never
+/// create a second job however many attempts reach it.
+#[tokio::test]
+async fn create_job_faults_are_retried_with_one_token() {
+    let plan = plan("sse-s3-csv.toml");
+    let seen: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = seen.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .sequence()
+        .http_response(|| http(503, None))
+        .error(|| {
+            CreateJobError::TooManyRequestsException(
+                TooManyRequestsException::builder()
+                    .message("Rate exceeded")
+                    .meta(service_error("TooManyRequestsException", "Rate exceeded"))
+                    .build(),
+            )
+        })
+        .error(|| {
+            CreateJobError::generic(service_error(
+                "InternalServiceException",
+                "We encountered an internal error.",
+            ))
+        })
+        .output(|| CreateJobOutput::builder().job_id("job-9").build())
+        .build();
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
+    };
+    let retry = RetryPolicy {
+        max_attempts: 4,
+        ..fast_retry()
+    };
+    let job = launch(&api, LaunchRequest::for_plan(&plan), retry)
+        .await
+        .unwrap();
+    assert_eq!((job.job_id.as_str(), job.attempts), ("job-9", 4));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 4);
+    let token = client_request_token(&plan.transfer.fingerprint, ETAG);
+    for input in seen.iter() {
+        assert_eq!(input.client_request_token(), Some(token.as_str()));
+        assert_eq!(input, &seen[0], "every attempt is the same request");
+    }
+}
+
+/// Out of attempts, the launcher says what kept failing; access denied is not retried.
+#[tokio::test]
+async fn persistent_faults_give_up_with_the_cause_and_access_denied_is_final() {
+    let plan = plan("sse-s3-csv.toml");
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .sequence()
+        .http_response(|| http(503, None))
+        .times(3)
+        .build();
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
+    };
+    let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, LaunchError::GaveUp { .. }), "{e:?}");
+    assert!(e.to_string().contains("503"), "{e}");
+    assert_eq!(create.num_calls(), 3);
+
+    let denied = mock!(aws_sdk_s3control::Client::create_job).then_error(|| {
+        CreateJobError::generic(service_error(
+            "AccessDenied",
+            "User is not authorized to perform: iam:PassRole",
+        ))
+    });
+    let api = AwsLaunchApi {
+        s3: s3_with_etag(),
+        s3control: mock_client!(aws_sdk_s3control, [&denied]),
+    };
+    let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
+        .await
+        .unwrap_err();
+    assert!(!matches!(e, LaunchError::GaveUp { .. }), "{e:?}");
+    assert!(e.to_string().contains("iam:PassRole"), "{e}");
+    assert_eq!(denied.num_calls(), 1);
+}
+
+/// The LambdaInvoke job for objects over 5 GiB reaches S3 Control as schema 2.0 with the
+/// destination settings as user arguments, over Ferry's own CSV manifest.
+#[tokio::test]
+async fn large_object_job_reaches_s3_control_as_lambda_invoke() {
+    let plan = plan("kms-inventory.toml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kms-inventory.toml");
+    let spec = TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let function = "arn:aws:lambda:us-east-1:222222222222:function:ferry-large-object-copier";
+    let manifest_arn = "arn:aws:s3:::ferry-state/runs/large.csv";
+    let template =
+        ferry_core::job::large_object_job_request(&spec, &plan.transfer.fingerprint, function)
+            .unwrap()
+            .with_csv_manifest(manifest_arn, false);
+    let (seen, api) = recording_api("job-large");
+    let request = LaunchRequest {
+        template: &template,
+        plan_fingerprint: &plan.transfer.fingerprint,
+        manifest_region: &plan.transfer.manifest.region,
+        expected_etag: None,
+    };
+    launch(&api, request, fast_retry()).await.unwrap();
+    let input = seen.lock().unwrap()[0].clone();
+    let invoke = input.operation().unwrap().lambda_invoke().unwrap();
+    assert_eq!(invoke.function_arn(), Some(function));
+    assert_eq!(invoke.invocation_schema_version(), Some("2.0"));
+    let args = invoke.user_arguments().unwrap();
+    assert_eq!(
+        args.get("destinationBucket").map(String::as_str),
+        Some(spec.destination.bucket.as_str())
+    );
+    assert_eq!(args.get("kmsKeyArn"), spec.destination.kms_key_arn.as_ref());
+    assert!(input.operation().unwrap().s3_put_object_copy().is_none());
+    let manifest = input.manifest().unwrap();
+    assert_eq!(manifest.location().unwrap().object_arn(), manifest_arn);
+    assert_eq!(
+        manifest.spec().unwrap().fields(),
+        &[JobManifestFieldName::Bucket, JobManifestFieldName::Key]
     );
 }

@@ -34,6 +34,10 @@ enum Command {
     Preflight(commands::preflight::PreflightArgs),
     /// Check a CSV manifest before a job uses it: every problem with its line.
     Manifest(commands::manifest::ManifestArgs),
+    /// List Ferry's Batch Operations jobs, or follow one with a progress bar (rate, ETA).
+    Status(commands::status::StatusArgs),
+    /// Copy again only the failed tasks of a finished job, once their cause is fixed.
+    Redrive(commands::redrive::RedriveArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +47,7 @@ fn main() -> ExitCode {
         Command::Revoke(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Revoke),
         Command::Preflight(args) => commands::preflight::run(&args),
         Command::Manifest(args) => commands::manifest::run(&args),
+        Command::Status(args) => commands::status::run(&args),
+        Command::Redrive(args) => commands::redrive::run(&args),
     }
 }

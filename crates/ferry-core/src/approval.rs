@@ -79,15 +79,24 @@ pub enum ApprovalMessage {
     /// when the first e-mail went out before the subscription was confirmed. Only principals
     /// of the destination account may publish to the approval topic.
     Resend,
+    /// Create a new job from only the failed tasks of a finished job (see
+    /// [`crate::report::redrive`]); no token: the topic only takes the destination account's
+    /// principals, and a redrive copies nothing the approved plan didn't cover.
+    Redrive {
+        job_id: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ApprovalMessageError {
     #[error(
         "the message is none of {{\"action\":\"approve\",\"token\":\"…\"}}, {{\"action\":\"reject\",\"token\":\"…\",\"reason\":\"…\"}}, \
-         {{\"action\":\"resend\"}} (nor the text 'approve <token>' / 'reject <token> <reason>' / 'resend')"
+         {{\"action\":\"resend\"}}, {{\"action\":\"redrive\",\"job_id\":\"…\"}} (nor the text 'approve <token>' / \
+         'reject <token> <reason>' / 'resend' / 'redrive <job-id>')"
     )]
     Unrecognised,
+    #[error("the job_id is not a Batch Operations job id (letters, digits, '-' and '_', at most 64): use the id from the e-mail")]
+    MalformedJobId,
     #[error("the token is not the 64-character hex token from the e-mail")]
     MalformedToken,
 }
@@ -99,6 +108,8 @@ struct JsonMessage {
     token: String,
     #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    job_id: Option<String>,
 }
 
 const MAX_REASON_CHARS: usize = 500;
@@ -108,7 +119,11 @@ impl ApprovalMessage {
     /// `reject <token> [reason…]`.
     pub fn parse(message: &str) -> Result<Self, ApprovalMessageError> {
         let (action, token, reason) = match serde_json::from_str::<JsonMessage>(message) {
-            Ok(m) => (m.action, m.token, m.reason.unwrap_or_default()),
+            Ok(m) => (
+                m.action,
+                m.job_id.unwrap_or(m.token),
+                m.reason.unwrap_or_default(),
+            ),
             Err(_) => {
                 let mut words = message.split_whitespace();
                 let action = words.next().unwrap_or_default().to_string();
@@ -119,6 +134,17 @@ impl ApprovalMessage {
         let action = action.to_ascii_lowercase();
         if action == "resend" {
             return Ok(ApprovalMessage::Resend);
+        }
+        if action == "redrive" {
+            // The second word (or `job_id`) is the job id here, not a token.
+            let job_id = token.trim();
+            return if crate::report::jobs::check_job_id(job_id).is_ok() {
+                Ok(ApprovalMessage::Redrive {
+                    job_id: job_id.to_string(),
+                })
+            } else {
+                Err(ApprovalMessageError::MalformedJobId)
+            };
         }
         if action != "approve" && action != "reject" {
             return Err(ApprovalMessageError::Unrecognised);
@@ -141,7 +167,7 @@ impl ApprovalMessage {
             ApprovalMessage::Approve { token } | ApprovalMessage::Reject { token, .. } => {
                 Some(token)
             }
-            ApprovalMessage::Resend => None,
+            ApprovalMessage::Resend | ApprovalMessage::Redrive { .. } => None,
         }
     }
 }
@@ -207,6 +233,28 @@ mod tests {
             ApprovalMessage::parse("resend"),
             Ok(ApprovalMessage::Resend)
         );
+    }
+
+    #[test]
+    fn redrive() {
+        let id = "7c1a3e52-0d4b-4c8e-9a55-1f2e3d4c5b6a";
+        let want = Ok(ApprovalMessage::Redrive { job_id: id.into() });
+        assert_eq!(
+            ApprovalMessage::parse(&format!(r#"{{"action":"redrive","job_id":"{id}"}}"#)),
+            want
+        );
+        assert_eq!(ApprovalMessage::parse(&format!("redrive {id}")), want);
+        for bad in [
+            r#"{"action":"redrive"}"#,
+            "redrive ../x",
+            r#"{"action":"redrive","job_id":"a b"}"#,
+        ] {
+            assert_eq!(
+                ApprovalMessage::parse(bad),
+                Err(ApprovalMessageError::MalformedJobId),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub mod policy;
 pub mod ports;
 pub mod preflight;
 pub mod render;
+pub mod report;
 pub mod spec;
 pub mod stack;
 pub mod validate;

@@ -62,6 +62,10 @@ pub struct Check {
     /// What to do, for Warn and Fail.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// A failure caused by throttling or a server error: worth trying again, says nothing
+    /// about the transfer.
+    #[serde(skip)]
+    pub transient: bool,
 }
 
 impl Check {
@@ -76,8 +80,28 @@ impl Check {
             status,
             detail: detail.into(),
             fix,
+            transient: false,
         }
     }
+}
+
+/// One line per check (`ok`, `warn`, `FAIL`, `n/a`) with its fix indented below: the text
+/// `ferry preflight` prints and the stack e-mails.
+pub fn render_checks<'a>(checks: impl IntoIterator<Item = &'a Check>) -> String {
+    let mut out = String::new();
+    for c in checks {
+        let mark = match c.status {
+            CheckStatus::Pass => "ok  ",
+            CheckStatus::Warn => "warn",
+            CheckStatus::Fail => "FAIL",
+            CheckStatus::CannotCheck => "n/a ",
+        };
+        out.push_str(&format!("{mark} {}: {}\n", c.name, c.detail));
+        if let Some(fix) = &c.fix {
+            out.push_str(&format!("     fix: {fix}\n"));
+        }
+    }
+    out
 }
 
 /// Runs every check; the result says which passed, failed or couldn't be made.
@@ -265,6 +289,12 @@ async fn check_ownership<A: PreflightApi + Sync>(api: &A, bucket: &str) -> Check
                  so every copy belongs to the destination account"
             )),
         ),
+        Err(e) if e.kind == AwsErrorKind::NotFound => Check::new(
+            name,
+            CheckStatus::Fail,
+            format!("s3://{bucket} does not exist"),
+            Some("check destination.bucket in the spec".to_string()),
+        ),
         Err(e) => cannot_or_fail(name, &format!("reading the ownership controls of s3://{bucket}"), e),
     }
 }
@@ -313,11 +343,17 @@ fn cannot_or_fail(name: &str, doing: &str, e: AwsCallError) -> Check {
             None,
         )
     } else {
-        Check::new(
-            name,
-            CheckStatus::Fail,
-            format!("{doing} failed: {e}"),
-            Some("retry; if it persists, check the name and that S3/KMS/IAM are reachable".into()),
-        )
+        Check {
+            transient: matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient),
+            ..Check::new(
+                name,
+                CheckStatus::Fail,
+                format!("{doing} failed: {e}"),
+                Some(
+                    "retry; if it persists, check the name and that S3/KMS/IAM are reachable"
+                        .into(),
+                ),
+            )
+        }
     }
 }

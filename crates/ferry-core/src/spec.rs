@@ -127,6 +127,14 @@ pub struct JobSpec {
     /// may only repeat it.
     #[serde(default)]
     pub region: Option<String>,
+    /// ARN of the stack's `large-object-copier` function (objects over 5 GiB): the role may
+    /// then invoke it. Left out of the serialized spec when unset (fingerprints unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_object_copier_arn: Option<String>,
+    /// ARN of that function's execution role: the role's trust policy then lets it assume
+    /// the role, so the copier acts as the one principal the source account's policies name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub large_object_copier_role_arn: Option<String>,
 }
 
 impl Default for JobSpec {
@@ -137,6 +145,8 @@ impl Default for JobSpec {
             confirmation_required: true,
             description: None,
             region: None,
+            large_object_copier_arn: None,
+            large_object_copier_role_arn: None,
         }
     }
 }

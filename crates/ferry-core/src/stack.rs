@@ -92,6 +92,8 @@ impl TransferPlanProperties {
             job: JobSpec {
                 confirmation_required: r.boolean("ConfirmationRequired", true),
                 priority: r.number("JobPriority", 10),
+                large_object_copier_arn: r.optional("LargeObjectCopierArn"),
+                large_object_copier_role_arn: r.optional("LargeObjectCopierRoleArn"),
                 ..JobSpec::default()
             },
             estimate: None,

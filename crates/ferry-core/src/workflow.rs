@@ -7,13 +7,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::{keys, ApprovalMessage, ApprovalMessageError, ApprovalRecord, ApprovalToken};
 use crate::error::FerryError;
-use crate::launch::{launch, AwsCallError, LaunchApi, LaunchError, LaunchRequest, RetryPolicy};
+use crate::launch::{
+    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+};
 use crate::plan::Plan;
 use crate::policy::batch_role::batch_role;
 use crate::ports::{
     is_terminal_job_status, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
     WaitSignal, WaitStatus,
 };
+use crate::preflight::{preflight, render_checks, Check, CheckStatus, PreflightApi};
 use crate::render::{render_instructions_email, ApprovalInstructions};
 use crate::spec::TransferSpec;
 use crate::stack::{approval_granted, ApprovalMode, TransferPlanProperties};
@@ -83,6 +86,15 @@ pub enum WorkflowError {
     TokenSpent,
     #[error("no approval is pending for this stack: nothing to re-send")]
     NothingPending,
+    #[error(
+        "the approval for {transfer} was not used: preflight found what would make the job fail. \
+         Fix it, then publish the same approval message again (the token still works).\n\n{report}"
+    )]
+    PreflightFailed {
+        transfer: String,
+        /// The failed and warning checks with their fixes, then the ones that couldn't be made.
+        report: String,
+    },
 }
 
 impl From<LaunchError> for WorkflowError {
@@ -431,9 +443,15 @@ pub async fn handle_approval<P>(
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
-    P: StateStore + WaitSignal + LaunchApi + Notifier + Sync,
+    P: StateStore + WaitSignal + PreflightApi + Notifier + Sync,
 {
     let message = ApprovalMessage::parse(message)?;
+    if let ApprovalMessage::Redrive { .. } = message {
+        // approval-handler sends redrives to report::redrive::redrive; they spend no token.
+        return Err(WorkflowError::BadMessage(
+            ApprovalMessageError::Unrecognised,
+        ));
+    }
     let Some(token) = message.token() else {
         return resend_instructions(ports, fresh_token, ctx).await;
     };
@@ -445,7 +463,9 @@ where
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",
-            ApprovalMessage::Reject { .. } | ApprovalMessage::Resend => "reject",
+            ApprovalMessage::Reject { .. }
+            | ApprovalMessage::Resend
+            | ApprovalMessage::Redrive { .. } => "reject",
         }
         .to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
@@ -478,7 +498,7 @@ async fn act_on_decision<P>(
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
-    P: StateStore + WaitSignal + LaunchApi + Notifier + Sync,
+    P: StateStore + WaitSignal + PreflightApi + Notifier + Sync,
 {
     let stack_waiting = match (&record.wait_handle_url, record.wait_deadline) {
         (Some(_), Some(deadline)) => {
@@ -489,6 +509,7 @@ where
     let name = &record.transfer_name;
     match message {
         ApprovalMessage::Approve { .. } => {
+            let checks = preflight_gate(ports, record).await?;
             // Written before signalling, so FirstJob finds it even if a "deferred" hand-over
             // signal won the race for the WaitCondition.
             ports
@@ -510,7 +531,11 @@ where
                 ports
                     .notify(
                         &format!("Ferry {name}: approved"),
-                        "The approval was received; the stack continues and launches the job.",
+                        &format!(
+                            "The approval was received; the stack continues and launches the job.\n\n\
+                             Preflight (from the destination account):\n{}",
+                            render_checks(&checks)
+                        ),
                     )
                     .await
                     .map_err(WorkflowError::aws("announcing the approval"))?;
@@ -521,9 +546,9 @@ where
                 ))
             }
         }
-        ApprovalMessage::Resend => Err(WorkflowError::BadMessage(
-            ApprovalMessageError::Unrecognised,
-        )),
+        ApprovalMessage::Resend | ApprovalMessage::Redrive { .. } => Err(
+            WorkflowError::BadMessage(ApprovalMessageError::Unrecognised),
+        ),
         ApprovalMessage::Reject { reason, .. } => {
             let mut stack_signalled = false;
             if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {
@@ -552,6 +577,48 @@ where
             Ok(ApprovalOutcome::Rejected { stack_signalled })
         }
     }
+}
+
+/// Preflight between an approval and the job: a check that fails for certain (missing role,
+/// manifest or bucket, wrong region, disabled key) refuses the approval before money is spent,
+/// and the token is given back so the same message works once fixed. Checks that fail on
+/// throttling or a server error make the whole approval retryable instead; checks that can't be
+/// made from the destination account don't block.
+async fn preflight_gate<P>(ports: &P, record: &ApprovalRecord) -> Result<Vec<Check>, WorkflowError>
+where
+    P: StateStore + PreflightApi + Sync,
+{
+    let (stored, plan) = load_plan(ports, &record.plan_fingerprint).await?;
+    let checks = preflight(ports, &stored.spec, &plan).await;
+    let failed = |c: &&Check| c.status == CheckStatus::Fail;
+    if let Some(check) = checks.iter().filter(failed).find(|c| c.transient) {
+        return Err(WorkflowError::Aws {
+            what: format!("preflight ({})", check.name),
+            cause: AwsCallError {
+                kind: AwsErrorKind::Transient,
+                code: "PreflightInterrupted".to_string(),
+                message: check.detail.clone(),
+            },
+        });
+    }
+    if checks.iter().any(|c| c.status == CheckStatus::Fail) {
+        let order = |c: &&Check| match c.status {
+            CheckStatus::Fail => 0,
+            CheckStatus::Warn => 1,
+            CheckStatus::CannotCheck => 2,
+            CheckStatus::Pass => 3,
+        };
+        let mut shown: Vec<&Check> = checks
+            .iter()
+            .filter(|c| c.status != CheckStatus::Pass)
+            .collect();
+        shown.sort_by_key(order);
+        return Err(WorkflowError::PreflightFailed {
+            transfer: record.transfer_name.clone(),
+            report: render_checks(shown),
+        });
+    }
+    Ok(checks)
 }
 
 async fn signal<P: WaitSignal + Sync>(

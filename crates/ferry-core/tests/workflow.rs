@@ -14,6 +14,7 @@ use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
     JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal, WaitSignal, WaitStatus,
 };
+use ferry_core::preflight::{KeyInfo, PreflightApi};
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{
     create_transfer, delete_jobs, delete_transfer, first_job, handle_approval,
@@ -32,6 +33,9 @@ struct MemoryAws {
     job_status: Mutex<BTreeMap<String, String>>,
     cancelled: Mutex<Vec<String>>,
     fail_create_job: Mutex<Option<AwsCallError>>,
+    /// Bucket → region S3 would name; absent buckets don't exist.
+    buckets: Mutex<Option<BTreeMap<String, String>>>,
+    fail_bucket_region: Mutex<Option<AwsCallError>>,
 }
 
 impl StateStore for MemoryAws {
@@ -125,6 +129,56 @@ impl LaunchApi for MemoryAws {
         Ok(id)
     }
     async fn pause(&self, _duration: Duration) {}
+}
+
+/// Preflight sees the roles `RoleAdmin` created, the example's buckets in their regions (unless a
+/// test sets `buckets`), ACLs disabled, and enabled customer managed keys.
+impl PreflightApi for MemoryAws {
+    async fn role_documents(
+        &self,
+        role_name: &str,
+        _policy_name: &str,
+    ) -> Result<Option<(String, Option<String>)>, AwsCallError> {
+        Ok(self.roles.lock().unwrap().get(role_name).map(|r| {
+            (
+                serde_json::to_string(&r.trust_policy).unwrap(),
+                Some(serde_json::to_string(&r.permissions_policy).unwrap()),
+            )
+        }))
+    }
+    async fn bucket_region(&self, bucket: &str) -> Result<Option<String>, AwsCallError> {
+        if let Some(e) = self.fail_bucket_region.lock().unwrap().take() {
+            return Err(e);
+        }
+        let buckets = self.buckets.lock().unwrap().clone().unwrap_or_else(|| {
+            let s = spec();
+            [
+                (s.source.bucket.clone(), s.source.region.clone()),
+                (s.destination.bucket.clone(), s.destination.region.clone()),
+                (s.manifest.bucket.clone(), s.manifest_region().to_string()),
+                (s.report.bucket.clone(), s.report_region().to_string()),
+            ]
+            .into_iter()
+            .collect()
+        });
+        match buckets.get(bucket) {
+            Some(region) => Ok(Some(region.clone())),
+            None => Err(AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NotFound".into(),
+                message: "Not Found".into(),
+            }),
+        }
+    }
+    async fn object_ownership(&self, _bucket: &str) -> Result<Option<String>, AwsCallError> {
+        Ok(Some("BucketOwnerEnforced".into()))
+    }
+    async fn describe_key(&self, _key_arn: &str) -> Result<KeyInfo, AwsCallError> {
+        Ok(KeyInfo {
+            enabled: true,
+            manager: "CUSTOMER".into(),
+        })
+    }
 }
 
 impl JobControl for MemoryAws {
@@ -544,4 +598,95 @@ async fn resend_issues_a_new_token_and_retires_the_old_one() {
         .await
         .unwrap_err();
     assert!(matches!(none, WorkflowError::NothingPending));
+}
+
+#[tokio::test]
+async fn preflight_refuses_an_approval_that_would_fail_and_keeps_the_token() {
+    let aws = MemoryAws::default();
+    let t = token(12);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let plan = Plan::build(&spec()).unwrap();
+    // The role went missing and the destination bucket is in another region than the spec says.
+    aws.roles.lock().unwrap().clear();
+    let s = spec();
+    *aws.buckets.lock().unwrap() = Some(
+        [
+            (s.source.bucket.clone(), s.source.region.clone()),
+            (s.destination.bucket.clone(), "ap-south-1".to_string()),
+            (s.manifest.bucket.clone(), s.manifest_region().to_string()),
+            (s.report.bucket.clone(), s.report_region().to_string()),
+        ]
+        .into_iter()
+        .collect(),
+    );
+    let refused = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+    let text = refused.to_string();
+    assert!(
+        matches!(refused, WorkflowError::PreflightFailed { .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains(&plan.batch_role.arn),
+        "names the role: {text}"
+    );
+    assert!(text.contains("does not exist"), "{text}");
+    assert!(
+        text.contains("ap-south-1") && text.contains("set the destination region"),
+        "names the region and the fix: {text}"
+    );
+    assert!(!text.contains(t.expose()), "never echoes the token");
+    assert!(aws.jobs.lock().unwrap().is_empty(), "no job before the fix");
+
+    // Fixed: the same message now launches the job.
+    aws.roles
+        .lock()
+        .unwrap()
+        .insert(plan.batch_role.name.clone(), plan.batch_role.clone());
+    *aws.buckets.lock().unwrap() = None;
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 120))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ApprovalOutcome::JobLaunched(_)),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_throttled_preflight_is_retryable_and_keeps_the_token() {
+    let aws = MemoryAws::default();
+    let t = token(13);
+    create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    *aws.fail_bucket_region.lock().unwrap() = Some(AwsCallError {
+        kind: AwsErrorKind::Throttled,
+        code: "SlowDown".into(),
+        message: "Please reduce your request rate.".into(),
+    });
+    let err = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, WorkflowError::Aws { cause, .. } if cause.kind == AwsErrorKind::Transient),
+        "{err}"
+    );
+    assert!(
+        aws.signals.lock().unwrap().is_empty(),
+        "the stack still waits"
+    );
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 90))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApprovalOutcome::WaitSignalled);
+    let approved = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        approved.1.contains("ok   Batch Operations role"),
+        "the approval e-mail lists the preflight: {}",
+        approved.1
+    );
 }

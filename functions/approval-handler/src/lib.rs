@@ -6,8 +6,11 @@
 
 use aws_lambda_events::sns::SnsEvent;
 use ferry_core::approval::{ApprovalMessage, ApprovalToken};
-use ferry_core::launch::{AwsErrorKind, LaunchApi, LaunchError, RetryPolicy};
+use ferry_core::launch::{AwsErrorKind, LaunchError, RetryPolicy};
 use ferry_core::ports::{Notifier, StateStore, WaitSignal};
+use ferry_core::preflight::PreflightApi;
+use ferry_core::report::jobs::{JobsApi, ReportObjects};
+use ferry_core::report::redrive::{self, RedriveContext, RedriveOutcome, StateBucketName};
 use ferry_core::workflow::{self, ApprovalOutcome, StackContext, WorkflowError};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -16,13 +19,17 @@ use serde_json::Value;
 pub const DEADLINE_CHECK: &str = "approval-deadline-check";
 
 pub trait ApprovalPorts:
-    StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+    StateStore + WaitSignal + PreflightApi + Notifier + RedrivePorts + Send + Sync + 'static
 {
 }
 impl<T> ApprovalPorts for T where
-    T: StateStore + WaitSignal + LaunchApi + Notifier + Send + Sync + 'static
+    T: StateStore + WaitSignal + PreflightApi + Notifier + RedrivePorts + Send + Sync + 'static
 {
 }
+
+/// What a redrive needs besides the approval ports.
+pub trait RedrivePorts: JobsApi + ReportObjects + StateBucketName {}
+impl<T: JobsApi + ReportObjects + StateBucketName> RedrivePorts for T {}
 
 pub struct ApprovalHandler<P> {
     pub ports: P,
@@ -84,6 +91,9 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
     }
 
     async fn one_message(&self, message: &str) -> Result<Result<ApprovalOutcome, String>, Error> {
+        if let Ok(ApprovalMessage::Redrive { job_id }) = ApprovalMessage::parse(message) {
+            return self.redrive(&job_id).await;
+        }
         let token_ref = ApprovalMessage::parse(message)
             .ok()
             .and_then(|m| m.token().map(|t| t.hash()[..12].to_string()))
@@ -113,6 +123,59 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
                 Ok(Err(e.to_string()))
             }
         }
+    }
+}
+
+impl<P: ApprovalPorts> ApprovalHandler<P> {
+    /// `{"action":"redrive","job_id":…}`: a new job from the failed tasks of a finished job of
+    /// this account and region (both read from the approval topic's ARN). The outcome is
+    /// e-mailed either way.
+    async fn redrive(&self, job_id: &str) -> Result<Result<ApprovalOutcome, String>, Error> {
+        // arn:<partition>:sns:<region>:<account>:<name>
+        let arn: Vec<&str> = self.approval_topic_arn.split(':').collect();
+        let (Some(region), Some(account_id)) = (arn.get(3), arn.get(4)) else {
+            return Err(format!(
+                "FERRY_APPROVAL_TOPIC_ARN {:?} is not an SNS topic ARN",
+                self.approval_topic_arn
+            )
+            .into());
+        };
+        let ctx = RedriveContext {
+            state_bucket: self.ports.state_bucket().to_string(),
+            region: region.to_string(),
+            retry: self.retry,
+        };
+        let refusal = match redrive::redrive_and_announce(&self.ports, account_id, job_id, &ctx)
+            .await
+        {
+            Ok(RedriveOutcome::Launched { record, job }) => {
+                tracing::info!(job_id, new_job_id = %record.new_job_id, tasks = record.tasks, "redrive launched");
+                return Ok(Ok(ApprovalOutcome::JobLaunched(job)));
+            }
+            Ok(RedriveOutcome::AlreadyRedriven(record)) => format!(
+                "job {job_id} was already redriven as job {} ({} tasks); that job is the redrive",
+                record.new_job_id, record.tasks
+            ),
+            Ok(RedriveOutcome::NothingToRedrive { .. }) => {
+                format!(
+                    "job {job_id} has no failed task in its completion report: nothing to redrive"
+                )
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(job_id, error = %e, "redrive failed for now; will be retried");
+                return Err(e.to_string().into());
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(job_id, reason = %refusal, "redrive not done");
+        let _ = self
+            .ports
+            .notify(
+                &format!("Ferry: redrive of job {job_id} not done"),
+                &refusal,
+            )
+            .await;
+        Ok(Err(refusal))
     }
 }
 

@@ -11,7 +11,7 @@ use aws_sdk_s3control::operation::create_job::{CreateJobError, CreateJobInput, C
 use aws_sdk_s3control::types::error::TooManyRequestsException;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
-use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::RetryPolicy;
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
@@ -23,6 +23,10 @@ use serde_json::Value;
 const NOW: u64 = 1_795_500_000;
 const STATE_BUCKET: &str = "ferry-state-test";
 const MANIFEST_BUCKET: &str = "acme-ferry-manifests";
+const REPORT_BUCKET: &str = "acme-ferry-reports";
+const DESTINATION_BUCKET: &str = "acme-photos-archive";
+const SOURCE_BUCKET: &str = "acme-photos-prod";
+const SOURCE_ACCOUNT: &str = "111111111111";
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -67,9 +71,45 @@ impl World {
         let s3 = s3_client(&config);
         let sns = aws_sdk_sns::Client::new(&config);
         let sqs = aws_sdk_sqs::Client::new(&config);
-        for bucket in [STATE_BUCKET, MANIFEST_BUCKET] {
+        for bucket in [
+            STATE_BUCKET,
+            MANIFEST_BUCKET,
+            REPORT_BUCKET,
+            DESTINATION_BUCKET,
+        ] {
             s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
+        // What preflight looks at: the source bucket (the other account's), and the
+        // destination's object ownership.
+        let source_s3 = s3_client(
+            &moto
+                .sdk_config_for_account(SOURCE_ACCOUNT, "us-east-1")
+                .await,
+        );
+        source_s3
+            .create_bucket()
+            .bucket(SOURCE_BUCKET)
+            .send()
+            .await
+            .unwrap();
+        s3.put_bucket_ownership_controls()
+            .bucket(DESTINATION_BUCKET)
+            .ownership_controls(
+                aws_sdk_s3::types::OwnershipControls::builder()
+                    .rules(
+                        aws_sdk_s3::types::OwnershipControlsRule::builder()
+                            .object_ownership(
+                                aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced,
+                            )
+                            .build()
+                            .unwrap(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         s3.put_object()
             .bucket(MANIFEST_BUCKET)
             .key("photos/manifest.csv")
@@ -116,17 +156,8 @@ impl World {
             .unwrap();
         let s3control = mock_client!(aws_sdk_s3control, RuleMode::MatchAny, create_job, |c| c
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
-        let ports = AwsPorts {
-            launch: AwsLaunchApi {
-                s3: s3.clone(),
-                s3control,
-            },
-            iam: aws_sdk_iam::Client::new(&config),
-            sns,
-            http: reqwest::Client::new(),
-            state_bucket: STATE_BUCKET.to_string(),
-            notification_topic_arn: topic_arn,
-        };
+        let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
+            .with_clients(s3.clone(), s3control);
         World {
             _moto: moto,
             catcher: ResponseCatcher::start(),
@@ -322,6 +353,7 @@ async fn approve_in_deferred_mode_launches_the_job() {
     let world = World::start(&[&rule]).await;
     let t = token(4);
     let fingerprint = world.set_up(ApprovalMode::Deferred, &t).await;
+    let logs = ferry_testkit::LogCapture::start();
     let handled = world
         .handler()
         .handle(event(sns_fixture("approval-handler-approve.json", &t)))
@@ -359,6 +391,13 @@ async fn approve_in_deferred_mode_launches_the_job() {
         .await
         .iter()
         .any(|m| m.contains("--requested-job-status Ready")));
+    // Logs name the token only by a prefix of its SHA-256.
+    let logged = logs.text();
+    assert!(
+        logged.contains(&t.hash()[..12]) && logged.contains("job"),
+        "{logged}"
+    );
+    assert!(!logged.contains(t.expose()), "token in the logs: {logged}");
 }
 
 #[tokio::test]
@@ -446,4 +485,73 @@ async fn an_event_of_another_kind_is_a_clear_error() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("approval-deadline-check"), "{err}");
+}
+
+#[tokio::test]
+async fn preflight_refuses_an_approval_whose_job_would_fail_and_the_token_still_works_after_the_fix(
+) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = recording_create_job(seen.clone());
+    let world = World::start(&[&rule]).await;
+    let t = token(6);
+    world.set_up(ApprovalMode::Deferred, &t).await;
+    // The manifest is gone (say, the wrong key was given): the job could only fail.
+    world
+        .s3
+        .delete_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .send()
+        .await
+        .unwrap();
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = handled else {
+        panic!("messages")
+    };
+    assert!(
+        matches!(&results[0], Err(e) if e.contains("preflight")),
+        "{results:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no job was requested");
+    let inbox = world.inbox().await;
+    let refusal = inbox
+        .iter()
+        .find(|m| m.contains("was not used"))
+        .unwrap_or_else(|| panic!("a refusal e-mail: {inbox:?}"));
+    assert!(
+        refusal.contains(
+            "FAIL manifest: s3://acme-ferry-manifests/photos/manifest.csv does not exist"
+        ),
+        "{refusal}"
+    );
+    assert!(refusal.contains("publish the same approval message again"));
+    assert!(
+        !refusal.contains(t.expose()),
+        "no token in e-mails about refusals"
+    );
+
+    // Put back, the same message launches the job.
+    world
+        .s3
+        .put_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .body(b"acme-photos-prod,a.jpg\n".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&handled, Handled::Messages(r) if matches!(r[0], Ok(ApprovalOutcome::JobLaunched(_)))),
+        "{handled:?}"
+    );
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_lambda_events::cloudformation::{
     CloudFormationCustomResourceRequest as Request,
@@ -57,17 +57,9 @@ pub struct StackHandler<P> {
 
 impl<P> StackHandler<P> {
     fn budget(&self, deadline_ms: u64) -> Duration {
-        // Lambda sends epoch milliseconds; `Context::default()` sends 0 and `cargo lambda watch`
-        // sends its timeout (600000): anything before 2001 is not a real deadline.
-        const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
-        if deadline_ms < PLAUSIBLE_EPOCH_MS {
+        let Some(remaining) = ferry_aws::runtime::time_left(deadline_ms) else {
             return self.default_budget;
-        }
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let remaining = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+        };
         // Keep back the margin, but never more than a quarter of a short timeout (Lambda's
         // default is 3 s, as in local emulators), so short runs still get to work.
         remaining.saturating_sub(self.answer_margin.min(remaining / 4))
@@ -550,8 +542,8 @@ mod tests {
         // Context::default() and `cargo lambda watch` (which sends its 600 s timeout).
         assert_eq!(h.budget(0), Duration::from_secs(240));
         assert_eq!(h.budget(600_000), Duration::from_secs(240));
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_millis() as u64;
         // 300 s left: 10 s kept back for the answer.

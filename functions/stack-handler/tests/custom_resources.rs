@@ -18,7 +18,7 @@ use aws_lambda_events::cloudformation::{
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_aws::AwsPorts;
 use ferry_core::approval::{ApprovalRecord, ApprovalToken};
 use ferry_core::job::{client_request_token, CreateJobRequest};
 use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
@@ -136,9 +136,9 @@ struct Email {
 struct Env {
     _moto: MotoServer,
     catcher: ResponseCatcher,
+    config: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
-    sns: aws_sdk_sns::Client,
     sqs: aws_sdk_sqs::Client,
     notification_topic_arn: String,
     approval_topic_arn: String,
@@ -208,9 +208,9 @@ impl Env {
         Env {
             _moto: moto,
             catcher: ResponseCatcher::start(),
+            config,
             s3,
             iam,
-            sns,
             sqs,
             notification_topic_arn,
             approval_topic_arn,
@@ -224,17 +224,12 @@ impl Env {
     }
 
     fn ports_with_bucket(&self, s3control: aws_sdk_s3control::Client, bucket: &str) -> AwsPorts {
-        AwsPorts {
-            launch: AwsLaunchApi {
-                s3: self.s3.clone(),
-                s3control,
-            },
-            iam: self.iam.clone(),
-            sns: self.sns.clone(),
-            http: reqwest::Client::new(),
-            state_bucket: bucket.to_string(),
-            notification_topic_arn: self.notification_topic_arn.clone(),
-        }
+        AwsPorts::from_config(
+            &self.config,
+            bucket.to_string(),
+            self.notification_topic_arn.clone(),
+        )
+        .with_clients(self.s3.clone(), s3control)
     }
 
     fn handler<P: StackPorts>(&self, ports: P) -> StackHandler<P> {
@@ -603,6 +598,7 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
     let plan = plan_of(&event["ResourceProperties"]);
     let golden = golden_plan();
 
+    let logs = ferry_testkit::LogCapture::start();
     let answer = env.invoke(&handler, event.clone()).await;
 
     assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
@@ -676,6 +672,16 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
         email.body
     );
     assert!(email.subject.contains("photos"), "{email:?}");
+    // The token goes only to the e-mail: never to the logs.
+    let logged = logs.text();
+    assert!(
+        logged.contains("\"level\":\"INFO\""),
+        "logs captured: {logged}"
+    );
+    assert!(
+        !logged.contains(token.expose()),
+        "token in the logs: {logged}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ pub mod grant;
 pub mod manifest;
 pub mod plan;
 pub mod preflight;
+pub mod redrive;
+pub mod status;
 
 use std::path::Path;
 

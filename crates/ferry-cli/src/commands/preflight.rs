@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use ferry_aws::preflight::AwsPreflight;
-use ferry_core::preflight::{preflight, CheckStatus};
+use ferry_core::preflight::{preflight, render_checks, CheckStatus};
 
 #[derive(Args)]
 pub struct PreflightArgs {
@@ -41,20 +41,7 @@ pub fn run(args: &PreflightArgs) -> ExitCode {
             "{}",
             serde_json::to_string_pretty(&checks).unwrap_or_default()
         ),
-        Format::Text => {
-            for c in &checks {
-                let mark = match c.status {
-                    CheckStatus::Pass => "ok  ",
-                    CheckStatus::Warn => "warn",
-                    CheckStatus::Fail => "FAIL",
-                    CheckStatus::CannotCheck => "n/a ",
-                };
-                println!("{mark} {}: {}", c.name, c.detail);
-                if let Some(fix) = &c.fix {
-                    println!("     fix: {fix}");
-                }
-            }
-        }
+        Format::Text => print!("{}", render_checks(&checks)),
     }
     if checks.iter().any(|c| c.status == CheckStatus::Fail) {
         ExitCode::FAILURE

@@ -71,6 +71,16 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
     if writes_tags {
         write_destination.push("s3:PutObjectTagging");
     }
+    // The large-object copier (acting as this role) resumes its multipart uploads from their
+    // listed parts, aborts the ones it gives up, and checks each copy with HeadObject.
+    let copier = spec.job.large_object_copier_arn.is_some();
+    if copier {
+        write_destination.extend([
+            "s3:AbortMultipartUpload",
+            "s3:ListMultipartUploadParts",
+            "s3:GetObject",
+        ]);
+    }
 
     let mut out = vec![
         Access {
@@ -106,16 +116,24 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
                 )),
             )],
         },
-        Access {
-            purpose: "WriteCompletionReport",
-            actions: vec!["s3:PutObject"],
-            target: bucket(&spec.report.account_id, &spec.report.bucket),
-            resources: vec![s3(
-                &spec.report.bucket,
-                Some(&format!("{}/*", iam_escape(&spec.report.prefix))),
-            )],
-        },
     ];
+    if copier {
+        out.push(Access {
+            purpose: "ListDestinationUploads",
+            actions: vec!["s3:ListBucketMultipartUploads"],
+            target: bucket(&dst.account_id, &dst.bucket),
+            resources: vec![s3(&dst.bucket, None)],
+        });
+    }
+    out.extend([Access {
+        purpose: "WriteCompletionReport",
+        actions: vec!["s3:PutObject"],
+        target: bucket(&spec.report.account_id, &spec.report.bucket),
+        resources: vec![s3(
+            &spec.report.bucket,
+            Some(&format!("{}/*", iam_escape(&spec.report.prefix))),
+        )],
+    }]);
 
     let keys = [
         (

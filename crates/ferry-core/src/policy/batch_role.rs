@@ -43,11 +43,14 @@ pub fn batch_role(spec: &TransferSpec) -> BatchRole {
 /// Only Batch Operations jobs of the destination account, in the job region, may assume the
 /// role: `aws:SourceAccount` and `aws:SourceArn` stop another account's job from borrowing it
 /// (the confused-deputy problem).
+///
+/// With a large-object copier, its execution role may assume the role too: the copier does its
+/// S3 and KMS work as this role, the one principal the source account's policies name.
 pub fn trust_policy(spec: &TransferSpec) -> PolicyDocument {
     let account = &spec.destination.account_id;
     let region = spec.job_region();
     let partition = partition_for_region(region);
-    PolicyDocument::new(vec![Statement::allow(
+    let mut statements = vec![Statement::allow(
         sid(&spec.name, "BatchOperationsAssumeRole"),
         &["sts:AssumeRole"],
         Vec::new(),
@@ -58,7 +61,18 @@ pub fn trust_policy(spec: &TransferSpec) -> PolicyDocument {
         "ArnLike",
         "aws:SourceArn",
         format!("arn:{partition}:s3:{region}:{account}:job/*"),
-    )])
+    )];
+    if let Some(copier_role) = &spec.job.large_object_copier_role_arn {
+        statements.push(
+            Statement::allow(
+                sid(&spec.name, "LargeObjectCopierAssumeRole"),
+                &["sts:AssumeRole"],
+                Vec::new(),
+            )
+            .with_principal(Principal::Aws(copier_role.clone())),
+        );
+    }
+    PolicyDocument::new(statements)
 }
 
 /// The role's identity policy: every access the job needs, S3 statements pinned to the
@@ -86,6 +100,15 @@ pub fn permissions_policy(spec: &TransferSpec) -> PolicyDocument {
                 ),
             }
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut statements = statements;
+    // The LambdaInvoke job for objects over 5 GiB invokes exactly this function.
+    if let Some(function_arn) = &spec.job.large_object_copier_arn {
+        statements.push(Statement::allow(
+            sid(&spec.name, "InvokeLargeObjectCopier"),
+            &["lambda:InvokeFunction"],
+            vec![function_arn.clone()],
+        ));
+    }
     PolicyDocument::new(statements)
 }

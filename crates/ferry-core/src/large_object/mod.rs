@@ -1,0 +1,16 @@
+//! Objects over 5 GiB: what Ferry's `large-object-copier` function does for each task of a
+//! Batch Operations LambdaInvoke job, written against the [`copy::MultipartCopyApi`] port.
+//!
+//! - [`arguments`]: the destination settings carried in the job's `UserArguments`.
+//! - [`parts`]: the part-size plan (≤ 10,000 parts of 5 MiB–5 GiB, chosen from the size).
+//! - [`task`]: the LambdaInvoke request and response (schemas 1.0 and 2.0).
+//! - [`resume`]: finding the multipart upload an earlier invocation left open.
+//! - [`copy`]: the multipart server-side copy itself and how its outcome is reported.
+
+pub mod arguments;
+pub mod copy;
+pub mod parts;
+pub mod resume;
+pub mod task;
+
+pub use arguments::*;

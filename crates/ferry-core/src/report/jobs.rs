@@ -1,0 +1,179 @@
+//! The Batch Operations calls monitoring makes, as ports: what DescribeJob, ListJobs and
+//! GetJobTagging say about a job, and reading objects of a completion report.
+//! `ferry-aws` implements them with the SDK (`jobs.rs`); tests use mocks or moto.
+
+use std::future::Future;
+
+use serde::Serialize;
+
+use crate::job::{S3Tag, TRANSFER_TAG};
+use crate::launch::AwsCallError;
+
+/// Don't ask S3 Control about a job more often than this (AWS's guidance for DescribeJob).
+pub const MIN_POLL_SECONDS: u64 = 30;
+
+/// Batch Operations job ids are UUIDs; Ferry accepts letters, digits, `-` and `_`, at most 64,
+/// so an id can't smuggle a path or a shell word into a key or a command.
+pub fn check_job_id(job_id: &str) -> Result<(), &'static str> {
+    let ok = !job_id.is_empty()
+        && job_id.len() <= 64
+        && job_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err("not a Batch Operations job id (letters, digits, '-' and '_', at most 64 characters); use the id from the e-mail or `ferry status`")
+    }
+}
+
+/// What the job runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum JobOperationKind {
+    Copy,
+    LambdaInvoke {
+        function_arn: String,
+    },
+    /// An operation Ferry doesn't launch (only foreign jobs have these).
+    Other {
+        name: String,
+    },
+}
+
+/// Where a job writes its completion report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportLocation {
+    pub enabled: bool,
+    /// Bucket name (DescribeJob gives the ARN; the name is what GetObject takes).
+    pub bucket: String,
+    pub prefix: String,
+    pub scope: String,
+}
+
+/// DescribeJob's answer, reduced to what Ferry shows and acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobInfo {
+    pub job_id: String,
+    pub job_arn: Option<String>,
+    pub status: String,
+    pub description: Option<String>,
+    pub operation: JobOperationKind,
+    pub total_tasks: Option<u64>,
+    pub succeeded_tasks: Option<u64>,
+    pub failed_tasks: Option<u64>,
+    pub active_seconds: Option<u64>,
+    pub created_unix: Option<i64>,
+    pub terminated_unix: Option<i64>,
+    /// `(FailureCode, FailureReason)` pairs.
+    pub failure_reasons: Vec<(String, String)>,
+    pub status_update_reason: Option<String>,
+    pub suspended_cause: Option<String>,
+    pub report: Option<ReportLocation>,
+    pub role_arn: Option<String>,
+    pub priority: i32,
+}
+
+impl JobInfo {
+    /// A Copy job known only by id and status (the rest unknown until described).
+    pub fn new(job_id: &str, status: &str) -> Self {
+        Self {
+            job_id: job_id.to_string(),
+            job_arn: None,
+            status: status.to_string(),
+            description: None,
+            operation: JobOperationKind::Copy,
+            total_tasks: None,
+            succeeded_tasks: None,
+            failed_tasks: None,
+            active_seconds: None,
+            created_unix: None,
+            terminated_unix: None,
+            failure_reasons: Vec::new(),
+            status_update_reason: None,
+            suspended_cause: None,
+            report: None,
+            role_arn: None,
+            priority: 0,
+        }
+    }
+
+    /// Seconds from creation to termination (or to `now` while it runs).
+    pub fn elapsed_seconds(&self, now_unix: u64) -> Option<u64> {
+        let start = self.created_unix?;
+        let end = self
+            .terminated_unix
+            .unwrap_or(i64::try_from(now_unix).unwrap_or(i64::MAX));
+        u64::try_from(end.saturating_sub(start)).ok()
+    }
+
+    /// Batch Operations' own rule: a job fails once ≥ 1,000 tasks ran and > 50 % failed.
+    pub fn hit_failure_threshold(&self) -> bool {
+        let (Some(ok), Some(failed)) = (self.succeeded_tasks, self.failed_tasks) else {
+            return false;
+        };
+        let reasons_say_so = self.failure_reasons.iter().any(|(code, reason)| {
+            let text = format!("{code} {reason}").to_ascii_lowercase();
+            text.contains("threshold") || text.contains("50%") || text.contains("failure rate")
+        });
+        self.status == "Failed"
+            && (reasons_say_so || (ok + failed >= 1000 && failed * 2 > ok + failed))
+    }
+}
+
+/// One row of ListJobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobListing {
+    pub job_id: String,
+    pub status: String,
+    pub description: Option<String>,
+    pub operation: String,
+    pub created_unix: Option<i64>,
+    pub terminated_unix: Option<i64>,
+    pub total_tasks: Option<u64>,
+    pub succeeded_tasks: Option<u64>,
+    pub failed_tasks: Option<u64>,
+}
+
+/// S3 Control's job calls.
+pub trait JobsApi {
+    fn describe_job(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<JobInfo, AwsCallError>> + Send;
+    fn job_tags(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Vec<S3Tag>, AwsCallError>> + Send;
+    /// Every job of the account ListJobs returns (the last 90 days), newest first.
+    fn list_jobs(
+        &self,
+        account_id: &str,
+    ) -> impl Future<Output = Result<Vec<JobListing>, AwsCallError>> + Send;
+}
+
+/// Reading a completion report.
+pub trait ReportObjects {
+    /// A small object whole; `None` when it doesn't exist.
+    fn read_object(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, AwsCallError>> + Send;
+    /// A large object, chunk by chunk as it arrives. Returns the bytes read.
+    fn stream_object<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> impl Future<Output = Result<u64, AwsCallError>> + Send + 'a;
+}
+
+/// A job's Ferry tags: `(transfer name, plan fingerprint)`, or `None` for a job that isn't
+/// Ferry's.
+pub fn ferry_tags(tags: &[S3Tag]) -> Option<(String, Option<String>)> {
+    let find = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
+    Some((find(TRANSFER_TAG)?, find(crate::job::PLAN_TAG)))
+}

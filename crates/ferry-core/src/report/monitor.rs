@@ -1,0 +1,376 @@
+//! The job monitor's workflow: a Batch Operations `JobStatusChanged` event in, a message a
+//! person can act on out.
+//!
+//! Only Ferry's jobs (tag `ferry:transfer`) of plans stored in this stack's state bucket (tag
+//! `ferry:plan`) are handled; others are ignored with a log line by the caller. A terminal job (Complete, Failed, Cancelled) gets its summary: the report is read,
+//! failures grouped by cause with their fixes, the full breakdown stored in the state bucket and
+//! a short e-mail published. A job suspended awaiting confirmation gets the commands to confirm
+//! or cancel it. EventBridge delivers at least once, so each (job, status) is announced once: a
+//! conditional write claims it, and is given back if announcing fails so a retry can.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::jobs::{ferry_tags, JobInfo, JobsApi, ReportObjects};
+use super::read::{for_each_failed_task, ReportReadError};
+use super::summary::{thousands, FailureTally, JobSummary, RedriveHint, SummaryInput};
+use super::{load_stored_spec, StoredSpec};
+use crate::launch::AwsCallError;
+use crate::ports::{is_terminal_job_status, Notifier, StateStore};
+use crate::spec::TransferSpec;
+
+/// A job status change, from the CloudTrail event EventBridge delivers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobStatusEvent {
+    pub account_id: String,
+    pub region: String,
+    pub job_id: String,
+    pub status: String,
+    pub failure_codes: Vec<String>,
+    pub status_change_reason: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error(
+        "the event is not a Batch Operations JobStatusChanged event (detail.eventName is {0:?}); \
+         the rule must match source aws.s3, eventName JobStatusChanged"
+    )]
+    NotJobStatusChanged(String),
+    #[error("the event has no {0}: expected the CloudTrail AWS Service Event shape (see events/job-monitor.json)")]
+    Missing(&'static str),
+}
+
+impl JobStatusEvent {
+    /// Reads `detail.serviceEventDetails` of an "AWS Service Event via CloudTrail" event.
+    pub fn from_eventbridge(event: &Value) -> Result<Self, EventError> {
+        let detail = event.get("detail").ok_or(EventError::Missing("detail"))?;
+        let name = detail
+            .get("eventName")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if name != "JobStatusChanged" {
+            return Err(EventError::NotJobStatusChanged(name.to_string()));
+        }
+        let details = detail
+            .get("serviceEventDetails")
+            .ok_or(EventError::Missing("detail.serviceEventDetails"))?;
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let job_id = text(details.get("jobId"))
+            .filter(|j| !j.is_empty())
+            .ok_or(EventError::Missing("detail.serviceEventDetails.jobId"))?;
+        let status = text(details.get("status"))
+            .filter(|s| !s.is_empty())
+            .ok_or(EventError::Missing("detail.serviceEventDetails.status"))?;
+        // The job ARN (arn:aws:s3:<region>:<account>:job/<id>) is the most precise source.
+        let arn = text(details.get("jobArn")).unwrap_or_default();
+        let arn_parts: Vec<&str> = arn.split(':').collect();
+        let from_arn = |i: usize| {
+            arn_parts
+                .get(i)
+                .filter(|p| !p.is_empty())
+                .map(|p| p.to_string())
+        };
+        let account_id = from_arn(4)
+            .or_else(|| text(event.get("account")))
+            .or_else(|| text(detail.get("recipientAccountId")))
+            .ok_or(EventError::Missing("account"))?;
+        let region = from_arn(3)
+            .or_else(|| text(event.get("region")))
+            .or_else(|| text(detail.get("awsRegion")))
+            .ok_or(EventError::Missing("region"))?;
+        let strings = |v: Option<&Value>| -> Vec<String> {
+            v.and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        Ok(Self {
+            account_id,
+            region,
+            job_id,
+            status,
+            failure_codes: strings(details.get("failureCodes")),
+            status_change_reason: strings(details.get("statusChangeReason")),
+        })
+    }
+}
+
+/// What the monitor needs besides its ports.
+#[derive(Debug, Clone)]
+pub struct MonitorContext {
+    pub state_bucket: String,
+    pub approval_topic_arn: String,
+    pub now_unix: u64,
+}
+
+/// What one event led to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum MonitorOutcome {
+    /// A status nobody needs to hear about (New, Preparing, Active, …).
+    Ignored {
+        status: String,
+    },
+    /// Not one of Ferry's jobs.
+    NotFerrys {
+        job_id: String,
+    },
+    /// A Ferry job of a plan this stack didn't store (another transfer's stack speaks for it).
+    OtherStack {
+        job_id: String,
+        transfer_name: String,
+    },
+    /// This (job, status) was announced already (a redelivered event).
+    AlreadyAnnounced {
+        job_id: String,
+        status: String,
+    },
+    AwaitingConfirmation {
+        job_id: String,
+    },
+    Summarised(Box<JobSummary>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error("{what}: {cause}")]
+    Aws { what: String, cause: AwsCallError },
+    #[error(transparent)]
+    Report(#[from] ReportReadError),
+}
+
+impl MonitorError {
+    /// Worth a retry by Lambda (throttling, 5xx, network).
+    pub fn is_retryable(&self) -> bool {
+        let cause = match self {
+            MonitorError::Aws { cause, .. } => Some(cause),
+            MonitorError::Report(r) => r.aws_cause(),
+        };
+        cause.is_some_and(|c| {
+            matches!(
+                c.kind,
+                crate::launch::AwsErrorKind::Throttled | crate::launch::AwsErrorKind::Transient
+            )
+        })
+    }
+}
+
+fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> MonitorError {
+    let what = what.into();
+    move |cause| MonitorError::Aws { what, cause }
+}
+
+/// State bucket keys of the monitor.
+pub mod keys {
+    pub fn announced(job_id: &str, status: &str) -> String {
+        format!("monitor/{job_id}/{status}.announced")
+    }
+    pub fn breakdown(job_id: &str) -> String {
+        format!("reports/{job_id}/breakdown.json")
+    }
+}
+
+/// Handles one event. See the module documentation.
+pub async fn on_job_status_changed<P>(
+    ports: &P,
+    event: &JobStatusEvent,
+    ctx: &MonitorContext,
+) -> Result<MonitorOutcome, MonitorError>
+where
+    P: JobsApi + ReportObjects + StateStore + Notifier + Sync,
+{
+    // Cheap filter first: most status changes need no call at all.
+    if !(is_terminal_job_status(&event.status) || event.status == "Suspended") {
+        return Ok(MonitorOutcome::Ignored {
+            status: event.status.clone(),
+        });
+    }
+    let tags = ports
+        .job_tags(&event.account_id, &event.job_id)
+        .await
+        .map_err(aws(format!("reading the tags of job {}", event.job_id)))?;
+    let Some((transfer_name, fingerprint)) = ferry_tags(&tags) else {
+        return Ok(MonitorOutcome::NotFerrys {
+            job_id: event.job_id.clone(),
+        });
+    };
+    // Every stack's monitor sees every Ferry job of the account and Region: a stack speaks only
+    // for the jobs of plans it stored, so one job is announced once, by its own stack.
+    let stored = load_stored_spec(ports, fingerprint.as_deref().unwrap_or_default())
+        .await
+        .map_err(aws("reading the stored plan"))?;
+    let Some(stored) = stored else {
+        return Ok(MonitorOutcome::OtherStack {
+            job_id: event.job_id.clone(),
+            transfer_name,
+        });
+    };
+    let job = ports
+        .describe_job(&event.account_id, &event.job_id)
+        .await
+        .map_err(aws(format!("describing job {}", event.job_id)))?;
+    // The job's status now, not the event's: a late event must not announce a stale state.
+    let status = job.status.clone();
+    if !(is_terminal_job_status(&status) || status == "Suspended") {
+        return Ok(MonitorOutcome::Ignored { status });
+    }
+    let marker = keys::announced(&job.job_id, &status);
+    let claimed = ports
+        .put_if_absent(&marker, ctx.now_unix.to_string().into_bytes())
+        .await
+        .map_err(aws("claiming the announcement"))?;
+    if !claimed {
+        return Ok(MonitorOutcome::AlreadyAnnounced {
+            job_id: job.job_id,
+            status,
+        });
+    }
+    let result = announce(ports, event, &job, &transfer_name, &stored, ctx).await;
+    if result.is_err() {
+        // Give the claim back so Lambda's retry can announce.
+        let _ = ports.delete(&marker).await;
+    }
+    result
+}
+
+async fn announce<P>(
+    ports: &P,
+    event: &JobStatusEvent,
+    job: &JobInfo,
+    transfer_name: &str,
+    stored: &StoredSpec,
+    ctx: &MonitorContext,
+) -> Result<MonitorOutcome, MonitorError>
+where
+    P: ReportObjects + StateStore + Notifier + Sync,
+{
+    if job.status == "Suspended" {
+        let (subject, body) = suspended_email(event, job, transfer_name);
+        ports
+            .notify(&subject, &body)
+            .await
+            .map_err(aws("announcing the suspended job"))?;
+        return Ok(MonitorOutcome::AwaitingConfirmation {
+            job_id: job.job_id.clone(),
+        });
+    }
+    let spec: Option<&TransferSpec> = Some(&stored.spec);
+    let mut tally = FailureTally::default();
+    let report = match job.report.as_ref().filter(|r| r.enabled) {
+        Some(location) => Some(
+            for_each_failed_task(ports, location, &job.job_id, &mut |task| {
+                tally.add(task, spec)
+            })
+            .await?,
+        ),
+        None => None,
+    };
+    let breakdown_key = keys::breakdown(&job.job_id);
+    let summary = JobSummary::build(
+        SummaryInput {
+            job,
+            transfer_name: Some(transfer_name),
+            spec,
+            report,
+            bytes: None,
+            now_unix: ctx.now_unix,
+            breakdown_uri: Some(format!("s3://{}/{breakdown_key}", ctx.state_bucket)),
+            redrive: Some(redrive_hint(event, &job.job_id, ctx)),
+        },
+        &tally,
+    );
+    ports
+        .put(
+            &breakdown_key,
+            serde_json::to_vec_pretty(&summary).unwrap_or_default(),
+        )
+        .await
+        .map_err(aws("storing the breakdown"))?;
+    let (subject, body) = summary.email();
+    ports
+        .notify(&subject, &body)
+        .await
+        .map_err(aws("publishing the summary"))?;
+    Ok(MonitorOutcome::Summarised(Box::new(summary)))
+}
+
+fn redrive_hint(event: &JobStatusEvent, job_id: &str, ctx: &MonitorContext) -> RedriveHint {
+    RedriveHint {
+        cli: format!(
+            "ferry redrive {job_id} --region {} --account-id {} --state-bucket {}",
+            event.region, event.account_id, ctx.state_bucket
+        ),
+        sns: format!(
+            "aws sns publish --region {} --topic-arn {} --message '{{\"action\":\"redrive\",\"job_id\":\"{job_id}\"}}'",
+            event.region, ctx.approval_topic_arn
+        ),
+    }
+}
+
+fn suspended_email(event: &JobStatusEvent, job: &JobInfo, transfer_name: &str) -> (String, String) {
+    let (r, a, j) = (&event.region, &event.account_id, &job.job_id);
+    let tasks = job
+        .total_tasks
+        .map_or("an unknown number of".to_string(), thousands);
+    let subject = format!("Ferry {transfer_name}: job {j} awaits your confirmation");
+    let body = format!(
+        "Job {j} of transfer {transfer_name} is Suspended{cause}: it has read its manifest ({tasks} tasks) and \
+         waits for confirmation before copying anything. A job left suspended for 30 days fails.\n\n\
+         Look at it:\n  aws s3control describe-job --region {r} --account-id {a} --job-id {j}\n\
+         Let it run:\n  aws s3control update-job-status --region {r} --account-id {a} --job-id {j} --requested-job-status Ready\n\
+         Or cancel it:\n  aws s3control update-job-status --region {r} --account-id {a} --job-id {j} --requested-job-status Cancelled\n\n\
+         Follow it with: ferry status {j} --region {r} --account-id {a}\n",
+        cause = job
+            .suspended_cause
+            .as_deref()
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default(),
+    );
+    (subject, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_fields_come_from_the_job_arn_then_the_envelope() {
+        let event = serde_json::json!({
+            "account": "222222222222", "region": "eu-west-1",
+            "detail": {"eventName": "JobStatusChanged", "serviceEventDetails": {
+                "jobId": "j-1", "status": "Failed",
+                "failureCodes": ["X"], "statusChangeReason": ["why"]}}
+        });
+        let parsed = JobStatusEvent::from_eventbridge(&event).unwrap();
+        assert_eq!(
+            (
+                parsed.account_id.as_str(),
+                parsed.region.as_str(),
+                parsed.job_id.as_str()
+            ),
+            ("222222222222", "eu-west-1", "j-1")
+        );
+        assert_eq!(parsed.failure_codes, ["X"]);
+        let mut with_arn = event.clone();
+        with_arn["detail"]["serviceEventDetails"]["jobArn"] =
+            "arn:aws:s3:us-west-2:333333333333:job/j-1".into();
+        let parsed = JobStatusEvent::from_eventbridge(&with_arn).unwrap();
+        assert_eq!(
+            (parsed.account_id.as_str(), parsed.region.as_str()),
+            ("333333333333", "us-west-2")
+        );
+        let mut no_id = event;
+        no_id["detail"]["serviceEventDetails"]
+            .as_object_mut()
+            .unwrap()
+            .remove("jobId");
+        assert_eq!(
+            JobStatusEvent::from_eventbridge(&no_id),
+            Err(EventError::Missing("detail.serviceEventDetails.jobId"))
+        );
+    }
+}

