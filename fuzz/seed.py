@@ -117,3 +117,13 @@ for selector in (1, 4, 7, 10):
     add("inventory_parquet", bytes([selector]))
 row = b"key+%20" + b"\xfe" + b"v1" + b"\xfe" + bytes([2 | 4]) + b"\xfe" + (100).to_bytes(8, "little")
 add("inventory_parquet", bytes([2]) + row + b"\xff" + b"k2\xfe\xfe" + bytes([8 | 16]))
+
+# Completion reports: result CSVs (selector byte = chunk size - 1) and manifest.json as it is
+# (a leading '{' selects the manifest mode).
+for p in sorted(glob.glob(f"{ROOT}/crates/ferry-core/tests/fixtures/reports/*")):
+    raw = read(p)
+    if p.endswith(".json"):
+        add("report", raw)
+    else:
+        for selector in (0, 6, 200):
+            add("report", bytes([selector]) + raw)

@@ -83,7 +83,9 @@ def function_packages():
         bins = cargo.get("bin") or [{"name": cargo["package"]["name"]}]
         deps = cargo.get("dependencies", {})
         clients = set()
-        if "ferry-aws" in deps:
+        sources = glob.glob(os.path.join(os.path.dirname(manifest), "src", "**", "*.rs"), recursive=True)
+        uses_ports = any("AwsPorts" in open(p, encoding="utf-8").read() for p in sources)
+        if "ferry-aws" in deps and uses_ports:
             # AwsPorts::from_config builds these four (crates/ferry-aws/src/ports.rs).
             clients |= {"s3", "s3control", "iam", "sns"}
         for dep in deps:
@@ -96,22 +98,25 @@ def function_packages():
 
 
 def ferry_settings(package_dir):
-    """Every FERRY_* variable the function, ferry-aws or template.yaml mentions, with a value."""
-    names = set()
-    paths = glob.glob(os.path.join(package_dir, "src", "**", "*.rs"), recursive=True)
-    paths += glob.glob(os.path.join(ROOT, "crates", "ferry-aws", "src", "**", "*.rs"), recursive=True)
-    paths.append(os.path.join(ROOT, "template.yaml"))
-    for p in paths:
-        with open(p, encoding="utf-8", errors="replace") as f:
-            names |= set(re.findall(r"\bFERRY_[A-Z0-9_]*[A-Z0-9]\b", f.read()))
+    """The FERRY_* environment as deployed: every variable template.yaml sets (its literal value
+    where it has one) and those `AwsPorts::for_lambda` requires. Variables only the code
+    mentions are optional and stay unset, as in the stack."""
+    with open(os.path.join(ROOT, "template.yaml"), encoding="utf-8") as f:
+        template = f.read()
+    literal = dict(re.findall(r'\b(FERRY_[A-Z0-9_]+):\s*"([^"$]*)"\s*$', template, re.M))
+    names = set(re.findall(r"\b(FERRY_[A-Z0-9_]*[A-Z0-9]):", template))
+    with open(os.path.join(ROOT, "crates", "ferry-aws", "src", "ports.rs"), encoding="utf-8") as f:
+        names |= set(re.findall(r'env\("(FERRY_[A-Z0-9_]+)"\)', f.read()))
     values = {}
     for n in sorted(names):
-        if n.endswith("_BUCKET"):
+        if n in literal:
+            values[n] = literal[n]
+        elif n.endswith("_BUCKET"):
             values[n] = "ferry-state-222222222222-us-east-1"
         elif n.endswith("TOPIC_ARN"):
             values[n] = f"arn:aws:sns:us-east-1:222222222222:ferry-{n.lower()}"
         elif n.endswith("ROLE_ARN"):
-            values[n] = "arn:aws:iam::222222222222:role/ferry-bench"
+            values[n] = "arn:aws:iam::222222222222:role/ferry-bench-batch"
         elif n.endswith("FUNCTION_ARN"):
             values[n] = "arn:aws:lambda:us-east-1:222222222222:function:ferry-bench"
         elif n.endswith("KEY_ARN"):

@@ -1,6 +1,7 @@
 //! SNS approval messages (`ApprovalMessage::parse`): any text. A parsed approval carries a
-//! 64-hex-digit token, a rejection a non-empty reason of at most 500 characters, and the
-//! JSON form of a parsed message parses back to the same message.
+//! 64-hex-digit token, a rejection a non-empty reason of at most 500 characters, a redrive a
+//! job id of letters, digits, '-' and '_' (at most 64), and the JSON form of a parsed message
+//! parses back to the same message.
 #![no_main]
 
 use ferry_core::approval::ApprovalMessage;
@@ -34,6 +35,16 @@ fuzz_target!(|data: &[u8]| {
             serde_json::json!({"action": "reject", "token": token.expose(), "reason": reason})
         }
         ApprovalMessage::Resend => serde_json::json!({"action": "resend"}),
+        ApprovalMessage::Redrive { job_id } => {
+            assert!(
+                (1..=64).contains(&job_id.len())
+                    && job_id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+                "job id {job_id:?} is not a Batch Operations job id"
+            );
+            serde_json::json!({"action": "redrive", "job_id": job_id})
+        }
     };
     assert_eq!(
         ApprovalMessage::parse(&json.to_string()).as_ref(),
