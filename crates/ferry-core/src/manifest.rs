@@ -566,8 +566,9 @@ struct Scanner<R> {
     width: Option<(usize, u64)>,
     /// The first row's bucket and its line, when no bucket is expected.
     first_bucket: Option<(String, u64)>,
-    /// The last bucket found valid: a manifest names one bucket millions of times.
-    valid_bucket: String,
+    /// The last bucket found valid: a manifest names one bucket millions of times. `None` until
+    /// one is (an empty cache would let an empty bucket pass unchecked).
+    valid_bucket: Option<String>,
     crlf_lines: u64,
 }
 
@@ -581,7 +582,7 @@ impl<R: BufRead> Scanner<R> {
             rows: 0,
             width: None,
             first_bucket: None,
-            valid_bucket: String::new(),
+            valid_bucket: None,
             crlf_lines: 0,
         }
     }
@@ -751,7 +752,7 @@ impl<R: BufRead> Scanner<R> {
                     ),
                 );
             }
-        } else if bucket != self.valid_bucket {
+        } else if self.valid_bucket.as_deref() != Some(bucket) {
             match check_bucket_name(bucket) {
                 Err(reason) => problem(
                     ProblemKind::InvalidBucket,
@@ -770,10 +771,10 @@ impl<R: BufRead> Scanner<R> {
                             shorten(bucket)
                         ),
                     ),
-                    Some(_) => self.valid_bucket = bucket.to_string(),
+                    Some(_) => self.valid_bucket = Some(bucket.to_string()),
                     None => {
                         self.first_bucket = Some((bucket.to_string(), line));
-                        self.valid_bucket = bucket.to_string();
+                        self.valid_bucket = Some(bucket.to_string());
                     }
                 },
             }
@@ -1088,6 +1089,21 @@ mod tests {
             split_csv(r#"b,"k"x"#, &mut Vec::new()),
             Err(CsvError::TextAfterQuote)
         ));
+    }
+
+    /// Found by fuzzing (fuzz/ csv_manifest): the valid-bucket cache started as "", so a first
+    /// row with an empty bucket passed unchecked and the reader gave a row no job can use.
+    #[test]
+    fn an_empty_bucket_on_the_first_row_is_an_error() {
+        let csv = b",a-ssjpg\n";
+        let report = check_csv_manifest(&csv[..], CheckOptions::default()).unwrap();
+        assert!(!report.is_ok(), "{report:?}");
+        assert_eq!(report.problems[0].kind, ProblemKind::InvalidBucket);
+        let rows: Vec<_> = CsvManifestReader::new(&csv[..]).collect();
+        assert!(
+            matches!(&rows[..], [Err(ManifestReadError::Invalid(p))] if p.kind == ProblemKind::InvalidBucket),
+            "{rows:?}"
+        );
     }
 
     #[test]

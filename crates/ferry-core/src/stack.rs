@@ -184,6 +184,10 @@ fn property_name(spec_field: &str) -> &str {
         "destination.key_prefix" => "DestinationKeyPrefix",
         "manifest.kind" => "ManifestKind",
         "manifest.bucket" => "ManifestBucket",
+        // The stack has no region properties for these buckets: both are read in the
+        // destination region, so a region conflict is fixed by choosing another bucket.
+        "manifest.region" => "ManifestBucket",
+        "report.region" => "ReportBucket",
         "manifest.account_id" => "ManifestAccountId",
         "manifest.key" => "ManifestKey",
         "manifest.kms_key_arn" => "ManifestKmsKeyArn",
@@ -367,6 +371,24 @@ mod tests {
         };
         assert_eq!(problems[0].field, "ManifestAccountId");
         assert!(problems[0].message.contains("destination account"));
+    }
+
+    /// Found by fuzzing (fuzz/ cfn_event): a region conflict of the manifest or report bucket
+    /// was reported as `manifest.region` / `report.region`, which no template property is.
+    #[test]
+    fn every_problem_names_a_template_property() {
+        let mut p = props();
+        p["SourceRegion"] = json!("eu-west-1");
+        p["ManifestBucket"] = json!("acme-photos-prod");
+        p["ReportBucket"] = json!("acme-photos-prod");
+        let Err(FerryError::InvalidSpec(problems)) = TransferPlanProperties::from_properties(&p)
+        else {
+            panic!("expected problems");
+        };
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"ManifestBucket"), "{fields:?}");
+        assert!(fields.contains(&"ReportBucket"), "{fields:?}");
+        assert!(!fields.iter().any(|f| f.contains('.')), "{fields:?}");
     }
 
     #[test]

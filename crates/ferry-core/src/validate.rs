@@ -165,7 +165,8 @@ fn check_locations(spec: &TransferSpec, p: &mut Problems) {
     ];
     for (i, (a_name, a_bucket, a_account, a_region)) in places.iter().enumerate() {
         for (b_name, b_bucket, b_account, b_region) in &places[i + 1..] {
-            if a_bucket != b_bucket {
+            // An empty bucket is reported as invalid already; two of them are not one bucket.
+            if a_bucket.is_empty() || a_bucket != b_bucket {
                 continue;
             }
             if a_account != b_account {
@@ -716,6 +717,26 @@ prefix = "reports"
     #[test]
     fn base_is_valid() {
         assert_eq!(problems(BASE), vec![]);
+    }
+
+    /// Found by fuzzing (fuzz/ cfn_event): two empty buckets were "the same bucket", adding
+    /// region and account problems about a bucket named "".
+    #[test]
+    fn empty_buckets_are_not_the_same_bucket() {
+        let bad = BASE
+            .replace("bucket = \"src-bucket\"", "bucket = \"\"")
+            .replace(
+                "region = \"us-east-1\"\nbucket = \"dst-bucket\"",
+                "region = \"eu-west-1\"\nbucket = \"\"",
+            );
+        let f = fields(&bad);
+        assert!(f.contains(&"source.bucket".to_string()), "{f:?}");
+        assert!(f.contains(&"destination.bucket".to_string()), "{f:?}");
+        assert!(
+            !f.iter()
+                .any(|f| f.ends_with(".region") || f.ends_with(".account_id")),
+            "{f:?}"
+        );
     }
 
     #[test]

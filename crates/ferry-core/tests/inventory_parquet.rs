@@ -315,6 +315,22 @@ fn broken_parquet_files_are_errors_not_panics() {
         }
         other => panic!("{:?}", other.err()),
     }
+    // Found by fuzzing (fuzz/ inventory_parquet): a file without a column manifest.json lists
+    // (here size) gave rows without sizes, each counted Malformed with no word of why.
+    let no_size =
+        "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); }";
+    let bytes = parquet_file(no_size, &sample(), Compression::SNAPPY, 1000);
+    match ParquetInventoryReader::from_bytes(&manifest(AWS_SCHEMA), DATA_KEY, bytes) {
+        Err(e @ InventoryError::Schema { .. }) => {
+            let text = e.to_string();
+            assert!(
+                text.contains(DATA_KEY) && text.contains("lists version_id, is_latest"),
+                "{e}"
+            );
+            assert!(text.contains("size"), "{e}");
+        }
+        other => panic!("{:?}", other.err()),
+    }
     // A column of an unexpected type.
     let odd = "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); optional binary size (UTF8); }";
     let bytes = parquet_file(odd, &[], Compression::SNAPPY, 1000);

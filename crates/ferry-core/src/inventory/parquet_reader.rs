@@ -101,6 +101,26 @@ impl<R: ChunkReader + 'static> ParquetInventoryReader<R> {
                     message,
                 }
             })?;
+        // manifest.json's fileSchema is what routing and the filter were checked against: a
+        // file without one of its columns would give rows that silently lack the value.
+        let missing: Vec<&str> = manifest
+            .schema
+            .columns()
+            .iter()
+            .flatten()
+            .filter(|c| !leaves.iter().any(|l| l.column == **c))
+            .map(|c| c.snake_name())
+            .collect();
+        if !missing.is_empty() {
+            return Err(InventoryError::Schema {
+                file: file_key.to_string(),
+                message: format!(
+                    "manifest.json's fileSchema lists {} but the file has no such column: the \
+                     file is damaged or belongs to another inventory report",
+                    missing.join(", ")
+                ),
+            });
+        }
         Ok(Self {
             file: file_key.to_string(),
             source_bucket: manifest.source_bucket.clone(),
