@@ -6,11 +6,14 @@
 //! - [`http_catcher::ResponseCatcher`]: a tiny HTTP/1.1 server standing in for CloudFormation's
 //!   presigned `ResponseURL` or a `WaitConditionHandle` URL; it records every request.
 //! - [`logs::LogCapture`]: what a handler logs, as Lambda would see it.
+//! - [`inbox::Inbox`]: what a topic's e-mail subscribers would receive.
 
 pub mod http_catcher;
+pub mod inbox;
 pub mod logs;
 pub mod moto;
 
 pub use http_catcher::{CapturedRequest, ResponseCatcher};
+pub use inbox::Inbox;
 pub use logs::LogCapture;
 pub use moto::{s3_client, MotoServer};

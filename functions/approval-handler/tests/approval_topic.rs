@@ -16,7 +16,7 @@ use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::RetryPolicy;
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
-use ferry_testkit::{s3_client, MotoServer, ResponseCatcher};
+use ferry_testkit::{s3_client, Inbox, MotoServer, ResponseCatcher};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -59,8 +59,7 @@ struct World {
     catcher: ResponseCatcher,
     ports: AwsPorts,
     s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    inbox: Inbox,
     approval_topic_arn: String,
 }
 
@@ -70,7 +69,6 @@ impl World {
         let config = moto.sdk_config("us-east-1").await;
         let s3 = s3_client(&config);
         let sns = aws_sdk_sns::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
         for bucket in [
             STATE_BUCKET,
             MANIFEST_BUCKET,
@@ -133,27 +131,7 @@ impl World {
             .topic_arn()
             .unwrap()
             .to_string();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name("inbox")
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        let queue_arn = format!(
-            "arn:aws:sqs:us-east-1:{}:inbox",
-            MotoServer::DEFAULT_ACCOUNT
-        );
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(queue_arn)
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .unwrap();
+        let inbox = Inbox::subscribe(&config, &topic_arn, "inbox").await;
         let s3control = mock_client!(aws_sdk_s3control, RuleMode::MatchAny, create_job, |c| c
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
         let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
@@ -163,8 +141,7 @@ impl World {
             catcher: ResponseCatcher::start(),
             ports,
             s3,
-            sqs,
-            queue_url,
+            inbox,
             approval_topic_arn,
         }
     }
@@ -201,26 +178,7 @@ impl World {
     }
 
     async fn inbox(&self) -> Vec<String> {
-        let mut bodies = Vec::new();
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let batch: Vec<String> = out
-                .messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_string))
-                .collect();
-            if batch.is_empty() {
-                return bodies;
-            }
-            bodies.extend(batch);
-        }
+        self.inbox.messages().await
     }
 
     async fn state_keys(&self) -> Vec<String> {

@@ -14,7 +14,7 @@ use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::RetryPolicy;
-use ferry_testkit::{s3_client, MotoServer};
+use ferry_testkit::{s3_client, Inbox, MotoServer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
@@ -34,7 +34,6 @@ async fn redrive_of_a_running_job_is_refused_and_said() {
     let config = moto.sdk_config("us-east-1").await;
     let s3 = s3_client(&config);
     let sns = aws_sdk_sns::Client::new(&config);
-    let sqs = aws_sdk_sqs::Client::new(&config);
     s3.create_bucket()
         .bucket("ferry-state")
         .send()
@@ -49,26 +48,7 @@ async fn redrive_of_a_running_job_is_refused_and_said() {
         .topic_arn()
         .unwrap()
         .to_string();
-    let queue_url = sqs
-        .create_queue()
-        .queue_name("inbox")
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_string();
-    sns.subscribe()
-        .topic_arn(&topic_arn)
-        .protocol("sqs")
-        .endpoint(format!(
-            "arn:aws:sqs:us-east-1:{}:inbox",
-            MotoServer::DEFAULT_ACCOUNT
-        ))
-        .attributes("RawMessageDelivery", "true")
-        .send()
-        .await
-        .unwrap();
+    let inbox = Inbox::subscribe(&config, &topic_arn, "inbox").await;
 
     let tags = mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(|| {
         GetJobTaggingOutput::builder()
@@ -146,12 +126,7 @@ async fn redrive_of_a_running_job_is_refused_and_said() {
         .await
         .unwrap();
     assert!(listed.contents().is_empty());
-    let mail = sqs
-        .receive_message()
-        .queue_url(&queue_url)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(mail.messages().len(), 1);
-    assert!(mail.messages()[0].body().unwrap().contains(&refusal));
+    let mail = inbox.messages().await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(mail[0].contains(&refusal), "{mail:?}");
 }

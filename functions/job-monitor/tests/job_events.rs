@@ -24,7 +24,7 @@ use ferry_core::report::redrive::{
 };
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::{s3_client, MotoServer};
+use ferry_testkit::{s3_client, Inbox, MotoServer};
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -160,8 +160,7 @@ struct World {
     _moto: MotoServer,
     ports: AwsPorts,
     s3: aws_sdk_s3::Client,
-    sqs: aws_sdk_sqs::Client,
-    queue_url: String,
+    inbox: Inbox,
     fingerprint: String,
 }
 
@@ -171,7 +170,6 @@ impl World {
         let config = moto.sdk_config("eu-west-1").await;
         let s3 = s3_client(&config);
         let sns = aws_sdk_sns::Client::new(&config);
-        let sqs = aws_sdk_sqs::Client::new(&config);
         for bucket in [STATE_BUCKET, REPORT_BUCKET] {
             s3.create_bucket()
                 .bucket(bucket)
@@ -234,26 +232,7 @@ impl World {
             .topic_arn()
             .unwrap()
             .to_string();
-        let queue_url = sqs
-            .create_queue()
-            .queue_name("inbox")
-            .send()
-            .await
-            .unwrap()
-            .queue_url()
-            .unwrap()
-            .to_string();
-        sns.subscribe()
-            .topic_arn(&topic_arn)
-            .protocol("sqs")
-            .endpoint(format!(
-                "arn:aws:sqs:eu-west-1:{}:inbox",
-                MotoServer::DEFAULT_ACCOUNT
-            ))
-            .attributes("RawMessageDelivery", "true")
-            .send()
-            .await
-            .unwrap();
+        let inbox = Inbox::subscribe(&config, &topic_arn, "inbox").await;
         let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
             .with_clients(
                 s3.clone(),
@@ -266,8 +245,7 @@ impl World {
             _moto: moto,
             ports,
             s3,
-            sqs,
-            queue_url,
+            inbox,
             fingerprint,
         }
     }
@@ -286,26 +264,7 @@ impl World {
     }
 
     async fn inbox(&self) -> Vec<String> {
-        let mut bodies = Vec::new();
-        loop {
-            let out = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.queue_url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .unwrap();
-            let batch: Vec<String> = out
-                .messages()
-                .iter()
-                .filter_map(|m| m.body().map(str::to_string))
-                .collect();
-            if batch.is_empty() {
-                return bodies;
-            }
-            bodies.extend(batch);
-        }
+        self.inbox.messages().await
     }
 
     async fn state_object(&self, key: &str) -> Option<Vec<u8>> {
