@@ -217,23 +217,8 @@ impl InventoryManifest {
             ]));
         };
         let mut problems = Vec::new();
-        let text = |name: &str, problems: &mut Vec<String>| -> Option<String> {
-            match obj.get(name) {
-                Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
-                Some(Value::String(_)) => {
-                    problems.push(format!("{name} is empty"));
-                    None
-                }
-                Some(other) => {
-                    problems.push(format!("{name} is {}, not a string", kind(other)));
-                    None
-                }
-                None => {
-                    problems.push(format!("{name} is missing"));
-                    None
-                }
-            }
-        };
+        let text =
+            |name: &str, problems: &mut Vec<String>| required_text(obj.get(name), name, problems);
 
         let source_bucket = text("sourceBucket", &mut problems);
         if let Some(b) = &source_bucket {
@@ -377,26 +362,31 @@ impl InventoryManifest {
     }
 }
 
+/// A field that must be a non-empty string; otherwise a problem naming it (`label`).
+fn required_text(value: Option<&Value>, label: &str, problems: &mut Vec<String>) -> Option<String> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+        Some(Value::String(_)) => {
+            problems.push(format!("{label} is empty"));
+            None
+        }
+        Some(other) => {
+            problems.push(format!("{label} is {}, not a string", kind(other)));
+            None
+        }
+        None => {
+            problems.push(format!("{label} is missing"));
+            None
+        }
+    }
+}
+
 fn parse_file(i: usize, item: &Value, problems: &mut Vec<String>) -> Option<InventoryFile> {
     let Some(obj) = item.as_object() else {
         problems.push(format!("files[{i}] is {}, not an object", kind(item)));
         return None;
     };
-    let key = match obj.get("key") {
-        Some(Value::String(k)) if !k.is_empty() => Some(k.clone()),
-        Some(Value::String(_)) => {
-            problems.push(format!("files[{i}].key is empty"));
-            None
-        }
-        Some(other) => {
-            problems.push(format!("files[{i}].key is {}, not a string", kind(other)));
-            None
-        }
-        None => {
-            problems.push(format!("files[{i}].key is missing"));
-            None
-        }
-    };
+    let key = required_text(obj.get("key"), &format!("files[{i}].key"), problems);
     let size = match obj.get("size") {
         Some(v) => {
             let n = v.as_u64();
