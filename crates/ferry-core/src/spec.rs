@@ -228,7 +228,8 @@ impl FilterSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InventoryRunSpec {
-    /// The inventory's output format: `CSV` or `Parquet` (`ORC` is refused: Ferry can't read it).
+    /// The inventory's output format: `CSV` (the default), `Parquet` or `ORC`. Parquet and ORC
+    /// inventories are rewritten into CSV manifests, since Batch Operations only reads CSV ones.
     #[serde(default)]
     pub format: InventoryFormat,
     /// `Daily` or `Weekly`.

@@ -508,7 +508,7 @@ fn check_in_place(spec: &TransferSpec, p: &mut Problems) {
 
 /// `[inventory]`: event-driven runs need an inventory location they can watch and read.
 fn check_inventory_runs(spec: &TransferSpec, p: &mut Problems) {
-    use crate::spec::{InventoryFormat, InventoryVersions};
+    use crate::spec::InventoryVersions;
     let Some(runs) = &spec.inventory else { return };
     if spec.manifest.kind != ManifestKind::Inventory {
         p.add(
@@ -539,15 +539,6 @@ fn check_inventory_runs(spec: &TransferSpec, p: &mut Problems) {
                  inventory to a bucket of account {} and set manifest.bucket and manifest.account_id to it",
                 spec.destination.account_id
             ),
-        );
-    }
-    if runs.format == InventoryFormat::Orc {
-        p.add(
-            "inventory.format",
-            "ORC",
-            "Ferry reads CSV and Parquet inventories, not ORC (no maintained Rust ORC reader fits a \
-             Lambda yet): set inventory.format = \"CSV\" (or \"Parquet\") and the configuration's output \
-             format to match",
         );
     }
     if runs.versions == InventoryVersions::All && !spec.source.versioned {

@@ -255,7 +255,7 @@ fn moto_binary() -> PathBuf {
 
 /// The nearest directory holding `Cargo.lock`, from `$CARGO_MANIFEST_DIR` (set by `cargo test`)
 /// or else the current directory.
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     let start = std::env::var_os("CARGO_MANIFEST_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::current_dir().ok())

@@ -1,5 +1,5 @@
 //! inventory-handler end to end against moto, two accounts: the source account delivers S3
-//! Inventories (CSV, then Parquet) into the destination account's inventory bucket; the
+//! Inventories (CSV, then Parquet, then ORC) into the destination account's inventory bucket; the
 //! real-shaped EventBridge fixture (`events/inventory-handler.json`) goes through
 //! `InventoryHandler::handle` with the SDK ports (`AwsPorts`); S3 Control is mocked with
 //! aws-smithy-mocks, which records the exact CreateJob input (moto has no Batch Operations).
@@ -36,6 +36,8 @@ const CSV_SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClas
 const PARQUET_SCHEMA: &str =
     "message s3.inventory { required binary bucket (UTF8); required binary key (UTF8); \
     optional int64 size; optional binary e_tag (UTF8); optional binary storage_class (UTF8);}";
+const ORC_SCHEMA: &str =
+    "struct<bucket:string,key:string,size:bigint,e_tag:string,storage_class:string>";
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -129,6 +131,15 @@ fn parquet(objs: &[Obj]) -> Vec<u8> {
     group.close().unwrap();
     writer.close().unwrap();
     out
+}
+
+/// An ORC inventory file from Apache ORC's own writer (pyorc).
+fn orc(objs: &[Obj]) -> Vec<u8> {
+    let rows: Vec<Value> = objs
+        .iter()
+        .map(|(key, size, etag)| serde_json::json!([SOURCE_BUCKET, key, size, etag, "STANDARD"]))
+        .collect();
+    ferry_testkit::write_orc(ORC_SCHEMA, &rows, &ferry_testkit::OrcOptions::default())
 }
 
 struct Env {
@@ -258,6 +269,7 @@ impl Env {
     async fn deliver(&self, date: &str, created_ms: u64, format: &str, objs: &[Obj]) -> String {
         let (data, data_key, schema) = match format {
             "CSV" => (csv_gz(objs), format!("{DIR}data/{date}.csv.gz"), CSV_SCHEMA),
+            "ORC" => (orc(objs), format!("{DIR}data/{date}.orc"), ORC_SCHEMA),
             _ => (
                 parquet(objs),
                 format!("{DIR}data/{date}.parquet"),
@@ -338,7 +350,7 @@ fn the_run(outcomes: Vec<RunOutcome>) -> RunRecord {
 }
 
 #[tokio::test]
-async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta() {
+async fn csv_parquet_then_orc_inventories_launch_the_first_copy_then_exactly_the_delta() {
     let env = Env::start().await;
     let fixture_key = fixture("inventory-handler.json")["detail"]["object"]["key"]
         .as_str()
@@ -488,4 +500,45 @@ async fn csv_then_parquet_inventory_launch_the_first_copy_then_exactly_the_delta
         [RunOutcome::Duplicate { .. }]
     ));
     assert_eq!(env.seen.lock().unwrap().len(), 2);
+
+    // 5. Run 2's job completes; an ORC inventory then lists one changed object, one new one and
+    //    no longer lists photos/00.jpg (deleted at the source: nothing to copy).
+    job_finished(&env.ports(), &run2.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
+    objs[7].1 += 1;
+    objs.push(("new/orc é+%.txt".to_string(), 9, "n3".to_string()));
+    objs.remove(0);
+    let k3 = env
+        .deliver("2026-11-26T01-00Z", 1_795_172_800_000, "ORC", &objs)
+        .await;
+    let run3 = the_run(env.handle(event_for(&k3)).await);
+    assert_eq!(run3.previous_run_id.as_deref(), Some(run2.run_id.as_str()));
+    assert_eq!(run3.stats.rows, objs.len() as u64);
+    assert_eq!(run3.stats.copy.objects, 2);
+    assert_eq!(run3.stats.changed, 1);
+    let copy_key = format!("{DIR}2026-11-26T01-00Z/ferry-{}/copy.csv", run3.run_id);
+    let text = env.text(&copy_key).await;
+    let mut rows: Vec<&str> = text.lines().collect();
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            "acme-media-prod,new/orc%20%C3%A9%2B%25.txt",
+            "acme-media-prod,photos/07.jpg",
+        ]
+    );
+    {
+        let seen = env.seen.lock().unwrap();
+        assert_eq!(seen.len(), 3);
+        let location = seen[2].manifest().unwrap().location().unwrap();
+        assert_eq!(
+            location.object_arn(),
+            format!("arn:aws:s3:::{INV_BUCKET}/{copy_key}")
+        );
+    }
+    assert!(matches!(
+        env.handle(event_for(&k3)).await.as_slice(),
+        [RunOutcome::Duplicate { .. }]
+    ));
 }

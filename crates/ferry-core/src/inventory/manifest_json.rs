@@ -335,21 +335,12 @@ impl InventoryManifest {
         self.schema.has(Column::VersionId)
     }
 
-    /// `Ok` when Ferry can read the data files.
-    pub fn ensure_readable(&self) -> Result<(), InventoryError> {
-        match self.file_format {
-            FileFormat::Orc => Err(InventoryError::OrcNotSupported),
-            FileFormat::Csv | FileFormat::Parquet => Ok(()),
-        }
-    }
-
     /// The error a reader of `expected` gives for this manifest, if any.
     pub(crate) fn expect_format(
         &self,
         file: &str,
         expected: FileFormat,
     ) -> Result<(), InventoryError> {
-        self.ensure_readable()?;
         if self.file_format == expected {
             Ok(())
         } else {

@@ -6,22 +6,23 @@
 //!
 //! 1. [`InventoryManifest::from_json`] reads `manifest.json` (every problem at once) and its
 //!    [`InventorySchema`] (the columns, from `fileSchema`).
-//! 2. [`CsvInventoryReader`] (gzip CSV) or [`ParquetInventoryReader`] yields [`InventoryRow`]s
-//!    with decoded keys. Batch Operations only accepts CSV inventories, so Parquet ones are always
-//!    rewritten; ORC is refused with [`InventoryError::OrcNotSupported`] for now.
+//! 2. [`CsvInventoryReader`] (gzip CSV), [`ParquetInventoryReader`] or [`OrcInventoryReader`]
+//!    yields [`InventoryRow`]s with decoded keys. Batch Operations only accepts CSV inventories,
+//!    so Parquet and ORC ones are always rewritten.
 //! 3. [`ManifestSplitter`] sends each row to exactly one place: the copy manifest (≤ 5 GiB), the
 //!    large-object manifest (> 5 GiB, for the LambdaInvoke job), or a skip reason in
 //!    [`RouteStats`]. Nothing is dropped without being counted.
 //! 4. [`fast_path`] says whether the job can read the inventory's `manifest.json` directly.
 //!
-//! Memory stays bounded by the widest row (CSV) or one Parquet file plus one batch of rows
-//! (Parquet needs random access to its footer).
+//! Memory stays bounded by the widest row (CSV), or one Parquet or ORC file plus one batch of
+//! rows or one compression chunk per column (both formats need random access to their footer).
 
 mod csv_reader;
 pub mod delta;
 mod filter;
 pub mod index;
 mod manifest_json;
+mod orc;
 mod parquet_reader;
 mod route;
 pub mod run;
@@ -36,6 +37,7 @@ pub use filter::{
 pub use manifest_json::{
     FileFormat, InventoryFile, InventoryManifest, InventorySchema, ManifestJsonError,
 };
+pub use orc::OrcInventoryReader;
 pub use parquet_reader::ParquetInventoryReader;
 pub use route::{
     can_use_inventory_directly, fast_path, route, FastPath, ManifestSplitter, RouteStats,
@@ -324,6 +326,86 @@ impl InventoryRow {
     }
 }
 
+/// One decoded value of a Parquet or ORC row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FieldValue<'a> {
+    Text(&'a [u8]),
+    Bool(bool),
+    Int(i64),
+    /// Milliseconds since the Unix epoch.
+    TimeMs(i64),
+}
+
+impl InventoryRow {
+    /// Sets `column` from a decoded value; the message names the column when the value can't be
+    /// what S3 wrote.
+    fn set(&mut self, column: Column, value: FieldValue<'_>) -> Result<(), String> {
+        let utf8 =
+            |bytes| std::str::from_utf8(bytes).map_err(|_| format!("{column} is not UTF-8 text"));
+        match (column, value) {
+            (Column::Bucket, FieldValue::Text(b)) => set_string(&mut self.bucket, utf8(b)?),
+            (Column::Key, FieldValue::Text(b)) => set_string(&mut self.key, utf8(b)?),
+            (_, FieldValue::Text(b)) => {
+                if b.is_empty() {
+                    return Ok(());
+                }
+                let s = utf8(b)?;
+                if let Some(slot) = self.text_slot(column) {
+                    set_text(slot, s);
+                }
+            }
+            (_, FieldValue::Bool(b)) => {
+                if let Some(slot) = self.bool_slot(column) {
+                    *slot = Some(b);
+                }
+            }
+            (Column::Size, FieldValue::Int(n)) => {
+                self.size = Some(u64::try_from(n).map_err(|_| format!("Size {n} is negative"))?);
+            }
+            (_, FieldValue::Int(_)) => {}
+            (_, FieldValue::TimeMs(ms)) => {
+                if let Some(slot) = self.time_slot(column) {
+                    *slot = Some(ms);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Parquet or ORC data file must have every column `manifest.json`'s `fileSchema` lists: routing
+/// and the filter were checked against those, and a row lacking one would silently lack the value.
+fn check_file_columns(
+    manifest: &InventoryManifest,
+    file_key: &str,
+    has: impl Fn(Column) -> bool,
+) -> Result<(), InventoryError> {
+    let missing: Vec<&str> = manifest
+        .schema
+        .columns()
+        .iter()
+        .flatten()
+        .filter(|c| !has(**c))
+        .map(|c| c.snake_name())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(InventoryError::Schema {
+        file: file_key.to_string(),
+        message: format!(
+            "manifest.json's fileSchema lists {} but the file has no such column: the file is \
+             damaged or belongs to another inventory report",
+            missing.join(", ")
+        ),
+    })
+}
+
+fn set_string(s: &mut String, value: &str) {
+    s.clear();
+    s.push_str(value);
+}
+
 /// Sets an optional text field, reusing its allocation.
 fn set_text(slot: &mut Option<String>, value: &str) {
     match slot {
@@ -339,11 +421,6 @@ fn set_text(slot: &mut Option<String>, value: &str) {
 /// on with the next one. Every other variant ends the data file.
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
-    #[error(
-        "the inventory is ORC, which Ferry does not read yet: change the inventory \
-         configuration's output format to CSV (or Parquet) and wait for the next report"
-    )]
-    OrcNotSupported,
     #[error("{file}: the manifest's fileFormat is {actual}, so this is not a {expected} file")]
     WrongFormat {
         file: String,
@@ -360,6 +437,8 @@ pub enum InventoryError {
     Write(#[source] std::io::Error),
     #[error("{file}: not a readable Parquet inventory file: {message}")]
     Parquet { file: String, message: String },
+    #[error("{file}: not a readable ORC inventory file: {message}")]
+    Orc { file: String, message: String },
     #[error("{file}: {message}")]
     Schema { file: String, message: String },
     /// `row` is 1-based; in a CSV file it is also the line.

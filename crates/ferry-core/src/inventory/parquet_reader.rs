@@ -17,7 +17,8 @@ use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Typ
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 
 use super::{
-    set_text, Column, FileFormat, InventoryError, InventoryManifest, InventoryRow, ValueKind,
+    check_file_columns, Column, FieldValue, FileFormat, InventoryError, InventoryManifest,
+    InventoryRow, ValueKind,
 };
 
 /// Rows decoded per column at a time.
@@ -63,12 +64,6 @@ struct Cursor {
     next_value: usize,
 }
 
-enum Value<'a> {
-    Text(&'a [u8]),
-    Int(i64),
-    Bool(bool),
-}
-
 impl ParquetInventoryReader<Bytes> {
     /// Reads a data file held in memory.
     pub fn from_bytes(
@@ -101,26 +96,7 @@ impl<R: ChunkReader + 'static> ParquetInventoryReader<R> {
                     message,
                 }
             })?;
-        // manifest.json's fileSchema is what routing and the filter were checked against: a
-        // file without one of its columns would give rows that silently lack the value.
-        let missing: Vec<&str> = manifest
-            .schema
-            .columns()
-            .iter()
-            .flatten()
-            .filter(|c| !leaves.iter().any(|l| l.column == **c))
-            .map(|c| c.snake_name())
-            .collect();
-        if !missing.is_empty() {
-            return Err(InventoryError::Schema {
-                file: file_key.to_string(),
-                message: format!(
-                    "manifest.json's fileSchema lists {} but the file has no such column: the \
-                     file is damaged or belongs to another inventory report",
-                    missing.join(", ")
-                ),
-            });
-        }
+        check_file_columns(manifest, file_key, |c| leaves.iter().any(|l| l.column == c))?;
         Ok(Self {
             file: file_key.to_string(),
             source_bucket: manifest.source_bucket.clone(),
@@ -233,7 +209,13 @@ impl<R: ChunkReader + 'static> ParquetInventoryReader<R> {
                 continue;
             };
             if first_error.is_none() {
-                first_error = set_value(row, leaf, value).err();
+                let value = match value {
+                    FieldValue::Int(n) if leaf.column.kind() == ValueKind::Time => {
+                        FieldValue::TimeMs(n.div_euclid(leaf.per_milli))
+                    }
+                    other => other,
+                };
+                first_error = row.set(leaf.column, value).err();
             }
         }
         match first_error {
@@ -292,53 +274,19 @@ impl Cursor {
 
     /// Row `i`'s value, `None` when null. Rows are taken in order: non-null values are packed,
     /// and the definition levels say which rows have one.
-    fn take(&mut self, i: usize, max_def: i16) -> Option<Value<'_>> {
+    fn take(&mut self, i: usize, max_def: i16) -> Option<FieldValue<'_>> {
         if max_def > 0 && self.defs.get(i).is_none_or(|d| *d < max_def) {
             return None;
         }
         let at = self.next_value;
         self.next_value += 1;
         match &self.values {
-            Values::Bytes(_, v) => v.get(at).map(|b| Value::Text(b.data())),
-            Values::I64(_, v) => v.get(at).map(|n| Value::Int(*n)),
-            Values::I32(_, v) => v.get(at).map(|n| Value::Int(i64::from(*n))),
-            Values::Bool(_, v) => v.get(at).map(|b| Value::Bool(*b)),
+            Values::Bytes(_, v) => v.get(at).map(|b| FieldValue::Text(b.data())),
+            Values::I64(_, v) => v.get(at).map(|n| FieldValue::Int(*n)),
+            Values::I32(_, v) => v.get(at).map(|n| FieldValue::Int(i64::from(*n))),
+            Values::Bool(_, v) => v.get(at).map(|b| FieldValue::Bool(*b)),
         }
     }
-}
-
-fn set_value(row: &mut InventoryRow, leaf: &Leaf, value: Value<'_>) -> Result<(), String> {
-    let column = leaf.column;
-    let text = |bytes: &[u8]| -> Result<String, String> {
-        String::from_utf8(bytes.to_vec()).map_err(|_| format!("{column} is not UTF-8 text"))
-    };
-    match (column, value) {
-        (Column::Bucket, Value::Text(b)) => row.bucket = text(b)?,
-        (Column::Key, Value::Text(b)) => row.key = text(b)?,
-        (_, Value::Text(b)) => {
-            if b.is_empty() {
-                return Ok(());
-            }
-            let s = std::str::from_utf8(b).map_err(|_| format!("{column} is not UTF-8 text"))?;
-            if let Some(slot) = row.text_slot(column) {
-                set_text(slot, s);
-            }
-        }
-        (_, Value::Bool(b)) => {
-            if let Some(slot) = row.bool_slot(column) {
-                *slot = Some(b);
-            }
-        }
-        (Column::Size, Value::Int(n)) => {
-            row.size = Some(u64::try_from(n).map_err(|_| format!("Size {n} is negative"))?);
-        }
-        (_, Value::Int(n)) => {
-            if let Some(slot) = row.time_slot(column) {
-                *slot = Some(n.div_euclid(leaf.per_milli));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The columns Ferry reads, checked against what each must be. Unknown and nested columns are

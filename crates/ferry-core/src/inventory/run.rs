@@ -39,7 +39,8 @@ use super::delta::{
 use super::index::{IndexEntry, ObjectIndex};
 use super::{
     fast_path, CsvInventoryReader, FastPath, FileFormat, InventoryError, InventoryManifest,
-    ManifestSplitter, ParquetInventoryReader, RouteStats, RowFilter, SplitOutput,
+    ManifestSplitter, OrcInventoryReader, ParquetInventoryReader, RouteStats, RowFilter,
+    SplitOutput,
 };
 use crate::aws_names::partition_for_region;
 use crate::job::{hex, large_object_job_request, CreateJobRequest, INVENTORY_MANIFEST_FORMAT};
@@ -616,9 +617,6 @@ where
     async fn run(&self) -> Result<RunRecord, RunError> {
         let spec = &self.stored.spec;
         let fp = self.fingerprint;
-        self.manifest
-            .ensure_readable()
-            .map_err(|e| RunError::Refused(e.to_string()))?;
         let filter = RowFilter::new(spec.filter.as_ref()).map_err(RunError::Refused)?;
         let previous = if self.delta {
             delta::current_index(self.ports, fp).await?
@@ -913,7 +911,13 @@ fn scan_file<C: Write, L: Write>(
                 splitter.push_result(item).map_err(bad)?;
             }
         }
-        FileFormat::Orc => return Err(bad(InventoryError::OrcNotSupported)),
+        FileFormat::Orc => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = OrcInventoryReader::new(manifest, file_key, file).map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
     }
     Ok(())
 }
