@@ -118,6 +118,12 @@ for selector in (1, 4, 7, 10):
 row = b"key+%20" + b"\xfe" + b"v1" + b"\xfe" + bytes([2 | 4]) + b"\xfe" + (100).to_bytes(8, "little")
 add("inventory_parquet", bytes([2]) + row + b"\xff" + b"k2\xfe\xfe" + bytes([8 | 16]))
 
+# ORC: odd selectors are the harness's samples (fuzz/samples, no patches); even ones take the
+# bytes as the file, seeded with the samples themselves.
+for i, p in enumerate(sorted(glob.glob(f"{ROOT}/fuzz/samples/*.orc"))):
+    add("inventory_orc", bytes([2 * i + 1]))
+    add("inventory_orc", bytes([0]) + read(p))
+
 # Completion reports: result CSVs (selector byte = chunk size - 1) and manifest.json as it is
 # (a leading '{' selects the manifest mode).
 for p in sorted(glob.glob(f"{ROOT}/crates/ferry-core/tests/fixtures/reports/*")):

@@ -4,6 +4,7 @@
 //! bench_inventory generate <rows> <dir>   # dir/inv1.csv.gz and dir/inv2.csv.gz (1 % changed, 1 % new)
 //! bench_inventory scan <dir>/inv1.csv.gz <out.csv>
 //! bench_inventory delta <dir>/inv1.csv.gz <dir>/inv2.csv.gz <out.csv>
+//! bench_inventory scan-orc <dir>/inv1.orc <out.csv>   # the same inventory as ORC (ORC_SCHEMA)
 //! ```
 //!
 //! Rows look like a real current-versions inventory: `Bucket, Key, Size, LastModifiedDate,
@@ -16,13 +17,20 @@ use std::io::{BufReader, BufWriter, Write};
 use std::time::Instant;
 
 use ferry_core::inventory::index::{ObjectIndex, INDEX_ENTRY_BYTES};
-use ferry_core::inventory::{CsvInventoryReader, InventoryManifest, ManifestSplitter, RowFilter};
+use ferry_core::inventory::{
+    CsvInventoryReader, InventoryError, InventoryManifest, InventoryRow, ManifestSplitter,
+    OrcInventoryReader, RowFilter,
+};
 use ferry_core::spec::FilterSpec;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
 const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass, EncryptionStatus";
 const BUCKET: &str = "acme-media-prod";
+/// The same columns as an ORC inventory names them (`scripts/bench-inventory` converts).
+const ORC_SCHEMA: &str =
+    "struct<bucket:string,key:string,size:bigint,last_modified_date:timestamp,\
+    e_tag:string,storage_class:string,encryption_status:string>";
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,6 +38,7 @@ fn main() {
         Some("generate") if args.len() == 4 => generate(&args[2], &args[3]),
         Some("scan") if args.len() == 4 => scan(&args[2], &args[3]),
         Some("delta") if args.len() == 5 => delta(&args[2], &args[3], &args[4]),
+        Some("scan-orc") if args.len() == 4 => scan_orc(&args[2], &args[3]),
         _ => Err("usage: bench_inventory generate <rows> <dir> | scan <inv.csv.gz> <out.csv> | delta <old.csv.gz> <new.csv.gz> <out.csv>".to_string()),
     };
     if let Err(e) = result {
@@ -158,13 +167,17 @@ fn generate(rows: &str, dir: &str) -> Result<(), String> {
 }
 
 fn manifest() -> InventoryManifest {
+    manifest_of("CSV", SCHEMA)
+}
+
+fn manifest_of(format: &str, schema: &str) -> InventoryManifest {
     let json = serde_json::json!({
         "sourceBucket": BUCKET,
         "destinationBucket": "arn:aws:s3:::acme-dr-inventory",
         "version": "2016-11-30",
         "creationTimestamp": "1748779200000",
-        "fileFormat": "CSV",
-        "fileSchema": SCHEMA,
+        "fileFormat": format,
+        "fileSchema": schema,
         "files": [{"key": "data/bench.csv.gz", "size": 1, "MD5checksum": "0"}],
     });
     InventoryManifest::from_json(json.to_string().as_bytes()).expect("benchmark manifest")
@@ -211,6 +224,17 @@ fn split(
         BufReader::with_capacity(1 << 20, file),
     )
     .map_err(|e| e.to_string())?;
+    split_rows(&manifest, reader, out, previous, delta)
+}
+
+/// Routes `rows` into `out`; returns (rows, stats JSON, next index).
+fn split_rows(
+    manifest: &InventoryManifest,
+    reader: impl Iterator<Item = Result<InventoryRow, InventoryError>>,
+    out: &str,
+    previous: Option<ObjectIndex>,
+    delta: bool,
+) -> Result<(u64, String, Vec<ferry_core::inventory::index::IndexEntry>), String> {
     let copy = BufWriter::with_capacity(1 << 20, File::create(out).map_err(|e| e.to_string())?);
     let large = BufWriter::new(File::create(format!("{out}.large")).map_err(|e| e.to_string())?);
     let mut splitter = ManifestSplitter::new(&manifest.schema, filter(), copy, large)
@@ -240,6 +264,22 @@ fn scan(path: &str, out: &str) -> Result<(), String> {
     let (rows, stats, _) = split(path, out, None, false)?;
     report(
         "scan+filter+write",
+        rows,
+        start.elapsed().as_secs_f64(),
+        &format!(",\"stats\":{stats}"),
+    );
+    Ok(())
+}
+
+fn scan_orc(path: &str, out: &str) -> Result<(), String> {
+    let start = Instant::now();
+    let manifest = manifest_of("ORC", ORC_SCHEMA);
+    let file = File::open(path).map_err(|e| format!("{path}: {e}"))?;
+    let reader =
+        OrcInventoryReader::new(&manifest, "data/bench.orc", file).map_err(|e| e.to_string())?;
+    let (rows, stats, _) = split_rows(&manifest, reader, out, None, false)?;
+    report(
+        "orc scan+filter+write",
         rows,
         start.elapsed().as_secs_f64(),
         &format!(",\"stats\":{stats}"),
