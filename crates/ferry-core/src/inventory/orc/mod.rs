@@ -5,7 +5,8 @@
 //! strings, and the ZLIB, SNAPPY, LZ4, ZSTD or no compression. Columns Ferry does not know are
 //! never decoded. Like Parquet, ORC needs random access (the footer at the end, then each
 //! stripe's streams), so the reader takes a [`ChunkReader`]: a local file or the bytes in memory.
-//! Memory is one compression chunk per column read, plus a stripe's string dictionaries.
+//! Memory is one stripe's compressed streams of the columns read (a stripe is at most 64 MiB by
+//! ORC's default), one decompressed chunk per column and the stripe's string dictionaries.
 //!
 //! Keys are taken as written, as in Parquet: only CSV inventories URL-encode them.
 

@@ -1,5 +1,6 @@
-//! One ORC stream as bytes: compression chunks are decompressed one at a time, so a column's
-//! memory is one chunk (the file's compression block size, 64–256 KiB), not the whole stream.
+//! One ORC stream as bytes: compression chunks are decompressed one at a time, so a column
+//! holds one decompressed chunk (the file's compression block size, 64–256 KiB), never the
+//! whole stream decompressed.
 //!
 //! A compressed stream is a sequence of chunks, each with a 3-byte little-endian header
 //! `length << 1 | is_original`; an "original" chunk is stored as is because compressing it
