@@ -7,7 +7,7 @@
 #![no_main]
 
 use ferry_core::inventory::OrcInventoryReader;
-use ferry_fuzz::{inventory_manifest, read_route_and_check, split_first, DATA_KEY};
+use ferry_fuzz::{inventory_manifest, patched, read_route_and_check, split_first, DATA_KEY};
 use libfuzzer_sys::fuzz_target;
 
 const SCHEMA: &str = "struct<bucket:string,key:string,version_id:string,is_latest:boolean,\
@@ -34,17 +34,7 @@ fuzz_target!(|data: &[u8]| {
     let bytes = if selector % 2 == 0 {
         body.to_vec()
     } else {
-        let mut file = SAMPLES[usize::from(selector / 2) % SAMPLES.len()].to_vec();
-        let len = file.len();
-        let mut patches = body.chunks_exact(3);
-        for p in patches.by_ref() {
-            let at = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
-            file[at] = p[2];
-        }
-        if let [cut, ..] = patches.remainder() {
-            file.truncate(len - usize::from(*cut) % len);
-        }
-        file
+        patched(SAMPLES[usize::from(selector / 2) % SAMPLES.len()], body)
     };
     let limit = 100_000;
     match OrcInventoryReader::from_bytes(&manifest, DATA_KEY, bytes) {

@@ -11,7 +11,7 @@
 use std::sync::{Arc, OnceLock};
 
 use ferry_core::inventory::ParquetInventoryReader;
-use ferry_fuzz::{inventory_manifest, read_route_and_check, split_first, DATA_KEY};
+use ferry_fuzz::{inventory_manifest, patched, read_route_and_check, split_first, DATA_KEY};
 use libfuzzer_sys::fuzz_target;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};
 use parquet::column::writer::ColumnWriter;
@@ -216,17 +216,7 @@ fuzz_target!(init: install_panic_hook(), |data: &[u8]| {
             // Written once per codec: writing is most of an input's time otherwise.
             static SAMPLES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
             let samples = SAMPLES.get_or_init(|| (0..4).map(|c| write_file(&sample(), codec(c), 2)).collect());
-            let mut file = samples[usize::from(selector / 3 % 4)].clone();
-            let len = file.len();
-            let mut patches = body.chunks_exact(3);
-            for p in patches.by_ref() {
-                let at = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
-                file[at] = p[2];
-            }
-            if let [cut, ..] = patches.remainder() {
-                file.truncate(len - usize::from(*cut) % len);
-            }
-            file
+            patched(&samples[usize::from(selector / 3 % 4)], body)
         }
         _ => write_file(&rows_from(body), codec(selector / 3), 1 + usize::from(selector / 12)),
     };

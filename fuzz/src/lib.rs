@@ -184,3 +184,22 @@ pub fn split_first(data: &[u8]) -> (u8, &[u8]) {
         None => (0, data),
     }
 }
+
+/// A valid file with fuzz-chosen damage: each 3 bytes of `patches` overwrite one byte (2-byte
+/// offset, new value); a last odd byte cuts that many bytes off the end.
+pub fn patched(file: &[u8], patches: &[u8]) -> Vec<u8> {
+    let mut file = file.to_vec();
+    let len = file.len();
+    if len == 0 {
+        return file;
+    }
+    let mut chunks = patches.chunks_exact(3);
+    for p in chunks.by_ref() {
+        let at = usize::from(u16::from_le_bytes([p[0], p[1]])) % len;
+        file[at] = p[2];
+    }
+    if let [cut, ..] = chunks.remainder() {
+        file.truncate(len - usize::from(*cut) % len);
+    }
+    file
+}

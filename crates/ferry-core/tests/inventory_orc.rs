@@ -8,11 +8,14 @@ mod inventory_support;
 
 use ferry_core::inventory::{
     InventoryError, InventoryManifest, InventoryRow, ManifestSplitter, OrcInventoryReader,
-    RowFilter, SkipReason,
+    RowFilter,
 };
 use ferry_core::manifest::CsvManifestReader;
 use ferry_testkit::{write_orc, OrcOptions};
-use inventory_support::{manifest_json, Obj, BUCKET, GIB};
+use inventory_support::{
+    assert_binary_format_sample_routed, binary_format_sample, manifest_json, split_rows, Obj,
+    BUCKET, GIB,
+};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -70,15 +73,7 @@ fn orc(objs: &[Obj], options: &OrcOptions) -> Vec<u8> {
 }
 
 fn sample() -> Vec<Obj> {
-    vec![
-        Obj::new("plain.txt").version(Some("v2"), true),
-        Obj::new("with space+plus%20.txt").version(None, true),
-        Obj::new("comma,\"quote\"/日本.bin").version(Some("v1"), false),
-        Obj::new("gone").version(Some("dm"), true).delete_marker(),
-        Obj::new("cold").class("GLACIER"),
-        Obj::new("huge").size(6 * GIB),
-        Obj::new("kms-bk").encryption("SSE-KMS", "ENABLED"),
-    ]
+    binary_format_sample()
 }
 
 fn read_all(manifest: &InventoryManifest, bytes: Vec<u8>) -> Vec<InventoryRow> {
@@ -153,33 +148,7 @@ fn orc_rows_are_routed_into_csv_manifests() {
     let m = manifest(AWS_SCHEMA);
     let bytes = orc(&sample(), &OrcOptions::default());
     let reader = OrcInventoryReader::from_bytes(&m, DATA_KEY, bytes).unwrap();
-    let mut splitter = ManifestSplitter::new(
-        &m.schema,
-        RowFilter::new(None).unwrap(),
-        Vec::new(),
-        Vec::new(),
-    )
-    .unwrap();
-    for item in reader {
-        splitter.push_result(item).unwrap();
-    }
-    let out = splitter.finish().unwrap();
-    let copy = String::from_utf8(out.copy).unwrap();
-    assert_eq!(
-        copy,
-        "src-bucket,plain.txt,v2\n\
-         src-bucket,with%20space%2Bplus%2520.txt,null\n\
-         src-bucket,comma%2C%22quote%22/%E6%97%A5%E6%9C%AC.bin,v1\n\
-         src-bucket,kms-bk,null\n"
-    );
-    assert_eq!(
-        String::from_utf8(out.large).unwrap(),
-        "src-bucket,huge,null\n"
-    );
-    let s = &out.stats;
-    assert!(s.is_balanced());
-    assert_eq!(s.skipped(SkipReason::DeleteMarker).objects, 1);
-    assert_eq!(s.skipped(SkipReason::Archived).objects, 1);
+    assert_binary_format_sample_routed(&split_rows(&m, reader, None));
 }
 
 /// Many rows over many small stripes and compression chunks; sizes chosen so the writer uses

@@ -65,16 +65,6 @@ impl<R: Read> CsvInventoryReader<R> {
         })
     }
 
-    /// The data file's key.
-    pub fn file_key(&self) -> &str {
-        &self.file
-    }
-
-    /// Rows read so far, bad ones included.
-    pub fn rows_read(&self) -> u64 {
-        self.row
-    }
-
     /// Reads the next row into `row`, reusing its allocations. `Ok(false)` at the end.
     pub fn read_into(&mut self, row: &mut InventoryRow) -> Result<bool, InventoryError> {
         if self.done {
@@ -172,15 +162,4 @@ fn set_csv_field(row: &mut InventoryRow, column: Column, text: &str) -> Result<(
     Ok(())
 }
 
-impl<R: Read> Iterator for CsvInventoryReader<R> {
-    type Item = Result<InventoryRow, InventoryError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut row = InventoryRow::default();
-        match self.read_into(&mut row) {
-            Ok(true) => Some(Ok(row)),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
+super::rows_iterator!(CsvInventoryReader, Read);

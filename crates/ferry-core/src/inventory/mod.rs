@@ -17,6 +17,39 @@
 //! Memory stays bounded by the widest row (CSV), or one Parquet or ORC file plus one batch of
 //! rows or one compression chunk per column (both formats need random access to their footer).
 
+/// What every data-file reader (with fields `file` and `row`, and a `read_into`) offers besides
+/// `read_into`: its file's key, its row count, and `Iterator` with a fresh row per item
+/// (`read_into` reuses one, for the hot path).
+macro_rules! rows_iterator {
+    ($reader:ident, $($bound:tt)+) => {
+        impl<R: $($bound)+> $reader<R> {
+            /// The data file's key (`files[].key`).
+            pub fn file_key(&self) -> &str {
+                &self.file
+            }
+
+            /// Rows read so far, bad ones included.
+            pub fn rows_read(&self) -> u64 {
+                self.row
+            }
+        }
+
+        impl<R: $($bound)+> Iterator for $reader<R> {
+            type Item = Result<$crate::inventory::InventoryRow, $crate::inventory::InventoryError>;
+
+            fn next(&mut self) -> Option<Self::Item> {
+                let mut row = $crate::inventory::InventoryRow::default();
+                match self.read_into(&mut row) {
+                    Ok(true) => Some(Ok(row)),
+                    Ok(false) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            }
+        }
+    };
+}
+use rows_iterator;
+
 mod csv_reader;
 pub mod delta;
 mod filter;

@@ -112,15 +112,6 @@ impl<R: ChunkReader + 'static> ParquetInventoryReader<R> {
         })
     }
 
-    pub fn file_key(&self) -> &str {
-        &self.file
-    }
-
-    /// Rows read so far, bad ones included.
-    pub fn rows_read(&self) -> u64 {
-        self.row
-    }
-
     /// Reads the next row into `row`, reusing its allocations. `Ok(false)` at the end.
     pub fn read_into(&mut self, row: &mut InventoryRow) -> Result<bool, InventoryError> {
         if self.done {
@@ -387,15 +378,4 @@ fn time_unit(descr: &parquet::schema::types::ColumnDescriptor) -> Option<i64> {
     }
 }
 
-impl<R: ChunkReader + 'static> Iterator for ParquetInventoryReader<R> {
-    type Item = Result<InventoryRow, InventoryError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut row = InventoryRow::default();
-        match self.read_into(&mut row) {
-            Ok(true) => Some(Ok(row)),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
+super::rows_iterator!(ParquetInventoryReader, ChunkReader + 'static);

@@ -6,7 +6,8 @@
 use std::io::Write;
 
 use ferry_core::inventory::{
-    CsvInventoryReader, InventoryManifest, ManifestSplitter, RouteStats, RowFilter,
+    CsvInventoryReader, InventoryError, InventoryManifest, InventoryRow, ManifestSplitter,
+    RouteStats, RowFilter, SkipReason,
 };
 use ferry_core::spec::FilterSpec;
 use flate2::write::GzEncoder;
@@ -209,6 +210,15 @@ pub fn split(schema: &str, objs: &[Obj], filter: Option<&FilterSpec>) -> Split {
 
 pub fn split_gz(manifest: &InventoryManifest, gz: &[u8], filter: Option<&FilterSpec>) -> Split {
     let reader = CsvInventoryReader::new(manifest, DATA_KEY, gz).expect("CSV inventory");
+    split_rows(manifest, reader, filter)
+}
+
+/// Splits the rows of any reader (CSV, Parquet, ORC), checking the counts add up.
+pub fn split_rows(
+    manifest: &InventoryManifest,
+    reader: impl Iterator<Item = Result<InventoryRow, InventoryError>>,
+    filter: Option<&FilterSpec>,
+) -> Split {
     let filter = RowFilter::new(filter).expect("valid filter");
     let mut splitter =
         ManifestSplitter::new(&manifest.schema, filter, Vec::new(), Vec::new()).expect("columns");
@@ -224,4 +234,34 @@ pub fn split_gz(manifest: &InventoryManifest, gz: &[u8], filter: Option<&FilterS
         large: String::from_utf8(out.large).unwrap(),
         stats: out.stats,
     }
+}
+
+/// Seven objects covering what routing treats differently, for the Parquet and ORC tests: keys
+/// S3 would URL-encode in CSV, a null version, a delete marker, an archived object, one over
+/// 5 GiB and an SSE-KMS one.
+pub fn binary_format_sample() -> Vec<Obj> {
+    vec![
+        Obj::new("plain.txt").version(Some("v2"), true),
+        Obj::new("with space+plus%20.txt").version(None, true),
+        Obj::new("comma,\"quote\"/日本.bin").version(Some("v1"), false),
+        Obj::new("gone").version(Some("dm"), true).delete_marker(),
+        Obj::new("cold").class("GLACIER"),
+        Obj::new("huge").size(6 * GIB),
+        Obj::new("kms-bk").encryption("SSE-KMS", "ENABLED"),
+    ]
+}
+
+/// What [`binary_format_sample`] must route to: keys taken as they are, encoded once in the
+/// manifest; the delete marker and the archived object counted as skipped.
+pub fn assert_binary_format_sample_routed(split: &Split) {
+    assert_eq!(
+        split.copy,
+        "src-bucket,plain.txt,v2\n\
+         src-bucket,with%20space%2Bplus%2520.txt,null\n\
+         src-bucket,comma%2C%22quote%22/%E6%97%A5%E6%9C%AC.bin,v1\n\
+         src-bucket,kms-bk,null\n"
+    );
+    assert_eq!(split.large, "src-bucket,huge,null\n");
+    assert_eq!(split.stats.skipped(SkipReason::DeleteMarker).objects, 1);
+    assert_eq!(split.stats.skipped(SkipReason::Archived).objects, 1);
 }

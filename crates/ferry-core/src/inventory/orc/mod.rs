@@ -136,15 +136,6 @@ impl<R: ChunkReader> OrcInventoryReader<R> {
         })
     }
 
-    pub fn file_key(&self) -> &str {
-        &self.file
-    }
-
-    /// Rows read so far, bad ones included.
-    pub fn rows_read(&self) -> u64 {
-        self.row
-    }
-
     /// Reads the next row into `row`, reusing its allocations. `Ok(false)` at the end.
     pub fn read_into(&mut self, row: &mut InventoryRow) -> Result<bool, InventoryError> {
         if self.done {
@@ -565,18 +556,7 @@ fn fields(types: &[Type]) -> Result<Vec<Field>, String> {
     }
 }
 
-impl<R: ChunkReader> Iterator for OrcInventoryReader<R> {
-    type Item = Result<InventoryRow, InventoryError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let mut row = InventoryRow::default();
-        match self.read_into(&mut row) {
-            Ok(true) => Some(Ok(row)),
-            Ok(false) => None,
-            Err(e) => Some(Err(e)),
-        }
-    }
-}
+super::rows_iterator!(OrcInventoryReader, ChunkReader);
 
 #[cfg(test)]
 mod tests {
