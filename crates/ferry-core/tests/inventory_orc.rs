@@ -350,6 +350,43 @@ fn bad_rows_are_reported_by_row_and_reading_goes_on() {
 }
 
 #[test]
+fn an_overlong_value_refuses_its_row_without_being_buffered() {
+    let schema = "struct<bucket:string,key:string,size:bigint>";
+    let m = manifest(schema);
+    let long = "k".repeat(70_000);
+    let rows = [json!([BUCKET, long, 1]), json!([BUCKET, "short", 2])];
+    // Direct strings: the row is refused, the next one is read.
+    let results: Vec<_> = OrcInventoryReader::from_bytes(
+        &m,
+        DATA_KEY,
+        write_orc(schema, &rows, &OrcOptions::default()),
+    )
+    .unwrap()
+    .collect();
+    match &results[..] {
+        [Err(e), Ok(row)] => {
+            assert!(e.is_row_error(), "{e}");
+            assert!(e.to_string().contains("Key is 70000 bytes long"), "{e}");
+            assert_eq!(row.key, "short");
+        }
+        other => panic!("{other:?}"),
+    }
+    // In a dictionary, the value is shared by rows: the file is refused.
+    let options = OrcOptions {
+        dictionary: true,
+        ..OrcOptions::default()
+    };
+    let mut reader =
+        OrcInventoryReader::from_bytes(&m, DATA_KEY, write_orc(schema, &rows, &options)).unwrap();
+    match reader.next() {
+        Some(Err(e @ InventoryError::Orc { .. })) => {
+            assert!(e.to_string().contains("70000 bytes long"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn wrong_schemas_are_refused_with_every_problem_named() {
     // size as a string, is_latest as an int, no bucket column.
     let schema = "struct<key:string,size:string,is_latest:int>";

@@ -363,6 +363,8 @@ impl InventoryRow {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum FieldValue<'a> {
     Text(&'a [u8]),
+    /// A text value too long to be one S3 wrote, passed over unread: the row is refused.
+    TextTooLong(usize),
     Bool(bool),
     Int(i64),
     /// Milliseconds since the Unix epoch.
@@ -386,6 +388,11 @@ impl InventoryRow {
                 if let Some(slot) = self.text_slot(column) {
                     set_text(slot, s);
                 }
+            }
+            (_, FieldValue::TextTooLong(n)) => {
+                return Err(format!(
+                    "{column} is {n} bytes long, more than any value S3 Inventory writes"
+                ))
             }
             (_, FieldValue::Bool(b)) => {
                 if let Some(slot) = self.bool_slot(column) {

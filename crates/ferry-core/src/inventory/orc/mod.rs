@@ -28,6 +28,13 @@ use super::{
 /// Bytes read from the end of the file first: the PostScript and, usually, the whole footer.
 const TAIL_GUESS: u64 = 16 * 1024;
 
+/// Longest string value accepted. Keys are at most 1,024 bytes and the other columns Ferry reads
+/// are short codes and ids; a damaged length must not make Ferry buffer a whole stream.
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+/// Largest string dictionary of one stripe accepted (its distinct keys, etc.).
+const MAX_DICTIONARY_BYTES: usize = 1 << 30;
+
 /// Seconds from the Unix epoch to ORC's timestamp epoch, 2015-01-01T00:00:00Z.
 const ORC_EPOCH_SECONDS: i64 = 1_420_070_400;
 
@@ -60,6 +67,14 @@ struct Field {
     id: u64,
     /// `timestamp` (writer's time zone) rather than `timestamp with local time zone` (UTC).
     zoned_time: bool,
+}
+
+impl Field {
+    /// Whether its values are decoded: `object_access_control_list` (long, base64) is only
+    /// checked to be there, since no row field holds it.
+    fn decoded(&self) -> bool {
+        self.column != Column::ObjectAccessControlList
+    }
 }
 
 struct Cursor {
@@ -113,11 +128,12 @@ impl<R: ChunkReader> OrcInventoryReader<R> {
         };
         let (postscript, footer) = read_tail(&data).map_err(orc)?;
         let codec = Codec::from_kind(postscript.compression).map_err(orc)?;
-        let fields = fields(&footer.types).map_err(|message| InventoryError::Schema {
+        let mut fields = fields(&footer.types).map_err(|message| InventoryError::Schema {
             file: file_key.to_string(),
             message,
         })?;
         check_file_columns(manifest, file_key, |c| fields.iter().any(|f| f.column == c))?;
+        fields.retain(Field::decoded);
         Ok(Self {
             file: file_key.to_string(),
             source_bucket: manifest.source_bucket.clone(),
@@ -320,7 +336,18 @@ impl<R: ChunkReader> StripeStreams<'_, R> {
                 let mut ends = Vec::new();
                 for _ in 0..size {
                     let len = lengths.next_usize("a dictionary entry's length")?;
+                    if len > MAX_TEXT_BYTES {
+                        return Err(format!(
+                            "a dictionary entry is {len} bytes long, more than any S3 Inventory \
+                             value ({MAX_TEXT_BYTES} bytes at most)"
+                        ));
+                    }
                     data_stream.read_into(len, &mut bytes)?;
+                    if bytes.len() > MAX_DICTIONARY_BYTES {
+                        return Err(format!(
+                            "its dictionary holds more than {MAX_DICTIONARY_BYTES} bytes"
+                        ));
+                    }
                     ends.push(bytes.len());
                 }
                 Values::DictionaryText {
@@ -354,6 +381,11 @@ impl Cursor {
             }
             Values::DirectText { data, lengths } => {
                 let len = lengths.next_usize("a string's length")?;
+                if len > MAX_TEXT_BYTES {
+                    // Skipped without buffering it: the row is refused, reading goes on.
+                    data.skip(len)?;
+                    return Ok(Some(FieldValue::TextTooLong(len)));
+                }
                 text.clear();
                 data.read_into(len, text)?;
                 FieldValue::Text(text)

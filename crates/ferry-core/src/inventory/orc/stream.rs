@@ -15,6 +15,10 @@ use super::proto;
 /// PostScript must not become a huge allocation.
 pub(super) const MAX_BLOCK_SIZE: u64 = 16 << 20;
 
+/// Largest decompressed file or stripe footer accepted. Real ones are kilobytes; a few bytes of
+/// ZSTD can claim megabytes, so a damaged footer must not become gigabytes.
+const MAX_FOOTER_BYTES: usize = 64 << 20;
+
 /// How the file's streams are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Codec {
@@ -51,6 +55,11 @@ impl Codec {
         while stream.fill()? {
             out.extend_from_slice(&stream.chunk[stream.pos..]);
             stream.pos = stream.chunk.len();
+            if out.len() > MAX_FOOTER_BYTES {
+                return Err(format!(
+                    "a footer decompresses to more than {MAX_FOOTER_BYTES} bytes"
+                ));
+            }
         }
         Ok(out)
     }
@@ -175,6 +184,19 @@ impl ByteStream {
         Ok(b)
     }
 
+    /// Passes over the next `n` bytes.
+    pub fn skip(&mut self, mut n: usize) -> Result<(), String> {
+        while n > 0 {
+            if !self.fill()? {
+                return Err("a stream ends before its values do".into());
+            }
+            let take = n.min(self.chunk.len() - self.pos);
+            self.pos += take;
+            n -= take;
+        }
+        Ok(())
+    }
+
     /// Appends the next `n` bytes to `out`.
     pub fn read_into(&mut self, mut n: usize, out: &mut Vec<u8>) -> Result<(), String> {
         while n > 0 {
@@ -258,6 +280,19 @@ mod tests {
         assert!(Codec::from_kind(proto::COMPRESSION_LZO)
             .unwrap_err()
             .contains("LZO"));
+    }
+
+    #[test]
+    fn a_footer_that_decompresses_to_gigabytes_is_refused() {
+        // Five chunks of 16 MiB of zeros, a few hundred bytes each in ZSTD.
+        let block = MAX_BLOCK_SIZE as usize;
+        let body = zstd::bulk::compress(&vec![0u8; block], 3).unwrap();
+        let data: Vec<u8> = (0..5).flat_map(|_| chunk(false, &body)).collect();
+        assert!(data.len() < 10_000);
+        let err = Codec::Zstd
+            .decompress_all(block, Bytes::from(data))
+            .unwrap_err();
+        assert!(err.contains("footer decompresses to more than"), "{err}");
     }
 
     #[test]
