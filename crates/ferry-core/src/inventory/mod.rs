@@ -441,6 +441,25 @@ fn check_file_columns(
     })
 }
 
+/// The columns a Parquet or ORC reader found, or every problem of its schema at once: the ones
+/// it met, plus a missing bucket or key column (no row can be read without them).
+fn schema_problems<T>(
+    found: Vec<T>,
+    column: impl Fn(&T) -> Column,
+    mut problems: Vec<String>,
+) -> Result<Vec<T>, String> {
+    for required in [Column::Bucket, Column::Key] {
+        if !found.iter().any(|f| column(f) == required) {
+            problems.push(format!("the file has no {} column", required.snake_name()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(found)
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
 fn set_string(s: &mut String, value: &str) {
     s.clear();
     s.push_str(value);

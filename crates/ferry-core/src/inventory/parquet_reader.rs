@@ -17,8 +17,8 @@ use parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int32Type, Int64Typ
 use parquet::file::reader::{ChunkReader, FileReader, SerializedFileReader};
 
 use super::{
-    check_file_columns, Column, FieldValue, FileFormat, InventoryError, InventoryManifest,
-    InventoryRow, ValueKind,
+    check_file_columns, schema_problems, Column, FieldValue, FileFormat, InventoryError,
+    InventoryManifest, InventoryRow, ValueKind,
 };
 
 /// Rows decoded per column at a time.
@@ -334,16 +334,7 @@ fn leaves(schema: &parquet::schema::types::SchemaDescriptor) -> Result<Vec<Leaf>
             per_milli,
         });
     }
-    for required in [Column::Bucket, Column::Key] {
-        if !leaves.iter().any(|l| l.column == required) {
-            problems.push(format!("the file has no {} column", required.snake_name()));
-        }
-    }
-    if problems.is_empty() {
-        Ok(leaves)
-    } else {
-        Err(problems.join("; "))
-    }
+    schema_problems(leaves, |l| l.column, problems)
 }
 
 /// Runs parquet decoding so that a panic becomes an error. The parquet crate asserts on some

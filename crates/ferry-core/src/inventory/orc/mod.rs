@@ -21,8 +21,8 @@ use self::proto::{Footer, PostScript, StripeFooter, StripeInformation, Type};
 use self::rle::{BoolRle, IntRle, RleVersion};
 use self::stream::{ByteStream, Codec, MAX_BLOCK_SIZE};
 use super::{
-    check_file_columns, Column, FieldValue, FileFormat, InventoryError, InventoryManifest,
-    InventoryRow, ValueKind,
+    check_file_columns, schema_problems, Column, FieldValue, FileFormat, InventoryError,
+    InventoryManifest, InventoryRow, ValueKind,
 };
 
 /// Bytes read from the end of the file first: the PostScript and, usually, the whole footer.
@@ -576,16 +576,7 @@ fn fields(types: &[Type]) -> Result<Vec<Field>, String> {
             zoned_time: t.kind == proto::KIND_TIMESTAMP,
         });
     }
-    for required in [Column::Bucket, Column::Key] {
-        if !fields.iter().any(|f| f.column == required) {
-            problems.push(format!("the file has no {} column", required.snake_name()));
-        }
-    }
-    if problems.is_empty() {
-        Ok(fields)
-    } else {
-        Err(problems.join("; "))
-    }
+    schema_problems(fields, |f| f.column, problems)
 }
 
 super::rows_iterator!(OrcInventoryReader, ChunkReader);
