@@ -1,0 +1,355 @@
+// End-to-end proof of the authorizing gateway (gateway.mjs): a real moto server behind it, the
+// AWS SDK for JavaScript v3 in front, two accounts (A = 111111111111, B = 222222222222) and roles
+// made through IAM like a SAM template would. Each test names one IAM behaviour and fails if the
+// gateway stopped enforcing it (moto alone allows every one of these requests).
+//
+//   node --test tests/gateway/        (moto_server from $FERRY_MOTO_SERVER or <repo>/.venv/bin)
+
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import {
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, ListBucketsCommand,
+  PutBucketEncryptionCommand, UploadPartCommand, DeleteBucketPolicyCommand, GetObjectCommand, HeadObjectCommand,
+  ListBucketMetricsConfigurationsCommand, ListObjectsV2Command, PutBucketPolicyCommand, PutObjectCommand, S3Client,
+} from '@aws-sdk/client-s3'
+import { CreateKeyCommand, DecryptCommand, EncryptCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms'
+import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
+import { CreateRoleCommand, IAMClient, PutRolePolicyCommand, UpdateAssumeRolePolicyCommand } from '@aws-sdk/client-iam'
+import { startGateway } from './gateway.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const REPO = resolve(HERE, '..', '..')
+const MOTO = process.env.FERRY_MOTO_SERVER || join(REPO, '.venv', 'bin', 'moto_server')
+const REGION = 'us-east-1'
+const A = '111111111111'
+const B = '222222222222'
+const BOOTSTRAP = { accessKeyId: 'testing', secretAccessKey: 'testing' }
+
+let moto
+let gw
+let scratch
+let recordFile
+
+function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = net.createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address()
+      srv.close(() => resolvePort(port))
+    })
+  })
+}
+
+async function startMoto() {
+  if (!existsSync(MOTO)) throw new Error(`moto_server not found at ${MOTO}: run scripts/setup-python or set FERRY_MOTO_SERVER`)
+  const port = await freePort()
+  const child = spawn(MOTO, ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, MOTO_PORT: String(port) } })
+  let stderr = ''
+  child.stderr.on('data', (d) => (stderr += d))
+  const deadline = Date.now() + 20_000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`moto_server exited: ${stderr}`)
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/moto-api/`)
+      if (res.ok) break
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`moto_server did not answer within 20 s: ${stderr}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+  return { child, url: `http://127.0.0.1:${port}` }
+}
+
+// ---------------------------------------------------------------------------------------------
+// SDK helpers (everything goes through the gateway)
+
+const cfg = (credentials) => ({ endpoint: gw.url, region: REGION, credentials, maxAttempts: 1 })
+const s3 = (credentials) => new S3Client({ ...cfg(credentials), forcePathStyle: true })
+const kms = (credentials) => new KMSClient(cfg(credentials))
+const iam = (credentials) => new IAMClient(cfg(credentials))
+const sts = (credentials) => new STSClient(cfg(credentials))
+
+async function assume(roleArn, credentials = BOOTSTRAP) {
+  const out = await sts(credentials).send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: 'gateway-test' }))
+  const c = out.Credentials
+  return { accessKeyId: c.AccessKeyId, secretAccessKey: c.SecretAccessKey, sessionToken: c.SessionToken }
+}
+
+/** Admin of an account, as the Rust testkit gets it: assume ferry-test there with the bootstrap key. */
+const adminOf = (account) => assume(`arn:aws:iam::${account}:role/ferry-test`)
+
+const policy = (...Statement) => JSON.stringify({ Version: '2012-10-17', Statement })
+const allow = (Action, Resource, extra = {}) => ({ Effect: 'Allow', Action, Resource, ...extra })
+
+/** A role made like the SAM template makes function roles: CreateRole + PutRolePolicy. */
+async function makeRole(admin, account, name, identityPolicy) {
+  const trust = policy({ Effect: 'Allow', Principal: { AWS: 'arn:aws:iam::123456789012:root' }, Action: 'sts:AssumeRole' })
+  await iam(admin).send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: trust }))
+  if (identityPolicy) await setRolePolicy(admin, name, identityPolicy)
+  return `arn:aws:iam::${account}:role/${name}`
+}
+const setRolePolicy = (admin, name, doc) => iam(admin).send(new PutRolePolicyCommand({ RoleName: name, PolicyName: 'permissions', PolicyDocument: doc }))
+
+const bodyText = async (out) => Buffer.from(await out.Body.transformToByteArray()).toString('utf8')
+
+/** Runs `fn`, expects AWS's AccessDenied; returns the message. */
+async function denied(fn, code = 'AccessDenied') {
+  try {
+    await fn()
+  } catch (e) {
+    assert.equal(e.name, code, `expected ${code}, got ${e.name}: ${e.message}`)
+    return e.message
+  }
+  assert.fail(`expected ${code}, but the request was allowed`)
+}
+
+const sessionArn = (roleArn) => `arn:aws:sts::${roleArn.split(':')[4]}:assumed-role/${roleArn.split('/').pop()}/gateway-test`
+
+// ---------------------------------------------------------------------------------------------
+
+let adminA
+let adminB
+
+before(async () => {
+  scratch = mkdtempSync(join(tmpdir(), 'ferry-gateway-test-'))
+  recordFile = join(scratch, 'decisions.jsonl')
+  moto = await startMoto()
+  gw = await startGateway({ upstream: moto.url, port: 0, record: recordFile, quiet: true })
+  adminA = await adminOf(A)
+  adminB = await adminOf(B)
+})
+
+after(async () => {
+  await gw?.close()
+  if (moto?.child && moto.child.exitCode === null) {
+    moto.child.kill('SIGTERM')
+    await new Promise((r) => moto.child.once('exit', r))
+  }
+  if (scratch) rmSync(scratch, { recursive: true, force: true })
+})
+
+describe('authorizing gateway in front of moto', () => {
+  test('(a) admin set-up passes: buckets, objects, roles, policies and keys in both accounts', async () => {
+    const before = gw.stats().denied
+    await s3(adminA).send(new CreateBucketCommand({ Bucket: 'setup-a' }))
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'setup-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'setup-b', Key: 'x', Body: 'x' }))
+    await s3(BOOTSTRAP).send(new CreateBucketCommand({ Bucket: 'setup-default' }))
+    await makeRole(adminA, A, 'setup-role', policy(allow('s3:GetObject', '*')))
+    const key = await kms(adminB).send(new CreateKeyCommand({}))
+    assert.match(key.KeyMetadata.Arn, new RegExp(`^arn:aws:kms:${REGION}:${B}:key/`))
+    const who = await sts(adminB).send(new GetCallerIdentityCommand({}))
+    assert.equal(who.Account, B)
+    assert.equal(gw.stats().denied, before, 'admin set-up was denied somewhere')
+  })
+
+  test('unknown access keys are refused as AWS refuses them', async () => {
+    const stranger = { accessKeyId: 'AKIAUNKNOWNKEY000000', secretAccessKey: 'x' }
+    await denied(() => s3(stranger).send(new ListObjectsV2Command({ Bucket: 'setup-a' })), 'InvalidAccessKeyId')
+    await denied(() => kms(stranger).send(new CreateKeyCommand({})), 'UnrecognizedClientException')
+  })
+
+  test('(b) cross-account GetObject needs the bucket policy and the identity policy', async () => {
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'xacct-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'xacct-b', Key: 'data/k.txt', Body: 'hello from B' }))
+    const roleArn = await makeRole(adminA, A, 'reader', policy(allow('s3:GetObject', 'arn:aws:s3:::xacct-b/*')))
+    const reader = await assume(roleArn)
+    const get = () => s3(reader).send(new GetObjectCommand({ Bucket: 'xacct-b', Key: 'data/k.txt' }))
+
+    const noGrant = await denied(get)
+    assert.equal(
+      noGrant,
+      `User: ${sessionArn(roleArn)} is not authorized to perform: s3:GetObject on resource: "arn:aws:s3:::xacct-b/data/k.txt" because no resource-based policy allows the s3:GetObject action`,
+    )
+
+    await s3(adminB).send(new PutBucketPolicyCommand({
+      Bucket: 'xacct-b',
+      Policy: policy(allow('s3:GetObject', 'arn:aws:s3:::xacct-b/*', { Principal: { AWS: roleArn } })),
+    }))
+    assert.equal(await bodyText(await get()), 'hello from B')
+
+    await setRolePolicy(adminA, 'reader', policy(allow('s3:ListBucket', 'arn:aws:s3:::xacct-b')))
+    const noIdentity = await denied(get)
+    assert.match(noIdentity, /because no identity-based policy allows the s3:GetObject action$/)
+
+    const lines = readFileSync(recordFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+    const mine = lines.filter((l) => l.principal === sessionArn(roleArn) && l.action === 's3:GetObject')
+    assert.deepEqual(mine.map((l) => l.decision), ['Deny', 'Allow', 'Deny'])
+    assert.equal(mine[1].resourceAccount, B)
+  })
+
+  test('(c) reading an SSE-KMS object across accounts needs kms:Decrypt in the key policy, via S3 only', async () => {
+    const key = (await kms(adminB).send(new CreateKeyCommand({}))).KeyMetadata
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'kms-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'kms-b', Key: 'secret.txt', Body: 'sealed', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: key.KeyId }))
+    const roleArn = await makeRole(adminA, A, 'kms-reader', policy(
+      allow('s3:GetObject', 'arn:aws:s3:::kms-b/*'),
+      allow('kms:Decrypt', key.Arn),
+    ))
+    await s3(adminB).send(new PutBucketPolicyCommand({
+      Bucket: 'kms-b',
+      Policy: policy(allow('s3:GetObject', 'arn:aws:s3:::kms-b/*', { Principal: { AWS: roleArn } })),
+    }))
+    const reader = await assume(roleArn)
+    const get = () => s3(reader).send(new GetObjectCommand({ Bucket: 'kms-b', Key: 'secret.txt' }))
+
+    // The bucket allows the read, but the default key policy trusts only account B.
+    const msg = await denied(get)
+    assert.equal(
+      msg,
+      `User: ${sessionArn(roleArn)} is not authorized to perform: kms:Decrypt on resource: ${key.Arn} because no resource-based policy allows the kms:Decrypt action`,
+    )
+    // HeadObject reads no data, so it needs no kms:Decrypt.
+    await s3(reader).send(new HeadObjectCommand({ Bucket: 'kms-b', Key: 'secret.txt' }))
+
+    const current = JSON.parse((await kms(adminB).send(new GetKeyPolicyCommand({ KeyId: key.KeyId, PolicyName: 'default' }))).Policy)
+    current.Statement.push(allow('kms:Decrypt', '*', {
+      Sid: 'ReaderViaS3',
+      Principal: { AWS: roleArn },
+      Condition: { StringEquals: { 'kms:ViaService': `s3.${REGION}.amazonaws.com` } },
+    }))
+    await kms(adminB).send(new PutKeyPolicyCommand({ KeyId: key.KeyId, PolicyName: 'default', Policy: JSON.stringify(current) }))
+    assert.equal(await bodyText(await get()), 'sealed')
+
+    // The same grant does not let the role call KMS itself: kms:ViaService is only set via S3.
+    const blob = (await kms(adminB).send(new EncryptCommand({ KeyId: key.KeyId, Plaintext: Buffer.from('x') }))).CiphertextBlob
+    const direct = await denied(() => kms(reader).send(new DecryptCommand({ KeyId: key.Arn, CiphertextBlob: blob })), 'AccessDeniedException')
+    assert.match(direct, /not authorized to perform: kms:Decrypt on resource: arn:aws:kms:/)
+  })
+
+  test('(d) a same-account role needs only its identity policy, no bucket policy', async () => {
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'same-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'same-b', Key: 'k', Body: 'mine' }))
+    const withPolicy = await assume(await makeRole(adminB, B, 'same-reader', policy(allow('s3:GetObject', 'arn:aws:s3:::same-b/*'))))
+    assert.equal(await bodyText(await s3(withPolicy).send(new GetObjectCommand({ Bucket: 'same-b', Key: 'k' }))), 'mine')
+
+    const withoutPolicy = await assume(await makeRole(adminB, B, 'same-nothing'))
+    const msg = await denied(() => s3(withoutPolicy).send(new GetObjectCommand({ Bucket: 'same-b', Key: 'k' })))
+    assert.match(msg, /because no identity-based policy allows the s3:GetObject action$/)
+  })
+
+  test('(e) an explicit Deny in the bucket policy wins over an identity Allow', async () => {
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'deny-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'deny-b', Key: 'k', Body: 'guarded' }))
+    const roleArn = await makeRole(adminB, B, 'deny-reader', policy(allow('s3:*', '*')))
+    const reader = await assume(roleArn)
+    const get = () => s3(reader).send(new GetObjectCommand({ Bucket: 'deny-b', Key: 'k' }))
+    assert.equal(await bodyText(await get()), 'guarded')
+
+    await s3(adminB).send(new PutBucketPolicyCommand({
+      Bucket: 'deny-b',
+      Policy: policy({ Effect: 'Deny', Principal: { AWS: roleArn }, Action: 's3:GetObject', Resource: 'arn:aws:s3:::deny-b/*' }),
+    }))
+    const msg = await denied(get)
+    assert.match(msg, /s3:GetObject on resource: "arn:aws:s3:::deny-b\/k" with an explicit deny in a resource-based policy$/)
+
+    await s3(adminB).send(new DeleteBucketPolicyCommand({ Bucket: 'deny-b' }))
+    assert.equal(await bodyText(await get()), 'guarded')
+  })
+
+  test('(f) CopyObject needs read on the source and write on the destination', async () => {
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'copy-src-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'copy-src-b', Key: 'in/obj', Body: 'payload' }))
+    await s3(adminA).send(new CreateBucketCommand({ Bucket: 'copy-dst-a' }))
+    const both = policy(allow('s3:GetObject', 'arn:aws:s3:::copy-src-b/*'), allow('s3:PutObject', 'arn:aws:s3:::copy-dst-a/*'))
+    const roleArn = await makeRole(adminA, A, 'copier', both)
+    const copier = await assume(roleArn)
+    const copy = () => s3(copier).send(new CopyObjectCommand({ Bucket: 'copy-dst-a', Key: 'out/obj', CopySource: 'copy-src-b/in/obj' }))
+
+    // Source bucket in B has no policy for the copier: the source read is refused.
+    const noSource = await denied(copy)
+    assert.match(noSource, /s3:GetObject on resource: "arn:aws:s3:::copy-src-b\/in\/obj" because no resource-based policy allows/)
+
+    await s3(adminB).send(new PutBucketPolicyCommand({
+      Bucket: 'copy-src-b',
+      Policy: policy(allow('s3:GetObject', 'arn:aws:s3:::copy-src-b/*', { Principal: { AWS: roleArn } })),
+    }))
+    await copy()
+    assert.equal(await bodyText(await s3(adminA).send(new GetObjectCommand({ Bucket: 'copy-dst-a', Key: 'out/obj' }))), 'payload')
+
+    // Without s3:PutObject on the destination the copy is refused again.
+    await setRolePolicy(adminA, 'copier', policy(allow('s3:GetObject', 'arn:aws:s3:::copy-src-b/*')))
+    const noTarget = await denied(copy)
+    assert.match(noTarget, /s3:PutObject on resource: "arn:aws:s3:::copy-dst-a\/out\/obj" because no identity-based policy allows/)
+  })
+
+  test('(g) an unmapped request is denied, even for an admin, with a message naming it', async () => {
+    const msg = await denied(() => s3(adminA).send(new ListBucketMetricsConfigurationsCommand({ Bucket: 'setup-a' })))
+    assert.match(msg, /^ferry gateway: no IAM mapping for S3 GET \/setup-a\/\?metrics=.*bucket sub-resource \?metrics with GET is not mapped/)
+    assert.ok(gw.stats().unmapped.some((u) => u.request.startsWith('S3 GET /setup-a/?metrics')), JSON.stringify(gw.stats().unmapped))
+    assert.deepEqual(gw.stats().operationMismatches, [])
+  })
+
+  test('SSE-KMS writes need kms:GenerateDataKey (also for bucket default encryption) and multipart parts kms:Decrypt', async () => {
+    const key = (await kms(adminB).send(new CreateKeyCommand({}))).KeyMetadata
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'mpu-b' }))
+    await s3(adminB).send(new PutBucketEncryptionCommand({
+      Bucket: 'mpu-b',
+      ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: key.Arn } }] },
+    }))
+    const roleArn = await makeRole(adminB, B, 'uploader', policy(allow('s3:PutObject', 'arn:aws:s3:::mpu-b/*')))
+    const uploader = await assume(roleArn)
+
+    // No SSE header: the bucket's default key is used, so kms:GenerateDataKey is needed.
+    const put = () => s3(uploader).send(new PutObjectCommand({ Bucket: 'mpu-b', Key: 'plain', Body: 'p' }))
+    assert.match(await denied(put), new RegExp(`kms:GenerateDataKey on resource: ${key.Arn} because no identity-based policy allows`))
+
+    await setRolePolicy(adminB, 'uploader', policy(allow('s3:PutObject', 'arn:aws:s3:::mpu-b/*'), allow('kms:GenerateDataKey', key.Arn)))
+    await put()
+    const { UploadId } = await s3(uploader).send(new CreateMultipartUploadCommand({ Bucket: 'mpu-b', Key: 'big', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: key.Arn }))
+    const part = () => s3(uploader).send(new UploadPartCommand({ Bucket: 'mpu-b', Key: 'big', UploadId, PartNumber: 1, Body: 'part one' }))
+    assert.match(await denied(part), /kms:Decrypt on resource: .* because no identity-based policy allows the kms:Decrypt action/)
+
+    await setRolePolicy(adminB, 'uploader', policy(allow('s3:PutObject', 'arn:aws:s3:::mpu-b/*'), allow(['kms:GenerateDataKey', 'kms:Decrypt'], key.Arn)))
+    const { ETag } = await part()
+    await s3(uploader).send(new CompleteMultipartUploadCommand({ Bucket: 'mpu-b', Key: 'big', UploadId, MultipartUpload: { Parts: [{ ETag, PartNumber: 1 }] } }))
+  })
+
+  test('sts:AssumeRole by a role needs the target trust policy; the new session acts as the target role', async () => {
+    const targetArn = await makeRole(adminB, B, 'target', policy(allow('s3:ListBucket', '*')))
+    const jumperArn = await makeRole(adminA, A, 'jumper', policy(allow('sts:AssumeRole', targetArn)))
+    const jumper = await assume(jumperArn)
+    const msg = await denied(() => assume(targetArn, jumper))
+    assert.match(msg, new RegExp(`${sessionArn(jumperArn)} is not authorized to perform: sts:AssumeRole on resource: ${targetArn} because no resource-based policy allows`))
+
+    await iam(adminB).send(new UpdateAssumeRolePolicyCommand({
+      RoleName: 'target',
+      PolicyDocument: policy({ Effect: 'Allow', Principal: { AWS: jumperArn }, Action: 'sts:AssumeRole' }),
+    }))
+    const session = await assume(targetArn, jumper)
+    const who = await sts(session).send(new GetCallerIdentityCommand({}))
+    assert.equal(who.Arn, sessionArn(targetArn))
+    // The target role may list buckets' contents but not read objects.
+    await s3(session).send(new ListObjectsV2Command({ Bucket: 'same-b' }))
+    await denied(() => s3(session).send(new GetObjectCommand({ Bucket: 'same-b', Key: 'k' })))
+  })
+
+  test('the CLI prints `listening <port>` and serves until SIGTERM', async () => {
+    const child = spawn(process.execPath, [join(HERE, 'gateway.mjs'), '--upstream', moto.url, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const port = await new Promise((resolvePort, reject) => {
+      let out = ''
+      child.stdout.on('data', (d) => {
+        out += d
+        const m = /^listening (\d+)\n/.exec(out)
+        if (m) resolvePort(Number(m[1]))
+      })
+      child.once('exit', (code) => reject(new Error(`gateway CLI exited ${code}`)))
+    })
+    const client = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: REGION, credentials: BOOTSTRAP, forcePathStyle: true, maxAttempts: 1 })
+    const listed = await client.send(new ListBucketsCommand({}))
+    assert.ok(listed.Buckets.some((b) => b.Name === 'setup-default'))
+    const stranger = new S3Client({ endpoint: `http://127.0.0.1:${port}`, region: REGION, credentials: { accessKeyId: 'AKIANOBODY', secretAccessKey: 'x' }, forcePathStyle: true, maxAttempts: 1 })
+    await denied(() => stranger.send(new ListBucketsCommand({})), 'InvalidAccessKeyId')
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)))
+    child.kill('SIGTERM')
+    assert.equal(await exited, 0)
+  })
+})

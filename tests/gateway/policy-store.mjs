@@ -1,0 +1,281 @@
+// What the gateway knows about the accounts behind moto, read from moto with admin credentials
+// and cached: identity policies of roles and users (inline, attached managed, group, permissions
+// boundary), role trust policies, bucket policies, bucket owners and default encryption, KMS key
+// ARNs and key policies, SNS topic and SQS queue policies, and the SSE-KMS key of multipart uploads.
+//
+// Caches are invalidated by the gateway when it forwards a call that can change them (any IAM
+// write clears all identity data; Put/DeleteBucketPolicy clears that bucket's policy; and so on),
+// so a policy change made through the gateway is seen by the next request.
+
+import { Upstream, encodeKeyPath, parsePolicyDocument, xmlAll, xmlFirst, xmlRawAll, xmlSection } from './upstream.mjs'
+
+const IAM = { service: 'iam', region: 'us-east-1', version: '2010-05-08' }
+
+export class PolicyStore {
+  /**
+   * @param {Upstream} upstream
+   * @param {Set<string>} knownAccounts accounts to search for a bucket's owner (grows as the gateway sees accounts)
+   */
+  constructor(upstream, knownAccounts) {
+    this.up = upstream
+    this.knownAccounts = knownAccounts
+    this.identity = new Map() // principal key → Promise<{exists, identityPolicies, permissionBoundaryPolicies}>
+    this.trust = new Map() // role ARN → Promise<policy|null>
+    this.bucketPolicies = new Map() // bucket → Promise<policy|null>
+    this.bucketOwners = new Map() // bucket → account
+    this.bucketEncryption = new Map() // bucket → Promise<{keyId?: string, managed?: true}|null>
+    this.keyArns = new Map() // `${account}|${region}|${keyId}` → arn (hits only)
+    this.keyPolicies = new Map() // key ARN → Promise<policy|null>
+    this.topicPolicies = new Map() // topic ARN → Promise<policy|null>
+    this.queuePolicies = new Map() // queue ARN → Promise<policy|null>
+    this.uploads = new Map() // uploadId → {keyId?: string} | null (SSE-KMS key of a multipart upload)
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Invalidation
+
+  clearIdentity() {
+    this.identity.clear()
+    this.trust.clear()
+  }
+  clearBucket(bucket) {
+    this.bucketPolicies.delete(bucket)
+    this.bucketEncryption.delete(bucket)
+  }
+  forgetBucket(bucket) {
+    this.clearBucket(bucket)
+    this.bucketOwners.delete(bucket)
+  }
+  clearKeys() {
+    this.keyArns.clear()
+    this.keyPolicies.clear()
+  }
+  clearTopics() {
+    this.topicPolicies.clear()
+  }
+  clearQueues() {
+    this.queuePolicies.clear()
+  }
+
+  /** Caches a promise, dropping it again if it fails (so a transient error is not remembered). */
+  #cached(map, key, load) {
+    let p = map.get(key)
+    if (!p) {
+      p = load()
+      map.set(key, p)
+      p.catch(() => {
+        if (map.get(key) === p) map.delete(key)
+      })
+    }
+    return p
+  }
+
+  #iam(account, params) {
+    return this.up.query(account, IAM.service, IAM.region, { Version: IAM.version, ...params })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Identity policies
+
+  async #managedPolicy(account, arn) {
+    const policy = await this.#iam(account, { Action: 'GetPolicy', PolicyArn: arn })
+    const version = xmlFirst(policy, 'DefaultVersionId')
+    const doc = await this.#iam(account, { Action: 'GetPolicyVersion', PolicyArn: arn, VersionId: version })
+    return { name: arn, policy: parsePolicyDocument(xmlFirst(doc, 'Document')) }
+  }
+
+  async #attached(account, action, nameParam, name) {
+    const xml = await this.#iam(account, { Action: action, [nameParam]: name })
+    const arns = xmlAll(xmlSection(xml, 'AttachedPolicies') ?? '', 'PolicyArn')
+    return Promise.all(arns.map((arn) => this.#managedPolicy(account, arn)))
+  }
+
+  async #inline(account, listAction, getAction, nameParam, name) {
+    const xml = await this.#iam(account, { Action: listAction, [nameParam]: name })
+    const names = xmlAll(xmlSection(xml, 'PolicyNames') ?? '', 'member')
+    return Promise.all(
+      names.map(async (policyName) => {
+        const doc = await this.#iam(account, { Action: getAction, [nameParam]: name, PolicyName: policyName })
+        return { name: `${name}/${policyName}`, policy: parsePolicyDocument(xmlFirst(doc, 'PolicyDocument')) }
+      }),
+    )
+  }
+
+  async #boundary(account, entityXml) {
+    const arn = xmlFirst(xmlSection(entityXml, 'PermissionsBoundary') ?? '', 'PermissionsBoundaryArn')
+    return arn ? [await this.#managedPolicy(account, arn)] : undefined
+  }
+
+  /** Identity policies of a role: {exists, identityPolicies, permissionBoundaryPolicies?}. */
+  rolePolicies(account, roleName) {
+    return this.#cached(this.identity, `role|${account}|${roleName}`, async () => {
+      let role
+      try {
+        role = await this.#iam(account, { Action: 'GetRole', RoleName: roleName })
+      } catch (e) {
+        if (e.code === 'NoSuchEntity') return { exists: false, identityPolicies: [] }
+        throw e
+      }
+      const [inline, attached, boundary] = await Promise.all([
+        this.#inline(account, 'ListRolePolicies', 'GetRolePolicy', 'RoleName', roleName),
+        this.#attached(account, 'ListAttachedRolePolicies', 'RoleName', roleName),
+        this.#boundary(account, role),
+      ])
+      return { exists: true, identityPolicies: [...inline, ...attached], permissionBoundaryPolicies: boundary }
+    })
+  }
+
+  /** Identity policies of a user, its groups' included. */
+  userPolicies(account, userName) {
+    return this.#cached(this.identity, `user|${account}|${userName}`, async () => {
+      let user
+      try {
+        user = await this.#iam(account, { Action: 'GetUser', UserName: userName })
+      } catch (e) {
+        if (e.code === 'NoSuchEntity') return { exists: false, identityPolicies: [] }
+        throw e
+      }
+      const groupsXml = await this.#iam(account, { Action: 'ListGroupsForUser', UserName: userName })
+      const groups = xmlAll(groupsXml, 'GroupName')
+      const parts = await Promise.all([
+        this.#inline(account, 'ListUserPolicies', 'GetUserPolicy', 'UserName', userName),
+        this.#attached(account, 'ListAttachedUserPolicies', 'UserName', userName),
+        ...groups.flatMap((g) => [
+          this.#inline(account, 'ListGroupPolicies', 'GetGroupPolicy', 'GroupName', g),
+          this.#attached(account, 'ListAttachedGroupPolicies', 'GroupName', g),
+        ]),
+      ])
+      return { exists: true, identityPolicies: parts.flat(), permissionBoundaryPolicies: await this.#boundary(account, user) }
+    })
+  }
+
+  /** A role's trust policy, or null when the role does not exist. */
+  trustPolicy(roleArn) {
+    return this.#cached(this.trust, roleArn, async () => {
+      const account = roleArn.split(':')[4]
+      const roleName = roleArn.split('/').pop()
+      try {
+        const role = await this.#iam(account, { Action: 'GetRole', RoleName: roleName })
+        return parsePolicyDocument(xmlFirst(role, 'AssumeRolePolicyDocument')) ?? null
+      } catch (e) {
+        if (e.code === 'NoSuchEntity') return null
+        throw e
+      }
+    })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // S3
+
+  /** Records the owner of a bucket seen being created. */
+  setBucketOwner(bucket, account) {
+    this.bucketOwners.set(bucket, account)
+  }
+
+  /** The account owning `bucket`, or undefined if no known account has it. */
+  async bucketOwner(bucket, region) {
+    const known = this.bucketOwners.get(bucket)
+    if (known) return known
+    for (const account of this.knownAccounts) {
+      const res = await this.up.s3(account, region, 'GET', '/')
+      if (res.status === 200 && xmlAll(res.body, 'Name').includes(bucket)) {
+        this.bucketOwners.set(bucket, account)
+        return account
+      }
+    }
+    return undefined
+  }
+
+  bucketPolicy(bucket, owner, region) {
+    return this.#cached(this.bucketPolicies, bucket, async () => {
+      const res = await this.up.s3(owner, region, 'GET', `/${encodeURIComponent(bucket)}`, { policy: '' })
+      if (res.status === 200) return parsePolicyDocument(res.body)
+      if (res.status === 404) return null
+      throw new Error(`moto GetBucketPolicy ${bucket} answered ${res.status}: ${res.body.slice(0, 200)}`)
+    })
+  }
+
+  /** The bucket's default encryption: {keyId} for SSE-KMS with a key, {managed: true} for aws/s3, null otherwise. */
+  bucketDefaultKms(bucket, owner, region) {
+    return this.#cached(this.bucketEncryption, bucket, async () => {
+      const res = await this.up.s3(owner, region, 'GET', `/${encodeURIComponent(bucket)}`, { encryption: '' })
+      if (res.status !== 200) return null
+      if (xmlFirst(res.body, 'SSEAlgorithm') !== 'aws:kms') return null
+      const keyId = xmlFirst(res.body, 'KMSMasterKeyID')
+      return keyId ? { keyId } : { managed: true }
+    })
+  }
+
+  /** The SSE-KMS key id stored with an object (as written: id, alias or ARN), or undefined. Not cached. */
+  async objectKmsKey(bucket, key, versionId, owner, region) {
+    const res = await this.up.s3(owner, region, 'HEAD', `/${encodeURIComponent(bucket)}/${encodeKeyPath(key)}`, versionId ? { versionId } : {})
+    if (res.status !== 200) return undefined
+    if (res.headers['x-amz-server-side-encryption'] !== 'aws:kms') return undefined
+    return res.headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? 'aws/s3'
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // KMS
+
+  /** The ARN of the key that `keyId` (id, ARN, alias name or alias ARN) names in `account`, or undefined. */
+  async resolveKey(account, region, keyId) {
+    if (/^arn:[^:]+:kms:[^:]+:\d{12}:key\//.test(keyId)) return keyId
+    const cacheKey = `${account}|${region}|${keyId}`
+    const hit = this.keyArns.get(cacheKey)
+    if (hit) return hit
+    const res = await this.up.json(account, 'kms', region, 'TrentService.DescribeKey', { KeyId: keyId })
+    const arn = res.status === 200 ? res.json?.KeyMetadata?.Arn : undefined
+    if (arn) this.keyArns.set(cacheKey, arn)
+    return arn
+  }
+
+  keyPolicy(keyArn) {
+    return this.#cached(this.keyPolicies, keyArn, async () => {
+      const [, , , region, account] = keyArn.split(':')
+      const res = await this.up.json(account, 'kms', region, 'TrentService.GetKeyPolicy', { KeyId: keyArn, PolicyName: 'default' })
+      if (res.status === 200) return parsePolicyDocument(res.json.Policy) ?? null
+      if (res.status === 400 && /NotFound/.test(res.json?.__type ?? '')) return null
+      throw new Error(`moto GetKeyPolicy ${keyArn} answered ${res.status}: ${JSON.stringify(res.json).slice(0, 200)}`)
+    })
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // SNS, SQS
+
+  topicPolicy(topicArn) {
+    return this.#cached(this.topicPolicies, topicArn, async () => {
+      const [, , , region, account] = topicArn.split(':')
+      let xml
+      try {
+        xml = await this.up.query(account, 'sns', region, { Action: 'GetTopicAttributes', Version: '2010-03-31', TopicArn: topicArn })
+      } catch (e) {
+        if (e.status === 404 || e.code === 'NotFound') return null
+        throw e
+      }
+      for (const entry of xmlRawAll(xml, 'entry')) {
+        if (xmlFirst(entry, 'key') === 'Policy') return parsePolicyDocument(xmlFirst(entry, 'value')) ?? null
+      }
+      return null
+    })
+  }
+
+  queuePolicy(queueArn, queueUrl) {
+    return this.#cached(this.queuePolicies, queueArn, async () => {
+      const [, , , region, account, name] = queueArn.split(':')
+      const url = queueUrl ?? `${this.up.url.origin}/${account}/${name}`
+      let xml
+      try {
+        xml = await this.up.query(account, 'sqs', region, {
+          Action: 'GetQueueAttributes', Version: '2012-11-05', QueueUrl: url, 'AttributeName.1': 'Policy',
+        })
+      } catch (e) {
+        if (e.status === 400 || e.status === 404) return null
+        throw e
+      }
+      for (const attr of xmlRawAll(xml, 'Attribute')) {
+        if (xmlFirst(attr, 'Name') === 'Policy') return parsePolicyDocument(xmlFirst(attr, 'Value')) ?? null
+      }
+      return null
+    })
+  }
+}
