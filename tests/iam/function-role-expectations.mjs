@@ -84,6 +84,11 @@ export function launchJob(t) {
   ]
 }
 
+/** The endpoint KMS sees as kms:ViaService when S3 calls it for a bucket in `region`. */
+function viaS3(region, partition) {
+  return `s3.${region}.${partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}`
+}
+
 /** Reading a finished job's completion report (manifest.json and result CSVs) through S3. */
 export function readCompletionReports(t) {
   const report = t.keys.report
@@ -187,6 +192,7 @@ export const FUNCTION_EXPECTATIONS = {
       ...stateReadWrite(t, [`plans/${FINGERPRINT}.json`, `approvals/${TOKEN_HASH}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
       access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'FirstJob reads the recorded approval'),
       access('sns:Publish', t.notificationTopicArn, 'instructions and job news'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: CloudFormation invokes custom resources asynchronously; Lambda sends events that failed every retry with the function role'),
       // RoleAdmin::apply_role / delete_role on the transfer's batch role.
       ...['iam:GetRole', 'iam:CreateRole', 'iam:TagRole', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole'].map((a) =>
         access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
@@ -204,7 +210,6 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:ListBucket', t.s3.bucket(t.p.SourceBucket), 'preflight (bucket regions) is approval-handler\'s', { owner: t.p.SourceAccountId }),
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight is approval-handler\'s'),
       ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight of the ${which} key is approval-handler's`, { owner: key.account })),
-      access('sqs:SendMessage', t.failedEventsQueueArn, 'stack-handler has no dead-letter queue (CloudFormation invokes it synchronously)'),
       access('s3:ListJobs', '*', 'jobs are found through the state bucket'),
     ],
   },
@@ -233,6 +238,7 @@ export const FUNCTION_EXPECTATIONS = {
       // Redrive ({"action":"redrive","job_id":…}): is it Ferry's job, which tasks failed, then a
       // new job over a CSV manifest of those in the state bucket.
       access('s3:GetJobTagging', t.jobArn('job-0001'), 'redrive: the job must carry ferry:transfer'),
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'redrive: is the job finished, where is its report (report::redrive calls DescribeJob)'),
       ...readCompletionReports(t),
       access('s3:PutObject', t.s3.object(t.stateBucket, 'redrive/job-0001/manifest.csv'), 'redrive: the failed tasks\' manifest'),
     ],
@@ -244,7 +250,7 @@ export const FUNCTION_EXPECTATIONS = {
       // It launches jobs but never watches or changes them (that is stack-handler's FirstJob
       // Delete): confirming or cancelling any job of the account is not its business.
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'approval-handler never confirms or cancels jobs'),
-      access('s3:DescribeJob', t.jobArn('job-0001'), 'approval-handler never describes jobs'),
+      access('s3:DescribeJob', t.jobArn('job-0001', { account: t.foreign.account }), 'redrive describes only jobs of this account'),
       access('s3:ListBucket', t.s3.bucket(t.foreign.bucket), 'preflight HeadBucket is limited to the transfer\'s buckets'),
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.SourceBucket), 'only the destination\'s ownership is checked', { owner: t.p.SourceAccountId }),
       access('s3:PutBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight only reads'),
@@ -323,6 +329,11 @@ export const FUNCTION_EXPECTATIONS = {
         access('s3:GetObject', t.s3.object(t.p.ManifestBucket, `${dir}/manifest.checksum`), 'the inventory-complete signal'),
         access('s3:GetObject', t.s3.object(t.p.ManifestBucket, `${dir}/manifest.json`), 'the inventory\'s manifest.json'),
         access('s3:GetObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'its data files'),
+        // An SSE-KMS inventory: S3 decrypts what the handler reads, in the inventory's (= the
+        // source bucket's) Region.
+        ...(t.keys.manifest
+          ? [access('kms:Decrypt', t.keys.manifest.arn, 'S3 decrypts the SSE-KMS inventory files for the handler', { owner: t.keys.manifest.account, context: { 'kms:ViaService': viaS3(t.p.SourceRegion, t.partition) } })]
+          : []),
         access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/copy.csv`), 'the Copy job\'s manifest, where the batch role reads'),
         access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/large.csv`), 'the large-object job\'s manifest'),
         ...stateReadWrite(t, [`inventory/${FINGERPRINT}/runs/run-1/claim.json`, `inventory/${FINGERPRINT}/latest.json`, 'inventory/jobs/job-0001.json']),
@@ -346,6 +357,9 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the delta state is only ever replaced, by the job monitor'),
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it launches jobs, never confirms or cancels them'),
       access('s3:PutBucketNotification', t.s3.bucket(t.p.ManifestBucket), 'the trigger is stack-handler\'s (InventoryTrigger)'),
+      ...(t.keys.manifest
+        ? [access('kms:Decrypt', t.keys.manifest.arn, 'the inventory key only through S3 in the inventory\'s Region', { owner: t.keys.manifest.account, context: { 'kms:ViaService': viaS3(t.p.SourceRegion === 'us-west-2' ? 'us-east-2' : 'us-west-2', t.partition) } })]
+        : []),
     ],
   },
 }

@@ -91,9 +91,20 @@ export const PARAMETER_SETS = [
       BucketKeyEnabled: 'true',
       ManifestAccountId: SOURCE_ACCOUNT,
       ManifestKmsKeyArn: keyArn('eu-central-1', SOURCE_ACCOUNT, 'c'),
-      ReportAccountId: SOURCE_ACCOUNT,
-      ReportKmsKeyArn: keyArn('eu-central-1', SOURCE_ACCOUNT, 'd'),
+      // Completion reports live in the destination account (the functions read them there).
+      ReportAccountId: THIS_ACCOUNT,
+      ReportKmsKeyArn: keyArn('eu-west-1', THIS_ACCOUNT, 'd'),
       ApprovalMode: 'deferred',
+    },
+  },
+  {
+    name: 'event-driven runs on an SSE-KMS inventory delivered in the source Region (eu-west-1) to a bucket of this account; job in us-east-1',
+    env: { account: THIS_ACCOUNT, region: 'us-east-1', stackName: STACK_NAME },
+    parameters: {
+      ...BASE,
+      SourceRegion: 'eu-west-1',
+      InventoryRuns: 'true',
+      ManifestKmsKeyArn: keyArn('eu-west-1', THIS_ACCOUNT, '7'),
     },
   },
   {

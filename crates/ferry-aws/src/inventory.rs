@@ -6,8 +6,11 @@
 
 use std::path::Path;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use ferry_core::inventory::run::InventoryObjects;
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +46,13 @@ pub(crate) async fn get_whole(
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, AwsCallError> {
-    match s3.get_object().bucket(bucket).key(key).send().await {
+    whole_or_none(s3.get_object().bucket(bucket).key(key).send().await).await
+}
+
+async fn whole_or_none(
+    result: Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>>,
+) -> Result<Option<Vec<u8>>, AwsCallError> {
+    match result {
         Ok(out) => {
             let bytes = out.body.collect().await.map_err(read_error)?;
             Ok(Some(bytes.into_bytes().to_vec()))
@@ -60,20 +69,28 @@ pub(crate) async fn get_whole(
 }
 
 impl InventoryObjects for AwsPorts {
+    // The inventory bucket is in the source bucket's Region, which may not be the function's:
+    // every call goes through `regions`, which follows S3's redirect there (regions.rs).
     async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        get_whole(&self.launch.s3, bucket, key).await
+        let launch = &self.launch;
+        let (result, _) = launch
+            .regions
+            .call(&launch.s3, bucket, |s3| async move {
+                s3.get_object().bucket(bucket).key(key).send().await
+            })
+            .await;
+        whole_or_none(result).await
     }
 
     async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
-        let out = self
-            .launch
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let launch = &self.launch;
+        let (result, _) = launch
+            .regions
+            .call(&launch.s3, bucket, |s3| async move {
+                s3.get_object().bucket(bucket).key(key).send().await
+            })
+            .await;
+        let out = result.map_err(|e| classify(&e))?;
         let mut file = tokio::fs::File::create(to)
             .await
             .map_err(|e| local_error("creating", to, e))?;
@@ -99,20 +116,31 @@ impl InventoryObjects for AwsPorts {
         if size > MULTIPART_THRESHOLD {
             return self.upload_in_parts(bucket, key, from).await;
         }
-        let body = ByteStream::from_path(from)
-            .await
-            .map_err(|e| local_error("reading", from, e))?;
-        let out = self
-            .launch
-            .s3
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type("text/csv")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        // SSE-S3 whatever the bucket's default: Batch Operations can't read a CSV manifest
+        // stored with SSE-KMS (S3 User Guide, "Creating an S3 Batch Operations job", Manifest:
+        // https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-create-job.html), and
+        // the inventory bucket's default may well be the inventory's KMS key.
+        let launch = &self.launch;
+        let (result, _) = launch
+            .regions
+            .call(&launch.s3, bucket, |s3| async move {
+                // A body per attempt: a redirected request is sent again from the start.
+                let body = match ByteStream::from_path(from).await {
+                    Ok(body) => body,
+                    Err(e) => return Ok(Err(local_error("reading", from, e))),
+                };
+                s3.put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .content_type("text/csv")
+                    .server_side_encryption(ServerSideEncryption::Aes256)
+                    .body(body)
+                    .send()
+                    .await
+                    .map(Ok)
+            })
+            .await;
+        let out = result.map_err(|e| classify(&e))??;
         Ok(out.e_tag().unwrap_or_default().to_string())
     }
 }
@@ -124,15 +152,23 @@ impl AwsPorts {
         key: &str,
         from: &Path,
     ) -> Result<String, AwsCallError> {
-        let s3 = &self.launch.s3;
-        let created = s3
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .content_type("text/csv")
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
+        let launch = &self.launch;
+        let (created, _) = launch
+            .regions
+            .call(&launch.s3, bucket, |s3| async move {
+                s3.create_multipart_upload()
+                    .bucket(bucket)
+                    .key(key)
+                    .content_type("text/csv")
+                    // SSE-S3, as in `upload`.
+                    .server_side_encryption(ServerSideEncryption::Aes256)
+                    .send()
+                    .await
+            })
+            .await;
+        let created = created.map_err(|e| classify(&e))?;
+        // The Region is known now: the parts go to a client of it.
+        let s3 = &launch.regions.client_for(&launch.s3, bucket);
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         let result = async {
             let mut file = tokio::fs::File::open(from)
@@ -223,9 +259,16 @@ pub async fn enable_eventbridge_delivery(
         .set_lambda_function_configurations(Some(current.lambda_function_configurations().to_vec()))
         .event_bridge_configuration(aws_sdk_s3::types::EventBridgeConfiguration::builder().build())
         .build();
+    // The bucket's other destinations are written back as they are; S3 would re-validate each
+    // (a test message to every topic, queue and function) and refuse the whole configuration
+    // if one went stale, rolling the stack back over something Ferry didn't add.
+    // SkipDestinationValidation turns that off (S3 API Reference,
+    // PutBucketNotificationConfiguration, x-amz-skip-destination-validation:
+    // https://docs.aws.amazon.com/AmazonS3/latest/API/API_PutBucketNotificationConfiguration.html).
     s3.put_bucket_notification_configuration()
         .bucket(bucket)
         .expected_bucket_owner(expected_owner)
+        .skip_destination_validation(true)
         .notification_configuration(config)
         .send()
         .await

@@ -20,15 +20,30 @@ use ferry_core::manifest::encode_key;
 
 use crate::errors::classify;
 
-/// [`MultipartCopyApi`] over one S3 client (acting as the Batch Operations role).
+/// [`MultipartCopyApi`] over S3 clients acting as the Batch Operations role: `s3` in the
+/// destination bucket's Region (every upload call, `UploadPartCopy` included: S3 copies from
+/// another Region when the request goes to the destination's), `source_s3` in the source
+/// bucket's Region for the reads of the source object. The Rust SDK does not follow S3's
+/// redirect to a bucket's Region, so a client of the wrong Region fails with a 301.
 #[derive(Clone)]
 pub struct AwsMultipartCopy {
     pub s3: aws_sdk_s3::Client,
+    pub source_s3: aws_sdk_s3::Client,
 }
 
 impl AwsMultipartCopy {
+    /// Both buckets in one Region.
     pub fn new(s3: aws_sdk_s3::Client) -> Self {
-        Self { s3 }
+        Self {
+            source_s3: s3.clone(),
+            s3,
+        }
+    }
+
+    /// The source bucket in another Region than the destination.
+    pub fn with_source_client(mut self, source_s3: aws_sdk_s3::Client) -> Self {
+        self.source_s3 = source_s3;
+        self
     }
 }
 
@@ -97,7 +112,7 @@ impl MultipartCopyApi for AwsMultipartCopy {
         expected_owner: &str,
     ) -> Result<SourceObject, AwsCallError> {
         let out = self
-            .s3
+            .source_s3
             .head_object()
             .bucket(&task.bucket)
             .key(&task.key)
@@ -145,7 +160,7 @@ impl MultipartCopyApi for AwsMultipartCopy {
         expected_owner: &str,
     ) -> Result<BTreeMap<String, String>, AwsCallError> {
         let out = self
-            .s3
+            .source_s3
             .get_object_tagging()
             .bucket(&task.bucket)
             .key(&task.key)

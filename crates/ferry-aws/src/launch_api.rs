@@ -1,4 +1,5 @@
-//! [`LaunchApi`] with the AWS SDK: HeadObject on the manifest, CreateJob in the job region.
+//! [`LaunchApi`] with the AWS SDK: HeadObject (and for an inventory GetObject) on the manifest in
+//! its bucket's Region, CreateJob in the job region.
 
 use std::time::Duration;
 
@@ -7,21 +8,45 @@ use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
 
 use crate::create_job::fill;
 use crate::errors::{bucket_region_of, classify};
+use crate::regions::BucketRegions;
 
 #[derive(Debug, Clone)]
 pub struct AwsLaunchApi {
-    /// A client for the manifest bucket's region.
+    /// A client of the function's (home) Region; buckets elsewhere are reached through
+    /// [`BucketRegions`], which follows S3's redirect to their Region.
     pub s3: aws_sdk_s3::Client,
     /// A client for the job region (the destination region).
     pub s3control: aws_sdk_s3control::Client,
+    pub regions: BucketRegions,
 }
+
+impl AwsLaunchApi {
+    pub fn new(s3: aws_sdk_s3::Client, s3control: aws_sdk_s3control::Client) -> Self {
+        Self {
+            s3,
+            s3control,
+            regions: BucketRegions::default(),
+        }
+    }
+}
+
+/// A manifest.json larger than this is refused: S3 Inventory's lists a few hundred bytes per
+/// data file, so even a billion-object inventory's is a few MB.
+pub const MAX_MANIFEST_JSON_BYTES: i64 = 64 * 1024 * 1024;
 
 impl LaunchApi for AwsLaunchApi {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
-        match self.s3.head_object().bucket(bucket).key(key).send().await {
+        let (result, elsewhere) = self
+            .regions
+            .call(&self.s3, bucket, |s3| async move {
+                s3.head_object().bucket(bucket).key(key).send().await
+            })
+            .await;
+        match result {
+            // The Region the answer came from, for the launcher to compare with the spec's.
             Ok(head) => Ok(ManifestHead {
                 etag: head.e_tag().unwrap_or_default().to_string(),
-                bucket_region: None,
+                bucket_region: elsewhere,
             }),
             Err(err) => {
                 let mut call_error = classify(&err);
@@ -40,6 +65,32 @@ impl LaunchApi for AwsLaunchApi {
                 Err(call_error)
             }
         }
+    }
+
+    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+        let (result, _) = self
+            .regions
+            .call(&self.s3, bucket, |s3| async move {
+                s3.get_object().bucket(bucket).key(key).send().await
+            })
+            .await;
+        let out = result.map_err(|e| classify(&e))?;
+        if out.content_length().unwrap_or(0) > MAX_MANIFEST_JSON_BYTES {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::BadRequest,
+                code: "ManifestTooLarge".to_string(),
+                message: format!(
+                    "s3://{bucket}/{key} is {} bytes; an inventory manifest.json is at most {MAX_MANIFEST_JSON_BYTES}",
+                    out.content_length().unwrap_or(0)
+                ),
+            });
+        }
+        let bytes = out.body.collect().await.map_err(|e| AwsCallError {
+            kind: AwsErrorKind::Transient,
+            code: "ReadError".to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(bytes.into_bytes().to_vec())
     }
 
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {

@@ -11,6 +11,7 @@ pub mod launch_api;
 pub mod policies;
 pub mod ports;
 pub mod preflight;
+pub mod regions;
 pub mod runtime;
 
 pub use launch_api::AwsLaunchApi;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
 use ferry_core::job::CreateJobRequest;
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
 use ferry_core::policy::batch_role::BatchRole;
@@ -41,10 +42,10 @@ impl AwsPorts {
         notification_topic_arn: String,
     ) -> Self {
         Self {
-            launch: AwsLaunchApi {
-                s3: aws_sdk_s3::Client::new(config),
-                s3control: aws_sdk_s3control::Client::new(config),
-            },
+            launch: AwsLaunchApi::new(
+                aws_sdk_s3::Client::new(config),
+                aws_sdk_s3control::Client::new(config),
+            ),
             iam: aws_sdk_iam::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
             http: reqwest::Client::new(),
@@ -61,7 +62,7 @@ impl AwsPorts {
         s3: aws_sdk_s3::Client,
         s3control: aws_sdk_s3control::Client,
     ) -> Self {
-        self.launch = AwsLaunchApi { s3, s3control };
+        self.launch = AwsLaunchApi::new(s3, s3control);
         self
     }
 
@@ -94,10 +95,14 @@ impl StateStore for AwsPorts {
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
+        // Explicit SSE-S3: a redrive manifest is stored here, and Batch Operations can't read a
+        // CSV manifest under SSE-KMS (S3 User Guide, "Creating an S3 Batch Operations job");
+        // `ferry redrive --state-bucket` may name a bucket whose default is SSE-KMS.
         self.s3()
             .put_object()
             .bucket(&self.state_bucket)
             .key(key)
+            .server_side_encryption(ServerSideEncryption::Aes256)
             .content_type("application/json")
             .body(ByteStream::from(body))
             .send()
@@ -113,6 +118,7 @@ impl StateStore for AwsPorts {
             .bucket(&self.state_bucket)
             .key(key)
             .if_none_match("*")
+            .server_side_encryption(ServerSideEncryption::Aes256)
             .content_type("application/json")
             .body(ByteStream::from(body))
             .send()
@@ -315,6 +321,9 @@ impl JobControl for AwsPorts {
 impl LaunchApi for AwsPorts {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
         self.launch.head_manifest(bucket, key).await
+    }
+    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+        self.launch.get_manifest(bucket, key).await
     }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.launch.create_job(request).await

@@ -30,10 +30,10 @@ impl AwsPreflight {
         bucket_regions: BTreeMap<String, String>,
     ) -> Self {
         Self {
-            launch: AwsLaunchApi {
-                s3: s3_in(&config, Some(manifest_region)),
-                s3control: aws_sdk_s3control::Client::new(&config),
-            },
+            launch: AwsLaunchApi::new(
+                s3_in(&config, Some(manifest_region)),
+                aws_sdk_s3control::Client::new(&config),
+            ),
             iam: aws_sdk_iam::Client::new(&config),
             config,
             bucket_regions,
@@ -44,6 +44,9 @@ impl AwsPreflight {
 impl LaunchApi for AwsPreflight {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
         self.launch.head_manifest(bucket, key).await
+    }
+    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+        self.launch.get_manifest(bucket, key).await
     }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.launch.create_job(request).await

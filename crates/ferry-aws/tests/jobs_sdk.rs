@@ -16,10 +16,10 @@ use ferry_aws::AwsLaunchApi;
 use ferry_core::report::jobs::{JobOperationKind, JobsApi, ReportLocation};
 
 fn api(rules: &[&aws_smithy_mocks::Rule]) -> AwsLaunchApi {
-    AwsLaunchApi {
-        s3: mock_client!(aws_sdk_s3, []),
-        s3control: mock_client!(aws_sdk_s3control, RuleMode::MatchAny, rules),
-    }
+    AwsLaunchApi::new(
+        mock_client!(aws_sdk_s3, []),
+        mock_client!(aws_sdk_s3control, RuleMode::MatchAny, rules),
+    )
 }
 
 #[tokio::test]

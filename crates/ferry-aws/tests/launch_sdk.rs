@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::HeadObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3control::operation::create_job::{CreateJobError, CreateJobInput, CreateJobOutput};
 use aws_sdk_s3control::types::error::{BadRequestException, TooManyRequestsException};
 use aws_sdk_s3control::types::{
@@ -51,9 +53,19 @@ fn s3_with_etag() -> aws_sdk_s3::Client {
             .e_tag(format!("\"{ETAG}\""))
             .build()
     });
-    mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+    // An inventory's manifest.json of current versions (no VersionId column).
+    let get = mock!(aws_sdk_s3::Client::get_object).then_output(|| {
+        GetObjectOutput::builder()
+            .body(ByteStream::from_static(
+                CURRENT_VERSIONS_MANIFEST.as_bytes(),
+            ))
+            .build()
+    });
+    mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head, &get], |c| c
         .retry_config(RetryConfig::disabled()))
 }
+
+const CURRENT_VERSIONS_MANIFEST: &str = r#"{"sourceBucket":"acme-ledger-prod","destinationBucket":"arn:aws:s3:::acme-vault-inventory","version":"2016-11-30","creationTimestamp":"1795000000000","fileFormat":"CSV","fileSchema":"Bucket, Key, Size, LastModifiedDate, ETag","files":[{"key":"inventory/acme-ledger-prod/daily/data/a.csv.gz","size":10,"MD5checksum":"0"}]}"#;
 
 /// An adapter whose CreateJob answers `job_id` and records every input it receives.
 fn recording_api(job_id: &'static str) -> (Arc<Mutex<Vec<CreateJobInput>>>, AwsLaunchApi) {
@@ -65,10 +77,7 @@ fn recording_api(job_id: &'static str) -> (Arc<Mutex<Vec<CreateJobInput>>>, AwsL
             true
         })
         .then_output(move || CreateJobOutput::builder().job_id(job_id).build());
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let api = AwsLaunchApi::new(s3_with_etag(), mock_client!(aws_sdk_s3control, [&create]));
     (seen, api)
 }
 
@@ -96,7 +105,8 @@ fn expected_kms_inventory_input(fingerprint: &str) -> CreateJobInput {
                 .s3_put_object_copy(
                     S3CopyObjectOperation::builder()
                         .target_resource("arn:aws:s3:::acme-ledger-vault")
-                        .target_key_prefix("from-prod/")
+                        // Sent without its slash: Batch Operations adds one (job::target_key_prefix).
+                        .target_key_prefix("from-prod")
                         .storage_class(S3StorageClass::StandardIa)
                         .sse_aws_kms_key_id(
                             "arn:aws:kms:eu-west-1:222222222222:key/9a8b7c6d-5e4f-4321-9876-fedcba987654",
@@ -216,11 +226,13 @@ async fn throttled_create_job_is_retried_then_succeeds() {
         })
         .output(|| CreateJobOutput::builder().job_id("job-1").build())
         .build();
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
-            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
-    };
+    let api = AwsLaunchApi::new(
+        s3_with_etag(),
+        mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(
+                aws_sdk_s3control::config::retry::RetryConfig::disabled()
+            )),
+    );
     let job = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap();
@@ -242,10 +254,7 @@ async fn bad_request_is_not_retried_and_keeps_the_message() {
                 .build(),
         )
     });
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&create]),
-    };
+    let api = AwsLaunchApi::new(s3_with_etag(), mock_client!(aws_sdk_s3control, [&create]));
     let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap_err();
@@ -266,14 +275,44 @@ async fn head_object_failures_are_classified_by_status() {
     ] {
         let head =
             mock!(aws_sdk_s3::Client::head_object).then_http_response(move || http(status, region));
-        let api = AwsLaunchApi {
-            s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+        let api = AwsLaunchApi::new(
+            mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
                 .retry_config(RetryConfig::disabled())),
-            s3control: mock_client!(aws_sdk_s3control, []),
-        };
+            mock_client!(aws_sdk_s3control, []),
+        );
         let e = api.head_manifest("b", "k").await.unwrap_err();
         assert_eq!(e.kind, expected, "HTTP {status}: {e:?}");
     }
+}
+
+/// The Rust SDK doesn't follow S3's redirect to a bucket's Region: the adapter does, once,
+/// remembers the Region for that bucket, and says where the answer came from.
+#[tokio::test]
+async fn a_redirect_to_the_buckets_region_is_followed_and_remembered() {
+    let head = mock!(aws_sdk_s3::Client::head_object)
+        .sequence()
+        .http_response(|| http(301, Some("eu-central-1")))
+        .output(|| HeadObjectOutput::builder().e_tag("\"abc\"").build())
+        .output(|| HeadObjectOutput::builder().e_tag("\"abc\"").build())
+        .build();
+    let api = AwsLaunchApi::new(
+        mock_client!(aws_sdk_s3, RuleMode::Sequential, [&head], |c| c
+            .retry_config(RetryConfig::disabled())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))),
+        mock_client!(aws_sdk_s3control, []),
+    );
+    let got = api.head_manifest("inv", "m.json").await.unwrap();
+    assert_eq!(got.etag, "\"abc\"");
+    assert_eq!(got.bucket_region.as_deref(), Some("eu-central-1"));
+    assert_eq!(
+        api.regions.region_of("inv").as_deref(),
+        Some("eu-central-1")
+    );
+    assert_eq!(head.num_calls(), 2);
+    // Next time straight to the bucket's Region: one call.
+    let again = api.head_manifest("inv", "m.json").await.unwrap();
+    assert_eq!(again.bucket_region.as_deref(), Some("eu-central-1"));
+    assert_eq!(head.num_calls(), 3);
 }
 
 #[tokio::test]
@@ -281,11 +320,11 @@ async fn manifest_in_another_region_is_reported_with_that_region() {
     let plan = plan("kms-inventory.toml");
     let head =
         mock!(aws_sdk_s3::Client::head_object).then_http_response(|| http(301, Some("us-east-1")));
-    let api = AwsLaunchApi {
-        s3: mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
+    let api = AwsLaunchApi::new(
+        mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head], |c| c
             .retry_config(RetryConfig::disabled())),
-        s3control: mock_client!(aws_sdk_s3control, []),
-    };
+        mock_client!(aws_sdk_s3control, []),
+    );
     let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap_err();
@@ -331,11 +370,13 @@ async fn create_job_faults_are_retried_with_one_token() {
         })
         .output(|| CreateJobOutput::builder().job_id("job-9").build())
         .build();
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
-            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
-    };
+    let api = AwsLaunchApi::new(
+        s3_with_etag(),
+        mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(
+                aws_sdk_s3control::config::retry::RetryConfig::disabled()
+            )),
+    );
     let retry = RetryPolicy {
         max_attempts: 4,
         ..fast_retry()
@@ -362,11 +403,13 @@ async fn persistent_faults_give_up_with_the_cause_and_access_denied_is_final() {
         .http_response(|| http(503, None))
         .times(3)
         .build();
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
-            .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled())),
-    };
+    let api = AwsLaunchApi::new(
+        s3_with_etag(),
+        mock_client!(aws_sdk_s3control, RuleMode::Sequential, [&create], |c| c
+            .retry_config(
+                aws_sdk_s3control::config::retry::RetryConfig::disabled()
+            )),
+    );
     let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap_err();
@@ -380,10 +423,7 @@ async fn persistent_faults_give_up_with_the_cause_and_access_denied_is_final() {
             "User is not authorized to perform: iam:PassRole",
         ))
     });
-    let api = AwsLaunchApi {
-        s3: s3_with_etag(),
-        s3control: mock_client!(aws_sdk_s3control, [&denied]),
-    };
+    let api = AwsLaunchApi::new(s3_with_etag(), mock_client!(aws_sdk_s3control, [&denied]));
     let e = launch(&api, LaunchRequest::for_plan(&plan), fast_retry())
         .await
         .unwrap_err();

@@ -185,7 +185,10 @@ pub fn create_job_request(spec: &TransferSpec, plan_fingerprint: &str) -> Create
     };
     let copy = S3CopyObjectOperation {
         target_resource: format!("arn:{partition}:s3:::{}", d.bucket),
-        target_key_prefix: d.key_prefix.clone(),
+        target_key_prefix: d
+            .key_prefix
+            .as_deref()
+            .map(|p| target_key_prefix(p).to_string()),
         storage_class: d.storage_class.map(|c| c.as_str().to_string()),
         sse_aws_kms_key_id: d.kms_key_arn.clone(),
         bucket_key_enabled: d.kms_key_arn.as_ref().map(|_| d.bucket_key_enabled),
@@ -357,6 +360,51 @@ pub fn large_object_job_request(
             .collect()
     });
     Ok(request)
+}
+
+/// `S3PutObjectCopy.TargetKeyPrefix` for a spec's `destination.key_prefix`, which is a folder
+/// (`from-prod/`): the folder without its trailing `/`.
+///
+/// Batch Operations puts a `/` between `TargetKeyPrefix` and the key: `Folder1` copies `a.txt` to
+/// `Folder1/a.txt` (AWS's answer in boto/boto3#3420, and what tools running real jobs observe; the
+/// API reference, `S3CopyObjectOperation.TargetKeyPrefix`, says only "Specifies the folder prefix
+/// that you want the objects to be copied into"). What a prefix that already ends in `/` gives is
+/// undocumented and risks `from-prod//a.txt`, so the slash is never sent; and since a prefix
+/// always becomes a folder, the spec must say so ([`check_key_prefix`]).
+pub fn target_key_prefix(folder: &str) -> &str {
+    folder.trim_end_matches('/')
+}
+
+/// The key a copy gets under `TargetKeyPrefix` (as sent in the job): `<prefix>/<key>`, or the
+/// source key without a prefix. The large-object copier names its copies with this too, so
+/// both jobs of a transfer write byte-identical keys.
+pub fn copied_key(target_key_prefix: Option<&str>, source_key: &str) -> String {
+    // Older LambdaInvoke jobs sent the prefix with its slash: either form gives one key.
+    match target_key_prefix.map(|p| p.trim_end_matches('/')) {
+        Some(prefix) if !prefix.is_empty() => format!("{prefix}/{source_key}"),
+        _ => source_key.to_string(),
+    }
+}
+
+/// `destination.key_prefix` must be a folder: `<name>/`, not starting with `/`, without empty
+/// segments. Batch Operations makes every prefix a folder ([`target_key_prefix`]), so a prefix
+/// such as `backup-` (meant as `backup-<key>`) can't be honoured and is refused.
+pub fn check_key_prefix(prefix: &str) -> Result<(), String> {
+    let folder = target_key_prefix(prefix);
+    if folder.is_empty() || prefix.starts_with('/') || folder.contains("//") {
+        return Err(
+            "must be a folder such as \"from-prod/\" or \"archive/2026/\": no leading '/', no empty \
+             segment ('//')"
+                .to_string(),
+        );
+    }
+    if !prefix.ends_with('/') || prefix.ends_with("//") {
+        return Err(format!(
+            "Batch Operations always puts a '/' between the prefix and the key (TargetKeyPrefix \"{folder}\" copies \
+             a/b.txt to {folder}/a/b.txt), so the prefix is a folder: write it as \"{folder}/\""
+        ));
+    }
+    Ok(())
 }
 
 /// `hex(sha256("<plan fingerprint>:<manifest etag>"))`: 64 characters, CreateJob's maximum.

@@ -9,7 +9,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::job::CreateJobRequest;
+use crate::inventory::InventoryManifest;
+use crate::job::{CreateJobRequest, INVENTORY_MANIFEST_FORMAT};
 use crate::plan::Plan;
 
 /// What an AWS call failed with, reduced to what the launcher acts on.
@@ -62,6 +63,14 @@ pub trait LaunchApi {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<ManifestHead, AwsCallError>> + Send;
+
+    /// The manifest object whole: an inventory's `manifest.json`, read to see what it lists
+    /// before a job is given it (the adapter bounds the size).
+    fn get_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Vec<u8>, AwsCallError>> + Send;
 
     /// Returns the job id.
     fn create_job(
@@ -152,6 +161,13 @@ pub enum LaunchError {
         actual_region: Option<String>,
         fix: String,
     },
+    #[error(
+        "the inventory s3://{bucket}/{key} lists all object versions: Batch Operations fails every task whose \
+         VersionId is empty (S3 Inventory's mark of a null version) and copies versions in no particular \
+         order, so it can't be handed to a job as it is. Use an inventory of current versions, or \
+         event-driven runs (Ferry writes a CSV manifest with `null`) with filter.latest_only = true"
+    )]
+    AllVersionsInventory { bucket: String, key: String },
     #[error("S3 Control refused CreateJob: {cause}")]
     Rejected { cause: AwsCallError },
     #[error("CreateJob was still throttled or failing after {attempts} attempts: {cause}. Try again later")]
@@ -231,6 +247,9 @@ pub async fn launch<A: LaunchApi>(
             });
         }
     }
+    if launch.template.manifest.spec.format == INVENTORY_MANIFEST_FORMAT {
+        refuse_all_versions_inventory(api, bucket, key).await?;
+    }
     let request = launch
         .template
         .for_manifest_etag(launch.plan_fingerprint, &etag)
@@ -278,6 +297,52 @@ pub async fn launch<A: LaunchApi>(
             },
         }
     }
+}
+
+/// An inventory's `manifest.json` goes to a job as it is only when it lists current versions.
+/// An inventory of all versions marks a null version with an empty VersionId, and Batch
+/// Operations fails every such task (S3 User Guide, "Converting empty version ID strings in
+/// Amazon S3 Inventory reports to null strings"); it also copies versions in no order, while AWS
+/// says to copy noncurrent versions first and current ones in a later job (S3 User Guide, "Copy
+/// objects"). So such an inventory is refused here, whoever launches.
+async fn refuse_all_versions_inventory<A: LaunchApi>(
+    api: &A,
+    bucket: &str,
+    key: &str,
+) -> Result<(), LaunchError> {
+    let unreadable = |cause: AwsCallError, fix: String| LaunchError::ManifestNotReadable {
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        cause,
+        fix,
+    };
+    let body = api.get_manifest(bucket, key).await.map_err(|cause| {
+        let fix = match cause.kind {
+            AwsErrorKind::AccessDenied => {
+                "the caller needs s3:GetObject on the inventory's manifest.json".to_string()
+            }
+            _ => "try again; if it persists, check the object is the inventory's manifest.json"
+                .to_string(),
+        };
+        unreadable(cause, fix)
+    })?;
+    let manifest = InventoryManifest::from_json(&body).map_err(|e| {
+        unreadable(
+            AwsCallError {
+                kind: AwsErrorKind::BadRequest,
+                code: "InvalidInventoryManifest".to_string(),
+                message: e.to_string(),
+            },
+            "manifest.key must name an S3 Inventory's manifest.json".to_string(),
+        )
+    })?;
+    if manifest.has_version_ids() {
+        return Err(LaunchError::AllVersionsInventory {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// `arn:<partition>:s3:::<bucket>/<key>` → (bucket, key).

@@ -151,13 +151,6 @@ fn warnings(spec: &TransferSpec) -> Vec<String> {
                 .to_string(),
         );
     }
-    if spec.manifest.kind == ManifestKind::Csv && spec.manifest.kms_key_arn.is_some() {
-        w.push(
-            "manifest.kms_key_arn is set on a CSV manifest. AWS documents SSE-KMS for inventory reports; for plain CSV \
-             manifests it is unclear (verify). If CreateJob can't read the manifest, store it with SSE-S3."
-                .to_string(),
-        );
-    }
     if spec.report.kms_key_arn.is_some() {
         w.push(
             "Batch Operations writes completion reports with SSE-S3 whatever the bucket's default. The report key is \

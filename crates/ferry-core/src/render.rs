@@ -192,10 +192,15 @@ impl<'a> Renderer<'a> {
             )),
         }
         let out = &mut self.out;
+        // AWS documents the trust policy without conditions (S3 User Guide, "Granting permissions
+        // for Batch Operations"); what stops anyone else's job from using the role is iam:PassRole.
         let _ = writeln!(
             out,
-            "The role may be assumed only by Batch Operations jobs of account {dst_account} in {region}, and may do \
-             only what this copy needs."
+            "The role may do only what this copy needs. Its trust policy is the one AWS documents for Batch \
+             Operations (the service may assume it, with no conditions: AWS does not document that Batch Operations \
+             sends aws:SourceAccount or aws:SourceArn). What keeps other jobs from using it is iam:PassRole: a job \
+             in {region} can run as this role only if its creator, a principal of account {dst_account}, may pass \
+             it. Grant iam:PassRole on it only to those who launch this transfer's jobs."
         );
         let trust_file = format!("ferry-{name}-trust-policy.json");
         let permissions_file = format!("ferry-{name}-permissions-policy.json");

@@ -476,12 +476,19 @@ impl TransferSpec {
             .unwrap_or_else(|| format!("ferry-{}-batch", self.name))
     }
 
-    /// Region of the manifest bucket (the destination region unless stated).
+    /// Region of the manifest bucket unless stated: an inventory's is the source bucket's,
+    /// since S3 Inventory delivers only to a bucket in the source bucket's Region (S3 User
+    /// Guide, "Cataloging and analyzing your data with S3 Inventory":
+    /// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory.html>); a CSV
+    /// manifest's is the destination's.
     pub fn manifest_region(&self) -> &str {
         self.manifest
             .region
             .as_deref()
-            .unwrap_or(&self.destination.region)
+            .unwrap_or(match self.manifest.kind {
+                ManifestKind::Inventory => &self.source.region,
+                ManifestKind::Csv => &self.destination.region,
+            })
     }
 
     /// Region of the report bucket (the destination region unless stated).

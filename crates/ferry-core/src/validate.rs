@@ -129,21 +129,34 @@ fn check_locations(spec: &TransferSpec, p: &mut Problems) {
 
     // The role lives in the destination account, so every bucket the job touches must belong
     // to one of the two accounts whose policies Ferry writes.
-    for (field, account) in [
-        ("manifest.account_id", &spec.manifest.account_id),
-        ("report.account_id", &spec.report.account_id),
-    ] {
-        if account != &s.account_id && account != &d.account_id {
-            p.add(
-                field,
-                account,
-                format!(
-                    "must be the source account ({}) or the destination account ({}): Ferry only writes \
-                     policies for those two",
-                    s.account_id, d.account_id
-                ),
-            );
-        }
+    let manifest_account = &spec.manifest.account_id;
+    if manifest_account != &s.account_id && manifest_account != &d.account_id {
+        p.add(
+            "manifest.account_id",
+            manifest_account,
+            format!(
+                "must be the source account ({}) or the destination account ({}): Ferry only writes \
+                 policies for those two",
+                s.account_id, d.account_id
+            ),
+        );
+    }
+    // Completion reports are read after the job by the destination account's principals (the
+    // stack's job-monitor and redrive, `ferry status` and `ferry redrive`), with their own roles.
+    // A report bucket in another account would need that account's bucket policy to trust
+    // them, which Ferry can't name in a plan; so the report lives where it is read.
+    if spec.report.account_id != d.account_id {
+        p.add(
+            "report.account_id",
+            &spec.report.account_id,
+            format!(
+                "completion reports must go to a bucket of the destination account ({}): the job monitor, \
+                 redrive, `ferry status` and `ferry redrive` read them with that account's credentials, and \
+                 a bucket of another account would refuse them. Set report.bucket to a bucket of account {} \
+                 and report.account_id = \"{}\"",
+                d.account_id, d.account_id, d.account_id
+            ),
+        );
     }
 
     // One bucket belongs to one account and one region.
@@ -299,6 +312,8 @@ fn check_destination_options(spec: &TransferSpec, p: &mut Problems) {
                 prefix,
                 format!("must be 1 to {MAX_TARGET_KEY_PREFIX_CHARS} characters, or left out"),
             );
+        } else if let Err(message) = crate::job::check_key_prefix(prefix) {
+            p.add("destination.key_prefix", prefix, message);
         }
     }
     match (d.metadata, &d.new_metadata) {
@@ -375,6 +390,20 @@ fn check_manifest(spec: &TransferSpec, p: &mut Problems) {
     }
     match m.kind {
         ManifestKind::Inventory => {
+            // S3 Inventory delivers only to a bucket in the source bucket's Region (S3 User Guide,
+            // "Cataloging and analyzing your data with S3 Inventory", destination bucket:
+            // https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory.html).
+            if spec.manifest_region() != spec.source.region {
+                p.add(
+                    "manifest.region",
+                    spec.manifest_region(),
+                    format!(
+                        "an S3 Inventory is delivered only to a bucket in the source bucket's Region ({}): \
+                         use an inventory bucket there and set manifest.region = \"{}\" (or leave it out)",
+                        spec.source.region, spec.source.region
+                    ),
+                );
+            }
             // <prefix>/<source-bucket>/<config-id>/<YYYY-MM-DDTHH-MMZ>/manifest.json
             let segments: Vec<&str> = m.key.split('/').collect();
             if segments.last() != Some(&"manifest.json") || segments.len() < 4 {
@@ -406,6 +435,18 @@ fn check_manifest(spec: &TransferSpec, p: &mut Problems) {
             }
         }
         ManifestKind::Csv => {
+            // Batch Operations can't read a CSV manifest stored with SSE-KMS; only CSV *inventory
+            // reports* may be SSE-KMS (S3 User Guide, "Creating an S3 Batch Operations job",
+            // Manifest: https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-create-job.html).
+            if let Some(key) = &m.kms_key_arn {
+                p.add(
+                    "manifest.kms_key_arn",
+                    key,
+                    "Batch Operations does not support CSV manifests encrypted with SSE-KMS (only S3 Inventory \
+                     reports may be): store the CSV with SSE-S3 (aws s3 cp FILE s3://BUCKET/KEY --sse AES256) and \
+                     remove manifest.kms_key_arn",
+                );
+            }
             if m.key.ends_with("manifest.json") {
                 p.add(
                     "manifest.kind",
@@ -492,6 +533,18 @@ fn check_in_place(spec: &TransferSpec, p: &mut Problems) {
     if !spec.is_in_place() || d.key_prefix.is_some() {
         return;
     }
+    // Copying given versions onto their own keys makes each the newest version, in the job's
+    // (undefined) order: an older version could end up current (S3 User Guide, "Copy objects":
+    // noncurrent versions first, current ones in a later job).
+    if spec.manifest.kind == ManifestKind::Csv && spec.manifest.version_ids {
+        p.add(
+            "manifest.version_ids",
+            "true",
+            "an in-place copy of given versions makes each copied version the newest, in no particular order, \
+             so an older one could become current: list current versions only (drop the VersionId column), or \
+             copy to destination.key_prefix or another bucket",
+        );
+    }
     let changes_something = d.kms_key_arn.is_some()
         || d.storage_class.is_some()
         || d.metadata == MetadataHandling::Replace;
@@ -547,6 +600,23 @@ fn check_inventory_runs(spec: &TransferSpec, p: &mut Problems) {
             "all",
             "an inventory of all versions needs a versioned source: set source.versioned = true if it is, \
              or inventory.versions = \"current\"",
+        );
+    }
+    // Batch Operations copies a job's tasks in no particular order, and AWS says to copy
+    // noncurrent versions first and the current ones in a later job, so the copies' newest
+    // version is the source's current one (S3 User Guide, "Copy objects":
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-copy-object.html).
+    // A run launches its jobs together, so only current versions are copied from such an
+    // inventory.
+    let latest_only = spec.filter.as_ref().is_some_and(|f| f.latest_only);
+    if runs.versions == InventoryVersions::All && !latest_only {
+        p.add(
+            "inventory.versions",
+            "all",
+            "a run copies every version it is given in one job, in no particular order, so older versions \
+             could land on top of the current one (AWS: copy noncurrent versions first, current ones in a \
+             later job). Add [filter] latest_only = true to copy the current versions of this inventory, \
+             or use inventory.versions = \"current\"",
         );
     }
 }
@@ -778,6 +848,91 @@ prefix = "reports"
         assert_eq!(problems(&reencrypt), vec![]);
     }
 
+    /// Batch Operations can't read a CSV manifest under SSE-KMS (S3 User Guide, "Creating an
+    /// S3 Batch Operations job"): an error, not a warning.
+    #[test]
+    fn a_csv_manifest_cannot_be_sse_kms() {
+        let spec = BASE.replace(
+            "key = \"manifests/list.csv\"",
+            "key = \"manifests/list.csv\"\nkms_key_arn = \"arn:aws:kms:us-east-1:222222222222:key/1234abcd-12ab-34cd-56ef-1234567890ab\"",
+        );
+        let p = problems(&spec);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "manifest.kms_key_arn");
+        assert!(p[0].message.contains("SSE-S3"), "{}", p[0].message);
+    }
+
+    /// S3 Inventory delivers only in the source bucket's Region: an inventory manifest's
+    /// Region defaults to it and may not be another.
+    #[test]
+    fn an_inventory_is_in_the_source_region() {
+        let inventory = BASE
+            .replace("kind = \"csv\"", "kind = \"inventory\"")
+            .replace("bucket = \"dst-bucket\"\naccount_id = \"222222222222\"\nkey = \"manifests/list.csv\"",
+                     "bucket = \"inv-bucket\"\naccount_id = \"222222222222\"\nkey = \"inv/src-bucket/all/2026-01-01T00-00Z/manifest.json\"")
+            .replace("[destination]\naccount_id = \"222222222222\"\nregion = \"us-east-1\"",
+                     "[destination]\naccount_id = \"222222222222\"\nregion = \"eu-west-1\"")
+            .replace("[report]\nbucket = \"dst-bucket\"", "[report]\nregion = \"eu-west-1\"\nbucket = \"dst-bucket\"");
+        assert_eq!(problems(&inventory), vec![]);
+        let spec = TransferSpec::from_toml_str(&inventory).unwrap();
+        assert_eq!(spec.manifest_region(), "us-east-1");
+        let elsewhere = inventory.replace(
+            "bucket = \"inv-bucket\"",
+            "region = \"eu-west-1\"\nbucket = \"inv-bucket\"",
+        );
+        let p = problems(&elsewhere);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(
+            (p[0].field.as_str(), p[0].value.as_str()),
+            ("manifest.region", "eu-west-1")
+        );
+        assert!(p[0].message.contains("us-east-1"), "{}", p[0].message);
+    }
+
+    /// Batch Operations makes every TargetKeyPrefix a folder: the spec must write it as one.
+    #[test]
+    fn a_key_prefix_is_a_folder() {
+        let with = |prefix: &str| {
+            BASE.replace(
+                "bucket = \"dst-bucket\"\n[manifest]",
+                &format!("bucket = \"dst-bucket\"\nkey_prefix = \"{prefix}\"\n[manifest]"),
+            )
+        };
+        assert_eq!(problems(&with("from-prod/")), vec![]);
+        assert_eq!(problems(&with("a/b/")), vec![]);
+        for bad in ["from-prod", "/from-prod/", "a//b/", "from-prod//", "/"] {
+            let p = problems(&with(bad));
+            assert_eq!(
+                p.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(),
+                ["destination.key_prefix"],
+                "{bad}: {p:?}"
+            );
+        }
+        assert!(problems(&with("from-prod"))[0]
+            .message
+            .contains("\"from-prod/\""));
+    }
+
+    /// Copying given versions onto their own keys would leave them current in no order.
+    #[test]
+    fn in_place_copies_of_given_versions_are_refused() {
+        let versions = BASE
+            .replace("222222222222", "111111111111")
+            .replace("dst-bucket", "src-bucket")
+            .replace(
+                "bucket = \"src-bucket\"\n[destination]",
+                "bucket = \"src-bucket\"\nversioned = true\n[destination]",
+            )
+            .replace(
+                "key = \"manifests/list.csv\"",
+                "key = \"manifests/list.csv\"\nversion_ids = true",
+            )
+            .replace("[manifest]", "storage_class = \"STANDARD_IA\"\n[manifest]");
+        assert_eq!(fields(&versions), vec!["manifest.version_ids"]);
+        let current_only = versions.replace("\nversion_ids = true", "");
+        assert_eq!(problems(&current_only), vec![]);
+    }
+
     #[test]
     fn job_region_must_be_destination_region() {
         let spec = format!("{BASE}\n[job]\nregion = \"eu-west-1\"\n");
@@ -792,6 +947,25 @@ prefix = "reports"
         );
         let f = fields(&spec);
         assert!(f.contains(&"report.account_id".to_string()), "{f:?}");
+        // Reports are read after the job with the destination account's credentials: the
+        // source account's bucket is refused too, with the reason.
+        let source_side = BASE
+            .replace(
+                "[report]\nbucket = \"dst-bucket\"",
+                "[report]\nbucket = \"src-reports\"",
+            )
+            .replace(
+                "account_id = \"222222222222\"\nprefix",
+                "account_id = \"111111111111\"\nprefix",
+            );
+        let p = problems(&source_side);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].field, "report.account_id");
+        assert!(
+            p[0].message.contains("destination account"),
+            "{}",
+            p[0].message
+        );
     }
 
     #[test]

@@ -514,6 +514,17 @@ fn fast_path_only_after_a_clean_scan() {
         fast_path(&no_size, &empty, None),
         FastPath::NotDirect(_)
     ));
+
+    // An inventory of all versions never goes to a job as it is, however clean the scan: its
+    // null versions carry an empty VersionId, which fails the task.
+    let versions = csv_manifest(ALL_VERSIONS_SCHEMA);
+    let clean_versions = split(ALL_VERSIONS_SCHEMA, &[Obj::new("a")], None);
+    match fast_path(&versions, &empty, Some(&clean_versions.stats)) {
+        FastPath::NotDirect(reasons) => {
+            assert!(reasons.iter().any(|r| r.contains("`null`")), "{reasons:?}")
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

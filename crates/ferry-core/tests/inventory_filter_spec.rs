@@ -104,7 +104,9 @@ modified_before = "2024-05-01"
 fn a_filter_needs_an_inventory_manifest() {
     let text = example()
         .replace("kind = \"inventory\"", "kind = \"csv\"")
-        .replace("daily/2026-11-23T01-00Z/manifest.json", "list.csv");
+        .replace("daily/2026-11-23T01-00Z/manifest.json", "list.csv")
+        // A CSV manifest can't be SSE-KMS (a problem of its own, not this test's).
+        .replace("list.csv\"\nkms_key_arn", "list.csv\"\n# kms_key_arn");
     let spec =
         TransferSpec::from_toml_str(&format!("{text}\n[filter]\nlatest_only = true\n")).unwrap();
     let p = problems(&spec);

@@ -158,6 +158,18 @@ impl LaunchApi for MemoryAws {
             bucket_region: None,
         })
     }
+    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+        self.blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{bucket}/{key}"))
+            .cloned()
+            .ok_or_else(|| AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NoSuchKey".into(),
+                message: key.into(),
+            })
+    }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.requests.lock().unwrap().push(request.clone());
         let mut jobs = self.jobs.lock().unwrap();

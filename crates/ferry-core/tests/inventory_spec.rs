@@ -56,6 +56,15 @@ fn each_problem_names_field_value_and_fix() {
     let p = problems(&all);
     assert_eq!(p[0].0, "inventory.versions");
     assert!(p[0].2.contains("source.versioned = true"));
+    // Versions would be copied in one job in no order: only current ones, or refused.
+    assert!(
+        p.iter()
+            .any(|(f, _, m)| f == "inventory.versions" && m.contains("latest_only = true")),
+        "{p:?}"
+    );
+    all.source.versioned = true;
+    all.filter.get_or_insert_with(Default::default).latest_only = true;
+    assert_eq!(problems(&all), Vec::new());
 
     let mut key = example();
     key.manifest.key = "inventories/manifest.json".into();

@@ -17,6 +17,8 @@ use ferry_core::{Plan, TransferSpec};
 #[derive(Default)]
 struct FakeAws {
     head: Mutex<Option<Result<ManifestHead, AwsCallError>>>,
+    /// The manifest.json GetObject returns; a current-versions inventory's when unset.
+    manifest: Mutex<Option<String>>,
     create_failures: Mutex<VecDeque<AwsCallError>>,
     jobs_by_token: Mutex<HashMap<String, String>>,
     requests: Mutex<Vec<CreateJobRequest>>,
@@ -42,6 +44,20 @@ impl FakeAws {
     }
 }
 
+/// An S3 Inventory manifest.json of the example's inventory with `schema`.
+fn inventory_manifest(schema: &str) -> String {
+    serde_json::json!({
+        "sourceBucket": "acme-ledger-prod",
+        "destinationBucket": "arn:aws:s3:::acme-vault-inventory",
+        "version": "2016-11-30",
+        "creationTimestamp": "1795000000000",
+        "fileFormat": "CSV",
+        "fileSchema": schema,
+        "files": [{"key": "inventory/acme-ledger-prod/daily/data/a.csv.gz", "size": 10, "MD5checksum": "0"}]
+    })
+    .to_string()
+}
+
 fn err(kind: AwsErrorKind, code: &str, message: &str) -> AwsCallError {
     AwsCallError {
         kind,
@@ -58,6 +74,16 @@ impl LaunchApi for FakeAws {
             "inventory/acme-ledger-prod/daily/2026-11-23T01-00Z/manifest.json"
         );
         self.head.lock().unwrap().clone().expect("head scripted")
+    }
+    async fn get_manifest(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, AwsCallError> {
+        let schema = "Bucket, Key, Size, LastModifiedDate, ETag";
+        Ok(self
+            .manifest
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| inventory_manifest(schema))
+            .into_bytes())
     }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.requests.lock().unwrap().push(request.clone());
@@ -273,4 +299,42 @@ fn backoff_doubles_and_is_capped() {
     let pauses: Vec<_> = (1..=6).map(|a| r.pause_after(a).as_secs()).collect();
     assert_eq!(pauses, vec![1, 2, 4, 8, 10, 10]);
     assert_eq!(r.pause_after(200), Duration::from_secs(10));
+}
+
+/// An inventory of all versions is never handed to a job as it is (its null versions' empty
+/// VersionId fails every such task, and versions would be copied in no order): refused before
+/// CreateJob, naming the way out. One of current versions goes ahead.
+#[tokio::test]
+async fn an_all_versions_inventory_is_refused_before_create_job() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    *aws.manifest.lock().unwrap() = Some(inventory_manifest(
+        "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag",
+    ));
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::AllVersionsInventory { .. }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("filter.latest_only"), "{e}");
+    assert!(aws.requests.lock().unwrap().is_empty());
+
+    // Not an inventory's manifest.json at all: unreadable, still before CreateJob.
+    *aws.manifest.lock().unwrap() = Some("Bucket,Key\n".to_string());
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::ManifestNotReadable { .. }),
+        "{e:?}"
+    );
+    assert!(aws.requests.lock().unwrap().is_empty());
+
+    *aws.manifest.lock().unwrap() = None;
+    launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(aws.requests.lock().unwrap().len(), 1);
 }

@@ -95,7 +95,11 @@ fn kms_is_granted_exactly_where_a_bucket_is_kms_encrypted() {
         kms,
         vec![
             ("FerryLedgerDecryptSourceObjects", "kms:Decrypt".to_string()),
-            ("FerryLedgerDecryptManifest", "kms:Decrypt".to_string()),
+            // An SSE-KMS inventory manifest: Decrypt and GenerateDataKey, as AWS documents.
+            (
+                "FerryLedgerDecryptManifest",
+                "kms:GenerateDataKey,kms:Decrypt".to_string()
+            ),
             (
                 "FerryLedgerEncryptDestinationObjects",
                 "kms:GenerateDataKey,kms:Decrypt".to_string()
@@ -150,11 +154,13 @@ fn cross_region_uses_each_keys_own_region_for_via_service() {
             "s3.eu-central-1.amazonaws.com"
         ]
     );
+    // AWS's documented trust policy: the service, no conditions (iam:PassRole is the guard).
     let trust = serde_json::to_value(&plan.batch_role.trust_policy).unwrap();
     assert_eq!(
-        trust["Statement"][0]["Condition"]["ArnLike"]["aws:SourceArn"],
-        "arn:aws:s3:eu-central-1:444444444444:job/*"
+        trust["Statement"][0]["Principal"]["Service"],
+        "batchoperations.s3.amazonaws.com"
     );
+    assert!(trust["Statement"][0].get("Condition").is_none(), "{trust}");
 }
 
 #[test]
@@ -254,4 +260,39 @@ fn a_filter_is_not_silently_ignored_by_the_plan() {
         "{:?}",
         plan.warnings
     );
+}
+
+/// Batch Operations puts a `/` between `TargetKeyPrefix` and the key (AWS's answer in
+/// boto/boto3#3420). The plan sends the spec's folder without its slash, and the large-object
+/// copier names its copies exactly as the Copy job does, for awkward keys too.
+#[test]
+fn copy_job_and_large_object_copier_give_byte_identical_keys() {
+    use ferry_core::large_object::LargeObjectCopyArguments;
+    let spec = example("kms-inventory.toml");
+    assert_eq!(spec.destination.key_prefix.as_deref(), Some("from-prod/"));
+    let plan = Plan::build(&spec).unwrap();
+    let copy = plan.create_job.operation.as_copy().unwrap();
+    let sent = copy.target_key_prefix.as_deref().unwrap();
+    assert_eq!(sent, "from-prod");
+    // AWS's rule, modelled here without Ferry's code.
+    let aws_key = |key: &str| format!("{sent}/{key}");
+    let copier = LargeObjectCopyArguments::from_spec(&spec);
+    for key in [
+        "a.txt",
+        "dir/sub/b c+d.bin",
+        "/leading-slash",
+        "é/ü?*.x",
+        "dir/",
+    ] {
+        assert_eq!(copier.destination_key(key), aws_key(key), "{key}");
+    }
+    // The same for the arguments as the LambdaInvoke job carries them.
+    let args = copier.to_user_arguments().unwrap();
+    let back = LargeObjectCopyArguments::from_user_arguments(&args).unwrap();
+    assert_eq!(back.destination_key("a.txt"), "from-prod/a.txt");
+    // An older LambdaInvoke job whose keyPrefix still ends in '/' names the copy the same.
+    let mut old = args.clone();
+    old.insert("keyPrefix".to_string(), "from-prod/".to_string());
+    let old = LargeObjectCopyArguments::from_user_arguments(&old).unwrap();
+    assert_eq!(old.destination_key("a.txt"), "from-prod/a.txt");
 }

@@ -111,6 +111,20 @@ impl LaunchApi for MemoryAws {
             bucket_region: None,
         })
     }
+    async fn get_manifest(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, AwsCallError> {
+        // The example's inventory lists current versions.
+        Ok(serde_json::json!({
+            "sourceBucket": "acme-ledger-prod",
+            "destinationBucket": "arn:aws:s3:::acme-vault-inventory",
+            "version": "2016-11-30",
+            "creationTimestamp": "1795000000000",
+            "fileFormat": "CSV",
+            "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag",
+            "files": [{"key": "inventory/acme-ledger-prod/daily/data/a.csv.gz", "size": 10, "MD5checksum": "0"}]
+        })
+        .to_string()
+        .into_bytes())
+    }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         if let Some(e) = self.fail_create_job.lock().unwrap().take() {
             return Err(e);

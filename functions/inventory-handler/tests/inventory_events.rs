@@ -9,6 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule,
+};
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_sdk_s3control::types::{JobManifestFieldName, JobManifestFormat, JobReportScope};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -168,6 +172,41 @@ impl Env {
         for bucket in [INV_BUCKET, STATE_BUCKET, "acme-media-dr", "acme-dr-reports"] {
             dest_s3.create_bucket().bucket(bucket).send().await.unwrap();
         }
+        // The inventory bucket's default is SSE-KMS (as it is where the inventory is
+        // encrypted): Ferry's own CSV manifests there must still be SSE-S3, the only kind
+        // Batch Operations reads.
+        let inventory_key = aws_sdk_kms::Client::new(&dest)
+            .create_key()
+            .send()
+            .await
+            .unwrap()
+            .key_metadata()
+            .unwrap()
+            .arn()
+            .unwrap()
+            .to_string();
+        dest_s3
+            .put_bucket_encryption()
+            .bucket(INV_BUCKET)
+            .server_side_encryption_configuration(
+                ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(
+                                ServerSideEncryptionByDefault::builder()
+                                    .sse_algorithm(ServerSideEncryption::AwsKms)
+                                    .kms_master_key_id(inventory_key)
+                                    .build()
+                                    .unwrap(),
+                            )
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         let topic_arn = aws_sdk_sns::Client::new(&dest)
             .create_topic()
             .name("ferry-notifications")
@@ -236,10 +275,10 @@ impl Env {
             STATE_BUCKET.to_string(),
             self.topic_arn.clone(),
         );
-        ports.launch = AwsLaunchApi {
-            s3: s3_client(&self.ports_config),
-            s3control: mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&self.rule]),
-        };
+        ports.launch = AwsLaunchApi::new(
+            s3_client(&self.ports_config),
+            mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&self.rule]),
+        );
         ports
     }
 
@@ -321,6 +360,18 @@ impl Env {
             .await
             .unwrap();
         head.e_tag().unwrap().trim_matches('"').to_string()
+    }
+
+    async fn encryption(&self, key: &str) -> Option<ServerSideEncryption> {
+        self.dest_s3
+            .head_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .server_side_encryption()
+            .cloned()
     }
 
     async fn text(&self, key: &str) -> String {
@@ -472,6 +523,11 @@ async fn csv_parquet_then_orc_inventories_launch_the_first_copy_then_exactly_the
         ]
     );
     assert!(text.ends_with('\n') && !text.contains("\n\n"));
+    assert_eq!(
+        env.encryption(&copy_key).await,
+        Some(ServerSideEncryption::Aes256),
+        "Ferry's CSV manifest must be SSE-S3 in a bucket whose default is SSE-KMS"
+    );
     let copy_etag = env.etag(&copy_key).await;
     {
         let seen = env.seen.lock().unwrap();

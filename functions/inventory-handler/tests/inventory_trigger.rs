@@ -110,6 +110,8 @@ async fn the_put_carries_what_was_read_plus_eventbridge_and_only_when_needed() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].bucket(), Some("acme-dr-inventory"));
     assert_eq!(seen[0].expected_bucket_owner(), Some(ACCOUNT));
+    // A stale existing destination must not refuse the write (and roll the stack back).
+    assert_eq!(seen[0].skip_destination_validation(), Some(true));
     let config = seen[0].notification_configuration().unwrap();
     assert_eq!(config.queue_configurations(), &[queue]);
     assert!(config.topic_configurations().is_empty());

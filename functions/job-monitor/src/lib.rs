@@ -29,6 +29,9 @@ impl<T> MonitorPorts for T where
 pub struct JobMonitor<P> {
     pub ports: P,
     pub approval_topic_arn: String,
+    /// The stack's own account (`FERRY_ACCOUNT_ID`, pinned by the template): events of jobs of
+    /// any other account are ignored, whatever a forwarded event says.
+    pub account_id: String,
     pub clock: fn() -> u64,
 }
 
@@ -43,10 +46,11 @@ pub enum Handled {
 }
 
 impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
-    pub fn new(ports: P, approval_topic_arn: String) -> Self {
+    pub fn new(ports: P, approval_topic_arn: String, account_id: String) -> Self {
         Self {
             ports,
             approval_topic_arn,
+            account_id,
             clock: ferry_aws::runtime::unix_now,
         }
     }
@@ -60,6 +64,14 @@ impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
                 return Ok(Handled::BadEvent(e.to_string()));
             }
         };
+        if parsed.account_id != self.account_id {
+            let why = format!(
+                "job {} belongs to account {}, not this stack's account {}: ignored",
+                parsed.job_id, parsed.account_id, self.account_id
+            );
+            tracing::warn!(job_id = %parsed.job_id, account = %parsed.account_id, "event of another account ignored");
+            return Ok(Handled::BadEvent(why));
+        }
         let ctx = MonitorContext {
             state_bucket: self.ports.state_bucket().to_string(),
             approval_topic_arn: self.approval_topic_arn.clone(),

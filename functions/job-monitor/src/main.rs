@@ -10,7 +10,10 @@ async fn main() -> Result<(), Error> {
     // JSON logs when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT=JSON).
     tracing::init_default_subscriber();
     let (ports, approval_topic_arn) = AwsPorts::for_lambda().await?;
-    let monitor = JobMonitor::new(ports, approval_topic_arn);
+    let account_id = std::env::var("FERRY_ACCOUNT_ID").map_err(|_| {
+        Error::from("FERRY_ACCOUNT_ID is not set: the template pins the stack's account there")
+    })?;
+    let monitor = JobMonitor::new(ports, approval_topic_arn, account_id);
     run(service_fn(|event: LambdaEvent<Value>| async {
         monitor.handle(event).await.map(|_| ())
     }))

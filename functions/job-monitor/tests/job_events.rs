@@ -254,6 +254,7 @@ impl World {
         JobMonitor {
             ports: self.ports.clone(),
             approval_topic_arn: "arn:aws:sns:eu-west-1:222222222222:ferry-approvals".to_string(),
+            account_id: ACCOUNT.to_string(),
             clock: now,
         }
     }
@@ -475,6 +476,52 @@ async fn a_job_stopped_by_the_failure_rule_says_so() {
     );
 }
 
+/// The account is the envelope's (EventBridge fills it in), and only this stack's account is
+/// served: a forwarded event of another account's job, or one whose job ARN names another
+/// account than its envelope, is ignored before any S3 Control call.
+#[tokio::test]
+async fn jobs_of_other_accounts_are_ignored_without_describing_them() {
+    let c = control(ferry_tags(&fingerprint()), descriptor(JobStatus::Complete));
+    let world = World::start(&[&c.tags, &c.describe]).await;
+    let other = "333333333333";
+
+    let mut forwarded = fixture("job-monitor.json");
+    forwarded["account"] = other.into();
+    forwarded["detail"]["serviceEventDetails"]["jobArn"] =
+        format!("arn:aws:s3:eu-west-1:{other}:job/{JOB_ID}").into();
+    let mut mismatched = fixture("job-monitor.json");
+    mismatched["detail"]["serviceEventDetails"]["jobArn"] =
+        format!("arn:aws:s3:eu-west-1:{other}:job/{JOB_ID}").into();
+    let mut no_envelope = fixture("job-monitor.json");
+    no_envelope.as_object_mut().unwrap().remove("account");
+
+    for (event, says) in [
+        (forwarded, format!("belongs to account {other}")),
+        (
+            mismatched,
+            "is not in the account and Region the event came from".to_string(),
+        ),
+        (no_envelope, "has no account".to_string()),
+    ] {
+        let handled = world
+            .monitor()
+            .handle(LambdaEvent::new(event, Context::default()))
+            .await
+            .unwrap();
+        let Handled::BadEvent(reason) = handled else {
+            panic!("{handled:?}")
+        };
+        assert!(reason.contains(&says), "{reason}");
+    }
+    assert_eq!(c.tags.num_calls() + c.describe.num_calls(), 0);
+    assert!(world.inbox().await.is_empty());
+    // The stack's own account's event is served.
+    assert!(matches!(
+        world.handle("job-monitor.json").await,
+        Handled::Outcome(MonitorOutcome::Summarised(_))
+    ));
+}
+
 #[tokio::test]
 async fn events_that_are_not_job_status_changes_are_refused_by_name() {
     let world = World::start(&[]).await;
@@ -555,7 +602,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         copy.target_resource(),
         Some("arn:aws:s3:::acme-ledger-vault")
     );
-    assert_eq!(copy.target_key_prefix(), Some("from-prod/"));
+    assert_eq!(copy.target_key_prefix(), Some("from-prod"));
     let spec = r.manifest().unwrap().spec().unwrap();
     assert_eq!(
         (spec.format().as_str(), spec.fields().len()),

@@ -43,6 +43,9 @@ pub struct StsCopierPorts {
     pub base: SdkConfig,
     /// Path-style addressing (moto); virtual-hosted on AWS.
     pub force_path_style: bool,
+    /// The source bucket's Region (`FERRY_SOURCE_REGION`, pinned by the template) when it is
+    /// not the function's own: source reads then go to a client of that Region.
+    pub source_region: Option<String>,
 }
 
 impl StsCopierPorts {
@@ -50,7 +53,13 @@ impl StsCopierPorts {
         Self {
             base,
             force_path_style,
+            source_region: None,
         }
+    }
+
+    pub fn with_source_region(mut self, region: Option<String>) -> Self {
+        self.source_region = region;
+        self
     }
 }
 
@@ -95,13 +104,21 @@ impl CopierPorts for StsCopierPorts {
             None,
             "ferry-batch-role",
         );
-        let s3_config = aws_sdk_s3::config::Builder::from(&self.base)
-            .credentials_provider(credentials)
-            .force_path_style(self.force_path_style)
-            .build();
-        Ok(AwsMultipartCopy::new(aws_sdk_s3::Client::from_conf(
-            s3_config,
-        )))
+        let client = |region: Option<&str>| {
+            let mut b = aws_sdk_s3::config::Builder::from(&self.base)
+                .credentials_provider(credentials.clone())
+                .force_path_style(self.force_path_style);
+            if let Some(region) = region {
+                b = b.region(aws_sdk_s3::config::Region::new(region.to_string()));
+            }
+            aws_sdk_s3::Client::from_conf(b.build())
+        };
+        let copy = AwsMultipartCopy::new(client(None));
+        let own = self.base.region().map(|r| r.as_ref());
+        Ok(match self.source_region.as_deref() {
+            Some(source) if Some(source) != own => copy.with_source_client(client(Some(source))),
+            _ => copy,
+        })
     }
 }
 

@@ -632,6 +632,31 @@ async fn a_stale_upload_of_older_content_is_aborted_not_resumed() {
     assert_eq!(w.open_uploads().await, 0);
 }
 
+/// A source bucket in another Region than the function: source reads go to a client of that
+/// Region (the Rust SDK doesn't follow S3's redirect), uploads to one of the function's.
+#[tokio::test]
+async fn source_reads_use_a_client_of_the_source_region() {
+    let w = world().await;
+    let base = w.moto.sdk_config(REGION).await;
+    let region_of = |c: &aws_sdk_s3::Client| c.config().region().map(|r| r.to_string());
+    let api = StsCopierPorts::new(base.clone(), true)
+        .with_source_region(Some("eu-central-1".to_string()))
+        .act_as(ROLE, "ferry-copy-test")
+        .await
+        .expect("assume the batch role");
+    assert_eq!(region_of(&api.source_s3).as_deref(), Some("eu-central-1"));
+    assert_eq!(region_of(&api.s3).as_deref(), Some(REGION));
+    // Same Region, or none pinned: one client.
+    for pinned in [Some(REGION.to_string()), None] {
+        let api = StsCopierPorts::new(base.clone(), true)
+            .with_source_region(pinned)
+            .act_as(ROLE, "ferry-copy-test")
+            .await
+            .unwrap();
+        assert_eq!(region_of(&api.source_s3).as_deref(), Some(REGION));
+    }
+}
+
 /// moto keeps object tags per account, so a cross-account GetObjectTagging sees none there;
 /// tag copying is proven inside one account.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

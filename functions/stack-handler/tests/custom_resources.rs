@@ -562,6 +562,9 @@ impl LaunchApi for FaultyPorts {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
         self.inner.head_manifest(bucket, key).await
     }
+    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+        self.inner.get_manifest(bucket, key).await
+    }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.inner.create_job(request).await
     }

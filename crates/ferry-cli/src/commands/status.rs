@@ -142,10 +142,10 @@ pub fn run(args: &StatusArgs) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let (config, account_id) = aws_context(&args.target).await.map_err(|e| e.to_string())?;
-        let api = AwsLaunchApi {
-            s3: aws_sdk_s3::Client::new(&config),
-            s3control: aws_sdk_s3control::Client::new(&config),
-        };
+        let api = AwsLaunchApi::new(
+            aws_sdk_s3::Client::new(&config),
+            aws_sdk_s3control::Client::new(&config),
+        );
         let mut out = std::io::stdout();
         match &args.job_id {
             None => list(&api, &account_id, args, &mut out).await,

@@ -320,6 +320,16 @@ pub fn fast_path(
             manifest.file_format
         ));
     }
+    // An inventory of all versions marks a null version with an empty VersionId, which fails
+    // its task; Ferry's CSV writer writes `null` (S3 User Guide, "Converting empty version ID
+    // strings in Amazon S3 Inventory reports to null strings").
+    if manifest.has_version_ids() {
+        reasons.push(
+            "the inventory lists versions: a null version's VersionId is empty there, which fails its task, so \
+             Ferry writes a CSV manifest with `null`"
+                .to_string(),
+        );
+    }
     // Size always (large objects), and whatever the filter reads.
     if let Err(e) = filter.check_schema(&manifest.schema) {
         reasons.push(e.to_string());

@@ -109,7 +109,13 @@ impl LargeObjectCopyArguments {
             destination_bucket: d.bucket.clone(),
             destination_account: d.account_id.clone(),
             source_account: spec.source.account_id.clone(),
-            key_prefix: d.key_prefix.clone().filter(|p| !p.is_empty()),
+            // The same value the Copy job gets as TargetKeyPrefix (no trailing '/').
+            key_prefix: d
+                .key_prefix
+                .as_deref()
+                .map(crate::job::target_key_prefix)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
             storage_class: d.storage_class.map(|c| c.as_str().to_string()),
             kms_key_arn: d.kms_key_arn.clone(),
             bucket_key_enabled: d.kms_key_arn.is_some() && d.bucket_key_enabled,
@@ -305,11 +311,18 @@ impl LargeObjectCopyArguments {
         })
     }
 
-    /// The destination key for a source key: the prefix, then the key, as Copy does it.
+    /// The destination key for a source key, named as the Copy operation names it under
+    /// `TargetKeyPrefix` (`<prefix>/<key>`, see [`crate::job::copied_key`]).
     pub fn destination_key(&self, source_key: &str) -> String {
-        match &self.key_prefix {
-            Some(prefix) => format!("{prefix}{source_key}"),
-            None => source_key.to_string(),
+        crate::job::copied_key(self.key_prefix.as_deref(), source_key)
+    }
+
+    /// The folder the copies are written under (`from-prod/`), or `""`: for messages that name
+    /// the grant (`s3://<bucket>/<folder>*`).
+    pub fn destination_folder(&self) -> String {
+        match self.key_prefix.as_deref().map(|p| p.trim_end_matches('/')) {
+            Some(p) if !p.is_empty() => format!("{p}/"),
+            _ => String::new(),
         }
     }
 }

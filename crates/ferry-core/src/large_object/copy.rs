@@ -806,7 +806,7 @@ fn describe_failure(
                 task.bucket,
                 args.destination_account,
                 args.destination_bucket,
-                args.key_prefix.as_deref().unwrap_or("")
+                args.destination_folder()
             )
         } else {
             format!(
@@ -816,7 +816,7 @@ fn describe_failure(
                 args.destination_account,
                 if matches!(args.tags, TagsArgument::Remove) { "" } else { ", s3:PutObjectTagging" },
                 args.destination_bucket,
-                args.key_prefix.as_deref().unwrap_or("")
+                args.destination_folder()
             )
         });
     }

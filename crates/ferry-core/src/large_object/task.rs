@@ -57,19 +57,34 @@ pub struct CopyTask {
     pub version_id: Option<String>,
 }
 
+/// The bucket name of a schema 1.0 `s3BucketArn`. AWS shows it both as `arn:aws:s3:::<bucket>`
+/// (Lambda Developer Guide, "Invoking Lambda functions from Amazon S3 batch operations") and,
+/// in older S3 User Guide examples, with the Region and account filled in
+/// (`arn:aws:s3:us-east-1:111122223333:<bucket>`): both are read.
+fn bucket_of_arn(arn: &str) -> Option<String> {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "s3", _region, _account, bucket]
+            if !partition.is_empty() && !bucket.is_empty() && !bucket.contains('/') =>
+        {
+            Some(bucket.to_string())
+        }
+        _ => None,
+    }
+}
+
 impl RawTask {
     /// Decodes the key (`%XX` and `+` as a space, as AWS's own examples read it with
     /// `unquote_plus`; Ferry's manifests write a real `+` as `%2B`) and finds the bucket name.
     pub fn decode(&self) -> Result<CopyTask, String> {
         let bucket = match (&self.s3_bucket, &self.s3_bucket_arn) {
             (Some(b), _) if !b.is_empty() => b.clone(),
-            (_, Some(arn)) => arn
-                .rsplit_once(":::")
-                .map(|(_, name)| name.to_string())
-                .filter(|name| !name.is_empty() && !name.contains('/'))
-                .ok_or_else(|| {
-                    format!("task s3BucketArn {arn:?} is not a bucket ARN (arn:aws:s3:::<bucket>)")
-                })?,
+            (_, Some(arn)) => bucket_of_arn(arn).ok_or_else(|| {
+                format!(
+                    "task s3BucketArn {arn:?} is not a bucket ARN (arn:aws:s3:::<bucket>, or \
+                     arn:aws:s3:<region>:<account>:<bucket>)"
+                )
+            })?,
             _ => return Err("task has neither s3Bucket (schema 2.0) nor s3BucketArn (1.0)".into()),
         };
         if self.s3_key.is_empty() {
@@ -176,11 +191,24 @@ mod tests {
         };
         assert_eq!(t.decode().unwrap().bucket, "src");
         assert_eq!(t.decode().unwrap().version_id.as_deref(), Some("v1"));
-        let bad = RawTask {
-            s3_bucket_arn: Some("arn:aws:s3:::src/x".into()),
+        // The older documented form, Region and account filled in.
+        let regional = RawTask {
+            s3_bucket_arn: Some("arn:aws:s3:us-east-1:111122223333:src".into()),
             ..t.clone()
         };
-        assert!(bad.decode().unwrap_err().contains("s3BucketArn"));
+        assert_eq!(regional.decode().unwrap().bucket, "src");
+        for arn in [
+            "arn:aws:s3:::src/x",
+            "arn:aws:s3:::",
+            "arn:aws:sqs:us-east-1:111122223333:src",
+            "src",
+        ] {
+            let bad = RawTask {
+                s3_bucket_arn: Some(arn.into()),
+                ..t.clone()
+            };
+            assert!(bad.decode().unwrap_err().contains("s3BucketArn"), "{arn}");
+        }
         let bad = RawTask {
             s3_key: "a%zz".into(),
             ..t

@@ -135,6 +135,12 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
         )],
     }]);
 
+    // AWS documents kms:Decrypt *and* kms:GenerateDataKey on an SSE-KMS inventory report's key
+    // for the job role (S3 User Guide, "Granting permissions for Batch Operations":
+    // https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-iam-role-policies.html).
+    // A CSV manifest can't be SSE-KMS at all (validation refuses the key), so this is the
+    // inventory case.
+    let manifest_encrypts = spec.manifest.kind == ManifestKind::Inventory;
     let keys = [
         (
             "DecryptSourceObjects",
@@ -148,7 +154,7 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
             &spec.manifest.kms_key_arn,
             &spec.manifest.account_id,
             spec.manifest_region(),
-            false,
+            manifest_encrypts,
         ),
         // Writing SSE-KMS needs a data key; Decrypt too, because S3 copies larger objects in
         // parts and must read back the data key for each part.

@@ -40,28 +40,26 @@ pub fn batch_role(spec: &TransferSpec) -> BatchRole {
     }
 }
 
-/// Only Batch Operations jobs of the destination account, in the job region, may assume the
-/// role: `aws:SourceAccount` and `aws:SourceArn` stop another account's job from borrowing it
-/// (the confused-deputy problem).
+/// The trust policy AWS documents for a Batch Operations role: the service principal
+/// `batchoperations.s3.amazonaws.com` may `sts:AssumeRole`, with no `Condition`
+/// (S3 User Guide, "Granting permissions for Batch Operations", trust policy:
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-iam-role-policies.html>).
+///
+/// No AWS page says Batch Operations sends `aws:SourceAccount` / `aws:SourceArn` when it assumes
+/// the role; a trust policy that required them would fail every job if it doesn't, so none is
+/// set. The guard against a confused deputy is `iam:PassRole`: a job can only run as this role
+/// if its creator, a principal of the destination account, may pass it (`CreateJob` checks
+/// `iam:PassRole` on `RoleArn`), and no other account can pass a role it doesn't own.
 ///
 /// With a large-object copier, its execution role may assume the role too: the copier does its
 /// S3 and KMS work as this role, the one principal the source account's policies name.
 pub fn trust_policy(spec: &TransferSpec) -> PolicyDocument {
-    let account = &spec.destination.account_id;
-    let region = spec.job_region();
-    let partition = partition_for_region(region);
     let mut statements = vec![Statement::allow(
         sid(&spec.name, "BatchOperationsAssumeRole"),
         &["sts:AssumeRole"],
         Vec::new(),
     )
-    .with_principal(Principal::Service(BATCH_OPERATIONS_SERVICE.to_string()))
-    .with_condition("StringEquals", "aws:SourceAccount", account.clone())
-    .with_condition(
-        "ArnLike",
-        "aws:SourceArn",
-        format!("arn:{partition}:s3:{region}:{account}:job/*"),
-    )];
+    .with_principal(Principal::Service(BATCH_OPERATIONS_SERVICE.to_string()))];
     if let Some(copier_role) = &spec.job.large_object_copier_role_arn {
         statements.push(
             Statement::allow(

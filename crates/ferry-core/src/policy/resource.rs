@@ -13,7 +13,11 @@ use serde::Serialize;
 use super::access::{required_access, s3_via_service, Target};
 use super::batch_role::role_arn;
 use super::{sid, PolicyDocument, Principal, Statement};
-use crate::spec::TransferSpec;
+use crate::aws_names::partition_for_region;
+use crate::spec::{ManifestKind, TransferSpec};
+
+/// The service principal S3 Inventory delivers as.
+pub const S3_SERVICE: &str = "s3.amazonaws.com";
 
 /// Ferry's statements for one account, by bucket name and by key ARN. Each value is a
 /// complete policy document holding only Ferry's statements, to be merged by `Sid` into the
@@ -79,7 +83,43 @@ pub fn resource_policies(spec: &TransferSpec) -> (AccountPolicies, AccountPolici
             }
         }
     }
+    if let Some((key_arn, statement)) = inventory_delivery_key_statement(spec) {
+        let owner = if &spec.manifest.account_id == destination_account {
+            &mut destination
+        } else {
+            &mut source
+        };
+        push(&mut owner.key_policies, key_arn, statement);
+    }
     (source, destination)
+}
+
+/// S3 Inventory writes an SSE-KMS inventory with the inventory key as S3 itself, so the key
+/// policy must let the service principal `s3.amazonaws.com` call `kms:GenerateDataKey` for the
+/// source bucket's inventories, or no inventory is ever delivered. The statement is AWS's
+/// (S3 User Guide, "Configuring Amazon S3 Inventory", "Granting Amazon S3 permission to use your
+/// customer managed key for encryption":
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/configure-inventory.html>), with its
+/// source-account and source-bucket conditions so no other bucket's inventory may use the key.
+pub fn inventory_delivery_key_statement(spec: &TransferSpec) -> Option<(String, Statement)> {
+    if spec.manifest.kind != ManifestKind::Inventory {
+        return None;
+    }
+    let key_arn = spec.manifest.kms_key_arn.clone()?;
+    let partition = partition_for_region(&spec.source.region);
+    let statement = Statement::allow(
+        sid(&spec.name, "InventoryDeliveryEncrypt"),
+        &["kms:GenerateDataKey"],
+        vec!["*".to_string()],
+    )
+    .with_principal(Principal::Service(S3_SERVICE.to_string()))
+    .with_condition("StringEquals", "aws:SourceAccount", &spec.source.account_id)
+    .with_condition(
+        "ArnLike",
+        "aws:SourceArn",
+        format!("arn:{partition}:s3:::{}", spec.source.bucket),
+    );
+    Some((key_arn, statement))
 }
 
 fn push(map: &mut BTreeMap<String, PolicyDocument>, resource: String, statement: Statement) {

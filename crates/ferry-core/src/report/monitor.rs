@@ -41,6 +41,17 @@ pub enum EventError {
     NotJobStatusChanged(String),
     #[error("the event has no {0}: expected the CloudTrail AWS Service Event shape (see events/job-monitor.json)")]
     Missing(&'static str),
+    /// The job ARN names another account or Region than the envelope EventBridge filled in:
+    /// not a job of the account whose bus delivered it.
+    #[error(
+        "the event's job {job_arn} is not in the account and Region the event came from \
+         ({account}, {region}): ignored"
+    )]
+    OtherAccount {
+        job_arn: String,
+        account: String,
+        region: String,
+    },
 }
 
 impl JobStatusEvent {
@@ -64,23 +75,27 @@ impl JobStatusEvent {
         let status = text(details.get("status"))
             .filter(|s| !s.is_empty())
             .ok_or(EventError::Missing("detail.serviceEventDetails.status"))?;
-        // The job ARN (arn:aws:s3:<region>:<account>:job/<id>) is the most precise source.
-        let arn = text(details.get("jobArn")).unwrap_or_default();
-        let arn_parts: Vec<&str> = arn.split(':').collect();
-        let from_arn = |i: usize| {
-            arn_parts
-                .get(i)
-                .filter(|p| !p.is_empty())
-                .map(|p| p.to_string())
-        };
-        let account_id = from_arn(4)
-            .or_else(|| text(event.get("account")))
-            .or_else(|| text(detail.get("recipientAccountId")))
+        // The account and Region are the envelope's, which EventBridge itself fills in (the
+        // account and Region whose bus received the event); the text inside `detail` is
+        // CloudTrail's record and is only checked against them.
+        let account_id = text(event.get("account"))
+            .filter(|a| !a.is_empty())
             .ok_or(EventError::Missing("account"))?;
-        let region = from_arn(3)
-            .or_else(|| text(event.get("region")))
-            .or_else(|| text(detail.get("awsRegion")))
+        let region = text(event.get("region"))
+            .filter(|r| !r.is_empty())
             .ok_or(EventError::Missing("region"))?;
+        // arn:<partition>:s3:<region>:<account>:job/<id>
+        if let Some(arn) = text(details.get("jobArn")).filter(|a| !a.is_empty()) {
+            let parts: Vec<&str> = arn.split(':').collect();
+            if parts.get(3) != Some(&region.as_str()) || parts.get(4) != Some(&account_id.as_str())
+            {
+                return Err(EventError::OtherAccount {
+                    job_arn: arn,
+                    account: account_id,
+                    region,
+                });
+            }
+        }
         let strings = |v: Option<&Value>| -> Vec<String> {
             v.and_then(Value::as_array)
                 .map(|a| {
@@ -397,7 +412,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_fields_come_from_the_job_arn_then_the_envelope() {
+    fn event_fields_come_from_the_envelope_and_the_job_arn_must_agree() {
         let event = serde_json::json!({
             "account": "222222222222", "region": "eu-west-1",
             "detail": {"eventName": "JobStatusChanged", "serviceEventDetails": {
@@ -414,14 +429,21 @@ mod tests {
             ("222222222222", "eu-west-1", "j-1")
         );
         assert_eq!(parsed.failure_codes, ["X"]);
+        // The envelope decides; a job ARN naming another account or Region is refused.
         let mut with_arn = event.clone();
         with_arn["detail"]["serviceEventDetails"]["jobArn"] =
-            "arn:aws:s3:us-west-2:333333333333:job/j-1".into();
-        let parsed = JobStatusEvent::from_eventbridge(&with_arn).unwrap();
-        assert_eq!(
-            (parsed.account_id.as_str(), parsed.region.as_str()),
-            ("333333333333", "us-west-2")
-        );
+            "arn:aws:s3:eu-west-1:222222222222:job/j-1".into();
+        assert!(JobStatusEvent::from_eventbridge(&with_arn).is_ok());
+        for other in [
+            "arn:aws:s3:us-west-2:222222222222:job/j-1",
+            "arn:aws:s3:eu-west-1:333333333333:job/j-1",
+        ] {
+            with_arn["detail"]["serviceEventDetails"]["jobArn"] = other.into();
+            assert!(matches!(
+                JobStatusEvent::from_eventbridge(&with_arn),
+                Err(EventError::OtherAccount { .. })
+            ));
+        }
         let mut no_id = event;
         no_id["detail"]["serviceEventDetails"]
             .as_object_mut()
