@@ -74,10 +74,13 @@ export function stateReadWrite(t, keys) {
   ]
 }
 
-/** Launching the plan's job: HeadObject on the manifest, CreateJob (with Tags) passing the batch role. */
+/** Launching the plan's job: HeadObject on the manifest (and GetObject of an inventory's manifest.json, decrypted by S3 with the inventory key), CreateJob (with Tags) passing the batch role. */
 export function launchJob(t) {
   return [
     access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'HeadObject on the manifest for the ETag CreateJob needs', { owner: t.manifestAccount }),
+    ...(t.keys.manifest
+      ? [access('kms:Decrypt', t.keys.manifest.arn, 'S3 decrypts an SSE-KMS inventory manifest.json the launcher reads (all versions?)', { owner: t.keys.manifest.account, context: { 'kms:ViaService': viaS3(t.p.SourceRegion, t.partition) } })]
+      : []),
     access('s3:CreateJob', '*', 'CreateJob (no resource type)'),
     access('s3:PutJobTagging', t.jobArn('job-0001'), 'CreateJob with Tags needs s3:PutJobTagging'),
     access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
@@ -192,7 +195,7 @@ export const FUNCTION_EXPECTATIONS = {
       ...stateReadWrite(t, [`plans/${FINGERPRINT}.json`, `approvals/${TOKEN_HASH}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
       access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'FirstJob reads the recorded approval'),
       access('sns:Publish', t.notificationTopicArn, 'instructions and job news'),
-      access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: CloudFormation invokes custom resources asynchronously; Lambda sends events that failed every retry with the function role'),
+      access('sqs:SendMessage', t.att('CustomResourceFailuresQueue', 'Arn'), 'DeadLetterQueue: CloudFormation invokes custom resources asynchronously; Lambda sends events that failed every retry with the function role'),
       // RoleAdmin::apply_role / delete_role on the transfer's batch role.
       ...['iam:GetRole', 'iam:CreateRole', 'iam:TagRole', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole'].map((a) =>
         access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
@@ -211,6 +214,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight is approval-handler\'s'),
       ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight of the ${which} key is approval-handler's`, { owner: key.account })),
       access('s3:ListJobs', '*', 'jobs are found through the state bucket'),
+      access('sqs:SendMessage', t.failedEventsQueueArn, 'its failed events (with their ResponseURL) go to a queue of their own'),
     ],
   },
 

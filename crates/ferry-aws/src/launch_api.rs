@@ -30,9 +30,10 @@ impl AwsLaunchApi {
     }
 }
 
-/// A manifest.json larger than this is refused: S3 Inventory's lists a few hundred bytes per
-/// data file, so even a billion-object inventory's is a few MB.
-pub const MAX_MANIFEST_JSON_BYTES: i64 = 64 * 1024 * 1024;
+/// A manifest.json larger than this is refused before it is read: S3 Inventory's lists about
+/// 200 bytes per data file, so 16 MiB is some 80,000 data files, far beyond a billion-object
+/// inventory's; and it keeps a 256 MB function's memory safe from a planted giant.
+pub const MAX_MANIFEST_JSON_BYTES: i64 = 16 * 1024 * 1024;
 
 impl LaunchApi for AwsLaunchApi {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
@@ -67,11 +68,26 @@ impl LaunchApi for AwsLaunchApi {
         }
     }
 
-    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+    async fn get_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
+        // If-Match: the bytes read are the ones whose ETag the job is given.
+        let quoted = format!("\"{}\"", etag.trim_matches('"'));
         let (result, _) = self
             .regions
-            .call(&self.s3, bucket, |s3| async move {
-                s3.get_object().bucket(bucket).key(key).send().await
+            .call(&self.s3, bucket, |s3| {
+                let quoted = quoted.clone();
+                async move {
+                    s3.get_object()
+                        .bucket(bucket)
+                        .key(key)
+                        .if_match(quoted)
+                        .send()
+                        .await
+                }
             })
             .await;
         let out = result.map_err(|e| classify(&e))?;

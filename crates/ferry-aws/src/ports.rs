@@ -322,8 +322,13 @@ impl LaunchApi for AwsPorts {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
         self.launch.head_manifest(bucket, key).await
     }
-    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
-        self.launch.get_manifest(bucket, key).await
+    async fn get_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
+        self.launch.get_manifest(bucket, key, etag).await
     }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.launch.create_job(request).await

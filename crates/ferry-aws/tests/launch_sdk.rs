@@ -315,6 +315,74 @@ async fn a_redirect_to_the_buckets_region_is_followed_and_remembered() {
     assert_eq!(head.num_calls(), 3);
 }
 
+/// The wrong-Region answers that carry no `x-amz-bucket-region` header: a GET signed for the
+/// wrong Region (400 AuthorizationHeaderMalformed, the Region in the body), and a HEAD's bare
+/// 400 (no body at all: the Region comes from a HeadBucket, answered whatever the permissions).
+/// A header naming something that isn't a Region is never used to build an endpoint.
+#[tokio::test]
+async fn regions_are_found_without_the_header_and_checked() {
+    let malformed = || {
+        HttpResponse::new(
+            StatusCode::try_from(400).unwrap(),
+            SdkBody::from(
+                "<Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; \
+                 expecting 'eu-west-3'</Message><Region>eu-west-3</Region></Error>",
+            ),
+        )
+    };
+    let get = mock!(aws_sdk_s3::Client::get_object)
+        .sequence()
+        .http_response(malformed)
+        .output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(
+                    CURRENT_VERSIONS_MANIFEST.as_bytes(),
+                ))
+                .build()
+        })
+        .build();
+    let head = mock!(aws_sdk_s3::Client::head_object)
+        .sequence()
+        .http_response(|| http(400, None))
+        .output(|| HeadObjectOutput::builder().e_tag("\"abc\"").build())
+        .build();
+    let head_bucket =
+        mock!(aws_sdk_s3::Client::head_bucket).then_http_response(|| http(403, Some("ap-south-2")));
+    let api = AwsLaunchApi::new(
+        mock_client!(
+            aws_sdk_s3,
+            RuleMode::MatchAny,
+            [&get, &head, &head_bucket],
+            |c| c
+                .retry_config(RetryConfig::disabled())
+                .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        ),
+        mock_client!(aws_sdk_s3control, []),
+    );
+    api.get_manifest("inv", "m.json", "abc").await.unwrap();
+    assert_eq!(api.regions.region_of("inv").as_deref(), Some("eu-west-3"));
+    let got = api.head_manifest("other", "m.json").await.unwrap();
+    assert_eq!(got.bucket_region.as_deref(), Some("ap-south-2"));
+    assert_eq!(
+        api.regions.region_of("other").as_deref(),
+        Some("ap-south-2")
+    );
+
+    // A header that isn't a Region name is not followed.
+    let head = mock!(aws_sdk_s3::Client::head_object)
+        .then_http_response(|| http(301, Some("us-east-1.evil.example")));
+    let head_bucket = mock!(aws_sdk_s3::Client::head_bucket)
+        .then_http_response(|| http(301, Some("us-east-1.evil.example")));
+    let api = AwsLaunchApi::new(
+        mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&head, &head_bucket], |c| c
+            .retry_config(RetryConfig::disabled())),
+        mock_client!(aws_sdk_s3control, []),
+    );
+    let _ = api.head_manifest("b", "k").await;
+    assert_eq!(api.regions.region_of("b"), None);
+    assert_eq!(head.num_calls(), 1);
+}
+
 #[tokio::test]
 async fn manifest_in_another_region_is_reported_with_that_region() {
     let plan = plan("kms-inventory.toml");

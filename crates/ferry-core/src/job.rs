@@ -365,12 +365,18 @@ pub fn large_object_job_request(
 /// `S3PutObjectCopy.TargetKeyPrefix` for a spec's `destination.key_prefix`, which is a folder
 /// (`from-prod/`): the folder without its trailing `/`.
 ///
-/// Batch Operations puts a `/` between `TargetKeyPrefix` and the key: `Folder1` copies `a.txt` to
-/// `Folder1/a.txt` (AWS's answer in boto/boto3#3420, and what tools running real jobs observe; the
-/// API reference, `S3CopyObjectOperation.TargetKeyPrefix`, says only "Specifies the folder prefix
-/// that you want the objects to be copied into"). What a prefix that already ends in `/` gives is
-/// undocumented and risks `from-prod//a.txt`, so the slash is never sent; and since a prefix
-/// always becomes a folder, the spec must say so ([`check_key_prefix`]).
+/// Batch Operations puts a `/` between `TargetKeyPrefix` and the key, so `Folder1` copies `a.txt`
+/// to `Folder1/a.txt`. The s3control service model (botocore `service-2.json`,
+/// `S3CopyObjectOperation.TargetKeyPrefix`) says: "to copy objects into a folder named `Folder1`
+/// in the destination bucket, set the `TargetKeyPrefix` property to `Folder1`"; it doesn't spell
+/// out the slash, an older text of the same model (2020–2022) said `Folder1/`, and tools that run
+/// real jobs strip the slash (boto/boto3#3420, now aws/aws-sdk#355). So: assumed, verify on a
+/// real job.
+/// No single form is right under both readings; this one fails loudly if it is wrong: the batch
+/// role may write only under `<folder>/`, so a copy named `from-prodkey` is refused
+/// (AccessDenied in the completion report), never written elsewhere. What a prefix that already
+/// ends in `/` gives is undocumented and risks `from-prod//a.txt`, so the slash is never sent;
+/// and since a prefix always becomes a folder, the spec must say so ([`check_key_prefix`]).
 pub fn target_key_prefix(folder: &str) -> &str {
     folder.trim_end_matches('/')
 }

@@ -64,12 +64,14 @@ pub trait LaunchApi {
         key: &str,
     ) -> impl Future<Output = Result<ManifestHead, AwsCallError>> + Send;
 
-    /// The manifest object whole: an inventory's `manifest.json`, read to see what it lists
-    /// before a job is given it (the adapter bounds the size).
+    /// The manifest object whole, only if its ETag is still `etag` (`If-Match`, so what is read
+    /// is what the job gets): an inventory's `manifest.json`, read to see what it lists before a
+    /// job is given it. The adapter bounds the size.
     fn get_manifest(
         &self,
         bucket: &str,
         key: &str,
+        etag: &str,
     ) -> impl Future<Output = Result<Vec<u8>, AwsCallError>> + Send;
 
     /// Returns the job id.
@@ -248,7 +250,7 @@ pub async fn launch<A: LaunchApi>(
         }
     }
     if launch.template.manifest.spec.format == INVENTORY_MANIFEST_FORMAT {
-        refuse_all_versions_inventory(api, bucket, key).await?;
+        refuse_all_versions_inventory(api, bucket, key, &etag).await?;
     }
     let request = launch
         .template
@@ -309,6 +311,7 @@ async fn refuse_all_versions_inventory<A: LaunchApi>(
     api: &A,
     bucket: &str,
     key: &str,
+    etag: &str,
 ) -> Result<(), LaunchError> {
     let unreadable = |cause: AwsCallError, fix: String| LaunchError::ManifestNotReadable {
         bucket: bucket.to_string(),
@@ -316,10 +319,13 @@ async fn refuse_all_versions_inventory<A: LaunchApi>(
         cause,
         fix,
     };
-    let body = api.get_manifest(bucket, key).await.map_err(|cause| {
+    let body = api.get_manifest(bucket, key, etag).await.map_err(|cause| {
         let fix = match cause.kind {
-            AwsErrorKind::AccessDenied => {
-                "the caller needs s3:GetObject on the inventory's manifest.json".to_string()
+            AwsErrorKind::AccessDenied => "the caller needs s3:GetObject on the inventory's manifest.json and, \
+                 for an SSE-KMS inventory, kms:Decrypt on its key through S3 (the stack's roles have both)"
+                .to_string(),
+            AwsErrorKind::Other if cause.code == "PreconditionFailed" => {
+                "the manifest changed while it was read: launch again".to_string()
             }
             _ => "try again; if it persists, check the object is the inventory's manifest.json"
                 .to_string(),

@@ -199,8 +199,11 @@ impl<'a> Renderer<'a> {
             "The role may do only what this copy needs. Its trust policy is the one AWS documents for Batch \
              Operations (the service may assume it, with no conditions: AWS does not document that Batch Operations \
              sends aws:SourceAccount or aws:SourceArn). What keeps other jobs from using it is iam:PassRole: a job \
-             in {region} can run as this role only if its creator, a principal of account {dst_account}, may pass \
-             it. Grant iam:PassRole on it only to those who launch this transfer's jobs."
+             of account {dst_account}, in any Region, can run as this role only if its creator may pass it. Grant \
+             iam:PassRole on it only to those who launch this transfer's jobs (the stack's functions, or the \
+             people running them by hand; jobs of this plan run in {region}); a policy allowing iam:PassRole on \
+             \"*\" includes it, so an SCP or permissions boundary denying iam:PassRole on this role to everyone \
+             else closes that door."
         );
         let trust_file = format!("ferry-{name}-trust-policy.json");
         let permissions_file = format!("ferry-{name}-permissions-policy.json");

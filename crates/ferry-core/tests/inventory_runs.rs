@@ -158,7 +158,12 @@ impl LaunchApi for MemoryAws {
             bucket_region: None,
         })
     }
-    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
+    async fn get_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        _etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
         self.blobs
             .lock()
             .unwrap()

@@ -75,7 +75,12 @@ impl LaunchApi for FakeAws {
         );
         self.head.lock().unwrap().clone().expect("head scripted")
     }
-    async fn get_manifest(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, AwsCallError> {
+    async fn get_manifest(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
         let schema = "Bucket, Key, Size, LastModifiedDate, ETag";
         Ok(self
             .manifest

@@ -111,7 +111,12 @@ impl LaunchApi for MemoryAws {
             bucket_region: None,
         })
     }
-    async fn get_manifest(&self, _bucket: &str, _key: &str) -> Result<Vec<u8>, AwsCallError> {
+    async fn get_manifest(
+        &self,
+        _bucket: &str,
+        _key: &str,
+        _etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
         // The example's inventory lists current versions.
         Ok(serde_json::json!({
             "sourceBucket": "acme-ledger-prod",

@@ -1,19 +1,30 @@
-//! A moto server per test: [`MotoServer::start`] spawns `moto_server` on a free port of
-//! `127.0.0.1`, waits until it answers, and kills it on drop. Each server is independent, so
-//! tests can run in parallel threads.
+//! A moto server per test, behind Ferry's authorizing gateway: [`MotoServer::start`] spawns
+//! `moto_server` on a free port of `127.0.0.1`, waits until it answers, then starts the gateway
+//! (`tests/gateway/gateway.mjs`) in front of it; [`MotoServer::endpoint_url`] is the gateway's.
+//! Both are killed on drop. Each server is independent, so tests can run in parallel threads.
 //!
-//! The binary is `$FERRY_MOTO_SERVER` or else `<workspace root>/.venv/bin/moto_server`
-//! (made by `bash scripts/setup-python`).
+//! moto itself enforces no bucket, key or trust policy and no identity-policy condition; the
+//! gateway decides every request as IAM would (iam-simulate over the caller's identity policies
+//! as moto holds them, the bucket, key and topic policies, and the KMS calls S3 makes for SSE-KMS
+//! objects) and answers a denial with AWS's AccessDenied shape. The testkit's own credentials
+//! (`testing`, `test`, and sessions of the `ferry-test` role in any account) are the accounts'
+//! administrators, as a test set-up is; every other principal (a function's role, the batch
+//! role, a copier session) is held to its policies. Each decision is recorded in
+//! [`MotoServer::decisions`]. `FERRY_GATEWAY=off` runs a test straight against moto (to tell a
+//! gateway problem from a moto one; never in CI).
 //!
-//! moto does not enforce bucket, key or trust policies and does not implement S3 Control jobs;
-//! it is for exercising SDK calls and their wiring, not for proving access.
+//! The moto binary is `$FERRY_MOTO_SERVER` or else `<workspace root>/.venv/bin/moto_server`
+//! (made by `bash scripts/setup-python`); the gateway needs Node.js and
+//! `tests/gateway/node_modules` (`bash tests/gateway/run.sh --install-only`).
+//!
+//! moto does not implement S3 Control jobs.
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -24,6 +35,8 @@ use aws_sdk_s3::config::Credentials;
 
 /// How long [`MotoServer::start`] waits for the server to answer HTTP.
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long [`MotoServer::start`] waits for the gateway's `listening <port>` line.
+const GATEWAY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How many ports [`MotoServer::start`] tries when moto cannot bind one.
 const BIND_ATTEMPTS: usize = 5;
 
@@ -32,12 +45,38 @@ const BIND_ATTEMPTS: usize = 5;
 static USED_PORTS: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
 static SERVER_SEQ: AtomicUsize = AtomicUsize::new(0);
 
-/// A running moto server, killed (and waited for) on drop.
+/// A running moto server and its gateway, killed (and waited for) on drop.
 pub struct MotoServer {
     child: Child,
     port: u16,
     log_dir: PathBuf,
     log_path: PathBuf,
+    gateway: Option<Gateway>,
+}
+
+/// The authorizing gateway in front of the server (`tests/gateway/gateway.mjs`).
+struct Gateway {
+    child: Child,
+    port: u16,
+    /// Kept open: the gateway exits when it closes (`--exit-with-stdin`), so a test process
+    /// that dies leaves no gateway behind.
+    _stdin: ChildStdin,
+    record: PathBuf,
+}
+
+/// One decision of the gateway (a line of its `--record` file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayDecision {
+    /// `Allow` or `Deny`.
+    pub decision: String,
+    /// The caller: an assumed-role session ARN, a user ARN, or an admin key's account root.
+    pub principal: String,
+    /// The IAM action, e.g. `s3:GetObject` (empty for administrators, which are not checked).
+    pub action: String,
+    pub resource: String,
+    pub admin: bool,
+    /// Why a request was denied (AWS's message).
+    pub reason: Option<String>,
 }
 
 impl MotoServer {
@@ -83,12 +122,17 @@ impl MotoServer {
 
             match wait_until_ready(&mut child, port) {
                 Ready::Yes => {
-                    return MotoServer {
+                    let mut server = MotoServer {
                         child,
                         port,
                         log_dir,
                         log_path,
+                        gateway: None,
+                    };
+                    if gateway_wanted() {
+                        server.gateway = Some(start_gateway(port, &server.log_dir));
                     }
+                    return server;
                 }
                 Ready::Exited(status) => {
                     let log = read_log(&log_path);
@@ -140,14 +184,54 @@ impl MotoServer {
             .env("AWS_EC2_METADATA_DISABLED", "true")
     }
 
-    /// `http://127.0.0.1:<port>`, the endpoint of every service on this server.
+    /// `http://127.0.0.1:<port>`, the endpoint of every service on this server: the gateway's.
     pub fn endpoint_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
-    /// The port this server listens on.
+    /// The port tests reach the server on (the gateway's).
     pub fn port(&self) -> u16 {
-        self.port
+        self.gateway.as_ref().map_or(self.port, |g| g.port)
+    }
+
+    /// Every decision the gateway made so far, in order (empty with `FERRY_GATEWAY=off`).
+    pub fn decisions(&self) -> Vec<GatewayDecision> {
+        let Some(gateway) = &self.gateway else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(&gateway.record).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .map(|v| {
+                let text = |k: &str| {
+                    v.get(k)
+                        .and_then(|x| x.as_str())
+                        .unwrap_or_default()
+                        .to_string()
+                };
+                GatewayDecision {
+                    decision: text("decision"),
+                    principal: text("principal"),
+                    action: text("action"),
+                    resource: text("resource"),
+                    admin: v.get("admin").and_then(|a| a.as_bool()).unwrap_or(false),
+                    reason: v.get("reason").and_then(|r| r.as_str()).map(str::to_string),
+                }
+            })
+            .collect()
+    }
+
+    /// The gateway's denials so far.
+    pub fn denials(&self) -> Vec<GatewayDecision> {
+        self.decisions()
+            .into_iter()
+            .filter(|d| d.decision == "Deny")
+            .collect()
+    }
+
+    /// Whether requests go through the gateway (always, unless `FERRY_GATEWAY=off`).
+    pub fn authorizes(&self) -> bool {
+        self.gateway.is_some()
     }
 
     /// The file holding the server's stdout and stderr (removed on drop unless panicking).
@@ -226,6 +310,13 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
+        if let Some(gateway) = &mut self.gateway {
+            let _ = gateway.child.kill();
+            let _ = gateway.child.wait();
+            if let Ok(out) = std::env::var("FERRY_GATEWAY_RECORD") {
+                append_record(&gateway.record, Path::new(&out));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
@@ -244,6 +335,87 @@ pub fn s3_client(config: &SdkConfig) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(s3_config)
+}
+
+fn gateway_wanted() -> bool {
+    !matches!(
+        std::env::var("FERRY_GATEWAY").as_deref(),
+        Ok("off" | "0" | "false")
+    )
+}
+
+/// Starts `node tests/gateway/gateway.mjs` in front of moto on `moto_port`; panics with the
+/// reason (and its log) if it does not say it listens.
+fn start_gateway(moto_port: u16, log_dir: &Path) -> Gateway {
+    let root = workspace_root();
+    let script = root.join("tests/gateway/gateway.mjs");
+    if !root.join("tests/gateway/node_modules").is_dir() {
+        panic!(
+            "the authorizing gateway's packages are missing: run `bash tests/gateway/run.sh --install-only` \
+             (scripts/test does), or set FERRY_GATEWAY=off to run against moto alone"
+        );
+    }
+    let record = log_dir.join("gateway-decisions.jsonl");
+    let log_path = log_dir.join("gateway.log");
+    let log = File::create(&log_path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+    let mut child = Command::new(std::env::var("FERRY_NODE").unwrap_or_else(|_| "node".into()))
+        .arg(&script)
+        .args(["--upstream", &format!("http://127.0.0.1:{moto_port}")])
+        .args(["--port", "0", "--exit-with-stdin", "--quiet", "--record"])
+        .arg(&record)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let port = rx
+        .recv_timeout(GATEWAY_TIMEOUT)
+        .ok()
+        .and_then(|line| line.trim().strip_prefix("listening ")?.parse::<u16>().ok());
+    match port {
+        Some(port) => Gateway {
+            child,
+            port,
+            _stdin: stdin,
+            record,
+        },
+        None => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the authorizing gateway did not start within {GATEWAY_TIMEOUT:?}; log {}:\n{}",
+                log_path.display(),
+                read_log(&log_path)
+            );
+        }
+    }
+}
+
+/// Appends one server's decisions to the suite-wide record (`FERRY_GATEWAY_RECORD`), in one
+/// append so parallel tests don't interleave lines.
+fn append_record(from: &Path, to: &Path) {
+    let Ok(text) = std::fs::read_to_string(from) else {
+        return;
+    };
+    if text.is_empty() {
+        return;
+    }
+    if let Ok(mut out) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(to)
+    {
+        let _ = out.write_all(text.as_bytes());
+    }
 }
 
 fn moto_binary() -> PathBuf {

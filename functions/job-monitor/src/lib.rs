@@ -29,9 +29,10 @@ impl<T> MonitorPorts for T where
 pub struct JobMonitor<P> {
     pub ports: P,
     pub approval_topic_arn: String,
-    /// The stack's own account (`FERRY_ACCOUNT_ID`, pinned by the template): events of jobs of
-    /// any other account are ignored, whatever a forwarded event says.
+    /// The stack's own account (`FERRY_ACCOUNT_ID`, pinned by the template) and Region (the
+    /// function's `AWS_REGION`): events of jobs anywhere else are ignored, whatever an event says.
     pub account_id: String,
+    pub region: String,
     pub clock: fn() -> u64,
 }
 
@@ -46,11 +47,12 @@ pub enum Handled {
 }
 
 impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
-    pub fn new(ports: P, approval_topic_arn: String, account_id: String) -> Self {
+    pub fn new(ports: P, approval_topic_arn: String, account_id: String, region: String) -> Self {
         Self {
             ports,
             approval_topic_arn,
             account_id,
+            region,
             clock: ferry_aws::runtime::unix_now,
         }
     }
@@ -64,12 +66,12 @@ impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
                 return Ok(Handled::BadEvent(e.to_string()));
             }
         };
-        if parsed.account_id != self.account_id {
+        if parsed.account_id != self.account_id || parsed.region != self.region {
             let why = format!(
-                "job {} belongs to account {}, not this stack's account {}: ignored",
-                parsed.job_id, parsed.account_id, self.account_id
+                "job {} belongs to account {} in {}, not this stack's account {} in {}: ignored",
+                parsed.job_id, parsed.account_id, parsed.region, self.account_id, self.region
             );
-            tracing::warn!(job_id = %parsed.job_id, account = %parsed.account_id, "event of another account ignored");
+            tracing::warn!(job_id = %parsed.job_id, account = %parsed.account_id, region = %parsed.region, "event of another account or Region ignored");
             return Ok(Handled::BadEvent(why));
         }
         let ctx = MonitorContext {

@@ -13,7 +13,10 @@ async fn main() -> Result<(), Error> {
     let account_id = std::env::var("FERRY_ACCOUNT_ID").map_err(|_| {
         Error::from("FERRY_ACCOUNT_ID is not set: the template pins the stack's account there")
     })?;
-    let monitor = JobMonitor::new(ports, approval_topic_arn, account_id);
+    // Lambda sets AWS_REGION to the function's Region.
+    let region = std::env::var("AWS_REGION")
+        .map_err(|_| Error::from("AWS_REGION is not set (Lambda sets it)"))?;
+    let monitor = JobMonitor::new(ports, approval_topic_arn, account_id, region);
     run(service_fn(|event: LambdaEvent<Value>| async {
         monitor.handle(event).await.map(|_| ())
     }))

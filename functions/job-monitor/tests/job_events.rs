@@ -255,6 +255,7 @@ impl World {
             ports: self.ports.clone(),
             approval_topic_arn: "arn:aws:sns:eu-west-1:222222222222:ferry-approvals".to_string(),
             account_id: ACCOUNT.to_string(),
+            region: "eu-west-1".to_string(),
             clock: now,
         }
     }
@@ -494,6 +495,10 @@ async fn jobs_of_other_accounts_are_ignored_without_describing_them() {
         format!("arn:aws:s3:eu-west-1:{other}:job/{JOB_ID}").into();
     let mut no_envelope = fixture("job-monitor.json");
     no_envelope.as_object_mut().unwrap().remove("account");
+    let mut other_region = fixture("job-monitor.json");
+    other_region["region"] = "us-west-2".into();
+    other_region["detail"]["serviceEventDetails"]["jobArn"] =
+        format!("arn:aws:s3:us-west-2:{ACCOUNT}:job/{JOB_ID}").into();
 
     for (event, says) in [
         (forwarded, format!("belongs to account {other}")),
@@ -502,6 +507,7 @@ async fn jobs_of_other_accounts_are_ignored_without_describing_them() {
             "is not in the account and Region the event came from".to_string(),
         ),
         (no_envelope, "has no account".to_string()),
+        (other_region, "in us-west-2, not this stack's".to_string()),
     ] {
         let handled = world
             .monitor()

@@ -18,7 +18,8 @@ use ferry_core::large_object::parts::{PartSizing, MIB};
 use ferry_core::large_object::task::{CopyTask, ResultCode};
 use ferry_core::large_object::LargeObjectCopyArguments;
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
-use ferry_testkit::{s3_client, MotoServer};
+use ferry_core::{Plan, TransferSpec};
+use ferry_testkit::{s3_client, Layer, MotoServer, PlanGrants};
 use lambda_runtime::{Context, LambdaEvent};
 use large_object_copier::{CopierPorts, LargeObjectCopier, StsCopierPorts};
 use serde_json::Value;
@@ -72,6 +73,12 @@ async fn world() -> World {
         .send()
         .await
         .expect("dest bucket");
+    // The plan's grants, exactly: the batch role's policies, the source account's bucket and
+    // key policies, the destination key's. Behind the authorizing gateway the copier gets no
+    // more than real AWS would give it.
+    PlanGrants::all()
+        .apply(&moto, &plan(&source_key_arn, &dest_key_arn), REGION)
+        .await;
     let body = body();
     source
         .put_object()
@@ -95,6 +102,46 @@ async fn world() -> World {
         source_key_arn,
         body,
     }
+}
+
+/// The transfer these tests copy for: the fixture's settings (events/large-object-copier.json).
+fn spec(source_key_arn: &str, dest_key_arn: &str) -> TransferSpec {
+    TransferSpec::from_toml_str(&format!(
+        r#"name = "media"
+[source]
+account_id = "{SOURCE_ACCOUNT}"
+region = "{REGION}"
+bucket = "{SOURCE_BUCKET}"
+kms_key_arn = "{source_key_arn}"
+[destination]
+account_id = "{DEST_ACCOUNT}"
+region = "{REGION}"
+bucket = "{DEST_BUCKET}"
+kms_key_arn = "{dest_key_arn}"
+bucket_key_enabled = true
+storage_class = "STANDARD_IA"
+key_prefix = "from-prod/"
+[manifest]
+kind = "csv"
+bucket = "acme-media-ops"
+account_id = "{DEST_ACCOUNT}"
+key = "ferry/large.csv"
+[report]
+bucket = "acme-media-ops"
+account_id = "{DEST_ACCOUNT}"
+prefix = "ferry/reports"
+[job]
+large_object_copier_arn = "arn:aws:lambda:{REGION}:{DEST_ACCOUNT}:function:ferry-large-object-copier"
+large_object_copier_role_arn = "arn:aws:iam::{DEST_ACCOUNT}:role/ferry-large-object-copier"
+"#
+    ))
+    .expect("spec")
+}
+
+fn plan(source_key_arn: &str, dest_key_arn: &str) -> Plan {
+    let plan = Plan::build(&spec(source_key_arn, dest_key_arn)).expect("plan");
+    assert_eq!(plan.batch_role.arn, ROLE);
+    plan
 }
 
 fn tuning() -> CopyTuning {
@@ -673,6 +720,14 @@ async fn source_tags_are_copied() {
         .send()
         .await
         .unwrap();
+    // This transfer's grants: the same role, reading a bucket of its own account.
+    let mut same_account = spec(&w.source_key_arn, &w.dest_key_arn);
+    same_account.source.account_id = DEST_ACCOUNT.into();
+    same_account.source.bucket = bucket.into();
+    same_account.source.kms_key_arn = None;
+    PlanGrants::all()
+        .apply(&w.moto, &Plan::build(&same_account).unwrap(), REGION)
+        .await;
     let mut arguments = w.arguments();
     arguments.source_account = DEST_ACCOUNT.into();
     let ctx = CopyContext {
@@ -706,5 +761,105 @@ async fn source_tags_are_copied() {
             ("tier".into(), "gold".into())
         ])
     );
+    assert!(w.dest_body().await == w.body);
+}
+
+/// Every statement of the plan the copier relies on is needed: with it left out of the role's
+/// policy, or out of the bucket or key policy, the copy fails (the authorizing gateway denies
+/// as AWS would), leaves no upload behind, and the result names what to fix. Each statement is
+/// removed alone, then all grants are put back and the copy succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_grant_the_copy_uses_is_needed_and_its_absence_is_named() {
+    let w = world().await;
+    if !w.moto.authorizes() {
+        eprintln!("FERRY_GATEWAY=off: nothing is authorized, nothing to prove");
+        return;
+    }
+    let plan = plan(&w.source_key_arn, &w.dest_key_arn);
+    let ctx = CopyContext {
+        role_arn: ROLE.into(),
+        arguments: w.arguments(),
+        tuning: tuning(),
+    };
+    let source_read = "s3://acme-media-prod/*";
+    let source_key = w.source_key_arn.as_str();
+    let alone = |layer, sid: &str| {
+        (
+            PlanGrants::without(layer, sid),
+            format!("{sid} ({layer:?})"),
+        )
+    };
+    // The destination key is the role's own account's: its key policy naming the role, or its
+    // default statement delegating to the role's policy, each suffice (as in AWS), so only
+    // both gone fails the copy.
+    let dest_key = "FerryMediaEncryptDestinationObjects";
+    let both = PlanGrants {
+        left_out_of_role: vec![dest_key.into()],
+        left_out_of_resources: vec![dest_key.into()],
+    };
+    let cases = [
+        (
+            alone(Layer::Role, "FerryMediaReadSourceObjects"),
+            source_read,
+        ),
+        (
+            alone(Layer::ResourcePolicy, "FerryMediaReadSourceObjects"),
+            source_read,
+        ),
+        (
+            alone(Layer::Role, "FerryMediaDecryptSourceObjects"),
+            source_key,
+        ),
+        (
+            alone(Layer::ResourcePolicy, "FerryMediaDecryptSourceObjects"),
+            source_key,
+        ),
+        (
+            alone(Layer::Role, "FerryMediaWriteDestinationObjects"),
+            "s3://acme-media-archive/from-prod/*",
+        ),
+        (
+            alone(Layer::Role, "FerryMediaListDestinationUploads"),
+            "s3:ListBucketMultipartUploads",
+        ),
+        (
+            (both, format!("{dest_key} (both layers)")),
+            w.dest_key_arn.as_str(),
+        ),
+    ];
+    for ((grants, what), named) in cases {
+        grants.apply(&w.moto, &plan, REGION).await;
+        let (result, _) = copy_task(&w.api().await, &plenty(), &ctx, &task()).await;
+        assert_eq!(
+            result.result_code,
+            ResultCode::PermanentFailure,
+            "{what} left out: {result:?}"
+        );
+        assert!(
+            result.result_string.contains(named),
+            "{what} left out: the result should name {named}: {}",
+            result.result_string
+        );
+        assert_eq!(w.open_uploads().await, 0, "{what}: an upload left open");
+    }
+    assert!(
+        !w.moto.denials().is_empty(),
+        "the gateway recorded the denials"
+    );
+    // Each layer alone is enough for the destination key.
+    for layer in [Layer::Role, Layer::ResourcePolicy] {
+        PlanGrants::without(layer, dest_key)
+            .apply(&w.moto, &plan, REGION)
+            .await;
+        let (result, _) = copy_task(&w.api().await, &plenty(), &ctx, &task()).await;
+        assert_eq!(
+            result.result_code,
+            ResultCode::Succeeded,
+            "{layer:?}: {result:?}"
+        );
+    }
+    PlanGrants::all().apply(&w.moto, &plan, REGION).await;
+    let (result, _) = copy_task(&w.api().await, &plenty(), &ctx, &task()).await;
+    assert_eq!(result.result_code, ResultCode::Succeeded, "{result:?}");
     assert!(w.dest_body().await == w.body);
 }

@@ -562,8 +562,13 @@ impl LaunchApi for FaultyPorts {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
         self.inner.head_manifest(bucket, key).await
     }
-    async fn get_manifest(&self, bucket: &str, key: &str) -> Result<Vec<u8>, AwsCallError> {
-        self.inner.get_manifest(bucket, key).await
+    async fn get_manifest(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+    ) -> Result<Vec<u8>, AwsCallError> {
+        self.inner.get_manifest(bucket, key, etag).await
     }
     async fn create_job(&self, request: &CreateJobRequest) -> Result<String, AwsCallError> {
         self.inner.create_job(request).await

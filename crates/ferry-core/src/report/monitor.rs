@@ -72,6 +72,18 @@ impl JobStatusEvent {
         let job_id = text(details.get("jobId"))
             .filter(|j| !j.is_empty())
             .ok_or(EventError::Missing("detail.serviceEventDetails.jobId"))?;
+        // S3 Control's job ids are at most 36 characters of letters, digits and '-' (service
+        // model, JobId: `[a-zA-Z0-9\-\_]+`, 5–36); anything else goes nowhere near a state key
+        // or an e-mailed command.
+        let id_ok = (5..=36).contains(&job_id.len())
+            && job_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !id_ok {
+            return Err(EventError::Missing(
+                "a valid detail.serviceEventDetails.jobId",
+            ));
+        }
         let status = text(details.get("status"))
             .filter(|s| !s.is_empty())
             .ok_or(EventError::Missing("detail.serviceEventDetails.status"))?;
@@ -416,7 +428,7 @@ mod tests {
         let event = serde_json::json!({
             "account": "222222222222", "region": "eu-west-1",
             "detail": {"eventName": "JobStatusChanged", "serviceEventDetails": {
-                "jobId": "j-1", "status": "Failed",
+                "jobId": "job-1", "status": "Failed",
                 "failureCodes": ["X"], "statusChangeReason": ["why"]}}
         });
         let parsed = JobStatusEvent::from_eventbridge(&event).unwrap();
@@ -426,17 +438,17 @@ mod tests {
                 parsed.region.as_str(),
                 parsed.job_id.as_str()
             ),
-            ("222222222222", "eu-west-1", "j-1")
+            ("222222222222", "eu-west-1", "job-1")
         );
         assert_eq!(parsed.failure_codes, ["X"]);
         // The envelope decides; a job ARN naming another account or Region is refused.
         let mut with_arn = event.clone();
         with_arn["detail"]["serviceEventDetails"]["jobArn"] =
-            "arn:aws:s3:eu-west-1:222222222222:job/j-1".into();
+            "arn:aws:s3:eu-west-1:222222222222:job/job-1".into();
         assert!(JobStatusEvent::from_eventbridge(&with_arn).is_ok());
         for other in [
-            "arn:aws:s3:us-west-2:222222222222:job/j-1",
-            "arn:aws:s3:eu-west-1:333333333333:job/j-1",
+            "arn:aws:s3:us-west-2:222222222222:job/job-1",
+            "arn:aws:s3:eu-west-1:333333333333:job/job-1",
         ] {
             with_arn["detail"]["serviceEventDetails"]["jobArn"] = other.into();
             assert!(matches!(
@@ -444,6 +456,9 @@ mod tests {
                 Err(EventError::OtherAccount { .. })
             ));
         }
+        let mut odd_id = event.clone();
+        odd_id["detail"]["serviceEventDetails"]["jobId"] = "../../plans/x".into();
+        assert!(JobStatusEvent::from_eventbridge(&odd_id).is_err());
         let mut no_id = event;
         no_id["detail"]["serviceEventDetails"]
             .as_object_mut()

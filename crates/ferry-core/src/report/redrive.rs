@@ -165,6 +165,9 @@ fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RedriveError {
 /// reports of a manifest with version ids carry them on every row.
 #[derive(Default)]
 struct FailedManifest {
+    /// The spec's source bucket: a report row naming any other bucket is not Ferry's task (a
+    /// report can be rewritten by whoever may write the report bucket) and is never redriven.
+    source_bucket: String,
     writer: Option<CsvManifestWriter<Vec<u8>>>,
     version_ids: bool,
     skipped: u64,
@@ -172,7 +175,24 @@ struct FailedManifest {
 }
 
 impl FailedManifest {
+    fn for_source(bucket: &str) -> Self {
+        Self {
+            source_bucket: bucket.to_string(),
+            ..Self::default()
+        }
+    }
+
     fn add(&mut self, bucket: &str, key: &str, version_id: Option<&str>) {
+        if bucket != self.source_bucket {
+            self.skipped += 1;
+            if self.skipped_examples.len() < MAX_DESCRIBED_SKIPS {
+                self.skipped_examples.push(format!(
+                    "a failed task of bucket {bucket:?}, which is not the transfer's source bucket {:?}: not redriven",
+                    self.source_bucket
+                ));
+            }
+            return;
+        }
         if self.writer.is_none() {
             self.version_ids = version_id.is_some();
         }
@@ -316,7 +336,7 @@ where
             fingerprint: fingerprint.clone(),
         })?;
 
-    let mut failed = FailedManifest::default();
+    let mut failed = FailedManifest::for_source(&stored.spec.source.bucket);
     let reading = for_each_failed_task(ports, &location, job_id, &mut |task| {
         if task.status == TaskStatus::Failed {
             failed.add(&task.bucket, &task.key, task.version_id.as_deref());
@@ -419,14 +439,14 @@ mod tests {
 
     #[test]
     fn version_ids_follow_the_first_failed_row() {
-        let mut m = FailedManifest::default();
+        let mut m = FailedManifest::for_source("src");
         m.add("src", "a b", Some("v1"));
         m.add("src", "c", None);
         assert!(m.version_ids);
         // A task of a null version (no id in the report) is written as `null`.
         assert_eq!(written(m), "src,a%20b,v1\nsrc,c,null\n");
 
-        let mut m = FailedManifest::default();
+        let mut m = FailedManifest::for_source("src");
         m.add("src", "a", None);
         m.add("src", "b", Some("v2"));
         m.add("other-bucket", "c", None);
@@ -438,10 +458,22 @@ mod tests {
             m.skipped_examples
         );
         assert!(
-            m.skipped_examples[1].contains("other-bucket"),
+            m.skipped_examples[1].contains("other-bucket")
+                && m.skipped_examples[1].contains("not the transfer's source bucket"),
             "{:?}",
             m.skipped_examples
         );
+        assert_eq!(written(m), "src,a\n");
+    }
+
+    /// A report row of another bucket is never redriven, even as the first row (a rewritten
+    /// report must not pick what the batch role copies).
+    #[test]
+    fn only_the_source_buckets_tasks_are_redriven() {
+        let mut m = FailedManifest::for_source("src");
+        m.add("someone-elses", "secret", None);
+        m.add("src", "a", None);
+        assert_eq!(m.skipped, 1);
         assert_eq!(written(m), "src,a\n");
     }
 
