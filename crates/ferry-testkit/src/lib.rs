@@ -3,6 +3,8 @@
 //! - [`moto::MotoServer`]: a private moto server per test (S3, STS, IAM, KMS, SNS, CloudFormation
 //!   and more on `127.0.0.1`) behind the authorizing gateway (`tests/gateway`), with SDK configs
 //!   for its default account and for any other account reached through `sts:AssumeRole`.
+//! - [`batch_ops`]: an S3 Batch Operations emulator that runs the CreateJob request the code
+//!   sent against moto, as the job's role, through the gateway, by AWS's documented rules.
 //! - [`grants::PlanGrants`]: a plan's role, bucket- and key-policy statements applied on moto,
 //!   as the accounts' administrators (or `ferry grant`) would; optionally one left out.
 //! - [`http_catcher::ResponseCatcher`]: a tiny HTTP/1.1 server standing in for CloudFormation's
@@ -11,6 +13,7 @@
 //! - [`inbox::Inbox`]: what a topic's e-mail subscribers would receive.
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
 
+pub mod batch_ops;
 pub mod grants;
 pub mod http_catcher;
 pub mod inbox;

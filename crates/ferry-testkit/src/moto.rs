@@ -291,6 +291,11 @@ impl MotoServer {
         }
     }
 
+    /// An SDK config for this server with `credentials` (say, a role session's).
+    pub async fn sdk_config_with(&self, credentials: Credentials, region: &str) -> SdkConfig {
+        self.config_with(credentials, region).await
+    }
+
     async fn config_with(&self, credentials: Credentials, region: &str) -> SdkConfig {
         // An empty profile file and an empty environment: nothing from the host leaks in.
         let no_profiles = EnvConfigFiles::builder()
