@@ -5,6 +5,8 @@
 //!   for its default account and for any other account reached through `sts:AssumeRole`.
 //! - [`batch_ops`]: an S3 Batch Operations emulator that runs the CreateJob request the code
 //!   sent against moto, as the job's role, through the gateway, by AWS's documented rules.
+//! - [`function_role::FunctionRole`]: a stack function's execution role as the template makes it,
+//!   deployed on moto, with a session to run the function's code as that role.
 //! - [`grants::PlanGrants`]: a plan's role, bucket- and key-policy statements applied on moto,
 //!   as the accounts' administrators (or `ferry grant`) would; optionally one left out.
 //! - [`http_catcher::ResponseCatcher`]: a tiny HTTP/1.1 server standing in for CloudFormation's
@@ -14,6 +16,7 @@
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
 
 pub mod batch_ops;
+pub mod function_role;
 pub mod grants;
 pub mod http_catcher;
 pub mod inbox;
@@ -21,6 +24,7 @@ pub mod logs;
 pub mod moto;
 pub mod orc;
 
+pub use function_role::FunctionRole;
 pub use grants::{Layer, PlanGrants};
 pub use http_catcher::{CapturedRequest, ResponseCatcher};
 pub use inbox::Inbox;

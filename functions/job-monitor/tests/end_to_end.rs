@@ -1,7 +1,9 @@
 //! A transfer end to end on two moto accounts, every call through the authorizing gateway: the
 //! plan's grants applied as the accounts' administrators would (`ferry grant`), Ferry's own CSV
 //! manifest, the launcher's CreateJob request run by the Batch Operations emulator as the batch
-//! role, then job-monitor's summary from the completion report the emulator wrote.
+//! role, then job-monitor's summary from the completion report the emulator wrote, with
+//! job-monitor running as its own execution role from the template (`FunctionRole`): a call
+//! that role would be denied on AWS fails the test.
 //!
 //! Then each statement the copy needs is left out in turn: the job's tasks fail where AWS's
 //! would, and the summary e-mailed names the statement to add.
@@ -20,7 +22,7 @@ use ferry_core::report::monitor::MonitorOutcome;
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, EmulatedJob};
-use ferry_testkit::{s3_client, Inbox, Layer, MotoServer, PlanGrants};
+use ferry_testkit::{s3_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants};
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -30,7 +32,6 @@ const DEST_ACCOUNT: &str = "222222222222";
 const SOURCE_BUCKET: &str = "acme-ledger-prod";
 const DEST_BUCKET: &str = "acme-ledger-vault";
 const OPS_BUCKET: &str = "acme-vault-ops";
-const STATE_BUCKET: &str = "ferry-state-e2e";
 /// Keys that trip naive encoders: spaces, '+', a comma, non-ASCII, a percent sign.
 const KEYS: [&str; 4] = [
     "2026/01/a b.pdf",
@@ -41,6 +42,8 @@ const KEYS: [&str; 4] = [
 
 struct World {
     moto: MotoServer,
+    /// job-monitor's execution role, as the template makes it.
+    monitor_role: FunctionRole,
     dest: aws_sdk_s3::Client,
     /// `dest` without response checksum validation (moto's stored CRC32C of a copy is wrong).
     unvalidated: aws_sdk_s3::Client,
@@ -105,7 +108,37 @@ async fn world() -> World {
         .send()
         .await
         .unwrap();
-    for bucket in [DEST_BUCKET, OPS_BUCKET, STATE_BUCKET] {
+    // The stack's parameters for this transfer: they scope job-monitor's role.
+    let parameters = serde_json::json!({
+        "TransferName": "ledger", "SourceAccountId": SOURCE_ACCOUNT, "SourceRegion": REGION,
+        "SourceBucket": SOURCE_BUCKET, "SourceKmsKeyArn": source_key,
+        "DestinationBucket": DEST_BUCKET, "DestinationKmsKeyArn": dest_key,
+        "ManifestKind": "csv", "ManifestBucket": OPS_BUCKET, "ManifestKey": "ferry/ledger.csv",
+        "ReportBucket": OPS_BUCKET, "ReportPrefix": "ferry/reports",
+        "NotificationEmail": "storage-team@example.com"
+    });
+    let monitor_role = FunctionRole::deploy(
+        &moto,
+        "JobMonitorFunction",
+        DEST_ACCOUNT,
+        REGION,
+        &parameters,
+    )
+    .await;
+    let state_bucket = monitor_role.state_bucket.clone();
+    aws_sdk_sns::Client::new(&dest_config)
+        .create_topic()
+        .name(
+            monitor_role
+                .notification_topic_arn
+                .rsplit(':')
+                .next()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for bucket in [DEST_BUCKET, OPS_BUCKET, state_bucket.as_str()] {
         dest.create_bucket()
             .bucket(bucket)
             .create_bucket_configuration(location.clone())
@@ -136,7 +169,7 @@ async fn world() -> World {
         spec: spec.clone(),
     };
     dest.put_object()
-        .bucket(STATE_BUCKET)
+        .bucket(&state_bucket)
         .key(format!("plans/{}.json", plan.transfer.fingerprint))
         .body(ByteStream::from(serde_json::to_vec(&stored).unwrap()))
         .send()
@@ -166,6 +199,7 @@ async fn world() -> World {
     );
     World {
         moto,
+        monitor_role,
         dest,
         unvalidated,
         dest_key,
@@ -201,35 +235,30 @@ impl World {
         create_job(&self.moto, REGION, &input, None).await
     }
 
-    /// job-monitor's handling of the job's JobStatusChanged event, and the e-mail it sent.
+    /// job-monitor's handling of the job's JobStatusChanged event, run as its execution role,
+    /// and the e-mail it sent.
     async fn monitor(&self, job: &EmulatedJob) -> (Handled, Vec<String>) {
-        let config = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-        let topic = aws_sdk_sns::Client::new(&config)
-            .create_topic()
-            .name(format!("notifications-{}", &job.job_id[..8]))
-            .send()
-            .await
-            .unwrap()
-            .topic_arn()
-            .unwrap()
-            .to_string();
-        let inbox = Inbox::subscribe(&config, &topic, &format!("inbox-{}", &job.job_id[..8])).await;
+        let admin = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+        let topic = self.monitor_role.notification_topic_arn.clone();
+        let inbox = Inbox::subscribe(&admin, &topic, &format!("inbox-{}", &job.job_id[..8])).await;
         let (describe, tags) = (job.describe_job_output(), job.job_tagging_output());
         let describe_rule =
             mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
         let tags_rule =
             mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
-        let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic).with_clients(
-            s3_client(&config),
-            mock_client!(
-                aws_sdk_s3control,
-                RuleMode::MatchAny,
-                [&describe_rule, &tags_rule]
-            ),
-        );
+        let config = &self.monitor_role.config;
+        let ports = AwsPorts::from_config(config, self.monitor_role.state_bucket.clone(), topic)
+            .with_clients(
+                s3_client(config),
+                mock_client!(
+                    aws_sdk_s3control,
+                    RuleMode::MatchAny,
+                    [&describe_rule, &tags_rule]
+                ),
+            );
         let monitor = JobMonitor {
             ports,
-            approval_topic_arn: format!("arn:aws:sns:{REGION}:{DEST_ACCOUNT}:ferry-approvals"),
+            approval_topic_arn: self.monitor_role.approval_topic_arn.clone(),
             account_id: DEST_ACCOUNT.to_string(),
             region: REGION.to_string(),
             clock: || 1_795_500_000,
@@ -328,6 +357,24 @@ async fn a_transfer_copies_with_exactly_the_plans_grants_and_is_summarised() {
     let Handled::Outcome(MonitorOutcome::Summarised(summary)) = handled else {
         panic!("{handled:?}")
     };
+    // job-monitor ran as its template role: held to it, it was denied nothing.
+    let monitor_calls: Vec<_> = w
+        .moto
+        .decisions()
+        .into_iter()
+        .filter(|d| {
+            d.principal
+                .contains(":assumed-role/ferry-e2e-JobMonitorFunctionRole")
+        })
+        .collect();
+    assert!(
+        monitor_calls.iter().any(|d| d.action == "s3:GetObject"),
+        "{monitor_calls:?}"
+    );
+    assert!(
+        monitor_calls.iter().all(|d| d.decision == "Allow"),
+        "{monitor_calls:?}"
+    );
     assert_eq!(summary.failed_in_report, 0);
     assert_eq!(mail.len(), 1, "{mail:?}");
     assert!(mail[0].contains(&job.job_id), "{}", mail[0]);

@@ -1,0 +1,38 @@
+// One function's execution role as the stack would deploy it, for tests that run the function
+// under that role (through the authorizing gateway in front of moto): the role's name and ARN,
+// its policy documents resolved for one deployment (sam-roles.mjs, the same model the
+// function-role proofs use; AWS managed policies inlined, since moto doesn't hold their
+// content), and the physical names of the stack's resources those documents name.
+//
+// Usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON
+// Prints one JSON object on stdout.
+
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadTemplate, Resolver } from './cfn.mjs'
+import { functionRoles, samRoleResources } from './sam-roles.mjs'
+
+const HERE = dirname(fileURLToPath(import.meta.url))
+const [fnId, account, region, stackName, parametersJson] = process.argv.slice(2)
+if (!parametersJson) {
+  process.stderr.write('usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON\n')
+  process.exit(2)
+}
+const template = loadTemplate(join(HERE, '..', '..', 'template.yaml'))
+const resolver = new Resolver(template, JSON.parse(parametersJson), { account, region, stackName }, samRoleResources(template))
+const role = functionRoles(template, resolver)[fnId]
+if (!role) {
+  process.stderr.write(`${fnId} is not a function of the template in this parameter set\n`)
+  process.exit(2)
+}
+const refOr = (id) => (resolver.exists(id) ? resolver.ref(id) : null)
+process.stdout.write(
+  JSON.stringify({
+    roleName: resolver.ref(role.roleLogicalId),
+    roleArn: role.roleArn,
+    policies: role.policies.map((p, i) => ({ name: `policy-${i}`, source: p.name, document: p.policy })),
+    stateBucket: refOr('StateBucket'),
+    notificationTopicArn: refOr('NotificationTopic'),
+    approvalTopicArn: refOr('ApprovalTopic'),
+  }) + '\n',
+)
