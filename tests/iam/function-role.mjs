@@ -2,7 +2,8 @@
 // under that role (through the authorizing gateway in front of moto): the role's name and ARN,
 // its policy documents resolved for one deployment (sam-roles.mjs, the same model the
 // function-role proofs use; AWS managed policies inlined, since moto doesn't hold their
-// content), and the physical names of the stack's resources those documents name.
+// content), the physical names of the stack's resources those documents name, and the state
+// bucket's policy.
 //
 // Usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON
 // Prints one JSON object on stdout.
@@ -34,5 +35,7 @@ process.stdout.write(
     stateBucket: refOr('StateBucket'),
     notificationTopicArn: refOr('NotificationTopic'),
     approvalTopicArn: refOr('ApprovalTopic'),
+    // The state bucket's policy as deployed (who may read redrive manifests, TLS only).
+    stateBucketPolicy: resolver.exists('StateBucketPolicy') ? resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument) : null,
   }) + '\n',
 )

@@ -26,6 +26,8 @@ pub struct FunctionRole {
     pub state_bucket: String,
     pub notification_topic_arn: String,
     pub approval_topic_arn: String,
+    /// The stack's `StateBucketPolicy` document, resolved for this deployment.
+    pub state_bucket_policy: Value,
 }
 
 impl FunctionRole {
@@ -98,6 +100,7 @@ impl FunctionRole {
             state_bucket: text("stateBucket"),
             notification_topic_arn: text("notificationTopicArn"),
             approval_topic_arn: text("approvalTopicArn"),
+            state_bucket_policy: role["stateBucketPolicy"].clone(),
         }
     }
 }

@@ -19,6 +19,7 @@ use ferry_aws::AwsPorts;
 use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
 use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
+use ferry_core::report::redrive::{redrive_and_announce, RedriveContext, RedriveOutcome};
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, EmulatedJob};
@@ -42,6 +43,8 @@ const KEYS: [&str; 4] = [
 
 struct World {
     moto: MotoServer,
+    /// The stack's parameters for this transfer.
+    parameters: serde_json::Value,
     /// job-monitor's execution role, as the template makes it.
     monitor_role: FunctionRole,
     dest: aws_sdk_s3::Client,
@@ -199,6 +202,7 @@ async fn world() -> World {
     );
     World {
         moto,
+        parameters,
         monitor_role,
         dest,
         unvalidated,
@@ -413,4 +417,127 @@ async fn each_statement_left_out_fails_the_copy_and_the_summary_names_it() {
             mail[0]
         );
     }
+}
+
+/// A failure fixed in the source account (`ferry grant`), then redriven from the stack: the
+/// approval-handler's redrive, run as its template role, reads the failed job's report, writes
+/// the failed tasks' manifest to the state bucket and launches a job over it; the emulator runs
+/// that job as the batch role, which may read the manifest only through the stack's state
+/// bucket policy; every object arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_fixed_by_ferry_grant_is_redriven_from_the_stack() {
+    let w = world().await;
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    assert_eq!(failed.failed(), KEYS.len() as u64, "{:?}", failed.tasks);
+
+    // The source account applies the missing statement (what `ferry grant --apply` writes).
+    PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
+
+    // The stack: approval-handler's role, and the state bucket's policy as deployed.
+    let admin = w.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+    let approval_role = FunctionRole::deploy(
+        &w.moto,
+        "ApprovalHandlerFunction",
+        DEST_ACCOUNT,
+        REGION,
+        &w.parameters,
+    )
+    .await;
+    // moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
+    // template's DenyInsecureTransport (aws:SecureTransport false) would refuse every request
+    // there; the gateway evaluates it (all requests are TLS on AWS) and moto gets the rest.
+    let mut policy = approval_role.state_bucket_policy.clone();
+    if let Some(serde_json::Value::Array(statements)) = policy.get_mut("Statement") {
+        statements.retain(|st| st["Sid"] != "DenyInsecureTransport");
+        assert!(
+            statements
+                .iter()
+                .any(|st| st["Sid"] == "BatchRoleReadsRedriveManifests"),
+            "{policy}"
+        );
+    }
+    s3_client(&admin)
+        .put_bucket_policy()
+        .bucket(&approval_role.state_bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
+    let recorder = sent.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            *recorder.lock().unwrap() = Some(input.clone());
+            true
+        })
+        .then_output(|| CreateJobOutput::builder().job_id("redrive-job-1").build());
+    let (describe, tags) = (failed.describe_job_output(), failed.job_tagging_output());
+    let describe_rule =
+        mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
+    let tags_rule =
+        mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+    let config = &approval_role.config;
+    let ports = AwsPorts::from_config(
+        config,
+        approval_role.state_bucket.clone(),
+        approval_role.notification_topic_arn.clone(),
+    )
+    .with_clients(
+        s3_client(config),
+        mock_client!(
+            aws_sdk_s3control,
+            RuleMode::MatchAny,
+            [&describe_rule, &tags_rule, &create]
+        ),
+    );
+    let ctx = RedriveContext {
+        state_bucket: approval_role.state_bucket.clone(),
+        region: REGION.to_string(),
+        retry: RetryPolicy::default(),
+    };
+    let outcome = redrive_and_announce(&ports, DEST_ACCOUNT, &failed.job_id, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("redrive: {e:?}\n{:#?}", w.moto.denials()));
+    let RedriveOutcome::Launched { record, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(record.tasks, KEYS.len() as u64);
+
+    let input = sent.lock().unwrap().clone().expect("CreateJob sent");
+    let redriven = create_job(&w.moto, REGION, &input, None).await;
+    assert_eq!(
+        redriven.status.as_str(),
+        "Complete",
+        "{:?}",
+        redriven.failure_reasons
+    );
+    assert_eq!(
+        (redriven.succeeded(), redriven.failed()),
+        (KEYS.len() as u64, 0),
+        "{:?}",
+        redriven.tasks
+    );
+    for key in KEYS {
+        w.dest
+            .head_object()
+            .bucket(DEST_BUCKET)
+            .key(format!("from-prod/{key}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key} not copied: {e:?}"));
+    }
+    // Both functions' calls were decided against their template roles and none was denied.
+    let denied: Vec<_> = w
+        .moto
+        .denials()
+        .into_iter()
+        .filter(|d| {
+            d.principal
+                .contains("ferry-e2e-ApprovalHandlerFunctionRole")
+        })
+        .collect();
+    assert!(denied.is_empty(), "{denied:?}");
 }
