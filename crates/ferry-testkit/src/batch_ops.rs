@@ -518,8 +518,13 @@ fn object_of(arn: &str) -> Result<(String, String), String> {
     Ok((bucket.to_string(), key.to_string()))
 }
 
+/// A manifest key as Batch Operations reads it: URL-encoded, with `+` a space (S3 Inventory
+/// writes a space as `+`, and AWS's own LambdaInvoke examples read task keys with
+/// `unquote_plus`), so a real `+` must come as `%2B`.
 fn decode(key: &str) -> String {
-    percent_decode_str(key).decode_utf8_lossy().to_string()
+    percent_decode_str(&key.replace('+', " "))
+        .decode_utf8_lossy()
+        .to_string()
 }
 
 /// Characters left unencoded in `x-amz-copy-source`'s key (RFC 3986 unreserved and `/`).

@@ -1,0 +1,444 @@
+//! An event-driven run end to end with KMS everywhere, every call through the authorizing
+//! gateway: source objects under a source-account key, an SSE-KMS inventory (the inventory
+//! bucket's default is the inventory key) delivered to the destination account, copies under a
+//! destination key. inventory-handler runs as its own execution role from the template
+//! (`FunctionRole`), the plan's grants are applied as `ferry grant` would, and the Copy job it
+//! launches is run by the Batch Operations emulator as the batch role.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{
+    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
+    ServerSideEncryptionRule,
+};
+use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_core::inventory::delta::job_finished;
+use ferry_core::inventory::run::RunOutcome;
+use ferry_core::launch::RetryPolicy;
+use ferry_core::workflow::StoredPlan;
+use ferry_core::{Plan, TransferSpec};
+use ferry_testkit::batch_ops::create_job;
+use ferry_testkit::{s3_client, FunctionRole, MotoServer, PlanGrants};
+use inventory_handler::{InventoryHandler, Settings};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const SOURCE_ACCOUNT: &str = "111111111111";
+const DEST_ACCOUNT: &str = "222222222222";
+const SOURCE_BUCKET: &str = "acme-media-prod";
+const DEST_BUCKET: &str = "acme-media-dr";
+const INV_BUCKET: &str = "acme-dr-inventory";
+const REPORT_BUCKET: &str = "acme-dr-reports";
+const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
+const DATE: &str = "2026-11-24T01-00Z";
+const KEYS: [&str; 3] = ["photos/a b.jpg", "photos/c+d.jpg", "raw/été.png"];
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn spec(source_key: &str, inventory_key: &str, dest_key: &str) -> TransferSpec {
+    TransferSpec::from_toml_str(&format!(
+        r#"name = "media-sync"
+[source]
+account_id = "{SOURCE_ACCOUNT}"
+region = "{REGION}"
+bucket = "{SOURCE_BUCKET}"
+kms_key_arn = "{source_key}"
+[destination]
+account_id = "{DEST_ACCOUNT}"
+region = "{REGION}"
+bucket = "{DEST_BUCKET}"
+kms_key_arn = "{dest_key}"
+bucket_key_enabled = true
+[manifest]
+kind = "inventory"
+bucket = "{INV_BUCKET}"
+account_id = "{DEST_ACCOUNT}"
+key = "{DIR}{DATE}/manifest.json"
+kms_key_arn = "{inventory_key}"
+[report]
+bucket = "{REPORT_BUCKET}"
+account_id = "{DEST_ACCOUNT}"
+prefix = "ferry/media-sync"
+scope = "failed"
+[job]
+confirmation_required = false
+[inventory]
+format = "CSV"
+"#
+    ))
+    .expect("spec")
+}
+
+/// S3 Inventory's CSV encoding of a key: space as `+`, all but `A-Za-z0-9.-*_` as %XX.
+fn s3_encode(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_roles() {
+    let moto = MotoServer::start();
+    let source_config = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
+    let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+    let key_in = |config: &aws_config::SdkConfig| {
+        let kms = aws_sdk_kms::Client::new(config);
+        async move {
+            let key = kms.create_key().send().await.expect("create key");
+            key.key_metadata().unwrap().arn().unwrap().to_string()
+        }
+    };
+    let source_key = key_in(&source_config).await;
+    let inventory_key = key_in(&dest_config).await;
+    let dest_key = key_in(&dest_config).await;
+    let (source, dest) = (s3_client(&source_config), s3_client(&dest_config));
+
+    let spec = spec(&source_key, &inventory_key, &dest_key);
+    let plan = Plan::build(&spec).expect("plan");
+    let parameters = json!({
+        "TransferName": "media-sync", "SourceAccountId": SOURCE_ACCOUNT, "SourceRegion": REGION,
+        "SourceBucket": SOURCE_BUCKET, "SourceKmsKeyArn": source_key,
+        "DestinationBucket": DEST_BUCKET, "DestinationKmsKeyArn": dest_key, "BucketKeyEnabled": "true",
+        "ManifestBucket": INV_BUCKET, "ManifestKey": format!("{DIR}{DATE}/manifest.json"),
+        "ManifestKmsKeyArn": inventory_key, "ReportBucket": REPORT_BUCKET,
+        "ReportPrefix": "ferry/media-sync", "ReportScope": "failed", "ConfirmationRequired": "false",
+        "InventoryRuns": "true", "NotificationEmail": "storage-team@example.com"
+    });
+    let role = FunctionRole::deploy(
+        &moto,
+        "InventoryHandlerFunction",
+        DEST_ACCOUNT,
+        REGION,
+        &parameters,
+    )
+    .await;
+
+    source
+        .create_bucket()
+        .bucket(SOURCE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    for bucket in [
+        INV_BUCKET,
+        DEST_BUCKET,
+        REPORT_BUCKET,
+        role.state_bucket.as_str(),
+    ] {
+        dest.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    aws_sdk_sns::Client::new(&dest_config)
+        .create_topic()
+        .name(role.notification_topic_arn.rsplit(':').next().unwrap())
+        .send()
+        .await
+        .unwrap();
+    // The inventory bucket's default is the inventory key, as for an SSE-KMS inventory.
+    dest.put_bucket_encryption()
+        .bucket(INV_BUCKET)
+        .server_side_encryption_configuration(
+            ServerSideEncryptionConfiguration::builder()
+                .rules(
+                    ServerSideEncryptionRule::builder()
+                        .apply_server_side_encryption_by_default(
+                            ServerSideEncryptionByDefault::builder()
+                                .sse_algorithm(ServerSideEncryption::AwsKms)
+                                .kms_master_key_id(&inventory_key)
+                                .build()
+                                .unwrap(),
+                        )
+                        .build(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    PlanGrants::all().apply(&moto, &plan, REGION).await;
+
+    // Source objects, under the source key.
+    let mut text = String::new();
+    for (i, key) in KEYS.iter().enumerate() {
+        let body = format!("object {i}");
+        let put = source
+            .put_object()
+            .bucket(SOURCE_BUCKET)
+            .key(*key)
+            .body(ByteStream::from(body.clone().into_bytes()))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&source_key)
+            .send()
+            .await
+            .unwrap();
+        text.push_str(&format!(
+            "\"{SOURCE_BUCKET}\",\"{}\",\"{}\",\"2026-11-20T10:00:00.000Z\",\"{}\",\"STANDARD\"\n",
+            s3_encode(key),
+            body.len(),
+            put.e_tag().unwrap().trim_matches('"')
+        ));
+    }
+    // S3 delivering the inventory (SSE-KMS by the bucket's default).
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text.as_bytes()).unwrap();
+    let data_key = format!("{DIR}data/{DATE}.csv.gz");
+    let manifest = json!({
+        "sourceBucket": SOURCE_BUCKET,
+        "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
+        "version": "2016-11-30",
+        "creationTimestamp": "1795000000000",
+        "fileFormat": "CSV",
+        "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
+        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
+    });
+    let checksum_key = format!("{DIR}{DATE}/manifest.checksum");
+    for (key, body) in [
+        (data_key.clone(), gz.finish().unwrap()),
+        (
+            format!("{DIR}{DATE}/manifest.json"),
+            manifest.to_string().into_bytes(),
+        ),
+        (checksum_key.clone(), b"5f1e".to_vec()),
+    ] {
+        dest.put_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    // The stack's state: the stored, approved plan.
+    let fingerprint = plan.transfer.fingerprint.clone();
+    for (key, body) in [
+        (
+            format!("plans/{fingerprint}.json"),
+            serde_json::to_vec(&StoredPlan {
+                fingerprint: fingerprint.clone(),
+                spec: spec.clone(),
+            })
+            .unwrap(),
+        ),
+        (
+            format!("decisions/{fingerprint}.json"),
+            br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
+        ),
+    ] {
+        dest.put_object()
+            .bucket(&role.state_bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    // The run, as inventory-handler's role; CreateJob captured.
+    let sent: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
+    let recorder = sent.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            recorder.lock().unwrap().push(input.clone());
+            true
+        })
+        .then_compute_output(|input| {
+            let token = input.client_request_token().unwrap_or_default();
+            CreateJobOutput::builder()
+                .job_id(format!("job-{}", &token[..12]))
+                .build()
+        });
+    let mut ports = AwsPorts::from_config(
+        &role.config,
+        role.state_bucket.clone(),
+        role.notification_topic_arn.clone(),
+    );
+    ports.launch = AwsLaunchApi::new(
+        s3_client(&role.config),
+        mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&create]),
+    );
+    let mut handler = InventoryHandler::new(
+        ports,
+        Settings {
+            plan_fingerprint: fingerprint.clone(),
+            large_object_function_arn: None,
+            work_dir: std::env::temp_dir()
+                .join(format!("ferry-e2e-inventory-{}", std::process::id())),
+            retry: RetryPolicy {
+                max_attempts: 2,
+                first_pause: Duration::from_millis(1),
+                max_pause: Duration::from_millis(2),
+            },
+        },
+    );
+    handler.clock = || 1_795_486_500;
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace().join("events/inventory-handler.json")).unwrap(),
+    )
+    .unwrap();
+    let event_template = event.clone();
+    event["detail"]["object"]["key"] = Value::String(checksum_key);
+    let outcomes = handler
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("run: {e:?}\n{:#?}", moto.denials()));
+    assert!(
+        matches!(outcomes.as_slice(), [RunOutcome::Ran(_)]),
+        "{outcomes:?}"
+    );
+    let inputs = sent.lock().unwrap().clone();
+    assert_eq!(inputs.len(), 1);
+
+    // The job, as Batch Operations would run it.
+    let job = create_job(&moto, REGION, &inputs[0], None).await;
+    assert_eq!(job.status.as_str(), "Complete", "{:?}", job.failure_reasons);
+    assert_eq!(
+        (job.succeeded(), job.failed()),
+        (KEYS.len() as u64, 0),
+        "{:?}",
+        job.tasks
+    );
+    for key in KEYS {
+        let head = dest
+            .head_object()
+            .bucket(DEST_BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key} not copied: {e:?}"));
+        assert_eq!(head.ssekms_key_id(), Some(dest_key.as_str()), "{key}");
+    }
+    // inventory-handler was held to its template role and needed nothing more; it read the
+    // SSE-KMS inventory through S3 with the inventory key.
+    let calls: Vec<_> = moto
+        .decisions()
+        .into_iter()
+        .filter(|d| {
+            d.principal
+                .contains("ferry-e2e-InventoryHandlerFunctionRole")
+        })
+        .collect();
+    assert!(calls.iter().all(|d| d.decision == "Allow"), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .any(|d| d.action == "s3:GetObject" && d.resource.contains(&data_key)),
+        "{calls:?}"
+    );
+
+    // The job's end, as job-monitor (its own role) records it: the run becomes the delta base.
+    let monitor = FunctionRole::deploy(
+        &moto,
+        "JobMonitorFunction",
+        DEST_ACCOUNT,
+        REGION,
+        &parameters,
+    )
+    .await;
+    let monitor_ports = AwsPorts::from_config(
+        &monitor.config,
+        monitor.state_bucket.clone(),
+        monitor.notification_topic_arn.clone(),
+    );
+    let job_id = inputs[0]
+        .client_request_token()
+        .map(|t| format!("job-{}", &t[..12]))
+        .unwrap();
+    job_finished(&monitor_ports, &job_id, "Complete", &[])
+        .await
+        .unwrap_or_else(|e| panic!("job_finished: {e:?}\n{:#?}", moto.denials()));
+
+    // The next day's inventory: one object changed. The run writes a CSV manifest of the delta
+    // (SSE-S3 in a bucket whose default is SSE-KMS) and the batch role copies from it.
+    let changed = KEYS[1];
+    let put = source
+        .put_object()
+        .bucket(SOURCE_BUCKET)
+        .key(changed)
+        .body(ByteStream::from_static(b"changed"))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&source_key)
+        .send()
+        .await
+        .unwrap();
+    let text2: String = text
+        .lines()
+        .map(|line| {
+            if line.contains(&s3_encode(changed)) {
+                format!(
+                    "\"{SOURCE_BUCKET}\",\"{}\",\"7\",\"2026-11-21T10:00:00.000Z\",\"{}\",\"STANDARD\"\n",
+                    s3_encode(changed),
+                    put.e_tag().unwrap().trim_matches('"')
+                )
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    let date2 = "2026-11-25T01-00Z";
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(text2.as_bytes()).unwrap();
+    let data_key2 = format!("{DIR}data/{date2}.csv.gz");
+    let mut manifest2 = manifest.clone();
+    manifest2["creationTimestamp"] = json!("1795086400000");
+    manifest2["files"] = json!([{"key": data_key2, "size": 1, "MD5checksum": "0"}]);
+    let checksum_key2 = format!("{DIR}{date2}/manifest.checksum");
+    for (key, body) in [
+        (data_key2.clone(), gz.finish().unwrap()),
+        (
+            format!("{DIR}{date2}/manifest.json"),
+            manifest2.to_string().into_bytes(),
+        ),
+        (checksum_key2.clone(), b"5f2e".to_vec()),
+    ] {
+        dest.put_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut event2 = event_template.clone();
+    event2["detail"]["object"]["key"] = Value::String(checksum_key2);
+    let outcomes = handler
+        .handle(LambdaEvent::new(event2, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("second run: {e:?}\n{:#?}", moto.denials()));
+    let [RunOutcome::Ran(record)] = outcomes.as_slice() else {
+        panic!("{outcomes:?}")
+    };
+    assert_eq!(record.stats.copy.objects, 1, "only the changed object");
+    let inputs = sent.lock().unwrap().clone();
+    assert_eq!(inputs.len(), 2);
+    let job = create_job(&moto, REGION, &inputs[1], None).await;
+    assert_eq!(job.status.as_str(), "Complete", "{:?}", job.failure_reasons);
+    assert_eq!((job.succeeded(), job.failed()), (1, 0), "{:?}", job.tasks);
+    let copy = dest
+        .get_object()
+        .bucket(DEST_BUCKET)
+        .key(changed)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    assert_eq!(copy.as_ref(), b"changed");
+}
