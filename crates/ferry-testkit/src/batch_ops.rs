@@ -177,6 +177,21 @@ impl EmulatedJob {
     }
 }
 
+/// The id S3 Control answers for `input`: one per client request token (and role), as
+/// CreateJob is idempotent on the token; a mocked CreateJob can answer the same id.
+pub fn job_id_for(input: &CreateJobInput) -> String {
+    let token = input.client_request_token().unwrap_or_default();
+    let digest = md5_hex(format!("{token}:{}", input.role_arn().unwrap_or_default()).as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &digest[..8],
+        &digest[8..12],
+        &digest[12..16],
+        &digest[16..20],
+        &digest[20..32]
+    )
+}
+
 /// Creates the job `input` describes in `region` and, unless it needs confirmation, runs it.
 pub async fn create_job(
     moto: &MotoServer,
@@ -184,26 +199,7 @@ pub async fn create_job(
     input: &CreateJobInput,
     lambda: Option<LambdaTarget<'_>>,
 ) -> EmulatedJob {
-    // A new id per job created in this process (as S3 Control's are unique).
-    static JOBS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = JOBS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let token = input.client_request_token().unwrap_or_default();
-    let digest = md5_hex(
-        format!(
-            "{token}:{}:{n}:{}",
-            input.role_arn().unwrap_or_default(),
-            std::process::id()
-        )
-        .as_bytes(),
-    );
-    let job_id = format!(
-        "{}-{}-{}-{}-{}",
-        &digest[..8],
-        &digest[8..12],
-        &digest[12..16],
-        &digest[16..20],
-        &digest[20..32]
-    );
+    let job_id = job_id_for(input);
     let job = EmulatedJob {
         job_id,
         account_id: input.account_id().unwrap_or_default().to_string(),

@@ -19,10 +19,12 @@ use ferry_aws::AwsPorts;
 use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
 use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
-use ferry_core::report::redrive::{redrive_and_announce, RedriveContext, RedriveOutcome};
+use ferry_core::report::redrive::{
+    redrive_and_announce, RedriveContext, RedriveOutcome, RedriveRecord,
+};
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::batch_ops::{create_job, EmulatedJob};
+use ferry_testkit::batch_ops::{create_job, job_id_for, EmulatedJob};
 use ferry_testkit::{s3_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants};
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
@@ -52,6 +54,7 @@ struct World {
     unvalidated: aws_sdk_s3::Client,
     dest_key: String,
     plan: Plan,
+    spec: TransferSpec,
 }
 
 fn spec(source_key: &str, dest_key: &str) -> TransferSpec {
@@ -88,6 +91,11 @@ confirmation_required = false
 }
 
 async fn world() -> World {
+    world_with(&KEYS.map(str::to_string)).await
+}
+
+/// The two accounts with `keys` in the source bucket (SSE-KMS, metadata, a tag).
+async fn world_with(keys: &[String]) -> World {
     let moto = MotoServer::start();
     let source_config = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
     let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
@@ -149,11 +157,11 @@ async fn world() -> World {
             .await
             .unwrap();
     }
-    for (i, key) in KEYS.iter().enumerate() {
+    for (i, key) in keys.iter().enumerate() {
         source
             .put_object()
             .bucket(SOURCE_BUCKET)
-            .key(*key)
+            .key(key.as_str())
             .body(ByteStream::from(format!("object {i}").into_bytes()))
             .content_type("application/pdf")
             .metadata("origin", "ledger")
@@ -180,7 +188,7 @@ async fn world() -> World {
         .unwrap();
     // Ferry's own CSV manifest, SSE-S3.
     let mut writer = CsvManifestWriter::new(Vec::new(), false);
-    for key in KEYS {
+    for key in keys {
         writer.write(SOURCE_BUCKET, key, None).unwrap();
     }
     let (csv, _) = writer.finish().unwrap();
@@ -208,6 +216,7 @@ async fn world() -> World {
         unvalidated,
         dest_key,
         plan,
+        spec,
     }
 }
 
@@ -222,7 +231,9 @@ impl World {
                 *recorder.lock().unwrap() = Some(input.clone());
                 true
             })
-            .then_output(|| CreateJobOutput::builder().job_id("launched").build());
+            .then_compute_output(|input| {
+                CreateJobOutput::builder().job_id(job_id_for(input)).build()
+            });
         let dest_config = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
         let api = ferry_aws::AwsLaunchApi::new(
             s3_client(&dest_config),
@@ -237,6 +248,94 @@ impl World {
             .expect("launch");
         let input = sent.lock().unwrap().clone().expect("CreateJob sent");
         create_job(&self.moto, REGION, &input, None).await
+    }
+
+    /// Redrive of `failed` from the stack (`{"action":"redrive"}` on the approval topic):
+    /// approval-handler's redrive run as its template role, with the state bucket's policy as
+    /// deployed. Returns the redrive, the CreateJob request it sent, and the e-mails.
+    async fn redrive_from_the_stack(
+        &self,
+        failed: &EmulatedJob,
+    ) -> (RedriveRecord, CreateJobInput, Vec<String>) {
+        // The stack: approval-handler's role, and the state bucket's policy as deployed.
+        let admin = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+        let approval_role = FunctionRole::deploy(
+            &self.moto,
+            "ApprovalHandlerFunction",
+            DEST_ACCOUNT,
+            REGION,
+            &self.parameters,
+        )
+        .await;
+        // moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
+        // template's DenyInsecureTransport (aws:SecureTransport false) would refuse every request
+        // there; the gateway evaluates it (all requests are TLS on AWS) and moto gets the rest.
+        let mut policy = approval_role.state_bucket_policy.clone();
+        if let Some(serde_json::Value::Array(statements)) = policy.get_mut("Statement") {
+            statements.retain(|st| st["Sid"] != "DenyInsecureTransport");
+            assert!(
+                statements
+                    .iter()
+                    .any(|st| st["Sid"] == "BatchRoleReadsRedriveManifests"),
+                "{policy}"
+            );
+        }
+        s3_client(&admin)
+            .put_bucket_policy()
+            .bucket(&approval_role.state_bucket)
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
+        let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
+        let recorder = sent.clone();
+        let create = mock!(aws_sdk_s3control::Client::create_job)
+            .match_requests(move |input| {
+                *recorder.lock().unwrap() = Some(input.clone());
+                true
+            })
+            .then_compute_output(|input| {
+                CreateJobOutput::builder().job_id(job_id_for(input)).build()
+            });
+        let (describe, tags) = (failed.describe_job_output(), failed.job_tagging_output());
+        let describe_rule =
+            mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
+        let tags_rule =
+            mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+        let config = &approval_role.config;
+        let ports = AwsPorts::from_config(
+            config,
+            approval_role.state_bucket.clone(),
+            approval_role.notification_topic_arn.clone(),
+        )
+        .with_clients(
+            s3_client(config),
+            mock_client!(
+                aws_sdk_s3control,
+                RuleMode::MatchAny,
+                [&describe_rule, &tags_rule, &create]
+            ),
+        );
+        let inbox = Inbox::subscribe(
+            &admin,
+            &approval_role.notification_topic_arn,
+            "redrive-inbox",
+        )
+        .await;
+        let ctx = RedriveContext {
+            state_bucket: approval_role.state_bucket.clone(),
+            region: REGION.to_string(),
+            retry: RetryPolicy::default(),
+        };
+        let outcome = redrive_and_announce(&ports, DEST_ACCOUNT, &failed.job_id, &ctx)
+            .await
+            .unwrap_or_else(|e| panic!("redrive: {e:?}\n{:#?}", self.moto.denials()));
+        let RedriveOutcome::Launched { record, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let input = sent.lock().unwrap().clone().expect("CreateJob sent");
+        (record, input, inbox.messages().await)
     }
 
     /// job-monitor's handling of the job's JobStatusChanged event, run as its execution role,
@@ -436,77 +535,9 @@ async fn a_failure_fixed_by_ferry_grant_is_redriven_from_the_stack() {
     // The source account applies the missing statement (what `ferry grant --apply` writes).
     PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
 
-    // The stack: approval-handler's role, and the state bucket's policy as deployed.
-    let admin = w.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-    let approval_role = FunctionRole::deploy(
-        &w.moto,
-        "ApprovalHandlerFunction",
-        DEST_ACCOUNT,
-        REGION,
-        &w.parameters,
-    )
-    .await;
-    // moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
-    // template's DenyInsecureTransport (aws:SecureTransport false) would refuse every request
-    // there; the gateway evaluates it (all requests are TLS on AWS) and moto gets the rest.
-    let mut policy = approval_role.state_bucket_policy.clone();
-    if let Some(serde_json::Value::Array(statements)) = policy.get_mut("Statement") {
-        statements.retain(|st| st["Sid"] != "DenyInsecureTransport");
-        assert!(
-            statements
-                .iter()
-                .any(|st| st["Sid"] == "BatchRoleReadsRedriveManifests"),
-            "{policy}"
-        );
-    }
-    s3_client(&admin)
-        .put_bucket_policy()
-        .bucket(&approval_role.state_bucket)
-        .policy(policy.to_string())
-        .send()
-        .await
-        .unwrap();
-    let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
-    let recorder = sent.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            *recorder.lock().unwrap() = Some(input.clone());
-            true
-        })
-        .then_output(|| CreateJobOutput::builder().job_id("redrive-job-1").build());
-    let (describe, tags) = (failed.describe_job_output(), failed.job_tagging_output());
-    let describe_rule =
-        mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
-    let tags_rule =
-        mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
-    let config = &approval_role.config;
-    let ports = AwsPorts::from_config(
-        config,
-        approval_role.state_bucket.clone(),
-        approval_role.notification_topic_arn.clone(),
-    )
-    .with_clients(
-        s3_client(config),
-        mock_client!(
-            aws_sdk_s3control,
-            RuleMode::MatchAny,
-            [&describe_rule, &tags_rule, &create]
-        ),
-    );
-    let ctx = RedriveContext {
-        state_bucket: approval_role.state_bucket.clone(),
-        region: REGION.to_string(),
-        retry: RetryPolicy::default(),
-    };
-    let outcome = redrive_and_announce(&ports, DEST_ACCOUNT, &failed.job_id, &ctx)
-        .await
-        .unwrap_or_else(|e| panic!("redrive: {e:?}\n{:#?}", w.moto.denials()));
-    let RedriveOutcome::Launched { record, .. } = outcome else {
-        panic!("{outcome:?}")
-    };
+    let (record, input, _) = w.redrive_from_the_stack(&failed).await;
     assert_eq!(record.tasks, KEYS.len() as u64);
 
-    let input = sent.lock().unwrap().clone().expect("CreateJob sent");
     let redriven = create_job(&w.moto, REGION, &input, None).await;
     assert_eq!(
         redriven.status.as_str(),
@@ -540,4 +571,65 @@ async fn a_failure_fixed_by_ferry_grant_is_redriven_from_the_stack() {
         })
         .collect();
     assert!(denied.is_empty(), "{denied:?}");
+}
+
+/// `scripts/demo`: a few thousand objects between two local accounts, as a newcomer would see the
+/// transfer: the plan's instructions, a first job that fails because one source-account
+/// statement is missing (and the e-mail naming it), `ferry grant`, the redrive from the stack,
+/// and the summary, each e-mail printed as received. Ignored in the suite (it is a show, and
+/// every step of it is asserted by the tests above); `FERRY_DEMO_OBJECTS` sets the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by scripts/demo"]
+async fn demo() {
+    let count: usize = std::env::var("FERRY_DEMO_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2000);
+    let keys: Vec<String> = (0..count)
+        .map(|i| format!("ledger/{:04}/entry {i:06}.pdf", i / 100))
+        .collect();
+    let show = |title: &str, text: &str| {
+        println!("\n{}\n{title}\n{}\n{text}", "=".repeat(78), "=".repeat(78));
+    };
+    let started = std::time::Instant::now();
+    let w = world_with(&keys).await;
+    show(
+        "ferry plan (the instructions, destination account 222222222222)",
+        &ferry_core::render::render_text(&w.plan, &w.spec),
+    );
+    println!("\nThe source account applies its statements, but one is left out:");
+    println!("  FerryLedgerReadSourceObjects is missing from the source bucket's policy.");
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    println!(
+        "Job {} ran: {} succeeded, {} failed.",
+        failed.job_id,
+        failed.succeeded(),
+        failed.failed()
+    );
+    let (_, mail) = w.monitor(&failed).await;
+    for m in &mail {
+        show("E-mail: the job's summary", m);
+    }
+    println!("\n`ferry grant --side source --apply` in the source account adds the statement.");
+    PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
+    let (_, input, mail) = w.redrive_from_the_stack(&failed).await;
+    for m in &mail {
+        show("E-mail: the redrive", m);
+    }
+    let redriven = create_job(&w.moto, REGION, &input, None).await;
+    let (_, mail) = w.monitor(&redriven).await;
+    for m in &mail {
+        show("E-mail: the redriven job's summary", m);
+    }
+    let decisions = w.moto.decisions();
+    println!(
+        "\n{count} objects copied in {:.1} s; the authorizing gateway decided {} requests ({} denied).",
+        started.elapsed().as_secs_f64(),
+        decisions.len(),
+        decisions.iter().filter(|d| d.decision == "Deny").count()
+    );
+    assert_eq!(redriven.succeeded(), count as u64);
 }
