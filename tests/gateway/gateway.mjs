@@ -199,7 +199,14 @@ export async function startGateway(opts) {
           const message = verdict.message ?? deniedMessage({ principal: caller.arn, action: check.action, resource: check.resource, because: verdict.because, quoteResource: protocol === 's3' && check.action.startsWith('s3:') })
           log(`DENY ${operation}: ${message}`)
           if (!body) req.resume()
-          return respond(denial(protocol, service, message))
+          const answer = denial(protocol, service, message)
+          // S3 names a bucket's Region in HeadBucket's answer "regardless of the permissions on
+          // the bucket" (S3 API Reference, HeadBucket): a refused HeadBucket still carries it.
+          if (protocol === 's3' && operation === 'HeadBucket') {
+            const region = await store.bucketRegion(classified.bucket, auth.region).catch(() => undefined)
+            if (region) answer.headers['x-amz-bucket-region'] = region
+          }
+          return respond(answer)
         }
       }
       counters.allowed += 1

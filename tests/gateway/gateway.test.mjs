@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
-  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand, CreateMultipartUploadCommand, ListBucketsCommand,
+  CompleteMultipartUploadCommand, CopyObjectCommand, CreateBucketCommand,
+  HeadBucketCommand, CreateMultipartUploadCommand, ListBucketsCommand,
   PutBucketEncryptionCommand, UploadPartCommand, DeleteBucketPolicyCommand, GetObjectCommand, HeadObjectCommand,
   ListBucketMetricsConfigurationsCommand, ListObjectsV2Command, PutBucketPolicyCommand, PutObjectCommand, S3Client,
 } from '@aws-sdk/client-s3'
@@ -279,6 +280,20 @@ describe('authorizing gateway in front of moto', () => {
     await setRolePolicy(adminA, 'copier', policy(allow('s3:GetObject', 'arn:aws:s3:::copy-src-b/*')))
     const noTarget = await denied(copy)
     assert.match(noTarget, /s3:PutObject on resource: "arn:aws:s3:::copy-dst-a\/out\/obj" because no identity-based policy allows/)
+  })
+
+  test('a refused HeadBucket still names the bucket\'s Region, as S3 does', async () => {
+    const roleArn = await makeRole(adminA, A, 'region-prober', policy(allow('s3:GetObject', 'arn:aws:s3:::nowhere/*')))
+    const prober = await assume(roleArn)
+    let header
+    try {
+      await s3(prober).send(new HeadBucketCommand({ Bucket: 'setup-b' }))
+      assert.fail('HeadBucket was allowed')
+    } catch (e) {
+      assert.equal(e.$metadata?.httpStatusCode, 403, String(e))
+      header = e.$response?.headers?.['x-amz-bucket-region']
+    }
+    assert.equal(header, REGION)
   })
 
   test('(g) an unmapped request is denied, even for an admin, with a message naming it', async () => {

@@ -186,6 +186,16 @@ export class PolicyStore {
     return undefined
   }
 
+  /** The bucket's Region, as its owner sees it (GetBucketLocation; empty means us-east-1). */
+  async bucketRegion(bucket, region) {
+    const owner = await this.bucketOwner(bucket, region)
+    if (!owner) return undefined
+    const res = await this.up.s3(owner, region, 'GET', `/${encodeURIComponent(bucket)}`, { location: '' })
+    if (res.status !== 200) return undefined
+    const constraint = (xmlAll(res.body, 'LocationConstraint')[0] ?? '').trim()
+    return constraint === '' ? 'us-east-1' : constraint
+  }
+
   bucketPolicy(bucket, owner, region) {
     return this.#cached(this.bucketPolicies, bucket, async () => {
       const res = await this.up.s3(owner, region, 'GET', `/${encodeURIComponent(bucket)}`, { policy: '' })

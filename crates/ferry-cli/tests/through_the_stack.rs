@@ -1,0 +1,346 @@
+//! A transfer through the stack, as people meet it, on two moto accounts behind the authorizing
+//! gateway, each function as its template role (`FunctionRole`):
+//! 1. TransferPlan create (stack-handler's workflow): the batch role is created from the plan,
+//!    the plan stored, the instructions e-mailed with the approval token and the spec;
+//! 2. the source account's administrator saves the spec from the e-mail and runs
+//!    `ferry grant SPEC --side source --apply` (this binary, the source account's credentials);
+//! 3. the approval is published: approval-handler runs preflight and launches the job;
+//! 4. the Batch Operations emulator runs that CreateJob request as the batch role;
+//! 5. job-monitor e-mails the summary.
+//!
+//! The source account is moto's default account, whose administrator the `ferry` binary acts as.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use approval_handler::{ApprovalHandler, Handled as ApprovalHandled};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ferry_aws::AwsPorts;
+use ferry_core::approval::ApprovalToken;
+use ferry_core::launch::RetryPolicy;
+use ferry_core::manifest::CsvManifestWriter;
+use ferry_core::report::monitor::MonitorOutcome;
+use ferry_core::stack::TransferPlanProperties;
+use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
+use ferry_testkit::batch_ops::{create_job, job_id_for};
+use ferry_testkit::{s3_client, FunctionRole, Inbox, MotoServer};
+use job_monitor::{Handled as MonitorHandled, JobMonitor};
+use lambda_runtime::{Context, LambdaEvent};
+use serde_json::{json, Value};
+
+const REGION: &str = "us-east-1";
+const SOURCE_ACCOUNT: &str = MotoServer::DEFAULT_ACCOUNT;
+const DEST_ACCOUNT: &str = "222222222222";
+const SOURCE_BUCKET: &str = "acme-photos-prod";
+const DEST_BUCKET: &str = "acme-photos-archive";
+const OPS_BUCKET: &str = "acme-photos-ops";
+const KEYS: [&str; 3] = ["2026/11/a b.jpg", "2026/11/c+d.jpg", "raw/é.cr2"];
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 2,
+        first_pause: Duration::from_millis(1),
+        max_pause: Duration::from_millis(2),
+    }
+}
+
+fn now() -> u64 {
+    1_795_500_000
+}
+
+fn fresh_token() -> Option<ApprovalToken> {
+    Some(ApprovalToken::from_random_bytes([9; 32]))
+}
+
+/// The ports a function gets: its role's session, the stack's resources, S3 Control mocked.
+fn ports(role: &FunctionRole, s3control: aws_sdk_s3control::Client) -> AwsPorts {
+    AwsPorts::from_config(
+        &role.config,
+        role.state_bucket.clone(),
+        role.notification_topic_arn.clone(),
+    )
+    .with_clients(s3_client(&role.config), s3control)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_grant_approve_copy_and_summary_through_the_stack() {
+    let moto = MotoServer::start();
+    let source_config = moto.sdk_config(REGION).await;
+    let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
+    let key_in = |config: &aws_config::SdkConfig| {
+        let kms = aws_sdk_kms::Client::new(config);
+        async move {
+            let key = kms.create_key().send().await.expect("create key");
+            key.key_metadata().unwrap().arn().unwrap().to_string()
+        }
+    };
+    let source_key = key_in(&source_config).await;
+    let dest_key = key_in(&dest_config).await;
+    let (source, dest) = (s3_client(&source_config), s3_client(&dest_config));
+
+    // The stack's parameters, and its functions' roles.
+    let parameters = json!({
+        "TransferName": "photos", "SourceAccountId": SOURCE_ACCOUNT, "SourceRegion": REGION,
+        "SourceBucket": SOURCE_BUCKET, "SourceKmsKeyArn": source_key,
+        "DestinationBucket": DEST_BUCKET, "DestinationKmsKeyArn": dest_key,
+        "BucketKeyEnabled": "true", "StorageClass": "STANDARD_IA", "DestinationKeyPrefix": "from-prod/",
+        "ManifestKind": "csv", "ManifestBucket": OPS_BUCKET, "ManifestKey": "ferry/photos.csv",
+        "ReportBucket": OPS_BUCKET, "ReportPrefix": "ferry/reports", "ConfirmationRequired": "false",
+        "ApprovalMode": "deferred", "NotificationEmail": "storage-team@example.com"
+    });
+    let role =
+        |id: &'static str| FunctionRole::deploy(&moto, id, DEST_ACCOUNT, REGION, &parameters);
+    let stack_role = role("StackHandlerFunction").await;
+    let approval_role = role("ApprovalHandlerFunction").await;
+    let monitor_role = role("JobMonitorFunction").await;
+
+    // The accounts' own resources, and the stack's.
+    source
+        .create_bucket()
+        .bucket(SOURCE_BUCKET)
+        .send()
+        .await
+        .unwrap();
+    for bucket in [DEST_BUCKET, OPS_BUCKET, stack_role.state_bucket.as_str()] {
+        dest.create_bucket().bucket(bucket).send().await.unwrap();
+    }
+    dest.put_bucket_ownership_controls()
+        .bucket(DEST_BUCKET)
+        .ownership_controls(
+            aws_sdk_s3::types::OwnershipControls::builder()
+                .rules(
+                    aws_sdk_s3::types::OwnershipControlsRule::builder()
+                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let sns = aws_sdk_sns::Client::new(&dest_config);
+    for topic in [
+        &stack_role.notification_topic_arn,
+        &stack_role.approval_topic_arn,
+    ] {
+        sns.create_topic()
+            .name(topic.rsplit(':').next().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let inbox = Inbox::subscribe(&dest_config, &stack_role.notification_topic_arn, "people").await;
+    for (i, key) in KEYS.iter().enumerate() {
+        source
+            .put_object()
+            .bucket(SOURCE_BUCKET)
+            .key(*key)
+            .body(ByteStream::from(format!("photo {i}").into_bytes()))
+            .server_side_encryption(ServerSideEncryption::AwsKms)
+            .ssekms_key_id(&source_key)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut writer = CsvManifestWriter::new(Vec::new(), false);
+    for key in KEYS {
+        writer.write(SOURCE_BUCKET, key, None).unwrap();
+    }
+    dest.put_object()
+        .bucket(OPS_BUCKET)
+        .key("ferry/photos.csv")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(writer.finish().unwrap().0))
+        .send()
+        .await
+        .unwrap();
+
+    // 1. TransferPlan create, as stack-handler's role (the custom resource's properties are the
+    //    template's, as CloudFormation sends them).
+    let mut properties = parameters.clone();
+    properties["DestinationAccountId"] = json!(DEST_ACCOUNT);
+    properties["DestinationRegion"] = json!(REGION);
+    let props = TransferPlanProperties::from_properties(&properties).expect("properties");
+    let token = ApprovalToken::from_random_bytes([7; 32]);
+    let ctx = StackContext {
+        approval_topic_arn: stack_role.approval_topic_arn.clone(),
+        now_unix: now(),
+        retry: fast_retry(),
+    };
+    let stack_ports = ports(&stack_role, mock_client!(aws_sdk_s3control, []));
+    let ready = create_transfer(&stack_ports, &props, &token, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("TransferPlan: {e:?}\n{:#?}", moto.denials()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mail = inbox.messages().await;
+    let instructions = mail
+        .iter()
+        .find(|m| m.contains("ferry grant"))
+        .unwrap_or_else(|| panic!("no instructions e-mail: {mail:?}"));
+    assert!(
+        instructions.contains(token.expose()),
+        "the e-mail carries the token"
+    );
+
+    // 2. The source account saves the spec from the e-mail and runs `ferry grant`.
+    let spec_text = instructions
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the spec in the e-mail");
+    let dir = std::env::temp_dir().join(format!("ferry-stack-e2e-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec_file = dir.join("ferry-photos.toml");
+    std::fs::write(&spec_file, spec_text).unwrap();
+    let mut grant = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    let out = moto
+        .point_command(&mut grant, Path::new(&dir), REGION)
+        .args(["grant"])
+        .arg(&spec_file)
+        .args(["--side", "source", "--apply"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("ferry grant runs");
+    assert!(
+        out.status.success(),
+        "ferry grant: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 3. The approval, as approval-handler's role: preflight, then the job's launch.
+    let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
+    let recorder = sent.clone();
+    let create = mock!(aws_sdk_s3control::Client::create_job)
+        .match_requests(move |input| {
+            *recorder.lock().unwrap() = Some(input.clone());
+            true
+        })
+        .then_compute_output(|input| CreateJobOutput::builder().job_id(job_id_for(input)).build());
+    let approval = ApprovalHandler {
+        ports: ports(
+            &approval_role,
+            mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&create]),
+        ),
+        approval_topic_arn: approval_role.approval_topic_arn.clone(),
+        retry: fast_retry(),
+        clock: now,
+        new_token: fresh_token,
+    };
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../events/approval-handler-approve.json"),
+        )
+        .unwrap()
+        .replace("<token from the instructions e-mail>", token.expose()),
+    )
+    .unwrap();
+    let handled = approval
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await
+        .unwrap_or_else(|e| panic!("approval: {e:?}\n{:#?}", moto.denials()));
+    let ApprovalHandled::Messages(outcomes) = handled else {
+        panic!("{handled:?}")
+    };
+    assert!(
+        matches!(outcomes.as_slice(), [Ok(ApprovalOutcome::JobLaunched(_))]),
+        "{outcomes:?}\n{:#?}",
+        moto.denials()
+    );
+    let input = sent.lock().unwrap().clone().expect("the job was launched");
+    assert_eq!(input.role_arn(), Some(ready.role_arn.as_str()));
+
+    // 4. The job, as Batch Operations would run it.
+    let job = create_job(&moto, REGION, &input, None).await;
+    assert_eq!(job.status.as_str(), "Complete", "{:?}", job.failure_reasons);
+    assert_eq!(
+        (job.succeeded(), job.failed()),
+        (KEYS.len() as u64, 0),
+        "{:?}",
+        job.tasks
+    );
+    for key in KEYS {
+        let head = dest
+            .head_object()
+            .bucket(DEST_BUCKET)
+            .key(format!("from-prod/{key}"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        assert_eq!(head.ssekms_key_id(), Some(dest_key.as_str()));
+        assert_eq!(
+            head.storage_class().map(|c| c.as_str()),
+            Some("STANDARD_IA")
+        );
+    }
+
+    // 5. The summary, as job-monitor's role.
+    let (describe, tags) = (job.describe_job_output(), job.job_tagging_output());
+    let describe_rule =
+        mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
+    let tags_rule =
+        mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+    let monitor = JobMonitor {
+        ports: ports(
+            &monitor_role,
+            mock_client!(
+                aws_sdk_s3control,
+                RuleMode::MatchAny,
+                [&describe_rule, &tags_rule]
+            ),
+        ),
+        approval_topic_arn: monitor_role.approval_topic_arn.clone(),
+        account_id: DEST_ACCOUNT.to_string(),
+        region: REGION.to_string(),
+        clock: now,
+    };
+    let handled = monitor
+        .handle(LambdaEvent::new(
+            job.status_changed_event(),
+            Context::default(),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            handled,
+            MonitorHandled::Outcome(MonitorOutcome::Summarised(_))
+        ),
+        "{handled:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mail = inbox.messages().await;
+    assert!(
+        mail.iter()
+            .any(|m| m.contains(&job.job_id) && m.contains("3 succeeded, 0 failed")),
+        "{mail:?}"
+    );
+    // Every function ran as its template role and needed nothing more. The only refusals are
+    // preflight's probes of the source account, which it expects: HeadBucket, answered 403
+    // with the bucket's Region, and DescribeKey of the other account's key (listed as "can't
+    // be checked from here").
+    let denied: Vec<(String, String)> = moto
+        .denials()
+        .into_iter()
+        .filter(|d| d.principal.contains("ferry-e2e-"))
+        .map(|d| (d.action, d.resource))
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            (
+                "s3:ListBucket".to_string(),
+                format!("arn:aws:s3:::{SOURCE_BUCKET}")
+            ),
+            ("kms:DescribeKey".to_string(), source_key.clone()),
+        ],
+    );
+}
