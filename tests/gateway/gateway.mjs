@@ -340,7 +340,10 @@ export async function startGateway(opts) {
 
     // SSE-KMS: S3 uses the key with the caller's credentials (forward access), so the caller
     // needs the KMS permission, seen by KMS as coming via S3.
-    const viaS3 = `s3.${region}.${partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}`
+    // kms:ViaService is S3 in the key's Region: S3 uses only a key of the bucket's own Region,
+    // and the S3 of that Region calls KMS (so a cross-Region CopyObject's source key is used
+    // via S3 in the source Region). AWS documents no other value for that case (assumed).
+    const viaS3For = (keyArn) => `s3.${keyArn.split(':')[3] || region}.${partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}`
     const kmsCheck = async (action, keyId, resolveIn, bucket, key) => {
       let arn
       for (const account of resolveIn) {
@@ -363,7 +366,7 @@ export async function startGateway(opts) {
         context: {
           ...baseContext(caller, region, keyAccount),
           'aws:ViaAWSService': 'true',
-          'kms:ViaService': viaS3,
+          'kms:ViaService': viaS3For(arn),
           'kms:CallerAccount': caller.account,
           'kms:EncryptionContext:aws:s3:arn': objectArn,
           'kms:EncryptionContextKeys': ['aws:s3:arn'],
