@@ -209,7 +209,9 @@ export class PolicyStore {
   bucketDefaultKms(bucket, owner, region) {
     return this.#cached(this.bucketEncryption, bucket, async () => {
       const res = await this.up.s3(owner, region, 'GET', `/${encodeURIComponent(bucket)}`, { encryption: '' })
-      if (res.status !== 200) return null
+      // No default encryption is a 404; any other failure must not skip the KMS check.
+      if (res.status === 404) return null
+      if (res.status !== 200) throw new Error(`moto GetBucketEncryption ${bucket} answered ${res.status}`)
       if (xmlFirst(res.body, 'SSEAlgorithm') !== 'aws:kms') return null
       const keyId = xmlFirst(res.body, 'KMSMasterKeyID')
       return keyId ? { keyId } : { managed: true }
@@ -219,7 +221,10 @@ export class PolicyStore {
   /** The SSE-KMS key id stored with an object (as written: id, alias or ARN), or undefined. Not cached. */
   async objectKmsKey(bucket, key, versionId, owner, region) {
     const res = await this.up.s3(owner, region, 'HEAD', `/${encodeURIComponent(bucket)}/${encodeKeyPath(key)}`, versionId ? { versionId } : {})
-    if (res.status !== 200) return undefined
+    // A missing object needs no key (the request fails on its own); any other failure must not
+    // skip the KMS check.
+    if (res.status === 404) return undefined
+    if (res.status !== 200) throw new Error(`moto HeadObject ${bucket}/${key} answered ${res.status}`)
     if (res.headers['x-amz-server-side-encryption'] !== 'aws:kms') return undefined
     return res.headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? 'aws/s3'
   }

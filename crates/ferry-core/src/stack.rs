@@ -117,6 +117,15 @@ impl TransferPlanProperties {
                     .unwrap_or_default(),
                 delta: r.boolean("InventoryDelta", true),
             });
+            // An inventory of all versions is copied one version per key, the current one: one
+            // job can't keep versions in order (AWS: noncurrent versions first, current ones in
+            // a later job), and the stack has no filter parameters to say so otherwise.
+            if spec.inventory.as_ref().map(|i| i.versions) == Some(InventoryVersions::All) {
+                spec.filter = Some(crate::spec::FilterSpec {
+                    latest_only: true,
+                    ..Default::default()
+                });
+            }
         }
         let approval_mode = r
             .enumeration::<ApprovalMode>("ApprovalMode")
@@ -334,6 +343,30 @@ mod tests {
         example.estimate = None;
         assert_eq!(p.spec, example);
         assert_eq!(p.approval_mode, ApprovalMode::Deferred);
+    }
+
+    /// A stack on an inventory of all versions copies the current version of each key (the
+    /// spec's rule; the stack has no filter parameters), so it is valid.
+    #[test]
+    fn an_all_versions_inventory_stack_copies_current_versions() {
+        let mut p = props();
+        for (k, v) in [
+            ("ManifestKind", "inventory"),
+            (
+                "ManifestKey",
+                "inv/acme-photos-prod/all/2026-11-24T01-00Z/manifest.json",
+            ),
+            ("SourceVersioned", "true"),
+            ("InventoryRuns", "true"),
+            ("InventoryVersions", "all"),
+        ] {
+            p[k] = json!(v);
+        }
+        let spec = TransferPlanProperties::from_properties(&p).unwrap().spec;
+        assert!(spec.filter.is_some_and(|f| f.latest_only));
+        p["InventoryVersions"] = json!("current");
+        let spec = TransferPlanProperties::from_properties(&p).unwrap().spec;
+        assert_eq!(spec.filter, None);
     }
 
     #[test]

@@ -15,7 +15,8 @@
 //!   settings, the key `<TargetKeyPrefix>/<key>`; `LambdaInvoke`: the schema 2.0 payload to the
 //!   given handler, `TemporaryFailure` retried;
 //! - a job of at least 1,000 tasks with more than half failed stops as `Failed`;
-//!   `ConfirmationRequired` leaves it `Suspended` until [`EmulatedJob::confirm`];
+//!   `ConfirmationRequired` leaves it `Suspended` (after Preparing: role, manifest, the Copy
+//!   target's Region) until [`EmulatedJob::confirm`];
 //! - writes the completion report under `<prefix>/job-<id>/` as the role, SSE-S3, in AWS's
 //!   layout (`manifest.json` and `results/<name>.csv`), and gives the `DescribeJob` output and
 //!   the `JobStatusChanged` event job-monitor receives.
@@ -80,6 +81,8 @@ pub struct EmulatedJob {
     pub status: JobStatus,
     pub tasks: Vec<TaskOutcome>,
     pub failure_reasons: Vec<(String, String)>,
+    /// The manifest's tasks, read while the job was Preparing, not yet run.
+    prepared: Vec<ManifestTask>,
 }
 
 impl EmulatedJob {
@@ -99,6 +102,12 @@ impl EmulatedJob {
             "only a suspended job is confirmed"
         );
         run(moto, self, lambda).await
+    }
+
+    fn failed_with(mut self, code: &str, reason: String) -> Self {
+        self.status = JobStatus::Failed;
+        self.failure_reasons.push((code.to_string(), reason));
+        self
     }
 
     /// `DescribeJob`'s answer for this job.
@@ -199,20 +208,70 @@ pub async fn create_job(
     input: &CreateJobInput,
     lambda: Option<LambdaTarget<'_>>,
 ) -> EmulatedJob {
-    let job_id = job_id_for(input);
     let job = EmulatedJob {
-        job_id,
+        job_id: job_id_for(input),
         account_id: input.account_id().unwrap_or_default().to_string(),
         region: region.to_string(),
         input: input.clone(),
-        status: JobStatus::Suspended,
+        status: JobStatus::Preparing,
         tasks: Vec::new(),
         failure_reasons: Vec::new(),
+        prepared: Vec::new(),
+    };
+    // Preparing: the role is assumed and the manifest read before the job waits for
+    // confirmation (S3 User Guide, "Job statuses"), so a bad manifest fails it then.
+    let mut job = match prepare(moto, job).await {
+        Ok(job) => job,
+        Err(failed) => return failed,
     };
     if input.confirmation_required() == Some(true) {
+        job.status = JobStatus::Suspended;
         return job;
     }
     run(moto, job, lambda).await
+}
+
+/// The role and the manifest; a Copy job also runs in its destination's Region ("Copy jobs must
+/// be created in the destination Region", S3 User Guide, "Copy objects").
+async fn prepare(moto: &MotoServer, mut job: EmulatedJob) -> Result<EmulatedJob, EmulatedJob> {
+    let role_arn = job.input.role_arn().unwrap_or_default().to_string();
+    let s3 = match assume_as_batch_operations(moto, &job.region, &role_arn).await {
+        Ok(s3) => s3,
+        Err(reason) => return Err(job.failed_with("AccessDenied", reason)),
+    };
+    if let Some(copy) = job.input.operation().and_then(|o| o.s3_put_object_copy()) {
+        let bucket = copy
+            .target_resource()
+            .and_then(|arn| arn.split_once(":::").map(|(_, b)| b.to_string()))
+            .unwrap_or_default();
+        let admin = moto
+            .sdk_config_for_account(&job.account_id, &job.region)
+            .await;
+        let location = s3_client(&admin)
+            .get_bucket_location()
+            .bucket(&bucket)
+            .send()
+            .await
+            .ok()
+            .and_then(|l| l.location_constraint().map(|c| c.as_str().to_string()))
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        if location != job.region {
+            let reason = format!(
+                "the destination bucket {bucket} is in {location}: a Copy job must be created in the \
+                 destination's Region, not {}",
+                job.region
+            );
+            return Err(job.failed_with("InvalidRegion", reason));
+        }
+    }
+    match read_manifest(&s3, &job.input).await {
+        Ok(tasks) => {
+            job.prepared = tasks;
+            Ok(job)
+        }
+        Err(reason) => Err(job.failed_with("ManifestNotReadable", reason)),
+    }
 }
 
 async fn run(
@@ -220,21 +279,14 @@ async fn run(
     mut job: EmulatedJob,
     lambda: Option<LambdaTarget<'_>>,
 ) -> EmulatedJob {
-    let fail = |mut job: EmulatedJob, code: &str, reason: String| {
-        job.status = JobStatus::Failed;
-        job.failure_reasons.push((code.to_string(), reason));
-        job
-    };
+    job.status = JobStatus::Active;
     let role_arn = job.input.role_arn().unwrap_or_default().to_string();
     let s3 = match assume_as_batch_operations(moto, &job.region, &role_arn).await {
         Ok(s3) => s3,
-        Err(reason) => return fail(job, "AccessDenied", reason),
-    };
-    let tasks = match read_manifest(&s3, &job.input).await {
-        Ok(tasks) => tasks,
-        Err(reason) => return fail(job, "ManifestNotReadable", reason),
+        Err(reason) => return job.failed_with("AccessDenied", reason),
     };
     let operation = job.input.operation().cloned();
+    let tasks = std::mem::take(&mut job.prepared);
     for (i, task) in tasks.into_iter().enumerate() {
         let outcome = match (&task, operation.as_ref()) {
             (Err(bad), _) => bad.clone(),
@@ -248,7 +300,7 @@ async fn run(
             }
             (Ok(t), Some(op)) if op.lambda_invoke().is_some() => {
                 let invoke = op.lambda_invoke().unwrap_or_else(|| unreachable!());
-                invoke_lambda(&job.job_id, invoke.user_arguments(), t, i, lambda).await
+                invoke_lambda(&job.job_id, invoke, t, i, lambda).await
             }
             (Ok(t), _) => TaskOutcome {
                 message: "the emulator runs S3PutObjectCopy and LambdaInvoke jobs only".into(),
@@ -258,8 +310,7 @@ async fn run(
         job.tasks.push(outcome);
         let (ran, failed) = (job.tasks.len() as u64, job.failed());
         if ran >= FAILURE_RULE_MIN_TASKS && failed * 2 > ran {
-            job = fail(
-                job,
+            job = job.failed_with(
                 "TaskFailureThresholdExceeded",
                 format!("Task failure threshold exceeded: {failed} of {ran} tasks failed"),
             );
@@ -269,8 +320,12 @@ async fn run(
     if job.status != JobStatus::Failed {
         job.status = JobStatus::Complete;
     }
-    if let Err(reason) = write_report(&s3, &job).await {
-        return fail(job, "ReportNotWritable", reason);
+    // "As long as S3 Batch Operations successfully invoke at least one task, Amazon S3 generates
+    // a completion report" (S3 User Guide, "Tracking job status and completion reports").
+    if !job.tasks.is_empty() {
+        if let Err(reason) = write_report(&s3, &job).await {
+            return job.failed_with("ReportNotWritable", reason);
+        }
     }
     job
 }
@@ -548,19 +603,21 @@ async fn copy(
     task: &TaskOutcome,
 ) -> TaskOutcome {
     let key = decode(&task.key);
-    let version =
-        (!task.version_id.is_empty() && task.version_id != "null").then(|| task.version_id.clone());
-    let head = match s3
+    // `null` is a version id (the null version): "Batch Operations recognizes null strings as
+    // version IDs" (S3 User Guide, "Converting empty version ID strings ... to null strings").
+    let version = (!task.version_id.is_empty()).then(|| task.version_id.clone());
+    // AWS documents CopyObject per task; the object's size and class decide some tasks before
+    // it. Where HeadObject is refused, CopyObject's own error is what the report shows.
+    let head = s3
         .head_object()
         .bucket(&task.bucket)
         .key(&key)
         .set_version_id(version.clone())
         .send()
         .await
-    {
-        Ok(head) => head,
-        Err(e) => return sdk_failure(task, &e),
-    };
+        .unwrap_or_else(|_| {
+            aws_sdk_s3::operation::head_object::HeadObjectOutput::builder().build()
+        });
     if head.content_length().unwrap_or(0) > MAX_COPY_BYTES {
         return TaskOutcome {
             message:
@@ -584,7 +641,7 @@ async fn copy(
     }
     // Copying the tags reads them as the role (s3:GetObjectTagging).
     let tags = match op.new_object_tagging() {
-        [] if op.new_object_tagging.is_none() => {
+        [] if op.new_object_tagging.is_none() && head.e_tag().is_some() => {
             match s3
                 .get_object_tagging()
                 .bucket(&task.bucket)
@@ -678,11 +735,21 @@ async fn copy(
 
 async fn invoke_lambda(
     job_id: &str,
-    user_arguments: Option<&std::collections::HashMap<String, String>>,
+    invoke: &aws_sdk_s3control::types::LambdaInvokeOperation,
     task: &TaskOutcome,
     n: usize,
     lambda: Option<LambdaTarget<'_>>,
 ) -> TaskOutcome {
+    let user_arguments = invoke.user_arguments();
+    // Schema 1.0 is the default; 2.0 is what carries UserArguments and the bucket's name
+    // (service model, LambdaInvokeOperation.InvocationSchemaVersion).
+    let version = invoke.invocation_schema_version().unwrap_or("1.0");
+    if version != "2.0" && user_arguments.is_some_and(|a| !a.is_empty()) {
+        return TaskOutcome {
+            message: "UserArguments need InvocationSchemaVersion 2.0".to_string(),
+            ..task.failed("InvalidRequest", 400)
+        };
+    }
     let Some(lambda) = lambda else {
         return TaskOutcome {
             message: "no function to invoke was given to the emulator".to_string(),
@@ -690,17 +757,32 @@ async fn invoke_lambda(
         };
     };
     let task_id = format!("task-{n}");
-    let payload = json!({
-        "invocationSchemaVersion": "2.0",
-        "invocationId": format!("{job_id}-{n}"),
-        "job": {"id": job_id, "userArguments": user_arguments.cloned().unwrap_or_default()},
-        "tasks": [{
-            "taskId": task_id,
-            "s3Key": task.key,
-            "s3VersionId": (!task.version_id.is_empty()).then(|| task.version_id.clone()),
-            "s3Bucket": task.bucket,
-        }]
-    });
+    let version_id = (!task.version_id.is_empty()).then(|| task.version_id.clone());
+    let payload = if version == "2.0" {
+        json!({
+            "invocationSchemaVersion": "2.0",
+            "invocationId": format!("{job_id}-{n}"),
+            "job": {"id": job_id, "userArguments": user_arguments.cloned().unwrap_or_default()},
+            "tasks": [{
+                "taskId": task_id,
+                "s3Key": task.key,
+                "s3VersionId": version_id,
+                "s3Bucket": task.bucket,
+            }]
+        })
+    } else {
+        json!({
+            "invocationSchemaVersion": "1.0",
+            "invocationId": format!("{job_id}-{n}"),
+            "job": {"id": job_id},
+            "tasks": [{
+                "taskId": task_id,
+                "s3Key": task.key,
+                "s3VersionId": version_id,
+                "s3BucketArn": format!("arn:aws:s3:::{}", task.bucket),
+            }]
+        })
+    };
     let mut last = Value::Null;
     for _ in 0..LAMBDA_ATTEMPTS {
         last = lambda(payload.clone()).await;
@@ -753,7 +835,7 @@ async fn write_report(s3: &aws_sdk_s3::Client, job: &EmulatedJob) -> Result<(), 
             continue;
         }
         let mut writer = csv::WriterBuilder::new()
-            .quote_style(csv::QuoteStyle::Always)
+            .quote_style(csv::QuoteStyle::Necessary)
             .from_writer(Vec::new());
         let mut rows = 0;
         for t in job.tasks.iter().filter(|t| t.succeeded == succeeded) {
@@ -765,13 +847,16 @@ async fn write_report(s3: &aws_sdk_s3::Client, job: &EmulatedJob) -> Result<(), 
                 t.http_status.to_string()
             };
             writer
+                // AWS's sample rows put the HTTP status before the error code, whatever
+                // ReportSchema lists (S3 User Guide, "Examples: S3 Batch Operations completion
+                // reports"): `bucket,key,,failed,200,PermanentFailure,"message"`.
                 .write_record([
                     t.bucket.as_str(),
                     t.key.as_str(),
                     t.version_id.as_str(),
                     status,
-                    t.error_code.as_str(),
                     http.as_str(),
+                    t.error_code.as_str(),
                     t.message.as_str(),
                 ])
                 .map_err(|e| e.to_string())?;

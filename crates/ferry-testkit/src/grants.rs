@@ -20,7 +20,7 @@ use crate::moto::{s3_client, MotoServer};
 /// Which of the plan's statements to apply.
 #[derive(Debug, Clone, Default)]
 pub struct PlanGrants {
-    /// Statements (by `Sid`) left out of the batch role's permissions policy.
+    /// Statements (by `Sid`) left out of the batch role's permissions or trust policy.
     pub left_out_of_role: Vec<String>,
     /// Statements (by `Sid`) left out of the bucket and key policies.
     pub left_out_of_resources: Vec<String>,
@@ -63,7 +63,10 @@ impl PlanGrants {
         let admin = moto.sdk_config_for_account(destination, region).await;
         let iam = aws_sdk_iam::Client::new(&admin);
         let role = &plan.batch_role;
-        let trust = serde_json::to_string(&role.trust_policy).expect("trust policy JSON");
+        // The trust policy is part of the role: a statement left out of the role's layer is
+        // left out of it too.
+        let trust = serde_json::to_string(&Self::keep(&role.trust_policy, &self.left_out_of_role))
+            .expect("trust policy JSON");
         match iam
             .create_role()
             .role_name(&role.name)

@@ -269,7 +269,8 @@ impl World {
         .await;
         // moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
         // template's DenyInsecureTransport (aws:SecureTransport false) would refuse every request
-        // there; the gateway evaluates it (all requests are TLS on AWS) and moto gets the rest.
+        // there. It is left out here, so neither moto nor the gateway sees it: this test proves
+        // the policy's Allow for the batch role, not its TLS-only Deny.
         let mut policy = approval_role.state_bucket_policy.clone();
         if let Some(serde_json::Value::Array(statements)) = policy.get_mut("Statement") {
             statements.retain(|st| st["Sid"] != "DenyInsecureTransport");
@@ -499,6 +500,7 @@ async fn each_statement_left_out_fails_the_copy_and_the_summary_names_it() {
         PlanGrants::without(layer, sid)
             .apply(&w.moto, &w.plan, REGION)
             .await;
+        let seen = w.moto.decisions().len();
         let job = w
             .launch_and_run(&format!("{}-{n}", w.plan.transfer.fingerprint))
             .await;
@@ -508,6 +510,27 @@ async fn each_statement_left_out_fails_the_copy_and_the_summary_names_it() {
             "{sid} ({layer:?}) left out: every task fails: {:?}",
             job.tasks
         );
+        // The gateway refused the batch role in the left-out layer, and nothing else.
+        let denied: Vec<_> = w.moto.decisions()[seen..]
+            .iter()
+            .filter(|d| d.decision == "Deny")
+            .cloned()
+            .collect();
+        assert!(!denied.is_empty(), "{sid} ({layer:?}): no denial recorded");
+        let layer_words = match layer {
+            Layer::Role => "identity-based policy",
+            Layer::ResourcePolicy => "resource-based policy",
+        };
+        for d in &denied {
+            assert!(
+                d.principal.contains(":assumed-role/ferry-ledger-batch/"),
+                "{sid} ({layer:?}): {d:?}"
+            );
+            assert!(
+                d.reason.as_deref().is_some_and(|r| r.contains(layer_words)),
+                "{sid} ({layer:?}): refused for another reason: {d:?}"
+            );
+        }
         let (_, mail) = w.monitor(&job).await;
         assert_eq!(mail.len(), 1, "{sid} ({layer:?}): {mail:?}");
         assert!(

@@ -19,7 +19,7 @@ use ferry_core::large_object::task::{CopyTask, ResultCode};
 use ferry_core::large_object::LargeObjectCopyArguments;
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::{s3_client, Layer, MotoServer, PlanGrants};
+use ferry_testkit::{s3_client, FunctionRole, Layer, MotoServer, PlanGrants};
 use lambda_runtime::{Context, LambdaEvent};
 use large_object_copier::{CopierPorts, LargeObjectCopier, StsCopierPorts};
 use serde_json::Value;
@@ -36,6 +36,10 @@ const SIZE: usize = 12 * 1024 * 1024 + 3;
 
 struct World {
     moto: MotoServer,
+    /// A session of the copier's own execution role, as the template makes it (Lambda's
+    /// credentials): the copier assumes the batch role from it.
+    copier_config: aws_config::SdkConfig,
+    copier_role_arn: String,
     source: aws_sdk_s3::Client,
     dest: aws_sdk_s3::Client,
     dest_key_arn: String,
@@ -60,6 +64,20 @@ async fn world() -> World {
     };
     let source_key_arn = key_in(&source_config).await;
     let dest_key_arn = key_in(&dest_config).await;
+    let copier_role = FunctionRole::deploy(
+        &moto,
+        "LargeObjectCopierFunction",
+        DEST_ACCOUNT,
+        REGION,
+        &serde_json::json!({
+            "TransferName": "media", "SourceAccountId": SOURCE_ACCOUNT, "SourceRegion": REGION,
+            "SourceBucket": SOURCE_BUCKET, "DestinationBucket": DEST_BUCKET,
+            "ManifestKind": "csv", "ManifestBucket": "acme-media-ops", "ManifestKey": "ferry/large.csv",
+            "ReportBucket": "acme-media-ops", "ReportPrefix": "ferry/reports",
+            "NotificationEmail": "storage-team@example.com"
+        }),
+    )
+    .await;
     let source = s3_client(&source_config);
     let dest = s3_client(&dest_config);
     source
@@ -77,7 +95,11 @@ async fn world() -> World {
     // key policies, the destination key's. Behind the authorizing gateway the copier gets no
     // more than real AWS would give it.
     PlanGrants::all()
-        .apply(&moto, &plan(&source_key_arn, &dest_key_arn), REGION)
+        .apply(
+            &moto,
+            &plan(&source_key_arn, &dest_key_arn, &copier_role.role_arn),
+            REGION,
+        )
         .await;
     let body = body();
     source
@@ -96,6 +118,8 @@ async fn world() -> World {
         .expect("put source");
     World {
         moto,
+        copier_config: copier_role.config.clone(),
+        copier_role_arn: copier_role.role_arn.clone(),
         source,
         dest,
         dest_key_arn,
@@ -105,7 +129,7 @@ async fn world() -> World {
 }
 
 /// The transfer these tests copy for: the fixture's settings (events/large-object-copier.json).
-fn spec(source_key_arn: &str, dest_key_arn: &str) -> TransferSpec {
+fn spec(source_key_arn: &str, dest_key_arn: &str, copier_role_arn: &str) -> TransferSpec {
     TransferSpec::from_toml_str(&format!(
         r#"name = "media"
 [source]
@@ -132,14 +156,14 @@ account_id = "{DEST_ACCOUNT}"
 prefix = "ferry/reports"
 [job]
 large_object_copier_arn = "arn:aws:lambda:{REGION}:{DEST_ACCOUNT}:function:ferry-large-object-copier"
-large_object_copier_role_arn = "arn:aws:iam::{DEST_ACCOUNT}:role/ferry-large-object-copier"
+large_object_copier_role_arn = "{copier_role_arn}"
 "#
     ))
     .expect("spec")
 }
 
-fn plan(source_key_arn: &str, dest_key_arn: &str) -> Plan {
-    let plan = Plan::build(&spec(source_key_arn, dest_key_arn)).expect("plan");
+fn plan(source_key_arn: &str, dest_key_arn: &str, copier_role_arn: &str) -> Plan {
+    let plan = Plan::build(&spec(source_key_arn, dest_key_arn, copier_role_arn)).expect("plan");
     assert_eq!(plan.batch_role.arn, ROLE);
     plan
 }
@@ -156,7 +180,7 @@ fn tuning() -> CopyTuning {
 
 impl World {
     fn copier(&self) -> LargeObjectCopier<StsCopierPorts> {
-        let base = futures_block(self.moto.sdk_config(REGION));
+        let base = self.copier_config.clone();
         let mut copier = LargeObjectCopier::new(StsCopierPorts::new(base, true), ROLE.to_string());
         copier.tuning = tuning();
         copier
@@ -180,7 +204,7 @@ impl World {
     }
 
     async fn api(&self) -> AwsMultipartCopy {
-        let base = self.moto.sdk_config(REGION).await;
+        let base = self.copier_config.clone();
         StsCopierPorts::new(base, true)
             .act_as(ROLE, "ferry-copy-test")
             .await
@@ -209,24 +233,6 @@ impl World {
             .unwrap();
         out.uploads().len()
     }
-}
-
-/// `sdk_config` is async only for its loader; the tests run on tokio, so block on a helper thread.
-fn futures_block<F: std::future::Future + Send>(f: F) -> F::Output
-where
-    F::Output: Send,
-{
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(f)
-        })
-        .join()
-        .unwrap()
-    })
 }
 
 fn task() -> CopyTask {
@@ -454,7 +460,13 @@ impl<A: MultipartCopyApi> MultipartCopyApi for Faulty<A> {
         u: &str,
         o: &str,
     ) -> Result<Vec<CopiedPart>, AwsCallError> {
-        let _ = (b, k, o);
+        // The real call first, so it is authorized (s3:ListMultipartUploadParts) like on AWS;
+        // only moto's unreadable answer is replaced by the parts it accepted.
+        if let Err(e) = self.inner.list_parts(b, k, u, o).await {
+            if e.kind == AwsErrorKind::AccessDenied {
+                return Err(e);
+            }
+        }
         Ok(self
             .parts
             .lock()
@@ -684,7 +696,7 @@ async fn a_stale_upload_of_older_content_is_aborted_not_resumed() {
 #[tokio::test]
 async fn source_reads_use_a_client_of_the_source_region() {
     let w = world().await;
-    let base = w.moto.sdk_config(REGION).await;
+    let base = w.copier_config.clone();
     let region_of = |c: &aws_sdk_s3::Client| c.config().region().map(|r| r.to_string());
     let api = StsCopierPorts::new(base.clone(), true)
         .with_source_region(Some("eu-central-1".to_string()))
@@ -721,7 +733,7 @@ async fn source_tags_are_copied() {
         .await
         .unwrap();
     // This transfer's grants: the same role, reading a bucket of its own account.
-    let mut same_account = spec(&w.source_key_arn, &w.dest_key_arn);
+    let mut same_account = spec(&w.source_key_arn, &w.dest_key_arn, &w.copier_role_arn);
     same_account.source.account_id = DEST_ACCOUNT.into();
     same_account.source.bucket = bucket.into();
     same_account.source.kms_key_arn = None;
@@ -771,11 +783,11 @@ async fn source_tags_are_copied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_grant_the_copy_uses_is_needed_and_its_absence_is_named() {
     let w = world().await;
-    if !w.moto.authorizes() {
-        eprintln!("FERRY_GATEWAY=off: nothing is authorized, nothing to prove");
-        return;
-    }
-    let plan = plan(&w.source_key_arn, &w.dest_key_arn);
+    assert!(
+        w.moto.authorizes(),
+        "this test proves authorization: it needs the gateway (unset FERRY_GATEWAY)"
+    );
+    let plan = plan(&w.source_key_arn, &w.dest_key_arn, &w.copier_role_arn);
     let ctx = CopyContext {
         role_arn: ROLE.into(),
         arguments: w.arguments(),
@@ -846,6 +858,23 @@ async fn each_grant_the_copy_uses_is_needed_and_its_absence_is_named() {
         !w.moto.denials().is_empty(),
         "the gateway recorded the denials"
     );
+    // The copier's own role may assume the batch role only because its trust policy names it.
+    let trust = "FerryMediaLargeObjectCopierAssumeRole";
+    PlanGrants::without(Layer::Role, trust)
+        .apply(&w.moto, &plan, REGION)
+        .await;
+    let refused = StsCopierPorts::new(w.copier_config.clone(), true)
+        .act_as(ROLE, "ferry-copy-test")
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("{trust} left out of the trust policy: AssumeRole allowed"));
+    assert_eq!(refused.kind, AwsErrorKind::AccessDenied, "{refused:?}");
+    assert!(
+        refused.message.contains("trust policy"),
+        "{}",
+        refused.message
+    );
+    PlanGrants::all().apply(&w.moto, &plan, REGION).await;
     // Each layer alone is enough for the destination key.
     for layer in [Layer::Role, Layer::ResourcePolicy] {
         PlanGrants::without(layer, dest_key)
