@@ -20,7 +20,7 @@
 import { describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { runSimulation } from '@cloud-copilot/iam-simulate'
@@ -472,5 +472,44 @@ describe('harness sanity', () => {
     assert.equal(r.resolve({ 'Fn::Sub': ['${A}-${!Literal}-${AWS::Partition}', { A: 'x' }] }), 'x-${Literal}-aws')
     assert.equal(r.resolve({ 'Fn::Select': [1, { 'Fn::Split': [',', 'a,b,c'] }] }), 'b')
     assert.equal(r.resolve({ 'Fn::Join': ['/', ['a', { Ref: 'AWS::Region' }]] }), 'a/us-east-1')
+  })
+})
+
+// The calls each function really made in the Rust suite, as its template role, through the
+// authorizing gateway (ferry-testkit FunctionRole; scripts/test collects every decision in
+// FERRY_GATEWAY_RECORD). The gateway already failed any test whose call the role denied; here
+// every action a function was seen calling must be an allowed access of its table, so the table
+// can't drift from the code (it once asserted s3:DescribeJob denied for a function calling it).
+describe('calls the functions made in the Rust suite, through the authorizing gateway', () => {
+  const file = process.env.FERRY_GATEWAY_RECORD
+  const present = Boolean(file && existsSync(file))
+  test('every action a function called as its template role is in its allowed table', { skip: present ? false : 'no gateway record: scripts/test makes one (FERRY_GATEWAY_RECORD)' }, () => {
+    const seen = {}
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue
+      const d = JSON.parse(line)
+      // Sessions of a deployed function role: assumed-role/<stack>-<FunctionId>Role-FAKE0000/...
+      const m = /:assumed-role\/[^/]*?-([A-Za-z]+Function)Role-FAKE0000\//.exec(d.principal ?? '')
+      if (!m || d.decision !== 'Allow' || !d.action) continue
+      ;(seen[m[1]] ??= new Set()).add(d.action)
+    }
+    assert.ok(Object.keys(seen).length >= 4, `functions seen running as their roles: ${Object.keys(seen).join(', ')}`)
+    const problems = []
+    for (const [fnId, actions] of Object.entries(seen)) {
+      const expectations = FUNCTION_EXPECTATIONS[fnId]
+      if (!expectations) {
+        problems.push(`${fnId} ran as its role but has no entry in function-role-expectations.mjs`)
+        continue
+      }
+      const listed = new Set()
+      for (const set of PARAMETER_SETS) {
+        const resolver = resolverFor(template, set)
+        const roles = functionRoles(template, resolver)
+        if (!roles[fnId]) continue
+        for (const a of expectations.allowed(deployment(template, resolver, roles, fnId))) listed.add(a.action)
+      }
+      for (const action of actions) if (!listed.has(action)) problems.push(`${fnId} called ${action}, which its allowed table doesn't list`)
+    }
+    assert.deepEqual(problems, [])
   })
 })
