@@ -12,13 +12,11 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use approval_handler::{ApprovalHandler, Handled as ApprovalHandled};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
@@ -27,8 +25,8 @@ use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
 use ferry_core::stack::TransferPlanProperties;
 use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
-use ferry_testkit::batch_ops::{create_job, job_id_for};
-use ferry_testkit::{s3_client, FunctionRole, Inbox, MotoServer};
+use ferry_testkit::batch_ops::create_job;
+use ferry_testkit::{create_job_recorder, kms_key, s3_client, FunctionRole, Inbox, MotoServer};
 use job_monitor::{Handled as MonitorHandled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -72,15 +70,8 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     let moto = MotoServer::start();
     let source_config = moto.sdk_config(REGION).await;
     let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-    let key_in = |config: &aws_config::SdkConfig| {
-        let kms = aws_sdk_kms::Client::new(config);
-        async move {
-            let key = kms.create_key().send().await.expect("create key");
-            key.key_metadata().unwrap().arn().unwrap().to_string()
-        }
-    };
-    let source_key = key_in(&source_config).await;
-    let dest_key = key_in(&dest_config).await;
+    let source_key = kms_key(&source_config).await;
+    let dest_key = kms_key(&dest_config).await;
     let (source, dest) = (s3_client(&source_config), s3_client(&dest_config));
 
     // The stack's parameters, and its functions' roles.
@@ -216,14 +207,7 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     );
 
     // 3. The approval, as approval-handler's role: preflight, then the job's launch.
-    let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
-    let recorder = sent.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            *recorder.lock().unwrap() = Some(input.clone());
-            true
-        })
-        .then_compute_output(|input| CreateJobOutput::builder().job_id(job_id_for(input)).build());
+    let (create, sent) = create_job_recorder();
     let approval = ApprovalHandler {
         ports: ports(
             &approval_role,
@@ -255,7 +239,12 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
         "{outcomes:?}\n{:#?}",
         moto.denials()
     );
-    let input = sent.lock().unwrap().clone().expect("the job was launched");
+    let input = sent
+        .lock()
+        .unwrap()
+        .last()
+        .cloned()
+        .expect("the job was launched");
     assert_eq!(input.role_arn(), Some(ready.role_arn.as_str()));
 
     // 4. The job, as Batch Operations would run it.

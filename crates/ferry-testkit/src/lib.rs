@@ -3,6 +3,7 @@
 //! - [`moto::MotoServer`]: a private moto server per test (S3, STS, IAM, KMS, SNS, CloudFormation
 //!   and more on `127.0.0.1`) behind the authorizing gateway (`tests/gateway`), with SDK configs
 //!   for its default account and for any other account reached through `sts:AssumeRole`.
+//! - [`accounts`]: a KMS key, a bucket's default SSE-KMS, a recording CreateJob stand-in.
 //! - [`batch_ops`]: an S3 Batch Operations emulator that runs the CreateJob request the code
 //!   sent against moto, as the job's role, through the gateway, by AWS's documented rules.
 //! - [`function_role::FunctionRole`]: a stack function's execution role as the template makes it,
@@ -15,6 +16,7 @@
 //! - [`inbox::Inbox`]: what a topic's e-mail subscribers would receive.
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
 
+pub mod accounts;
 pub mod batch_ops;
 pub mod function_role;
 pub mod grants;
@@ -24,6 +26,7 @@ pub mod logs;
 pub mod moto;
 pub mod orc;
 
+pub use accounts::{create_job_recorder, default_kms_encryption, kms_key, SentJobs};
 pub use function_role::FunctionRole;
 pub use grants::{Layer, PlanGrants};
 pub use http_catcher::{CapturedRequest, ResponseCatcher};

@@ -7,24 +7,22 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule,
-};
-use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use aws_sdk_s3::types::ServerSideEncryption;
+use aws_smithy_mocks::{mock_client, RuleMode};
 use ferry_aws::{AwsLaunchApi, AwsPorts};
 use ferry_core::inventory::delta::job_finished;
 use ferry_core::inventory::run::RunOutcome;
 use ferry_core::launch::RetryPolicy;
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::batch_ops::create_job;
-use ferry_testkit::{s3_client, FunctionRole, MotoServer, PlanGrants};
+use ferry_testkit::batch_ops::{create_job, job_id_for};
+use ferry_testkit::{
+    create_job_recorder, default_kms_encryption, kms_key, s3_client, FunctionRole, MotoServer,
+    PlanGrants,
+};
 use inventory_handler::{InventoryHandler, Settings};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -96,16 +94,9 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
     let moto = MotoServer::start();
     let source_config = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
     let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-    let key_in = |config: &aws_config::SdkConfig| {
-        let kms = aws_sdk_kms::Client::new(config);
-        async move {
-            let key = kms.create_key().send().await.expect("create key");
-            key.key_metadata().unwrap().arn().unwrap().to_string()
-        }
-    };
-    let source_key = key_in(&source_config).await;
-    let inventory_key = key_in(&dest_config).await;
-    let dest_key = key_in(&dest_config).await;
+    let source_key = kms_key(&source_config).await;
+    let inventory_key = kms_key(&dest_config).await;
+    let dest_key = kms_key(&dest_config).await;
     let (source, dest) = (s3_client(&source_config), s3_client(&dest_config));
 
     let spec = spec(&source_key, &inventory_key, &dest_key);
@@ -149,27 +140,7 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
         .await
         .unwrap();
     // The inventory bucket's default is the inventory key, as for an SSE-KMS inventory.
-    dest.put_bucket_encryption()
-        .bucket(INV_BUCKET)
-        .server_side_encryption_configuration(
-            ServerSideEncryptionConfiguration::builder()
-                .rules(
-                    ServerSideEncryptionRule::builder()
-                        .apply_server_side_encryption_by_default(
-                            ServerSideEncryptionByDefault::builder()
-                                .sse_algorithm(ServerSideEncryption::AwsKms)
-                                .kms_master_key_id(&inventory_key)
-                                .build()
-                                .unwrap(),
-                        )
-                        .build(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    default_kms_encryption(&dest, INV_BUCKET, &inventory_key).await;
     PlanGrants::all().apply(&moto, &plan, REGION).await;
 
     // Source objects, under the source key.
@@ -249,19 +220,7 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
     }
 
     // The run, as inventory-handler's role; CreateJob captured.
-    let sent: Arc<Mutex<Vec<CreateJobInput>>> = Arc::default();
-    let recorder = sent.clone();
-    let create = mock!(aws_sdk_s3control::Client::create_job)
-        .match_requests(move |input| {
-            recorder.lock().unwrap().push(input.clone());
-            true
-        })
-        .then_compute_output(|input| {
-            let token = input.client_request_token().unwrap_or_default();
-            CreateJobOutput::builder()
-                .job_id(format!("job-{}", &token[..12]))
-                .build()
-        });
+    let (create, sent) = create_job_recorder();
     let mut ports = AwsPorts::from_config(
         &role.config,
         role.state_bucket.clone(),
@@ -354,10 +313,7 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
         monitor.state_bucket.clone(),
         monitor.notification_topic_arn.clone(),
     );
-    let job_id = inputs[0]
-        .client_request_token()
-        .map(|t| format!("job-{}", &t[..12]))
-        .unwrap();
+    let job_id = job_id_for(&inputs[0]);
     job_finished(&monitor_ports, &job_id, "Complete", &[])
         .await
         .unwrap_or_else(|e| panic!("job_finished: {e:?}\n{:#?}", moto.denials()));

@@ -9,10 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ServerSideEncryption, ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration,
-    ServerSideEncryptionRule,
-};
+use aws_sdk_s3::types::ServerSideEncryption;
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_sdk_s3control::types::{JobManifestFieldName, JobManifestFormat, JobReportScope};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
@@ -175,38 +172,8 @@ impl Env {
         // The inventory bucket's default is SSE-KMS (as it is where the inventory is
         // encrypted): Ferry's own CSV manifests there must still be SSE-S3, the only kind
         // Batch Operations reads.
-        let inventory_key = aws_sdk_kms::Client::new(&dest)
-            .create_key()
-            .send()
-            .await
-            .unwrap()
-            .key_metadata()
-            .unwrap()
-            .arn()
-            .unwrap()
-            .to_string();
-        dest_s3
-            .put_bucket_encryption()
-            .bucket(INV_BUCKET)
-            .server_side_encryption_configuration(
-                ServerSideEncryptionConfiguration::builder()
-                    .rules(
-                        ServerSideEncryptionRule::builder()
-                            .apply_server_side_encryption_by_default(
-                                ServerSideEncryptionByDefault::builder()
-                                    .sse_algorithm(ServerSideEncryption::AwsKms)
-                                    .kms_master_key_id(inventory_key)
-                                    .build()
-                                    .unwrap(),
-                            )
-                            .build(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        let inventory_key = ferry_testkit::kms_key(&dest).await;
+        ferry_testkit::default_kms_encryption(&dest_s3, INV_BUCKET, &inventory_key).await;
         let topic_arn = aws_sdk_sns::Client::new(&dest)
             .create_topic()
             .name("ferry-notifications")

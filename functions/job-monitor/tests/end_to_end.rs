@@ -8,12 +8,11 @@
 //! Then each statement the copy needs is left out in turn: the job's tasks fail where AWS's
 //! would, and the summary e-mailed names the statement to add.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption, StorageClass};
-use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
+use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
 use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
@@ -24,8 +23,10 @@ use ferry_core::report::redrive::{
 };
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::batch_ops::{create_job, job_id_for, EmulatedJob};
-use ferry_testkit::{s3_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants};
+use ferry_testkit::batch_ops::{create_job, EmulatedJob};
+use ferry_testkit::{
+    create_job_recorder, kms_key, s3_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants,
+};
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
 
@@ -99,15 +100,8 @@ async fn world_with(keys: &[String]) -> World {
     let moto = MotoServer::start();
     let source_config = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
     let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-    let key_in = |config: &aws_config::SdkConfig| {
-        let kms = aws_sdk_kms::Client::new(config);
-        async move {
-            let key = kms.create_key().send().await.expect("create key");
-            key.key_metadata().unwrap().arn().unwrap().to_string()
-        }
-    };
-    let source_key = key_in(&source_config).await;
-    let dest_key = key_in(&dest_config).await;
+    let source_key = kms_key(&source_config).await;
+    let dest_key = kms_key(&dest_config).await;
     let (source, dest) = (s3_client(&source_config), s3_client(&dest_config));
     let location = aws_sdk_s3::types::CreateBucketConfiguration::builder()
         .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::EuWest1)
@@ -224,16 +218,7 @@ impl World {
     /// Launches the plan's job as the launcher does (CreateJob's request captured) and runs it
     /// in the emulator.
     async fn launch_and_run(&self, seed: &str) -> EmulatedJob {
-        let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
-        let recorder = sent.clone();
-        let create = mock!(aws_sdk_s3control::Client::create_job)
-            .match_requests(move |input| {
-                *recorder.lock().unwrap() = Some(input.clone());
-                true
-            })
-            .then_compute_output(|input| {
-                CreateJobOutput::builder().job_id(job_id_for(input)).build()
-            });
+        let (create, sent) = create_job_recorder();
         let dest_config = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
         let api = ferry_aws::AwsLaunchApi::new(
             s3_client(&dest_config),
@@ -246,7 +231,12 @@ impl World {
         launch(&api, request, RetryPolicy::default())
             .await
             .expect("launch");
-        let input = sent.lock().unwrap().clone().expect("CreateJob sent");
+        let input = sent
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("CreateJob sent");
         create_job(&self.moto, REGION, &input, None).await
     }
 
@@ -288,16 +278,7 @@ impl World {
             .send()
             .await
             .unwrap();
-        let sent: Arc<Mutex<Option<CreateJobInput>>> = Arc::default();
-        let recorder = sent.clone();
-        let create = mock!(aws_sdk_s3control::Client::create_job)
-            .match_requests(move |input| {
-                *recorder.lock().unwrap() = Some(input.clone());
-                true
-            })
-            .then_compute_output(|input| {
-                CreateJobOutput::builder().job_id(job_id_for(input)).build()
-            });
+        let (create, sent) = create_job_recorder();
         let (describe, tags) = (failed.describe_job_output(), failed.job_tagging_output());
         let describe_rule =
             mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
@@ -335,7 +316,12 @@ impl World {
             panic!("{outcome:?}")
         };
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let input = sent.lock().unwrap().clone().expect("CreateJob sent");
+        let input = sent
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("CreateJob sent");
         (record, input, inbox.messages().await)
     }
 

@@ -19,7 +19,7 @@ use ferry_core::large_object::task::{CopyTask, ResultCode};
 use ferry_core::large_object::LargeObjectCopyArguments;
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::{s3_client, FunctionRole, Layer, MotoServer, PlanGrants};
+use ferry_testkit::{kms_key, s3_client, FunctionRole, Layer, MotoServer, PlanGrants};
 use lambda_runtime::{Context, LambdaEvent};
 use large_object_copier::{CopierPorts, LargeObjectCopier, StsCopierPorts};
 use serde_json::Value;
@@ -55,15 +55,8 @@ async fn world() -> World {
     let moto = MotoServer::start();
     let source_config = moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await;
     let dest_config = moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-    let key_in = |config: &aws_config::SdkConfig| {
-        let kms = aws_sdk_kms::Client::new(config);
-        async move {
-            let key = kms.create_key().send().await.expect("create key");
-            key.key_metadata().unwrap().arn().unwrap().to_string()
-        }
-    };
-    let source_key_arn = key_in(&source_config).await;
-    let dest_key_arn = key_in(&dest_config).await;
+    let source_key_arn = kms_key(&source_config).await;
+    let dest_key_arn = kms_key(&dest_config).await;
     let copier_role = FunctionRole::deploy(
         &moto,
         "LargeObjectCopierFunction",
