@@ -378,7 +378,11 @@ export async function startGateway(opts) {
       const owner = await ownerOf(read.bucket)
       if (!owner) continue
       const keyId = await store.objectKmsKey(read.bucket, read.key, read.versionId, owner, region)
-      if (!keyId || keyId === 'aws/s3' || keyId === 'alias/aws/s3') continue // the AWS managed key: not enforced
+      if (!keyId) continue
+      if (isManagedKey(keyId)) {
+        if (caller.account !== owner) checks.push(managedKeyDenial('kms:Decrypt', owner))
+        continue
+      }
       checks.push(await kmsCheck('kms:Decrypt', keyId, [owner, caller.account], read.bucket, read.key))
     }
     for (const write of c.writes) {
@@ -400,11 +404,26 @@ export async function startGateway(opts) {
         keyId = def?.keyId
         resolveIn = [owner, caller.account]
       }
-      if (!keyId || keyId === 'aws/s3' || keyId === 'alias/aws/s3') continue
+      if (!keyId) continue
+      if (isManagedKey(keyId)) {
+        if (caller.account !== owner) checks.push(managedKeyDenial(write.kind === 'part' ? 'kms:Decrypt' : 'kms:GenerateDataKey', owner))
+        continue
+      }
       const actions = write.kind === 'part' ? ['kms:Decrypt'] : ['kms:GenerateDataKey']
       for (const action of actions) checks.push(await kmsCheck(action, keyId, resolveIn, write.bucket, write.key))
     }
     return checks
+
+    // The AWS managed key aws/s3 can't be granted to another account: "The requester must be
+    // from the same account that owns the aws/s3 KMS key" (S3 User Guide, "Troubleshoot access
+    // denied (403 Forbidden) errors in Amazon S3"). Its own account's use is not checked.
+    function isManagedKey(keyId) {
+      return keyId === 'aws/s3' || keyId === 'alias/aws/s3' || /:alias\/aws\/s3$/.test(keyId)
+    }
+    function managedKeyDenial(action, owner) {
+      const resource = `arn:${partition}:kms:${region}:${owner}:alias/aws/s3`
+      return { action, resource, resourceAccount: owner, verdict: { allowed: false, because: 'because the object uses the AWS managed key aws/s3, which only its own account may use' } }
+    }
   }
 
   // -------------------------------------------------------------------------------------------

@@ -296,6 +296,23 @@ describe('authorizing gateway in front of moto', () => {
     assert.equal(header, REGION)
   })
 
+  test('an object under the AWS managed key aws/s3 is refused to another account, whatever the policies', async () => {
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'managed-b' }))
+    await s3(adminB).send(new PutObjectCommand({ Bucket: 'managed-b', Key: 'm.txt', Body: 'managed', ServerSideEncryption: 'aws:kms' }))
+    const roleArn = await makeRole(adminA, A, 'managed-reader', policy(allow('s3:GetObject', 'arn:aws:s3:::managed-b/*'), allow('kms:Decrypt', '*')))
+    await s3(adminB).send(new PutBucketPolicyCommand({
+      Bucket: 'managed-b',
+      Policy: policy(allow('s3:GetObject', 'arn:aws:s3:::managed-b/*', { Principal: { AWS: roleArn } })),
+    }))
+    const reader = await assume(roleArn)
+    const message = await denied(() => s3(reader).send(new GetObjectCommand({ Bucket: 'managed-b', Key: 'm.txt' })))
+    assert.match(message, /AWS managed key aws\/s3/)
+    // Its own account reads it.
+    const own = await makeRole(adminB, B, 'managed-owner', policy(allow('s3:GetObject', 'arn:aws:s3:::managed-b/*')))
+    const body = await s3(await assume(own)).send(new GetObjectCommand({ Bucket: 'managed-b', Key: 'm.txt' }))
+    assert.equal(await bodyText(body), 'managed')
+  })
+
   test('(g) an unmapped request is denied, even for an admin, with a message naming it', async () => {
     const msg = await denied(() => s3(adminA).send(new ListBucketMetricsConfigurationsCommand({ Bucket: 'setup-a' })))
     assert.match(msg, /^ferry gateway: no IAM mapping for S3 GET \/setup-a\/\?metrics=.*bucket sub-resource \?metrics with GET is not mapped/)
