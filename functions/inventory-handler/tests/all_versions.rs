@@ -4,24 +4,20 @@
 //! of the current versions, `null` for the null version, and the Batch Operations emulator copies
 //! exactly those versions as the batch role.
 
+mod support;
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use aws_smithy_mocks::{mock_client, RuleMode};
-use ferry_aws::{AwsLaunchApi, AwsPorts};
 use ferry_core::inventory::delta::RunJobKind;
 use ferry_core::inventory::run::RunOutcome;
-use ferry_core::launch::RetryPolicy;
-use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::create_job;
 use ferry_testkit::{create_job_recorder, s3_client, FunctionRole, MotoServer, PlanGrants};
-use inventory_handler::{InventoryHandler, Settings};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::{event_for, handler_as, put_all, store_approved_plan};
 
 const REGION: &str = "us-east-1";
 const SOURCE_ACCOUNT: &str = "111111111111";
@@ -162,78 +158,24 @@ async fn an_all_versions_inventory_copies_the_current_versions_with_null_for_the
         "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
     });
     let checksum_key = format!("{DIR}{DATE}/manifest.checksum");
-    for (key, body) in [
-        (data_key, gz.finish().unwrap()),
-        (
-            format!("{DIR}{DATE}/manifest.json"),
-            manifest.to_string().into_bytes(),
-        ),
-        (checksum_key.clone(), b"5f1e".to_vec()),
-    ] {
-        dest.put_object()
-            .bucket(INV_BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
-    let fingerprint = plan.transfer.fingerprint.clone();
-    for (key, body) in [
-        (
-            format!("plans/{fingerprint}.json"),
-            serde_json::to_vec(&StoredPlan {
-                fingerprint: fingerprint.clone(),
-                spec: spec.clone(),
-            })
-            .unwrap(),
-        ),
-        (
-            format!("decisions/{fingerprint}.json"),
-            br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
-        ),
-    ] {
-        dest.put_object()
-            .bucket(&role.state_bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
+    put_all(
+        &dest,
+        INV_BUCKET,
+        vec![
+            (data_key, gz.finish().unwrap()),
+            (
+                format!("{DIR}{DATE}/manifest.json"),
+                manifest.to_string().into_bytes(),
+            ),
+            (checksum_key.clone(), b"5f1e".to_vec()),
+        ],
+    )
+    .await;
+    let fingerprint = store_approved_plan(&dest, &role.state_bucket, &spec).await;
 
     let (create, sent) = create_job_recorder();
-    let mut ports = AwsPorts::from_config(
-        &role.config,
-        role.state_bucket.clone(),
-        role.notification_topic_arn.clone(),
-    );
-    ports.launch = AwsLaunchApi::new(
-        s3_client(&role.config),
-        mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&create]),
-    );
-    let mut handler = InventoryHandler::new(
-        ports,
-        Settings {
-            plan_fingerprint: fingerprint,
-            large_object_function_arn: None,
-            work_dir: std::env::temp_dir()
-                .join(format!("ferry-all-versions-{}", std::process::id())),
-            retry: RetryPolicy {
-                max_attempts: 2,
-                first_pause: Duration::from_millis(1),
-                max_pause: Duration::from_millis(2),
-            },
-        },
-    );
-    handler.clock = || 1_795_486_500;
-    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace.join("events/inventory-handler.json")).unwrap(),
-    )
-    .unwrap();
-    event["detail"]["bucket"]["name"] = Value::String(INV_BUCKET.to_string());
-    event["detail"]["object"]["key"] = Value::String(checksum_key);
+    let handler = handler_as(&role, &create, &fingerprint, "all-versions");
+    let event = event_for(INV_BUCKET, &checksum_key);
     let outcomes = handler
         .handle(LambdaEvent::new(event, Context::default()))
         .await

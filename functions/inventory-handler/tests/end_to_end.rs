@@ -5,27 +5,24 @@
 //! (`FunctionRole`), the plan's grants are applied as `ferry grant` would, and the Copy job it
 //! launches is run by the Batch Operations emulator as the batch role.
 
+mod support;
+
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use aws_smithy_mocks::{mock_client, RuleMode};
-use ferry_aws::{AwsLaunchApi, AwsPorts};
+use ferry_aws::AwsPorts;
 use ferry_core::inventory::delta::job_finished;
 use ferry_core::inventory::run::RunOutcome;
-use ferry_core::launch::RetryPolicy;
-use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, job_id_for};
 use ferry_testkit::{
     create_job_recorder, default_kms_encryption, kms_key, s3_client, FunctionRole, MotoServer,
     PlanGrants,
 };
-use inventory_handler::{InventoryHandler, Settings};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::{event_for, handler_as, put_all, store_approved_plan};
 
 const REGION: &str = "us-east-1";
 const SOURCE_ACCOUNT: &str = "111111111111";
@@ -37,10 +34,6 @@ const REPORT_BUCKET: &str = "acme-dr-reports";
 const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
 const DATE: &str = "2026-11-24T01-00Z";
 const KEYS: [&str; 3] = ["photos/a b.jpg", "photos/c+d.jpg", "raw/été.png"];
-
-fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn spec(source_key: &str, inventory_key: &str, dest_key: &str) -> TransferSpec {
     TransferSpec::from_toml_str(&format!(
@@ -178,79 +171,26 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
         "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
     });
     let checksum_key = format!("{DIR}{DATE}/manifest.checksum");
-    for (key, body) in [
-        (data_key.clone(), gz.finish().unwrap()),
-        (
-            format!("{DIR}{DATE}/manifest.json"),
-            manifest.to_string().into_bytes(),
-        ),
-        (checksum_key.clone(), b"5f1e".to_vec()),
-    ] {
-        dest.put_object()
-            .bucket(INV_BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
+    put_all(
+        &dest,
+        INV_BUCKET,
+        vec![
+            (data_key.clone(), gz.finish().unwrap()),
+            (
+                format!("{DIR}{DATE}/manifest.json"),
+                manifest.to_string().into_bytes(),
+            ),
+            (checksum_key.clone(), b"5f1e".to_vec()),
+        ],
+    )
+    .await;
     // The stack's state: the stored, approved plan.
-    let fingerprint = plan.transfer.fingerprint.clone();
-    for (key, body) in [
-        (
-            format!("plans/{fingerprint}.json"),
-            serde_json::to_vec(&StoredPlan {
-                fingerprint: fingerprint.clone(),
-                spec: spec.clone(),
-            })
-            .unwrap(),
-        ),
-        (
-            format!("decisions/{fingerprint}.json"),
-            br#"{"decision":"approve","plan_fingerprint":"x","at_unix":1}"#.to_vec(),
-        ),
-    ] {
-        dest.put_object()
-            .bucket(&role.state_bucket)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
+    let fingerprint = store_approved_plan(&dest, &role.state_bucket, &spec).await;
 
     // The run, as inventory-handler's role; CreateJob captured.
     let (create, sent) = create_job_recorder();
-    let mut ports = AwsPorts::from_config(
-        &role.config,
-        role.state_bucket.clone(),
-        role.notification_topic_arn.clone(),
-    );
-    ports.launch = AwsLaunchApi::new(
-        s3_client(&role.config),
-        mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&create]),
-    );
-    let mut handler = InventoryHandler::new(
-        ports,
-        Settings {
-            plan_fingerprint: fingerprint.clone(),
-            large_object_function_arn: None,
-            work_dir: std::env::temp_dir()
-                .join(format!("ferry-e2e-inventory-{}", std::process::id())),
-            retry: RetryPolicy {
-                max_attempts: 2,
-                first_pause: Duration::from_millis(1),
-                max_pause: Duration::from_millis(2),
-            },
-        },
-    );
-    handler.clock = || 1_795_486_500;
-    let mut event: Value = serde_json::from_str(
-        &std::fs::read_to_string(workspace().join("events/inventory-handler.json")).unwrap(),
-    )
-    .unwrap();
-    let event_template = event.clone();
-    event["detail"]["object"]["key"] = Value::String(checksum_key);
+    let handler = handler_as(&role, &create, &fingerprint, "e2e-inventory");
+    let event = event_for(INV_BUCKET, &checksum_key);
     let outcomes = handler
         .handle(LambdaEvent::new(event, Context::default()))
         .await
@@ -353,24 +293,20 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
     manifest2["creationTimestamp"] = json!("1795086400000");
     manifest2["files"] = json!([{"key": data_key2, "size": 1, "MD5checksum": "0"}]);
     let checksum_key2 = format!("{DIR}{date2}/manifest.checksum");
-    for (key, body) in [
-        (data_key2.clone(), gz.finish().unwrap()),
-        (
-            format!("{DIR}{date2}/manifest.json"),
-            manifest2.to_string().into_bytes(),
-        ),
-        (checksum_key2.clone(), b"5f2e".to_vec()),
-    ] {
-        dest.put_object()
-            .bucket(INV_BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
-    let mut event2 = event_template.clone();
-    event2["detail"]["object"]["key"] = Value::String(checksum_key2);
+    put_all(
+        &dest,
+        INV_BUCKET,
+        vec![
+            (data_key2.clone(), gz.finish().unwrap()),
+            (
+                format!("{DIR}{date2}/manifest.json"),
+                manifest2.to_string().into_bytes(),
+            ),
+            (checksum_key2.clone(), b"5f2e".to_vec()),
+        ],
+    )
+    .await;
+    let event2 = event_for(INV_BUCKET, &checksum_key2);
     let outcomes = handler
         .handle(LambdaEvent::new(event2, Context::default()))
         .await
