@@ -167,22 +167,7 @@ async fn a_correct_setup_passes_and_says_what_it_cannot_check() {
     // No ownership controls set: a warning with the command that fixes it.
     assert_eq!(status(&checks, "destination object ownership"), "warn");
 
-    w.s3.put_bucket_ownership_controls()
-        .bucket(DESTINATION)
-        .ownership_controls(
-            aws_sdk_s3::types::OwnershipControls::builder()
-                .rules(
-                    aws_sdk_s3::types::OwnershipControlsRule::builder()
-                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    ferry_testkit::bucket_owner_enforced(&w.s3, DESTINATION).await;
     let (_, checks) = w.checks();
     assert_eq!(status(&checks, "destination object ownership"), "pass");
 }

@@ -100,22 +100,7 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     for bucket in [DEST_BUCKET, OPS_BUCKET, stack_role.state_bucket.as_str()] {
         dest.create_bucket().bucket(bucket).send().await.unwrap();
     }
-    dest.put_bucket_ownership_controls()
-        .bucket(DEST_BUCKET)
-        .ownership_controls(
-            aws_sdk_s3::types::OwnershipControls::builder()
-                .rules(
-                    aws_sdk_s3::types::OwnershipControlsRule::builder()
-                        .object_ownership(aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced)
-                        .build()
-                        .unwrap(),
-                )
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .unwrap();
+    ferry_testkit::bucket_owner_enforced(&dest, DEST_BUCKET).await;
     let sns = aws_sdk_sns::Client::new(&dest_config);
     for topic in [
         &stack_role.notification_topic_arn,

@@ -1,5 +1,6 @@
 //! Small set-up steps every end-to-end test repeats, done as an account's administrator: a
-//! customer managed KMS key, a bucket whose default encryption is SSE-KMS, and a stand-in for
+//! customer managed KMS key, a bucket whose default encryption is SSE-KMS, a bucket with ACLs
+//! disabled (BucketOwnerEnforced), and a stand-in for
 //! S3 Control's CreateJob that records each request and answers the id S3 Control would.
 
 use std::sync::{Arc, Mutex};
@@ -48,6 +49,27 @@ pub async fn default_kms_encryption(s3: &aws_sdk_s3::Client, bucket: &str, key_a
         .send()
         .await
         .unwrap_or_else(|e| panic!("s3:PutBucketEncryption {bucket}: {e:?}"));
+}
+
+/// Object ownership `BucketOwnerEnforced` (ACLs disabled) on `bucket`, the setting preflight
+/// expects of a destination.
+pub async fn bucket_owner_enforced(s3: &aws_sdk_s3::Client, bucket: &str) {
+    use aws_sdk_s3::types::{ObjectOwnership, OwnershipControls, OwnershipControlsRule};
+    let rule = OwnershipControlsRule::builder()
+        .object_ownership(ObjectOwnership::BucketOwnerEnforced)
+        .build()
+        .expect("ownership rule");
+    s3.put_bucket_ownership_controls()
+        .bucket(bucket)
+        .ownership_controls(
+            OwnershipControls::builder()
+                .rules(rule)
+                .build()
+                .expect("ownership controls"),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3:PutBucketOwnershipControls {bucket}: {e:?}"));
 }
 
 /// CreateJob requests the code sent, in order.

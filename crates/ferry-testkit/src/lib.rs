@@ -26,7 +26,9 @@ pub mod logs;
 pub mod moto;
 pub mod orc;
 
-pub use accounts::{create_job_recorder, default_kms_encryption, kms_key, SentJobs};
+pub use accounts::{
+    bucket_owner_enforced, create_job_recorder, default_kms_encryption, kms_key, SentJobs,
+};
 pub use function_role::FunctionRole;
 pub use grants::{Layer, PlanGrants};
 pub use http_catcher::{CapturedRequest, ResponseCatcher};

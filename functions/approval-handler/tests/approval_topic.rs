@@ -90,24 +90,7 @@ impl World {
             .send()
             .await
             .unwrap();
-        s3.put_bucket_ownership_controls()
-            .bucket(DESTINATION_BUCKET)
-            .ownership_controls(
-                aws_sdk_s3::types::OwnershipControls::builder()
-                    .rules(
-                        aws_sdk_s3::types::OwnershipControlsRule::builder()
-                            .object_ownership(
-                                aws_sdk_s3::types::ObjectOwnership::BucketOwnerEnforced,
-                            )
-                            .build()
-                            .unwrap(),
-                    )
-                    .build()
-                    .unwrap(),
-            )
-            .send()
-            .await
-            .unwrap();
+        ferry_testkit::bucket_owner_enforced(&s3, DESTINATION_BUCKET).await;
         s3.put_object()
             .bucket(MANIFEST_BUCKET)
             .key("photos/manifest.csv")

@@ -6,8 +6,6 @@
 
 mod support;
 
-use std::io::Write;
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use ferry_core::inventory::delta::RunJobKind;
@@ -17,7 +15,7 @@ use ferry_testkit::batch_ops::create_job;
 use ferry_testkit::{create_job_recorder, s3_client, FunctionRole, MotoServer, PlanGrants};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use support::{event_for, handler_as, put_all, store_approved_plan};
+use support::{deliver_csv_inventory, event_for, handler_as, store_approved_plan};
 
 const REGION: &str = "us-east-1";
 const SOURCE_ACCOUNT: &str = "111111111111";
@@ -145,30 +143,15 @@ async fn an_all_versions_inventory_copies_the_current_versions_with_null_for_the
             "\"{SOURCE_BUCKET}\",\"{key}\",\"{version}\",\"{latest}\",\"false\",\"{size}\",\"2026-11-20T10:00:00.000Z\",\"{etag}\",\"STANDARD\"\n"
         ));
     }
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(text.as_bytes()).unwrap();
-    let data_key = format!("{DIR}data/{DATE}.csv.gz");
-    let manifest = json!({
-        "sourceBucket": SOURCE_BUCKET,
-        "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
-        "version": "2016-11-30",
-        "creationTimestamp": "1795000000000",
-        "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass",
-        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
-    });
-    let checksum_key = format!("{DIR}{DATE}/manifest.checksum");
-    put_all(
+    let (_, checksum_key) = deliver_csv_inventory(
         &dest,
         INV_BUCKET,
-        vec![
-            (data_key, gz.finish().unwrap()),
-            (
-                format!("{DIR}{DATE}/manifest.json"),
-                manifest.to_string().into_bytes(),
-            ),
-            (checksum_key.clone(), b"5f1e".to_vec()),
-        ],
+        DIR,
+        DATE,
+        SOURCE_BUCKET,
+        "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag, StorageClass",
+        &text,
+        1_795_000_000_000,
     )
     .await;
     let fingerprint = store_approved_plan(&dest, &role.state_bucket, &spec).await;

@@ -7,8 +7,6 @@
 
 mod support;
 
-use std::io::Write;
-
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use ferry_aws::AwsPorts;
@@ -22,7 +20,7 @@ use ferry_testkit::{
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use support::{event_for, handler_as, put_all, store_approved_plan};
+use support::{deliver_csv_inventory, event_for, handler_as, store_approved_plan};
 
 const REGION: &str = "us-east-1";
 const SOURCE_ACCOUNT: &str = "111111111111";
@@ -158,30 +156,15 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
         ));
     }
     // S3 delivering the inventory (SSE-KMS by the bucket's default).
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(text.as_bytes()).unwrap();
-    let data_key = format!("{DIR}data/{DATE}.csv.gz");
-    let manifest = json!({
-        "sourceBucket": SOURCE_BUCKET,
-        "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
-        "version": "2016-11-30",
-        "creationTimestamp": "1795000000000",
-        "fileFormat": "CSV",
-        "fileSchema": "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
-        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
-    });
-    let checksum_key = format!("{DIR}{DATE}/manifest.checksum");
-    put_all(
+    let (data_key, checksum_key) = deliver_csv_inventory(
         &dest,
         INV_BUCKET,
-        vec![
-            (data_key.clone(), gz.finish().unwrap()),
-            (
-                format!("{DIR}{DATE}/manifest.json"),
-                manifest.to_string().into_bytes(),
-            ),
-            (checksum_key.clone(), b"5f1e".to_vec()),
-        ],
+        DIR,
+        DATE,
+        SOURCE_BUCKET,
+        "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
+        &text,
+        1_795_000_000_000,
     )
     .await;
     // The stack's state: the stored, approved plan.
@@ -286,24 +269,15 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
         })
         .collect();
     let date2 = "2026-11-25T01-00Z";
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(text2.as_bytes()).unwrap();
-    let data_key2 = format!("{DIR}data/{date2}.csv.gz");
-    let mut manifest2 = manifest.clone();
-    manifest2["creationTimestamp"] = json!("1795086400000");
-    manifest2["files"] = json!([{"key": data_key2, "size": 1, "MD5checksum": "0"}]);
-    let checksum_key2 = format!("{DIR}{date2}/manifest.checksum");
-    put_all(
+    let (_, checksum_key2) = deliver_csv_inventory(
         &dest,
         INV_BUCKET,
-        vec![
-            (data_key2.clone(), gz.finish().unwrap()),
-            (
-                format!("{DIR}{date2}/manifest.json"),
-                manifest2.to_string().into_bytes(),
-            ),
-            (checksum_key2.clone(), b"5f2e".to_vec()),
-        ],
+        DIR,
+        date2,
+        SOURCE_BUCKET,
+        "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass",
+        &text2,
+        1_795_086_400_000,
     )
     .await;
     let event2 = event_for(INV_BUCKET, &checksum_key2);

@@ -101,3 +101,47 @@ pub fn event_for(bucket: &str, checksum_key: &str) -> Value {
     event["detail"]["object"]["key"] = Value::String(checksum_key.to_string());
     event
 }
+
+/// S3 delivering a gzip CSV inventory of `source_bucket` for `date` under `dir` of
+/// `inventory_bucket`: the data file, `manifest.json` (`schema`, created at `created_ms`) and,
+/// last, `manifest.checksum`. Returns the data file's key and the checksum's key.
+#[allow(clippy::too_many_arguments)]
+pub async fn deliver_csv_inventory(
+    s3: &aws_sdk_s3::Client,
+    inventory_bucket: &str,
+    dir: &str,
+    date: &str,
+    source_bucket: &str,
+    schema: &str,
+    csv: &str,
+    created_ms: u64,
+) -> (String, String) {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(csv.as_bytes()).expect("gzip");
+    let data_key = format!("{dir}data/{date}.csv.gz");
+    let manifest = serde_json::json!({
+        "sourceBucket": source_bucket,
+        "destinationBucket": format!("arn:aws:s3:::{inventory_bucket}"),
+        "version": "2016-11-30",
+        "creationTimestamp": created_ms.to_string(),
+        "fileFormat": "CSV",
+        "fileSchema": schema,
+        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
+    });
+    let checksum_key = format!("{dir}{date}/manifest.checksum");
+    put_all(
+        s3,
+        inventory_bucket,
+        vec![
+            (data_key.clone(), gz.finish().expect("gzip")),
+            (
+                format!("{dir}{date}/manifest.json"),
+                manifest.to_string().into_bytes(),
+            ),
+            (checksum_key.clone(), format!("{created_ms:x}").into_bytes()),
+        ],
+    )
+    .await;
+    (data_key, checksum_key)
+}
