@@ -16,6 +16,7 @@ import { runSimulation } from '@cloud-copilot/iam-simulate'
  * @returns {Promise<{allowed: boolean, result: string, because?: string, ignoredContextKeys?: string[], error?: string}>}
  */
 export async function simulate(q) {
+  q = withEncryptionContextKeys(q)
   let response
   try {
     response = await runSimulation(
@@ -46,6 +47,48 @@ export async function simulate(q) {
   const ignoredContextKeys = response.resultType === 'single' ? response.result?.ignoredContextKeys : response.results?.[0]?.ignoredContextKeys
   if (response.overallResult === 'Allowed') return { allowed: true, result: 'Allowed', ignoredContextKeys }
   return { allowed: false, result: response.overallResult, because: becauseText(q.action, response.overallResult, analysis), ignoredContextKeys }
+}
+
+// iam-simulate drops every `kms:EncryptionContext:<key>` context value (it matches a key with a
+// variable part only after a '/', and this one has ':'), so a policy condition on it would never
+// match: an Allow that needs it would be refused, a Deny that needs it ignored. The decision is
+// kept faithful by renaming those keys, in the context and in every policy's conditions, to the
+// global `aws:PrincipalTag/` form iam-simulate does evaluate; the gateway sets no principal tags,
+// so nothing else uses that name. Key names compare case-insensitively, as IAM's do.
+const EC_KEY = /^kms:encryptioncontext:(.+)$/i
+const ecAlias = (suffix) => `aws:PrincipalTag/ferry-kms-ec.${suffix.toLowerCase()}`
+
+function withEncryptionContextKeys(q) {
+  if (!Object.keys(q.context ?? {}).some((k) => EC_KEY.test(k)) && !JSON.stringify([q.identityPolicies, q.resourcePolicy, q.sessionPolicy, q.permissionBoundaryPolicies]).match(/kms:encryptioncontext:/i)) return q
+  const context = {}
+  for (const [k, v] of Object.entries(q.context ?? {})) {
+    const m = EC_KEY.exec(k)
+    context[m ? ecAlias(m[1]) : k] = v
+  }
+  const rename = (policy) => {
+    if (!policy || typeof policy !== 'object') return policy
+    const doc = structuredClone(policy)
+    const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : []
+    for (const st of statements) {
+      for (const operator of Object.keys(st.Condition ?? {})) {
+        const block = st.Condition[operator]
+        st.Condition[operator] = Object.fromEntries(Object.entries(block).map(([k, v]) => {
+          const m = EC_KEY.exec(k)
+          return [m ? ecAlias(m[1]) : k, v]
+        }))
+      }
+    }
+    return doc
+  }
+  const renameAll = (list) => list?.map((p) => ({ ...p, policy: rename(p.policy) }))
+  return {
+    ...q,
+    context,
+    identityPolicies: renameAll(q.identityPolicies),
+    permissionBoundaryPolicies: renameAll(q.permissionBoundaryPolicies),
+    sessionPolicy: rename(q.sessionPolicy),
+    resourcePolicy: rename(q.resourcePolicy),
+  }
 }
 
 const POLICY_WORDS = {

@@ -12,6 +12,7 @@
 //   api-operations.mjs KMS / SNS / SQS / STS / IAM request → IAM actions and resources
 //   policy-store.mjs   identity, bucket, key, topic, queue and trust policies read from moto (cached)
 //   authorize.mjs      one iam-simulate evaluation and AWS's denial wording
+//   s3control-jobs.mjs S3 Batch Operations jobs (moto has none), answered after authorization
 //
 // CLI (for a test harness):
 //   node tests/gateway/gateway.mjs --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]
@@ -30,6 +31,7 @@ import { PolicyStore } from './policy-store.mjs'
 import { classifyS3, deleteObjectsChecks, s3RequestContext, validateS3Actions } from './s3-operations.mjs'
 import { accountOfArn, classifyApi, jsonError, partitionOf, queryError, s3Error } from './api-operations.mjs'
 import { deniedMessage, simulate } from './authorize.mjs'
+import { JobTable, jobIdFor } from './s3control-jobs.mjs'
 
 /** moto's default account: any credentials moto did not issue act in it. */
 export const MOTO_DEFAULT_ACCOUNT = '123456789012'
@@ -73,6 +75,8 @@ export async function startGateway(opts) {
   })
   const knownAccounts = new Set([defaultAccount])
   const store = new PolicyStore(upstream, knownAccounts)
+  // S3 Batch Operations jobs: moto has none, so authorized job requests are answered here.
+  const jobs = new JobTable()
 
   /** access key id → caller. */
   const identities = new Map()
@@ -108,7 +112,24 @@ export async function startGateway(opts) {
     counters.requests += 1
     const url = new URL(req.url, 'http://gateway.invalid')
     // moto's own control API (reset, data): test-harness plumbing, not an AWS API.
-    if (url.pathname.startsWith('/moto-api')) return forward(req, res, {})
+    // A reset forgets every resource: so does the gateway (policies, owners, uploads, jobs).
+    if (url.pathname.startsWith('/moto-api')) {
+      const reset = url.pathname.replace(/\/$/, '') === '/moto-api/reset'
+      return forward(req, res, { hook: reset ? { onHeaders: (s) => s === 200 && (store.clearAll(), jobs.clear()) } : undefined })
+    }
+    // The Batch Operations emulator's view of a job (harness plumbing, see s3control-jobs.mjs).
+    const jobControl = /^\/_ferry\/s3control\/jobs\/(\d{12})\/([a-z0-9-]+)\/([^/]+)$/.exec(url.pathname)
+    // The whole inline policy of a role whose S3 job ARNs moto refused (see policy-store.mjs).
+    const rolePolicy = /^\/_ferry\/iam\/role-policy\/(\d{12})\/([^/]+)\/([^/]+)$/.exec(url.pathname)
+    if (rolePolicy && req.method === 'POST') {
+      const policy = JSON.parse((await readBody(req)).toString('utf8'))
+      store.setJobArnPolicy(rolePolicy[1], decodeURIComponent(rolePolicy[2]), decodeURIComponent(rolePolicy[3]), policy)
+      return send(req, res, { status: 204, headers: {}, body: '' })
+    }
+    if (jobControl) {
+      const json = req.method === 'POST' ? (await readBody(req)).toString('utf8') : ''
+      return send(req, res, jobs.control(req.method, jobControl[1], jobControl[2], decodeURIComponent(jobControl[3]), json))
+    }
 
     const headers = req.headers
     const target = headers['x-amz-target']
@@ -172,6 +193,8 @@ export async function startGateway(opts) {
       if (!body) req.resume()
       return respond(denial(protocol, service, message))
     }
+    // S3 Control wraps its errors in ErrorResponse (restXml, not S3's bare <Error>).
+    const denialShape = classified.control ? 's3control' : protocol
 
     const operation = classified.operation
     if (caller.admin || classified.noPermission) {
@@ -199,7 +222,7 @@ export async function startGateway(opts) {
           const message = verdict.message ?? deniedMessage({ principal: caller.arn, action: check.action, resource: check.resource, because: verdict.because, quoteResource: protocol === 's3' && check.action.startsWith('s3:') })
           log(`DENY ${operation}: ${message}`)
           if (!body) req.resume()
-          const answer = denial(protocol, service, message)
+          const answer = denial(denialShape, service, message)
           // S3 names a bucket's Region in HeadBucket's answer "regardless of the permissions on
           // the bucket" (S3 API Reference, HeadBucket): a refused HeadBucket still carries it.
           if (protocol === 's3' && operation === 'HeadBucket') {
@@ -210,6 +233,10 @@ export async function startGateway(opts) {
         }
       }
       counters.allowed += 1
+    }
+    if (classified.control && classified.checks.some((c) => c.action.startsWith('s3:') && /Job/.test(c.action))) {
+      const answer = jobs.answer({ operation, account: classified.account, region: auth.region, job: classified.checks[0].job, query: url.searchParams, body: body?.toString('utf8') })
+      if (answer) return respond(answer)
     }
     return forward(req, res, { body, hook: responseHook(protocol, service, classified, caller, req) })
   }
@@ -304,7 +331,8 @@ export async function startGateway(opts) {
     for (const r of raw) {
       if (c.control) {
         const resource = r.job ? `arn:${partition}:s3:${region}:${c.account}:job/${r.job}` : '*'
-        checks.push({ action: r.action, resource, resourceAccount: c.account, context: { ...baseContext(caller, region, c.account), ...reqCtx } })
+        const jobCtx = r.job ? jobs.existingJobContext(c.account, region, r.job) : c.needsBody === 'createJob' ? JobTable.createJobContext(body.toString('utf8')) : {}
+        checks.push({ action: r.action, resource, resourceAccount: c.account, context: { ...baseContext(caller, region, c.account), ...reqCtx, ...jobCtx } })
         continue
       }
       if (!r.bucket) {
@@ -327,7 +355,15 @@ export async function startGateway(opts) {
 
     if (c.needsBody === 'createJob') {
       // CreateJob passes the job's role to S3 Batch Operations: iam:PassRole on it.
-      const roleArn = xmlFirst(body.toString('utf8'), 'RoleArn')
+      const text = body.toString('utf8')
+      const roleArn = xmlFirst(text, 'RoleArn')
+      // A job created with tags also needs s3:PutJobTagging (S3 User Guide, "Controlling access
+      // and labeling jobs using tags": "s3:PutJobTagging … to create a job with tags").
+      const token = xmlFirst(text, 'ClientRequestToken')
+      if (xmlSection(text, 'Tags') !== undefined && token && roleArn) {
+        const job = jobIdFor(token, roleArn)
+        checks.push({ action: 's3:PutJobTagging', resource: `arn:${partition}:s3:${region}:${c.account}:job/${job}`, resourceAccount: c.account, context: { ...baseContext(caller, region, c.account), ...reqCtx, ...JobTable.createJobContext(text) } })
+      }
       if (roleArn) {
         checks.push({
           action: 'iam:PassRole',
@@ -344,7 +380,10 @@ export async function startGateway(opts) {
     // and the S3 of that Region calls KMS (so a cross-Region CopyObject's source key is used
     // via S3 in the source Region). AWS documents no other value for that case (assumed).
     const viaS3For = (keyArn) => `s3.${keyArn.split(':')[3] || region}.${partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'}`
-    const kmsCheck = async (action, keyId, resolveIn, bucket, key) => {
+    // The encryption context S3 gives KMS is the object's ARN, or the bucket's when the object
+    // uses an S3 Bucket Key (S3 User Guide, "Reducing the cost of SSE-KMS with Amazon S3 Bucket
+    // Keys": "When an S3 Bucket Key is enabled, the encryption context is the bucket ARN").
+    const kmsCheck = async (action, keyId, resolveIn, bucket, key, bucketKey = false) => {
       let arn
       for (const account of resolveIn) {
         if (!account) continue
@@ -368,7 +407,7 @@ export async function startGateway(opts) {
           'aws:ViaAWSService': 'true',
           'kms:ViaService': viaS3For(arn),
           'kms:CallerAccount': caller.account,
-          'kms:EncryptionContext:aws:s3:arn': objectArn,
+          'kms:EncryptionContext:aws:s3:arn': bucketKey ? `arn:${partition}:s3:::${bucket}` : objectArn,
           'kms:EncryptionContextKeys': ['aws:s3:arn'],
         },
       }
@@ -377,20 +416,33 @@ export async function startGateway(opts) {
     for (const read of c.reads) {
       const owner = await ownerOf(read.bucket)
       if (!owner) continue
-      const keyId = await store.objectKmsKey(read.bucket, read.key, read.versionId, owner, region)
-      if (!keyId) continue
-      if (isManagedKey(keyId)) {
+      const sse = await store.objectKms(read.bucket, read.key, read.versionId, owner, region)
+      if (!sse) continue
+      if (isManagedKey(sse.keyId)) {
         if (caller.account !== owner) checks.push(managedKeyDenial('kms:Decrypt', owner))
         continue
       }
-      checks.push(await kmsCheck('kms:Decrypt', keyId, [owner, caller.account], read.bucket, read.key))
+      checks.push(await kmsCheck('kms:Decrypt', sse.keyId, [owner, caller.account], read.bucket, read.key, sse.bucketKey))
     }
     for (const write of c.writes) {
       const owner = (await ownerOf(write.bucket)) ?? caller.account
       let keyId
       let resolveIn
-      if (write.kind === 'part') {
-        keyId = store.uploads.get(write.uploadId)?.keyId
+      let bucketKey = req.headers['x-amz-server-side-encryption-bucket-key-enabled'] === 'true'
+      if (write.kind === 'complete') {
+        // "If you provide an additional checksum value in your MultipartUpload requests and the
+        // object is encrypted with AWS Key Management Service, you must have permission to use
+        // the kms:Decrypt action for the CompleteMultipartUpload request to succeed" (S3 API
+        // Reference, CompleteMultipartUpload).
+        const upload = store.uploads.get(write.uploadId)
+        if (!upload?.keyId || !upload.checksum) continue
+        keyId = upload.keyId
+        bucketKey = upload.bucketKey
+        resolveIn = [owner, caller.account]
+      } else if (write.kind === 'part') {
+        const upload = store.uploads.get(write.uploadId)
+        keyId = upload?.keyId
+        bucketKey = Boolean(upload?.bucketKey)
         resolveIn = [owner, caller.account]
       } else {
         const sse = req.headers['x-amz-server-side-encryption']
@@ -402,15 +454,16 @@ export async function startGateway(opts) {
       if (!keyId && req.headers['x-amz-server-side-encryption'] === undefined) {
         const def = await store.bucketDefaultKms(write.bucket, owner, region)
         keyId = def?.keyId
+        if (req.headers['x-amz-server-side-encryption-bucket-key-enabled'] === undefined) bucketKey = Boolean(def?.bucketKey)
         resolveIn = [owner, caller.account]
       }
       if (!keyId) continue
       if (isManagedKey(keyId)) {
-        if (caller.account !== owner) checks.push(managedKeyDenial(write.kind === 'part' ? 'kms:Decrypt' : 'kms:GenerateDataKey', owner))
+        if (caller.account !== owner) checks.push(managedKeyDenial(write.kind === 'part' || write.kind === 'complete' ? 'kms:Decrypt' : 'kms:GenerateDataKey', owner))
         continue
       }
-      const actions = write.kind === 'part' ? ['kms:Decrypt'] : ['kms:GenerateDataKey']
-      for (const action of actions) checks.push(await kmsCheck(action, keyId, resolveIn, write.bucket, write.key))
+      const actions = write.kind === 'part' || write.kind === 'complete' ? ['kms:Decrypt'] : ['kms:GenerateDataKey']
+      for (const action of actions) checks.push(await kmsCheck(action, keyId, resolveIn, write.bucket, write.key, bucketKey))
     }
     return checks
 
@@ -465,7 +518,8 @@ export async function startGateway(opts) {
               if (!ok(s)) return
               const uploadId = xmlFirst(text, 'UploadId')
               const keyId = h['x-amz-server-side-encryption'] === 'aws:kms' ? h['x-amz-server-side-encryption-aws-kms-key-id'] ?? 'aws/s3' : undefined
-              if (uploadId) store.uploads.set(uploadId, keyId ? { keyId } : null)
+              const upload = { keyId, bucketKey: h['x-amz-server-side-encryption-bucket-key-enabled'] === 'true', checksum: req.headers['x-amz-checksum-algorithm'] }
+              if (uploadId) store.uploads.set(uploadId, keyId ? upload : null)
             },
           }
         default:
@@ -482,7 +536,11 @@ export async function startGateway(opts) {
         if (/^(Get|List|Generate|Simulate)/.test(op)) return undefined
         return {
           capture: op === 'CreateAccessKey',
-          onHeaders: (s) => ok(s) && store.clearIdentity(),
+          onHeaders: (s) => {
+            if (!ok(s)) return
+            if (/^(Put|Delete)RolePolicy$/.test(op)) store.dropJobArnPolicy(caller.account, params.RoleName, params.PolicyName)
+            store.clearIdentity()
+          },
           onBody: (s, h, text) => ok(s) && op === 'CreateAccessKey' && learnAccessKey(caller, params, text),
         }
       case 'kms':
@@ -659,6 +717,7 @@ function readBody(req) {
 /** An AccessDenied answer in the protocol's own shape. */
 function denial(protocol, service, message) {
   if (protocol === 's3') return s3Error({ code: 'AccessDenied', message })
+  if (protocol === 's3control') return queryError({ code: 'AccessDenied', message })
   if (protocol === 'json') {
     const r = jsonError({ type: 'AccessDeniedException', message })
     // SQS on the JSON protocol is query-compatible: SDKs read the query error code from this header.

@@ -23,6 +23,8 @@ import { CreateKeyCommand, DecryptCommand, EncryptCommand, GetKeyPolicyCommand, 
 import { AssumeRoleCommand, GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts'
 import { CreateRoleCommand, IAMClient, PutRolePolicyCommand, UpdateAssumeRolePolicyCommand } from '@aws-sdk/client-iam'
 import { startGateway } from './gateway.mjs'
+import { signRequest } from './sigv4.mjs'
+import { withoutJobArns } from './policy-store.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 const REPO = resolve(HERE, '..', '..')
@@ -345,6 +347,43 @@ describe('authorizing gateway in front of moto', () => {
     await s3(uploader).send(new CompleteMultipartUploadCommand({ Bucket: 'mpu-b', Key: 'big', UploadId, MultipartUpload: { Parts: [{ ETag, PartNumber: 1 }] } }))
   })
 
+  test('an object under an S3 Bucket Key is decrypted with the bucket ARN as encryption context, others with their own ARN', async () => {
+    const key = (await kms(adminB).send(new CreateKeyCommand({}))).KeyMetadata
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'bk-b' }))
+    const put = (Key, BucketKeyEnabled) => s3(adminB).send(new PutObjectCommand({ Bucket: 'bk-b', Key, Body: Key, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: key.Arn, BucketKeyEnabled }))
+    await put('with-bucket-key', true)
+    await put('without', false)
+    const roleArn = await makeRole(adminB, B, 'bk-reader', policy(allow('s3:GetObject', 'arn:aws:s3:::bk-b/*')))
+    const current = JSON.parse((await kms(adminB).send(new GetKeyPolicyCommand({ KeyId: key.KeyId, PolicyName: 'default' }))).Policy)
+    current.Statement.push(allow('kms:Decrypt', '*', {
+      Principal: { AWS: roleArn },
+      Condition: { StringEquals: { 'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::bk-b' } },
+    }))
+    await kms(adminB).send(new PutKeyPolicyCommand({ KeyId: key.KeyId, PolicyName: 'default', Policy: JSON.stringify(current) }))
+    const reader = await assume(roleArn)
+    assert.equal(await bodyText(await s3(reader).send(new GetObjectCommand({ Bucket: 'bk-b', Key: 'with-bucket-key' }))), 'with-bucket-key')
+    assert.match(await denied(() => s3(reader).send(new GetObjectCommand({ Bucket: 'bk-b', Key: 'without' }))), /kms:Decrypt on resource: /)
+  })
+
+  test('CompleteMultipartUpload of an SSE-KMS upload with an additional checksum needs kms:Decrypt', async () => {
+    const key = (await kms(adminB).send(new CreateKeyCommand({}))).KeyMetadata
+    await s3(adminB).send(new CreateBucketCommand({ Bucket: 'mpu-sum-b' }))
+    const uploaderArn = await makeRole(adminB, B, 'sum-uploader', policy(allow('s3:PutObject', 'arn:aws:s3:::mpu-sum-b/*'), allow(['kms:GenerateDataKey', 'kms:Decrypt'], key.Arn)))
+    const completerArn = await makeRole(adminB, B, 'sum-completer', policy(allow('s3:PutObject', 'arn:aws:s3:::mpu-sum-b/*'), allow('kms:GenerateDataKey', key.Arn)))
+    const uploader = await assume(uploaderArn)
+    const completer = await assume(completerArn)
+    const upload = async (Key, ChecksumAlgorithm) => {
+      const { UploadId } = await s3(uploader).send(new CreateMultipartUploadCommand({ Bucket: 'mpu-sum-b', Key, ServerSideEncryption: 'aws:kms', SSEKMSKeyId: key.Arn, ChecksumAlgorithm }))
+      const out = await s3(uploader).send(new UploadPartCommand({ Bucket: 'mpu-sum-b', Key, UploadId, PartNumber: 1, Body: 'part one', ChecksumAlgorithm }))
+      const Parts = [{ ETag: out.ETag, PartNumber: 1, ...(out.ChecksumCRC32 ? { ChecksumCRC32: out.ChecksumCRC32 } : {}) }]
+      return () => s3(completer).send(new CompleteMultipartUploadCommand({ Bucket: 'mpu-sum-b', Key, UploadId, MultipartUpload: { Parts } }))
+    }
+    const plain = await upload('plain')
+    await plain()
+    const summed = await upload('summed', 'CRC32')
+    assert.match(await denied(summed), /kms:Decrypt on resource: .* because no identity-based policy allows the kms:Decrypt action/)
+  })
+
   test('sts:AssumeRole by a role needs the target trust policy; the new session acts as the target role', async () => {
     const targetArn = await makeRole(adminB, B, 'target', policy(allow('s3:ListBucket', '*')))
     const jumperArn = await makeRole(adminA, A, 'jumper', policy(allow('sts:AssumeRole', targetArn)))
@@ -362,6 +401,89 @@ describe('authorizing gateway in front of moto', () => {
     // The target role may list buckets' contents but not read objects.
     await s3(session).send(new ListObjectsV2Command({ Bucket: 'same-b' }))
     await denied(() => s3(session).send(new GetObjectCommand({ Bucket: 'same-b', Key: 'k' })))
+  })
+
+  test('S3 Control jobs: CreateJob needs s3:CreateJob, iam:PassRole to Batch Operations and (with tags) s3:PutJobTagging; job actions are on the job ARN', async () => {
+    const batchRole = `arn:aws:iam::${B}:role/jobs-batch`
+    const request = (token, tags = true) =>
+      `<?xml version="1.0" encoding="UTF-8"?><CreateJobRequest xmlns="http://awss3control.amazonaws.com/doc/2018-08-20/">` +
+      `<ConfirmationRequired>true</ConfirmationRequired><Operation><S3PutObjectCopy><TargetResource>arn:aws:s3:::dst</TargetResource></S3PutObjectCopy></Operation>` +
+      `<Report><Enabled>false</Enabled></Report><ClientRequestToken>${token}</ClientRequestToken>` +
+      `<Manifest><Spec><Format>S3BatchOperations_CSV_20180820</Format><Fields><member>Bucket</member><member>Key</member></Fields></Spec>` +
+      `<Location><ObjectArn>arn:aws:s3:::ops/m.csv</ObjectArn><ETag>"e"</ETag></Location></Manifest><Description>copy &amp; check</Description>` +
+      `<Priority>10</Priority><RoleArn>${batchRole}</RoleArn>` +
+      (tags ? `<Tags><member><Key>ferry:transfer</Key><Value>t1</Value></member></Tags>` : '') +
+      `</CreateJobRequest>`
+    /** One signed S3 Control call as `credentials` in account B; {status, text}. */
+    const control = async (credentials, method, path, { query = {}, body = '' } = {}) => {
+      const r = { method, host: `${B}.s3-control.${REGION}.amazonaws.com`, path, query, body, region: REGION, service: 's3', credentials, headers: { 'x-amz-account-id': B } }
+      const qs = signRequest(r)
+      const res = await fetch(`${gw.url}${path}${qs ? `?${qs}` : ''}`, { method, headers: r.headers, body: body || undefined })
+      return { status: res.status, text: await res.text() }
+    }
+    const jobActions = (actions) => allow(actions, `arn:aws:s3:${REGION}:${B}:job/*`)
+    // As the testkit's FunctionRole does: moto holds the policy without job ARNs, the gateway the whole.
+    const jobRole = async (name, ...statements) => {
+      const doc = { Version: '2012-10-17', Statement: [allow('s3:ListAllMyBuckets', '*'), ...statements] }
+      const arn = await makeRole(adminB, B, name, JSON.stringify(withoutJobArns(doc)))
+      const registered = await fetch(`${gw.url}/_ferry/iam/role-policy/${B}/${name}/permissions`, { method: 'POST', body: JSON.stringify(doc) })
+      assert.equal(registered.status, 204)
+      return assume(arn)
+    }
+    const passRole = allow('iam:PassRole', batchRole, { Condition: { StringEquals: { 'iam:PassedToService': 'batchoperations.s3.amazonaws.com' } } })
+    const launcher = await jobRole('jobs-launcher', allow('s3:CreateJob', '*'), passRole, jobActions(['s3:PutJobTagging', 's3:DescribeJob', 's3:UpdateJobStatus']))
+    const noPass = await jobRole('jobs-no-pass', allow('s3:CreateJob', '*'), jobActions(['s3:PutJobTagging']))
+    const noTagging = await jobRole('jobs-no-tagging', allow('s3:CreateJob', '*'), passRole)
+    const reader = await jobRole('jobs-reader', jobActions(['s3:GetJobTagging']))
+
+    // Refusals come in S3 Control's wrapped error shape, naming what is missing.
+    const refused = await control(noPass, 'POST', '/v20180820/jobs', { body: request('t-no-pass') })
+    assert.equal(refused.status, 403)
+    assert.match(refused.text, /^<\?xml[^>]*>\n<ErrorResponse><Error><Type>Sender<\/Type><Code>AccessDenied<\/Code><Message>[^<]*iam:PassRole on resource: arn:aws:iam::222222222222:role\/jobs-batch/)
+    assert.match((await control(noTagging, 'POST', '/v20180820/jobs', { body: request('t-no-tag') })).text, /s3:PutJobTagging on resource: &quot;arn:aws:s3:us-east-1:222222222222:job\//)
+    assert.equal((await control(noTagging, 'POST', '/v20180820/jobs', { body: request('t-untagged', false) })).status, 200)
+
+    // Created; the same token again is the same job; the same token with another request is refused.
+    const created = await control(launcher, 'POST', '/v20180820/jobs', { body: request('t-1') })
+    assert.equal(created.status, 200, created.text)
+    const id = /<JobId>([^<]+)<\/JobId>/.exec(created.text)[1]
+    assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+    assert.equal(/<JobId>([^<]+)<\/JobId>/.exec((await control(launcher, 'POST', '/v20180820/jobs', { body: request('t-1') })).text)[1], id)
+    assert.match((await control(launcher, 'POST', '/v20180820/jobs', { body: request('t-1').replace('<Priority>10', '<Priority>11') })).text, /IdempotencyException/)
+
+    // DescribeJob: the request's manifest, operation and report, the emulator's status.
+    const described = (await control(launcher, 'GET', `/v20180820/jobs/${id}`)).text
+    for (const part of [`<JobArn>arn:aws:s3:${REGION}:${B}:job/${id}</JobArn>`, '<Status>New</Status>', '<ObjectArn>arn:aws:s3:::ops/m.csv</ObjectArn>',
+      '<S3PutObjectCopy><TargetResource>arn:aws:s3:::dst</TargetResource></S3PutObjectCopy>', '<Description>copy &amp; check</Description>', `<RoleArn>${batchRole}</RoleArn>`]) {
+      assert.ok(described.includes(part), `${part} in ${described}`)
+    }
+    await denied(async () => {
+      const r = await control(reader, 'GET', `/v20180820/jobs/${id}`)
+      if (r.status !== 200) throw Object.assign(new Error(r.text), { name: /<Code>([^<]+)/.exec(r.text)[1] })
+    })
+    assert.match((await control(reader, 'GET', `/v20180820/jobs/${id}/tagging`)).text, /<Tags><member><Key>ferry:transfer<\/Key><Value>t1<\/Value><\/member><\/Tags>/)
+    assert.equal((await control(launcher, 'GET', '/v20180820/jobs/00000000-0000-0000-0000-000000000000')).status, 404)
+
+    // UpdateJobStatus: Ready only once the job waits for confirmation (the emulator says so).
+    assert.match((await control(launcher, 'POST', `/v20180820/jobs/${id}/status`, { query: { requestedJobStatus: 'Ready' } })).text, /JobStatusException/)
+    const post = (path, json) => fetch(`${gw.url}${path}`, { method: 'POST', body: JSON.stringify(json) })
+    assert.equal((await post(`/_ferry/s3control/jobs/${B}/${REGION}/${id}`, { status: 'Suspended', total: 3 })).status, 200)
+    assert.match((await control(launcher, 'POST', `/v20180820/jobs/${id}/status`, { query: { requestedJobStatus: 'Ready' } })).text, /<Status>Ready<\/Status>/)
+    assert.deepEqual(await (await fetch(`${gw.url}/_ferry/s3control/jobs/${B}/${REGION}/${id}`)).json(), { status: 'Ready', priority: 10, requestedStatus: 'Ready' })
+  })
+
+  test('a role policy on job ARNs (which moto refuses) is used only if moto holds it without them', async () => {
+    const jobsArn = `arn:aws:s3:${REGION}:${B}:job/*`
+    const whole = { Version: '2012-10-17', Statement: [allow('s3:ListAllMyBuckets', '*'), allow('s3:DescribeJob', jobsArn)] }
+    const roleArn = await makeRole(adminB, B, 'jobs-shadow', policy(allow('s3:ListAllMyBuckets', '*')))
+    const post = (doc) => fetch(`${gw.url}/_ferry/iam/role-policy/${B}/jobs-shadow/permissions`, { method: 'POST', body: JSON.stringify(doc) })
+    assert.equal((await post(whole)).status, 204)
+    const session = await assume(roleArn)
+    await s3(session).send(new ListBucketsCommand({}))
+    // More than job ARNs differs from moto's copy: every decision for the role fails.
+    assert.equal((await post({ ...whole, Statement: [...whole.Statement, allow('s3:*', '*')] })).status, 204)
+    const msg = await denied(() => s3(session).send(new ListBucketsCommand({})))
+    assert.match(msg, /differs from moto's beyond S3 job ARNs/)
   })
 
   test('the CLI prints `listening <port>` and serves until SIGTERM', async () => {

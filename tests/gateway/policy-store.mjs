@@ -28,12 +28,31 @@ export class PolicyStore {
     this.keyPolicies = new Map() // key ARN → Promise<policy|null>
     this.topicPolicies = new Map() // topic ARN → Promise<policy|null>
     this.queuePolicies = new Map() // queue ARN → Promise<policy|null>
-    this.uploads = new Map() // uploadId → {keyId?: string} | null (SSE-KMS key of a multipart upload)
+    this.uploads = new Map() // uploadId → {keyId, bucketKey, checksum?} | null (SSE-KMS of a multipart upload)
+    // `${account}|${role}|${policy}` → the inline role policy as AWS would hold it, where moto
+    // refused part of it: moto's IAM rejects S3 ARNs with a Region, so a statement on S3 Batch
+    // Operations jobs (`arn:aws:s3:REGION:ACCOUNT:job/*`) cannot be stored there. The harness
+    // registers the whole document; it is used only while it equals moto's copy once its job
+    // ARNs are taken out (so nothing but job ARNs can be added this way).
+    this.jobArnPolicies = new Map()
+  }
+
+  /** Registers the whole inline role policy of which moto holds the copy without job ARNs. */
+  setJobArnPolicy(account, roleName, policyName, policy) {
+    this.jobArnPolicies.set(`${account}|${roleName}|${policyName}`, policy)
+    this.identity.delete(`role|${account}|${roleName}`)
+  }
+  dropJobArnPolicy(account, roleName, policyName) {
+    this.jobArnPolicies.delete(`${account}|${roleName}|${policyName}`)
   }
 
   // ---------------------------------------------------------------------------------------------
   // Invalidation
 
+  /** Everything forgotten, as moto forgets everything on a reset. */
+  clearAll() {
+    for (const value of Object.values(this)) if (value instanceof Map) value.clear()
+  }
   clearIdentity() {
     this.identity.clear()
     this.trust.clear()
@@ -96,7 +115,13 @@ export class PolicyStore {
     return Promise.all(
       names.map(async (policyName) => {
         const doc = await this.#iam(account, { Action: getAction, [nameParam]: name, PolicyName: policyName })
-        return { name: `${name}/${policyName}`, policy: parsePolicyDocument(xmlFirst(doc, 'PolicyDocument')) }
+        const held = parsePolicyDocument(xmlFirst(doc, 'PolicyDocument'))
+        const whole = nameParam === 'RoleName' ? this.jobArnPolicies.get(`${account}|${name}|${policyName}`) : undefined
+        if (whole === undefined) return { name: `${name}/${policyName}`, policy: held }
+        if (!sameJson(withoutJobArns(whole), held)) {
+          throw new Error(`the policy registered for ${name}/${policyName} differs from moto's beyond S3 job ARNs`)
+        }
+        return { name: `${name}/${policyName}`, policy: whole }
       }),
     )
   }
@@ -214,19 +239,26 @@ export class PolicyStore {
       if (res.status !== 200) throw new Error(`moto GetBucketEncryption ${bucket} answered ${res.status}`)
       if (xmlFirst(res.body, 'SSEAlgorithm') !== 'aws:kms') return null
       const keyId = xmlFirst(res.body, 'KMSMasterKeyID')
-      return keyId ? { keyId } : { managed: true }
+      const bucketKey = xmlFirst(res.body, 'BucketKeyEnabled') === 'true'
+      return keyId ? { keyId, bucketKey } : { managed: true, bucketKey }
     })
   }
 
-  /** The SSE-KMS key id stored with an object (as written: id, alias or ARN), or undefined. Not cached. */
-  async objectKmsKey(bucket, key, versionId, owner, region) {
+  /**
+   * The SSE-KMS key id stored with an object (as written: id, alias or ARN) and whether it was
+   * written with an S3 Bucket Key ({keyId, bucketKey}), or undefined. Not cached.
+   */
+  async objectKms(bucket, key, versionId, owner, region) {
     const res = await this.up.s3(owner, region, 'HEAD', `/${encodeURIComponent(bucket)}/${encodeKeyPath(key)}`, versionId ? { versionId } : {})
     // A missing object needs no key (the request fails on its own); any other failure must not
     // skip the KMS check.
     if (res.status === 404) return undefined
     if (res.status !== 200) throw new Error(`moto HeadObject ${bucket}/${key} answered ${res.status}`)
     if (res.headers['x-amz-server-side-encryption'] !== 'aws:kms') return undefined
-    return res.headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? 'aws/s3'
+    return {
+      keyId: res.headers['x-amz-server-side-encryption-aws-kms-key-id'] ?? 'aws/s3',
+      bucketKey: res.headers['x-amz-server-side-encryption-bucket-key-enabled'] === 'true',
+    }
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -293,4 +325,35 @@ export class PolicyStore {
       return null
     })
   }
+}
+
+/** A policy document without S3 Batch Operations job ARNs (what moto can store of it). */
+export function withoutJobArns(policy) {
+  const isJob = (r) => {
+    const parts = typeof r === 'string' ? r.split(':') : []
+    return parts.length >= 6 && parts[2] === 's3' && parts[3] !== '' && parts.slice(5).join(':').startsWith('job/')
+  }
+  const doc = structuredClone(policy)
+  const statements = Array.isArray(doc.Statement) ? doc.Statement : doc.Statement ? [doc.Statement] : []
+  doc.Statement = statements.filter((st) => {
+    if (Array.isArray(st.Resource)) {
+      st.Resource = st.Resource.filter((r) => !isJob(r))
+      return st.Resource.length > 0
+    }
+    return st.Resource === undefined || !isJob(st.Resource)
+  })
+  return doc
+}
+
+/** Deep equality of two JSON values, object key order ignored. */
+function sameJson(a, b) {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => sameJson(x, b[i]))
+  }
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const ka = Object.keys(a).sort()
+    const kb = Object.keys(b).sort()
+    return sameJson(ka, kb) && ka.every((k) => sameJson(a[k], b[k]))
+  }
+  return a === b
 }

@@ -217,7 +217,7 @@ const unmapped = (req, why) => ({ unmapped: `S3 ${req.method} ${req.rawPath}${re
  *   {operation, control?: true, account?, checks: Check[], reads: ObjectRef[], writes: Write[], needsBody?: 'delete'|'createJob', bucket?, key?}
  * where Check = {action, bucket?, key?, job?} (no bucket/key/job: resource '*'),
  *       ObjectRef = {bucket, key, versionId?} (an object S3 decrypts for the caller: SSE-KMS needs kms:Decrypt),
- *       Write = {bucket, key, kind: 'put'|'create'|'part', uploadId?} (SSE-KMS needs kms:GenerateDataKey / kms:Decrypt)
+ *       Write = {bucket, key, kind: 'put'|'create'|'part'|'complete', uploadId?} (SSE-KMS needs kms:GenerateDataKey / kms:Decrypt)
  */
 export function classifyS3(req) {
   const { method, headers, query } = req
@@ -232,7 +232,7 @@ export function classifyS3(req) {
       const hit = re.exec(req.rawPath)
       if (!hit) continue
       const checks = [{ action, ...(kind === 'job' ? { job: decodeURIComponent(hit[1]) } : {}) }]
-      return { operation, control: true, account, checks, reads: [], writes: [], ...(operation === 'CreateJob' ? { needsBody: 'createJob' } : {}) }
+      return { operation, control: true, account, checks, reads: [], writes: [], ...(operation === 'CreateJob' ? { needsBody: 'createJob' } : operation === 'PutJobTagging' ? { needsBody: 'jobTagging' } : {}) }
     }
     return unmapped(req, 'no S3 Control route')
   }
@@ -360,7 +360,7 @@ export function classifyS3(req) {
       return { ...base, operation: 'PutObject', checks: [obj('s3:PutObject'), ...headerActions(headers).map(obj)], writes: [{ bucket, key, kind: 'put' }] }
     }
     case 'POST':
-      if (uploadId) return { ...base, operation: 'CompleteMultipartUpload', checks: [obj('s3:PutObject')] }
+      if (uploadId) return { ...base, operation: 'CompleteMultipartUpload', checks: [obj('s3:PutObject')], writes: [{ bucket, key, kind: 'complete', uploadId }] }
       return unmapped(req, 'object POST without ?uploads / ?uploadId / a mapped sub-resource')
     case 'DELETE': {
       if (uploadId) return { ...base, operation: 'AbortMultipartUpload', checks: [obj('s3:AbortMultipartUpload')] }

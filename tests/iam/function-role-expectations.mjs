@@ -201,6 +201,13 @@ export const FUNCTION_EXPECTATIONS = {
         access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
       ),
       ...launchJob(t),
+      // InventoryTrigger (ferry-aws inventory::enable_eventbridge_delivery): read-modify-write of
+      // the inventory bucket's notification configuration, only with event-driven runs.
+      ...(t.p.InventoryRuns === 'true'
+        ? ['s3:GetBucketNotification', 's3:PutBucketNotification'].map((a) =>
+            access(a, t.s3.bucket(t.p.ManifestBucket), 'InventoryTrigger turns on EventBridge delivery, keeping the owner\'s notifications', { owner: t.manifestAccount }),
+          )
+        : []),
       access('s3:DescribeJob', t.jobArn('job-0001'), 'FirstJob Delete: is the job still running?'),
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'FirstJob Delete with CancelJobsOnDelete cancels'),
     ],

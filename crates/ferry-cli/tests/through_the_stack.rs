@@ -17,19 +17,19 @@ use std::time::Duration;
 use approval_handler::{ApprovalHandler, Handled as ApprovalHandled};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
-use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
-use ferry_core::launch::RetryPolicy;
 use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
 use ferry_core::stack::TransferPlanProperties;
 use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
 use ferry_testkit::batch_ops::create_job;
-use ferry_testkit::{create_job_recorder, kms_key, s3_client, FunctionRole, Inbox, MotoServer};
+use ferry_testkit::{kms_key, s3_client, FunctionRole, Inbox, MotoServer};
 use job_monitor::{Handled as MonitorHandled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
-use serde_json::{json, Value};
+use serde_json::json;
+use support::{approval_event, fast_retry, now, ports};
+
+mod support;
 
 const REGION: &str = "us-east-1";
 const SOURCE_ACCOUNT: &str = MotoServer::DEFAULT_ACCOUNT;
@@ -39,30 +39,8 @@ const DEST_BUCKET: &str = "acme-photos-archive";
 const OPS_BUCKET: &str = "acme-photos-ops";
 const KEYS: [&str; 3] = ["2026/11/a b.jpg", "2026/11/c+d.jpg", "raw/é.cr2"];
 
-fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 2,
-        first_pause: Duration::from_millis(1),
-        max_pause: Duration::from_millis(2),
-    }
-}
-
-fn now() -> u64 {
-    1_795_500_000
-}
-
 fn fresh_token() -> Option<ApprovalToken> {
     Some(ApprovalToken::from_random_bytes([9; 32]))
-}
-
-/// The ports a function gets: its role's session, the stack's resources, S3 Control mocked.
-fn ports(role: &FunctionRole, s3control: aws_sdk_s3control::Client) -> AwsPorts {
-    AwsPorts::from_config(
-        &role.config,
-        role.state_bucket.clone(),
-        role.notification_topic_arn.clone(),
-    )
-    .with_clients(s3_client(&role.config), s3control)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -150,7 +128,7 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
         now_unix: now(),
         retry: fast_retry(),
     };
-    let stack_ports = ports(&stack_role, mock_client!(aws_sdk_s3control, []));
+    let (stack_ports, _) = ports(&stack_role);
     let ready = create_transfer(&stack_ports, &props, &token, &ctx)
         .await
         .unwrap_or_else(|e| panic!("TransferPlan: {e:?}\n{:#?}", moto.denials()));
@@ -192,26 +170,15 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     );
 
     // 3. The approval, as approval-handler's role: preflight, then the job's launch.
-    let (create, sent) = create_job_recorder();
+    let (approval_ports, sent) = ports(&approval_role);
     let approval = ApprovalHandler {
-        ports: ports(
-            &approval_role,
-            mock_client!(aws_sdk_s3control, RuleMode::MatchAny, [&create]),
-        ),
+        ports: approval_ports,
         approval_topic_arn: approval_role.approval_topic_arn.clone(),
         retry: fast_retry(),
         clock: now,
         new_token: fresh_token,
     };
-    let event: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../events/approval-handler-approve.json"),
-        )
-        .unwrap()
-        .replace("<token from the instructions e-mail>", token.expose()),
-    )
-    .unwrap();
+    let event = approval_event(&token);
     let handled = approval
         .handle(LambdaEvent::new(event, Context::default()))
         .await
@@ -257,20 +224,9 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     }
 
     // 5. The summary, as job-monitor's role.
-    let (describe, tags) = (job.describe_job_output(), job.job_tagging_output());
-    let describe_rule =
-        mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
-    let tags_rule =
-        mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+    // DescribeJob and GetJobTagging through the gateway, as job-monitor's role.
     let monitor = JobMonitor {
-        ports: ports(
-            &monitor_role,
-            mock_client!(
-                aws_sdk_s3control,
-                RuleMode::MatchAny,
-                [&describe_rule, &tags_rule]
-            ),
-        ),
+        ports: ports(&monitor_role).0,
         approval_topic_arn: monitor_role.approval_topic_arn.clone(),
         account_id: DEST_ACCOUNT.to_string(),
         region: REGION.to_string(),

@@ -8,9 +8,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{FerryError, SpecProblem};
 use crate::spec::{
-    ChecksumAlgorithm, DestinationSpec, InventoryFormat, InventoryFrequency, InventoryRunSpec,
-    InventoryVersions, JobSpec, ManifestKind, ManifestSpec, ReportScope, ReportSpec, SourceSpec,
-    StorageClass, TransferSpec,
+    ChecksumAlgorithm, DestinationSpec, FilterSpec, InventoryFormat, InventoryFrequency,
+    InventoryRunSpec, InventoryVersions, JobSpec, ManifestKind, ManifestSpec, ReportScope,
+    ReportSpec, SourceSpec, StorageClass, TagHandling, TransferSpec,
 };
 
 /// How the first job waits for a person's approval.
@@ -66,8 +66,10 @@ impl TransferPlanProperties {
                 checksum_algorithm: r.enumeration::<ChecksumAlgorithm>("ChecksumAlgorithm"),
                 metadata: Default::default(),
                 new_metadata: None,
-                tags: Default::default(),
-                new_tags: None,
+                tags: r
+                    .enumeration::<TagHandling>("DestinationTags")
+                    .unwrap_or_default(),
+                new_tags: r.json::<BTreeMap<String, String>>("DestinationNewTags"),
             },
             manifest: ManifestSpec {
                 kind: r
@@ -93,13 +95,13 @@ impl TransferPlanProperties {
             job: JobSpec {
                 confirmation_required: r.boolean("ConfirmationRequired", true),
                 priority: r.number("JobPriority", 10),
+                description: r.optional("JobDescription"),
                 large_object_copier_arn: r.optional("LargeObjectCopierArn"),
                 large_object_copier_role_arn: r.optional("LargeObjectCopierRoleArn"),
                 ..JobSpec::default()
             },
             estimate: None,
-            // The stack's parameters have no filter yet.
-            filter: None,
+            filter: r.json::<FilterSpec>("InventoryFilter"),
             inventory: None,
         };
         let mut spec = spec;
@@ -119,12 +121,11 @@ impl TransferPlanProperties {
             });
             // An inventory of all versions is copied one version per key, the current one: one
             // job can't keep versions in order (AWS: noncurrent versions first, current ones in
-            // a later job), and the stack has no filter parameters to say so otherwise.
+            // a later job), so the stack's runs of one always keep the latest only.
             if spec.inventory.as_ref().map(|i| i.versions) == Some(InventoryVersions::All) {
-                spec.filter = Some(crate::spec::FilterSpec {
-                    latest_only: true,
-                    ..Default::default()
-                });
+                spec.filter
+                    .get_or_insert_with(FilterSpec::default)
+                    .latest_only = true;
             }
         }
         let approval_mode = r
@@ -206,6 +207,10 @@ fn property_name(spec_field: &str) -> &str {
         "report.prefix" => "ReportPrefix",
         "report.kms_key_arn" => "ReportKmsKeyArn",
         "job.priority" => "JobPriority",
+        "job.description" => "JobDescription",
+        "destination.tags" => "DestinationTags",
+        "destination.new_tags" => "DestinationNewTags",
+        filter if filter == "filter" || filter.starts_with("filter.") => "InventoryFilter",
         other => other,
     }
 }
@@ -274,6 +279,20 @@ impl<'a> Reader<'a> {
                 self.problem(name, &text, "must be a whole number ≥ 0");
                 default
             }),
+        }
+    }
+
+    /// A JSON value of the spec's shape (`DestinationNewTags`, `InventoryFilter`): a template
+    /// parameter is a string, so a table of the spec travels as a JSON object.
+    fn json<T: serde::de::DeserializeOwned>(&mut self, name: &str) -> Option<T> {
+        let text = self.raw(name)?;
+        match serde_json::from_str(&text) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let message = format!("is not the JSON object it must be: {e}");
+                self.problem(name, &text, &message);
+                None
+            }
         }
     }
 
@@ -367,6 +386,64 @@ mod tests {
         p["InventoryVersions"] = json!("current");
         let spec = TransferPlanProperties::from_properties(&p).unwrap().spec;
         assert_eq!(spec.filter, None);
+    }
+
+    /// The example settings the stack once dropped: replaced tags (versioned-source), a job
+    /// description (kms-inventory) and a filter for the runs (inventory-driven). A stack deployed
+    /// for those examples copied the source's tags, described the job its own way and copied
+    /// every object the inventories listed.
+    #[test]
+    fn tags_description_and_filter_reach_the_spec() {
+        let mut p = props();
+        p["DestinationTags"] = json!("replace");
+        p["DestinationNewTags"] = json!(r#"{"copied-by": "ferry", "origin": "acme-contracts"}"#);
+        p["JobDescription"] = json!("Ledger archive: prod to vault");
+        p["ManifestKind"] = json!("inventory");
+        p["ManifestKey"] = json!("inv/acme-photos-prod/daily/2026-11-24T01-00Z/manifest.json");
+        p["InventoryRuns"] = json!("true");
+        p["InventoryFilter"] =
+            json!(r#"{"exclude_prefixes": ["tmp/"], "storage_classes": ["STANDARD"]}"#);
+        let spec = TransferPlanProperties::from_properties(&p).unwrap().spec;
+        assert_eq!(spec.destination.tags, TagHandling::Replace);
+        assert_eq!(
+            spec.destination.new_tags,
+            Some(BTreeMap::from([
+                ("copied-by".to_string(), "ferry".to_string()),
+                ("origin".to_string(), "acme-contracts".to_string()),
+            ]))
+        );
+        assert_eq!(
+            spec.job.description.as_deref(),
+            Some("Ledger archive: prod to vault")
+        );
+        let filter = spec.filter.expect("the filter");
+        assert_eq!(filter.exclude_prefixes, ["tmp/"]);
+        assert_eq!(filter.storage_classes, ["STANDARD"]);
+        // Defaults: the source's tags, Ferry's description, no filter.
+        let spec = TransferPlanProperties::from_properties(&props())
+            .unwrap()
+            .spec;
+        assert_eq!(spec.destination.tags, TagHandling::Copy);
+        assert_eq!(
+            (spec.destination.new_tags, spec.job.description, spec.filter),
+            (None, None, None)
+        );
+    }
+
+    #[test]
+    fn malformed_tags_and_filters_are_reported_by_property() {
+        let mut p = props();
+        p["DestinationTags"] = json!("replace");
+        p["DestinationNewTags"] = json!("copied-by=ferry");
+        p["InventoryFilter"] = json!(r#"{"exclude_prefix": ["tmp/"]}"#);
+        let Err(FerryError::InvalidSpec(problems)) = TransferPlanProperties::from_properties(&p)
+        else {
+            panic!("expected problems");
+        };
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        assert!(fields.contains(&"DestinationNewTags"), "{fields:?}");
+        assert!(fields.contains(&"InventoryFilter"), "{fields:?}");
+        assert!(!fields.iter().any(|f| f.contains('.')), "{fields:?}");
     }
 
     #[test]

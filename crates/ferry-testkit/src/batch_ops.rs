@@ -1,6 +1,8 @@
 //! An S3 Batch Operations emulator: runs the `CreateJob` request the code under test sent (as
 //! the SDK saw it, [`CreateJobInput`]) against the moto server, as the job's role, through the
-//! authorizing gateway, following AWS's documented rules. moto implements no S3 Control jobs.
+//! authorizing gateway, following AWS's documented rules. moto implements no S3 Control jobs: a
+//! job created through the gateway ([`crate::s3control`]) is moved through its statuses there, so
+//! DescribeJob, ListJobs and UpdateJobStatus see what AWS would.
 //!
 //! What it does, as AWS documents it (S3 User Guide, "S3 Batch Operations" and its pages on
 //! granting permissions, creating a job, Copy, Invoke Lambda and completion reports):
@@ -45,6 +47,7 @@ use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_AL
 use serde_json::{json, Value};
 
 use crate::moto::{s3_client, MotoServer};
+use crate::s3control::{gateway_job, publish_job};
 
 /// Copy handles objects up to 5 GiB (S3 User Guide, "Copy objects").
 pub const MAX_COPY_BYTES: i64 = 5 * 1024 * 1024 * 1024;
@@ -95,13 +98,24 @@ impl EmulatedJob {
     }
 
     /// Runs a `Suspended` job (UpdateJobStatus to `Ready`).
+    /// A job S3 Control created (through the gateway) must have been confirmed there
+    /// (UpdateJobStatus `requestedJobStatus=Ready`) by the code under test.
     pub async fn confirm(self, moto: &MotoServer, lambda: Option<LambdaTarget<'_>>) -> Self {
         assert_eq!(
             self.status,
             JobStatus::Suspended,
             "only a suspended job is confirmed"
         );
-        run(moto, self, lambda).await
+        if let Some(seen) = gateway_job(moto, &self.account_id, &self.region, &self.job_id).await {
+            assert_eq!(
+                seen["requestedStatus"], "Ready",
+                "job {} was never confirmed with UpdateJobStatus: {seen}",
+                self.job_id
+            );
+        }
+        let job = run(moto, self, lambda).await;
+        publish(moto, &job).await;
+        job
     }
 
     fn failed_with(mut self, code: &str, reason: String) -> Self {
@@ -208,6 +222,9 @@ pub async fn create_job(
     input: &CreateJobInput,
     lambda: Option<LambdaTarget<'_>>,
 ) -> EmulatedJob {
+    // A job S3 Control created (through the gateway) runs in the Region it was created in.
+    let account = input.account_id().unwrap_or_default();
+    gateway_job(moto, account, region, &job_id_for(input)).await;
     let job = EmulatedJob {
         job_id: job_id_for(input),
         account_id: input.account_id().unwrap_or_default().to_string(),
@@ -222,13 +239,33 @@ pub async fn create_job(
     // confirmation (S3 User Guide, "Job statuses"), so a bad manifest fails it then.
     let mut job = match prepare(moto, job).await {
         Ok(job) => job,
-        Err(failed) => return failed,
+        Err(failed) => {
+            publish(moto, &failed).await;
+            return failed;
+        }
     };
     if input.confirmation_required() == Some(true) {
         job.status = JobStatus::Suspended;
+        publish(moto, &job).await;
         return job;
     }
-    run(moto, job, lambda).await
+    let job = run(moto, job, lambda).await;
+    publish(moto, &job).await;
+    job
+}
+
+/// Tells S3 Control (the gateway's job table) where the job is, so DescribeJob, ListJobs and
+/// UpdateJobStatus through the gateway see what AWS would. A job that never went through S3
+/// Control (a mocked CreateJob) is not there, and that is fine.
+async fn publish(moto: &MotoServer, job: &EmulatedJob) {
+    let update = json!({
+        "status": job.status.as_str(),
+        "total": job.tasks.len() + job.prepared.len(),
+        "succeeded": job.succeeded(),
+        "failed": job.failed(),
+        "failureReasons": job.failure_reasons,
+    });
+    publish_job(moto, &job.account_id, &job.region, &job.job_id, &update).await;
 }
 
 /// The role and the manifest; a Copy job also runs in its destination's Region ("Copy jobs must

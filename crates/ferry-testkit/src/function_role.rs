@@ -14,6 +14,7 @@ use aws_sdk_s3::config::Credentials;
 use serde_json::Value;
 
 use crate::moto::{workspace_root, MotoServer};
+use crate::s3control::harness_call;
 
 /// The stack name every deployment here uses (it names the fake physical resources).
 pub const STACK_NAME: &str = "ferry-e2e";
@@ -70,13 +71,23 @@ impl FunctionRole {
             .unwrap_or_else(|e| panic!("iam:CreateRole {role_name}: {e:?}"));
         for policy in role["policies"].as_array().cloned().unwrap_or_default() {
             let name = policy["name"].as_str().unwrap_or("policy");
+            let held = without_job_arns(&policy["document"]);
             iam.put_role_policy()
                 .role_name(&role_name)
                 .policy_name(name)
-                .policy_document(without_job_arns(&policy["document"]).to_string())
+                .policy_document(held.to_string())
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("iam:PutRolePolicy {role_name} {name}: {e:?}"));
+            // The gateway decides with the whole document, job ARNs included.
+            if held != policy["document"] && moto.authorizes() {
+                let path = format!("/_ferry/iam/role-policy/{account}/{role_name}/{name}");
+                let answer = harness_call(moto, "POST", path, policy["document"].to_string()).await;
+                assert!(
+                    matches!(answer, Some((204, _))),
+                    "the gateway refused {role_name}/{name}: {answer:?}"
+                );
+            }
         }
         // Lambda assumes the role; the testkit's administrator stands in for it.
         let session = aws_sdk_sts::Client::new(&moto.sdk_config(region).await)
@@ -107,9 +118,10 @@ impl FunctionRole {
 
 /// The document without S3 Batch Operations job ARNs (`arn:aws:s3:<region>:<account>:job/…`):
 /// moto's IAM refuses an S3 ARN with a Region ("can not contain region information"), though
-/// AWS's Service Authorization Reference defines the job resource that way. moto serves no S3
-/// Control, so those statements govern nothing here (S3 Control calls are mocked); a
-/// statement left with no resource is dropped.
+/// AWS's Service Authorization Reference defines the job resource that way; a statement left
+/// with no resource is dropped. moto stores this; the gateway is given the whole document and
+/// decides S3 Control calls with it (it accepts it only if it differs from moto's copy by job
+/// ARNs alone).
 fn without_job_arns(document: &Value) -> Value {
     let is_job = |r: &Value| {
         r.as_str().is_some_and(|arn| {

@@ -14,6 +14,11 @@
 //!   presigned `ResponseURL` or a `WaitConditionHandle` URL; it records every request.
 //! - [`logs::LogCapture`]: what a handler logs, as Lambda would see it.
 //! - [`inbox::Inbox`]: what a topic's e-mail subscribers would receive.
+//! - [`inventory`]: an S3 Inventory delivered as S3 delivers it, and its EventBridge event.
+//! - [`s3control::s3control_client`]: S3 Control through the gateway, jobs answered by its job
+//!   table and moved by the emulator.
+//! - [`stack`]: the stack around a test: TransferPlan's properties from the template, its
+//!   resources, what the instructions e-mail says to do and who does it.
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
 
 pub mod accounts;
@@ -22,9 +27,12 @@ pub mod function_role;
 pub mod grants;
 pub mod http_catcher;
 pub mod inbox;
+pub mod inventory;
 pub mod logs;
 pub mod moto;
 pub mod orc;
+pub mod s3control;
+pub mod stack;
 
 pub use accounts::{
     bucket_owner_enforced, create_job_recorder, default_kms_encryption, kms_key, SentJobs,
@@ -36,3 +44,4 @@ pub use inbox::Inbox;
 pub use logs::LogCapture;
 pub use moto::{s3_client, GatewayDecision, MotoServer};
 pub use orc::{write_orc, OrcOptions};
+pub use s3control::s3control_client;

@@ -17,7 +17,7 @@
 //! (made by `bash scripts/setup-python`); the gateway needs Node.js and
 //! `tests/gateway/node_modules` (`bash tests/gateway/run.sh --install-only`).
 //!
-//! moto does not implement S3 Control jobs.
+//! moto does not implement S3 Control jobs: the gateway answers them (see [`crate::s3control`]).
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -275,10 +275,11 @@ impl MotoServer {
         self.config_with(credentials, region).await
     }
 
-    /// Forgets every resource in every account (`POST /moto-api/reset`). Credentials from
+    /// Forgets every resource in every account (`POST /moto-api/reset`, through the gateway so
+    /// that it forgets its policies, owners and jobs too). Credentials from
     /// [`MotoServer::sdk_config_for_account`] then act in the default account again: take new ones.
     pub async fn reset(&self) {
-        let port = self.port;
+        let port = self.port();
         let status = tokio::task::spawn_blocking(move || {
             http_status(port, "POST", "/moto-api/reset", Duration::from_secs(10))
         })

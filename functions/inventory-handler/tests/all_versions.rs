@@ -7,12 +7,12 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use ferry_core::inventory::delta::RunJobKind;
 use ferry_core::inventory::run::RunOutcome;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::create_job;
-use ferry_testkit::{create_job_recorder, s3_client, FunctionRole, MotoServer, PlanGrants};
+use ferry_testkit::stack::enable_versioning;
+use ferry_testkit::{s3_client, FunctionRole, MotoServer, PlanGrants};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
 use support::{deliver_csv_inventory, event_for, handler_as, store_approved_plan};
@@ -113,17 +113,7 @@ async fn an_all_versions_inventory_copies_the_current_versions_with_null_for_the
         }
     };
     let null = put("old file.txt", b"the null version").await;
-    source
-        .put_bucket_versioning()
-        .bucket(SOURCE_BUCKET)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    enable_versioning(&source, SOURCE_BUCKET).await;
     let v1 = put("doc.txt", b"first").await;
     let v2 = put("doc.txt", b"second").await;
     let (v1_id, v2_id) = (v1.version_id().unwrap(), v2.version_id().unwrap());
@@ -156,8 +146,7 @@ async fn an_all_versions_inventory_copies_the_current_versions_with_null_for_the
     .await;
     let fingerprint = store_approved_plan(&dest, &role.state_bucket, &spec).await;
 
-    let (create, sent) = create_job_recorder();
-    let handler = handler_as(&role, &create, &fingerprint, "all-versions");
+    let (handler, sent) = handler_as(&role, &fingerprint, "all-versions");
     let event = event_for(INV_BUCKET, &checksum_key);
     let outcomes = handler
         .handle(LambdaEvent::new(event, Context::default()))

@@ -14,9 +14,9 @@ use ferry_core::inventory::delta::job_finished;
 use ferry_core::inventory::run::RunOutcome;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, job_id_for};
+use ferry_testkit::inventory::inventory_csv_key as s3_encode;
 use ferry_testkit::{
-    create_job_recorder, default_kms_encryption, kms_key, s3_client, FunctionRole, MotoServer,
-    PlanGrants,
+    default_kms_encryption, kms_key, s3_client, FunctionRole, MotoServer, PlanGrants,
 };
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
@@ -65,19 +65,6 @@ format = "CSV"
 "#
     ))
     .expect("spec")
-}
-
-/// S3 Inventory's CSV encoding of a key: space as `+`, all but `A-Za-z0-9.-*_` as %XX.
-fn s3_encode(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,8 +158,7 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
     let fingerprint = store_approved_plan(&dest, &role.state_bucket, &spec).await;
 
     // The run, as inventory-handler's role; CreateJob captured.
-    let (create, sent) = create_job_recorder();
-    let handler = handler_as(&role, &create, &fingerprint, "e2e-inventory");
+    let (handler, sent) = handler_as(&role, &fingerprint, "e2e-inventory");
     let event = event_for(INV_BUCKET, &checksum_key);
     let outcomes = handler
         .handle(LambdaEvent::new(event, Context::default()))

@@ -21,6 +21,7 @@ use ferry_core::launch::RetryPolicy;
 use ferry_core::ports::StateStore;
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
+use ferry_testkit::inventory::inventory_csv_key as s3_encode;
 use ferry_testkit::{s3_client, MotoServer};
 use inventory_handler::{InventoryHandler, Settings};
 use lambda_runtime::{Context, LambdaEvent};
@@ -60,19 +61,6 @@ type Obj = (String, u64, String);
 fn objects() -> Vec<Obj> {
     (0..12)
         .map(|i| (format!("photos/{i:02}.jpg"), 1000 + i, format!("etag{i}")))
-        .collect()
-}
-
-/// Keys as S3 Inventory CSV writes them: space as `+`, everything but `A-Za-z0-9.-*_` as %XX.
-fn s3_encode(key: &str) -> String {
-    key.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'*' | b'_' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            _ => format!("%{b:02X}"),
-        })
         .collect()
 }
 

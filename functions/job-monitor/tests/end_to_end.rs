@@ -13,7 +13,6 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption, StorageClass};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
-use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
 use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
 use ferry_core::manifest::CsvManifestWriter;
@@ -25,7 +24,7 @@ use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, EmulatedJob};
 use ferry_testkit::{
-    create_job_recorder, kms_key, s3_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants,
+    kms_key, s3_client, s3control_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants,
 };
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
@@ -218,12 +217,9 @@ impl World {
     /// Launches the plan's job as the launcher does (CreateJob's request captured) and runs it
     /// in the emulator.
     async fn launch_and_run(&self, seed: &str) -> EmulatedJob {
-        let (create, sent) = create_job_recorder();
         let dest_config = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
-        let api = ferry_aws::AwsLaunchApi::new(
-            s3_client(&dest_config),
-            mock_client!(aws_sdk_s3control, [&create]),
-        );
+        let (s3control, sent) = s3control_client(&dest_config);
+        let api = ferry_aws::AwsLaunchApi::new(s3_client(&dest_config), s3control);
         let request = LaunchRequest {
             plan_fingerprint: seed,
             ..LaunchRequest::for_plan(&self.plan)
@@ -278,26 +274,16 @@ impl World {
             .send()
             .await
             .unwrap();
-        let (create, sent) = create_job_recorder();
-        let (describe, tags) = (failed.describe_job_output(), failed.job_tagging_output());
-        let describe_rule =
-            mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
-        let tags_rule =
-            mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+        // S3 Control through the gateway, as approval-handler's role: GetJobTagging and
+        // DescribeJob of the failed job, then CreateJob (with iam:PassRole) of the redrive.
         let config = &approval_role.config;
+        let (s3control, sent) = s3control_client(config);
         let ports = AwsPorts::from_config(
             config,
             approval_role.state_bucket.clone(),
             approval_role.notification_topic_arn.clone(),
         )
-        .with_clients(
-            s3_client(config),
-            mock_client!(
-                aws_sdk_s3control,
-                RuleMode::MatchAny,
-                [&describe_rule, &tags_rule, &create]
-            ),
-        );
+        .with_clients(s3_client(config), s3control);
         let inbox = Inbox::subscribe(
             &admin,
             &approval_role.notification_topic_arn,
@@ -331,21 +317,10 @@ impl World {
         let admin = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
         let topic = self.monitor_role.notification_topic_arn.clone();
         let inbox = Inbox::subscribe(&admin, &topic, &format!("inbox-{}", &job.job_id[..8])).await;
-        let (describe, tags) = (job.describe_job_output(), job.job_tagging_output());
-        let describe_rule =
-            mock!(aws_sdk_s3control::Client::describe_job).then_output(move || describe.clone());
-        let tags_rule =
-            mock!(aws_sdk_s3control::Client::get_job_tagging).then_output(move || tags.clone());
+        // DescribeJob and GetJobTagging through the gateway, as job-monitor's role.
         let config = &self.monitor_role.config;
         let ports = AwsPorts::from_config(config, self.monitor_role.state_bucket.clone(), topic)
-            .with_clients(
-                s3_client(config),
-                mock_client!(
-                    aws_sdk_s3control,
-                    RuleMode::MatchAny,
-                    [&describe_rule, &tags_rule]
-                ),
-            );
+            .with_clients(s3_client(config), s3control_client(config).0);
         let monitor = JobMonitor {
             ports,
             approval_topic_arn: self.monitor_role.approval_topic_arn.clone(),
