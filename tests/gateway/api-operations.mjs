@@ -165,7 +165,18 @@ export function queryError({ code, message, status = 403, type = 'Sender' }) {
   return { status, headers: { 'content-type': 'text/xml' }, body }
 }
 
-export function jsonError({ type, message, status = 400 }) {
+/**
+ * A JSON-protocol error: `{"__type", "message"}` (awsJson: KMS, SQS); with `fault` ('User' or
+ * 'Service'), Lambda's REST-JSON shape `{"Type": fault, "message"}` with `x-amzn-ErrorType`.
+ */
+export function jsonError({ type, message, status = 400, fault }) {
+  if (fault) {
+    return {
+      status,
+      headers: { 'content-type': 'application/json', 'x-amzn-ErrorType': type, 'x-amzn-requestid': requestId() },
+      body: JSON.stringify({ Type: fault, message }),
+    }
+  }
   return {
     status,
     headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': type, 'x-amzn-requestid': requestId() },

@@ -13,6 +13,7 @@
 //   policy-store.mjs   identity, bucket, key, topic, queue and trust policies read from moto (cached)
 //   authorize.mjs      one iam-simulate evaluation and AWS's denial wording
 //   s3control-jobs.mjs S3 Batch Operations jobs (moto has none), answered after authorization
+//   lambda-invoke.mjs  Lambda Invoke (moto would need Docker): mapped, answered and recorded here
 //
 // CLI (for a test harness):
 //   node tests/gateway/gateway.mjs --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]
@@ -32,6 +33,7 @@ import { classifyS3, deleteObjectsChecks, s3RequestContext, validateS3Actions } 
 import { accountOfArn, classifyApi, jsonError, partitionOf, queryError, s3Error } from './api-operations.mjs'
 import { deniedMessage, simulate } from './authorize.mjs'
 import { JobTable, jobIdFor } from './s3control-jobs.mjs'
+import { InvocationTable, classifyLambda, lambdaError } from './lambda-invoke.mjs'
 
 /** moto's default account: any credentials moto did not issue act in it. */
 export const MOTO_DEFAULT_ACCOUNT = '123456789012'
@@ -77,6 +79,8 @@ export async function startGateway(opts) {
   const store = new PolicyStore(upstream, knownAccounts)
   // S3 Batch Operations jobs: moto has none, so authorized job requests are answered here.
   const jobs = new JobTable()
+  // Lambda Invoke: authorized here, never forwarded (moto would run the function in Docker).
+  const invocations = new InvocationTable()
 
   /** access key id → caller. */
   const identities = new Map()
@@ -112,10 +116,16 @@ export async function startGateway(opts) {
     counters.requests += 1
     const url = new URL(req.url, 'http://gateway.invalid')
     // moto's own control API (reset, data): test-harness plumbing, not an AWS API.
-    // A reset forgets every resource: so does the gateway (policies, owners, uploads, jobs).
+    // A reset forgets every resource: so does the gateway (policies, owners, uploads, jobs,
+    // Lambda invocations).
     if (url.pathname.startsWith('/moto-api')) {
       const reset = url.pathname.replace(/\/$/, '') === '/moto-api/reset'
-      return forward(req, res, { hook: reset ? { onHeaders: (s) => s === 200 && (store.clearAll(), jobs.clear()) } : undefined })
+      return forward(req, res, { hook: reset ? { onHeaders: (s) => s === 200 && (store.clearAll(), jobs.clear(), invocations.clear()) } : undefined })
+    }
+    // The Lambda invocations the gateway answered, for a test to run the handlers (lambda-invoke.mjs).
+    if (url.pathname.replace(/\/$/, '') === '/_ferry/lambda/invocations') {
+      req.resume()
+      return send(req, res, invocations.control(req.method))
     }
     // The Batch Operations emulator's view of a job (harness plumbing, see s3control-jobs.mjs).
     const jobControl = /^\/_ferry\/s3control\/jobs\/(\d{12})\/([a-z0-9-]+)\/([^/]+)$/.exec(url.pathname)
@@ -134,7 +144,8 @@ export async function startGateway(opts) {
     const headers = req.headers
     const target = headers['x-amz-target']
     const auth = parseSigV4(headers, url.searchParams)
-    const protocol = target ? 'json' : auth?.service === 's3' || (!auth && !isFormBody(headers)) ? 's3' : 'query'
+    // Lambda is REST-JSON: neither a target header nor a form body (only Invoke is mapped).
+    const protocol = target ? 'json' : auth?.service === 'lambda' ? 'restjson' : auth?.service === 's3' || (!auth && !isFormBody(headers)) ? 's3' : 'query'
     const respond = (r) => send(req, res, r)
 
     if (!auth) {
@@ -163,6 +174,9 @@ export async function startGateway(opts) {
       if (!classified.unmapped && classified.needsBody) body = await readBody(req)
       const xid = url.searchParams.get('x-id')
       if (xid && classified.operation && xid !== classified.operation) operationMismatches.add(`${req.method} ${url.pathname}?${url.search.slice(1)}: SDK says ${xid}, gateway says ${classified.operation}`)
+    } else if (protocol === 'restjson') {
+      body = await readBody(req)
+      classified = await classifyLambda({ method: req.method, path: url.pathname, query: url.searchParams, headers, region: auth.region, caller }, { actionExists })
     } else {
       body = await readBody(req)
       let operation
@@ -234,6 +248,8 @@ export async function startGateway(opts) {
       }
       counters.allowed += 1
     }
+    // Lambda Invoke is answered here whatever the invocation type: never forwarded.
+    if (classified.lambda) return respond(invocations.answer(classified.lambda, caller.arn, body))
     if (classified.control && classified.checks.some((c) => c.action.startsWith('s3:') && /Job/.test(c.action))) {
       const answer = jobs.answer({ operation, account: classified.account, region: auth.region, job: classified.checks[0].job, query: url.searchParams, body: body?.toString('utf8') })
       if (answer) return respond(answer)
@@ -332,6 +348,8 @@ export async function startGateway(opts) {
       if (c.control) {
         const resource = r.job ? `arn:${partition}:s3:${region}:${c.account}:job/${r.job}` : '*'
         const jobCtx = r.job ? jobs.existingJobContext(c.account, region, r.job) : c.needsBody === 'createJob' ? JobTable.createJobContext(body.toString('utf8')) : {}
+        // UpdateJobPriority also carries the priority asked for (Service Authorization Reference).
+        if (c.operation === 'UpdateJobPriority' && url.searchParams.has('priority')) jobCtx['s3:RequestJobPriority'] = url.searchParams.get('priority')
         checks.push({ action: r.action, resource, resourceAccount: c.account, context: { ...baseContext(caller, region, c.account), ...reqCtx, ...jobCtx } })
         continue
       }
@@ -357,8 +375,10 @@ export async function startGateway(opts) {
       // CreateJob passes the job's role to S3 Batch Operations: iam:PassRole on it.
       const text = body.toString('utf8')
       const roleArn = xmlFirst(text, 'RoleArn')
-      // A job created with tags also needs s3:PutJobTagging (S3 User Guide, "Controlling access
-      // and labeling jobs using tags": "s3:PutJobTagging … to create a job with tags").
+      // A job created with tags also needs s3:PutJobTagging (S3 User Guide, "Troubleshoot Batch
+      // Operations", "Create job failure with job tag option enabled"). AWS doesn't say which
+      // resource it is checked on before the job exists: the new job's ARN here (assumed; the
+      // template grants "*", which works under either answer).
       const token = xmlFirst(text, 'ClientRequestToken')
       if (xmlSection(text, 'Tags') !== undefined && token && roleArn) {
         const job = jobIdFor(token, roleArn)
@@ -454,8 +474,13 @@ export async function startGateway(opts) {
       if (!keyId && req.headers['x-amz-server-side-encryption'] === undefined) {
         const def = await store.bucketDefaultKms(write.bucket, owner, region)
         keyId = def?.keyId
-        if (req.headers['x-amz-server-side-encryption-bucket-key-enabled'] === undefined) bucketKey = Boolean(def?.bucketKey)
         resolveIn = [owner, caller.account]
+      }
+      // "If you don't specify an S3 Bucket Key for your object, Amazon S3 applies the S3 Bucket
+      // Key settings for the destination bucket" (S3 User Guide, "Configuring an S3 Bucket Key
+      // at the object level").
+      if (write.kind !== 'part' && write.kind !== 'complete' && req.headers['x-amz-server-side-encryption-bucket-key-enabled'] === undefined) {
+        bucketKey = Boolean((await store.bucketDefaultKms(write.bucket, owner, region))?.bucketKey)
       }
       if (!keyId) continue
       if (isManagedKey(keyId)) {
@@ -718,6 +743,7 @@ function readBody(req) {
 function denial(protocol, service, message) {
   if (protocol === 's3') return s3Error({ code: 'AccessDenied', message })
   if (protocol === 's3control') return queryError({ code: 'AccessDenied', message })
+  if (protocol === 'restjson') return lambdaError({ type: 'AccessDeniedException', message, status: 403 })
   if (protocol === 'json') {
     const r = jsonError({ type: 'AccessDeniedException', message })
     // SQS on the JSON protocol is query-compatible: SDKs read the query error code from this header.
@@ -734,6 +760,7 @@ function unknownKey(protocol, auth) {
     return s3Error({ code: 'InvalidAccessKeyId', message: 'The AWS Access Key Id you provided does not exist in our records.', extra: { AWSAccessKeyId: auth.accessKeyId } })
   }
   if (protocol === 'json') return jsonError({ type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' })
+  if (protocol === 'restjson') return lambdaError({ type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.', status: 403 })
   return queryError({ code: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.' })
 }
 

@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import http from 'node:http'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
@@ -363,6 +364,23 @@ describe('authorizing gateway in front of moto', () => {
     const reader = await assume(roleArn)
     assert.equal(await bodyText(await s3(reader).send(new GetObjectCommand({ Bucket: 'bk-b', Key: 'with-bucket-key' }))), 'with-bucket-key')
     assert.match(await denied(() => s3(reader).send(new GetObjectCommand({ Bucket: 'bk-b', Key: 'without' }))), /kms:Decrypt on resource: /)
+
+    // A write naming SSE-KMS but no Bucket Key setting takes the bucket's (S3 User Guide,
+    // "Configuring an S3 Bucket Key at the object level"): the bucket ARN is the context.
+    const writerArn = await makeRole(adminB, B, 'bk-writer', policy(allow('s3:PutObject', 'arn:aws:s3:::bk-b/*')))
+    current.Statement.push(allow('kms:GenerateDataKey', '*', {
+      Principal: { AWS: writerArn },
+      Condition: { StringEquals: { 'kms:EncryptionContext:aws:s3:arn': 'arn:aws:s3:::bk-b' } },
+    }))
+    await kms(adminB).send(new PutKeyPolicyCommand({ KeyId: key.KeyId, PolicyName: 'default', Policy: JSON.stringify(current) }))
+    const writer = await assume(writerArn)
+    const write = (Key) => s3(writer).send(new PutObjectCommand({ Bucket: 'bk-b', Key, Body: 'w', ServerSideEncryption: 'aws:kms', SSEKMSKeyId: key.Arn }))
+    assert.match(await denied(() => write('before-default')), /kms:GenerateDataKey on resource: /)
+    await s3(adminB).send(new PutBucketEncryptionCommand({
+      Bucket: 'bk-b',
+      ServerSideEncryptionConfiguration: { Rules: [{ ApplyServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms', KMSMasterKeyID: key.Arn }, BucketKeyEnabled: true }] },
+    }))
+    await write('after-default')
   })
 
   test('CompleteMultipartUpload of an SSE-KMS upload with an additional checksum needs kms:Decrypt', async () => {
@@ -484,6 +502,157 @@ describe('authorizing gateway in front of moto', () => {
     assert.equal((await post({ ...whole, Statement: [...whole.Statement, allow('s3:*', '*')] })).status, 204)
     const msg = await denied(() => s3(session).send(new ListBucketsCommand({})))
     assert.match(msg, /differs from moto's beyond S3 job ARNs/)
+  })
+
+  // -------------------------------------------------------------------------------------------
+  // Lambda Invoke: authorized, answered and listed by the gateway (moto would need Docker).
+
+  /** One signed Lambda Invoke as `credentials`, sent to `base`; {status, headers, text}. */
+  const invoke = async (credentials, functionName, { type, payload = '', query = {}, base = gw.url } = {}) => {
+    const path = `/2015-03-31/functions/${encodeURIComponent(functionName)}/invocations`
+    const headers = { 'content-type': 'application/json', ...(type ? { 'x-amz-invocation-type': type } : {}) }
+    const r = { method: 'POST', host: `lambda.${REGION}.amazonaws.com`, path, query, body: payload, region: REGION, service: 'lambda', credentials, headers }
+    const qs = signRequest(r)
+    const res = await fetch(`${base}${path}${qs ? `?${qs}` : ''}`, { method: 'POST', headers: r.headers, body: payload })
+    return { status: res.status, headers: res.headers, text: await res.text() }
+  }
+  /** The harness's list of invocations (unsigned). */
+  const invocations = async (base = gw.url) => {
+    const res = await fetch(`${base}/_ferry/lambda/invocations`)
+    assert.equal(res.status, 200)
+    return res.json()
+  }
+  /** What a block of code added to the harness's list. */
+  const listedBy = async (fn) => {
+    const before = (await invocations()).length
+    const out = await fn()
+    return { out, listed: (await invocations()).slice(before) }
+  }
+  const recorded = () => readFileSync(recordFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l))
+  const fnArn = (account, name) => `arn:aws:lambda:${REGION}:${account}:function:${name}`
+  const invoker = async (admin, account, name, ...resources) => {
+    const roleArn = await makeRole(admin, account, name, policy(allow('lambda:InvokeFunction', resources)))
+    return { roleArn, session: await assume(roleArn) }
+  }
+  const invokeDenial = (principal, resource, because) => ({
+    Type: 'User',
+    message: `User: ${principal} is not authorized to perform: lambda:InvokeFunction on resource: ${resource} ${because}`,
+  })
+
+  test('Lambda Invoke (Event) needs lambda:InvokeFunction on the function ARN; the gateway answers 202, forwards nothing and lists it for the harness', async () => {
+    const fn = fnArn(B, 'ferry-inv')
+    const { roleArn, session } = await invoker(adminB, B, 'inv-event', fn)
+    const forwarded = gw.stats().forwarded
+    const { out, listed } = await listedBy(() => invoke(session, fn, { type: 'Event', payload: JSON.stringify({ hello: 'world', n: 1 }) }))
+    assert.equal(out.status, 202, out.text)
+    assert.equal(out.text, '')
+    assert.ok(out.headers.get('x-amzn-requestid'), 'x-amzn-requestid')
+    assert.equal(gw.stats().forwarded, forwarded, 'the Invoke reached moto')
+    assert.deepEqual(listed, [{ functionArn: fn, invocationType: 'Event', principal: sessionArn(roleArn), payload: { hello: 'world', n: 1 } }])
+
+    // A payload that is not JSON is listed as its text.
+    const text = await listedBy(() => invoke(session, fn, { type: 'Event', payload: 'plain words' }))
+    assert.equal(text.out.status, 202)
+    assert.equal(text.listed[0].payload, 'plain words')
+
+    // Recorded like every decision.
+    const mine = recorded().filter((l) => l.principal === sessionArn(roleArn))
+    assert.deepEqual(mine.map((l) => [l.decision, l.service, l.operation, l.action, l.resource, l.resourceAccount]), [
+      ['Allow', 'lambda', 'Invoke', 'lambda:InvokeFunction', fn, B],
+      ['Allow', 'lambda', 'Invoke', 'lambda:InvokeFunction', fn, B],
+    ])
+  })
+
+  test('Lambda Invoke of a function the role may not invoke is AccessDeniedException (403) in Lambda\'s shape, not listed', async () => {
+    const { roleArn, session } = await invoker(adminB, B, 'inv-other', fnArn(B, 'ferry-inv'))
+    const { out, listed } = await listedBy(() => invoke(session, 'other', { type: 'Event', payload: '{}' }))
+    assert.equal(out.status, 403, out.text)
+    assert.equal(out.headers.get('x-amzn-errortype'), 'AccessDeniedException')
+    assert.deepEqual(JSON.parse(out.text), invokeDenial(sessionArn(roleArn), fnArn(B, 'other'), 'because no identity-based policy allows the lambda:InvokeFunction action'))
+    assert.deepEqual(listed, [])
+    const line = recorded().filter((l) => l.principal === sessionArn(roleArn)).pop()
+    assert.deepEqual([line.decision, line.action, line.resource], ['Deny', 'lambda:InvokeFunction', fnArn(B, 'other')])
+  })
+
+  test('Lambda Invoke across accounts is denied: the function has no resource policy granting the caller', async () => {
+    const fn = fnArn(B, 'ferry-inv')
+    const { roleArn, session } = await invoker(adminA, A, 'inv-cross', fn)
+    const because = 'because no resource-based policy allows the lambda:InvokeFunction action'
+    for (const name of [fn, `${B}:function:ferry-inv`]) {
+      const { out, listed } = await listedBy(() => invoke(session, name, { type: 'Event', payload: '{}' }))
+      assert.equal(out.status, 403, `${name}: ${out.text}`)
+      assert.deepEqual(JSON.parse(out.text), invokeDenial(sessionArn(roleArn), fn, because))
+      assert.deepEqual(listed, [])
+    }
+    const lines = recorded().filter((l) => l.principal === sessionArn(roleArn))
+    assert.deepEqual(lines.map((l) => [l.decision, l.resourceAccount]), [['Deny', B], ['Deny', B]])
+  })
+
+  test('Lambda Invoke by name acts on the caller\'s account; a qualifier is part of the resource', async () => {
+    const { roleArn, session } = await invoker(adminA, A, 'inv-name', fnArn(A, 'ferry-inv'), `${fnArn(A, 'ferry-inv')}:live`)
+    const byName = await listedBy(() => invoke(session, 'ferry-inv', { type: 'Event', payload: '{"k":1}' }))
+    assert.equal(byName.out.status, 202, byName.out.text)
+    assert.deepEqual(byName.listed, [{ functionArn: fnArn(A, 'ferry-inv'), invocationType: 'Event', principal: sessionArn(roleArn), payload: { k: 1 } }])
+
+    for (const [name, query] of [['ferry-inv', { Qualifier: 'live' }], ['ferry-inv:live', {}]]) {
+      const q = await listedBy(() => invoke(session, name, { type: 'Event', payload: '{}', query }))
+      assert.equal(q.out.status, 202, q.out.text)
+      assert.deepEqual(q.listed.map((i) => [i.functionArn, i.qualifier]), [[fnArn(A, 'ferry-inv'), 'live']])
+    }
+    const old = await invoke(session, 'ferry-inv', { type: 'Event', payload: '{}', query: { Qualifier: 'old' } })
+    assert.equal(old.status, 403)
+    assert.equal(JSON.parse(old.text).message.split(' on resource: ')[1].split(' ')[0], `${fnArn(A, 'ferry-inv')}:old`)
+  })
+
+  test('Lambda Invoke DryRun is authorized and answered 204, not listed; RequestResponse (the default) is listed and answered 500', async () => {
+    const fn = fnArn(B, 'ferry-inv')
+    const { roleArn, session } = await invoker(adminB, B, 'inv-types', fn)
+    const dry = await listedBy(() => invoke(session, fn, { type: 'DryRun', payload: '{}' }))
+    assert.equal(dry.out.status, 204, dry.out.text)
+    assert.deepEqual(dry.listed, [])
+    const dryDenied = await invoke(session, fnArn(B, 'other'), { type: 'DryRun', payload: '{}' })
+    assert.equal(dryDenied.status, 403)
+
+    const sync = await listedBy(() => invoke(session, fn, { payload: '{"sync":true}' }))
+    assert.equal(sync.out.status, 500)
+    assert.equal(sync.out.headers.get('x-amzn-errortype'), 'ServiceException')
+    assert.deepEqual(JSON.parse(sync.out.text), { Type: 'Service', message: "ferry gateway: a synchronous Invoke can't be answered here; tests run the handler from /_ferry/lambda/invocations" })
+    assert.deepEqual(sync.listed, [{ functionArn: fn, invocationType: 'RequestResponse', principal: sessionArn(roleArn), payload: { sync: true } }])
+  })
+
+  test('other Lambda requests are unmapped and denied, admins included; unknown keys get UnrecognizedClientException', async () => {
+    const r = { method: 'GET', host: `lambda.${REGION}.amazonaws.com`, path: '/2015-03-31/functions/', region: REGION, service: 'lambda', credentials: BOOTSTRAP, headers: {} }
+    signRequest(r)
+    const res = await fetch(`${gw.url}${r.path}`, { headers: r.headers })
+    assert.equal(res.status, 403)
+    assert.equal(res.headers.get('x-amzn-errortype'), 'AccessDeniedException')
+    assert.match((await res.json()).message, /no IAM mapping for lambda GET \/2015-03-31\/functions\/: only Invoke is mapped/)
+    assert.ok(gw.stats().unmapped.some((u) => u.request.startsWith('lambda GET /2015-03-31/functions/')))
+
+    const stranger = await invoke({ accessKeyId: 'AKIANOBODYLAMBDA', secretAccessKey: 'x' }, 'ferry-inv', { type: 'Event', payload: '{}' })
+    assert.equal(stranger.status, 403)
+    assert.equal(stranger.headers.get('x-amzn-errortype'), 'UnrecognizedClientException')
+  })
+
+  test('a reset through the gateway empties the list of Lambda invocations', async () => {
+    // A stand-in upstream that answers 200 to everything, so that the shared moto is not reset.
+    const fake = http.createServer((req, res) => {
+      req.resume()
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end('{}')
+    })
+    await new Promise((r) => fake.listen(0, '127.0.0.1', r))
+    const other = await startGateway({ upstream: `http://127.0.0.1:${fake.address().port}`, port: 0, quiet: true })
+    try {
+      const out = await invoke(BOOTSTRAP, 'ferry-inv', { type: 'Event', payload: '{}', base: other.url })
+      assert.equal(out.status, 202, out.text)
+      assert.deepEqual((await invocations(other.url)).map((i) => [i.functionArn, i.principal]), [[fnArn('123456789012', 'ferry-inv'), 'arn:aws:iam::123456789012:root']])
+      assert.equal((await fetch(`${other.url}/moto-api/reset`, { method: 'POST' })).status, 200)
+      assert.deepEqual(await invocations(other.url), [])
+    } finally {
+      await other.close()
+      await new Promise((r) => fake.close(r))
+    }
   })
 
   test('the CLI prints `listening <port>` and serves until SIGTERM', async () => {

@@ -237,9 +237,10 @@ export class PolicyStore {
       // No default encryption is a 404; any other failure must not skip the KMS check.
       if (res.status === 404) return null
       if (res.status !== 200) throw new Error(`moto GetBucketEncryption ${bucket} answered ${res.status}`)
-      if (xmlFirst(res.body, 'SSEAlgorithm') !== 'aws:kms') return null
-      const keyId = xmlFirst(res.body, 'KMSMasterKeyID')
       const bucketKey = xmlFirst(res.body, 'BucketKeyEnabled') === 'true'
+      // Not SSE-KMS by default: no key, but the Bucket Key setting still applies to SSE-KMS writes.
+      if (xmlFirst(res.body, 'SSEAlgorithm') !== 'aws:kms') return bucketKey ? { bucketKey } : null
+      const keyId = xmlFirst(res.body, 'KMSMasterKeyID')
       return keyId ? { keyId, bucketKey } : { managed: true, bucketKey }
     })
   }

@@ -141,7 +141,7 @@ export class JobTable {
     const body = r.body ?? ''
     const missing = ['ClientRequestToken', 'Operation', 'Report', 'Priority', 'RoleArn'].filter((f) => xmlSection(body, f) === undefined)
     if (xmlSection(body, 'Manifest') === undefined && xmlSection(body, 'ManifestGenerator') === undefined) missing.push('Manifest')
-    if (missing.length) return error(400, 'InvalidRequest', `CreateJob is missing ${missing.join(', ')}.`)
+    if (missing.length) return error(400, 'BadRequestException', `CreateJob is missing ${missing.join(', ')}.`)
     const token = xmlFirst(body, 'ClientRequestToken')
     const roleArn = xmlFirst(body, 'RoleArn')
     const id = jobIdFor(token, roleArn)

@@ -75,6 +75,21 @@ export function stateReadWrite(t, keys) {
 }
 
 /** Launching the plan's job: HeadObject on the manifest (and GetObject of an inventory's manifest.json, decrypted by S3 with the inventory key), CreateJob (with Tags) passing the batch role. */
+/**
+ * An [inventory] transfer's first copy is an inventory run: the approval (or FirstJob) invokes
+ * the stack's inventory-handler asynchronously (ferry-core workflow::start_first_copy). Without
+ * inventory runs there is no such function, and no grant.
+ */
+export function startFirstInventoryRun(t) {
+  const fn = t.functionArn(`${t.stackName}-inventory-handler`)
+  // The copier trusts its payload (it runs as the batch role): only Batch Operations calls it.
+  const copier = access('lambda:InvokeFunction', t.functionArn(`${t.stackName}-large-object-copier`), 'only Batch Operations invokes the copier')
+  const qualified = access('lambda:InvokeFunction', `${fn}:1`, 'the grant is the unqualified function only')
+  return t.p.InventoryRuns === 'true'
+    ? { allowed: [access('lambda:InvokeFunction', fn, 'the first copy of an [inventory] transfer is an inventory run')], denied: [copier, qualified] }
+    : { allowed: [], denied: [copier, access('lambda:InvokeFunction', fn, 'no inventory runs in this stack')] }
+}
+
 export function launchJob(t) {
   return [
     access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'HeadObject on the manifest for the ETag CreateJob needs', { owner: t.manifestAccount }),
@@ -201,6 +216,7 @@ export const FUNCTION_EXPECTATIONS = {
         access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
       ),
       ...launchJob(t),
+      ...startFirstInventoryRun(t).allowed,
       // InventoryTrigger (ferry-aws inventory::enable_eventbridge_delivery): read-modify-write of
       // the inventory bucket's notification configuration, only with event-driven runs.
       ...(t.p.InventoryRuns === 'true'
@@ -213,6 +229,7 @@ export const FUNCTION_EXPECTATIONS = {
     ],
     denied: (t) => [
       ...commonDenied(t),
+      ...startFirstInventoryRun(t).denied,
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'only approval-handler gives a token back'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'only approval-handler gives a token back'),
       access('iam:GetRolePolicy', t.batchRoleArn, 'stack-handler writes the batch role policy, it never reads it back (preflight is approval-handler\'s)'),
@@ -244,8 +261,9 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:ListBucket', t.s3.bucket(t.p.ReportBucket), 'HeadBucket: the report bucket\'s region', { owner: t.reportAccount }),
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'the destination\'s object ownership'),
       ...Object.entries(t.keys).map(([which, key]) => access('kms:DescribeKey', key.arn, `preflight: is the ${which} key enabled and customer managed?`, { owner: key.account })),
-      // Deferred approval launches the job itself.
+      // Deferred approval launches the job itself (or starts the first inventory run).
       ...launchJob(t),
+      ...startFirstInventoryRun(t).allowed,
       // Redrive ({"action":"redrive","job_id":…}): is it Ferry's job, which tasks failed, then a
       // new job over a CSV manifest of those in the state bucket.
       access('s3:GetJobTagging', t.jobArn('job-0001'), 'redrive: the job must carry ferry:transfer'),
@@ -256,6 +274,7 @@ export const FUNCTION_EXPECTATIONS = {
     denied: (t) => [
       ...commonDenied(t),
       ...batchRoleWrites(t),
+      ...startFirstInventoryRun(t).denied,
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision/x`), 'give-back is limited to decision objects'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'stored plans are the audit trail'),
       // It launches jobs but never watches or changes them (that is stack-handler's FirstJob

@@ -37,5 +37,19 @@ process.stdout.write(
     approvalTopicArn: refOr('ApprovalTopic'),
     // The state bucket's policy as deployed (who may read redrive manifests, TLS only).
     stateBucketPolicy: resolver.exists('StateBucketPolicy') ? resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument) : null,
+    // The function's environment as Lambda gets it: Globals' variables, then its own (a value
+    // the model can't resolve, such as a custom resource's attribute, is null).
+    environment: Object.fromEntries(
+      Object.entries({
+        ...(template.Globals?.Function?.Environment?.Variables ?? {}),
+        ...(template.Resources[fnId].Properties.Environment?.Variables ?? {}),
+      }).map(([name, value]) => {
+        try {
+          return [name, resolver.resolve(value)]
+        } catch {
+          return [name, null]
+        }
+      }),
+    ),
   }) + '\n',
 )

@@ -50,6 +50,17 @@ const WILDCARD_RESOURCE_ACTIONS = new Set([
 ])
 
 /**
+ * Actions that have a resource type but are granted on Resource "*", alone in their statement,
+ * because AWS doesn't document which resource the check names; "*" works under either answer.
+ */
+const UNDOCUMENTED_RESOURCE_ACTIONS = new Map([
+  // CreateJob with Tags needs s3:PutJobTagging (S3 User Guide, "Troubleshoot Batch Operations",
+  // "Create job failure with job tag option enabled"), checked before the job exists: on the
+  // new job's ARN or on "*", AWS doesn't say.
+  ['s3:PutJobTagging', 'CreateJob with Tags'],
+])
+
+/**
  * AWS managed policies SAM attaches that the template can't scope. AWSLambdaBasicExecutionRole
  * grants logs:CreateLogGroup/CreateLogStream/PutLogEvents on "*" (any log group of the account);
  * scoping it means replacing SAM's role with an AWS::IAM::Role per function.
@@ -167,6 +178,7 @@ export function deployment(template, resolver, roles, fnId) {
     ref: (id) => resolver.ref(id),
     att: (id, attr) => resolver.getAtt(id, attr),
     fn: { id: fnId, arn: fnArn, name: fnName, roleArn: roles[fnId].roleArn, logGroupName },
+    stackName: resolver.ref('AWS::StackName'),
     stateBucket: resolver.ref('StateBucket'),
     notificationTopicArn: resolver.ref('NotificationTopic'),
     approvalTopicArn: resolver.ref('ApprovalTopic'),
@@ -273,8 +285,9 @@ export async function statementProblems(st) {
     const [service, name] = action.split(':')
     if (!name || !(await iamActionExists(service, name))) problems.push(`unknown action ${action} (not in the Service Authorization Reference data)`)
   }
+  const undocumented = (x) => UNDOCUMENTED_RESOURCE_ACTIONS.has(x) && actions.length === 1
   if (resources.some((r) => r === '*'))
-    for (const action of actions.filter((x) => !WILDCARD_RESOURCE_ACTIONS.has(x))) problems.push(`Resource "*" for ${action}, which has a resource type`)
+    for (const action of actions.filter((x) => !WILDCARD_RESOURCE_ACTIONS.has(x) && !undocumented(x))) problems.push(`Resource "*" for ${action}, which has a resource type`)
   return problems
 }
 

@@ -10,7 +10,8 @@ use ferry_core::job::CreateJobRequest;
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
 use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
-    JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal, WaitSignal,
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
+    WaitSignal,
 };
 
 use crate::errors::classify;
@@ -32,6 +33,10 @@ pub struct AwsPorts {
     pub notification_topic_arn: String,
     /// For clients in another region (a bucket's or a key's), as preflight needs them.
     pub config: aws_config::SdkConfig,
+    pub lambda: aws_sdk_lambda::Client,
+    /// The stack's inventory-handler (env `FERRY_INVENTORY_FUNCTION_ARN`, pinned by the
+    /// template; absent when the stack has no inventory runs).
+    pub inventory_function_arn: Option<String>,
 }
 
 impl AwsPorts {
@@ -52,7 +57,15 @@ impl AwsPorts {
             state_bucket,
             notification_topic_arn,
             config: config.clone(),
+            lambda: aws_sdk_lambda::Client::new(config),
+            inventory_function_arn: None,
         }
+    }
+
+    /// The same ports, starting inventory runs in `function_arn`.
+    pub fn with_inventory_function(mut self, function_arn: Option<String>) -> Self {
+        self.inventory_function_arn = function_arn.filter(|a| !a.is_empty());
+        self
     }
 
     /// The same ports with other S3 and S3 Control clients: tests point S3 at moto (path-style)
@@ -78,14 +91,42 @@ impl AwsPorts {
             env("FERRY_APPROVAL_TOPIC_ARN")?,
         );
         let config = aws_config::load_from_env().await;
+        let inventory_function = std::env::var("FERRY_INVENTORY_FUNCTION_ARN").ok();
         Ok((
-            Self::from_config(&config, state_bucket, topic),
+            Self::from_config(&config, state_bucket, topic)
+                .with_inventory_function(inventory_function),
             approval_topic,
         ))
     }
 
     fn s3(&self) -> &aws_sdk_s3::Client {
         &self.launch.s3
+    }
+}
+
+impl InventoryRunTrigger for AwsPorts {
+    /// Lambda `Invoke` with `InvocationType=Event` (Lambda API Reference, Invoke): queued for
+    /// inventory-handler, answered 202 at once; Lambda retries a failed asynchronous invocation
+    /// and then hands it to the function's dead-letter queue (the template's FailedEventsQueue).
+    async fn start_inventory_run(&self, event: &serde_json::Value) -> Result<(), AwsCallError> {
+        let Some(function) = &self.inventory_function_arn else {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::Other,
+                code: "NoInventoryFunction".to_string(),
+                message: "the transfer has [inventory] but this stack has no inventory-handler \
+                          (FERRY_INVENTORY_FUNCTION_ARN is empty): deploy the stack with InventoryRuns = true"
+                    .to_string(),
+            });
+        };
+        self.lambda
+            .invoke()
+            .function_name(function)
+            .invocation_type(aws_sdk_lambda::types::InvocationType::Event)
+            .payload(aws_sdk_lambda::primitives::Blob::new(event.to_string()))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
     }
 }
 

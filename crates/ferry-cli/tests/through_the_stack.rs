@@ -24,10 +24,10 @@ use ferry_core::stack::TransferPlanProperties;
 use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
 use ferry_testkit::batch_ops::create_job;
 use ferry_testkit::{kms_key, s3_client, FunctionRole, Inbox, MotoServer};
-use job_monitor::{Handled as MonitorHandled, JobMonitor};
+use job_monitor::Handled as MonitorHandled;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
-use support::{approval_event, fast_retry, now, ports};
+use support::{approval_event, fast_retry, job_monitor_as, now, ports};
 
 mod support;
 
@@ -225,13 +225,7 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
 
     // 5. The summary, as job-monitor's role.
     // DescribeJob and GetJobTagging through the gateway, as job-monitor's role.
-    let monitor = JobMonitor {
-        ports: ports(&monitor_role).0,
-        approval_topic_arn: monitor_role.approval_topic_arn.clone(),
-        account_id: DEST_ACCOUNT.to_string(),
-        region: REGION.to_string(),
-        clock: now,
-    };
+    let monitor = job_monitor_as(&monitor_role, DEST_ACCOUNT, REGION);
     let handled = monitor
         .handle(LambdaEvent::new(
             job.status_changed_event(),

@@ -175,15 +175,6 @@ fn warnings(spec: &TransferSpec) -> Vec<String> {
                 .to_string(),
         );
     }
-    // With [inventory], the plan's event-driven section says where [filter] applies.
-    if spec.filter.is_some() && spec.inventory.is_none() {
-        w.push(
-            "[filter] is applied by Ferry's inventory engine when it writes manifests from an inventory; the \
-             CreateJob request planned here still names the inventory's manifest.json, which copies every object \
-             it lists."
-                .to_string(),
-        );
-    }
     if spec.is_in_place() && spec.destination.key_prefix.is_none() && !spec.source.versioned {
         w.push(
             "In-place copy onto an unversioned bucket: each object is overwritten by its copy, with no older version to go back to."

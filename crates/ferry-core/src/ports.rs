@@ -34,6 +34,17 @@ pub trait Notifier {
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 }
 
+/// Starts an event-driven inventory run: invokes the stack's inventory-handler asynchronously
+/// (Lambda `Invoke`, `InvocationType=Event`) with `event`, an S3 `Object Created` event for an
+/// inventory's `manifest.checksum`. The function is the one the template pins; the event names
+/// only what inventory-handler checks against the stored plan anyway.
+pub trait InventoryRunTrigger {
+    fn start_inventory_run(
+        &self,
+        event: &serde_json::Value,
+    ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+}
+
 /// The Batch Operations role, created and kept equal to the plan.
 pub trait RoleAdmin {
     /// Creates the role or, if it exists, replaces its trust policy; then puts the inline

@@ -308,6 +308,24 @@ impl<'a> Renderer<'a> {
         let name = &t.name;
         let region = &t.job_region;
         let role = &plan.batch_role;
+        if spec.inventory.is_some() {
+            // The first copy is a run (workflow::start_first_copy): a hand-made CreateJob on
+            // manifest.json would copy what [filter] leaves out and give later runs no delta base.
+            self.next_step(format!(
+                "start the first copy (destination account {}, {region})",
+                spec.destination.account_id
+            ));
+            let _ = writeln!(
+                self.out,
+                "With [inventory], the first copy is an inventory run like every later one: deploy the stack \
+                 (InventoryRuns = true) and approve. The approval starts a run of s3://{}/{} in the stack's \
+                 inventory-handler, which applies [filter], launches the job as {} and makes this inventory the \
+                 base of the next one's delta. Don't create a job on that manifest.json by hand: it would copy \
+                 every object the inventory lists.",
+                spec.manifest.bucket, spec.manifest.key, role.arn
+            );
+            return;
+        }
         self.next_step(format!(
             "create the job (destination account {}, {region})",
             spec.destination.account_id

@@ -632,6 +632,15 @@ fn check_filter(spec: &TransferSpec, p: &mut Problems) {
              reads and filters; a CSV manifest is copied as it is: filter it before handing it over, or \
              remove [filter]",
         );
+    } else if spec.inventory.is_none() {
+        // Only an inventory run reads the rows; a job handed manifest.json copies every one.
+        p.add(
+            "filter",
+            "",
+            "is applied by Ferry's inventory runs, which need [inventory] (the stack: InventoryRuns = true); \
+             without it the job gets the inventory's manifest.json and copies every object it lists. Add \
+             [inventory], or remove [filter]",
+        );
     }
     for (field, prefixes) in [
         ("filter.include_prefixes", &f.include_prefixes),

@@ -13,8 +13,8 @@ use crate::launch::{
 use crate::plan::Plan;
 use crate::policy::batch_role::batch_role;
 use crate::ports::{
-    is_terminal_job_status, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
-    WaitSignal, WaitStatus,
+    is_terminal_job_status, InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore,
+    WaitConditionSignal, WaitSignal, WaitStatus,
 };
 use crate::preflight::{preflight, render_checks, Check, CheckStatus, PreflightApi};
 use crate::render::{render_instructions_email, ApprovalInstructions};
@@ -23,6 +23,9 @@ use crate::stack::{approval_granted, ApprovalMode, TransferPlanProperties};
 
 /// `Custom::FerryJob`'s answer while no approval has come.
 pub const AWAITING_APPROVAL: &str = "awaiting-approval";
+/// `Custom::FerryJob`'s answer when the first copy is an inventory run: inventory-handler
+/// launches the job (and records it) once it has read and filtered the inventory.
+pub const INVENTORY_RUN_STARTED: &str = "inventory-run-started";
 /// A wait this close to its timeout is handed over (signalled `deferred`).
 pub const RELEASE_WAIT_BEFORE_SECONDS: u64 = 20 * 60;
 /// WaitCondition signal id Ferry uses.
@@ -261,7 +264,7 @@ pub async fn first_job<P>(
     ctx: &StackContext,
 ) -> Result<String, WorkflowError>
 where
-    P: StateStore + LaunchApi + Notifier + Sync,
+    P: StateStore + LaunchApi + Notifier + InventoryRunTrigger + Sync,
 {
     if let Some(existing) = launched_job(ports, fingerprint).await? {
         return Ok(existing);
@@ -271,7 +274,76 @@ where
     if !approved {
         return Ok(AWAITING_APPROVAL.to_string());
     }
-    Ok(launch_job(ports, fingerprint, ctx).await?.job_id)
+    Ok(match start_first_copy(ports, fingerprint, ctx).await? {
+        FirstCopy::Job(job) => job.job_id,
+        FirstCopy::InventoryRun { .. } => INVENTORY_RUN_STARTED.to_string(),
+    })
+}
+
+/// What an approved plan's first copy is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FirstCopy {
+    /// A job on the plan's manifest, launched here.
+    Job(JobRecord),
+    /// An inventory run of the plan's inventory, started in inventory-handler.
+    InventoryRun { manifest_key: String },
+}
+
+/// The approved plan's first copy. A transfer with event-driven runs (`[inventory]`) starts
+/// with a run of the inventory its plan names, in inventory-handler: that run applies
+/// `[filter]`, routes objects over 5 GiB, writes `null` version ids, and its index is the base
+/// the next inventory's delta is taken against. Handing that `manifest.json` to a job as it
+/// is would copy what the filter excludes, and the next run would copy everything again.
+/// Every other plan launches its job here.
+pub async fn start_first_copy<P>(
+    ports: &P,
+    fingerprint: &str,
+    ctx: &StackContext,
+) -> Result<FirstCopy, WorkflowError>
+where
+    P: StateStore + LaunchApi + Notifier + InventoryRunTrigger + Sync,
+{
+    let (stored, plan) = load_plan(ports, fingerprint).await?;
+    if stored.spec.inventory.is_none() {
+        return Ok(FirstCopy::Job(launch_job(ports, fingerprint, ctx).await?));
+    }
+    let spec = &stored.spec;
+    let Some(dir) = spec
+        .manifest
+        .key
+        .strip_suffix(crate::inventory::run::MANIFEST_FILE)
+    else {
+        return Err(WorkflowError::Spec(FerryError::InvalidSpec(vec![
+            crate::error::SpecProblem {
+                field: "manifest.key".to_string(),
+                value: spec.manifest.key.clone(),
+                message: "an [inventory] transfer's manifest is an inventory's manifest.json"
+                    .to_string(),
+            },
+        ])));
+    };
+    let checksum_key = format!("{dir}{}", crate::inventory::run::CHECKSUM_FILE);
+    let event = crate::inventory::run::first_run_event(&spec.manifest.bucket, &checksum_key);
+    ports
+        .start_inventory_run(&event)
+        .await
+        .map_err(WorkflowError::aws("starting the first inventory run"))?;
+    // The run is queued and can't be taken back: a failed announcement must not undo the
+    // approval (the run's own e-mail says what it launched).
+    let _ = ports
+        .notify(
+            &format!("Ferry {}: first inventory run requested", plan.transfer.name),
+            &format!(
+                "The approval of plan {fingerprint} asked the stack's inventory-handler to copy the inventory \
+                 s3://{}/{}: it checks the recorded approval, applies the transfer's filter, launches the copy \
+                 to {} and e-mails what it launched. Later inventories copy only what changed since.\n",
+                spec.manifest.bucket, spec.manifest.key, plan.transfer.destination
+            ),
+        )
+        .await;
+    Ok(FirstCopy::InventoryRun {
+        manifest_key: spec.manifest.key.clone(),
+    })
 }
 
 /// The job already launched for a plan, if any (an update that changes nothing keeps it).
@@ -360,6 +432,10 @@ pub enum ApprovalOutcome {
     /// The stack was waiting: it now continues and `FirstJob` launches the job.
     WaitSignalled,
     JobLaunched(JobRecord),
+    /// The plan's first copy is an inventory run, started in inventory-handler.
+    InventoryRunStarted {
+        manifest_key: String,
+    },
     Rejected {
         stack_signalled: bool,
     },
@@ -443,7 +519,7 @@ pub async fn handle_approval<P>(
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
-    P: StateStore + WaitSignal + PreflightApi + Notifier + Sync,
+    P: StateStore + WaitSignal + PreflightApi + Notifier + InventoryRunTrigger + Sync,
 {
     let message = ApprovalMessage::parse(message)?;
     if let ApprovalMessage::Redrive { .. } = message {
@@ -498,7 +574,7 @@ async fn act_on_decision<P>(
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
-    P: StateStore + WaitSignal + PreflightApi + Notifier + Sync,
+    P: StateStore + WaitSignal + PreflightApi + Notifier + InventoryRunTrigger + Sync,
 {
     let stack_waiting = match (&record.wait_handle_url, record.wait_deadline) {
         (Some(_), Some(deadline)) => {
@@ -541,9 +617,14 @@ where
                     .map_err(WorkflowError::aws("announcing the approval"))?;
                 Ok(ApprovalOutcome::WaitSignalled)
             } else {
-                Ok(ApprovalOutcome::JobLaunched(
-                    launch_job(ports, &record.plan_fingerprint, ctx).await?,
-                ))
+                Ok(
+                    match start_first_copy(ports, &record.plan_fingerprint, ctx).await? {
+                        FirstCopy::Job(job) => ApprovalOutcome::JobLaunched(job),
+                        FirstCopy::InventoryRun { manifest_key } => {
+                            ApprovalOutcome::InventoryRunStarted { manifest_key }
+                        }
+                    },
+                )
             }
         }
         ApprovalMessage::Resend | ApprovalMessage::Redrive { .. } => Err(

@@ -14,9 +14,14 @@ fn example() -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
+/// The example as an event-driven transfer (a filter is applied by inventory runs) with `filter`.
 fn with_filter(filter: &str) -> TransferSpec {
-    TransferSpec::from_toml_str(&format!("{}\n[filter]\n{filter}\n", example())).expect("parses")
+    TransferSpec::from_toml_str(&format!("{}\n{RUNS}\n[filter]\n{filter}\n", example()))
+        .expect("parses")
 }
+
+const RUNS: &str =
+    "[inventory]\nformat = \"CSV\"\nfrequency = \"Daily\"\nversions = \"current\"\ndelta = true\n";
 
 fn problems(spec: &TransferSpec) -> Vec<(String, String)> {
     match validate(spec) {
@@ -112,6 +117,25 @@ fn a_filter_needs_an_inventory_manifest() {
     let p = problems(&spec);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0].0, "filter");
+}
+
+/// Only an inventory run reads an inventory's rows: a job handed `manifest.json` copies every
+/// object it lists, so a filter without `[inventory]` would be silently ignored.
+#[test]
+fn a_filter_needs_inventory_runs() {
+    let spec = TransferSpec::from_toml_str(&format!(
+        "{}\n[filter]\nexclude_prefixes = [\"tmp/\"]\n",
+        example()
+    ))
+    .unwrap();
+    let p = problems(&spec);
+    assert_eq!(p.len(), 1, "{p:?}");
+    assert_eq!(p[0].0, "filter");
+    assert!(p[0].1.contains("[inventory]"), "{}", p[0].1);
+    assert_eq!(
+        problems(&with_filter("exclude_prefixes = [\"tmp/\"]")),
+        vec![]
+    );
 }
 
 #[test]

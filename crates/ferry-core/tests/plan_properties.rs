@@ -245,21 +245,18 @@ fn jq_merge_by_sid_keeps_other_statements_and_is_idempotent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A filter is applied only by inventory runs: without `[inventory]` the job would get the
+/// inventory's manifest.json and copy every object, so the plan refuses it rather than warn.
 #[test]
 fn a_filter_is_not_silently_ignored_by_the_plan() {
     let mut spec = example("kms-inventory.toml");
-    assert!(!Plan::build(&spec)
-        .unwrap()
-        .warnings
-        .iter()
-        .any(|w| w.contains("[filter]")));
+    assert!(Plan::build(&spec).is_ok());
     spec.filter = Some(Default::default());
-    let plan = Plan::build(&spec).unwrap();
-    assert!(
-        plan.warnings.iter().any(|w| w.contains("[filter]")),
-        "{:?}",
-        plan.warnings
-    );
+    let Err(ferry_core::error::FerryError::InvalidSpec(problems)) = Plan::build(&spec) else {
+        panic!("a filter without [inventory] must be refused")
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].field, "filter");
 }
 
 /// Batch Operations puts a `/` between `TargetKeyPrefix` and the key (AWS's answer in

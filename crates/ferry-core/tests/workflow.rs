@@ -12,14 +12,15 @@ use ferry_core::job::CreateJobRequest;
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
 use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
-    JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal, WaitSignal, WaitStatus,
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
+    WaitSignal, WaitStatus,
 };
 use ferry_core::preflight::{KeyInfo, PreflightApi};
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{
     create_transfer, delete_jobs, delete_transfer, first_job, handle_approval,
     release_expiring_waits, update_transfer, ApprovalOutcome, StackContext, WorkflowError,
-    AWAITING_APPROVAL,
+    AWAITING_APPROVAL, INVENTORY_RUN_STARTED,
 };
 use ferry_core::{Plan, TransferSpec};
 
@@ -36,6 +37,15 @@ struct MemoryAws {
     /// Bucket → region S3 would name; absent buckets don't exist.
     buckets: Mutex<Option<BTreeMap<String, String>>>,
     fail_bucket_region: Mutex<Option<AwsCallError>>,
+    /// Events handed to inventory-handler (Lambda Invoke, Event).
+    inventory_runs: Mutex<Vec<serde_json::Value>>,
+}
+
+impl InventoryRunTrigger for MemoryAws {
+    async fn start_inventory_run(&self, event: &serde_json::Value) -> Result<(), AwsCallError> {
+        self.inventory_runs.lock().unwrap().push(event.clone());
+        Ok(())
+    }
 }
 
 impl StateStore for MemoryAws {
@@ -328,6 +338,123 @@ async fn wait_mode_approval_signals_the_stack_then_first_job_launches() {
         last.1.contains("--requested-job-status Ready"),
         "confirmation command: {}",
         last.1
+    );
+}
+
+/// An `[inventory]` transfer (examples/inventory-driven.toml, deferred approval).
+fn inventory_props() -> TransferPlanProperties {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/inventory-driven.toml");
+    let spec = TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(spec.inventory.is_some() && spec.filter.is_some());
+    TransferPlanProperties {
+        spec,
+        ..props(ApprovalMode::Deferred)
+    }
+}
+
+/// The first copy of an `[inventory]` transfer is an inventory run of the approved inventory,
+/// started in inventory-handler: no job is launched on its manifest.json (which would copy what
+/// the filter excludes, and leave the next run no delta base).
+#[tokio::test]
+async fn an_inventory_transfer_starts_with_an_inventory_run_not_a_job() {
+    let aws = MemoryAws::default();
+    let t = token(12);
+    let props = inventory_props();
+    let s = &props.spec;
+    *aws.buckets.lock().unwrap() = Some(
+        [
+            &s.source.bucket,
+            &s.destination.bucket,
+            &s.manifest.bucket,
+            &s.report.bucket,
+        ]
+        .into_iter()
+        .map(|b| (b.clone(), s.source.region.clone()))
+        .collect(),
+    );
+    create_transfer(&aws, &props, &t, &ctx(NOW)).await.unwrap();
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ApprovalOutcome::InventoryRunStarted {
+            manifest_key: props.spec.manifest.key.clone()
+        }
+    );
+    assert!(aws.jobs.lock().unwrap().is_empty(), "no job of its own");
+    let runs = aws.inventory_runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), 1);
+    let checksum_key = props
+        .spec
+        .manifest
+        .key
+        .replace("/manifest.json", "/manifest.checksum");
+    assert_eq!(runs[0]["detail-type"], "Object Created");
+    assert_eq!(
+        runs[0]["detail"]["bucket"]["name"],
+        props.spec.manifest.bucket.as_str()
+    );
+    assert_eq!(runs[0]["detail"]["object"]["key"], checksum_key.as_str());
+    // inventory-handler reads that event as one for this inventory's manifest.checksum.
+    assert_eq!(
+        ferry_core::inventory::run::parse_event(&runs[0]),
+        vec![ferry_core::inventory::run::InventoryEvent::ObjectCreated {
+            bucket: props.spec.manifest.bucket.clone(),
+            keys: vec![checksum_key],
+        }]
+    );
+    let last = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(last.0.contains("first inventory run requested"), "{last:?}");
+}
+
+/// FirstJob (wait mode) does the same, answers that the run was started, and once the run has
+/// recorded its job, answers that job.
+#[tokio::test]
+async fn first_job_of_an_inventory_transfer_starts_the_run_then_answers_its_job() {
+    let aws = MemoryAws::default();
+    let props = TransferPlanProperties {
+        approval_mode: ApprovalMode::Wait,
+        wait_handle_url: Some(HANDLE.to_string()),
+        ..inventory_props()
+    };
+    let ready = create_transfer(&aws, &props, &token(13), &ctx(NOW))
+        .await
+        .unwrap();
+    let answer = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer, INVENTORY_RUN_STARTED);
+    assert_eq!(aws.inventory_runs.lock().unwrap().len(), 1);
+    assert!(aws.jobs.lock().unwrap().is_empty());
+    // The run launched and recorded its job: FirstJob (on an unchanged update, say) answers it.
+    let record = serde_json::json!({"job_id": "run-job-1", "plan_fingerprint": ready.fingerprint,
+        "account_id": "222222222222", "region": "eu-west-1", "manifest_etag": "e",
+        "client_request_token": "t"});
+    aws.objects.lock().unwrap().insert(
+        keys::job(&ready.fingerprint, "run-job-1"),
+        serde_json::to_vec(&record).unwrap(),
+    );
+    let again = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, "run-job-1");
+    assert_eq!(
+        aws.inventory_runs.lock().unwrap().len(),
+        1,
+        "not started twice"
     );
 }
 

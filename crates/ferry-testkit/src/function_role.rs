@@ -29,6 +29,18 @@ pub struct FunctionRole {
     pub approval_topic_arn: String,
     /// The stack's `StateBucketPolicy` document, resolved for this deployment.
     pub state_bucket_policy: Value,
+    /// The function's environment variables as the template sets them (Globals', then its own).
+    pub environment: Value,
+}
+
+impl FunctionRole {
+    /// One environment variable as the template sets it; `None` when absent or empty.
+    pub fn env(&self, name: &str) -> Option<String> {
+        self.environment[name]
+            .as_str()
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
 }
 
 impl FunctionRole {
@@ -112,6 +124,7 @@ impl FunctionRole {
             notification_topic_arn: text("notificationTopicArn"),
             approval_topic_arn: text("approvalTopicArn"),
             state_bucket_policy: role["stateBucketPolicy"].clone(),
+            environment: role["environment"].clone(),
         }
     }
 }

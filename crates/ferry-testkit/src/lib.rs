@@ -15,6 +15,8 @@
 //! - [`logs::LogCapture`]: what a handler logs, as Lambda would see it.
 //! - [`inbox::Inbox`]: what a topic's e-mail subscribers would receive.
 //! - [`inventory`]: an S3 Inventory delivered as S3 delivers it, and its EventBridge event.
+//! - [`lambda::invocations`]: the Lambda `Invoke` calls the gateway authorized and answered (moto
+//!   runs no functions), with their payloads, for a test to run the invoked handler.
 //! - [`s3control::s3control_client`]: S3 Control through the gateway, jobs answered by its job
 //!   table and moved by the emulator.
 //! - [`stack`]: the stack around a test: TransferPlan's properties from the template, its
@@ -28,6 +30,7 @@ pub mod grants;
 pub mod http_catcher;
 pub mod inbox;
 pub mod inventory;
+pub mod lambda;
 pub mod logs;
 pub mod moto;
 pub mod orc;

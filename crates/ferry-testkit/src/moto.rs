@@ -276,7 +276,7 @@ impl MotoServer {
     }
 
     /// Forgets every resource in every account (`POST /moto-api/reset`, through the gateway so
-    /// that it forgets its policies, owners and jobs too). Credentials from
+    /// that it forgets its policies, owners, jobs and Lambda invocations too). Credentials from
     /// [`MotoServer::sdk_config_for_account`] then act in the default account again: take new ones.
     pub async fn reset(&self) {
         let port = self.port();

@@ -7,7 +7,7 @@
 use aws_lambda_events::sns::SnsEvent;
 use ferry_core::approval::{ApprovalMessage, ApprovalToken};
 use ferry_core::launch::{AwsErrorKind, LaunchError, RetryPolicy};
-use ferry_core::ports::{Notifier, StateStore, WaitSignal};
+use ferry_core::ports::{InventoryRunTrigger, Notifier, StateStore, WaitSignal};
 use ferry_core::preflight::PreflightApi;
 use ferry_core::report::jobs::{JobsApi, ReportObjects};
 use ferry_core::report::redrive::{self, RedriveContext, RedriveOutcome, StateBucketName};
@@ -19,11 +19,27 @@ use serde_json::Value;
 pub const DEADLINE_CHECK: &str = "approval-deadline-check";
 
 pub trait ApprovalPorts:
-    StateStore + WaitSignal + PreflightApi + Notifier + RedrivePorts + Send + Sync + 'static
+    StateStore
+    + WaitSignal
+    + PreflightApi
+    + Notifier
+    + InventoryRunTrigger
+    + RedrivePorts
+    + Send
+    + Sync
+    + 'static
 {
 }
 impl<T> ApprovalPorts for T where
-    T: StateStore + WaitSignal + PreflightApi + Notifier + RedrivePorts + Send + Sync + 'static
+    T: StateStore
+        + WaitSignal
+        + PreflightApi
+        + Notifier
+        + InventoryRunTrigger
+        + RedrivePorts
+        + Send
+        + Sync
+        + 'static
 {
 }
 
@@ -184,6 +200,9 @@ fn summary(outcome: &ApprovalOutcome) -> String {
     match outcome {
         ApprovalOutcome::WaitSignalled => "stack wait signalled".to_string(),
         ApprovalOutcome::JobLaunched(job) => format!("job {} launched", job.job_id),
+        ApprovalOutcome::InventoryRunStarted { manifest_key } => {
+            format!("inventory run started on {manifest_key}")
+        }
         ApprovalOutcome::Rejected { stack_signalled } => {
             format!("rejected (stack signalled: {stack_signalled})")
         }

@@ -19,7 +19,7 @@ use ferry_aws::http::put_presigned;
 use ferry_aws::runtime::{random_token, unix_now};
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::{LaunchApi, RetryPolicy};
-use ferry_core::ports::{JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::ports::{InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore};
 use ferry_core::stack::TransferPlanProperties;
 use ferry_core::workflow::{self, StackContext};
 use ferry_core::Plan;
@@ -37,11 +37,27 @@ pub const MAX_RESPONSE_BYTES: usize = 4096;
 
 /// Every AWS call the custom resources make.
 pub trait StackPorts:
-    StateStore + Notifier + RoleAdmin + LaunchApi + JobControl + Send + Sync + 'static
+    StateStore
+    + Notifier
+    + RoleAdmin
+    + LaunchApi
+    + JobControl
+    + InventoryRunTrigger
+    + Send
+    + Sync
+    + 'static
 {
 }
 impl<T> StackPorts for T where
-    T: StateStore + Notifier + RoleAdmin + LaunchApi + JobControl + Send + Sync + 'static
+    T: StateStore
+        + Notifier
+        + RoleAdmin
+        + LaunchApi
+        + JobControl
+        + InventoryRunTrigger
+        + Send
+        + Sync
+        + 'static
 {
 }
 

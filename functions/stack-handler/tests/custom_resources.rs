@@ -23,7 +23,7 @@ use ferry_core::approval::{ApprovalRecord, ApprovalToken};
 use ferry_core::job::{client_request_token, CreateJobRequest};
 use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
 use ferry_core::policy::batch_role::BatchRole;
-use ferry_core::ports::{JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::ports::{InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore};
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{StoredPlan, AWAITING_APPROVAL};
 use ferry_core::Plan;
@@ -533,6 +533,12 @@ impl StateStore for FaultyPorts {
     }
     async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
         self.inner.delete(key).await
+    }
+}
+
+impl InventoryRunTrigger for FaultyPorts {
+    async fn start_inventory_run(&self, event: &Value) -> Result<(), AwsCallError> {
+        self.inner.start_inventory_run(event).await
     }
 }
 

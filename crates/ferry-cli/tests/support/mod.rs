@@ -9,6 +9,7 @@ use ferry_aws::AwsPorts;
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::RetryPolicy;
 use ferry_testkit::{s3_client, s3control_client, FunctionRole, SentJobs};
+use job_monitor::JobMonitor;
 use serde_json::Value;
 
 /// The functions' clock.
@@ -35,7 +36,8 @@ pub fn ports(role: &FunctionRole) -> (AwsPorts, SentJobs) {
         role.state_bucket.clone(),
         role.notification_topic_arn.clone(),
     )
-    .with_clients(s3_client(&role.config), s3control);
+    .with_clients(s3_client(&role.config), s3control)
+    .with_inventory_function(role.env("FERRY_INVENTORY_FUNCTION_ARN"));
     (ports, sent)
 }
 
@@ -47,4 +49,15 @@ pub fn approval_event(token: &ApprovalToken) -> Value {
     let text = std::fs::read_to_string(fixture).expect("the approval fixture");
     serde_json::from_str(&text.replace("<token from the instructions e-mail>", token.expose()))
         .expect("JSON")
+}
+
+/// job-monitor as `role` (its template role's session), for the stack of `account`/`region`.
+pub fn job_monitor_as(role: &FunctionRole, account: &str, region: &str) -> JobMonitor<AwsPorts> {
+    JobMonitor {
+        ports: ports(role).0,
+        approval_topic_arn: role.approval_topic_arn.clone(),
+        account_id: account.to_string(),
+        region: region.to_string(),
+        clock: now,
+    }
 }

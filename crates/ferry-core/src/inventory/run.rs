@@ -97,6 +97,25 @@ pub enum InventoryEvent {
     Unrecognised(String),
 }
 
+/// The event that starts a transfer's first run on an approved inventory
+/// ([`crate::workflow::start_first_copy`]): EventBridge's `Object Created` shape for the
+/// inventory's `manifest.checksum` (S3 User Guide, "Using EventBridge": `detail.bucket.name`,
+/// `detail.object.key`), with Ferry as its `source`. It carries nothing inventory-handler
+/// doesn't check against the stored plan, as for the events S3 sends.
+pub fn first_run_event(bucket: &str, checksum_key: &str) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "detail-type": "Object Created",
+        "source": "ferry.first-run",
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": checksum_key},
+            "reason": "FerryFirstRun"
+        }
+    })
+}
+
 /// Reads an EventBridge `Object Created` event, an S3 notification (`Records`), or an
 /// `s3:TestEvent`. Never fails: what it can't read is [`InventoryEvent::Unrecognised`].
 pub fn parse_event(payload: &Value) -> Vec<InventoryEvent> {
