@@ -594,6 +594,23 @@ fn check_inventory_runs(spec: &TransferSpec, p: &mut Problems) {
             ),
         );
     }
+    // S3 sends a bucket's events to EventBridge in the bucket's own Region, and an inventory is
+    // delivered in the source Region (S3 User Guide, "Using EventBridge"; "S3 Inventory"); the
+    // stack and its rule are in the destination Region, so another source Region would never
+    // start a run.
+    if spec.source.region != spec.destination.region {
+        p.add(
+            "inventory",
+            "",
+            format!(
+                "event-driven runs start on the EventBridge event of a new inventory, which S3 sends in the \
+                 inventory bucket's Region ({}, the source Region), while the stack and its rule run in the \
+                 destination Region ({}): they would never start. Copy across Regions with one-off transfers \
+                 (remove [inventory]), or keep source and destination in one Region",
+                spec.source.region, spec.destination.region
+            ),
+        );
+    }
     if runs.versions == InventoryVersions::All && !spec.source.versioned {
         p.add(
             "inventory.versions",

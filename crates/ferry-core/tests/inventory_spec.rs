@@ -88,3 +88,27 @@ fn each_problem_names_field_value_and_fix() {
     csv.manifest.kind = ManifestKind::Csv;
     assert!(problems(&csv).iter().any(|(f, _, _)| f == "inventory"));
 }
+
+/// S3 sends an inventory bucket's events to EventBridge in its own Region (the source Region's,
+/// where inventories are delivered); the stack's rule is in the destination Region, so runs of
+/// a cross-Region transfer would never start: refused, not silently idle.
+#[test]
+fn event_driven_runs_need_source_and_destination_in_one_region() {
+    let mut s = example();
+    s.destination.region = "eu-central-1".into();
+    let p = problems(&s);
+    let runs: Vec<_> = p.iter().filter(|(f, _, _)| f == "inventory").collect();
+    assert_eq!(runs.len(), 1, "{p:?}");
+    assert!(
+        runs[0].2.contains("us-east-1") && runs[0].2.contains("eu-central-1"),
+        "{}",
+        runs[0].2
+    );
+    assert!(runs[0].2.contains("never start"), "{}", runs[0].2);
+    s.inventory = None;
+    s.filter = None;
+    assert!(
+        !problems(&s).iter().any(|(f, _, _)| f == "inventory"),
+        "a one-off cross-Region transfer is fine"
+    );
+}
