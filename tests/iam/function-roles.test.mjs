@@ -109,8 +109,10 @@ export const PARAMETER_SETS = [
     },
   },
   {
-    name: 'event-driven runs on an SSE-KMS inventory delivered in the source Region (eu-west-1) to a bucket of this account; job in us-east-1',
-    env: { account: THIS_ACCOUNT, region: 'us-east-1', stackName: STACK_NAME },
+    // Event-driven runs need the source and the stack in one Region (S3 sends the inventory
+    // bucket's events to EventBridge in its own Region; ferry-core validate refuses others).
+    name: 'event-driven runs on an SSE-KMS inventory delivered in the source Region (eu-west-1) to a bucket of this account; the stack and job there too',
+    env: { account: THIS_ACCOUNT, region: 'eu-west-1', stackName: STACK_NAME },
     parameters: {
       ...BASE,
       SourceRegion: 'eu-west-1',
