@@ -253,9 +253,11 @@ async fn send_instructions<P: StateStore + Notifier + Sync>(
         .map_err(WorkflowError::aws("publishing the instructions e-mail"))
 }
 
-/// `FirstJob`: launch when approved, otherwise leave it to the approval. On Create the
-/// stack's wait data counts (`{"approval":"approved"}`); on Update it does not (the old wait's
-/// data never changes), so only an approval recorded for this very plan counts.
+/// `FirstJob`: launch when an approval is recorded for this very plan, otherwise leave it to
+/// the approval. The stack's wait data (`{"approval":"approved"}`) is not an approval: anyone
+/// who can read the WaitConditionHandle's URL (the state bucket, `DescribeStackResources`,
+/// logs) can PUT SUCCESS to it. approval-handler records the decision before it signals, so a
+/// real approval is always found; wait data saying "approved" without one is reported.
 pub async fn first_job<P>(
     ports: &P,
     fingerprint: &str,
@@ -269,15 +271,59 @@ where
     if let Some(existing) = launched_job(ports, fingerprint).await? {
         return Ok(existing);
     }
-    let approved = (!on_update && approval_granted(approval_property))
-        || recorded_approval(ports, fingerprint).await?;
-    if !approved {
+    if !recorded_approval(ports, fingerprint).await? {
+        // CloudFormation creates FirstJob once the wait is over: an approval that comes later
+        // must launch the job itself rather than signal a wait nobody waits on.
+        end_waits_of(ports, fingerprint).await?;
+        if !on_update && approval_granted(approval_property) {
+            let _ = ports
+                .notify(
+                    "Ferry: FirstJob launched nothing (no recorded approval)",
+                    &format!(
+                        "The stack's approval wait was signalled \"approved\", but no approval is recorded for \
+                         plan {fingerprint}, so no job was launched. Only the approve command from the \
+                         instructions e-mail approves; a signal sent to the wait's URL by anyone else does not. \
+                         If you did approve, send the approve command again: it launches the job.\n"
+                    ),
+                )
+                .await;
+        }
         return Ok(AWAITING_APPROVAL.to_string());
     }
     Ok(match start_first_copy(ports, fingerprint, ctx).await? {
         FirstCopy::Job(job) => job.job_id,
         FirstCopy::InventoryRun { .. } => INVENTORY_RUN_STARTED.to_string(),
     })
+}
+
+/// Marks the pending approvals of `fingerprint` as no longer waited on (`wait_released`).
+async fn end_waits_of<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<(), WorkflowError> {
+    let keys_found = ports
+        .list(keys::APPROVALS_PREFIX)
+        .await
+        .map_err(WorkflowError::aws("listing approvals"))?;
+    for key in keys_found.iter().filter(|k| k.ends_with(".json")) {
+        let Some(mut record) =
+            read_state::<ApprovalRecord, _>(ports, key, "reading an approval record").await?
+        else {
+            continue;
+        };
+        if record.plan_fingerprint != fingerprint
+            || record.mode != ApprovalMode::Wait
+            || record.wait_released
+        {
+            continue;
+        }
+        record.wait_released = true;
+        ports
+            .put(key, to_json(&record))
+            .await
+            .map_err(WorkflowError::aws("marking the wait as over"))?;
+    }
+    Ok(())
 }
 
 /// What an approved plan's first copy is.

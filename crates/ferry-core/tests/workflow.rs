@@ -352,6 +352,21 @@ fn inventory_props() -> TransferPlanProperties {
     }
 }
 
+/// Preflight's view of `spec`'s buckets: all in the source Region.
+fn buckets_of(aws: &MemoryAws, spec: &TransferSpec) {
+    *aws.buckets.lock().unwrap() = Some(
+        [
+            &spec.source.bucket,
+            &spec.destination.bucket,
+            &spec.manifest.bucket,
+            &spec.report.bucket,
+        ]
+        .into_iter()
+        .map(|b| (b.clone(), spec.source.region.clone()))
+        .collect(),
+    );
+}
+
 /// The first copy of an `[inventory]` transfer is an inventory run of the approved inventory,
 /// started in inventory-handler: no job is launched on its manifest.json (which would copy what
 /// the filter excludes, and leave the next run no delta base).
@@ -360,18 +375,7 @@ async fn an_inventory_transfer_starts_with_an_inventory_run_not_a_job() {
     let aws = MemoryAws::default();
     let t = token(12);
     let props = inventory_props();
-    let s = &props.spec;
-    *aws.buckets.lock().unwrap() = Some(
-        [
-            &s.source.bucket,
-            &s.destination.bucket,
-            &s.manifest.bucket,
-            &s.report.bucket,
-        ]
-        .into_iter()
-        .map(|b| (b.clone(), s.source.region.clone()))
-        .collect(),
-    );
+    buckets_of(&aws, &props.spec);
     create_transfer(&aws, &props, &t, &ctx(NOW)).await.unwrap();
     let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
         .await
@@ -418,9 +422,14 @@ async fn first_job_of_an_inventory_transfer_starts_the_run_then_answers_its_job(
         wait_handle_url: Some(HANDLE.to_string()),
         ..inventory_props()
     };
+    buckets_of(&aws, &props.spec);
     let ready = create_transfer(&aws, &props, &token(13), &ctx(NOW))
         .await
         .unwrap();
+    let signalled = handle_approval(&aws, &approve(&token(13)), &token(99), &ctx(NOW))
+        .await
+        .unwrap();
+    assert_eq!(signalled, ApprovalOutcome::WaitSignalled);
     let answer = first_job(
         &aws,
         &ready.fingerprint,
@@ -681,16 +690,14 @@ async fn first_job_on_update_ignores_the_old_waits_approval() {
     .unwrap();
     assert_eq!(job, AWAITING_APPROVAL);
     assert!(aws.jobs.lock().unwrap().is_empty());
+    // The approval, when it comes, launches (the wait is over: FirstJob ran).
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+        .await
+        .unwrap();
+    let ApprovalOutcome::JobLaunched(launched) = outcome else {
+        panic!("{outcome:?}")
+    };
     // Once launched, an unchanged update keeps answering the same job without a new launch.
-    let launched = first_job(
-        &aws,
-        &ready.fingerprint,
-        r#"{"approval":"approved"}"#,
-        false,
-        &ctx(NOW),
-    )
-    .await
-    .unwrap();
     let again = first_job(
         &aws,
         &ready.fingerprint,
@@ -700,7 +707,49 @@ async fn first_job_on_update_ignores_the_old_waits_approval() {
     )
     .await
     .unwrap();
-    assert_eq!(launched, again);
+    assert_eq!(launched.job_id, again);
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+/// #15 item 3: whoever can read the WaitConditionHandle's URL can PUT SUCCESS to it. FirstJob
+/// then runs with wait data saying "approved", but launches only on a recorded approval; it
+/// reports the signal, and the real approval later launches the job itself.
+#[tokio::test]
+async fn a_forged_wait_signal_launches_nothing_and_the_real_approval_still_does() {
+    let aws = MemoryAws::default();
+    let t = token(15);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    // The forged PUT completed the wait; CloudFormation creates FirstJob with its data.
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW + 60),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, AWAITING_APPROVAL);
+    assert!(
+        aws.jobs.lock().unwrap().is_empty(),
+        "no job without an approval"
+    );
+    let warned = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(warned.0.contains("no recorded approval"), "{warned:?}");
+    // The real approval launches the job itself: nobody waits on a signal any more.
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 120))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ApprovalOutcome::JobLaunched(_)),
+        "{outcome:?}"
+    );
+    assert!(
+        aws.signals.lock().unwrap().is_empty(),
+        "no signal to a finished wait"
+    );
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
 

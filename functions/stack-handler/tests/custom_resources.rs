@@ -1101,6 +1101,19 @@ async fn first_job_create_with_approval_launches_on_the_manifests_etag() {
     env.emails().await;
     let quoted_etag = env.put_manifest().await;
     let etag = quoted_etag.trim_matches('"');
+    // approval-handler recorded the approval before it signalled the wait.
+    env.s3
+        .put_object()
+        .bucket(STATE_BUCKET)
+        .key(format!("decisions/{fingerprint}.json"))
+        .body(
+            format!(r#"{{"decision":"approve","plan_fingerprint":"{fingerprint}","at_unix":1}}"#)
+                .into_bytes()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
 
     let event = first_job_event(&env, &fingerprint, r#"{"approval":"approved"}"#);
     let answer = env.invoke(&handler, event).await;
