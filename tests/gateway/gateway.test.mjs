@@ -488,6 +488,16 @@ describe('authorizing gateway in front of moto', () => {
     assert.equal((await post(`/_ferry/s3control/jobs/${B}/${REGION}/${id}`, { status: 'Suspended', total: 3 })).status, 200)
     assert.match((await control(launcher, 'POST', `/v20180820/jobs/${id}/status`, { query: { requestedJobStatus: 'Ready' } })).text, /<Status>Ready<\/Status>/)
     assert.deepEqual(await (await fetch(`${gw.url}/_ferry/s3control/jobs/${B}/${REGION}/${id}`)).json(), { status: 'Ready', priority: 10, requestedStatus: 'Ready' })
+
+    // The job's tags are its aws:ResourceTag/<key> (Service Authorization Reference, resource
+    // type "job"): a role may cancel only the jobs tagged as its transfer's.
+    const other = await jobRole('jobs-other-canceller', allow('s3:UpdateJobStatus', `arn:aws:s3:${REGION}:${B}:job/*`, { Condition: { StringEquals: { 'aws:ResourceTag/ferry:transfer': 't2' } } }))
+    const own = await jobRole('jobs-own-canceller', allow('s3:UpdateJobStatus', `arn:aws:s3:${REGION}:${B}:job/*`, { Condition: { StringEquals: { 'aws:ResourceTag/ferry:transfer': 't1' } } }))
+    const victim = /<JobId>([^<]+)<\/JobId>/.exec((await control(launcher, 'POST', '/v20180820/jobs', { body: request('t-cancel') })).text)[1]
+    const cancel = (who) => control(who, 'POST', `/v20180820/jobs/${victim}/status`, { query: { requestedJobStatus: 'Cancelled' } })
+    const refusedCancel = await cancel(other)
+    assert.equal(refusedCancel.status, 403, refusedCancel.text)
+    assert.match((await cancel(own)).text, /<Status>Cancelling<\/Status>/)
   })
 
   test('a role policy on job ARNs (which moto refuses) is used only if moto holds it without them', async () => {

@@ -73,7 +73,9 @@ export class JobTable {
   existingJobContext(account, region, id) {
     const job = this.#get(account, region, id)
     if (!job) return {}
-    return { 's3:ExistingJobPriority': String(job.priority), 's3:ExistingJobOperation': job.operationName }
+    // The job resource type takes aws:ResourceTag/<key> (Service Authorization Reference).
+    const tags = Object.fromEntries(job.tags.map((t) => [`aws:ResourceTag/${t.Key}`, t.Value]))
+    return { 's3:ExistingJobPriority': String(job.priority), 's3:ExistingJobOperation': job.operationName, ...tags }
   }
 
   /** Condition keys of a CreateJob request (s3:RequestJobPriority, s3:RequestJobOperation). */

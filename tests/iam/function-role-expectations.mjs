@@ -225,11 +225,15 @@ export const FUNCTION_EXPECTATIONS = {
           )
         : []),
       access('s3:DescribeJob', t.jobArn('job-0001'), 'FirstJob Delete: is the job still running?'),
-      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'FirstJob Delete with CancelJobsOnDelete cancels'),
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'FirstJob Delete: is the job this transfer\'s?'),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'FirstJob Delete with CancelJobsOnDelete cancels this transfer\'s jobs', { context: { 'aws:ResourceTag/ferry:transfer': t.p.TransferName } }),
     ],
     denied: (t) => [
       ...commonDenied(t),
       ...startFirstInventoryRun(t).denied,
+      // A forged job record must not get another job cancelled.
+      access('s3:UpdateJobStatus', t.jobArn('payroll-0001'), 'a job of another transfer', { context: { 'aws:ResourceTag/ferry:transfer': 'payroll' } }),
+      access('s3:UpdateJobStatus', t.jobArn('untagged-0001'), 'a job without Ferry\'s tag'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'only approval-handler gives a token back'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'only approval-handler gives a token back'),
       access('iam:GetRolePolicy', t.batchRoleArn, 'stack-handler writes the batch role policy, it never reads it back (preflight is approval-handler\'s)'),

@@ -357,6 +357,27 @@ impl JobControl for AwsPorts {
             .map(|_| ())
             .map_err(|e| classify(&e))
     }
+
+    async fn job_tags(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> Result<Vec<(String, String)>, AwsCallError> {
+        let out = self
+            .launch
+            .s3control
+            .get_job_tagging()
+            .account_id(account_id)
+            .job_id(job_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect())
+    }
 }
 
 impl LaunchApi for AwsPorts {

@@ -99,6 +99,12 @@ pub trait JobControl {
         account_id: &str,
         job_id: &str,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
+    /// The job's tags (`GetJobTagging`), as (key, value).
+    fn job_tags(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<Vec<(String, String)>, AwsCallError>> + Send;
 }
 
 /// Job states after which nothing more happens.

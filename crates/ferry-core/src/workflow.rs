@@ -841,6 +841,29 @@ pub struct Teardown {
     pub role_deleted: bool,
 }
 
+/// Whether the job carries the tags Ferry gave it for this plan (`ferry:transfer` = the plan's
+/// transfer name, `ferry:plan` = its fingerprint). A job record in the state bucket can be
+/// written by others; the tags are the job's own.
+async fn tagged_for<P>(ports: &P, job: &JobRecord) -> Result<bool, WorkflowError>
+where
+    P: StateStore + JobControl + Sync,
+{
+    let name = match load_plan(ports, &job.plan_fingerprint).await {
+        Ok((stored, _)) => stored.spec.name,
+        Err(WorkflowError::PlanMissing { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let tags = ports
+        .job_tags(&job.account_id, &job.job_id)
+        .await
+        .map_err(WorkflowError::aws(format!(
+            "reading the tags of job {}",
+            job.job_id
+        )))?;
+    let has = |k: &str, v: &str| tags.iter().any(|(tk, tv)| tk == k && tv == v);
+    Ok(has(crate::job::TRANSFER_TAG, &name) && has(crate::job::PLAN_TAG, &job.plan_fingerprint))
+}
+
 /// `FirstJob` Delete: never fails the stack, cancels only when asked, reports what it left.
 /// Covers every job the stack launched, for every plan it had.
 pub async fn delete_jobs<P>(ports: &P, cancel_running: bool) -> Result<Teardown, WorkflowError>
@@ -866,6 +889,14 @@ where
             continue;
         }
         if cancel_running {
+            // Only a job tagged as this transfer's is cancelled (#15: records can be forged).
+            if !tagged_for(ports, &job).await? {
+                teardown.left_running.push(format!(
+                    "{} ({status}; not cancelled: it is not tagged as this transfer's job)",
+                    job.job_id
+                ));
+                continue;
+            }
             ports
                 .cancel_job(&job.account_id, &job.job_id)
                 .await

@@ -39,6 +39,8 @@ struct MemoryAws {
     fail_bucket_region: Mutex<Option<AwsCallError>>,
     /// Events handed to inventory-handler (Lambda Invoke, Event).
     inventory_runs: Mutex<Vec<serde_json::Value>>,
+    /// Job id → tags, as CreateJob set them.
+    job_tags: Mutex<BTreeMap<String, Vec<(String, String)>>>,
 }
 
 impl InventoryRunTrigger for MemoryAws {
@@ -150,6 +152,14 @@ impl LaunchApi for MemoryAws {
             .entry(request.client_request_token.clone())
             .or_insert_with(|| format!("job-{n}"))
             .clone();
+        self.job_tags.lock().unwrap().insert(
+            id.clone(),
+            request
+                .tags
+                .iter()
+                .map(|t| (t.key.clone(), t.value.clone()))
+                .collect(),
+        );
         self.job_status
             .lock()
             .unwrap()
@@ -214,6 +224,19 @@ impl JobControl for MemoryAws {
     async fn job_status(&self, _account_id: &str, job_id: &str) -> Result<String, AwsCallError> {
         Ok(self
             .job_status
+            .lock()
+            .unwrap()
+            .get(job_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn job_tags(
+        &self,
+        _account_id: &str,
+        job_id: &str,
+    ) -> Result<Vec<(String, String)>, AwsCallError> {
+        Ok(self
+            .job_tags
             .lock()
             .unwrap()
             .get(job_id)
@@ -669,6 +692,48 @@ async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
         .unwrap();
     assert!(role.role_deleted);
     assert!(aws.roles.lock().unwrap().is_empty());
+}
+
+/// #15: a job record in the state bucket can be written by others. Deleting the stack with
+/// CancelJobsOnDelete cancels only a job tagged as this transfer's (and this plan's), never one
+/// a forged record names.
+#[tokio::test]
+async fn teardown_cancels_only_jobs_tagged_as_this_transfers() {
+    let aws = MemoryAws::default();
+    let t = token(16);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+        .await
+        .unwrap();
+    // Someone else's running job, and a record naming it beside Ferry's own.
+    aws.job_status.lock().unwrap().extend([
+        ("job-0".into(), "Active".into()),
+        ("payroll-job".into(), "Active".into()),
+    ]);
+    aws.job_tags.lock().unwrap().insert(
+        "payroll-job".into(),
+        vec![("team".into(), "payroll".into())],
+    );
+    let forged = serde_json::json!({"job_id": "payroll-job", "plan_fingerprint": ready.fingerprint,
+        "account_id": "222222222222", "region": "eu-west-1", "manifest_etag": "e",
+        "client_request_token": "t"});
+    aws.objects.lock().unwrap().insert(
+        keys::job(&ready.fingerprint, "payroll-job"),
+        serde_json::to_vec(&forged).unwrap(),
+    );
+
+    let teardown = delete_jobs(&aws, true).await.unwrap();
+    assert_eq!(teardown.cancelled, vec!["job-0".to_string()]);
+    assert_eq!(*aws.cancelled.lock().unwrap(), vec!["job-0".to_string()]);
+    assert!(
+        teardown
+            .left_running
+            .iter()
+            .any(|j| j.starts_with("payroll-job") && j.contains("not tagged")),
+        "{teardown:?}"
+    );
 }
 
 #[tokio::test]

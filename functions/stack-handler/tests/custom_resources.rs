@@ -591,6 +591,13 @@ impl JobControl for FaultyPorts {
     async fn cancel_job(&self, account_id: &str, job_id: &str) -> Result<(), AwsCallError> {
         self.inner.cancel_job(account_id, job_id).await
     }
+    async fn job_tags(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> Result<Vec<(String, String)>, AwsCallError> {
+        self.inner.job_tags(account_id, job_id).await
+    }
 }
 
 /// A Lambda context whose deadline is `ms` from now.
