@@ -481,6 +481,15 @@ describe('harness sanity', () => {
     assert.throws(() => loadTemplate(path), /Unresolved tag: !Frobnicate/)
   })
 
+  // #15 item 14: ManifestKey and ReportPrefix are written into IAM Resource ARNs, where '*', '?'
+  // and '${' would widen the grants; the template's AllowedPattern refuses them.
+  test('IAM wildcards and policy variables in ManifestKey or ReportPrefix are refused', () => {
+    for (const [name, value] of [['ManifestKey', 'ferry/*'], ['ManifestKey', 'ferry/?.csv'], ['ManifestKey', 'x/${aws:username}'], ['ReportPrefix', 'reports*'], ['ReportPrefix', 'a/${aws:userid}/b']]) {
+      assert.throws(() => resolverFor(template, { ...set, parameters: { ...set.parameters, [name]: value } }), /does not match its AllowedPattern/, `${name} = ${value}`)
+    }
+    resolverFor(template, { ...set, parameters: { ...set.parameters, ManifestKey: 'ferry/photos list+1.csv', ReportPrefix: 'ferry/reports' } })
+  })
+
   test('AWS::NoValue removes list items and !If picks by condition', () => {
     const r = resolverFor(template, PARAMETER_SETS[0])
     assert.deepEqual(r.resolve([{ 'Fn::If': ['HasSourceKmsKey', 'a', { Ref: 'AWS::NoValue' }] }, 'b']), ['b'])
