@@ -395,6 +395,47 @@ for (const set of PARAMETER_SETS) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The dead-letter queues: failed approval messages carry unspent tokens, custom-resource
+// events CloudFormation's presigned ResponseURL. A principal of the account with sqs:* (a
+// PowerUser) can't read, remove or purge them; the root user (break-glass) can; the functions
+// still deliver there.
+
+describe('dead-letter queues are read only by the account root', () => {
+  const set = PARAMETER_SETS[0]
+  const resolver = resolverFor(template, set)
+  const account = set.env.account
+  const attacker = `arn:aws:iam::${account}:role/PowerUser`
+  const root = `arn:aws:iam::${account}:root`
+  const everything = [{ name: 'power-user', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sqs:*', Resource: '*' }] } }]
+  const decide = async (principal, action, queueArn, queuePolicy, principalArn = principal) => {
+    const response = await runSimulation(
+      {
+        request: { principal, action, resource: { resource: queueArn, accountId: account }, contextVariables: { 'aws:PrincipalArn': principalArn, 'aws:SecureTransport': 'true' } },
+        identityPolicies: everything,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        resourcePolicy: queuePolicy,
+      },
+      {},
+    )
+    return response.overallResult
+  }
+  for (const [queue, policyId] of [['FailedEventsQueue', 'FailedEventsQueuePolicy'], ['CustomResourceFailuresQueue', 'CustomResourceFailuresQueuePolicy']]) {
+    test(`${queue} (${policyId})`, async () => {
+      assert.ok(template.Resources[policyId], `${policyId} exists`)
+      const queueArn = resolver.getAtt(queue, 'Arn')
+      const policy = resolver.resolve(template.Resources[policyId].Properties.PolicyDocument)
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:ChangeMessageVisibility']) {
+        assert.equal(await decide(attacker, action, queueArn, policy), 'ExplicitlyDenied', `${action} by a PowerUser`)
+      }
+      assert.equal(await decide(attacker, 'sqs:SendMessage', queueArn, policy), 'Allowed', 'Lambda delivers failed events with the function role')
+      // The root user (aws:PrincipalArn = the account root) is the Deny's one exception.
+      assert.equal(await decide(attacker, 'sqs:ReceiveMessage', queueArn, policy, root), 'Allowed', 'break-glass: the root user')
+    })
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
 // Harness sanity: broken templates and unmodeled forms must be caught, so the checks above
 // cannot pass vacuously.
 
