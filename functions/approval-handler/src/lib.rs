@@ -11,6 +11,7 @@ use ferry_core::ports::{InventoryRunTrigger, Notifier, StateStore, WaitSignal};
 use ferry_core::preflight::PreflightApi;
 use ferry_core::report::jobs::{JobsApi, ReportObjects};
 use ferry_core::report::redrive::{self, RedriveContext, RedriveOutcome, StateBucketName};
+use ferry_core::untrusted::untrusted;
 use ferry_core::workflow::{self, ApprovalOutcome, StackContext, WorkflowError};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -186,9 +187,10 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
         tracing::warn!(job_id, reason = %refusal, "redrive not done");
         let _ = self
             .ports
+            // The job id comes from the message, which anyone allowed to publish writes.
             .notify(
-                &format!("Ferry: redrive of job {job_id} not done"),
-                &refusal,
+                &format!("Ferry: redrive of job {} not done", untrusted(job_id)),
+                &untrusted(&refusal),
             )
             .await;
         Ok(Err(refusal))

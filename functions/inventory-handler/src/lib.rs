@@ -14,6 +14,7 @@ use ferry_core::inventory::run::{
 };
 use ferry_core::launch::{LaunchApi, RetryPolicy};
 use ferry_core::ports::{Notifier, StateStore};
+use ferry_core::untrusted::untrusted;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -108,9 +109,13 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                                 .ports
                                 .notify(
                                     "Ferry: an inventory could not be handled",
+                                    // The key and the error come from an event anyone
+                                    // allowed to invoke may write.
                                     &format!(
-                                        "s3://{bucket}/{}: {e}",
-                                        keys.first().map(String::as_str).unwrap_or("")
+                                        "s3://{}/{}: {}",
+                                        untrusted(&bucket),
+                                        untrusted(keys.first().map(String::as_str).unwrap_or("")),
+                                        untrusted(&e.to_string())
                                     ),
                                 )
                                 .await;

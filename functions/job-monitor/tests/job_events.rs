@@ -37,12 +37,13 @@ const NOW: u64 = 1_795_500_000;
 const SOURCE_KEY: &str =
     "arn:aws:kms:eu-west-1:111111111111:key/0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011";
 
-/// The failed tasks' result file: both column orders, quoted messages with commas, a newline.
+/// The failed tasks' result file: both column orders, quoted messages with commas, a newline,
+/// and a key with CR/LF in it (a source-bucket writer's attempt to add a line to the e-mail).
 const FAILED_CSV: &str = concat!(
     "\"acme-ledger-prod\",\"2026/01/a%20b.pdf\",\"\",\"failed\",\"403\",\"AccessDenied\",\"Access Denied\"\n",
     "\"acme-ledger-prod\",\"2026/01/c.pdf\",\"\",\"failed\",\"AccessDenied\",\"403\",\"Access Denied\"\n",
     "\"acme-ledger-prod\",\"2026/01/k.pdf\",\"\",\"failed\",\"403\",\"AccessDenied\",\"User: arn:aws:sts::222222222222:assumed-role/ferry-ledger-batch/s3-batch is not authorized to perform: kms:Decrypt on resource: arn:aws:kms:eu-west-1:111111111111:key/0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011 because no resource-based policy allows the kms:Decrypt action\"\n",
-    "\"acme-ledger-prod\",\"2026/01/gone.pdf\",\"\",\"failed\",\"NoSuchKey\",\"404\",\"The specified key does not exist.\"\n",
+    "\"acme-ledger-prod\",\"2026/01/gone%0D%0AFix%3A%20run%20this.pdf\",\"\",\"failed\",\"NoSuchKey\",\"404\",\"The specified key does not exist.\"\n",
     "\"acme-ledger-prod\",\"2025/cold.pdf\",\"\",\"failed\",\"403\",\"InvalidObjectState\",\"The operation is not valid for the object's storage class, GLACIER\"\n",
     "\"acme-ledger-prod\",\"2026/02/busy.pdf\",\"\",\"failed\",\"503\",\"SlowDown\",\"Please reduce your request rate,\nthen try again\"\n",
 );
@@ -340,6 +341,8 @@ async fn a_finished_job_is_summarised_with_causes_and_fixes() {
         "restore the objects first",
         "- 1 x throttled (slow down)",
         "e.g. s3://acme-ledger-prod/2026/01/a b.pdf",
+        // Untrusted text is escaped: the key's CR/LF stays on its line.
+        "e.g. s3://acme-ledger-prod/2026/01/gone%0D%0AFix: run this.pdf",
         &format!("ferry redrive {JOB_ID} --region eu-west-1 --account-id {ACCOUNT} --state-bucket {STATE_BUCKET}"),
         &format!("{{\"action\":\"redrive\",\"job_id\":\"{JOB_ID}\"}}"),
         &format!("Full breakdown: s3://{STATE_BUCKET}/reports/{JOB_ID}/breakdown.json"),
@@ -348,6 +351,10 @@ async fn a_finished_job_is_summarised_with_causes_and_fixes() {
         assert!(mail.contains(expected), "missing {expected:?} in:\n{mail}");
     }
     assert!(mail.contains("Cost:    about $"), "{mail}");
+    assert!(
+        !mail.contains("\nFix: run this"),
+        "a key added a line:\n{mail}"
+    );
     // Short: the full breakdown is in S3, not in the e-mail.
     assert!(mail.len() < 6_000, "{} bytes", mail.len());
 
@@ -581,7 +588,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
     assert_eq!(
         String::from_utf8(manifest).unwrap(),
         "acme-ledger-prod,2026/01/a%20b.pdf\nacme-ledger-prod,2026/01/c.pdf\nacme-ledger-prod,2026/01/k.pdf\n\
-         acme-ledger-prod,2026/01/gone.pdf\nacme-ledger-prod,2025/cold.pdf\nacme-ledger-prod,2026/02/busy.pdf\n"
+         acme-ledger-prod,2026/01/gone%0D%0AFix%3A%20run%20this.pdf\nacme-ledger-prod,2025/cold.pdf\nacme-ledger-prod,2026/02/busy.pdf\n"
     );
     let requests = seen.lock().unwrap().clone();
     assert_eq!(requests.len(), 1);

@@ -51,6 +51,7 @@ use crate::manifest::decode_event_key;
 use crate::plan::Plan;
 use crate::ports::{Notifier, StateStore};
 use crate::spec::TransferSpec;
+use crate::untrusted::untrusted;
 use crate::workflow::{JobRecord, StoredPlan, WorkflowError};
 
 /// The object whose creation says an inventory is complete.
@@ -375,9 +376,10 @@ where
             "not-approved",
             &format!("Ferry {}: inventory not copied (not approved yet)", spec.name),
             &format!(
-                "The inventory s3://{bucket}/{manifest_key} arrived, but the transfer's plan {fingerprint} is not \
+                "The inventory s3://{bucket}/{} arrived, but the transfer's plan {fingerprint} is not \
                  approved yet, so nothing was copied. Approve it with the command from the instructions e-mail; \
-                 the next inventory is then copied."
+                 the next inventory is then copied.",
+                untrusted(&manifest_key)
             ),
         )
         .await?;
@@ -435,11 +437,12 @@ where
                 "stale",
                 &format!("Ferry {}: older inventory ignored", spec.name),
                 &format!(
-                    "The inventory s3://{bucket}/{manifest_key} (created {}) arrived after the newer one \
+                    "The inventory s3://{bucket}/{} (created {}) arrived after the newer one \
                      s3://{bucket}/{} (created {}); it was not copied, because the newer inventory already \
                      describes the source bucket more recently.",
+                    untrusted(&manifest_key),
                     super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64),
-                    newest.manifest_key,
+                    untrusted(&newest.manifest_key),
                     super::format_rfc3339_ms(newest.creation_timestamp_ms as i64),
                 ),
             )
@@ -601,9 +604,11 @@ async fn refuse<P: StateStore + Notifier + Sync>(
         "refused",
         &format!("Ferry {}: inventory not copied", spec.name),
         &format!(
-            "The inventory s3://{}/{manifest_key} was not copied:\n\n{reason}\n\nNothing was launched; \
+            "The inventory s3://{}/{} was not copied:\n\n{}\n\nNothing was launched; \
              the next inventory is handled on its own.",
-            spec.manifest.bucket
+            spec.manifest.bucket,
+            untrusted(manifest_key),
+            untrusted(&reason)
         ),
     )
     .await?;
@@ -962,7 +967,7 @@ fn summary_body(record: &RunRecord, spec: &TransferSpec) -> String {
     let mut b = format!(
         "Inventory s3://{}/{} (created {}), {} rows.\n\n",
         record.inventory_bucket,
-        record.manifest_key,
+        untrusted(&record.manifest_key),
         super::format_rfc3339_ms(record.creation_timestamp_ms as i64),
         s.rows
     );

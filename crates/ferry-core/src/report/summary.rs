@@ -5,6 +5,7 @@
 //! not of tasks); [`JobSummary::build`] puts counts, timings, cost and the grouped causes with
 //! their fixes together; [`JobSummary::email`] renders the short form.
 
+use crate::untrusted::untrusted;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -254,7 +255,11 @@ impl JobSummary {
                 ))
         ));
         for (code, reason) in &self.failure_reasons {
-            b.push_str(&format!("Job failure: {code}: {reason}\n"));
+            b.push_str(&format!(
+                "Job failure: {}: {}\n",
+                untrusted(code),
+                untrusted(reason)
+            ));
         }
         if !self.causes.is_empty() {
             b.push_str("\nFailures by cause:\n");
@@ -262,13 +267,18 @@ impl JobSummary {
                 b.push_str(&format!(
                     "\n- {} x {}\n  Fix: {}\n",
                     thousands(g.count),
-                    g.label,
+                    untrusted(&g.label),
                     g.fix
                 ));
+                // Keys and versions are the source bucket's: escaped, so a key can't add lines.
                 for e in g.examples.iter().take(EMAIL_EXAMPLES) {
-                    b.push_str(&format!("  e.g. s3://{}/{}", e.bucket, e.key));
+                    b.push_str(&format!(
+                        "  e.g. s3://{}/{}",
+                        untrusted(&e.bucket),
+                        untrusted(&e.key)
+                    ));
                     if let Some(v) = &e.version_id {
-                        b.push_str(&format!(" (version {v})"));
+                        b.push_str(&format!(" (version {})", untrusted(v)));
                     }
                     b.push('\n');
                 }
