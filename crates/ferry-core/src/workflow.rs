@@ -26,6 +26,8 @@ pub const AWAITING_APPROVAL: &str = "awaiting-approval";
 /// `Custom::FerryJob`'s answer when the first copy is an inventory run: inventory-handler
 /// launches the job (and records it) once it has read and filtered the inventory.
 pub const INVENTORY_RUN_STARTED: &str = "inventory-run-started";
+/// How long an approval token is accepted after it was issued (e-mailed).
+pub const APPROVAL_TOKEN_TTL_SECONDS: u64 = 14 * 24 * 3600;
 /// A wait this close to its timeout is handed over (signalled `deferred`).
 pub const RELEASE_WAIT_BEFORE_SECONDS: u64 = 20 * 60;
 /// WaitCondition signal id Ferry uses.
@@ -89,6 +91,11 @@ pub enum WorkflowError {
     TokenSpent,
     #[error("no approval is pending for this stack: nothing to re-send")]
     NothingPending,
+    #[error(
+        "the approval token has expired (tokens last 14 days): publish {{\"action\":\"resend\"}} to the approval \
+         topic for a new e-mail with a new token"
+    )]
+    TokenExpired,
     #[error(
         "the approval for {transfer} was not used: preflight found what would make the job fail. \
          Fix it, then publish the same approval message again (the token still works).\n\n{report}"
@@ -174,6 +181,8 @@ where
     let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str());
     if changed {
         store_plan(ports, &props.spec, &plan).await?;
+        // The plan changed: every approval still pending is for a plan that no longer is.
+        retire_pending_approvals(ports, ctx).await?;
         request_approval(ports, props, mode, &plan, token, ctx).await?;
     }
     Ok(TransferReady {
@@ -181,6 +190,39 @@ where
         role_arn: plan.batch_role.arn.clone(),
         approval_requested: changed,
     })
+}
+
+/// Marks every approval token not yet used as spent (`superseded`): after a plan change an old
+/// token must not approve, whatever its plan.
+async fn retire_pending_approvals<P: StateStore + Sync>(
+    ports: &P,
+    ctx: &StackContext,
+) -> Result<(), WorkflowError> {
+    for key in ports
+        .list(keys::APPROVALS_PREFIX)
+        .await
+        .map_err(WorkflowError::aws("listing approvals"))?
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+    {
+        let Some(record) =
+            read_state::<ApprovalRecord, _>(ports, &key, "reading an approval record").await?
+        else {
+            continue;
+        };
+        let retired = Decision {
+            decision: "superseded".to_string(),
+            plan_fingerprint: record.plan_fingerprint,
+            at_unix: ctx.now_unix,
+        };
+        let decided = key.trim_end_matches(".json").to_string() + ".decision";
+        // Already decided (used, rejected, superseded) stays as it is.
+        ports
+            .put_if_absent(&decided, to_json(&retired))
+            .await
+            .map_err(WorkflowError::aws("retiring an old approval token"))?;
+    }
+    Ok(())
 }
 
 async fn store_plan<P: StateStore + Sync>(
@@ -582,6 +624,14 @@ where
     let record = read_state::<ApprovalRecord, _>(ports, &record_key, "reading the approval record")
         .await?
         .ok_or(WorkflowError::UnknownToken)?;
+    // A token lives APPROVAL_TOKEN_TTL_SECONDS; `resend` issues a fresh one.
+    if ctx.now_unix
+        > record
+            .created_unix
+            .saturating_add(APPROVAL_TOKEN_TTL_SECONDS)
+    {
+        return Err(WorkflowError::TokenExpired);
+    }
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",

@@ -655,6 +655,68 @@ async fn update_re_asks_only_when_the_transfer_changed() {
     ));
 }
 
+/// #15 item 5: an update that changes the plan retires every token still pending, so an old
+/// e-mail can't approve any more (not even when the role documents did not change).
+#[tokio::test]
+async fn a_changed_plan_retires_the_old_token() {
+    let aws = MemoryAws::default();
+    let p = props(ApprovalMode::Deferred);
+    let old = token(20);
+    let ready = create_transfer(&aws, &p, &old, &ctx(NOW)).await.unwrap();
+    let mut changed = p.clone();
+    changed.spec.job.priority += 1;
+    let fresh = token(21);
+    update_transfer(
+        &aws,
+        Some(&ready.fingerprint),
+        &changed,
+        &fresh,
+        &ctx(NOW + 10),
+    )
+    .await
+    .unwrap();
+    let refused = handle_approval(&aws, &approve(&old), &token(99), &ctx(NOW + 20))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, WorkflowError::TokenSpent), "{refused}");
+    assert!(
+        aws.jobs.lock().unwrap().is_empty(),
+        "the old token launched nothing"
+    );
+    assert!(matches!(
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 30))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
+/// #15 item 5: tokens expire; `resend` gives a fresh one that works.
+#[tokio::test]
+async fn an_expired_token_is_refused_and_resend_gives_a_working_one() {
+    let aws = MemoryAws::default();
+    let t = token(22);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let later = NOW + ferry_core::workflow::APPROVAL_TOKEN_TTL_SECONDS + 1;
+    let refused = handle_approval(&aws, &approve(&t), &token(99), &ctx(later))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, WorkflowError::TokenExpired), "{refused}");
+    assert!(refused.to_string().contains("resend"), "{refused}");
+    let fresh = token(23);
+    handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(later))
+        .await
+        .unwrap();
+    assert!(matches!(
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(later + 60))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
 #[tokio::test]
 async fn teardown_leaves_running_jobs_and_their_role_unless_told_to_cancel() {
     let aws = MemoryAws::default();
