@@ -16,6 +16,68 @@ pub const KEY_POLICY_MAX_BYTES: usize = 32 * 1024;
 pub enum MergeError {
     #[error("the existing policy is not a JSON policy document: {0}")]
     NotAPolicy(String),
+    #[error(
+        "the policy already has a statement with Sid {sid} that is not Ferry's ({why}): Ferry won't overwrite \
+         it. Rename or remove that statement, or give the transfer another name"
+    )]
+    SidInUse { sid: String, why: String },
+}
+
+/// Every principal string of a statement (`"*"`, an ARN, a service), as listed.
+fn principals_of(statement: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    match statement.get("Principal") {
+        Some(Value::String(s)) => out.push(s.clone()),
+        Some(Value::Object(map)) => {
+            for v in map.values() {
+                match v {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Array(list) => {
+                        out.extend(list.iter().filter_map(Value::as_str).map(str::to_string))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// The role name of an IAM role ARN (`arn:…:iam::ACCOUNT:role/path/NAME` → `NAME`).
+fn role_name(arn: &str) -> Option<&str> {
+    let (_, resource) = arn.split_once(":role/")?;
+    Some(resource.rsplit('/').next().unwrap_or(resource))
+}
+
+/// Why `existing` (which has one of Ferry's Sids) is not a statement Ferry wrote, if it isn't:
+/// Ferry's statements allow, and name only Ferry's role (in any account: the transfer's
+/// destination may have moved) or the service principal Ferry's statement names.
+fn not_ferrys(existing: &Value, ours: &Statement) -> Option<String> {
+    if existing.get("Effect").and_then(Value::as_str) != Some("Allow") {
+        return Some(format!(
+            "its Effect is {}",
+            existing.get("Effect").cloned().unwrap_or(Value::Null)
+        ));
+    }
+    let ours_principals = match &ours.principal {
+        Some(super::Principal::Aws(arn)) | Some(super::Principal::Service(arn)) => {
+            vec![arn.clone()]
+        }
+        None => Vec::new(),
+    };
+    let theirs = principals_of(existing);
+    let fits = |p: &String| {
+        ours_principals
+            .iter()
+            .any(|o| o == p || matches!((role_name(o), role_name(p)), (Some(a), Some(b)) if a == b))
+    };
+    if theirs.is_empty() || !theirs.iter().all(fits) {
+        return Some(format!(
+            "it names {theirs:?}, not Ferry's {ours_principals:?}"
+        ));
+    }
+    None
 }
 
 /// A policy before and after, with what changed by Sid.
@@ -95,6 +157,14 @@ pub fn merge_statements(
             {
                 Some(slot) if *slot == ours_value => {}
                 Some(slot) => {
+                    // Only a statement Ferry wrote is replaced: a Deny or someone else's grant
+                    // that happens to use the Sid must not vanish unreported.
+                    if let Some(why) = not_ferrys(slot, statement) {
+                        return Err(MergeError::SidInUse {
+                            sid: statement.sid.clone(),
+                            why,
+                        });
+                    }
                     *slot = ours_value;
                     replaced.push(statement.sid.clone());
                 }
@@ -124,7 +194,12 @@ pub fn remove_statements(
     let mut removed = Vec::new();
     if let Some(list) = after.get_mut("Statement").and_then(Value::as_array_mut) {
         list.retain(|s| {
-            let ours_sid = sid_of(s).filter(|sid| ours.statements.iter().any(|o| o.sid == *sid));
+            // Only statements Ferry wrote: one with Ferry's Sid but not its shape is kept.
+            let ours_sid = sid_of(s).filter(|sid| {
+                ours.statements
+                    .iter()
+                    .any(|o| o.sid == *sid && not_ferrys(s, o).is_none())
+            });
             if let Some(sid) = ours_sid {
                 removed.push(sid.to_string());
             }
@@ -350,9 +425,31 @@ mod tests {
         assert_eq!(twice.after, once.after);
     }
 
+    /// #15 item 12: a statement with one of Ferry's Sids that Ferry didn't write (a Deny, or a
+    /// grant to someone else) is neither replaced nor removed.
+    #[test]
+    fn a_sid_used_by_someone_else_is_refused_not_replaced() {
+        for other in [
+            r#"{"Sid":"FerryXRead","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::src/secret/*"}"#,
+            r#"{"Sid":"FerryXRead","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444444444444:role/analytics"},"Action":"s3:GetObject","Resource":"*"}"#,
+        ] {
+            let policy = format!(r#"{{"Version":"2012-10-17","Statement":[{other}]}}"#);
+            let Err(MergeError::SidInUse { sid, why }) = merge_statements(Some(&policy), &ours())
+            else {
+                panic!("must refuse: {other}")
+            };
+            assert_eq!(sid, "FerryXRead");
+            assert!(!why.is_empty());
+            let revoked = remove_statements(Some(&policy), &ours()).unwrap();
+            assert!(revoked.removed.is_empty(), "{other}");
+            assert_eq!(revoked.after, parse(Some(&policy)).unwrap());
+        }
+    }
+
     #[test]
     fn merge_replaces_a_stale_ferry_statement_in_place() {
-        let stale = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXRead","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/old"},"Action":"s3:*","Resource":"*"}]}"#;
+        // Ferry's role of the transfer, from a destination account the transfer moved away from.
+        let stale = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXRead","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:role/r"},"Action":"s3:*","Resource":"*"}]}"#;
         let edit = merge_statements(Some(stale), &ours()).unwrap();
         assert_eq!(edit.replaced, vec!["FerryXRead"]);
         assert_eq!(edit.added, vec!["FerryXList"]);

@@ -96,8 +96,11 @@ pub enum Principal {
 }
 
 /// `Ferry` + the transfer name in PascalCase + what the statement is for. Sids are
-/// alphanumeric (the strictest rule among IAM, S3 and KMS) and unique per transfer, so `grant`
-/// and `revoke` can find exactly Ferry's statements for this transfer.
+/// alphanumeric (the strictest rule among IAM, S3 and KMS), so `grant` and `revoke` can find
+/// Ferry's statements for this transfer. Two names that differ only by a hyphen before a digit
+/// (`photos-2024`, `photos2024`) share Sids; their statements name different roles
+/// (`ferry-<name>-batch`), so `grant` refuses to replace the other transfer's statement
+/// (`policy::merge`, `MergeError::SidInUse`) instead of silently taking it over.
 pub fn sid(transfer_name: &str, purpose: &str) -> String {
     let mut out = String::from("Ferry");
     for word in transfer_name.split(|c: char| !c.is_ascii_alphanumeric()) {
