@@ -64,6 +64,10 @@ struct Decision {
     decision: String,
     plan_fingerprint: String,
     at_unix: u64,
+    /// The manifest's ETag when the plan was approved: the job is launched on exactly that
+    /// manifest (#15: whoever can write the manifest must not change the copy afterwards).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest_etag: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -214,6 +218,7 @@ async fn retire_pending_approvals<P: StateStore + Sync>(
             decision: "superseded".to_string(),
             plan_fingerprint: record.plan_fingerprint,
             at_unix: ctx.now_unix,
+            manifest_etag: None,
         };
         let decided = key.trim_end_matches(".json").to_string() + ".decision";
         // Already decided (used, rejected, superseded) stays as it is.
@@ -470,7 +475,19 @@ where
     P: StateStore + LaunchApi + Notifier + Sync,
 {
     let (stored, plan) = load_plan(ports, fingerprint).await?;
-    let launched = launch(ports, LaunchRequest::for_plan(&plan), ctx.retry).await?;
+    // On the manifest as it was approved, when the approval recorded it.
+    let approved = read_state::<Decision, _>(
+        ports,
+        &keys::plan_decision(fingerprint),
+        "reading the decision",
+    )
+    .await?
+    .and_then(|d| d.manifest_etag);
+    let request = LaunchRequest {
+        expected_etag: approved.as_deref(),
+        ..LaunchRequest::for_plan(&plan)
+    };
+    let launched = launch(ports, request, ctx.retry).await?;
     let record = JobRecord {
         job_id: launched.job_id.clone(),
         plan_fingerprint: fingerprint.to_string(),
@@ -580,6 +597,7 @@ where
         decision: "superseded".to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
+        manifest_etag: None,
     };
     let old_decision = old_key.trim_end_matches(".json").to_string() + ".decision";
     if !ports
@@ -642,6 +660,7 @@ where
         .to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
+        manifest_etag: None,
     };
     let decision_key = keys::decision(&hash);
     let claimed = ports
@@ -682,12 +701,26 @@ where
     match message {
         ApprovalMessage::Approve { .. } => {
             let checks = preflight_gate(ports, record).await?;
+            // The manifest as approved: the launch (here or FirstJob's) must find it unchanged.
+            let (stored, _) = load_plan(ports, &record.plan_fingerprint).await?;
+            let m = &stored.spec.manifest;
+            let head = ports
+                .head_manifest(&m.bucket, &m.key)
+                .await
+                .map_err(WorkflowError::aws(format!(
+                    "reading the manifest s3://{}/{}",
+                    m.bucket, m.key
+                )))?;
+            let approved = Decision {
+                manifest_etag: Some(head.etag.trim().trim_matches('"').to_string()),
+                ..decision.clone()
+            };
             // Written before signalling, so FirstJob finds it even if a "deferred" hand-over
             // signal won the race for the WaitCondition.
             ports
                 .put(
                     &keys::plan_decision(&record.plan_fingerprint),
-                    to_json(decision),
+                    to_json(&approved),
                 )
                 .await
                 .map_err(WorkflowError::aws("recording the approval"))?;

@@ -41,6 +41,8 @@ struct MemoryAws {
     inventory_runs: Mutex<Vec<serde_json::Value>>,
     /// Job id → tags, as CreateJob set them.
     job_tags: Mutex<BTreeMap<String, Vec<(String, String)>>>,
+    /// The manifest's ETag as HeadObject answers it (default `"e7a5"`).
+    manifest_etag: Mutex<Option<String>>,
 }
 
 impl InventoryRunTrigger for MemoryAws {
@@ -118,8 +120,9 @@ impl WaitSignal for MemoryAws {
 
 impl LaunchApi for MemoryAws {
     async fn head_manifest(&self, _bucket: &str, _key: &str) -> Result<ManifestHead, AwsCallError> {
+        let etag = self.manifest_etag.lock().unwrap().clone();
         Ok(ManifestHead {
-            etag: "\"e7a5\"".to_string(),
+            etag: etag.unwrap_or_else(|| "\"e7a5\"".to_string()),
             bucket_region: None,
         })
     }
@@ -653,6 +656,49 @@ async fn update_re_asks_only_when_the_transfer_changed() {
             .unwrap(),
         ApprovalOutcome::JobLaunched(_)
     ));
+}
+
+/// #15 item 13: the approval records the manifest's ETag; FirstJob launches only on that
+/// manifest, so whoever can write it can't change the copy after the approval.
+#[tokio::test]
+async fn a_manifest_changed_after_the_approval_is_not_launched() {
+    let aws = MemoryAws::default();
+    let t = token(24);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApprovalOutcome::WaitSignalled);
+    // Between the approval and FirstJob, someone rewrites the manifest.
+    *aws.manifest_etag.lock().unwrap() = Some("\"f00d\"".to_string());
+    let refused = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW + 70),
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().contains("e7a5"), "{refused}");
+    assert!(
+        aws.jobs.lock().unwrap().is_empty(),
+        "no job on another manifest"
+    );
+    // The approved manifest back in place: the job is launched on it.
+    *aws.manifest_etag.lock().unwrap() = None;
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW + 80),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, "job-0");
 }
 
 /// #15 item 5: an update that changes the plan retires every token still pending, so an old
