@@ -41,6 +41,9 @@ fn read_error(e: impl std::fmt::Display) -> AwsCallError {
 }
 
 /// GetObject into memory (small objects: state, `manifest.json`); `None` when there is none.
+/// The most Ferry reads whole into memory: a manifest.json, a checksum, a state object.
+pub const MAX_SMALL_OBJECT_BYTES: usize = 16 * 1024 * 1024;
+
 pub(crate) async fn get_whole(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
@@ -54,6 +57,18 @@ async fn whole_or_none(
 ) -> Result<Option<Vec<u8>>, AwsCallError> {
     match result {
         Ok(out) => {
+            // manifest.json, manifest.checksum and state objects are small; an object in their
+            // place that isn't must not be read into memory whole (#15 item 9).
+            let size = out.content_length().unwrap_or(0);
+            if size > MAX_SMALL_OBJECT_BYTES as i64 {
+                return Err(AwsCallError {
+                    kind: AwsErrorKind::Other,
+                    code: "ObjectTooLarge".to_string(),
+                    message: format!(
+                        "the object is {size} bytes; Ferry reads objects of at most {MAX_SMALL_OBJECT_BYTES} bytes whole here"
+                    ),
+                });
+            }
             let bytes = out.body.collect().await.map_err(read_error)?;
             Ok(Some(bytes.into_bytes().to_vec()))
         }

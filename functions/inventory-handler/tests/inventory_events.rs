@@ -553,3 +553,61 @@ async fn csv_parquet_then_orc_inventories_launch_the_first_copy_then_exactly_the
         [RunOutcome::Duplicate { .. }]
     ));
 }
+
+/// #15 item 9: the inventory bucket can be written by others than S3 Inventory. An inventory
+/// dated ahead (which would make every real one "older" and stop the runs) and one whose data
+/// file lies outside its directory are refused: nothing is launched and the next real
+/// inventory still runs.
+#[tokio::test]
+async fn forged_inventories_dated_ahead_or_reading_elsewhere_are_refused() {
+    let env = Env::start().await;
+    // The handler's clock is 1_795_486_500 s: a day later is "ahead".
+    let ahead = env
+        .deliver("2026-12-25T01-00Z", 1_795_572_900_000, "CSV", &objects())
+        .await;
+    let outcomes = env.handle(event_for(&ahead)).await;
+    assert!(
+        matches!(&outcomes[..], [RunOutcome::Refused { reason, .. }] if reason.contains("later than now")),
+        "{outcomes:?}"
+    );
+
+    // A manifest.json naming a data file elsewhere in the bucket (say, an object the attacker
+    // wrote under another prefix).
+    let date = "2026-11-23T01-00Z";
+    let elsewhere = format!("uploads/{date}.csv.gz");
+    env.source_s3
+        .put_object()
+        .bucket(INV_BUCKET)
+        .key(&elsewhere)
+        .body(ByteStream::from(csv_gz(&objects())))
+        .send()
+        .await
+        .unwrap();
+    let checksum_key = env
+        .deliver(date, 1_795_400_000_000, "CSV", &objects())
+        .await;
+    let manifest_key = checksum_key.replace("manifest.checksum", "manifest.json");
+    let mut manifest: Value = serde_json::from_str(&env.text(&manifest_key).await).unwrap();
+    manifest["files"][0]["key"] = Value::String(elsewhere.clone());
+    env.source_s3
+        .put_object()
+        .bucket(INV_BUCKET)
+        .key(&manifest_key)
+        .body(ByteStream::from(manifest.to_string().into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    let outcomes = env.handle(event_for(&checksum_key)).await;
+    assert!(
+        matches!(&outcomes[..], [RunOutcome::Refused { reason, .. }] if reason.contains(&elsewhere)),
+        "{outcomes:?}"
+    );
+    assert!(env.seen.lock().unwrap().is_empty(), "nothing launched");
+
+    // The next real inventory runs (the forged one dated ahead was not recorded as the newest).
+    let real = env
+        .deliver("2026-11-24T01-00Z", 1_795_480_000_000, "CSV", &objects())
+        .await;
+    let run = the_run(env.handle(event_for(&real)).await);
+    assert!(run.stats.copy.objects > 0, "{:?}", run.stats);
+}

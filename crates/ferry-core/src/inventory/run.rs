@@ -60,6 +60,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 /// A claim without a run record after this long was left by a run that died (Lambda's limit is
 /// 15 minutes): another event may take the run over.
 pub const CLAIM_TIMEOUT_SECONDS: u64 = 16 * 60;
+/// How far ahead of the function's clock an inventory's `creationTimestamp` may be (clock skew).
+pub const MAX_CLOCK_AHEAD_SECONDS: u64 = 3600;
 
 /// The objects an inventory run reads and writes in the inventory bucket.
 pub trait InventoryObjects {
@@ -410,6 +412,31 @@ where
             "the inventory lists s3://{}, not the transfer's source bucket {}",
             manifest.source_bucket, spec.source.bucket
         ));
+    }
+    // S3 Inventory writes these files, but others may write the bucket (#15 item 9): an
+    // inventory dated ahead would make every real one "older" and stop the runs; a data file
+    // elsewhere in the bucket would be read as if it were the inventory's.
+    if manifest.creation_timestamp_ms
+        > settings.now_unix.saturating_add(MAX_CLOCK_AHEAD_SECONDS) * 1000
+    {
+        let reason = format!(
+            "its creationTimestamp {} is later than now: S3 Inventory doesn't date reports ahead, so it was \
+             not written by S3 Inventory",
+            super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64)
+        );
+        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+    }
+    if let Some(file) = manifest
+        .files
+        .iter()
+        .find(|f| !f.key.starts_with(location.dir.as_str()) || f.key.contains("/../"))
+    {
+        let reason = format!(
+            "it lists the data file {} outside the inventory's own directory s3://{bucket}/{}: S3 Inventory \
+             writes its data files there",
+            file.key, location.dir
+        );
+        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
     }
 
     // Claimed first, so a duplicate of an inventory already handled is a duplicate, not stale.
