@@ -539,7 +539,7 @@ impl<'m> Stack<'m> {
         let sides = self.grant(&instructions).await;
         let input = self.approve(&ready, &token).await;
         assert_eq!(input.role_arn(), Some(ready.role_arn.as_str()));
-        let job = self.run(&input, tasks).await;
+        let job = Box::pin(self.run(&input, tasks)).await;
         self.assert_roles_sufficed();
         (ready, job, sides)
     }
@@ -1361,7 +1361,7 @@ async fn inventory_driven() {
         ])
     );
     assert_eq!(run.stats.copy.objects, 2, "{:?}", run.stats);
-    stack.run(&input, run.stats.copy.objects as usize).await;
+    Box::pin(stack.run(&input, run.stats.copy.objects as usize)).await;
     assert_outcome(&moto, &spec, &[changed.clone(), new.clone()]).await;
     assert_not_copied(&moto, &spec, &[&scratch, &archived]).await;
 
@@ -1378,7 +1378,7 @@ async fn inventory_driven() {
     let (run3, input) = Box::pin(next_inventory_run(&stack, &ready, 2, &day3)).await;
     assert_eq!(run3.previous_run_id.as_deref(), Some(run.run_id.as_str()));
     assert_eq!(run3.stats.copy.objects, 1, "{:?}", run3.stats);
-    stack.run(&input, 1).await;
+    Box::pin(stack.run(&input, 1)).await;
     assert_outcome(&moto, &spec, &[changed_again]).await;
     stack.assert_roles_sufficed();
 }

@@ -711,8 +711,21 @@ where
                     "reading the manifest s3://{}/{}",
                     m.bucket, m.key
                 )))?;
+            let etag = head.etag.trim().trim_matches('"').to_string();
+            if etag.is_empty() {
+                // No ETag to pin (an answer from another Region has none): nothing approved yet.
+                return Err(WorkflowError::Aws {
+                    what: format!("reading the manifest s3://{}/{}", m.bucket, m.key),
+                    cause: AwsCallError {
+                        kind: AwsErrorKind::Other,
+                        code: "MissingETag".to_string(),
+                        message: "HeadObject returned no ETag to pin the approved manifest to"
+                            .to_string(),
+                    },
+                });
+            }
             let approved = Decision {
-                manifest_etag: Some(head.etag.trim().trim_matches('"').to_string()),
+                manifest_etag: Some(etag),
                 ..decision.clone()
             };
             // Written before signalling, so FirstJob finds it even if a "deferred" hand-over
@@ -973,18 +986,36 @@ where
         }
         if cancel_running {
             // Only a job tagged as this transfer's is cancelled (#15: records can be forged).
-            if !tagged_for(ports, &job).await? {
-                teardown.left_running.push(format!(
-                    "{} ({status}; not cancelled: it is not tagged as this transfer's job)",
-                    job.job_id
-                ));
-                continue;
+            // Neither a refusal nor a failed tag read fails the deletion: the job is reported.
+            match tagged_for(ports, &job).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    teardown.left_running.push(format!(
+                        "{} ({status}; not cancelled: it is not tagged as this transfer's job)",
+                        job.job_id
+                    ));
+                    continue;
+                }
+                Err(e) => {
+                    teardown
+                        .left_running
+                        .push(format!("{} ({status}; not cancelled: {e})", job.job_id));
+                    continue;
+                }
             }
-            ports
-                .cancel_job(&job.account_id, &job.job_id)
-                .await
-                .map_err(WorkflowError::aws(format!("cancelling job {}", job.job_id)))?;
-            teardown.cancelled.push(job.job_id);
+            match ports.cancel_job(&job.account_id, &job.job_id).await {
+                Ok(()) => teardown.cancelled.push(job.job_id),
+                // The role cancels only jobs tagged with the stack's current TransferName.
+                Err(e) if e.kind == AwsErrorKind::AccessDenied => {
+                    teardown.left_running.push(format!(
+                        "{} ({status}; not cancelled: {})",
+                        job.job_id, e.message
+                    ));
+                }
+                Err(e) => {
+                    return Err(WorkflowError::aws(format!("cancelling job {}", job.job_id))(e))
+                }
+            }
         } else {
             teardown
                 .left_running

@@ -525,10 +525,12 @@ async fn first_job_delete<P: StackPorts>(ports: &P, properties: &Value) -> Outco
                 notes.push(format!("cancelled jobs {}", t.cancelled.join(", ")));
             }
             if !t.left_running.is_empty() {
-                notes.push(format!(
-                    "left running (CancelJobsOnDelete=false): {}",
-                    t.left_running.join(", ")
-                ));
+                let why = if cancel {
+                    ""
+                } else {
+                    " (CancelJobsOnDelete=false)"
+                };
+                notes.push(format!("left running{why}: {}", t.left_running.join(", ")));
             }
             Outcome::success(None, &[], (!notes.is_empty()).then(|| notes.join("; ")))
         }
