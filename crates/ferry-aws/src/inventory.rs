@@ -41,26 +41,30 @@ fn read_error(e: impl std::fmt::Display) -> AwsCallError {
 }
 
 /// GetObject into memory (small objects: state, `manifest.json`); `None` when there is none.
-/// The most Ferry reads whole into memory: a manifest.json, a checksum, a state object.
+/// The most Ferry reads whole from an inventory bucket: a manifest.json, a manifest.checksum.
 pub const MAX_SMALL_OBJECT_BYTES: usize = 16 * 1024 * 1024;
 
+/// A state object whole (`None` when absent).
 pub(crate) async fn get_whole(
     s3: &aws_sdk_s3::Client,
     bucket: &str,
     key: &str,
 ) -> Result<Option<Vec<u8>>, AwsCallError> {
-    whole_or_none(s3.get_object().bucket(bucket).key(key).send().await).await
+    // State objects: Ferry's own, the delta index among them (16 bytes an object), so no cap.
+    whole_or_none(s3.get_object().bucket(bucket).key(key).send().await, None).await
 }
 
 async fn whole_or_none(
     result: Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>>,
+    cap: Option<usize>,
 ) -> Result<Option<Vec<u8>>, AwsCallError> {
     match result {
         Ok(out) => {
-            // manifest.json, manifest.checksum and state objects are small; an object in their
-            // place that isn't must not be read into memory whole (#15 item 9).
+            // An inventory's manifest.json and manifest.checksum are small; an object in their
+            // place that isn't must not be read into memory whole (#15 item 9). S3 always
+            // answers GetObject with Content-Length.
             let size = out.content_length().unwrap_or(0);
-            if size > MAX_SMALL_OBJECT_BYTES as i64 {
+            if cap.is_some_and(|cap| size > cap as i64) {
                 return Err(AwsCallError {
                     kind: AwsErrorKind::Other,
                     code: "ObjectTooLarge".to_string(),
@@ -94,7 +98,7 @@ impl InventoryObjects for AwsPorts {
                 s3.get_object().bucket(bucket).key(key).send().await
             })
             .await;
-        whole_or_none(result).await
+        whole_or_none(result, Some(MAX_SMALL_OBJECT_BYTES)).await
     }
 
     async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {

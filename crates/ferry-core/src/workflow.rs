@@ -328,9 +328,10 @@ where
                     "Ferry: FirstJob launched nothing (no recorded approval)",
                     &format!(
                         "The stack's approval wait was signalled \"approved\", but no approval is recorded for \
-                         plan {fingerprint}, so no job was launched. Only the approve command from the \
+                         plan {}, so no job was launched. Only the approve command from the \
                          instructions e-mail approves; a signal sent to the wait's URL by anyone else does not. \
-                         If you did approve, send the approve command again: it launches the job.\n"
+                         If you did approve, send the approve command again: it launches the job.\n",
+                        crate::untrusted::untrusted(fingerprint)
                     ),
                 )
                 .await;
@@ -793,7 +794,11 @@ where
             ports
                 .notify(
                     &format!("Ferry {name}: rejected"),
-                    &format!("Rejected: {reason}\n{what_happens}"),
+                    // The reason is the publisher's text.
+                    &format!(
+                        "Rejected: {}\n{what_happens}",
+                        crate::untrusted::untrusted(reason)
+                    ),
                 )
                 .await
                 .map_err(WorkflowError::aws("announcing the rejection"))?;

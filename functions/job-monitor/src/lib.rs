@@ -97,12 +97,13 @@ impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
                             parsed.job_id, parsed.status
                         ),
                         &format!(
-                            "Job {} ({} in {}) changed to {}. Ferry could not summarise it: {e}\n\n\
+                            "Job {} ({} in {}) changed to {}. Ferry could not summarise it: {}\n\n\
                              Look at it with: ferry status {} --region {} --account-id {}\n",
                             parsed.job_id,
                             parsed.account_id,
                             parsed.region,
                             parsed.status,
+                            ferry_core::untrusted::untrusted(&e.to_string()),
                             parsed.job_id,
                             parsed.region,
                             parsed.account_id

@@ -1026,8 +1026,9 @@ fn summary_body(record: &RunRecord, spec: &TransferSpec) -> String {
     }
     if !s.examples.is_empty() {
         b.push_str("\nRows that could not be read (first ones):\n");
+        // They quote rows and data-file keys, which come from the inventory bucket.
         for e in &s.examples {
-            b.push_str(&format!("  {e}\n"));
+            b.push_str(&format!("  {}\n", untrusted(&e.to_string())));
         }
     }
     for job in &record.jobs {

@@ -67,10 +67,13 @@ fn not_ferrys(existing: &Value, ours: &Statement) -> Option<String> {
         None => Vec::new(),
     };
     let theirs = principals_of(existing);
+    // A role that was deleted (a stack deleted or rolled back) shows in a bucket or key policy
+    // as its unique id, AROA…: that is Ferry's own stale statement, replaced like any other.
     let fits = |p: &String| {
-        ours_principals
-            .iter()
-            .any(|o| o == p || matches!((role_name(o), role_name(p)), (Some(a), Some(b)) if a == b))
+        p.starts_with("AROA")
+            || ours_principals.iter().any(|o| {
+                o == p || matches!((role_name(o), role_name(p)), (Some(a), Some(b)) if a == b)
+            })
     };
     if theirs.is_empty() || !theirs.iter().all(fits) {
         return Some(format!(
@@ -444,6 +447,19 @@ mod tests {
             assert!(revoked.removed.is_empty(), "{other}");
             assert_eq!(revoked.after, parse(Some(&policy)).unwrap());
         }
+    }
+
+    /// After the stack (and its role) was deleted, S3 and KMS show the statement's principal as
+    /// the role's unique id: the next stack's grant replaces it.
+    #[test]
+    fn a_statement_of_a_deleted_role_is_replaced() {
+        let stale = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXRead","Effect":"Allow","Principal":{"AWS":"AROAEXAMPLEID1234567"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::src/*"}]}"#;
+        let edit = merge_statements(Some(stale), &ours()).unwrap();
+        assert_eq!(edit.replaced, vec!["FerryXRead"]);
+        assert_eq!(
+            remove_statements(Some(stale), &ours()).unwrap().removed,
+            vec!["FerryXRead"]
+        );
     }
 
     #[test]

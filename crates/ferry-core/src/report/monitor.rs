@@ -398,6 +398,8 @@ fn redrive_hint(event: &JobStatusEvent, job_id: &str, ctx: &MonitorContext) -> R
 }
 
 fn suspended_email(event: &JobStatusEvent, job: &JobInfo, transfer_name: &str) -> (String, String) {
+    // The name is the job's ferry:transfer tag: escaped like any text from outside.
+    let transfer_name = crate::untrusted::untrusted(transfer_name);
     let (r, a, j) = (&event.region, &event.account_id, &job.job_id);
     let tasks = job
         .total_tasks

@@ -203,10 +203,12 @@ impl JobSummary {
 
     /// The e-mail: subject and a short body. The breakdown holds the rest.
     pub fn email(&self) -> (String, String) {
-        let name = self
-            .transfer_name
-            .as_deref()
-            .unwrap_or("(unknown transfer)");
+        // The name is the job's ferry:transfer tag, which whoever may tag jobs can set.
+        let name = untrusted(
+            self.transfer_name
+                .as_deref()
+                .unwrap_or("(unknown transfer)"),
+        );
         let failed = self.failed_tasks.unwrap_or(self.failed_in_report);
         let subject = format!(
             "Ferry {name}: job {} {}{}",
@@ -268,7 +270,8 @@ impl JobSummary {
                     "\n- {} x {}\n  Fix: {}\n",
                     thousands(g.count),
                     untrusted(&g.label),
-                    g.fix
+                    // Built from the report row (its error code, the key named in its message).
+                    untrusted(&g.fix)
                 ));
                 // Keys and versions are the source bucket's: escaped, so a key can't add lines.
                 for e in g.examples.iter().take(EMAIL_EXAMPLES) {

@@ -1,0 +1,46 @@
+//! What Ferry reads whole: an inventory's manifest.json and manifest.checksum are capped
+//! (someone who can write the inventory bucket must not make a run load gigabytes), Ferry's own
+//! state objects are not (the delta index of a large bucket is tens of megabytes).
+
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ferry_aws::inventory::MAX_SMALL_OBJECT_BYTES;
+use ferry_aws::AwsPorts;
+use ferry_core::inventory::run::InventoryObjects;
+use ferry_core::ports::StateStore;
+
+fn ports_answering(content_length: i64) -> AwsPorts {
+    let rule = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+        GetObjectOutput::builder()
+            .content_length(content_length)
+            .body(ByteStream::from_static(b"{}"))
+            .build()
+    });
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    AwsPorts::from_config(&config, "state".into(), "arn:aws:sns:us-east-1:1:t".into())
+        .with_clients(s3, mock_client!(aws_sdk_s3control, []))
+}
+
+#[tokio::test]
+async fn an_inventory_file_over_the_cap_is_refused_state_objects_are_not_capped() {
+    let over = MAX_SMALL_OBJECT_BYTES as i64 + 1;
+    let err = ports_answering(over)
+        .get_small("inventory", "inv/src/cfg/2026-12-01T00-00Z/manifest.json")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "ObjectTooLarge", "{err:?}");
+    // At the cap, and for the state bucket whatever the size: read.
+    let at = ports_answering(MAX_SMALL_OBJECT_BYTES as i64);
+    assert!(at.get_small("inventory", "k").await.unwrap().is_some());
+    let state = ports_answering(64 * 1024 * 1024);
+    assert!(state
+        .get("inventory/x/runs/r/index.bin")
+        .await
+        .unwrap()
+        .is_some());
+}
