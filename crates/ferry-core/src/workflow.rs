@@ -318,10 +318,11 @@ where
     if let Some(existing) = launched_job(ports, fingerprint).await? {
         return Ok(existing);
     }
+    // CloudFormation creates FirstJob once the wait is over: an approval that comes later must
+    // launch the job itself rather than signal a wait nobody waits on. Marked before the
+    // decision is looked for, so an approval recording its decision meanwhile sees the mark.
+    end_waits_of(ports, fingerprint).await?;
     if !recorded_approval(ports, fingerprint).await? {
-        // CloudFormation creates FirstJob once the wait is over: an approval that comes later
-        // must launch the job itself rather than signal a wait nobody waits on.
-        end_waits_of(ports, fingerprint).await?;
         if !on_update && approval_granted(approval_property) {
             let _ = ports
                 .notify(
@@ -671,7 +672,7 @@ where
     if !claimed {
         return Err(WorkflowError::TokenSpent);
     }
-    let result = act_on_decision(ports, &message, &record, &decision, ctx).await;
+    let result = act_on_decision(ports, &message, &record, &record_key, &decision, ctx).await;
     if result.is_err() {
         // Give the token back: nothing happened, so the person may simply try again.
         let _ = ports.delete(&decision_key).await;
@@ -686,6 +687,7 @@ async fn act_on_decision<P>(
     ports: &P,
     message: &ApprovalMessage,
     record: &ApprovalRecord,
+    record_key: &str,
     decision: &Decision,
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
@@ -747,6 +749,31 @@ where
                     "approved by the approval topic",
                 )
                 .await?;
+                // FirstJob may have run before this decision was written (a forged signal or the
+                // hand-over ended the wait first): it marked the wait over before it looked for
+                // a decision, so the mark is visible now, and nobody waits on this signal: the
+                // approval launches. (S3 reads are strongly consistent after writes.)
+                let ended = read_state::<ApprovalRecord, _>(
+                    ports,
+                    record_key,
+                    "re-reading the approval record",
+                )
+                .await?
+                .is_some_and(|r| r.wait_released);
+                if ended
+                    && launched_job(ports, &record.plan_fingerprint)
+                        .await?
+                        .is_none()
+                {
+                    return Ok(
+                        match start_first_copy(ports, &record.plan_fingerprint, ctx).await? {
+                            FirstCopy::Job(job) => ApprovalOutcome::JobLaunched(job),
+                            FirstCopy::InventoryRun { manifest_key } => {
+                                ApprovalOutcome::InventoryRunStarted { manifest_key }
+                            }
+                        },
+                    );
+                }
                 ports
                     .notify(
                         &format!("Ferry {name}: approved"),

@@ -43,6 +43,8 @@ struct MemoryAws {
     job_tags: Mutex<BTreeMap<String, Vec<(String, String)>>>,
     /// The manifest's ETag as HeadObject answers it (default `"e7a5"`).
     manifest_etag: Mutex<Option<String>>,
+    /// The WaitCondition was already completed by another signal, and FirstJob ran.
+    wait_already_ended: Mutex<bool>,
 }
 
 impl InventoryRunTrigger for MemoryAws {
@@ -114,6 +116,17 @@ impl WaitSignal for MemoryAws {
             .lock()
             .unwrap()
             .push((url.to_string(), signal.clone()));
+        // A wait that another signal already ended: FirstJob ran and marked it over.
+        if *self.wait_already_ended.lock().unwrap() {
+            let mut objects = self.objects.lock().unwrap();
+            for (key, body) in objects.iter_mut() {
+                if key.starts_with("approvals/") && key.ends_with(".json") {
+                    let mut record: ApprovalRecord = serde_json::from_slice(body).unwrap();
+                    record.wait_released = true;
+                    *body = serde_json::to_vec(&record).unwrap();
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -656,6 +669,39 @@ async fn update_re_asks_only_when_the_transfer_changed() {
             .unwrap(),
         ApprovalOutcome::JobLaunched(_)
     ));
+}
+
+/// #15 item 3, the race: a forged signal (or the hand-over) ends the wait and FirstJob runs
+/// while the real approval is in preflight. FirstJob finds no decision yet; the approval, after
+/// its own signal, sees the wait was over and launches the job itself, once.
+#[tokio::test]
+async fn an_approval_racing_a_forged_signal_still_launches_once() {
+    let aws = MemoryAws::default();
+    let t = token(25);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    *aws.wait_already_ended.lock().unwrap() = true;
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ApprovalOutcome::JobLaunched(_)),
+        "{outcome:?}"
+    );
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+    // FirstJob, running again (an update), answers that job, launching nothing new.
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW + 70),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, "job-0");
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
 
 /// #15 item 13: the approval records the manifest's ETag; FirstJob launches only on that
