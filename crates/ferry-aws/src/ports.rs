@@ -362,21 +362,8 @@ impl JobControl for AwsPorts {
         &self,
         account_id: &str,
         job_id: &str,
-    ) -> Result<Vec<(String, String)>, AwsCallError> {
-        let out = self
-            .launch
-            .s3control
-            .get_job_tagging()
-            .account_id(account_id)
-            .job_id(job_id)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?;
-        Ok(out
-            .tags()
-            .iter()
-            .map(|t| (t.key().to_string(), t.value().to_string()))
-            .collect())
+    ) -> Result<Vec<ferry_core::job::S3Tag>, AwsCallError> {
+        ferry_core::report::jobs::JobsApi::job_tags(&self.launch, account_id, job_id).await
     }
 }
 

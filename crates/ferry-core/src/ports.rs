@@ -99,12 +99,12 @@ pub trait JobControl {
         account_id: &str,
         job_id: &str,
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
-    /// The job's tags (`GetJobTagging`), as (key, value).
+    /// The job's tags (`GetJobTagging`).
     fn job_tags(
         &self,
         account_id: &str,
         job_id: &str,
-    ) -> impl Future<Output = Result<Vec<(String, String)>, AwsCallError>> + Send;
+    ) -> impl Future<Output = Result<Vec<crate::job::S3Tag>, AwsCallError>> + Send;
 }
 
 /// Job states after which nothing more happens.

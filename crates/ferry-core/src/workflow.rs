@@ -196,12 +196,12 @@ where
     })
 }
 
-/// Marks every approval token not yet used as spent (`superseded`): after a plan change an old
-/// token must not approve, whatever its plan.
-async fn retire_pending_approvals<P: StateStore + Sync>(
+/// Every approval record in the state bucket, with its key (`approvals/<token hash>.json`).
+/// There is one per instructions e-mail, so they are few.
+async fn approval_records<P: StateStore + Sync>(
     ports: &P,
-    ctx: &StackContext,
-) -> Result<(), WorkflowError> {
+) -> Result<Vec<(String, ApprovalRecord)>, WorkflowError> {
+    let mut records = Vec::new();
     for key in ports
         .list(keys::APPROVALS_PREFIX)
         .await
@@ -209,18 +209,34 @@ async fn retire_pending_approvals<P: StateStore + Sync>(
         .into_iter()
         .filter(|k| k.ends_with(".json"))
     {
-        let Some(record) =
+        if let Some(record) =
             read_state::<ApprovalRecord, _>(ports, &key, "reading an approval record").await?
-        else {
-            continue;
-        };
+        {
+            records.push((key, record));
+        }
+    }
+    Ok(records)
+}
+
+/// The decision object beside an approval record (`approvals/<hash>.decision`).
+fn decision_key_of(record_key: &str) -> String {
+    record_key.trim_end_matches(".json").to_string() + ".decision"
+}
+
+/// Marks every approval token not yet used as spent (`superseded`): after a plan change an old
+/// token must not approve, whatever its plan.
+async fn retire_pending_approvals<P: StateStore + Sync>(
+    ports: &P,
+    ctx: &StackContext,
+) -> Result<(), WorkflowError> {
+    for (key, record) in approval_records(ports).await? {
         let retired = Decision {
             decision: "superseded".to_string(),
             plan_fingerprint: record.plan_fingerprint,
             at_unix: ctx.now_unix,
             manifest_etag: None,
         };
-        let decided = key.trim_end_matches(".json").to_string() + ".decision";
+        let decided = decision_key_of(&key);
         // Already decided (used, rejected, superseded) stays as it is.
         ports
             .put_if_absent(&decided, to_json(&retired))
@@ -350,16 +366,7 @@ async fn end_waits_of<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
 ) -> Result<(), WorkflowError> {
-    let keys_found = ports
-        .list(keys::APPROVALS_PREFIX)
-        .await
-        .map_err(WorkflowError::aws("listing approvals"))?;
-    for key in keys_found.iter().filter(|k| k.ends_with(".json")) {
-        let Some(mut record) =
-            read_state::<ApprovalRecord, _>(ports, key, "reading an approval record").await?
-        else {
-            continue;
-        };
+    for (key, mut record) in approval_records(ports).await? {
         if record.plan_fingerprint != fingerprint
             || record.mode != ApprovalMode::Wait
             || record.wait_released
@@ -368,7 +375,7 @@ async fn end_waits_of<P: StateStore + Sync>(
         }
         record.wait_released = true;
         ports
-            .put(key, to_json(&record))
+            .put(&key, to_json(&record))
             .await
             .map_err(WorkflowError::aws("marking the wait as over"))?;
     }
@@ -562,27 +569,15 @@ where
     P: StateStore + Notifier + Sync,
 {
     let mut newest: Option<(String, ApprovalRecord)> = None;
-    for key in ports
-        .list(keys::APPROVALS_PREFIX)
-        .await
-        .map_err(WorkflowError::aws("listing approvals"))?
-        .into_iter()
-        .filter(|k| k.ends_with(".json"))
-    {
-        let decided = key.trim_end_matches(".json").to_string() + ".decision";
+    for (key, record) in approval_records(ports).await? {
         if ports
-            .get(&decided)
+            .get(&decision_key_of(&key))
             .await
             .map_err(WorkflowError::aws("reading a decision"))?
             .is_some()
         {
             continue;
         }
-        let Some(record) =
-            read_state::<ApprovalRecord, _>(ports, &key, "reading an approval record").await?
-        else {
-            continue;
-        };
         if newest
             .as_ref()
             .is_none_or(|(_, n)| record.created_unix >= n.created_unix)
@@ -601,7 +596,7 @@ where
         at_unix: ctx.now_unix,
         manifest_etag: None,
     };
-    let old_decision = old_key.trim_end_matches(".json").to_string() + ".decision";
+    let old_decision = decision_key_of(&old_key);
     if !ports
         .put_if_absent(&old_decision, to_json(&retired))
         .await
@@ -908,21 +903,12 @@ where
     P: StateStore + WaitSignal + Notifier + Sync,
 {
     let mut released = Vec::new();
-    let keys_found = ports
-        .list(keys::APPROVALS_PREFIX)
-        .await
-        .map_err(WorkflowError::aws("listing approvals"))?;
-    for key in keys_found.iter().filter(|k| k.ends_with(".json")) {
-        let Some(mut record) =
-            read_state::<ApprovalRecord, _>(ports, key, "reading an approval record").await?
-        else {
-            continue;
-        };
+    for (key, mut record) in approval_records(ports).await? {
         let (Some(url), Some(deadline)) = (record.wait_handle_url.clone(), record.wait_deadline)
         else {
             continue;
         };
-        let decided_key = key.trim_end_matches(".json").to_string() + ".decision";
+        let decided_key = decision_key_of(&key);
         if record.mode != ApprovalMode::Wait
             || record.wait_released
             || deadline.saturating_sub(ctx.now_unix) > RELEASE_WAIT_BEFORE_SECONDS
@@ -937,7 +923,7 @@ where
         // Marked first: an approval racing this hand-over then launches the job itself.
         record.wait_released = true;
         ports
-            .put(key, to_json(&record))
+            .put(&key, to_json(&record))
             .await
             .map_err(WorkflowError::aws("marking the wait as handed over"))?;
         signal(
@@ -988,7 +974,7 @@ where
             "reading the tags of job {}",
             job.job_id
         )))?;
-    let has = |k: &str, v: &str| tags.iter().any(|(tk, tv)| tk == k && tv == v);
+    let has = |k: &str, v: &str| tags.iter().any(|t| t.key == k && t.value == v);
     Ok(has(crate::job::TRANSFER_TAG, &name) && has(crate::job::PLAN_TAG, &job.plan_fingerprint))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use ferry_core::approval::{keys, ApprovalRecord, ApprovalToken};
-use ferry_core::job::CreateJobRequest;
+use ferry_core::job::{CreateJobRequest, S3Tag};
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
 use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
@@ -40,7 +40,7 @@ struct MemoryAws {
     /// Events handed to inventory-handler (Lambda Invoke, Event).
     inventory_runs: Mutex<Vec<serde_json::Value>>,
     /// Job id → tags, as CreateJob set them.
-    job_tags: Mutex<BTreeMap<String, Vec<(String, String)>>>,
+    job_tags: Mutex<BTreeMap<String, Vec<S3Tag>>>,
     /// The manifest's ETag as HeadObject answers it (default `"e7a5"`).
     manifest_etag: Mutex<Option<String>>,
     /// The WaitCondition was already completed by another signal, and FirstJob ran.
@@ -168,14 +168,10 @@ impl LaunchApi for MemoryAws {
             .entry(request.client_request_token.clone())
             .or_insert_with(|| format!("job-{n}"))
             .clone();
-        self.job_tags.lock().unwrap().insert(
-            id.clone(),
-            request
-                .tags
-                .iter()
-                .map(|t| (t.key.clone(), t.value.clone()))
-                .collect(),
-        );
+        self.job_tags
+            .lock()
+            .unwrap()
+            .insert(id.clone(), request.tags.clone());
         self.job_status
             .lock()
             .unwrap()
@@ -246,11 +242,7 @@ impl JobControl for MemoryAws {
             .cloned()
             .unwrap_or_default())
     }
-    async fn job_tags(
-        &self,
-        _account_id: &str,
-        job_id: &str,
-    ) -> Result<Vec<(String, String)>, AwsCallError> {
+    async fn job_tags(&self, _account_id: &str, job_id: &str) -> Result<Vec<S3Tag>, AwsCallError> {
         Ok(self
             .job_tags
             .lock()
@@ -868,7 +860,10 @@ async fn teardown_cancels_only_jobs_tagged_as_this_transfers() {
     ]);
     aws.job_tags.lock().unwrap().insert(
         "payroll-job".into(),
-        vec![("team".into(), "payroll".into())],
+        vec![S3Tag {
+            key: "team".into(),
+            value: "payroll".into(),
+        }],
     );
     let forged = serde_json::json!({"job_id": "payroll-job", "plan_fingerprint": ready.fingerprint,
         "account_id": "222222222222", "region": "eu-west-1", "manifest_etag": "e",

@@ -493,27 +493,46 @@ fn wait_until_ready(child: &mut Child, port: u16) -> Ready {
 
 /// One HTTP/1.1 request without a body on a fresh connection; returns the status code.
 fn http_status(port: u16, method: &str, path: &str, timeout: Duration) -> std::io::Result<u16> {
+    http_call(port, method, path, "", timeout).map(|(status, _)| status)
+}
+
+/// One plain HTTP/1.1 request to `127.0.0.1:port` (moto's control API, the gateway's harness
+/// API): its status and body. An answer that isn't HTTP is an `InvalidData` error.
+pub(crate) fn http_call(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    timeout: Duration,
+) -> std::io::Result<(u16, String)> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\n\
-         Connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response)?;
-    let head = String::from_utf8_lossy(&response);
-    head.split_whitespace()
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("not an HTTP response: {:?}", head.lines().next()),
+                format!("not an HTTP response: {:?}", text.lines().next()),
             )
-        })
+        })?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
 }
 
 fn read_log(path: &Path) -> String {

@@ -10,8 +10,6 @@
 //! nowhere. After signing, the interceptor sends the request to the gateway's address and keeps
 //! the signed `Host` header, as a resolver pointing that name at the gateway would.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use aws_config::SdkConfig;
@@ -24,7 +22,7 @@ use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use serde_json::Value;
 
 use crate::accounts::SentJobs;
-use crate::moto::MotoServer;
+use crate::moto::{http_call, MotoServer};
 
 /// An S3 Control client for `config` (its credentials act; requests go through the gateway),
 /// and the CreateJob requests it sent, for the emulator to run.
@@ -159,33 +157,10 @@ pub(crate) async fn harness_call(
         return None;
     }
     let port: u16 = moto.endpoint_url().rsplit(':').next()?.parse().ok()?;
-    tokio::task::spawn_blocking(move || http_call(port, method, &path, &body).ok())
-        .await
-        .ok()
-        .flatten()
-}
-
-fn http_call(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-    let timeout = Duration::from_secs(10);
-    let mut stream =
-        TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), timeout)?;
-    stream.set_read_timeout(Some(timeout))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    tokio::task::spawn_blocking(move || {
+        http_call(port, method, &path, &body, Duration::from_secs(10)).ok()
+    })
+    .await
+    .ok()
+    .flatten()
 }

@@ -595,7 +595,7 @@ impl JobControl for FaultyPorts {
         &self,
         account_id: &str,
         job_id: &str,
-    ) -> Result<Vec<(String, String)>, AwsCallError> {
+    ) -> Result<Vec<ferry_core::job::S3Tag>, AwsCallError> {
         self.inner.job_tags(account_id, job_id).await
     }
 }
