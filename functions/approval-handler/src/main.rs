@@ -1,5 +1,9 @@
 //! approval-handler's Lambda entry point: configuration and clients once, then the handler.
 
+// The handler's future (preflight, launch, first inventory run, nested async calls) is deep:
+// computing its layout needs more than the default query depth of 128 in a clean build.
+#![recursion_limit = "256"]
+
 use approval_handler::ApprovalHandler;
 use ferry_aws::AwsPorts;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
