@@ -38,6 +38,20 @@ function keyIdFromMotoCiphertext(b64) {
   }
 }
 
+/**
+ * IAM role operations whose iam:PermissionsBoundary is the role's present boundary (Service
+ * Authorization Reference, IAM: the actions listing the iam:PermissionsBoundary condition key).
+ */
+const ROLE_BOUNDARY_OPERATIONS = new Set([
+  'PutRolePolicy',
+  'DeleteRolePolicy',
+  'AttachRolePolicy',
+  'DetachRolePolicy',
+  'DeleteRolePermissionsBoundary',
+  'UpdateAssumeRolePolicy',
+  'DeleteRole',
+])
+
 /** An SQS queue URL (`http://host/ACCOUNT/NAME`) → its ARN. */
 function queueArn(url, region) {
   const m = /\/(\d{12})\/([^/?]+)\/?$/.exec(new URL(url, 'http://x').pathname)
@@ -113,6 +127,11 @@ export async function classifyApi(r, store) {
       const context = {}
       if (params.PolicyArn) context['iam:PolicyARN'] = params.PolicyArn
       if (params.PermissionsBoundary) context['iam:PermissionsBoundary'] = params.PermissionsBoundary
+      // A change to a role's policies is conditioned on the boundary the role has now.
+      else if (params.RoleName && ROLE_BOUNDARY_OPERATIONS.has(operation)) {
+        const boundary = await store.roleBoundaryArn(a, params.RoleName)
+        if (boundary) context['iam:PermissionsBoundary'] = boundary
+      }
       return { operation, checks: one(resource, a, { context }) }
     }
     default:

@@ -194,7 +194,7 @@ export async function startGateway(opts) {
         operation = params.Action
       }
       if (!operation) classified = { unmapped: `${service} ${req.method} ${url.pathname}: no operation (Action / X-Amz-Target)` }
-      else classified = await classifyApi({ service, operation, params, region: auth.region, caller }, { resolveKey: (a, r, k) => store.resolveKey(a, r, k), actionExists })
+      else classified = await classifyApi({ service, operation, params, region: auth.region, caller }, { resolveKey: (a, r, k) => store.resolveKey(a, r, k), roleBoundaryArn: (a, n) => store.roleBoundaryArn(a, n), actionExists })
       classified.params = params
     }
 

@@ -515,6 +515,97 @@ describe('authorizing gateway in front of moto', () => {
   })
 
   // -------------------------------------------------------------------------------------------
+  // SNS: topic policies read from moto (the stack's topics deny everyone but named principals).
+
+  /** One signed SNS query-protocol call as `credentials`; {status, text, code}. */
+  const sns = async (credentials, params) => {
+    const body = new URLSearchParams({ Version: '2010-03-31', ...params }).toString()
+    const r = { method: 'POST', host: `sns.${REGION}.amazonaws.com`, path: '/', body, region: REGION, service: 'sns', credentials, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' } }
+    signRequest(r)
+    const res = await fetch(`${gw.url}/`, { method: 'POST', headers: r.headers, body })
+    const text = await res.text()
+    return { status: res.status, text, code: /<Code>([^<]*)<\/Code>/.exec(text)?.[1] }
+  }
+  const topicArn = (account, name) => `arn:aws:sns:${REGION}:${account}:${name}`
+  const makeTopic = async (admin, account, name, doc) => {
+    assert.equal((await sns(admin, { Action: 'CreateTopic', Name: name })).status, 200)
+    if (doc) assert.equal((await sns(admin, { Action: 'SetTopicAttributes', TopicArn: topicArn(account, name), AttributeName: 'Policy', AttributeValue: doc })).status, 200)
+    return topicArn(account, name)
+  }
+  const snsDenied = (out, because) => {
+    assert.equal(out.status, 403, out.text)
+    assert.equal(out.code, 'AuthorizationError', out.text)
+    assert.match(out.text, because)
+  }
+
+  test('SNS Publish: a topic policy denying every aws:PrincipalArn but one refuses the others, whatever their identity policy allows', async () => {
+    const topic = topicArn(B, 'gw-approvals')
+    const approverArn = await makeRole(adminB, B, 'sns-approver', policy(allow('sns:Publish', topic)))
+    const otherArn = await makeRole(adminB, B, 'sns-power-user', policy(allow('sns:*', '*')))
+    await makeTopic(adminB, B, 'gw-approvals', policy({ Sid: 'OnlyApprovers', Effect: 'Deny', Principal: '*', Action: 'sns:Publish', Resource: topic, Condition: { ArnNotEquals: { 'aws:PrincipalArn': [approverArn] } } }))
+    const [approver, other] = [await assume(approverArn), await assume(otherArn)]
+    const out = await sns(approver, { Action: 'Publish', TopicArn: topic, Message: '{"action":"resend"}' })
+    assert.equal(out.status, 200, out.text)
+    snsDenied(await sns(other, { Action: 'Publish', TopicArn: topic, Message: '{"action":"resend"}' }), /with an explicit deny in a resource-based policy/)
+    // PublishBatch is sns:Publish too.
+    snsDenied(await sns(other, { Action: 'PublishBatch', TopicArn: topic, 'PublishBatchRequestEntries.member.1.Id': 'a', 'PublishBatchRequestEntries.member.1.Message': 'x' }), /sns:Publish/)
+    // Without the topic's Deny, a role without sns:Publish of its own is refused by its identity
+    // policy, and one with it is allowed (same account: no topic policy needed).
+    const plain = await makeTopic(adminB, B, 'gw-plain')
+    const noneArn = await makeRole(adminB, B, 'sns-none', policy(allow('s3:ListAllMyBuckets', '*')))
+    snsDenied(await sns(await assume(noneArn), { Action: 'Publish', TopicArn: plain, Message: 'x' }), /because no identity-based policy allows the sns:Publish action/)
+    assert.equal((await sns(other, { Action: 'Publish', TopicArn: plain, Message: 'x' })).status, 200)
+  })
+
+  test('SNS Subscribe is decided with sns:Protocol and sns:Endpoint from the request', async () => {
+    const topic = topicArn(B, 'gw-notifications')
+    const roleArn = await makeRole(adminB, B, 'sns-subscriber', policy(allow('sns:*', '*')))
+    await makeTopic(
+      adminB,
+      B,
+      'gw-notifications',
+      policy(
+        { Sid: 'OnlyTheAddress', Effect: 'Deny', Principal: '*', Action: 'sns:Subscribe', Resource: topic, Condition: { StringNotEquals: { 'sns:Endpoint': 'team@example.com' } } },
+        { Sid: 'OnlyEmail', Effect: 'Deny', Principal: '*', Action: 'sns:Subscribe', Resource: topic, Condition: { StringNotEquals: { 'sns:Protocol': 'email' } } },
+      ),
+    )
+    const session = await assume(roleArn)
+    const ok = await sns(session, { Action: 'Subscribe', TopicArn: topic, Protocol: 'email', Endpoint: 'team@example.com' })
+    assert.equal(ok.status, 200, ok.text)
+    for (const [protocol, endpoint] of [['email', 'mallory@example.com'], ['email-json', 'team@example.com'], ['sqs', `arn:aws:sqs:${REGION}:${B}:mallory`]]) {
+      snsDenied(await sns(session, { Action: 'Subscribe', TopicArn: topic, Protocol: protocol, Endpoint: endpoint }), /explicit deny in a resource-based policy/)
+    }
+    const line = recorded().filter((l) => l.principal === sessionArn(roleArn) && l.decision === 'Deny').pop()
+    assert.deepEqual([line.action, line.resource], ['sns:Subscribe', topic])
+  })
+
+  test('SNS policy changes: a Deny unless aws:CalledVia names CloudFormation refuses a direct SetTopicAttributes (the key is absent); a change the gateway forwards is enforced at once', async () => {
+    const topic = topicArn(B, 'gw-guarded')
+    const roleArn = await makeRole(adminB, B, 'sns-admin-ish', policy(allow('sns:*', '*')))
+    const guard = { Sid: 'OnlyTheStack', Effect: 'Deny', Principal: '*', Action: ['sns:SetTopicAttributes', 'sns:AddPermission', 'sns:DeleteTopic'], Resource: topic, Condition: { 'ForAllValues:StringNotEquals': { 'aws:CalledVia': ['cloudformation.amazonaws.com'] } } }
+    await makeTopic(adminB, B, 'gw-guarded', policy(guard))
+    const session = await assume(roleArn)
+    const open = policy({ Effect: 'Allow', Principal: '*', Action: 'sns:*', Resource: topic })
+    snsDenied(await sns(session, { Action: 'SetTopicAttributes', TopicArn: topic, AttributeName: 'Policy', AttributeValue: open }), /explicit deny/)
+    snsDenied(await sns(session, { Action: 'AddPermission', TopicArn: topic, Label: 'x', 'AWSAccountId.member.1': A, 'ActionName.member.1': 'Subscribe' }), /explicit deny/)
+    snsDenied(await sns(session, { Action: 'DeleteTopic', TopicArn: topic }), /explicit deny/)
+    // The administrator lifts the guard (as CloudFormation would); the role's next call sees it.
+    assert.equal((await sns(adminB, { Action: 'SetTopicAttributes', TopicArn: topic, AttributeName: 'Policy', AttributeValue: open })).status, 200)
+    const out = await sns(session, { Action: 'SetTopicAttributes', TopicArn: topic, AttributeName: 'DisplayName', AttributeValue: 'x' })
+    assert.equal(out.status, 200, out.text)
+  })
+
+  test('SNS across accounts: Publish to another account\'s topic needs its topic policy too', async () => {
+    const topic = await makeTopic(adminB, B, 'gw-shared')
+    const roleArn = await makeRole(adminA, A, 'sns-cross', policy(allow('sns:Publish', topic)))
+    const session = await assume(roleArn)
+    snsDenied(await sns(session, { Action: 'Publish', TopicArn: topic, Message: 'x' }), /because no resource-based policy allows the sns:Publish action/)
+    await sns(adminB, { Action: 'SetTopicAttributes', TopicArn: topic, AttributeName: 'Policy', AttributeValue: policy({ Effect: 'Allow', Principal: { AWS: roleArn }, Action: 'sns:Publish', Resource: topic }) })
+    const out = await sns(session, { Action: 'Publish', TopicArn: topic, Message: 'x' })
+    assert.equal(out.status, 200, out.text)
+  })
+
+  // -------------------------------------------------------------------------------------------
   // Lambda Invoke: authorized, answered and listed by the gateway (moto would need Docker).
 
   /** One signed Lambda Invoke as `credentials`, sent to `base`; {status, headers, text}. */

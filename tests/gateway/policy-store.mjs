@@ -131,6 +131,23 @@ export class PolicyStore {
     return arn ? [await this.#managedPolicy(account, arn)] : undefined
   }
 
+  /**
+   * The ARN of a role's permissions boundary, `undefined` when it has none or doesn't exist:
+   * IAM evaluates iam:PermissionsBoundary of PutRolePolicy, DeleteRolePolicy and the like as the
+   * role's present boundary (IAM User Guide, "Permissions boundaries for IAM entities"). Read
+   * fresh each time (it is rare and the boundary can just have changed).
+   */
+  async roleBoundaryArn(account, roleName) {
+    let role
+    try {
+      role = await this.#iam(account, { Action: 'GetRole', RoleName: roleName })
+    } catch (e) {
+      if (e.code === 'NoSuchEntity') return undefined
+      throw e
+    }
+    return xmlFirst(xmlSection(role, 'PermissionsBoundary') ?? '', 'PermissionsBoundaryArn') || undefined
+  }
+
   /** Identity policies of a role: {exists, identityPolicies, permissionBoundaryPolicies?}. */
   rolePolicies(account, roleName) {
     return this.#cached(this.identity, `role|${account}|${roleName}`, async () => {

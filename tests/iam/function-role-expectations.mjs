@@ -300,6 +300,9 @@ export const FUNCTION_EXPECTATIONS = {
       // The source account's policies name one principal, the batch role: the copier works as it
       // (its trust policy names the copier's role, proven in simulate.test.mjs).
       access('sts:AssumeRole', t.batchRoleArn, 'the copy runs with the batch role\'s permissions'),
+      // Before acting, it looks up the job the payload names (ferry-core large_object::invoking_job).
+      access('s3:DescribeJob', t.jobArn('job-0001'), 'is the invoking job a LambdaInvoke job of this function, as the batch role, with these arguments?'),
+      access('s3:GetJobTagging', t.jobArn('job-0001'), 'is the invoking job tagged ferry:transfer = this transfer?'),
     ],
     denied: (t) => [
       // Assuming the batch role is this function's whole job; every other common denial holds.
@@ -316,6 +319,11 @@ export const FUNCTION_EXPECTATIONS = {
       access('iam:PassRole', t.batchRoleArn, 'the copier passes no role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
       access('sts:AssumeRole', t.roleArn(t.foreign.roleName), 'no role but the batch role'),
       access('sqs:SendMessage', t.failedEventsQueueArn, 'Batch Operations invokes it synchronously: no dead-letter queue'),
+      // It reads jobs, never changes them, and only jobs of its own account and Region.
+      access('s3:DescribeJob', t.jobArn('job-0001', { account: t.foreign.account }), 'only jobs of this account invoke it'),
+      access('s3:DescribeJob', t.jobArn('job-0001', { region: t.otherRegion }), 'only jobs of this Region invoke it'),
+      access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'the copier never confirms or cancels jobs'),
+      access('s3:PutJobTagging', t.jobArn('job-0001'), 'the copier never tags jobs'),
     ],
   },
 

@@ -5,7 +5,7 @@
 // content), the physical names of the stack's resources those documents name, and the state
 // bucket's policy.
 //
-// Usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON
+// Usage: [FERRY_TEMPLATE=path] node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON
 // Prints one JSON object on stdout.
 
 import { dirname, join } from 'node:path'
@@ -19,7 +19,8 @@ if (!parametersJson) {
   process.stderr.write('usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON\n')
   process.exit(2)
 }
-const template = loadTemplate(join(HERE, '..', '..', 'template.yaml'))
+// FERRY_TEMPLATE: another template (say, one with a fix taken out, to see a test fail).
+const template = loadTemplate(process.env.FERRY_TEMPLATE ?? join(HERE, '..', '..', 'template.yaml'))
 const resolver = new Resolver(template, JSON.parse(parametersJson), { account, region, stackName }, samRoleResources(template))
 const role = functionRoles(template, resolver)[fnId]
 if (!role) {
@@ -37,6 +38,16 @@ process.stdout.write(
     approvalTopicArn: refOr('ApprovalTopic'),
     // The state bucket's policy as deployed (who may read redrive manifests, TLS only).
     stateBucketPolicy: resolver.exists('StateBucketPolicy') ? resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument) : null,
+    // The topics' policies as deployed (who may publish, subscribe, change them): topic ARN → document.
+    topicPolicies: Object.fromEntries(
+      Object.values(template.Resources)
+        .filter((r) => r.Type === 'AWS::SNS::TopicPolicy')
+        .flatMap((r) => resolver.resolve(r.Properties.Topics).map((arn) => [arn, resolver.resolve(r.Properties.PolicyDocument)])),
+    ),
+    // The batch role's permissions boundary (a managed policy the stack creates), as deployed.
+    batchRoleBoundary: resolver.exists('BatchRoleBoundary')
+      ? { arn: resolver.ref('BatchRoleBoundary'), document: resolver.resolve(template.Resources.BatchRoleBoundary.Properties.PolicyDocument) }
+      : null,
     // The function's environment as Lambda gets it: Globals' variables, then its own (a value
     // the model can't resolve, such as a custom resource's attribute, is null).
     environment: Object.fromEntries(

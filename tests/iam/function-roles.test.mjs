@@ -30,7 +30,8 @@ import { functionRoles, samRoleResources, documentStatements } from './sam-roles
 import { FUNCTION_EXPECTATIONS } from './function-role-expectations.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
-const TEMPLATE_PATH = resolve(HERE, '..', '..', 'template.yaml')
+// FERRY_TEMPLATE: another template (say, one with a fix taken out, to see a proof fail).
+const TEMPLATE_PATH = process.env.FERRY_TEMPLATE ?? resolve(HERE, '..', '..', 'template.yaml')
 
 const THIS_ACCOUNT = '111122223333'
 const SOURCE_ACCOUNT = '444455556666'
@@ -431,6 +432,277 @@ describe('dead-letter queues are read only by the account root', () => {
       assert.equal(await decide(attacker, 'sqs:SendMessage', queueArn, policy), 'Allowed', 'Lambda delivers failed events with the function role')
       // The root user (aws:PrincipalArn = the account root) is the Deny's one exception.
       assert.equal(await decide(attacker, 'sqs:ReceiveMessage', queueArn, policy, root), 'Allowed', 'break-glass: the root user')
+    })
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// #15 item 1: stack-handler refuses events that differ from FERRY_PIN_<Property>. The pins must
+// be exactly the expressions the custom resources get, for every property the Rust side pins,
+// and all of stack-handler's variables must fit Lambda's 4 KB at the parameters' longest.
+
+describe('stack-handler pins what TransferPlan and FirstJob are given', () => {
+  const source = readFileSync(resolve(HERE, '..', '..', 'crates/ferry-core/src/stack_pins.rs'), 'utf8')
+  const listOf = (name) => {
+    const body = new RegExp(`pub const ${name}: &\\[&str\\] = &\\[([^\\]]*)\\]`).exec(source)?.[1]
+    assert.ok(body, `${name} in stack_pins.rs`)
+    return [...body.matchAll(/"([A-Za-z]+)"/g)].map((m) => m[1])
+  }
+  const pinned = { TransferPlan: listOf('PINNED_TRANSFER_PLAN_PROPERTIES'), FirstJob: listOf('PINNED_FIRST_JOB_PROPERTIES') }
+  const variables = template.Resources.StackHandlerFunction.Properties.Environment.Variables
+  test('each pin is the custom resource property, expression for expression', () => {
+    assert.ok(pinned.TransferPlan.length >= 20 && pinned.FirstJob.includes('CancelJobsOnDelete'))
+    for (const [resource, names] of Object.entries(pinned)) {
+      for (const name of names) {
+        assert.ok(name in template.Resources[resource].Properties, `${resource} has ${name}`)
+        assert.deepEqual(variables[`FERRY_PIN_${name}`], template.Resources[resource].Properties[name], `FERRY_PIN_${name}`)
+      }
+    }
+    const all = Object.values(pinned).flat()
+    for (const v of Object.keys(variables).filter((k) => k.startsWith('FERRY_PIN_'))) {
+      assert.ok(all.includes(v.slice('FERRY_PIN_'.length)), `${v} is pinned on the Rust side too`)
+    }
+    assert.deepEqual(variables.FERRY_STACK_ID, { Ref: 'AWS::StackId' })
+  })
+  test('the variables fit Lambda\'s 4 KB at every parameter\'s longest', () => {
+    // A Ref of a parameter counts its MaxLength (or its longest allowed value); the account id
+    // 12, a Region 20, the stack id 200 (its name is at most 128); anything else (an ARN or a
+    // name of the stack's own resources) 150.
+    const PSEUDO = { 'AWS::AccountId': 12, 'AWS::Region': 20, 'AWS::StackId': 200 }
+    const longest = (value) => {
+      const ref = value?.Ref
+      if (ref in PSEUDO) return PSEUDO[ref]
+      const p = ref && template.Parameters[ref]
+      if (p?.MaxLength) return p.MaxLength
+      if (p?.AllowedValues) return Math.max(...p.AllowedValues.map((v) => String(v).length))
+      if (p) return 4096
+      return typeof value === 'string' ? value.length : 150
+    }
+    const globals = template.Globals?.Function?.Environment?.Variables ?? {}
+    const total = Object.entries({ ...globals, ...variables }).reduce((n, [k, v]) => n + k.length + longest(v), 0)
+    assert.ok(total <= 4096, `stack-handler's variables may take ${total} bytes, over Lambda's 4 KB`)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// #15 item 2: the state bucket's plans, approvals, decisions and job records are written only by
+// the stack's functions (and StateOperatorArn when set). A PowerUser-like principal with s3:* is
+// explicitly denied writes and deletes by StateBucketPolicy; each function role still writes.
+
+describe('the state bucket is written only by the stack', () => {
+  const everything = [{ name: 'power-user', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] } }]
+  const decide = async (account, principalArn, action, resource, bucketPolicy, identityPolicies = everything) => {
+    const response = await runSimulation(
+      {
+        request: {
+          principal: principalArn,
+          action,
+          resource: { resource, accountId: account },
+          contextVariables: { 'aws:PrincipalArn': principalArn, 'aws:SecureTransport': 'true', 's3:ResourceAccount': account },
+        },
+        identityPolicies,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        resourcePolicy: bucketPolicy,
+      },
+      {},
+    )
+    if (response.resultType === 'error') assert.fail(JSON.stringify(response.errors))
+    return response.overallResult
+  }
+  for (const set of [PARAMETER_SETS[0], { ...PARAMETER_SETS[0], name: 'with a state operator', parameters: { ...PARAMETER_SETS[0].parameters, StateOperatorArn: `arn:aws:iam::${PARAMETER_SETS[0].env.account}:role/storage-admin` } }]) {
+    test(`writes and deletes (${set.name})`, async () => {
+      const resolver = resolverFor(template, set)
+      const account = set.env.account
+      const bucket = resolver.ref('StateBucket')
+      const policy = resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument)
+      const attacker = `arn:aws:iam::${account}:role/PowerUser`
+      for (const key of ['approvals/0123.json', 'approvals/0123.decision', 'plans/abcd.json', 'jobs/abcd/job-1.json', 'decisions/abcd.json']) {
+        const object = `arn:aws:s3:::${bucket}/${key}`
+        for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
+          assert.equal(await decide(account, attacker, action, object, policy), 'ExplicitlyDenied', `${action} ${key} by a PowerUser`)
+        }
+        assert.equal(await decide(account, attacker, 's3:GetObject', object, policy), 'Allowed', 'reading is not what the Deny is about')
+      }
+      const roles = functionRoles(template, resolver)
+      const writers = Object.entries(roles).filter(([, role]) =>
+        JSON.stringify(role.policies).includes('s3:PutObject') && JSON.stringify(role.policies).includes(bucket))
+      assert.ok(writers.length >= 3, `function roles that write state: ${writers.map(([id]) => id)}`)
+      for (const [id, role] of writers) {
+        // A key its own policy lets it write (the first s3:PutObject resource in the state bucket).
+        const writable = role.policies
+          .flatMap((p) => documentStatements(p.policy))
+          .filter((st) => st.Effect === 'Allow' && [st.Action].flat().includes('s3:PutObject'))
+          .flatMap((st) => [st.Resource].flat())
+          .find((r) => r.startsWith(`arn:aws:s3:::${bucket}/`))
+        assert.ok(writable, `${id} has a state key to write`)
+        assert.equal(await decide(account, role.roleArn, 's3:PutObject', writable.replaceAll('*', 'x'), policy, role.policies), 'Allowed', `${id} still writes ${writable}`)
+      }
+      const operator = set.parameters.StateOperatorArn
+      assert.equal(
+        await decide(account, `arn:aws:iam::${account}:role/storage-admin`, 's3:PutObject', `arn:aws:s3:::${bucket}/redrive/x.csv`, policy),
+        operator ? 'Allowed' : 'ExplicitlyDenied',
+        'StateOperatorArn is the one exception besides the functions',
+      )
+    })
+  }
+})
+
+// ---------------------------------------------------------------------------------------------
+// #15 item 1: stack-handler creates the batch role only under BatchRoleBoundary and can't take
+// it off; the boundary caps the role at the transfer's buckets, keys and copier.
+
+describe('the batch role stays within its boundary', () => {
+  const set = PARAMETER_SETS[0]
+  const resolver = resolverFor(template, set)
+  const account = set.env.account
+  const role = functionRoles(template, resolver).StackHandlerFunction
+  const boundaryArn = resolver.ref('BatchRoleBoundary')
+  const batchRole = `arn:aws:iam::${account}:role/ferry-${set.parameters.TransferName}-batch`
+  const decide = async (action, resource, context, identityPolicies, permissionBoundaryPolicies, principal = role.roleArn) => {
+    const response = await runSimulation(
+      {
+        request: { principal, action, resource: { resource, accountId: account }, contextVariables: { 'aws:PrincipalArn': principal, ...context } },
+        identityPolicies,
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+        ...(permissionBoundaryPolicies ? { permissionBoundaryPolicies } : {}),
+      },
+      {},
+    )
+    if (response.resultType === 'error') assert.fail(JSON.stringify(response.errors))
+    return response.overallResult
+  }
+  const policies = role.policies.map((p) => ({ name: p.name, policy: p.policy }))
+  test('stack-handler: only with the boundary, never without or another', async () => {
+    for (const action of ['iam:CreateRole', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:UpdateAssumeRolePolicy', 'iam:DeleteRole', 'iam:PutRolePermissionsBoundary']) {
+      assert.equal(await decide(action, batchRole, { 'iam:PermissionsBoundary': boundaryArn }, policies), 'Allowed', `${action} with the boundary`)
+      assert.notEqual(await decide(action, batchRole, {}, policies), 'Allowed', `${action} on a role without a boundary`)
+      assert.notEqual(
+        await decide(action, batchRole, { 'iam:PermissionsBoundary': `arn:aws:iam::${account}:policy/AdministratorAccess` }, policies),
+        'Allowed',
+        `${action} with another boundary`,
+      )
+    }
+    assert.notEqual(await decide('iam:DeleteRolePermissionsBoundary', batchRole, { 'iam:PermissionsBoundary': boundaryArn }, policies), 'Allowed', 'the boundary cannot be taken off')
+  })
+  test('an admin policy on the batch role gives no more than the boundary', async () => {
+    const boundary = [{ name: 'boundary', policy: resolver.resolve(template.Resources.BatchRoleBoundary.Properties.PolicyDocument) }]
+    const admin = [{ name: 'admin', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] } }]
+    const p = set.parameters
+    const ctx = { 's3:ResourceAccount': account }
+    const as = (action, resource) => decide(action, resource, ctx, admin, boundary, batchRole)
+    assert.equal(await as('s3:GetObject', `arn:aws:s3:::${p.SourceBucket}/a.jpg`), 'Allowed', 'the copy still works')
+    assert.equal(await as('s3:PutObject', `arn:aws:s3:::${p.DestinationBucket}/a.jpg`), 'Allowed', 'the copy still works')
+    assert.notEqual(await as('s3:GetObject', `arn:aws:s3:::some-other-bucket/secret`), 'Allowed', 'another bucket')
+    assert.notEqual(await as('s3:DeleteObject', `arn:aws:s3:::${p.SourceBucket}/a.jpg`), 'Allowed', 'deleting source objects')
+    assert.notEqual(await as('s3:PutObject', `arn:aws:s3:::${resolver.ref('StateBucket')}/approvals/x.decision`), 'Allowed', 'writing state')
+    assert.notEqual(await as('iam:CreateUser', `arn:aws:iam::${account}:user/x`), 'Allowed', 'IAM')
+    assert.notEqual(await as('kms:Decrypt', `arn:aws:kms:${set.env.region}:${account}:key/other`), 'Allowed', 'another key')
+  })
+})
+
+// ---------------------------------------------------------------------------------------------
+// The topics (#15 item 4). The approval-token e-mail and the instructions the source account
+// follows go through the notification topic, approvals and resends through the approval topic.
+// A principal of the account with sns:* (a PowerUser) who is not an approver can't subscribe to
+// either, publish to either, or change their policies; an approver (same identity policy) can
+// publish approvals (and e-mail people); each function that e-mails people still can, as its template role; the
+// stack's own subscriptions and policy changes (CloudFormation, with the deployer's credentials
+// or the named service role) still go through; the root user can do everything (break-glass).
+
+describe('topic policies: who may subscribe, publish and change them', () => {
+  const APPROVER = `arn:aws:iam::${THIS_ACCOUNT}:role/storage-approvers`
+  const SERVICE_ROLE = `arn:aws:iam::${THIS_ACCOUNT}:role/cfn-deployer`
+  const sets = [
+    { ...PARAMETER_SETS[0], parameters: { ...PARAMETER_SETS[0].parameters, ApproverArns: `${APPROVER},arn:aws:iam::${THIS_ACCOUNT}:user/alice`, CloudFormationServiceRoleArn: SERVICE_ROLE } },
+    // No ApproverArns: only the root user approves; no service role: only CloudFormation with the deployer's credentials.
+    PARAMETER_SETS[1],
+  ]
+  const powerUser = [{ name: 'power-user', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['sns:*', 's3:*', 'lambda:InvokeFunction', 'cloudformation:Describe*'], Resource: '*' }] } }]
+  for (const set of sets) {
+    describe(set.name, () => {
+      const resolver = resolverFor(template, set)
+      const { account, partition } = resolver.env
+      const root = `arn:${partition}:iam::${account}:root`
+      const attacker = `arn:${partition}:iam::${account}:role/PowerUser`
+      const notification = resolver.ref('NotificationTopic')
+      const approval = resolver.ref('ApprovalTopic')
+      const policyOf = (topic) => {
+        const found = Object.values(template.Resources).filter((r) => r.Type === 'AWS::SNS::TopicPolicy' && resolver.resolve(r.Properties.Topics).includes(topic))
+        assert.equal(found.length, 1, `one topic policy for ${topic}`)
+        return resolver.resolve(found[0].Properties.PolicyDocument)
+      }
+      const decide = async ({ principal, principalArn = principal, action, topic, context = {}, identity = powerUser }) => {
+        const response = await runSimulation(
+          {
+            request: { principal, action, resource: { resource: topic, accountId: account }, contextVariables: { 'aws:PrincipalArn': principalArn, 'aws:SecureTransport': 'true', ...context } },
+            identityPolicies: identity,
+            serviceControlPolicies: [],
+            resourceControlPolicies: [],
+            resourcePolicy: policyOf(topic),
+          },
+          {},
+        )
+        if (response.resultType === 'error') assert.fail(`simulator rejected ${action}: ${JSON.stringify(response.errors)}`)
+        assert.deepEqual(response.result?.ignoredContextKeys ?? [], [], `ignored context keys for ${action}`)
+        return response.overallResult
+      }
+      const administration = ['sns:SetTopicAttributes', 'sns:AddPermission', 'sns:RemovePermission', 'sns:DeleteTopic', 'sns:PutDataProtectionPolicy']
+
+      test('the attacker can subscribe nothing of theirs to either topic', async () => {
+        const theirs = [
+          ['email', 'mallory@example.com'],
+          ['email-json', set.parameters.NotificationEmail],
+          ['sqs', `arn:${partition}:sqs:${set.env.region}:${account}:mallory`],
+          ['https', 'https://mallory.example.com/sns'],
+          ['lambda', `arn:${partition}:lambda:${set.env.region}:${account}:function:mallory`],
+        ]
+        for (const topic of [notification, approval])
+          for (const [protocol, endpoint] of theirs)
+            assert.equal(await decide({ principal: attacker, action: 'sns:Subscribe', topic, context: { 'sns:Protocol': protocol, 'sns:Endpoint': endpoint } }), 'ExplicitlyDenied', `${protocol} ${endpoint} to ${topic}`)
+      })
+      test('the attacker can publish neither approvals nor e-mails', async () => {
+        for (const topic of [notification, approval]) assert.equal(await decide({ principal: attacker, action: 'sns:Publish', topic }), 'ExplicitlyDenied', topic)
+      })
+      test('the attacker can change neither topic nor its policy', async () => {
+        for (const topic of [notification, approval])
+          for (const action of administration) assert.equal(await decide({ principal: attacker, action, topic }), 'ExplicitlyDenied', `${action} on ${topic}`)
+      })
+      test('approvers publish approvals (and e-mail, for `ferry redrive --notification-topic-arn`); without ApproverArns only the root user does', async () => {
+        const approvers = set.parameters.ApproverArns ? set.parameters.ApproverArns.split(',') : []
+        for (const who of approvers) {
+          assert.equal(await decide({ principal: who, action: 'sns:Publish', topic: approval }), 'Allowed', who)
+          assert.equal(await decide({ principal: who, action: 'sns:Publish', topic: notification }), 'Allowed', `${who} e-mails a redrive`)
+        }
+        if (!approvers.length) assert.equal(await decide({ principal: APPROVER, action: 'sns:Publish', topic: approval }), 'ExplicitlyDenied', 'nobody is an approver')
+        assert.equal(await decide({ principal: root, action: 'sns:Publish', topic: approval }), 'Allowed', 'the root user')
+      })
+      test('each function that e-mails people still can, as its template role, and no other', async () => {
+        const roles = functionRoles(template, resolver)
+        for (const [fnId, role] of Object.entries(roles)) {
+          const notifies = role.policies.some((p) => documentStatements(p.policy, p.name).some((st) => st.Sid === 'Notify'))
+          const verdict = await decide({ principal: role.roleArn, action: 'sns:Publish', topic: notification, identity: role.policies.map((p) => ({ name: p.name, policy: p.policy })) })
+          if (notifies) assert.equal(verdict, 'Allowed', `${fnId} e-mails people`)
+          else assert.notEqual(verdict, 'Allowed', `${fnId} e-mails nobody`)
+          if (notifies) assert.equal(await decide({ principal: role.roleArn, action: 'sns:Publish', topic: approval, identity: role.policies.map((p) => ({ name: p.name, policy: p.policy })) }), 'ExplicitlyDenied', `${fnId} approves nothing`)
+        }
+        assert.ok(Object.values(roles).filter((r) => r.policies.some((p) => documentStatements(p.policy, p.name).some((st) => st.Sid === 'Notify'))).length >= 3)
+      })
+      test("the stack's own subscriptions go through, whoever calls Subscribe", async () => {
+        for (const principal of [attacker, APPROVER, SERVICE_ROLE]) {
+          assert.equal(await decide({ principal, action: 'sns:Subscribe', topic: notification, context: { 'sns:Protocol': 'email', 'sns:Endpoint': set.parameters.NotificationEmail } }), 'Allowed', `NotificationEmail, by ${principal}`)
+          assert.equal(await decide({ principal, action: 'sns:Subscribe', topic: approval, context: { 'sns:Protocol': 'lambda', 'sns:Endpoint': resolver.getAtt('ApprovalHandlerFunction', 'Arn') } }), 'Allowed', `approval-handler, by ${principal}`)
+        }
+      })
+      test("the stack's own changes go through: CloudFormation with the deployer's credentials, the named service role, the root user", async () => {
+        for (const topic of [notification, approval])
+          for (const action of administration) {
+            assert.equal(await decide({ principal: APPROVER, action, topic, context: { 'aws:CalledVia': ['cloudformation.amazonaws.com'], 'aws:CalledViaFirst': 'cloudformation.amazonaws.com', 'aws:CalledViaLast': 'cloudformation.amazonaws.com', 'aws:ViaAWSService': 'true' } }), 'Allowed', `${action} through CloudFormation`)
+            assert.equal(await decide({ principal: root, action, topic }), 'Allowed', `${action} by the root user`)
+            assert.equal(await decide({ principal: SERVICE_ROLE, action, topic }), set.parameters.CloudFormationServiceRoleArn ? 'Allowed' : 'ExplicitlyDenied', `${action} by a CloudFormation service role`)
+          }
+      })
     })
   }
 })

@@ -14,11 +14,77 @@ use ferry_core::large_object::copy::{
     CompleteUpload, CompletedObject, ContentHeaders, CopiedPart, DestinationObject,
     FullObjectChecksum, MultipartCopyApi, NewUpload, PartCopy, SourceObject, UploadSummary,
 };
+use ferry_core::large_object::invoking_job::{InvokingJob, JobOperationFacts};
 use ferry_core::large_object::task::CopyTask;
 use ferry_core::launch::AwsCallError;
 use ferry_core::manifest::encode_key;
+use ferry_core::report::jobs::JobOperationKind;
 
 use crate::errors::classify;
+
+/// The job an invocation names, as S3 Control describes it to the copier's own role:
+/// DescribeJob (operation, function, schema, `UserArguments`, role, status) and GetJobTagging
+/// in `account_id` (S3 Control API Reference, DescribeJob and GetJobTagging; both need the
+/// job's account and a client of its Region, the copier's own).
+pub async fn describe_invoking_job(
+    s3control: &aws_sdk_s3control::Client,
+    account_id: &str,
+    job_id: &str,
+) -> Result<InvokingJob, AwsCallError> {
+    let out = s3control
+        .describe_job()
+        .account_id(account_id)
+        .job_id(job_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    let Some(job) = out.job() else {
+        return Err(AwsCallError {
+            kind: ferry_core::launch::AwsErrorKind::NotFound,
+            code: "MissingJob".into(),
+            message: format!("DescribeJob answered without a job for {job_id}"),
+        });
+    };
+    let operation = match job.operation() {
+        Some(op) => match op.lambda_invoke() {
+            Some(invoke) => JobOperationFacts::LambdaInvoke {
+                function_arn: invoke.function_arn().unwrap_or_default().to_string(),
+                invocation_schema_version: invoke.invocation_schema_version().map(str::to_string),
+                user_arguments: invoke
+                    .user_arguments()
+                    .map(|a| a.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            },
+            None => JobOperationFacts::Other(match crate::jobs::job_info(job).operation {
+                JobOperationKind::Copy => "S3PutObjectCopy".to_string(),
+                JobOperationKind::Other { name } => name,
+                JobOperationKind::LambdaInvoke { .. } => "LambdaInvoke".to_string(),
+            }),
+        },
+        None => JobOperationFacts::Unknown,
+    };
+    let tags = s3control
+        .get_job_tagging()
+        .account_id(account_id)
+        .job_id(job_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    Ok(InvokingJob {
+        job_id: job.job_id().unwrap_or(job_id).to_string(),
+        status: job
+            .status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        role_arn: job.role_arn().map(str::to_string),
+        operation,
+        tags: tags
+            .tags()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect(),
+    })
+}
 
 /// [`MultipartCopyApi`] over S3 clients acting as the Batch Operations role: `s3` in the
 /// destination bucket's Region (every upload call, `UploadPartCopy` included: S3 copies from

@@ -37,6 +37,13 @@ pub struct AwsPorts {
     /// The stack's inventory-handler (env `FERRY_INVENTORY_FUNCTION_ARN`, pinned by the
     /// template; absent when the stack has no inventory runs).
     pub inventory_function_arn: Option<String>,
+    /// The permissions boundary the batch role is created with and kept under (env
+    /// `FERRY_BATCH_ROLE_BOUNDARY_ARN`, the template's BatchRoleBoundary; stack-handler's IAM
+    /// rights require it).
+    pub batch_role_boundary_arn: Option<String>,
+    /// The stack's WaitConditionHandle URL (env `FERRY_APPROVAL_WAIT_HANDLE`, wait mode only):
+    /// the one URL `WaitSignal::signal` PUTs to.
+    pub wait_handle_url: Option<String>,
 }
 
 impl AwsPorts {
@@ -53,13 +60,27 @@ impl AwsPorts {
             ),
             iam: aws_sdk_iam::Client::new(config),
             sns: aws_sdk_sns::Client::new(config),
-            http: reqwest::Client::new(),
+            http: crate::http::presigned_put_client(),
             state_bucket,
             notification_topic_arn,
             config: config.clone(),
             lambda: aws_sdk_lambda::Client::new(config),
             inventory_function_arn: None,
+            batch_role_boundary_arn: None,
+            wait_handle_url: None,
         }
+    }
+
+    /// The same ports, signalling only the WaitCondition handle at `url`.
+    pub fn with_wait_handle(mut self, url: Option<String>) -> Self {
+        self.wait_handle_url = url.filter(|u| !u.is_empty());
+        self
+    }
+
+    /// The same ports, creating the batch role with `boundary_arn` as its permissions boundary.
+    pub fn with_batch_role_boundary(mut self, boundary_arn: Option<String>) -> Self {
+        self.batch_role_boundary_arn = boundary_arn.filter(|a| !a.is_empty());
+        self
     }
 
     /// The same ports, starting inventory runs in `function_arn`.
@@ -92,9 +113,13 @@ impl AwsPorts {
         );
         let config = aws_config::load_from_env().await;
         let inventory_function = std::env::var("FERRY_INVENTORY_FUNCTION_ARN").ok();
+        let boundary = std::env::var("FERRY_BATCH_ROLE_BOUNDARY_ARN").ok();
+        let wait_handle = std::env::var("FERRY_APPROVAL_WAIT_HANDLE").ok();
         Ok((
             Self::from_config(&config, state_bucket, topic)
-                .with_inventory_function(inventory_function),
+                .with_inventory_function(inventory_function)
+                .with_batch_role_boundary(boundary)
+                .with_wait_handle(wait_handle),
             approval_topic,
         ))
     }
@@ -244,8 +269,25 @@ impl Notifier for AwsPorts {
 impl RoleAdmin for AwsPorts {
     async fn apply_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
         let trust = compact(&role.trust_policy);
+        let boundary = self.batch_role_boundary_arn.as_deref();
         match self.iam.get_role().role_name(&role.name).send().await {
-            Ok(_) => {
+            Ok(found) => {
+                // A role of an earlier Ferry (or one whose boundary was changed by hand) gets
+                // the stack's boundary before its policy is touched: stack-handler may only put
+                // policies on a role that has it.
+                let current = found
+                    .role()
+                    .and_then(|r| r.permissions_boundary())
+                    .and_then(|b| b.permissions_boundary_arn());
+                if let Some(boundary) = boundary.filter(|b| current != Some(*b)) {
+                    self.iam
+                        .put_role_permissions_boundary()
+                        .role_name(&role.name)
+                        .permissions_boundary(boundary)
+                        .send()
+                        .await
+                        .map_err(|e| classify(&e))?;
+                }
                 self.iam
                     .update_assume_role_policy()
                     .role_name(&role.name)
@@ -261,6 +303,7 @@ impl RoleAdmin for AwsPorts {
                 self.iam
                     .create_role()
                     .role_name(&role.name)
+                    .set_permissions_boundary(boundary.map(str::to_string))
                     .assume_role_policy_document(&trust)
                     .description(
                         "Ferry: S3 Batch Operations role for one transfer (created from its plan)",
@@ -295,6 +338,30 @@ impl RoleAdmin for AwsPorts {
 
     async fn delete_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
         let gone = |code: Option<&str>| code == Some("NoSuchEntity");
+        // stack-handler may delete only a role under the stack's boundary (iam:PermissionsBoundary
+        // is the role's present boundary for DeleteRolePolicy and DeleteRole): a role of an
+        // earlier Ferry gets it first (for PutRolePermissionsBoundary the key is the requested one).
+        if let Some(boundary) = self.batch_role_boundary_arn.as_deref() {
+            match self.iam.get_role().role_name(&role.name).send().await {
+                Ok(found) => {
+                    let current = found
+                        .role()
+                        .and_then(|r| r.permissions_boundary())
+                        .and_then(|b| b.permissions_boundary_arn());
+                    if current != Some(boundary) {
+                        self.iam
+                            .put_role_permissions_boundary()
+                            .role_name(&role.name)
+                            .permissions_boundary(boundary)
+                            .send()
+                            .await
+                            .map_err(|e| classify(&e))?;
+                    }
+                }
+                Err(e) if gone(e.code()) => return Ok(()),
+                Err(e) => return Err(classify(&e)),
+            }
+        }
         if let Err(e) = self
             .iam
             .delete_role_policy()
@@ -321,6 +388,19 @@ impl WaitSignal for AwsPorts {
         handle_url: &str,
         signal: &WaitConditionSignal,
     ) -> Result<(), AwsCallError> {
+        // The URL comes from an approval record in the state bucket, which others may write:
+        // only the stack's own handle (env FERRY_APPROVAL_WAIT_HANDLE, pinned by the template)
+        // is ever signalled, so a planted record can't make the function PUT elsewhere (#15).
+        if self.wait_handle_url.as_deref() != Some(handle_url) {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::AccessDenied,
+                code: "NotTheStacksWaitHandle".to_string(),
+                message: "the approval record names a WaitCondition handle other than this stack's \
+                          (FERRY_APPROVAL_WAIT_HANDLE): not signalled; the record was not written by \
+                          this stack"
+                    .to_string(),
+            });
+        }
         let body = serde_json::to_vec(signal).unwrap_or_default();
         put_presigned(&self.http, handle_url, body).await
     }

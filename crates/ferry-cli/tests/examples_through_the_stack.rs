@@ -48,7 +48,8 @@ use ferry_testkit::batch_ops::{create_job, job_id_for, EmulatedJob};
 use ferry_testkit::inventory::{deliver_csv_inventory, inventory_csv_key, inventory_event};
 use ferry_testkit::stack::{
     create_bucket, deploy_stack_resources, enable_versioning, grant_steps_in_email,
-    point_command_as, spec_in_email, transfer_plan_properties,
+    local_presigned_urls, point_command_as, spec_in_email, stack_pins_from_environment,
+    transfer_plan_properties,
 };
 use ferry_testkit::{
     bucket_owner_enforced, default_kms_encryption, kms_key, s3_client, s3control_client,
@@ -67,6 +68,9 @@ mod support;
 const NOTIFICATION_EMAIL: &str = "storage-team@example.com";
 /// Where CloudFormation's WaitConditionHandle and FirstJob's ResponseURL point (wait mode).
 const WAIT_HANDLE_PATH: &str = "/waitcondition-handle?X-Amz-Signature=wait";
+/// The stack of the FirstJob fixture (`events/stack-handler-first-job-create.json`).
+const FIXTURE_STACK_ID: &str =
+    "arn:aws:cloudformation:us-east-1:222222222222:stack/ferry/5b8f3e40-c9a1-11f0-8de9-0a1b2c3d4e5f";
 const FIRST_JOB_RESPONSE_PATH: &str = "/cfn-response-first-job?X-Amz-Signature=answer";
 /// Source keys as people name things: a space, a `+`, a non-ASCII letter.
 const KEYS: [&str; 3] = ["2026/11/a b.jpg", "2026/11/c+d.jpg", "raw/été.cr2"];
@@ -303,10 +307,20 @@ impl<'m> Stack<'m> {
             .await
             .unwrap_or_else(|e| panic!("TransferPlan: {e:?}\n{:#?}", self.moto.denials()));
         let mail = self.mail().await;
+        // #15: the instructions (forwarded to the source account) and the token come apart.
+        assert!(
+            mail.iter()
+                .any(|m| m.contains(token.expose()) && !m.contains("ferry grant")),
+            "the approval-token e-mail: {mail:#?}"
+        );
         let instructions = mail
             .into_iter()
-            .find(|m| m.contains(token.expose()))
-            .expect("the instructions e-mail, with the token");
+            .find(|m| m.contains("ferry grant"))
+            .expect("the instructions e-mail");
+        assert!(
+            !instructions.contains(token.expose()),
+            "no token in the instructions"
+        );
         (ready, token, instructions)
     }
 
@@ -351,9 +365,14 @@ impl<'m> Stack<'m> {
     ///    role on the payload it was sent. Returns the CreateJob request that was sent.
     async fn approve(&self, ready: &TransferReady, token: &ApprovalToken) -> CreateJobInput {
         let (approval_ports, sent) = ports(&self.approval_role);
+        // FERRY_APPROVAL_WAIT_HANDLE: the template's Ref of the handle, which the catcher
+        // stands for here as in TransferPlan's properties.
+        let approval_ports =
+            approval_ports.with_wait_handle(self.properties.wait_handle_url.clone());
         let approval = ApprovalHandler {
             ports: approval_ports,
             approval_topic_arn: self.approval_role.approval_topic_arn.clone(),
+            approvers: Vec::new(),
             retry: fast_retry(),
             clock: now,
             new_token: || Some(ApprovalToken::from_random_bytes([9; 32])),
@@ -428,10 +447,13 @@ impl<'m> Stack<'m> {
             default_budget: Duration::from_secs(60),
             clock: now,
             new_token: || Some(ApprovalToken::from_random_bytes([8; 32])),
+            pins: stack_pins_from_environment(&self.stack_role.environment, FIXTURE_STACK_ID),
+            response_urls: local_presigned_urls(),
         };
         let fixture = workspace().join("events/stack-handler-first-job-create.json");
         let mut event: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        assert_eq!(event["StackId"], FIXTURE_STACK_ID);
         event["ResponseURL"] = json!(cfn.url(FIRST_JOB_RESPONSE_PATH));
         event["ResourceProperties"]["PlanFingerprint"] = json!(ready.fingerprint);
         event["ResourceProperties"]["Approval"] = json!(data.to_string());

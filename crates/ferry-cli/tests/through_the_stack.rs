@@ -23,7 +23,7 @@ use ferry_core::report::monitor::MonitorOutcome;
 use ferry_core::stack::TransferPlanProperties;
 use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
 use ferry_testkit::batch_ops::create_job;
-use ferry_testkit::{kms_key, s3_client, FunctionRole, Inbox, MotoServer};
+use ferry_testkit::{kms_key, s3_client, FunctionRole, MotoServer};
 use job_monitor::Handled as MonitorHandled;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::json;
@@ -75,22 +75,12 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
         .send()
         .await
         .unwrap();
-    for bucket in [DEST_BUCKET, OPS_BUCKET, stack_role.state_bucket.as_str()] {
+    for bucket in [DEST_BUCKET, OPS_BUCKET] {
         dest.create_bucket().bucket(bucket).send().await.unwrap();
     }
     ferry_testkit::bucket_owner_enforced(&dest, DEST_BUCKET).await;
-    let sns = aws_sdk_sns::Client::new(&dest_config);
-    for topic in [
-        &stack_role.notification_topic_arn,
-        &stack_role.approval_topic_arn,
-    ] {
-        sns.create_topic()
-            .name(topic.rsplit(':').next().unwrap())
-            .send()
-            .await
-            .unwrap();
-    }
-    let inbox = Inbox::subscribe(&dest_config, &stack_role.notification_topic_arn, "people").await;
+    // The state bucket, both topics and the batch role's permissions boundary, as deployed.
+    let inbox = ferry_testkit::stack::deploy_stack_resources(&dest_config, &stack_role).await;
     for (i, key) in KEYS.iter().enumerate() {
         source
             .put_object()
@@ -138,9 +128,15 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
         .iter()
         .find(|m| m.contains("ferry grant"))
         .unwrap_or_else(|| panic!("no instructions e-mail: {mail:?}"));
+    // #15: the instructions go to the source account: the token comes in its own e-mail.
     assert!(
-        instructions.contains(token.expose()),
-        "the e-mail carries the token"
+        !instructions.contains(token.expose()),
+        "the instructions carry no token"
+    );
+    assert!(
+        mail.iter()
+            .any(|m| m.contains(token.expose()) && !m.contains("ferry grant")),
+        "the approval-token e-mail carries the token: {mail:?}"
     );
 
     // 2. The source account saves the spec from the e-mail and runs `ferry grant`.
@@ -174,6 +170,7 @@ async fn create_grant_approve_copy_and_summary_through_the_stack() {
     let approval = ApprovalHandler {
         ports: approval_ports,
         approval_topic_arn: approval_role.approval_topic_arn.clone(),
+        approvers: Vec::new(),
         retry: fast_retry(),
         clock: now,
         new_token: fresh_token,

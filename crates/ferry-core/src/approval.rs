@@ -76,12 +76,13 @@ pub enum ApprovalMessage {
         reason: String,
     },
     /// Send the instructions e-mail again with a new token (the old one stops working). For
-    /// when the first e-mail went out before the subscription was confirmed. Only principals
-    /// of the destination account may publish to the approval topic.
+    /// when the first e-mail went out before the subscription was confirmed. Only the stack's
+    /// ApproverArns (and the root user) may publish to the approval topic, and at most one
+    /// re-send per quarter hour goes through ([`crate::workflow::RESEND_INTERVAL_SECONDS`]).
     Resend,
     /// Create a new job from only the failed tasks of a finished job (see
-    /// [`crate::report::redrive`]); no token: the topic only takes the destination account's
-    /// principals, and a redrive copies nothing the approved plan didn't cover.
+    /// [`crate::report::redrive`]); no token: the topic only takes the stack's approvers, and a
+    /// redrive copies nothing the approved plan didn't cover.
     Redrive {
         job_id: String,
     },
@@ -184,6 +185,11 @@ pub mod keys {
         format!("approvals/{token_hash}.decision")
     }
     pub const APPROVALS_PREFIX: &str = "approvals/";
+    /// A `resend`'s claim on the quarter hour starting at `quarter_start_unix` (written once:
+    /// at most one re-send per quarter hour). Not `.json`, so it is no approval record.
+    pub fn resend_claim(quarter_start_unix: u64) -> String {
+        format!("approvals/resend-{quarter_start_unix}.claim")
+    }
     /// The approval decision for a plan, readable by fingerprint (FirstJob checks it).
     pub fn plan_decision(fingerprint: &str) -> String {
         format!("decisions/{fingerprint}.json")

@@ -24,6 +24,7 @@ pub mod render;
 pub mod report;
 pub mod spec;
 pub mod stack;
+pub mod stack_pins;
 pub mod untrusted;
 pub mod validate;
 pub mod workflow;

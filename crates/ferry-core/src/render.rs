@@ -32,15 +32,34 @@ pub fn render_text(plan: &Plan, spec: &TransferSpec) -> String {
     r.out
 }
 
-/// How the e-mail tells a person to approve or reject.
+/// How the e-mails tell a person to approve or reject. The token itself is not here: it goes
+/// only in the approval-token e-mail ([`render_token_email`]), never in the instructions, which
+/// are meant to be forwarded to the source account's administrators (#15).
 #[derive(Debug, Clone)]
 pub struct ApprovalInstructions<'a> {
     pub topic_arn: &'a str,
-    pub token: &'a ApprovalToken,
     pub mode: ApprovalMode,
     /// Unix seconds when the stack stops waiting (wait mode).
     pub wait_deadline: Option<u64>,
 }
+
+/// Subject of the approval-token e-mail, which the instructions e-mail names.
+pub fn token_email_subject(transfer_name: &str) -> String {
+    ascii_subject(&format!(
+        "Ferry {transfer_name}: approval token (keep private, do not forward)"
+    ))
+}
+
+/// SNS e-mail subjects: ASCII without control characters, under 100 characters.
+fn ascii_subject(text: &str) -> String {
+    text.chars()
+        .filter(|c| c.is_ascii() && !c.is_ascii_control())
+        .take(99)
+        .collect()
+}
+
+/// What stands for the token in the instructions e-mail's commands.
+pub const TOKEN_IN_OTHER_EMAIL: &str = "<token from the approval-token e-mail>";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstructionsEmail {
@@ -68,17 +87,91 @@ pub fn render_instructions_email(
     r.confirm_step("<JobId from the job-started message>");
     r.cost_and_notes();
     r.spec_appendix();
-    let subject: String = format!(
+    let subject = ascii_subject(&format!(
         "Ferry {}: approve copying s3://{} to s3://{}",
         plan.transfer.name, spec.source.bucket, spec.destination.bucket
-    )
-    .chars()
-    .filter(|c| c.is_ascii() && !c.is_ascii_control())
-    .take(99)
-    .collect();
+    ));
     InstructionsEmail {
         subject,
         body: r.out,
+    }
+}
+
+/// The approval-token e-mail: the one-time token in the approve and reject commands, and
+/// nothing else to forward. Sent apart from the instructions (#15): those go to the source
+/// account's administrators, and whoever holds the token can approve (if the approval topic
+/// lets them publish) or burn it with a rejection.
+pub fn render_token_email(
+    plan: &Plan,
+    approval: &ApprovalInstructions<'_>,
+    token: &ApprovalToken,
+) -> InstructionsEmail {
+    let t = &plan.transfer;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Ferry {}: approval token\n\n\
+         The one-time approval token for transfer {} (plan {}): {} to {}. Keep this e-mail to \
+         yourself: do not forward it. The instructions for the source account came in a separate \
+         e-mail (\"Ferry {}: approve copying ...\"), which holds no token and is the one to forward.",
+        t.name, t.name, t.fingerprint, t.source, t.destination, t.name
+    );
+    let _ = writeln!(
+        out,
+        "\nThe approval topic takes messages only from the principals the stack's ApproverArns \
+         parameter names (and the account's root user); run the command with the credentials of \
+         one of them, in the destination account, once the source account's statements are in place."
+    );
+    approval_commands(&mut out, &t.job_region, approval, token.expose());
+    let _ = writeln!(
+        out,
+        "\nThe token works once, for {} days. Publishing {{\"action\":\"resend\"}} to the same topic \
+         (at most once per quarter hour) e-mails a new one and retires this one.",
+        crate::workflow::APPROVAL_TOKEN_TTL_SECONDS / 86_400
+    );
+    InstructionsEmail {
+        subject: token_email_subject(&t.name),
+        body: out,
+    }
+}
+
+/// The approve and reject commands with `token` (the token, or a placeholder), and what
+/// happens next.
+fn approval_commands(
+    out: &mut String,
+    region: &str,
+    approval: &ApprovalInstructions<'_>,
+    token: &str,
+) {
+    let _ = writeln!(out, "\n```sh");
+    let _ = writeln!(
+        out,
+        "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"approve\",\"token\":\"{token}\"}}'",
+        approval.topic_arn
+    );
+    let _ = writeln!(out, "```\n\nTo reject instead:\n\n```sh");
+    let _ = writeln!(
+        out,
+        "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"reject\",\"token\":\"{token}\",\"reason\":\"<why>\"}}'",
+        approval.topic_arn
+    );
+    let _ = writeln!(out, "```\n");
+    match (approval.mode, approval.wait_deadline) {
+        (ApprovalMode::Wait, Some(deadline)) => {
+            let _ = writeln!(
+                out,
+                "The stack waits for this approval until about {}. If none comes by then, the stack completes \
+                 without starting the job, and the approve command still starts it later. A rejection \
+                 rolls the stack back.",
+                utc_timestamp(deadline)
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "The stack has completed; the job starts when you approve."
+            );
+        }
     }
 }
 
@@ -367,44 +460,18 @@ impl<'a> Renderer<'a> {
 
     fn approval_step(&mut self, approval: &ApprovalInstructions<'_>) {
         let region = self.plan.transfer.job_region.clone();
+        let name = self.plan.transfer.name.clone();
         self.next_step("approve (or reject) the copy".to_string());
         let out = &mut self.out;
-        let token = approval.token.expose();
         let _ = writeln!(
             out,
-            "When the statements above are in place, approve with the command below (destination account \
-             credentials). The token works once; keep this e-mail private."
+            "When the statements above are in place, an approver (a principal the stack's ApproverArns \
+             parameter names) approves with the command below, with destination account credentials. The \
+             one-time token is not in this e-mail, so it can be forwarded as it is: it comes in a separate \
+             e-mail, \"{}\", with the commands ready to paste.",
+            token_email_subject(&name)
         );
-        let _ = writeln!(out, "\n```sh");
-        let _ = writeln!(
-            out,
-            "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"approve\",\"token\":\"{token}\"}}'",
-            approval.topic_arn
-        );
-        let _ = writeln!(out, "```\n\nTo reject instead:\n\n```sh");
-        let _ = writeln!(
-            out,
-            "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"reject\",\"token\":\"{token}\",\"reason\":\"<why>\"}}'",
-            approval.topic_arn
-        );
-        let _ = writeln!(out, "```\n");
-        match (approval.mode, approval.wait_deadline) {
-            (ApprovalMode::Wait, Some(deadline)) => {
-                let _ = writeln!(
-                    out,
-                    "The stack waits for this approval until about {}. If none comes by then, the stack completes \
-                     without starting the job, and the approve command above still starts it later. A rejection \
-                     rolls the stack back.",
-                    utc_timestamp(deadline)
-                );
-            }
-            _ => {
-                let _ = writeln!(
-                    out,
-                    "The stack has completed; the job starts when you approve."
-                );
-            }
-        }
+        approval_commands(out, &region, approval, TOKEN_IN_OTHER_EMAIL);
     }
 
     fn confirm_step(&mut self, job_id: &str) {

@@ -17,7 +17,7 @@ use crate::ports::{
     WaitConditionSignal, WaitSignal, WaitStatus,
 };
 use crate::preflight::{preflight, render_checks, Check, CheckStatus, PreflightApi};
-use crate::render::{render_instructions_email, ApprovalInstructions};
+use crate::render::{render_instructions_email, render_token_email, ApprovalInstructions};
 use crate::spec::TransferSpec;
 use crate::stack::{approval_granted, ApprovalMode, TransferPlanProperties};
 
@@ -28,6 +28,8 @@ pub const AWAITING_APPROVAL: &str = "awaiting-approval";
 pub const INVENTORY_RUN_STARTED: &str = "inventory-run-started";
 /// How long an approval token is accepted after it was issued (e-mailed).
 pub const APPROVAL_TOKEN_TTL_SECONDS: u64 = 14 * 24 * 3600;
+/// At most one `resend` per quarter hour of the clock (UTC :00, :15, :30, :45).
+pub const RESEND_INTERVAL_SECONDS: u64 = 15 * 60;
 /// A wait this close to its timeout is handed over (signalled `deferred`).
 pub const RELEASE_WAIT_BEFORE_SECONDS: u64 = 20 * 60;
 /// WaitCondition signal id Ferry uses.
@@ -68,6 +70,22 @@ struct Decision {
     /// manifest (#15: whoever can write the manifest must not change the copy afterwards).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest_etag: Option<String>,
+    /// Who published the message that decided, as far as the stack can know (#15).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    decided_by: Option<Publisher>,
+}
+
+/// Who published an approval message, as far as the stack can know it. SNS hands its
+/// subscribers no publisher identity, so this is what the approval topic's policy guarantees:
+/// only `one_of` may publish there (the stack's ApproverArns and the account's root user, set in
+/// approval-handler's environment by the template, never read from the message). `message_id`
+/// is SNS's id of the message: with CloudTrail data events for SNS turned on, the `Publish`
+/// event whose `responseElements.messageId` is this one names the exact principal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Publisher {
+    pub topic_arn: String,
+    pub message_id: String,
+    pub one_of: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +101,12 @@ pub enum WorkflowError {
          resource stores it on create; update the stack to store it again"
     )]
     PlanMissing { fingerprint: String },
+    #[error(
+        "the stored plan plans/{fingerprint}.json is not that plan: its spec's fingerprint is {found}. \
+         It was changed after the stack stored it, so nothing is launched from it; update the stack to \
+         store the plan again, and find out who wrote to the state bucket"
+    )]
+    PlanTampered { fingerprint: String, found: String },
     #[error("the state object {key} is unreadable ({message}); it was not written by this Ferry version")]
     CorruptState { key: String, message: String },
     #[error(transparent)]
@@ -95,6 +119,15 @@ pub enum WorkflowError {
     TokenSpent,
     #[error("no approval is pending for this stack: nothing to re-send")]
     NothingPending,
+    #[error(
+        "a new approval token was already e-mailed in this quarter hour (re-sends are limited to one per quarter \
+         hour, so nobody can keep retiring the pending token): the token of the newest approval-token e-mail \
+         still works; to ask again, publish {{\"action\":\"resend\"}} after {next}"
+    )]
+    ResendTooSoon {
+        /// When the next quarter hour starts (UTC).
+        next: String,
+    },
     #[error(
         "the approval token has expired (tokens last 14 days): publish {{\"action\":\"resend\"}} to the approval \
          topic for a new e-mail with a new token"
@@ -235,6 +268,7 @@ async fn retire_pending_approvals<P: StateStore + Sync>(
             plan_fingerprint: record.plan_fingerprint,
             at_unix: ctx.now_unix,
             manifest_etag: None,
+            decided_by: None,
         };
         let decided = decision_key_of(&key);
         // Already decided (used, rejected, superseded) stays as it is.
@@ -296,24 +330,27 @@ async fn send_instructions<P: StateStore + Notifier + Sync>(
         .await
         .map_err(WorkflowError::aws("storing the approval record"))?;
     let stack_still_waits = record.wait_deadline.is_some() && !record.wait_released;
-    let email = render_instructions_email(
-        plan,
-        spec,
-        &ApprovalInstructions {
-            topic_arn: &ctx.approval_topic_arn,
-            token,
-            mode: if stack_still_waits {
-                ApprovalMode::Wait
-            } else {
-                ApprovalMode::Deferred
-            },
-            wait_deadline: record.wait_deadline.filter(|_| stack_still_waits),
+    let approval = ApprovalInstructions {
+        topic_arn: &ctx.approval_topic_arn,
+        mode: if stack_still_waits {
+            ApprovalMode::Wait
+        } else {
+            ApprovalMode::Deferred
         },
-    );
+        wait_deadline: record.wait_deadline.filter(|_| stack_still_waits),
+    };
+    // Two messages (#15): the instructions, meant to be forwarded to the source account, carry
+    // no token; the token comes alone in the second.
+    let email = render_instructions_email(plan, spec, &approval);
     ports
         .notify(&email.subject, &email.body)
         .await
-        .map_err(WorkflowError::aws("publishing the instructions e-mail"))
+        .map_err(WorkflowError::aws("publishing the instructions e-mail"))?;
+    let token_email = render_token_email(plan, &approval, token);
+    ports
+        .notify(&token_email.subject, &token_email.body)
+        .await
+        .map_err(WorkflowError::aws("publishing the approval-token e-mail"))
 }
 
 /// `FirstJob`: launch when an approval is recorded for this very plan, otherwise leave it to
@@ -559,10 +596,23 @@ pub enum ApprovalOutcome {
     },
 }
 
-/// Re-sends the newest pending approval with a new token; the old token stops working.
+/// What a re-send claim (`approvals/resend-<quarter hour>.claim`) records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ResendClaim {
+    at_unix: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    requested_by: Option<Publisher>,
+}
+
+/// Re-sends the newest pending approval with a new token; the old token stops working. At most
+/// one re-send per quarter hour of the clock ([`RESEND_INTERVAL_SECONDS`]): the quarter hour is
+/// claimed with a conditional write before anything changes, so concurrent re-sends can't both
+/// go through, and a refused one leaves the pending token as it was (#15: a `resend` needs no
+/// token, so without a limit anyone allowed to publish could keep retiring the approver's).
 async fn resend_instructions<P>(
     ports: &P,
     token: &ApprovalToken,
+    requested_by: Option<&Publisher>,
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
@@ -589,12 +639,27 @@ where
         return Err(WorkflowError::NothingPending);
     };
     let (stored, plan) = load_plan(ports, &record.plan_fingerprint).await?;
+    let quarter = ctx.now_unix - ctx.now_unix % RESEND_INTERVAL_SECONDS;
+    let claim = ResendClaim {
+        at_unix: ctx.now_unix,
+        requested_by: requested_by.cloned(),
+    };
+    if !ports
+        .put_if_absent(&keys::resend_claim(quarter), to_json(&claim))
+        .await
+        .map_err(WorkflowError::aws("claiming this quarter hour's re-send"))?
+    {
+        return Err(WorkflowError::ResendTooSoon {
+            next: crate::render::utc_timestamp(quarter + RESEND_INTERVAL_SECONDS),
+        });
+    }
     // Retire the old token first: at no moment do two tokens work.
     let retired = Decision {
         decision: "superseded".to_string(),
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
         manifest_etag: None,
+        decided_by: requested_by.cloned(),
     };
     let old_decision = decision_key_of(&old_key);
     if !ports
@@ -613,11 +678,27 @@ where
     Ok(ApprovalOutcome::Resent { transfer_name })
 }
 
-/// Takes one message from the approval topic. The token is checked, spent exactly once, and
-/// never logged or echoed; a failure after spending it gives it back so the person can retry.
+/// Takes one message from the approval topic, without knowing who published it: the decision
+/// records no publisher. approval-handler uses [`handle_approval_from`].
 pub async fn handle_approval<P>(
     ports: &P,
     message: &str,
+    fresh_token: &ApprovalToken,
+    ctx: &StackContext,
+) -> Result<ApprovalOutcome, WorkflowError>
+where
+    P: StateStore + WaitSignal + PreflightApi + Notifier + InventoryRunTrigger + Sync,
+{
+    handle_approval_from(ports, message, None, fresh_token, ctx).await
+}
+
+/// Takes one message from the approval topic, published by `publisher` (recorded with the
+/// decision, and with a re-send's claim). The token is checked, spent exactly once, and never
+/// logged or echoed; a failure after spending it gives it back so the person can retry.
+pub async fn handle_approval_from<P>(
+    ports: &P,
+    message: &str,
+    publisher: Option<&Publisher>,
     fresh_token: &ApprovalToken,
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
@@ -632,7 +713,7 @@ where
         ));
     }
     let Some(token) = message.token() else {
-        return resend_instructions(ports, fresh_token, ctx).await;
+        return resend_instructions(ports, fresh_token, publisher, ctx).await;
     };
     let hash = token.hash();
     let record_key = keys::approval(&hash);
@@ -658,6 +739,7 @@ where
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
         manifest_etag: None,
+        decided_by: publisher.cloned(),
     };
     let decision_key = keys::decision(&hash);
     let claimed = ports
@@ -1101,6 +1183,15 @@ pub(crate) async fn load_plan<P: StateStore + Sync>(
                 fingerprint: fingerprint.to_string(),
             })?;
     let plan = Plan::build(&stored.spec)?;
+    // The state bucket can be written by others (#15): a plan is what its fingerprint says
+    // only if the stored spec still hashes to it, so an overwritten plan (same key, other copy
+    // settings) is refused rather than launched on an approval given for the original.
+    if plan.transfer.fingerprint != fingerprint || stored.fingerprint != fingerprint {
+        return Err(WorkflowError::PlanTampered {
+            fingerprint: fingerprint.to_string(),
+            found: plan.transfer.fingerprint.clone(),
+        });
+    }
     Ok((stored, plan))
 }
 

@@ -1,10 +1,13 @@
-//! The stack's instructions e-mail: source-account steps first, then the approve and reject
-//! commands with the one-time token, the role's documents for reference only.
+//! The stack's instructions e-mail: source-account steps first, then how to approve (the
+//! one-time token comes in its own e-mail), the role's documents for reference only.
 
 use std::path::Path;
 
 use ferry_core::approval::{ApprovalMessage, ApprovalToken};
-use ferry_core::render::{render_instructions_email, ApprovalInstructions};
+use ferry_core::render::{
+    render_instructions_email, render_token_email, token_email_subject, ApprovalInstructions,
+    TOKEN_IN_OTHER_EMAIL,
+};
 use ferry_core::stack::ApprovalMode;
 use ferry_core::{Plan, TransferSpec};
 
@@ -22,16 +25,12 @@ fn wait_mode_email_leads_with_the_source_account_and_gives_working_commands() {
     let spec = example("kms-inventory.toml");
     let plan = Plan::build(&spec).unwrap();
     let token = ApprovalToken::from_random_bytes([0xab; 32]);
-    let email = render_instructions_email(
-        &plan,
-        &spec,
-        &ApprovalInstructions {
-            topic_arn: TOPIC,
-            token: &token,
-            mode: ApprovalMode::Wait,
-            wait_deadline: Some(1_795_500_000),
-        },
-    );
+    let approval = ApprovalInstructions {
+        topic_arn: TOPIC,
+        mode: ApprovalMode::Wait,
+        wait_deadline: Some(1_795_500_000),
+    };
+    let email = render_instructions_email(&plan, &spec, &approval);
     assert_eq!(
         email.subject,
         "Ferry ledger: approve copying s3://acme-ledger-prod to s3://acme-ledger-vault"
@@ -59,8 +58,23 @@ fn wait_mode_email_leads_with_the_source_account_and_gives_working_commands() {
         "the stack launches the job"
     );
     assert!(body.contains("until about 2026-11-24 06:00 UTC"));
+    // #15: the instructions are forwarded to the source account: no token in them, and the
+    // token e-mail is named so the approver finds it.
+    assert!(!body.contains(token.expose()), "{body}");
+    assert!(body.contains(TOKEN_IN_OTHER_EMAIL), "{body}");
+    assert!(body.contains(&token_email_subject("ledger")), "{body}");
 
-    // The approve command's message is exactly what approval-handler accepts.
+    // The token comes alone in its own e-mail, whose approve command's message is exactly
+    // what approval-handler accepts.
+    let token_email = render_token_email(&plan, &approval, &token);
+    assert_eq!(token_email.subject, token_email_subject("ledger"));
+    assert!(token_email.subject.len() < 100 && token_email.subject.is_ascii());
+    let body = &token_email.body;
+    assert!(
+        !body.contains("```toml") && !body.contains("put-bucket-policy"),
+        "nothing to forward in the token e-mail: {body}"
+    );
+    assert!(body.contains("until about 2026-11-24 06:00 UTC"));
     let line = body
         .lines()
         .find(|l| l.starts_with("aws sns publish") && l.contains("approve"))
@@ -84,17 +98,17 @@ fn deferred_mode_says_the_job_starts_on_approval() {
     let spec = example("sse-s3-csv.toml");
     let plan = Plan::build(&spec).unwrap();
     let token = ApprovalToken::from_random_bytes([1; 32]);
-    let email = render_instructions_email(
-        &plan,
-        &spec,
-        &ApprovalInstructions {
-            topic_arn: TOPIC,
-            token: &token,
-            mode: ApprovalMode::Deferred,
-            wait_deadline: None,
-        },
-    );
+    let approval = ApprovalInstructions {
+        topic_arn: TOPIC,
+        mode: ApprovalMode::Deferred,
+        wait_deadline: None,
+    };
+    let email = render_instructions_email(&plan, &spec, &approval);
     assert!(email.body.contains("the job starts when you approve"));
+    assert!(!email.body.contains(token.expose()));
+    let token_email = render_token_email(&plan, &approval, &token);
+    assert!(token_email.body.contains("the job starts when you approve"));
+    assert!(token_email.body.contains(token.expose()));
     // The spec rides along, so `ferry grant ferry-photos.toml` works on exactly this transfer.
     assert!(email
         .body

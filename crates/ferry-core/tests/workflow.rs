@@ -19,8 +19,9 @@ use ferry_core::preflight::{KeyInfo, PreflightApi};
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{
     create_transfer, delete_jobs, delete_transfer, first_job, handle_approval,
-    release_expiring_waits, update_transfer, ApprovalOutcome, StackContext, WorkflowError,
-    AWAITING_APPROVAL, INVENTORY_RUN_STARTED,
+    handle_approval_from, release_expiring_waits, update_transfer, ApprovalOutcome, Publisher,
+    StackContext, StoredPlan, WorkflowError, AWAITING_APPROVAL, INVENTORY_RUN_STARTED,
+    RESEND_INTERVAL_SECONDS,
 };
 use ferry_core::{Plan, TransferSpec};
 
@@ -71,6 +72,8 @@ impl StateStore for MemoryAws {
         Ok(true)
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsCallError> {
+        // As a real listing would: concurrent workflows interleave here.
+        tokio::task::yield_now().await;
         Ok(self
             .objects
             .lock()
@@ -320,12 +323,22 @@ async fn create_applies_the_plans_role_stores_the_plan_and_emails_the_token() {
             "token stored in {key}"
         );
     }
+    // #15: two e-mails. The instructions, meant to be forwarded to the source account, carry no
+    // token; the token comes alone in the second.
     let notes = aws.notes.lock().unwrap();
-    assert_eq!(notes.len(), 1);
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes[0].0.contains("approve copying"), "{:?}", notes[0].0);
     assert!(
-        notes[0].1.contains(t.expose()),
-        "the e-mail carries the token"
+        !notes[0].1.contains(t.expose()),
+        "the instructions e-mail carries the token"
     );
+    assert!(notes[0].1.contains("put-bucket-policy"), "the instructions");
+    assert!(notes[1].0.contains("approval token"), "{:?}", notes[1].0);
+    assert!(
+        notes[1].1.contains(t.expose()),
+        "the token e-mail carries the token"
+    );
+    assert!(!notes[1].1.contains("put-bucket-policy"));
 }
 
 #[tokio::test]
@@ -638,7 +651,7 @@ async fn update_re_asks_only_when_the_transfer_changed() {
         .await
         .unwrap();
     assert!(!same.approval_requested);
-    assert_eq!(aws.notes.lock().unwrap().len(), 1);
+    assert_eq!(aws.notes.lock().unwrap().len(), 2, "instructions and token");
 
     let mut changed = p.clone();
     changed.spec.destination.storage_class = None;
@@ -1098,4 +1111,202 @@ async fn a_throttled_preflight_is_retryable_and_keeps_the_token() {
         "the approval e-mail lists the preflight: {}",
         approved.1
     );
+}
+
+/// #15: `resend` needs no token, so whoever may publish could keep retiring the approver's
+/// token. One re-send per quarter hour of the clock: a second one is refused before anything
+/// changes, and the token of the first still works.
+#[tokio::test]
+async fn resend_is_limited_to_one_per_quarter_hour_and_a_refused_one_retires_nothing() {
+    let aws = MemoryAws::default();
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &token(30), &ctx(NOW))
+        .await
+        .unwrap();
+    let first = token(31);
+    handle_approval(&aws, r#"{"action":"resend"}"#, &first, &ctx(NOW + 60))
+        .await
+        .unwrap();
+    let mails = aws.notes.lock().unwrap().len();
+    // The spam: every further resend in this quarter hour is refused, and says when to ask again.
+    for (i, at) in [NOW + 61, NOW + 300, NOW + RESEND_INTERVAL_SECONDS - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let refused = handle_approval(&aws, "resend", &token(40 + i as u8), &ctx(at))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, WorkflowError::ResendTooSoon { .. }),
+            "{refused}"
+        );
+        assert!(
+            refused.to_string().contains("after 2026-11-24 06:15 UTC"),
+            "{refused}"
+        );
+    }
+    assert_eq!(aws.notes.lock().unwrap().len(), mails, "no new e-mail");
+    for i in 0..3u8 {
+        assert!(
+            !aws.objects
+                .lock()
+                .unwrap()
+                .contains_key(&keys::approval(&token(40 + i).hash())),
+            "a refused resend issued no token"
+        );
+    }
+    // The token of the accepted resend still works.
+    assert!(matches!(
+        handle_approval(&aws, &approve(&first), &token(99), &ctx(NOW + 700))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
+/// The next quarter hour takes a re-send again.
+#[tokio::test]
+async fn resend_works_again_in_the_next_quarter_hour() {
+    let aws = MemoryAws::default();
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &token(32), &ctx(NOW))
+        .await
+        .unwrap();
+    handle_approval(&aws, "resend", &token(33), &ctx(NOW + 10))
+        .await
+        .unwrap();
+    let next = token(34);
+    let outcome = handle_approval(&aws, "resend", &next, &ctx(NOW + RESEND_INTERVAL_SECONDS))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ApprovalOutcome::Resent { .. }),
+        "{outcome:?}"
+    );
+    let refused = handle_approval(&aws, &approve(&token(33)), &token(99), &ctx(NOW + 1000))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, WorkflowError::TokenSpent), "{refused}");
+    assert!(matches!(
+        handle_approval(&aws, &approve(&next), &token(99), &ctx(NOW + 1000))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
+/// Concurrent re-sends (Lambda runs SNS deliveries in parallel): the quarter hour is claimed
+/// with a conditional write, so exactly one goes through, whatever the interleaving.
+#[tokio::test]
+async fn concurrent_resends_send_one_token() {
+    let aws = MemoryAws::default();
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &token(35), &ctx(NOW))
+        .await
+        .unwrap();
+    let mails = aws.notes.lock().unwrap().len();
+    let tokens: Vec<ApprovalToken> = (50..58).map(token).collect();
+    let at = ctx(NOW + 120);
+    let outcomes = futures_join_all(
+        tokens
+            .iter()
+            .map(|t| handle_approval(&aws, "resend", t, &at)),
+    )
+    .await;
+    let sent = outcomes.iter().filter(|o| o.is_ok()).count();
+    let refused = outcomes
+        .iter()
+        .filter(|o| matches!(o, Err(WorkflowError::ResendTooSoon { .. })))
+        .count();
+    assert_eq!((sent, refused), (1, tokens.len() - 1), "{outcomes:?}");
+    // Two e-mails (instructions and token) for the one re-send.
+    assert_eq!(aws.notes.lock().unwrap().len(), mails + 2);
+}
+
+/// Polls every future to completion on this task (no extra dependency): each poll lets the
+/// others run up to their next await.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    done.into_iter().map(|d| d.expect("finished")).collect()
+}
+
+/// #15: the decision names who may have published it (the approval topic's policy lets only
+/// them), as approval-handler passes it; the message can't say otherwise.
+#[tokio::test]
+async fn the_decision_records_who_may_have_published_it() {
+    let aws = MemoryAws::default();
+    let t = token(36);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let publisher = Publisher {
+        topic_arn: "arn:aws:sns:eu-west-1:222222222222:ferry-approvals".into(),
+        message_id: "c8a234e7-1b2c-4fec-8236-7f554a74be81".into(),
+        one_of: vec![
+            "arn:aws:iam::222222222222:role/storage-approvers".into(),
+            "arn:aws:iam::222222222222:root".into(),
+        ],
+    };
+    handle_approval_from(&aws, &approve(&t), Some(&publisher), &token(99), &ctx(NOW))
+        .await
+        .unwrap();
+    let objects = aws.objects.lock().unwrap();
+    for key in [
+        keys::decision(&t.hash()),
+        keys::plan_decision(&ready.fingerprint),
+    ] {
+        let decision: serde_json::Value = serde_json::from_slice(&objects[&key]).unwrap();
+        assert_eq!(
+            decision["decided_by"],
+            serde_json::to_value(&publisher).unwrap(),
+            "{key}"
+        );
+    }
+}
+
+/// #15 item 2: the state bucket can be written by others. A stored plan overwritten with other
+/// copy settings (same key, so the approval's fingerprint still points at it) is refused at
+/// launch: a plan is what its fingerprint says only while its spec hashes to it.
+#[tokio::test]
+async fn a_stored_plan_rewritten_after_approval_is_not_launched() {
+    let aws = MemoryAws::default();
+    let t = token(31);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let key = format!("plans/{}.json", ready.fingerprint);
+    let mut stored: StoredPlan =
+        serde_json::from_slice(&aws.objects.lock().unwrap()[&key]).unwrap();
+    stored.spec.destination.bucket = "mallory-drop".to_string();
+    aws.objects
+        .lock()
+        .unwrap()
+        .insert(key, serde_json::to_vec(&stored).unwrap());
+
+    let refused = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(refused, WorkflowError::PlanTampered { .. }),
+        "{refused}"
+    );
+    assert!(aws.jobs.lock().unwrap().is_empty(), "nothing launched");
 }

@@ -29,8 +29,13 @@ pub struct FunctionRole {
     pub approval_topic_arn: String,
     /// The stack's `StateBucketPolicy` document, resolved for this deployment.
     pub state_bucket_policy: Value,
+    /// The stack's topic policies, resolved for this deployment: topic ARN → document
+    /// ([`crate::stack::apply_topic_policies`] sets them on moto).
+    pub topic_policies: Value,
     /// The function's environment variables as the template sets them (Globals', then its own).
     pub environment: Value,
+    /// The stack's BatchRoleBoundary, `{arn, document}`, resolved for this deployment.
+    pub batch_role_boundary: Value,
 }
 
 impl FunctionRole {
@@ -124,7 +129,9 @@ impl FunctionRole {
             notification_topic_arn: text("notificationTopicArn"),
             approval_topic_arn: text("approvalTopicArn"),
             state_bucket_policy: role["stateBucketPolicy"].clone(),
+            topic_policies: role["topicPolicies"].clone(),
             environment: role["environment"].clone(),
+            batch_role_boundary: role["batchRoleBoundary"].clone(),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! - [`transfer_plan_properties`]: the properties the template hands `Custom::FerryTransferPlan`
 //!   for a parameter set (parameter constraints checked, defaults filled in, as CloudFormation);
 //! - [`create_bucket`]: a bucket in its Region, [`enable_versioning`]; [`deploy_stack_resources`]: the stack's state
-//!   bucket and topics, with an [`Inbox`] on the notification topic;
+//!   bucket and topics, with an [`Inbox`] on the notification topic; [`apply_topic_policies`]:
+//!   the topics' policies as the template writes them;
 //! - what the instructions e-mail tells people to do: the spec to save ([`spec_in_email`]) and
 //!   the `ferry grant` steps, each for one account ([`grant_steps_in_email`]), run with that
 //!   account's administrator ([`point_command_as`]).
@@ -96,7 +97,48 @@ pub async fn deploy_stack_resources(config: &SdkConfig, role: &FunctionRole) -> 
             .await
             .unwrap_or_else(|e| panic!("sns:CreateTopic {topic}: {e:?}"));
     }
+    // The batch role's permissions boundary, a managed policy of the stack (stack-handler may
+    // only create the role with it).
+    if let (Some(arn), Some(document)) = (
+        role.batch_role_boundary["arn"].as_str(),
+        role.batch_role_boundary.get("document"),
+    ) {
+        let name = arn.rsplit('/').next().unwrap_or_default();
+        let created = aws_sdk_iam::Client::new(config)
+            .create_policy()
+            .policy_name(name)
+            .policy_document(document.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("iam:CreatePolicy {name}: {e:?}"));
+        let made = created.policy().and_then(|p| p.arn()).unwrap_or_default();
+        assert_eq!(
+            made, arn,
+            "moto names the boundary policy as the template model does"
+        );
+    }
     Inbox::subscribe(config, &role.notification_topic_arn, "people").await
+}
+
+/// Sets the template's topic policies (`role`'s deployment: who may publish, subscribe and
+/// change each topic) on the topics [`deploy_stack_resources`] created, as the account's
+/// administrator (`config`) and so as CloudFormation would. The gateway then holds every other
+/// caller to them.
+pub async fn apply_topic_policies(config: &SdkConfig, role: &FunctionRole) {
+    let sns = aws_sdk_sns::Client::new(config);
+    for (topic, policy) in role
+        .topic_policies
+        .as_object()
+        .expect("topic policies of the template")
+    {
+        sns.set_topic_attributes()
+            .topic_arn(topic)
+            .attribute_name("Policy")
+            .attribute_value(policy.to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("sns:SetTopicAttributes Policy {topic}: {e:?}"));
+    }
 }
 
 /// The spec the instructions e-mail carries at its end, to save for `ferry grant`.
@@ -155,4 +197,60 @@ pub async fn point_command_as<'c>(
             "AWS_SESSION_TOKEN",
             credentials.session_token().unwrap_or_default(),
         )
+}
+
+/// The pins stack-handler's environment holds for a stack `stack_id` whose TransferPlan has
+/// `transfer_plan` as properties and whose FirstJob has `first_job` (as the template sets
+/// `FERRY_PIN_<Property>` beside each property it pins).
+pub fn stack_pins_for(
+    stack_id: &str,
+    transfer_plan: &Value,
+    first_job: &Value,
+) -> ferry_core::stack_pins::StackPins {
+    use ferry_core::stack_pins::{
+        StackPins, PINNED_FIRST_JOB_PROPERTIES, PINNED_TRANSFER_PLAN_PROPERTIES, PIN_PREFIX,
+        STACK_ID_VARIABLE,
+    };
+    let text = |props: &Value, name: &str| props[name].as_str().unwrap_or_default().to_string();
+    let mut vars = vec![(STACK_ID_VARIABLE.to_string(), stack_id.to_string())];
+    for name in PINNED_TRANSFER_PLAN_PROPERTIES {
+        vars.push((format!("{PIN_PREFIX}{name}"), text(transfer_plan, name)));
+    }
+    for name in PINNED_FIRST_JOB_PROPERTIES {
+        vars.push((format!("{PIN_PREFIX}{name}"), text(first_job, name)));
+    }
+    StackPins::from_environment(vars).expect("every pin is set")
+}
+
+/// stack-handler's pins read from a function environment as the template sets it
+/// ([`crate::FunctionRole::environment`]), with `stack_id` for `AWS::StackId`.
+pub fn stack_pins_from_environment(
+    environment: &Value,
+    stack_id: &str,
+) -> ferry_core::stack_pins::StackPins {
+    let mut vars: Vec<(String, String)> = environment
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    vars.retain(|(k, _)| k != ferry_core::stack_pins::STACK_ID_VARIABLE);
+    vars.push((
+        ferry_core::stack_pins::STACK_ID_VARIABLE.to_string(),
+        stack_id.to_string(),
+    ));
+    ferry_core::stack_pins::StackPins::from_environment(vars)
+        .unwrap_or_else(|e| panic!("the template's stack-handler environment: {e}"))
+}
+
+/// Where the catcher's local URLs may be PUT to: plain HTTP to 127.0.0.1 (CloudFormation's
+/// and the WaitCondition's presigned URLs stand in for it in tests).
+pub fn local_presigned_urls() -> ferry_aws::http::PresignedUrlRule {
+    ferry_aws::http::PresignedUrlRule {
+        schemes: vec!["http".to_string()],
+        host_suffixes: vec!["127.0.0.1".to_string()],
+        s3_endpoints_only: false,
+    }
 }

@@ -12,7 +12,7 @@ use ferry_core::preflight::PreflightApi;
 use ferry_core::report::jobs::{JobsApi, ReportObjects};
 use ferry_core::report::redrive::{self, RedriveContext, RedriveOutcome, StateBucketName};
 use ferry_core::untrusted::untrusted;
-use ferry_core::workflow::{self, ApprovalOutcome, StackContext, WorkflowError};
+use ferry_core::workflow::{self, ApprovalOutcome, Publisher, StackContext, WorkflowError};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -51,9 +51,68 @@ impl<T: JobsApi + ReportObjects + StateBucketName> RedrivePorts for T {}
 pub struct ApprovalHandler<P> {
     pub ports: P,
     pub approval_topic_arn: String,
+    /// Who the approval topic's policy lets publish (the stack's ApproverArns, env
+    /// `FERRY_APPROVER_ARNS`, pinned by the template; the account's root user is added):
+    /// recorded with each decision as its publisher, since SNS names none (#15).
+    pub approvers: Vec<String>,
     pub retry: RetryPolicy,
     pub clock: fn() -> u64,
     pub new_token: fn() -> Option<ApprovalToken>,
+}
+
+/// `FERRY_APPROVER_ARNS` that is not a comma-separated list of this account's IAM role and user
+/// ARNs (the template's ApproverArns pattern lets no other through; this is for a hand-set
+/// environment).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "FERRY_APPROVER_ARNS: {value:?} is not an IAM role or user ARN of account {account} \
+     (arn:<partition>:iam::{account}:role/<name> or :user/<name>, comma-separated, no spaces): set the stack's \
+     ApproverArns parameter to the principals who approve"
+)]
+pub struct ApproverArnsError {
+    pub value: String,
+    pub account: String,
+}
+
+/// The approvers named in `FERRY_APPROVER_ARNS` (`value`; empty: none), each an IAM role or user
+/// of the approval topic's account.
+pub fn parse_approvers(
+    value: &str,
+    approval_topic_arn: &str,
+) -> Result<Vec<String>, ApproverArnsError> {
+    let account = approval_topic_arn.split(':').nth(4).unwrap_or_default();
+    let valid = |arn: &str| {
+        let parts: Vec<&str> = arn.splitn(6, ':').collect();
+        parts.len() == 6
+            && parts[0] == "arn"
+            && parts[1].starts_with("aws")
+            && parts[2] == "iam"
+            && parts[3].is_empty()
+            && parts[4] == account
+            && (parts[5] == "root"
+                || ["role/", "user/"].iter().any(|p| {
+                    parts[5].strip_prefix(p).is_some_and(|name| {
+                        !name.is_empty()
+                            && name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+=.@_/-".contains(&b))
+                    })
+                }))
+    };
+    value
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(|arn| {
+            if valid(arn) {
+                Ok(arn.to_string())
+            } else {
+                Err(ApproverArnsError {
+                    value: arn.to_string(),
+                    account: account.to_string(),
+                })
+            }
+        })
+        .collect()
 }
 
 /// What one invocation did, for logs and tests.
@@ -64,10 +123,11 @@ pub enum Handled {
 }
 
 impl<P: ApprovalPorts> ApprovalHandler<P> {
-    pub fn new(ports: P, approval_topic_arn: String) -> Self {
+    pub fn new(ports: P, approval_topic_arn: String, approvers: Vec<String>) -> Self {
         Self {
             ports,
             approval_topic_arn,
+            approvers,
             retry: RetryPolicy::default(),
             clock: ferry_aws::runtime::unix_now,
             new_token: ferry_aws::runtime::random_token,
@@ -102,12 +162,37 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
         })?;
         let mut results = Vec::new();
         for record in sns.records {
-            results.push(self.one_message(&record.sns.message).await?);
+            let publisher = self.publisher(&record.sns.message_id);
+            results.push(self.one_message(&record.sns.message, &publisher).await?);
         }
         Ok(Handled::Messages(results))
     }
 
-    async fn one_message(&self, message: &str) -> Result<Result<ApprovalOutcome, String>, Error> {
+    /// Who may have published a message of the approval topic: what its policy lets publish.
+    /// Taken from the environment the template sets, never from the message.
+    fn publisher(&self, message_id: &str) -> Publisher {
+        let arn: Vec<&str> = self.approval_topic_arn.split(':').collect();
+        let (partition, account) = (
+            arn.get(1).copied().unwrap_or("aws"),
+            arn.get(4).copied().unwrap_or_default(),
+        );
+        let root = format!("arn:{partition}:iam::{account}:root");
+        let mut one_of = self.approvers.clone();
+        if !one_of.contains(&root) {
+            one_of.push(root);
+        }
+        Publisher {
+            topic_arn: self.approval_topic_arn.clone(),
+            message_id: message_id.to_string(),
+            one_of,
+        }
+    }
+
+    async fn one_message(
+        &self,
+        message: &str,
+        publisher: &Publisher,
+    ) -> Result<Result<ApprovalOutcome, String>, Error> {
         if let Ok(ApprovalMessage::Redrive { job_id }) = ApprovalMessage::parse(message) {
             return self.redrive(&job_id).await;
         }
@@ -118,7 +203,15 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
         let Some(fresh) = (self.new_token)() else {
             return Err("the operating system gave no random bytes for a new token".into());
         };
-        match workflow::handle_approval(&self.ports, message, &fresh, &self.ctx()).await {
+        match workflow::handle_approval_from(
+            &self.ports,
+            message,
+            Some(publisher),
+            &fresh,
+            &self.ctx(),
+        )
+        .await
+        {
             Ok(outcome) => {
                 tracing::info!(token_sha256_prefix = %token_ref, outcome = ?summary(&outcome), "approval message handled");
                 Ok(Ok(outcome))
@@ -126,6 +219,12 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
             Err(e) if is_retryable(&e) => {
                 tracing::warn!(token_sha256_prefix = %token_ref, error = %e, "approval failed for now; will be retried");
                 Err(e.to_string().into())
+            }
+            Err(e @ WorkflowError::ResendTooSoon { .. }) => {
+                // Not e-mailed: a flood of re-send requests must not become a flood of e-mails.
+                // The pending token is untouched and the last approval-token e-mail still works.
+                tracing::warn!(error = %e, "re-send refused: one per quarter hour");
+                Ok(Err(e.to_string()))
             }
             Err(e) => {
                 // Refused for good: say so to the people (without the message, which may hold a token).

@@ -14,7 +14,12 @@ async fn main() -> Result<(), Error> {
     // JSON logs when the function's LoggingConfig says so (AWS_LAMBDA_LOG_FORMAT=JSON).
     tracing::init_default_subscriber();
     let (ports, approval_topic_arn) = AwsPorts::for_lambda().await?;
-    let handler = ApprovalHandler::new(ports, approval_topic_arn);
+    // Who the approval topic lets publish (the template's ApproverArns): recorded with decisions.
+    let approvers = approval_handler::parse_approvers(
+        &std::env::var("FERRY_APPROVER_ARNS").unwrap_or_default(),
+        &approval_topic_arn,
+    )?;
+    let handler = ApprovalHandler::new(ports, approval_topic_arn, approvers);
     run(service_fn(|event: LambdaEvent<Value>| async {
         handler.handle(event).await.map(|_| ())
     }))

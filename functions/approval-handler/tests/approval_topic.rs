@@ -20,6 +20,8 @@ use ferry_testkit::{s3_client, Inbox, MotoServer, ResponseCatcher};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
 
+/// The stack's WaitConditionHandle (the catcher stands for CloudFormation's presigned URL).
+const WAIT_HANDLE: &str = "/wait-handle?X-Amz-Signature=abc";
 const NOW: u64 = 1_795_500_000;
 const STATE_BUCKET: &str = "ferry-state-test";
 const MANIFEST_BUCKET: &str = "acme-ferry-manifests";
@@ -27,6 +29,8 @@ const REPORT_BUCKET: &str = "acme-ferry-reports";
 const DESTINATION_BUCKET: &str = "acme-photos-archive";
 const SOURCE_BUCKET: &str = "acme-photos-prod";
 const SOURCE_ACCOUNT: &str = "111111111111";
+/// The stack's ApproverArns (FERRY_APPROVER_ARNS), in moto's default account.
+const APPROVER: &str = "arn:aws:iam::123456789012:role/storage-approvers";
 
 fn fixture(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -117,11 +121,14 @@ impl World {
         let inbox = Inbox::subscribe(&config, &topic_arn, "inbox").await;
         let s3control = mock_client!(aws_sdk_s3control, RuleMode::MatchAny, create_job, |c| c
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
+        let catcher = ResponseCatcher::start();
+        // FERRY_APPROVAL_WAIT_HANDLE: the stack's handle, the catcher's URL here.
         let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
-            .with_clients(s3.clone(), s3control);
+            .with_clients(s3.clone(), s3control)
+            .with_wait_handle(Some(catcher.url(WAIT_HANDLE)));
         World {
             _moto: moto,
-            catcher: ResponseCatcher::start(),
+            catcher,
             ports,
             s3,
             inbox,
@@ -143,7 +150,7 @@ impl World {
         let mut props =
             TransferPlanProperties::from_properties(&create["ResourceProperties"]).unwrap();
         props.approval_mode = mode;
-        props.wait_handle_url = Some(self.catcher.url("/wait-handle?X-Amz-Signature=abc"));
+        props.wait_handle_url = Some(self.catcher.url(WAIT_HANDLE));
         create_transfer(&self.ports, &props, t, &self.ctx())
             .await
             .unwrap()
@@ -154,6 +161,7 @@ impl World {
         ApprovalHandler {
             ports: self.ports.clone(),
             approval_topic_arn: self.approval_topic_arn.clone(),
+            approvers: vec![APPROVER.to_string()],
             retry: fast_retry(),
             clock: now,
             new_token: fresh_token,
@@ -378,7 +386,7 @@ async fn the_scheduled_check_hands_over_a_wait_about_to_time_out() {
     let world = World::start(&[]).await;
     let create = fixture("stack-handler-create.json");
     let mut props = TransferPlanProperties::from_properties(&create["ResourceProperties"]).unwrap();
-    props.wait_handle_url = Some(world.catcher.url("/wait-handle?X-Amz-Signature=abc"));
+    props.wait_handle_url = Some(world.catcher.url(WAIT_HANDLE));
     props.approval_timeout_seconds = 900; // already within the hand-over window
     create_transfer(&world.ports, &props, &token(6), &world.ctx())
         .await
@@ -413,8 +421,106 @@ async fn resend_mails_a_new_token() {
         })])
     );
     let inbox = world.inbox().await;
-    assert_eq!(inbox.len(), 2, "the first e-mail and the re-sent one");
-    assert!(inbox[1].contains(token(200).expose()) && !inbox[1].contains(old.expose()));
+    assert_eq!(
+        inbox.len(),
+        4,
+        "the first instructions and token e-mails, and the re-sent ones"
+    );
+    let new_token: Vec<&String> = inbox
+        .iter()
+        .filter(|m| m.contains(token(200).expose()))
+        .collect();
+    assert_eq!(new_token.len(), 1, "{inbox:#?}");
+    assert!(!new_token[0].contains(old.expose()) && !new_token[0].contains("ferry grant"));
+    let instructions: Vec<&String> = inbox.iter().filter(|m| m.contains("ferry grant")).collect();
+    assert_eq!(instructions.len(), 2, "{inbox:#?}");
+    assert!(
+        instructions
+            .iter()
+            .all(|m| !m.contains(old.expose()) && !m.contains(token(200).expose())),
+        "the instructions carry no token"
+    );
+}
+
+/// #15: the decision names who may have published the approval: the approval topic's policy
+/// lets only the stack's ApproverArns and the root user publish, and the handler takes them from
+/// its environment (FERRY_APPROVER_ARNS), never from the message, which anyone who may publish
+/// writes.
+#[tokio::test]
+async fn the_decision_names_the_approvers_from_the_environment_not_the_message() {
+    let world = World::start(&[]).await;
+    let t = token(8);
+    let fingerprint = world.set_up(ApprovalMode::Wait, &t).await;
+    let mut event = sns_fixture("approval-handler-approve.json", &t);
+    event["Records"][0]["Sns"]["Message"] = Value::String(format!(
+        r#"{{"action":"approve","token":"{}","decided_by":"arn:aws:iam::123456789012:role/mallory"}}"#,
+        t.expose()
+    ));
+    let handled = world.handler().handle(self::event(event)).await.unwrap();
+    assert_eq!(
+        handled,
+        Handled::Messages(vec![Ok(ApprovalOutcome::WaitSignalled)])
+    );
+    for key in [
+        format!("approvals/{}.decision", t.hash()),
+        format!("decisions/{fingerprint}.json"),
+    ] {
+        let body = world
+            .s3
+            .get_object()
+            .bucket(STATE_BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        let decision: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(
+            decision["decided_by"],
+            serde_json::json!({
+                "topic_arn": world.approval_topic_arn,
+                // The fixture's SNS MessageId: CloudTrail's Publish event has the same.
+                "message_id": "95df01b4-ee98-5cb9-9903-4c221d41eb5e",
+                "one_of": [APPROVER, "arn:aws:iam::123456789012:root"],
+            }),
+            "{key}"
+        );
+    }
+}
+
+#[test]
+fn approver_arns_of_another_account_or_not_arns_are_refused_with_the_fix() {
+    let topic = "arn:aws:sns:us-east-1:123456789012:ferry-approvals";
+    assert_eq!(
+        approval_handler::parse_approvers(
+            &format!("{APPROVER},arn:aws:iam::123456789012:user/alice"),
+            topic
+        ),
+        Ok(vec![
+            APPROVER.to_string(),
+            "arn:aws:iam::123456789012:user/alice".to_string()
+        ])
+    );
+    assert_eq!(approval_handler::parse_approvers("", topic), Ok(vec![]));
+    for bad in [
+        "arn:aws:iam::999999999999:role/storage-approvers",
+        "arn:aws:sts::123456789012:assumed-role/storage-approvers/alice",
+        "arn:aws:iam::123456789012:role/*",
+        "storage-approvers",
+    ] {
+        let e = approval_handler::parse_approvers(bad, topic).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("FERRY_APPROVER_ARNS")
+                && text.contains(bad)
+                && text.contains("ApproverArns"),
+            "{text}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -495,4 +601,37 @@ async fn preflight_refuses_an_approval_whose_job_would_fail_and_the_token_still_
         "{handled:?}"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// #15 item 2: an approval record is in the state bucket, which others may write. One naming a
+/// URL other than the stack's handle never makes approval-handler send a request there.
+#[tokio::test]
+async fn a_planted_wait_handle_url_is_never_signalled() {
+    let world = World::start(&[]).await;
+    let t = token(1);
+    let create = fixture("stack-handler-create.json");
+    let mut props = TransferPlanProperties::from_properties(&create["ResourceProperties"]).unwrap();
+    props.approval_mode = ApprovalMode::Wait;
+    // The planted record: the attacker's URL (the same catcher, another path, stands for it).
+    props.wait_handle_url = Some(world.catcher.url("/attacker?X-Amz-Signature=x"));
+    create_transfer(&world.ports, &props, &t, &world.ctx())
+        .await
+        .unwrap();
+    world.catcher.clear();
+
+    let _ = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await;
+
+    let sent: Vec<String> = world
+        .catcher
+        .requests()
+        .into_iter()
+        .map(|r| r.path_and_query)
+        .collect();
+    assert!(
+        !sent.iter().any(|p| p.starts_with("/attacker")),
+        "no request to the planted URL: {sent:?}"
+    );
 }

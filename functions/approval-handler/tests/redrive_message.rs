@@ -92,6 +92,7 @@ async fn redrive_of_a_running_job_is_refused_and_said() {
         ports,
         approval_topic_arn: "arn:aws:sns:eu-west-1:222222222222:ferry-ApprovalTopic-AbCd1234"
             .to_string(),
+        approvers: Vec::new(),
         retry: RetryPolicy::default(),
         clock: now,
         new_token: no_token,

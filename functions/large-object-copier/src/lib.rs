@@ -5,21 +5,39 @@
 //! `PermanentFailure`. See `docs/large-objects.md`.
 //!
 //! It works as the transfer's Batch Operations role, the one principal the source account's
-//! bucket and key policies name: its own execution role may only assume that role. The role
-//! session is named after the task's source object, which lets a retry recognise its upload.
+//! bucket and key policies name: its own execution role may only assume that role (and look up
+//! jobs). The role session is named after the task's source object, which lets a retry
+//! recognise its upload.
+//!
+//! The payload is untrusted (#15, item 6): anyone allowed `lambda:InvokeFunction` on it can
+//! send one. Before it acts as the batch role, the copier
+//! 1. checks the task's bucket and the job's arguments against what the stack pinned in its
+//!    environment (`ferry_core::large_object::pins`);
+//! 2. looks up the job the payload names, as its own role, and acts only for an active
+//!    LambdaInvoke job of this function, run as the batch role, tagged for this transfer,
+//!    created with exactly the payload's arguments (`ferry_core::large_object::invoking_job`;
+//!    looked up once per job id and kept [`JOB_CACHE_TTL`]);
+//!
+//! and once acting, resumes only uploads its own session initiated
+//! (`ferry_core::large_object::resume`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
 use ferry_aws::errors::classify;
-use ferry_aws::large_copy::AwsMultipartCopy;
+use ferry_aws::large_copy::{describe_invoking_job, AwsMultipartCopy};
 use ferry_core::large_object::copy::{
     copy_task, CopyClock, CopyContext, CopyTuning, MultipartCopyApi,
 };
+use ferry_core::large_object::invoking_job::{
+    check_invoking_job, InvokingJob, JobExpectations, JobRefusal,
+};
 use ferry_core::large_object::parts::{PartSizing, MIB};
-use ferry_core::large_object::resume::session_name;
+use ferry_core::large_object::pins::{CopierPins, PinError};
+use ferry_core::large_object::resume::{session_name, SessionIdentity};
 use ferry_core::large_object::task::{
     InvocationRequest, InvocationResponse, RawTask, ResultCode, TaskResult,
 };
@@ -28,14 +46,27 @@ use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
-/// How the copier gets S3 access as the Batch Operations role.
+/// How long a job looked up with DescribeJob is trusted before it is looked up again (its
+/// status and tags can change; its function, role and arguments can't).
+pub const JOB_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Jobs kept at most; a stack runs a handful.
+const JOB_CACHE_ENTRIES: usize = 64;
+
+/// How the copier gets S3 access as the Batch Operations role, and looks up jobs as itself.
 pub trait CopierPorts: Send + Sync + 'static {
     type Api: MultipartCopyApi;
+    /// The batch role's session `session_name`: an S3 API acting as it, and who it is.
     fn act_as(
         &self,
         role_arn: &str,
         session_name: &str,
-    ) -> impl Future<Output = Result<Self::Api, AwsCallError>> + Send;
+    ) -> impl Future<Output = Result<(Self::Api, SessionIdentity), AwsCallError>> + Send;
+    /// DescribeJob and GetJobTagging of `job_id` in `account_id`, with the copier's own role.
+    fn describe_job(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> impl Future<Output = Result<InvokingJob, AwsCallError>> + Send;
 }
 
 /// `sts:AssumeRole` into the batch role, then an S3 client with those credentials.
@@ -46,11 +77,14 @@ pub struct StsCopierPorts {
     /// The source bucket's Region (`FERRY_SOURCE_REGION`, pinned by the template) when it is
     /// not the function's own: source reads then go to a client of that Region.
     pub source_region: Option<String>,
+    /// S3 Control in the function's Region, as the function's own role (jobs run there).
+    pub s3control: aws_sdk_s3control::Client,
 }
 
 impl StsCopierPorts {
     pub fn new(base: SdkConfig, force_path_style: bool) -> Self {
         Self {
+            s3control: aws_sdk_s3control::Client::new(&base),
             base,
             force_path_style,
             source_region: None,
@@ -61,6 +95,24 @@ impl StsCopierPorts {
         self.source_region = region;
         self
     }
+
+    /// Another S3 Control client (tests: one that reaches the gateway).
+    pub fn with_s3control(mut self, s3control: aws_sdk_s3control::Client) -> Self {
+        self.s3control = s3control;
+        self
+    }
+}
+
+/// `arn:<partition>:sts::<account>:assumed-role/<role name>/<session>` for a role ARN.
+fn session_arn(role_arn: &str, session: &str) -> String {
+    let parts: Vec<&str> = role_arn.splitn(6, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource] => {
+            let name = resource.rsplit('/').next().unwrap_or(resource);
+            format!("arn:{partition}:sts::{account}:assumed-role/{name}/{session}")
+        }
+        _ => String::new(),
+    }
 }
 
 impl CopierPorts for StsCopierPorts {
@@ -70,7 +122,7 @@ impl CopierPorts for StsCopierPorts {
         &self,
         role_arn: &str,
         session: &str,
-    ) -> Result<AwsMultipartCopy, AwsCallError> {
+    ) -> Result<(AwsMultipartCopy, SessionIdentity), AwsCallError> {
         let out = aws_sdk_sts::Client::new(&self.base)
             .assume_role()
             .role_arn(role_arn)
@@ -97,6 +149,18 @@ impl CopierPorts for StsCopierPorts {
                 message: format!("sts:AssumeRole {role_arn} answered without credentials"),
             });
         };
+        // Who S3 will name as the initiator of this session's uploads.
+        let identity = match out.assumed_role_user() {
+            Some(user) => SessionIdentity {
+                arn: user.arn().to_string(),
+                assumed_role_id: Some(user.assumed_role_id().to_string())
+                    .filter(|id| !id.is_empty()),
+            },
+            None => SessionIdentity {
+                arn: session_arn(role_arn, session),
+                assumed_role_id: None,
+            },
+        };
         let credentials = aws_sdk_s3::config::Credentials::new(
             c.access_key_id(),
             c.secret_access_key(),
@@ -115,11 +179,27 @@ impl CopierPorts for StsCopierPorts {
         };
         let copy = AwsMultipartCopy::new(client(None));
         let own = self.base.region().map(|r| r.as_ref());
-        Ok(match self.source_region.as_deref() {
+        let api = match self.source_region.as_deref() {
             Some(source) if Some(source) != own => copy.with_source_client(client(Some(source))),
             _ => copy,
-        })
+        };
+        Ok((api, identity))
     }
+
+    async fn describe_job(
+        &self,
+        account_id: &str,
+        job_id: &str,
+    ) -> Result<InvokingJob, AwsCallError> {
+        describe_invoking_job(&self.s3control, account_id, job_id).await
+    }
+}
+
+/// The copier's environment is missing or has a bad value: it doesn't start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("large-object-copier can't start: {}", .problems.join("; "))]
+pub struct ConfigError {
+    pub problems: Vec<String>,
 }
 
 /// Time left before the Lambda deadline.
@@ -149,54 +229,73 @@ pub struct LargeObjectCopier<P> {
     pub ports: P,
     /// The transfer's Batch Operations role (`FERRY_BATCH_ROLE_ARN`).
     pub batch_role_arn: String,
+    /// What the stack pinned: the source bucket and every setting of the copies.
+    pub pins: CopierPins,
     pub tuning: CopyTuning,
-    /// Settings for schema 1.0 jobs, which carry no `userArguments`
-    /// (`FERRY_DEFAULT_USER_ARGUMENTS`, the same keys as a JSON object).
-    pub default_arguments: Option<BTreeMap<String, String>>,
     /// Budget when the context carries no real deadline (`Context::default()`, local runs).
     pub default_budget: Duration,
+    /// Jobs looked up, by id, with when.
+    jobs: Mutex<HashMap<String, (Instant, InvokingJob)>>,
 }
 
 impl<P: CopierPorts> LargeObjectCopier<P> {
-    pub fn new(ports: P, batch_role_arn: String) -> Self {
+    pub fn new(ports: P, batch_role_arn: String, pins: CopierPins) -> Self {
         Self {
             ports,
             batch_role_arn,
+            pins,
             tuning: CopyTuning::default(),
-            default_arguments: None,
             default_budget: Duration::from_secs(900),
+            jobs: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Reads `FERRY_BATCH_ROLE_ARN` (required), `FERRY_COPY_PARALLELISM`,
-    /// `FERRY_PART_SIZE_MIB` and `FERRY_DEFAULT_USER_ARGUMENTS`, naming any bad value.
-    pub fn from_env(ports: P) -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let role = var("FERRY_BATCH_ROLE_ARN").ok_or(
-            "environment variable FERRY_BATCH_ROLE_ARN is not set (the batch role to copy as)",
-        )?;
-        let mut copier = Self::new(ports, role);
-        if let Some(p) = var("FERRY_COPY_PARALLELISM") {
-            copier.tuning.parallelism = p
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=64).contains(n))
-                .ok_or(format!(
+    /// From the process environment: see [`Self::from_vars`].
+    pub fn from_env(ports: P) -> Result<Self, ConfigError> {
+        Self::from_vars(ports, |name| std::env::var(name).ok())
+    }
+
+    /// Reads `FERRY_BATCH_ROLE_ARN` (required), the pins (`ferry_core::large_object::pins`,
+    /// required as the template sets them), `FERRY_COPY_PARALLELISM` and `FERRY_PART_SIZE_MIB`,
+    /// naming every bad value.
+    pub fn from_vars(ports: P, var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+        let role = get("FERRY_BATCH_ROLE_ARN").unwrap_or_else(|| {
+            problems.push(
+                "environment variable FERRY_BATCH_ROLE_ARN is not set (the batch role to copy as)"
+                    .to_string(),
+            );
+            String::new()
+        });
+        let pins = CopierPins::from_vars(&var).map_err(|errors| {
+            problems.extend(errors.iter().map(PinError::to_string));
+        });
+        let mut tuning = CopyTuning::default();
+        if let Some(p) = get("FERRY_COPY_PARALLELISM") {
+            match p.parse::<usize>().ok().filter(|n| (1..=64).contains(n)) {
+                Some(n) => tuning.parallelism = n,
+                None => problems.push(format!(
                     "FERRY_COPY_PARALLELISM = {p:?}: expected a whole number 1–64"
-                ))?;
+                )),
+            }
         }
-        if let Some(mib) = var("FERRY_PART_SIZE_MIB") {
-            let mib: u64 = mib.parse().map_err(|_| {
-                format!("FERRY_PART_SIZE_MIB = {mib:?}: expected a whole number of MiB (5–5120)")
-            })?;
-            copier.tuning.sizing = PartSizing::with_preferred_part_size(mib * MIB);
+        if let Some(mib) = get("FERRY_PART_SIZE_MIB") {
+            match mib.parse::<u64>() {
+                Ok(mib) => tuning.sizing = PartSizing::with_preferred_part_size(mib * MIB),
+                Err(_) => problems.push(format!(
+                    "FERRY_PART_SIZE_MIB = {mib:?}: expected a whole number of MiB (5–5120)"
+                )),
+            }
         }
-        if let Some(json) = var("FERRY_DEFAULT_USER_ARGUMENTS") {
-            copier.default_arguments = Some(serde_json::from_str(&json).map_err(|e| {
-                format!("FERRY_DEFAULT_USER_ARGUMENTS: expected a JSON object of strings: {e}")
-            })?);
+        match pins {
+            Ok(pins) if problems.is_empty() => {
+                let mut copier = Self::new(ports, role, pins);
+                copier.tuning = tuning;
+                Ok(copier)
+            }
+            _ => Err(ConfigError { problems }),
         }
-        Ok(copier)
     }
 
     fn budget(&self, deadline_ms: u64) -> Duration {
@@ -237,6 +336,92 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
         InvocationResponse::new(request, results)
     }
 
+    /// The job the request names, from the cache while fresh, else from S3 Control.
+    async fn invoking_job(&self, job_id: &str) -> Result<InvokingJob, JobRefusal> {
+        let cached = self
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+            .filter(|(at, _)| at.elapsed() < JOB_CACHE_TTL)
+            .map(|(_, job)| job.clone());
+        if let Some(job) = cached {
+            return Ok(job);
+        }
+        let account = &self.pins.arguments.destination_account;
+        // Boxed: the SDK's futures are deep, and the handler's future holds this one.
+        let job = Box::pin(self.ports.describe_job(account, job_id))
+            .await
+            .map_err(|e| JobRefusal::from_lookup(job_id, account, &e))?;
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if jobs.len() >= JOB_CACHE_ENTRIES {
+            jobs.retain(|_, (at, _)| at.elapsed() < JOB_CACHE_TTL);
+            if jobs.len() >= JOB_CACHE_ENTRIES {
+                jobs.clear();
+            }
+        }
+        jobs.insert(job_id.to_string(), (Instant::now(), job.clone()));
+        Ok(job)
+    }
+
+    /// Whether the request comes from one of this stack's jobs (see the module's head).
+    async fn check_job(&self, request: &InvocationRequest) -> Result<(), JobRefusal> {
+        let id = &request.job.id;
+        if id.trim().is_empty() {
+            return Err(JobRefusal::NoJobId);
+        }
+        // S3 Control's job ids are 5 to 36 of [a-zA-Z0-9-_] (S3 Control API Reference,
+        // JobDescriptor.JobId): anything else is refused without a call.
+        if !(5..=36).contains(&id.len())
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(JobRefusal::UnknownJob {
+                job_id: id.chars().take(64).collect(),
+                account_id: self.pins.arguments.destination_account.clone(),
+                detail: "not a job id: S3 Control's are 5 to 36 of [a-zA-Z0-9-_]".into(),
+            });
+        }
+        let job = self.invoking_job(&request.job.id).await?;
+        let expect = JobExpectations {
+            account_id: self.pins.arguments.destination_account.clone(),
+            function_arn: self.pins.function_arn.clone(),
+            role_arn: self.batch_role_arn.clone(),
+            transfer_name: self.pins.transfer_name.clone(),
+        };
+        check_invoking_job(&job, &expect, request)
+    }
+
+    /// The task's settings: the job's arguments (schema 2.0), or the pinned ones for a job
+    /// that carries none (schema 1.0); either way they must be the pinned settings.
+    fn arguments(
+        &self,
+        user_arguments: Option<&BTreeMap<String, String>>,
+    ) -> Result<LargeObjectCopyArguments, String> {
+        let Some(args) = user_arguments.filter(|a| !a.is_empty()) else {
+            return Ok(self.pins.arguments.clone());
+        };
+        let arguments =
+            LargeObjectCopyArguments::from_user_arguments(args).map_err(|problems| {
+                problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        self.pins
+            .check_arguments(&arguments)
+            .map_err(|mismatches| {
+                mismatches
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })?;
+        Ok(arguments)
+    }
+
     async fn copy_one<C: CopyClock>(
         &self,
         request: &InvocationRequest,
@@ -249,33 +434,26 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
             Ok(task) => task,
             Err(message) => return permanent(message),
         };
-        let user_arguments = match (&request.job.user_arguments, &self.default_arguments) {
-            (Some(args), _) if !args.is_empty() => args,
-            (_, Some(defaults)) => defaults,
-            _ => {
-                return permanent(format!(
-                    "the job carries no userArguments (invocation schema {}): create it with InvocationSchemaVersion \
-                     2.0 and Ferry's user arguments (ferry's large-object job does), or set FERRY_DEFAULT_USER_ARGUMENTS \
-                     on the function",
-                    request.invocation_schema_version
-                ))
-            }
-        };
-        let arguments = match LargeObjectCopyArguments::from_user_arguments(user_arguments) {
+        // What the stack pinned: checked first, nothing is called for a payload that differs.
+        if let Err(mismatch) = self.pins.check_task(&task) {
+            return permanent(mismatch.to_string());
+        }
+        let arguments = match self.arguments(request.job.user_arguments.as_ref()) {
             Ok(a) => a,
-            Err(problems) => {
-                return permanent(
-                    problems
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; "),
-                )
-            }
+            Err(message) => return permanent(message),
         };
+        // Who sent it: one of this stack's jobs, with these very arguments.
+        if let Err(refusal) = self.check_job(request).await {
+            let code = if refusal.is_temporary() {
+                ResultCode::TemporaryFailure
+            } else {
+                ResultCode::PermanentFailure
+            };
+            return TaskResult::new(&task.task_id, code, refusal.to_string());
+        }
         let session = session_name(&task.bucket, &task.key, task.version_id.as_deref());
-        let api = match self.ports.act_as(&self.batch_role_arn, &session).await {
-            Ok(api) => api,
+        let (api, session) = match self.ports.act_as(&self.batch_role_arn, &session).await {
+            Ok(acting) => acting,
             Err(e) => {
                 let code = match e.kind {
                     AwsErrorKind::Throttled | AwsErrorKind::Transient => {
@@ -292,6 +470,7 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
         };
         let ctx = CopyContext {
             role_arn: self.batch_role_arn.clone(),
+            session,
             arguments,
             tuning: self.tuning,
         };
@@ -303,6 +482,7 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
             part_retries = stats.part_retries,
             upload_id = ?stats.upload_id,
             aborted = ?stats.aborted,
+            foreign = ?stats.foreign,
             "multipart copy"
         );
         result

@@ -15,12 +15,15 @@ use aws_lambda_events::cloudformation::{
     CloudFormationCustomResourceResponse as Response,
     CloudFormationCustomResourceResponseStatus as Status,
 };
-use ferry_aws::http::put_presigned;
+use ferry_aws::http::{presigned_put_client, put_presigned, PresignedUrlRule};
 use ferry_aws::runtime::{random_token, unix_now};
 use ferry_core::approval::ApprovalToken;
 use ferry_core::launch::{LaunchApi, RetryPolicy};
 use ferry_core::ports::{InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore};
 use ferry_core::stack::TransferPlanProperties;
+use ferry_core::stack_pins::{
+    StackPins, PINNED_FIRST_JOB_PROPERTIES, PINNED_TRANSFER_PLAN_PROPERTIES,
+};
 use ferry_core::workflow::{self, StackContext};
 use ferry_core::Plan;
 use lambda_runtime::{Error, LambdaEvent};
@@ -73,6 +76,11 @@ pub struct StackHandler<P> {
     pub clock: fn() -> u64,
     /// `None` when the OS has no entropy to give (the request then fails, never a weak token).
     pub new_token: fn() -> Option<ApprovalToken>,
+    /// What the template pinned in the environment: an event that differs is refused.
+    pub pins: StackPins,
+    /// Where an event's ResponseURL may point; an event whose URL doesn't qualify gets no
+    /// answer at all (only CloudFormation's presigned S3 URLs).
+    pub response_urls: PresignedUrlRule,
 }
 
 impl<P> StackHandler<P> {
@@ -87,16 +95,18 @@ impl<P> StackHandler<P> {
 }
 
 impl<P: StackPorts> StackHandler<P> {
-    pub fn new(ports: P, approval_topic_arn: String) -> Self {
+    pub fn new(ports: P, approval_topic_arn: String, pins: StackPins) -> Self {
         Self {
             ports: Arc::new(ports),
-            http: reqwest::Client::new(),
+            http: presigned_put_client(),
             approval_topic_arn,
             retry: RetryPolicy::default(),
             answer_margin: Duration::from_secs(10),
             default_budget: Duration::from_secs(240),
             clock: unix_now,
             new_token: random_token,
+            pins,
+            response_urls: PresignedUrlRule::default(),
         }
     }
 
@@ -108,6 +118,11 @@ impl<P: StackPorts> StackHandler<P> {
             Err(e) => return self.answer_unparseable(&payload, &e.to_string()).await,
         };
         let head = Head::of(&request);
+        if let Err(why) = self.response_urls.check(&head.response_url) {
+            // Not CloudFormation's: no request to it, and nothing done for the event.
+            tracing::warn!(%why, resource_type = %head.resource_type, "refused an event whose ResponseURL is not a presigned AWS URL");
+            return Err(format!("refused: the event's ResponseURL {why}").into());
+        }
         tracing::info!(
             request_type = head.request_type,
             resource_type = %head.resource_type,
@@ -128,7 +143,12 @@ impl<P: StackPorts> StackHandler<P> {
         };
         // Drawn here (only TransferPlan Create/Update use it); `None` fails those, never a Delete.
         let token = (self.new_token)();
-        let mut work = tokio::spawn(process(ports, request.clone(), ctx, token));
+        let mut work = match self.refusal(&request, &head) {
+            // Refused before any work: a forged Delete answers SUCCESS below with the reason,
+            // having done nothing.
+            Some(refused) => tokio::spawn(async move { refused }),
+            None => tokio::spawn(process(ports, request.clone(), ctx, token)),
+        };
         let outcome = match tokio::time::timeout(budget, &mut work).await {
             Ok(Ok(outcome)) => outcome,
             Ok(Err(join)) => Outcome::failed(format!(
@@ -168,12 +188,36 @@ impl<P: StackPorts> StackHandler<P> {
         self.send(&head.response_url, &response).await
     }
 
+    /// `Some(FAILED)` when the event differs from what the template pinned (#15 item 1).
+    fn refusal(&self, request: &Request, head: &Head) -> Option<Outcome> {
+        let (properties, pinned): (&Value, &[&str]) = match request {
+            Request::Create(r) => (&r.resource_properties, pinned_for(&r.resource_type)),
+            Request::Update(r) => (&r.resource_properties, pinned_for(&r.resource_type)),
+            Request::Delete(r) => (&r.resource_properties, pinned_for(&r.resource_type)),
+            _ => return None,
+        };
+        let refused = self
+            .pins
+            .check(&head.resource_type, &head.stack_id, properties, pinned)
+            .err()?;
+        tracing::warn!(
+            request_type = head.request_type,
+            resource_type = %head.resource_type,
+            mismatches = refused.mismatches.len(),
+            "refused a custom resource event that differs from the pinned values"
+        );
+        Some(Outcome::failed(refused.to_string()))
+    }
+
     /// An event that isn't a custom resource request: answer FAILED if it has a ResponseURL.
     async fn answer_unparseable(&self, payload: &Value, why: &str) -> Result<(), Error> {
         let text = |k: &str| text_property(payload, k);
         let url = text("ResponseURL");
         if url.is_empty() {
             return Err(format!("not a CloudFormation custom resource request: {why}").into());
+        }
+        if let Err(url_why) = self.response_urls.check(&url) {
+            return Err(format!("refused: the event's ResponseURL {url_why}").into());
         }
         let head = Head {
             request_type: "Unknown",
@@ -206,6 +250,15 @@ impl<P: StackPorts> StackHandler<P> {
             last.map(|e| e.to_string()).unwrap_or_default()
         )
         .into())
+    }
+}
+
+/// The properties pinned for a resource type (every type's events must name this stack).
+fn pinned_for(resource_type: &str) -> &'static [&'static str] {
+    match resource_type {
+        TRANSFER_PLAN_TYPE => PINNED_TRANSFER_PLAN_PROPERTIES,
+        FIRST_JOB_TYPE => PINNED_FIRST_JOB_PROPERTIES,
+        _ => &[],
     }
 }
 
@@ -564,6 +617,11 @@ mod tests {
             default_budget: Duration::from_secs(240),
             clock: unix_now,
             new_token: random_token,
+            pins: StackPins {
+                stack_id: String::new(),
+                properties: Default::default(),
+            },
+            response_urls: PresignedUrlRule::default(),
         }
     }
 

@@ -64,6 +64,17 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// stack-handler's pins for the fixtures' stack: its TransferPlan and FirstJob properties.
+fn fixture_pins() -> ferry_core::stack_pins::StackPins {
+    let plan = read_json("events/stack-handler-create.json");
+    let job = read_json("events/stack-handler-first-job-create.json");
+    ferry_testkit::stack::stack_pins_for(
+        plan["StackId"].as_str().unwrap_or_default(),
+        &plan["ResourceProperties"],
+        &job["ResourceProperties"],
+    )
+}
+
 fn read_json(relative: &str) -> Value {
     let path = workspace().join(relative);
     let text = std::fs::read_to_string(&path)
@@ -243,6 +254,9 @@ impl Env {
             default_budget: Duration::from_secs(60),
             clock: fixed_now,
             new_token: token_a,
+            // As the template pins them for the fixtures' stack.
+            pins: fixture_pins(),
+            response_urls: ferry_testkit::stack::local_presigned_urls(),
         }
     }
 
@@ -674,10 +688,24 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
         );
     }
 
-    // The instructions e-mail carries the token and the approve command.
+    // #15: the instructions e-mail (forwarded to the source account) carries no token; the
+    // approval-token e-mail carries it in the approve command.
     let emails = env.emails().await;
-    assert_eq!(emails.len(), 1, "{emails:#?}");
-    let email = &emails[0];
+    assert_eq!(emails.len(), 2, "{emails:#?}");
+    let subject = |part: &str| {
+        emails
+            .iter()
+            .find(|e| e.subject.contains(part))
+            .unwrap_or_else(|| panic!("no e-mail about {part}: {emails:#?}"))
+    };
+    let instructions = subject("approve copying");
+    assert!(instructions.subject.contains("photos"), "{instructions:?}");
+    assert!(
+        !instructions.body.contains(token.expose()),
+        "{}",
+        instructions.body
+    );
+    let email = subject("approval token");
     assert!(email.body.contains(token.expose()), "{}", email.body);
     let approve = format!(
         r#"--message '{{"action":"approve","token":"{}"}}'"#,
@@ -995,7 +1023,7 @@ async fn transfer_plan_update_replans_and_an_unchanged_update_sends_nothing() {
         )
         .await;
     assert_eq!(created["Status"], "SUCCESS", "{created:#}");
-    assert_eq!(env.emails().await.len(), 1);
+    assert_eq!(env.emails().await.len(), 2, "instructions and token");
     let old_fingerprint = created["Data"]["Fingerprint"].as_str().unwrap().to_string();
 
     let mut handler = env.handler(env.ports(no_s3control()));
@@ -1020,14 +1048,21 @@ async fn transfer_plan_update_replans_and_an_unchanged_update_sends_nothing() {
     assert_ne!(policy, golden_plan()["batch_role"]["permissions_policy"]);
 
     let emails = env.emails().await;
-    assert_eq!(emails.len(), 1, "a new instructions e-mail: {emails:#?}");
-    let token = the(token_b);
-    assert!(
-        emails[0].body.contains(token.expose()),
-        "{}",
-        emails[0].body
+    assert_eq!(
+        emails.len(),
+        2,
+        "new instructions and token e-mails: {emails:#?}"
     );
-    assert!(!emails[0].body.contains(the(token_a).expose()));
+    let token = the(token_b);
+    let with_token: Vec<_> = emails
+        .iter()
+        .filter(|e| e.body.contains(token.expose()))
+        .collect();
+    assert_eq!(with_token.len(), 1, "only the token e-mail: {emails:#?}");
+    assert!(with_token[0].subject.contains("approval token"));
+    assert!(!emails
+        .iter()
+        .any(|e| e.body.contains(the(token_a).expose())));
     let record: ApprovalRecord = serde_json::from_slice(
         &env.state_object(&format!("approvals/{}.json", token.hash()))
             .await,
@@ -1267,4 +1302,104 @@ async fn an_unreadable_request_with_a_response_url_answers_failed_and_without_on
         "nowhere to answer: the invocation itself fails"
     );
     assert!(env.catcher.requests().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// #15 item 1: events are untrusted. Anyone allowed lambda:InvokeFunction on stack-handler can
+// hand it an event; only one equal to what the template pinned in its environment is obeyed.
+
+#[tokio::test]
+async fn a_forged_update_naming_another_trust_principal_and_bucket_is_refused_and_changes_nothing()
+{
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let created = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    let (trust, policy) = (env.trust_policy().await, env.inline_policy().await);
+    let keys = env.state_keys().await;
+    // The creation's e-mails, read (and so taken off the queue).
+    assert!(!env.emails().await.is_empty());
+
+    // The attack: an Update whose old and new properties are the same (so no approval e-mail
+    // would go out), making the attacker's user a trust principal of the batch role and
+    // pointing the role at a bucket of their choosing.
+    let mut forged = env.event("stack-handler-update.json");
+    forged["ResourceProperties"]["LargeObjectCopierRoleArn"] =
+        json!("arn:aws:iam::222222222222:user/mallory");
+    forged["ResourceProperties"]["SourceBucket"] = json!("mallory-drop");
+    forged["OldResourceProperties"] = forged["ResourceProperties"].clone();
+    let answer = env.invoke(&handler, forged).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    let reason = answer["Reason"].as_str().unwrap_or_default();
+    for named in [
+        "LargeObjectCopierRoleArn",
+        "user/mallory",
+        "SourceBucket",
+        "refused",
+    ] {
+        assert!(
+            reason.contains(named),
+            "the refusal names {named}: {reason}"
+        );
+    }
+    assert_eq!(
+        env.trust_policy().await,
+        trust,
+        "the trust policy is untouched"
+    );
+    assert_eq!(
+        env.inline_policy().await,
+        policy,
+        "the permissions are untouched"
+    );
+    assert_eq!(env.state_keys().await, keys, "nothing stored");
+    assert!(env.emails().await.is_empty(), "nothing sent");
+}
+
+#[tokio::test]
+async fn a_forged_delete_from_another_stack_leaves_the_role() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let created = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+
+    let mut forged = env.event("stack-handler-delete.json");
+    forged["StackId"] = json!("arn:aws:cloudformation:us-east-1:222222222222:stack/mallory/0000");
+    let answer = env.invoke(&handler, forged).await;
+
+    // A delete is never answered FAILED (the stack would be stuck), but nothing was done.
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    let reason = answer["Reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("refused") && reason.contains("StackId"),
+        "{reason}"
+    );
+    assert!(env.role_exists().await, "the batch role is still there");
+}
+
+#[tokio::test]
+async fn an_event_whose_response_url_is_not_aws_gets_no_request_and_nothing_done() {
+    let env = Env::start().await;
+    let mut handler = env.handler(env.ports(no_s3control()));
+    // The product's rule: presigned HTTPS URLs of AWS endpoints only.
+    handler.response_urls = ferry_aws::http::PresignedUrlRule::default();
+    let mut event = env.event("stack-handler-create.json");
+    // The catcher (plain HTTP, 127.0.0.1) stands for a host of the attacker's choosing.
+    event["ResponseURL"] = json!(env.catcher.url(CFN_PATH));
+    env.catcher.clear();
+
+    let result = handler
+        .handle(LambdaEvent::new(event, Context::default()))
+        .await;
+
+    let err = result.expect_err("refused").to_string();
+    assert!(err.contains("ResponseURL"), "{err}");
+    assert!(!err.contains("127.0.0.1"), "the URL is not repeated: {err}");
+    assert!(env.catcher.requests().is_empty(), "no request was sent");
+    assert!(!env.role_exists().await, "nothing was created");
 }

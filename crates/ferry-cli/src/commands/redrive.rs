@@ -21,7 +21,8 @@ pub struct RedriveArgs {
     #[arg(long)]
     state_bucket: String,
     /// Also e-mail the result through the stack's notification topic (output
-    /// NotificationTopicArn).
+    /// NotificationTopicArn); its policy takes messages only from the stack's functions and
+    /// ApproverArns.
     #[arg(long)]
     notification_topic_arn: Option<String>,
     #[command(flatten)]

@@ -37,7 +37,8 @@ pub fn ports(role: &FunctionRole) -> (AwsPorts, SentJobs) {
         role.notification_topic_arn.clone(),
     )
     .with_clients(s3_client(&role.config), s3control)
-    .with_inventory_function(role.env("FERRY_INVENTORY_FUNCTION_ARN"));
+    .with_inventory_function(role.env("FERRY_INVENTORY_FUNCTION_ARN"))
+    .with_batch_role_boundary(role.env("FERRY_BATCH_ROLE_BOUNDARY_ARN"));
     (ports, sent)
 }
 

@@ -250,49 +250,22 @@ impl LargeObjectCopyArguments {
                 false
             }
         };
-        let metadata = match metadata_raw.as_str() {
-            "" => MetadataArgument::Copy,
-            "COPY" => MetadataArgument::Copy,
-            other => match other
-                .strip_prefix(REPLACE_PREFIX)
-                .map(serde_json::from_str::<MetadataJson>)
-            {
-                Some(Ok(m)) => MetadataArgument::Replace(NewMetadataSpec {
-                    cache_control: m.cache_control,
-                    content_disposition: m.content_disposition,
-                    content_encoding: m.content_encoding,
-                    content_language: m.content_language,
-                    content_type: m.content_type,
-                    user_metadata: m.user_metadata,
-                }),
-                _ => {
-                    problems_after.push(UserArgumentProblem {
-                        key: keys::METADATA.into(),
-                        value: other.into(),
-                        message: "expected COPY or REPLACE:{json}".into(),
-                    });
-                    MetadataArgument::Copy
-                }
-            },
-        };
-        let tags = match tags_raw.as_str() {
-            "" | "COPY" => TagsArgument::Copy,
-            "REMOVE" => TagsArgument::Remove,
-            other => match other
-                .strip_prefix(REPLACE_PREFIX)
-                .map(serde_json::from_str::<BTreeMap<String, String>>)
-            {
-                Some(Ok(t)) => TagsArgument::Replace(t),
-                _ => {
-                    problems_after.push(UserArgumentProblem {
-                        key: keys::TAGS.into(),
-                        value: other.into(),
-                        message: "expected COPY, REMOVE or REPLACE:{json object}".into(),
-                    });
-                    TagsArgument::Copy
-                }
-            },
-        };
+        let metadata = parse_metadata(&metadata_raw).unwrap_or_else(|message| {
+            problems_after.push(UserArgumentProblem {
+                key: keys::METADATA.into(),
+                value: metadata_raw.clone(),
+                message: message.into(),
+            });
+            MetadataArgument::Copy
+        });
+        let tags = parse_tags(&tags_raw).unwrap_or_else(|message| {
+            problems_after.push(UserArgumentProblem {
+                key: keys::TAGS.into(),
+                value: tags_raw.clone(),
+                message: message.into(),
+            });
+            TagsArgument::Copy
+        });
         problems.extend(problems_after);
         if !problems.is_empty() {
             return Err(problems);
@@ -324,6 +297,42 @@ impl LargeObjectCopyArguments {
             Some(p) if !p.is_empty() => format!("{p}/"),
             _ => String::new(),
         }
+    }
+}
+
+/// A `metadata` value: `COPY` (or empty) or `REPLACE:{json}`.
+pub(crate) fn parse_metadata(raw: &str) -> Result<MetadataArgument, &'static str> {
+    match raw {
+        "" | "COPY" => Ok(MetadataArgument::Copy),
+        other => match other
+            .strip_prefix(REPLACE_PREFIX)
+            .map(serde_json::from_str::<MetadataJson>)
+        {
+            Some(Ok(m)) => Ok(MetadataArgument::Replace(NewMetadataSpec {
+                cache_control: m.cache_control,
+                content_disposition: m.content_disposition,
+                content_encoding: m.content_encoding,
+                content_language: m.content_language,
+                content_type: m.content_type,
+                user_metadata: m.user_metadata,
+            })),
+            _ => Err("expected COPY or REPLACE:{json}"),
+        },
+    }
+}
+
+/// A `tags` value: `COPY` (or empty), `REMOVE` or `REPLACE:{json object}`.
+pub(crate) fn parse_tags(raw: &str) -> Result<TagsArgument, &'static str> {
+    match raw {
+        "" | "COPY" => Ok(TagsArgument::Copy),
+        "REMOVE" => Ok(TagsArgument::Remove),
+        other => match other
+            .strip_prefix(REPLACE_PREFIX)
+            .map(serde_json::from_str::<BTreeMap<String, String>>)
+        {
+            Some(Ok(t)) => Ok(TagsArgument::Replace(t)),
+            _ => Err("expected COPY, REMOVE or REPLACE:{json object}"),
+        },
     }
 }
 

@@ -21,7 +21,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::arguments::{LargeObjectCopyArguments, MetadataArgument, TagsArgument};
 use super::parts::{PartPlan, PartRange, PartSizing, GIB, MIB};
-use super::resume::{check_parts, session_name, triage};
+use super::resume::{check_parts, triage, SessionIdentity};
 use super::task::{CopyTask, ResultCode, TaskResult};
 use crate::launch::{AwsCallError, AwsErrorKind};
 
@@ -236,6 +236,8 @@ impl Default for CopyTuning {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyContext {
     pub role_arn: String,
+    /// The batch-role session the copy runs in: only uploads it initiated are resumed.
+    pub session: SessionIdentity,
     pub arguments: LargeObjectCopyArguments,
     pub tuning: CopyTuning,
 }
@@ -249,6 +251,8 @@ pub struct CopyStats {
     pub part_retries: u32,
     pub upload_id: Option<String>,
     pub aborted: Vec<String>,
+    /// Uploads on the key this session did not initiate, left alone.
+    pub foreign: Vec<String>,
 }
 
 /// Copies one task and says how it went. Never panics; every path ends in a result.
@@ -340,13 +344,15 @@ async fn run<A: MultipartCopyApi, C: CopyClock>(
         &args.destination_account,
     );
 
-    // Resume: an upload this task left open, or a new one.
-    let session = session_name(&task.bucket, &task.key, task.version_id.as_deref());
+    // Resume: an upload this task's session left open, or a new one. Uploads of anyone else
+    // are foreign: not resumed, not completed, not aborted (see `resume`).
     let uploads = api
         .list_uploads(dest.0, dest.1, dest.2)
         .await
         .map_err(|e| describe_failure(ctx, task, Step::ListUploads, &e, None))?;
-    let sorted = triage(&uploads, source.last_modified_ms, &session);
+    let sorted = triage(&uploads, source.last_modified_ms, &ctx.session);
+    stats.foreign = sorted.foreign.iter().map(|u| u.upload_id.clone()).collect();
+    let foreign_note = foreign_note(&sorted.foreign);
     for stale in &sorted.stale {
         abort(api, ctx, &dest_key, &stale.upload_id, stats).await;
     }
@@ -483,7 +489,7 @@ async fn run<A: MultipartCopyApi, C: CopyClock>(
         Failure::permanent(format!("copy of {source_text} failed its check: {why}"))
     })?;
     Ok(format!(
-        "copied {source_text} ({}) to s3://{}/{dest_key}{} in {} parts of {} ({} resumed); {verified}",
+        "copied {source_text} ({}) to s3://{}/{dest_key}{} in {} parts of {} ({} resumed); {verified}{foreign_note}",
         bytes_text(source.size),
         args.destination_bucket,
         completed
@@ -495,6 +501,24 @@ async fn run<A: MultipartCopyApi, C: CopyClock>(
         bytes_text(plan.part_size),
         stats.parts_reused,
     ))
+}
+
+/// `; left N upload(s) of other initiators alone (…)`, naming whom S3 reported, or nothing.
+fn foreign_note(foreign: &[UploadSummary]) -> String {
+    if foreign.is_empty() {
+        return String::new();
+    }
+    let mut initiators: Vec<&str> = foreign
+        .iter()
+        .map(|u| u.initiator_id.as_deref().unwrap_or("no initiator"))
+        .collect();
+    initiators.sort_unstable();
+    initiators.dedup();
+    format!(
+        "; left {} upload(s) on the key alone, not initiated by this session (initiator: {})",
+        foreign.len(),
+        initiators.join(", ")
+    )
 }
 
 /// Archived and SSE-C objects can't be copied: say so once, not 10,000 times.

@@ -2,6 +2,9 @@
 //! Batch Operations LambdaInvoke job, written against the [`copy::MultipartCopyApi`] port.
 //!
 //! - [`arguments`]: the destination settings carried in the job's `UserArguments`.
+//! - [`pins`]: the same settings pinned in the copier's environment by the stack, and the check
+//!   every task passes against them.
+//! - [`invoking_job`]: whether the job an invocation names is one of this stack's.
 //! - [`parts`]: the part-size plan (≤ 10,000 parts of 5 MiB–5 GiB, chosen from the size).
 //! - [`task`]: the LambdaInvoke request and response (schemas 1.0 and 2.0).
 //! - [`resume`]: finding the multipart upload an earlier invocation left open.
@@ -9,7 +12,9 @@
 
 pub mod arguments;
 pub mod copy;
+pub mod invoking_job;
 pub mod parts;
+pub mod pins;
 pub mod resume;
 pub mod task;
 

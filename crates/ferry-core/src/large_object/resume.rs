@@ -3,21 +3,29 @@
 //! An invocation that runs short of time stops issuing parts and answers `TemporaryFailure`,
 //! leaving its upload open; Batch Operations retries the task, and the retry lists the uploads
 //! on the destination key and the parts of the one it can trust, then copies only what is
-//! missing. An upload is trusted when
+//! missing. An upload is trusted only when
+//! - its initiator is this task's session of the batch role ([`SessionIdentity`]: sessions are
+//!   named from the source bucket, key and version, see [`session_name`]). Any other upload is
+//!   *foreign* (another principal of the destination account, which may write there too, or
+//!   another version's session) and is neither resumed nor completed nor aborted: resuming it
+//!   would complete a copy with someone else's parts, metadata, encryption and tags (#15,
+//!   item 6), and aborting it could destroy another writer's work. A fresh upload is started.
+//!   AWS documents `Initiator.ID` for accounts (canonical id) and IAM users (user ARN), not for
+//!   role sessions (S3 API Reference, `Initiator`); the session is recognised in both forms STS
+//!   gives it, its ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`) and its
+//!   principal id (`AROA…:<session>`). (verify) If S3 names role sessions otherwise, nothing
+//!   is ever resumed: each retry starts over (the result says which initiator it saw), which is
+//!   slower, never wrong;
 //! - it was initiated after the source object was last modified (an upload started before is
 //!   from older content: it is aborted), and
-//! - its initiator, when S3 names an assumed-role session, is this task's session (sessions are
-//!   named from the source bucket, key and version, see [`session_name`]); S3 names the
-//!   session in `Initiator.ID` for role sessions (verify); where it doesn't (moto), the other
-//!   two checks stand alone, and
 //! - every listed part is exactly the plan's part of that number (same size).
 //!
 //! Why orphan uploads cannot pile up: every task ends with its upload completed (success),
 //! aborted (permanent failure, broken or stale upload), or open with a `TemporaryFailure` that
 //! Batch Operations retries and whose retry resumes, then completes or aborts, that same upload.
-//! What is left is the last retry of a task that kept failing temporarily; the destination
-//! bucket's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop for those (see
-//! `docs/large-objects.md`).
+//! What is left is the last retry of a task that kept failing temporarily, and foreign uploads;
+//! the destination bucket's `AbortIncompleteMultipartUpload` lifecycle rule is the backstop for
+//! those (see `docs/large-objects.md`).
 
 use sha2::{Digest, Sha256};
 
@@ -33,6 +41,28 @@ pub fn session_name(bucket: &str, key: &str, version_id: Option<&str>) -> String
     format!("ferry-copy-{}", &hex(&digest)[..40])
 }
 
+/// The batch-role session a copy works in, as STS named it when the copier assumed the role
+/// (`AssumeRole`'s `AssumedRoleUser`: STS API Reference, AssumedRoleUser).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SessionIdentity {
+    /// `arn:aws:sts::<account>:assumed-role/<role>/<session>`.
+    pub arn: String,
+    /// `AssumedRoleId`: `<role's unique id>:<session>`.
+    pub assumed_role_id: Option<String>,
+}
+
+impl SessionIdentity {
+    /// Whether an upload's `Initiator.ID` names this session.
+    pub fn initiated(&self, upload: &UploadSummary) -> bool {
+        match upload.initiator_id.as_deref() {
+            Some(id) if !id.is_empty() => {
+                id == self.arn || self.assumed_role_id.as_deref() == Some(id)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What to do with the uploads found on the destination key.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct UploadTriage {
@@ -40,18 +70,21 @@ pub struct UploadTriage {
     pub candidates: Vec<UploadSummary>,
     /// This task's uploads of older content: abort them.
     pub stale: Vec<UploadSummary>,
+    /// Uploads this session did not initiate: left alone.
+    pub foreign: Vec<UploadSummary>,
 }
 
 /// Sorts the uploads on the destination key. `source_last_modified_ms` is the source version's
-/// `LastModified`; uploads of other sessions (another version of the same key) are left alone.
+/// `LastModified`; uploads of any other initiator are foreign and left alone.
 pub fn triage(
     uploads: &[UploadSummary],
     source_last_modified_ms: Option<i64>,
-    session: &str,
+    me: &SessionIdentity,
 ) -> UploadTriage {
     let mut out = UploadTriage::default();
     for upload in uploads {
-        if !initiated_by(upload, session) {
+        if !me.initiated(upload) {
+            out.foreign.push(upload.clone());
             continue;
         }
         let newer = match (upload.initiated_ms, source_last_modified_ms) {
@@ -68,16 +101,6 @@ pub fn triage(
     out.candidates
         .sort_by_key(|u| std::cmp::Reverse(u.initiated_ms));
     out
-}
-
-/// False only when the initiator is a role session other than `session`.
-fn initiated_by(upload: &UploadSummary, session: &str) -> bool {
-    match upload.initiator_id.as_deref() {
-        Some(id) if id.contains(":assumed-role/") => {
-            id.rsplit('/').next().is_some_and(|s| s == session)
-        }
-        _ => true,
-    }
 }
 
 /// The listed parts, if every one is the plan's part of that number; otherwise why not.
@@ -121,24 +144,45 @@ mod tests {
 
     #[test]
     fn only_this_sessions_uploads_of_this_content() {
-        let me = session_name("src", "big.bin", Some("v2"));
-        assert_eq!(me.len(), 51);
-        assert_ne!(me, session_name("src", "big.bin", Some("v1")));
-        let mine = format!("arn:aws:sts::222222222222:assumed-role/ferry-x-batch/{me}");
+        let session = session_name("src", "big.bin", Some("v2"));
+        assert_eq!(session.len(), 51);
+        assert_ne!(session, session_name("src", "big.bin", Some("v1")));
+        let me = SessionIdentity {
+            arn: format!("arn:aws:sts::222222222222:assumed-role/ferry-x-batch/{session}"),
+            assumed_role_id: Some(format!("AROAEXAMPLEID:{session}")),
+        };
+        let principal_id = format!("AROAEXAMPLEID:{session}");
         let other = "arn:aws:sts::222222222222:assumed-role/ferry-x-batch/ferry-copy-0000";
         let t = triage(
             &[
-                upload("old", 50, Some(&mine)),
-                upload("new", 200, Some(&mine)),
-                upload("newer", 300, None),
+                upload("old", 50, Some(&me.arn)),
+                upload("new", 200, Some(&me.arn)),
+                upload("by-id", 250, Some(&principal_id)),
+                upload("nobody", 300, None),
+                upload("user", 350, Some("arn:aws:iam::222222222222:user/someone")),
+                upload(
+                    "root",
+                    360,
+                    Some("75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a"),
+                ),
                 upload("theirs", 400, Some(other)),
+                // The same session name under another role is not this session.
+                upload(
+                    "lookalike",
+                    450,
+                    Some(&me.arn.replace("ferry-x-batch", "evil")),
+                ),
             ],
             Some(100),
             &me,
         );
         let ids = |v: &[UploadSummary]| v.iter().map(|u| u.upload_id.clone()).collect::<Vec<_>>();
-        assert_eq!(ids(&t.candidates), ["newer", "new"]);
+        assert_eq!(ids(&t.candidates), ["by-id", "new"]);
         assert_eq!(ids(&t.stale), ["old"]);
+        assert_eq!(
+            ids(&t.foreign),
+            ["nobody", "user", "root", "theirs", "lookalike"]
+        );
     }
 
     #[test]

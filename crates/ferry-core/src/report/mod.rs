@@ -34,8 +34,14 @@ pub async fn load_stored_spec<P: StateStore + Sync>(
     if fingerprint.is_empty() {
         return Ok(None);
     }
+    // A stored spec that no longer hashes to its fingerprint was changed by someone other than
+    // the stack (#15): treated as absent, never used to build a redrive or a summary.
     Ok(ports
         .get(&keys::plan(fingerprint))
         .await?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+        .and_then(|bytes| serde_json::from_slice::<StoredSpec>(&bytes).ok())
+        .filter(|stored| {
+            stored.fingerprint == fingerprint
+                && crate::plan::fingerprint(&stored.spec) == fingerprint
+        }))
 }
