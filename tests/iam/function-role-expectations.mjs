@@ -212,8 +212,16 @@ export const FUNCTION_EXPECTATIONS = {
       access('sns:Publish', t.notificationTopicArn, 'instructions and job news'),
       access('sqs:SendMessage', t.att('CustomResourceFailuresQueue', 'Arn'), 'DeadLetterQueue: CloudFormation invokes custom resources asynchronously; Lambda sends events that failed every retry with the function role'),
       // RoleAdmin::apply_role / delete_role on the transfer's batch role.
-      ...['iam:GetRole', 'iam:CreateRole', 'iam:TagRole', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole'].map((a) =>
-        access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role (CreateRole with Tags needs iam:TagRole)'),
+      ...['iam:GetRole', 'iam:TagRole'].map((a) =>
+        access(a, t.batchRoleArn, 'TransferPlan reads the batch role (CreateRole with Tags needs iam:TagRole)'),
+      ),
+      // ...and creates, updates and deletes it, always with BatchRoleBoundary as its permissions
+      // boundary (iam:PermissionsBoundary: the requested one for CreateRole and
+      // PutRolePermissionsBoundary, the role's present one for the others).
+      ...['iam:CreateRole', 'iam:PutRolePermissionsBoundary', 'iam:UpdateAssumeRolePolicy', 'iam:PutRolePolicy', 'iam:DeleteRolePolicy', 'iam:DeleteRole'].map((a) =>
+        access(a, t.batchRoleArn, 'TransferPlan creates, updates and deletes the batch role within its boundary', {
+          context: { 'iam:PermissionsBoundary': t.ref('BatchRoleBoundary') },
+        }),
       ),
       ...launchJob(t),
       ...startFirstInventoryRun(t).allowed,
@@ -237,6 +245,12 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'only approval-handler gives a token back'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'only approval-handler gives a token back'),
       access('iam:GetRolePolicy', t.batchRoleArn, 'stack-handler writes the batch role policy, it never reads it back (preflight is approval-handler\'s)'),
+      // #15: never without the boundary, never with another, never taking it off.
+      ...['iam:CreateRole', 'iam:PutRolePolicy', 'iam:UpdateAssumeRolePolicy', 'iam:DeleteRole'].flatMap((a) => [
+        access(a, t.batchRoleArn, 'the batch role only ever under BatchRoleBoundary'),
+        access(a, t.batchRoleArn, 'not under another boundary', { context: { 'iam:PermissionsBoundary': t.iamArn('policy/AdministratorAccess') } }),
+      ]),
+      access('iam:DeleteRolePermissionsBoundary', t.batchRoleArn, 'the boundary stays', { context: { 'iam:PermissionsBoundary': t.ref('BatchRoleBoundary') } }),
       access('iam:ListRoles', '*', 'no listing of the account\'s roles'),
       access('s3:ListBucket', t.s3.bucket(t.p.SourceBucket), 'preflight (bucket regions) is approval-handler\'s', { owner: t.p.SourceAccountId }),
       access('s3:GetBucketOwnershipControls', t.s3.bucket(t.p.DestinationBucket), 'preflight is approval-handler\'s'),
