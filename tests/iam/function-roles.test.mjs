@@ -432,6 +432,11 @@ describe('dead-letter queues are read only by the account root', () => {
       assert.equal(await decide(attacker, 'sqs:SendMessage', queueArn, policy), 'Allowed', 'Lambda delivers failed events with the function role')
       // The root user (aws:PrincipalArn = the account root) is the Deny's one exception.
       assert.equal(await decide(attacker, 'sqs:ReceiveMessage', queueArn, policy, root), 'Allowed', 'break-glass: the root user')
+      // Nor can a PowerUser rewrite the queue's policy to lift the Deny (#15 item 10).
+      for (const action of ['sqs:SetQueueAttributes', 'sqs:AddPermission', 'sqs:RemovePermission', 'sqs:DeleteQueue']) {
+        assert.equal(await decide(attacker, action, queueArn, policy), 'ExplicitlyDenied', `${action} by a PowerUser`)
+      }
+      assert.equal(await decide(attacker, 'sqs:SetQueueAttributes', queueArn, policy, root), 'Allowed', 'the root user')
     })
   }
 })
@@ -538,6 +543,37 @@ describe('the state bucket is written only by the stack', () => {
         assert.ok(writable, `${id} has a state key to write`)
         assert.equal(await decide(account, role.roleArn, 's3:PutObject', writable.replaceAll('*', 'x'), policy, role.policies), 'Allowed', `${id} still writes ${writable}`)
       }
+      // Nor can it lift the Deny, or expire state with a lifecycle rule, except through the stack.
+      const bucketArn = `arn:aws:s3:::${bucket}`
+      const throughCfn = async (principal, action, resource, calledVia) => {
+        const response = await runSimulation(
+          {
+            request: {
+              principal,
+              action,
+              resource: { resource, accountId: account },
+              contextVariables: {
+                'aws:PrincipalArn': principal,
+                'aws:SecureTransport': 'true',
+                's3:ResourceAccount': account,
+                ...(calledVia ? { 'aws:CalledVia': calledVia } : {}),
+              },
+            },
+            identityPolicies: everything,
+            serviceControlPolicies: [],
+            resourceControlPolicies: [],
+            resourcePolicy: policy,
+          },
+          {},
+        )
+        return response.overallResult
+      }
+      for (const action of ['s3:PutBucketPolicy', 's3:DeleteBucketPolicy', 's3:PutLifecycleConfiguration', 's3:PutBucketVersioning', 's3:PutReplicationConfiguration', 's3:PutBucketObjectLockConfiguration']) {
+        assert.equal(await throughCfn(attacker, action, bucketArn), 'ExplicitlyDenied', `${action} by a PowerUser`)
+        assert.equal(await throughCfn(attacker, action, bucketArn, ['cloudformation.amazonaws.com']), 'Allowed', `${action} through CloudFormation`)
+        assert.equal(await throughCfn(`arn:aws:iam::${account}:root`, action, bucketArn), 'Allowed', `${action} by the root user`)
+      }
+      assert.equal(await throughCfn(attacker, 's3:PutObjectLegalHold', `${bucketArn}/approvals/x.json`), 'ExplicitlyDenied', 'freezing state')
       const operator = set.parameters.StateOperatorArn
       assert.equal(
         await decide(account, `arn:aws:iam::${account}:role/storage-admin`, 's3:PutObject', `arn:aws:s3:::${bucket}/redrive/x.csv`, policy),

@@ -6,7 +6,8 @@ use aws_smithy_types::DateTime;
 use ferry_core::job::S3Tag;
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use ferry_core::report::jobs::{
-    JobInfo, JobListing, JobOperationKind, JobsApi, ReportLocation, ReportObjects,
+    JobInfo, JobListing, JobManifestRef, JobOperationKind, JobsApi, ManifestObjects,
+    ReportLocation, ReportObjects,
 };
 use ferry_core::report::manifest_json::bucket_name;
 
@@ -92,7 +93,27 @@ pub fn job_info(job: &JobDescriptor) -> JobInfo {
         }),
         role_arn: job.role_arn().map(str::to_string),
         priority: job.priority(),
+        manifest: job.manifest().and_then(manifest_ref),
     }
+}
+
+/// DescribeJob's `Manifest` (S3 Control API Reference, "JobManifest"): `None` without a
+/// location (a job with a ManifestGenerator has none Ferry could read).
+fn manifest_ref(m: &aws_sdk_s3control::types::JobManifest) -> Option<JobManifestRef> {
+    let location = m.location()?;
+    Some(JobManifestRef {
+        format: m
+            .spec()
+            .map(|s| s.format().as_str().to_string())
+            .unwrap_or_default(),
+        fields: m
+            .spec()
+            .map(|s| s.fields().iter().map(|f| f.as_str().to_string()).collect())
+            .unwrap_or_default(),
+        object_arn: location.object_arn().to_string(),
+        object_version_id: location.object_version_id().map(str::to_string),
+        etag: location.e_tag().to_string(),
+    })
 }
 
 /// The operation's name as AWS writes it, for jobs Ferry doesn't launch.
@@ -245,6 +266,57 @@ impl ReportObjects for AwsLaunchApi {
             sink(&chunk);
         }
         Ok(read)
+    }
+}
+
+impl ManifestObjects for AwsLaunchApi {
+    /// GetObject with `If-Match` (S3 API Reference, "GetObject": "Return the object only if its
+    /// entity tag (ETag) is the same as the one specified in this header; otherwise, return a
+    /// 412 Precondition Failed error") and `versionId` when the job recorded one.
+    async fn stream_object_if_match<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+        etag: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<u64, AwsCallError> {
+        // S3 compares the quoted entity tag; DescribeJob gives it as CreateJob got it (Ferry
+        // strips the quotes).
+        let quoted = format!("\"{}\"", etag.trim().trim_matches('"'));
+        let mut body = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .set_version_id(version_id.map(str::to_string))
+            .if_match(quoted)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?
+            .body;
+        let mut read = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(read_error)?;
+            read += chunk.len() as u64;
+            sink(&chunk);
+        }
+        Ok(read)
+    }
+}
+
+impl ManifestObjects for AwsPorts {
+    async fn stream_object_if_match<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+        etag: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<u64, AwsCallError> {
+        self.launch
+            .stream_object_if_match(bucket, key, version_id, etag, sink)
+            .await
     }
 }
 

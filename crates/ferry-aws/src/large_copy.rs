@@ -15,12 +15,13 @@ use ferry_core::large_object::copy::{
     FullObjectChecksum, MultipartCopyApi, NewUpload, PartCopy, SourceObject, UploadSummary,
 };
 use ferry_core::large_object::invoking_job::{InvokingJob, JobOperationFacts};
+use ferry_core::large_object::job_manifest::{FetchedManifest, JobManifestFacts, ManifestLocation};
 use ferry_core::large_object::task::CopyTask;
 use ferry_core::launch::AwsCallError;
 use ferry_core::manifest::encode_key;
 use ferry_core::report::jobs::JobOperationKind;
 
-use crate::errors::classify;
+use crate::errors::{bucket_region_of, classify};
 
 /// The job an invocation names, as S3 Control describes it to the copier's own role:
 /// DescribeJob (operation, function, schema, `UserArguments`, role, status) and GetJobTagging
@@ -70,7 +71,32 @@ pub async fn describe_invoking_job(
         .send()
         .await
         .map_err(|e| classify(&e))?;
+    // The manifest the job was created with (S3 Control API Reference, JobManifest,
+    // JobManifestSpec, JobManifestLocation): the copier acts only for tasks it lists.
+    let manifest = job.manifest().map(|m| JobManifestFacts {
+        format: m
+            .spec()
+            .map(|s| s.format().as_str().to_string())
+            .unwrap_or_default(),
+        fields: m
+            .spec()
+            .map(|s| s.fields().iter().map(|f| f.as_str().to_string()).collect())
+            .unwrap_or_default(),
+        object_arn: m
+            .location()
+            .map(|l| l.object_arn().to_string())
+            .unwrap_or_default(),
+        object_version_id: m
+            .location()
+            .and_then(|l| l.object_version_id())
+            .map(str::to_string),
+        etag: m
+            .location()
+            .map(|l| l.e_tag().to_string())
+            .unwrap_or_default(),
+    });
     Ok(InvokingJob {
+        manifest,
         job_id: job.job_id().unwrap_or(job_id).to_string(),
         status: job
             .status()
@@ -111,6 +137,117 @@ impl AwsMultipartCopy {
         self.source_s3 = source_s3;
         self
     }
+}
+
+impl AwsMultipartCopy {
+    /// GetObject of an invoking job's manifest, acting as the batch role (who Batch Operations
+    /// reads it as), with `If-Match` the ETag the job was created with and its `versionId` when
+    /// it names one (S3 API Reference, GetObject; S3 Control API Reference,
+    /// JobManifestLocation). At most `max_bytes` are read: a larger object (by its
+    /// `Content-Length`, or as it streams) comes back with `over_limit` set and no more read.
+    ///
+    /// The manifest's Region is not in its ARN: an inventory's is the source bucket's, a CSV
+    /// manifest's usually the destination's. The destination Region's client is tried first;
+    /// on S3's redirect the Region it names in `x-amz-bucket-region` is used, else the source
+    /// Region's client.
+    pub async fn read_job_manifest(
+        &self,
+        location: &ManifestLocation,
+        max_bytes: u64,
+    ) -> Result<FetchedManifest, AwsCallError> {
+        match get_manifest(&self.s3, location, max_bytes).await {
+            Err(ReadFailure {
+                redirect: Some(region),
+                ..
+            }) => {
+                let client = match region {
+                    Some(r) => aws_sdk_s3::Client::from_conf(
+                        self.s3
+                            .config()
+                            .to_builder()
+                            .region(aws_sdk_s3::config::Region::new(r))
+                            .build(),
+                    ),
+                    None => self.source_s3.clone(),
+                };
+                get_manifest(&client, location, max_bytes)
+                    .await
+                    .map_err(|f| f.error)
+            }
+            other => other.map_err(|f| f.error),
+        }
+    }
+}
+
+/// A failed manifest read. `redirect` is set when S3 answered that the bucket is in another
+/// Region, with that Region when it named one.
+struct ReadFailure {
+    error: AwsCallError,
+    redirect: Option<Option<String>>,
+}
+
+async fn get_manifest(
+    s3: &aws_sdk_s3::Client,
+    location: &ManifestLocation,
+    max_bytes: u64,
+) -> Result<FetchedManifest, ReadFailure> {
+    let out = s3
+        .get_object()
+        .bucket(&location.bucket)
+        .key(&location.key)
+        .set_version_id(location.version_id.clone())
+        .if_match(location.if_match())
+        .send()
+        .await
+        .map_err(|e| {
+            let error = classify(&e);
+            let redirect = matches!(
+                error.kind,
+                ferry_core::launch::AwsErrorKind::WrongRegion { .. }
+            )
+            .then(|| {
+                bucket_region_of(&e).filter(|r| {
+                    !r.is_empty()
+                        && r.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+            });
+            ReadFailure { error, redirect }
+        })?;
+    let etag = out.e_tag().map(str::to_string);
+    let length = out.content_length().and_then(|l| u64::try_from(l).ok());
+    if let Some(size) = length.filter(|l| *l > max_bytes) {
+        return Ok(FetchedManifest {
+            body: Vec::new(),
+            etag,
+            over_limit: Some(size),
+        });
+    }
+    let mut body = out.body;
+    let mut bytes = Vec::with_capacity(length.unwrap_or(0) as usize);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| ReadFailure {
+            error: AwsCallError {
+                kind: ferry_core::launch::AwsErrorKind::Transient,
+                code: "ReadError".into(),
+                message: format!("reading the manifest {} failed: {e}", location.object_arn),
+            },
+            redirect: None,
+        })?;
+        if (bytes.len() + chunk.len()) as u64 > max_bytes {
+            return Ok(FetchedManifest {
+                body: Vec::new(),
+                etag,
+                over_limit: Some((bytes.len() + chunk.len()) as u64),
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(FetchedManifest {
+        body: bytes,
+        etag,
+        over_limit: None,
+    })
 }
 
 /// `x-amz-copy-source`: `bucket/key` with the key URL-encoded, `?versionId=` when pinned.

@@ -215,7 +215,15 @@ where
         .map_err(WorkflowError::aws(
             "applying the plan to the Batch Operations role",
         ))?;
-    let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str());
+    // OldResourceProperties is event text (#15): a hand-made Update can say old = new. A plan
+    // the stack never stored is new whatever the event says, so it is stored, retires the
+    // pending tokens and is e-mailed for approval, never applied silently.
+    let stored = ports
+        .get(&keys::plan(&plan.transfer.fingerprint))
+        .await
+        .map_err(WorkflowError::aws("reading the stored plan"))?
+        .is_some();
+    let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str()) || !stored;
     if changed {
         store_plan(ports, &props.spec, &plan).await?;
         // The plan changed: every approval still pending is for a plan that no longer is.

@@ -745,3 +745,34 @@ fn tempdir() -> std::path::PathBuf {
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// #15 item 9: an inventory that suddenly lists nothing (anyone who can write the inventory
+/// bucket can deliver one) is refused and does not become the delta base: the next inventory
+/// is still compared with the last real one, so nothing is copied again.
+#[tokio::test]
+async fn a_sudden_empty_inventory_is_refused_and_the_next_delta_is_still_small() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let k1 = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+    job_finished(&aws, &run1.jobs[0].job_id, "Complete", &[])
+        .await
+        .unwrap();
+
+    let empty = deliver(&aws, "2026-11-24T01-00Z", 2_000, &[]);
+    let refused = event(&aws, &fp, &empty, &tmp).await;
+    let RunOutcome::Refused { reason, .. } = refused else {
+        panic!("refused: {refused:?}")
+    };
+    assert!(reason.contains("lists no objects"), "{reason}");
+    assert_eq!(aws.requests.lock().unwrap().len(), 1, "nothing launched");
+
+    // The next real inventory, the same objects plus one: only that one is copied.
+    let mut objs = base_objects();
+    objs.push(Obj::new("new/one.txt"));
+    let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+    let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+    assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+    assert_eq!(run3.stats.copy.objects, 1, "{:?}", run3.stats);
+}

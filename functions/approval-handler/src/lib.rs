@@ -9,7 +9,7 @@ use ferry_core::approval::{ApprovalMessage, ApprovalToken};
 use ferry_core::launch::{AwsErrorKind, LaunchError, RetryPolicy};
 use ferry_core::ports::{InventoryRunTrigger, Notifier, StateStore, WaitSignal};
 use ferry_core::preflight::PreflightApi;
-use ferry_core::report::jobs::{JobsApi, ReportObjects};
+use ferry_core::report::jobs::{JobsApi, ManifestObjects, ReportObjects};
 use ferry_core::report::redrive::{self, RedriveContext, RedriveOutcome, StateBucketName};
 use ferry_core::untrusted::untrusted;
 use ferry_core::workflow::{self, ApprovalOutcome, Publisher, StackContext, WorkflowError};
@@ -45,8 +45,10 @@ impl<T> ApprovalPorts for T where
 }
 
 /// What a redrive needs besides the approval ports.
-pub trait RedrivePorts: JobsApi + ReportObjects + StateBucketName {}
-impl<T: JobsApi + ReportObjects + StateBucketName> RedrivePorts for T {}
+/// (ManifestObjects: a redrive re-copies only tasks of the job's own manifest, read as the job
+/// recorded it.)
+pub trait RedrivePorts: JobsApi + ReportObjects + ManifestObjects + StateBucketName {}
+impl<T: JobsApi + ReportObjects + ManifestObjects + StateBucketName> RedrivePorts for T {}
 
 pub struct ApprovalHandler<P> {
     pub ports: P,

@@ -18,7 +18,7 @@ use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
 use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
 use ferry_core::report::redrive::{
-    redrive_and_announce, RedriveContext, RedriveOutcome, RedriveRecord,
+    redrive_and_announce, RedriveContext, RedriveError, RedriveOutcome, RedriveRecord,
 };
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
@@ -236,6 +236,25 @@ impl World {
         create_job(&self.moto, REGION, &input, None).await
     }
 
+    /// The plan's approval as approval-handler records it (`decisions/<fingerprint>.json`,
+    /// ferry-core workflow): a redrive is only ever of an approved plan.
+    async fn approve_plan(&self) {
+        let fingerprint = &self.plan.transfer.fingerprint;
+        self.dest
+            .put_object()
+            .bucket(&self.monitor_role.state_bucket)
+            .key(format!("decisions/{fingerprint}.json"))
+            .body(ByteStream::from(
+                serde_json::to_vec(&serde_json::json!({
+                    "decision": "approve", "plan_fingerprint": fingerprint, "at_unix": 1_795_400_000u64
+                }))
+                .unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// Redrive of `failed` from the stack (`{"action":"redrive"}` on the approval topic):
     /// approval-handler's redrive run as its template role, with the state bucket's policy as
     /// deployed. Returns the redrive, the CreateJob request it sent, and the e-mails.
@@ -243,6 +262,25 @@ impl World {
         &self,
         failed: &EmulatedJob,
     ) -> (RedriveRecord, CreateJobInput, Vec<String>) {
+        let (outcome, input, mail) = self.try_redrive_from_the_stack(failed).await;
+        let outcome =
+            outcome.unwrap_or_else(|e| panic!("redrive: {e:?}\n{:#?}", self.moto.denials()));
+        let RedriveOutcome::Launched { record, .. } = outcome else {
+            panic!("{outcome:?}")
+        };
+        (record, input.expect("CreateJob sent"), mail)
+    }
+
+    /// [`Self::redrive_from_the_stack`], whatever its outcome; the CreateJob request if one was
+    /// sent.
+    async fn try_redrive_from_the_stack(
+        &self,
+        failed: &EmulatedJob,
+    ) -> (
+        Result<RedriveOutcome, RedriveError>,
+        Option<CreateJobInput>,
+        Vec<String>,
+    ) {
         // The stack: approval-handler's role, and the state bucket's policy as deployed.
         let admin = self.moto.sdk_config_for_account(DEST_ACCOUNT, REGION).await;
         let approval_role = FunctionRole::deploy(
@@ -254,12 +292,13 @@ impl World {
         )
         .await;
         // moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
-        // template's DenyInsecureTransport (aws:SecureTransport false) would refuse every request
-        // there. It is left out here, so neither moto nor the gateway sees it: this test proves
-        // the policy's Allow for the batch role, not its TLS-only Deny.
+        // template's Denies (TLS only; only the stack writes state or changes the bucket) would
+        // refuse every request there. They are left out here, so neither moto nor the gateway
+        // sees them: this test proves the policy's Allow for the batch role; the Denies are
+        // proved with iam-simulate (tests/iam, "the state bucket is written only by the stack").
         let mut policy = approval_role.state_bucket_policy.clone();
         if let Some(serde_json::Value::Array(statements)) = policy.get_mut("Statement") {
-            statements.retain(|st| st["Sid"] != "DenyInsecureTransport");
+            statements.retain(|st| st["Effect"] == "Allow");
             assert!(
                 statements
                     .iter()
@@ -295,20 +334,10 @@ impl World {
             region: REGION.to_string(),
             retry: RetryPolicy::default(),
         };
-        let outcome = redrive_and_announce(&ports, DEST_ACCOUNT, &failed.job_id, &ctx)
-            .await
-            .unwrap_or_else(|e| panic!("redrive: {e:?}\n{:#?}", self.moto.denials()));
-        let RedriveOutcome::Launched { record, .. } = outcome else {
-            panic!("{outcome:?}")
-        };
+        let outcome = redrive_and_announce(&ports, DEST_ACCOUNT, &failed.job_id, &ctx).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let input = sent
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("CreateJob sent");
-        (record, input, inbox.messages().await)
+        let input = sent.lock().unwrap().last().cloned();
+        (outcome, input, inbox.messages().await)
     }
 
     /// job-monitor's handling of the job's JobStatusChanged event, run as its execution role,
@@ -519,6 +548,7 @@ async fn a_failure_fixed_by_ferry_grant_is_redriven_from_the_stack() {
     // The source account applies the missing statement (what `ferry grant --apply` writes).
     PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
 
+    w.approve_plan().await;
     let (record, input, _) = w.redrive_from_the_stack(&failed).await;
     assert_eq!(record.tasks, KEYS.len() as u64);
 
@@ -555,6 +585,235 @@ async fn a_failure_fixed_by_ferry_grant_is_redriven_from_the_stack() {
         })
         .collect();
     assert!(denied.is_empty(), "{denied:?}");
+}
+
+/// #15 item 8: the report bucket is writable by others. A completion report rewritten there to
+/// list a source object the job never had (manifest.json pointing at a forged results CSV)
+/// must not make the batch role copy it: the redrive re-copies only the tasks of the job's own
+/// manifest (read as DescribeJob recorded it), and says how many report rows were not in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_report_redrives_only_the_jobs_own_manifest() {
+    let w = world().await;
+    // An object of the source bucket the plan's manifest doesn't list.
+    let secret = "secret/payroll.csv";
+    let source = s3_client(&w.moto.sdk_config_for_account(SOURCE_ACCOUNT, REGION).await);
+    source
+        .put_object()
+        .bucket(SOURCE_BUCKET)
+        .key(secret)
+        .body(ByteStream::from_static(b"salaries"))
+        .send()
+        .await
+        .unwrap();
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    assert_eq!(failed.failed(), KEYS.len() as u64, "{:?}", failed.tasks);
+    PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
+    w.approve_plan().await;
+
+    // The attacker (s3:* on the report bucket) rewrites the report: the failed rows plus one
+    // for the secret object, in a results CSV of theirs that manifest.json now lists.
+    let base = format!("ferry/reports/job-{}", failed.job_id);
+    let read = |key: String| {
+        let dest = w.dest.clone();
+        async move {
+            dest.get_object()
+                .bucket(OPS_BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec()
+        }
+    };
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&read(format!("{base}/manifest.json")).await).unwrap();
+    let results = manifest["Results"].as_array_mut().unwrap();
+    let failed_file = results
+        .iter_mut()
+        .find(|r| r["TaskExecutionStatus"] == "failed")
+        .expect("a failed results file");
+    let mut csv = read(failed_file["Key"].as_str().unwrap().to_string()).await;
+    csv.extend_from_slice(
+        format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n").as_bytes(),
+    );
+    let forged = format!("{base}/results/forged.csv");
+    failed_file["Key"] = serde_json::Value::String(forged.clone());
+    for (key, body) in [
+        (forged, csv),
+        (
+            format!("{base}/manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        ),
+    ] {
+        w.dest
+            .put_object()
+            .bucket(OPS_BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let (record, input, mail) = w.redrive_from_the_stack(&failed).await;
+    // The CreateJob manifest: the job's own failed tasks, not the forged row.
+    let arn = input
+        .manifest()
+        .and_then(|m| m.location())
+        .map(|l| l.object_arn().to_string())
+        .unwrap();
+    let (bucket, key) = arn.split_once(":::").unwrap().1.split_once('/').unwrap();
+    let body = w
+        .dest
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap()
+        .body
+        .collect()
+        .await
+        .unwrap()
+        .into_bytes();
+    let lines: Vec<&str> = std::str::from_utf8(&body).unwrap().lines().collect();
+    assert_eq!(lines.len(), KEYS.len(), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| !l.contains("payroll")),
+        "the forged row was redriven: {lines:?}"
+    );
+    for k in KEYS {
+        let encoded = format!("{SOURCE_BUCKET},{}", ferry_core::manifest::encode_key(k));
+        assert!(lines.contains(&encoded.as_str()), "{k}: {lines:?}");
+    }
+    assert_eq!(
+        (record.tasks, record.not_in_manifest),
+        (KEYS.len() as u64, 1)
+    );
+    assert!(
+        record.not_in_manifest_examples[0].contains(secret),
+        "{:?}",
+        record.not_in_manifest_examples
+    );
+    assert!(
+        mail.iter()
+            .any(|m| m.contains("1 failed row(s) of the report name a task that is not in job")),
+        "{mail:?}"
+    );
+    // Run as the batch role, the redrive copies the job's objects and never the secret one.
+    let redriven = create_job(&w.moto, REGION, &input, None).await;
+    assert_eq!(
+        redriven.succeeded(),
+        KEYS.len() as u64,
+        "{:?}",
+        redriven.tasks
+    );
+    assert!(w
+        .dest
+        .head_object()
+        .bucket(DEST_BUCKET)
+        .key(format!("from-prod/{secret}"))
+        .send()
+        .await
+        .is_err());
+
+    // A report whose failed rows are all forged: nothing is launched, and the refusal says why.
+    let only_forged = format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n");
+    let failed_key = manifest["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["TaskExecutionStatus"] == "failed")
+        .unwrap()["Key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    w.dest
+        .put_object()
+        .bucket(OPS_BUCKET)
+        .key(failed_key)
+        .body(ByteStream::from(only_forged.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+    // (A new redrive of the same job would answer with the first: forget it, as if first.)
+    w.dest
+        .delete_object()
+        .bucket(&w.monitor_role.state_bucket)
+        .key(format!("redrive/{}/redrive.json", failed.job_id))
+        .send()
+        .await
+        .unwrap();
+    let (outcome, _, _) = w.try_redrive_from_the_stack(&failed).await;
+    match outcome {
+        Err(e @ RedriveError::NoneInManifest { count: 1, .. }) => {
+            assert!(e.to_string().contains(secret), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The manifest itself rewritten after the job ran (to add the secret object): the redrive
+/// reads the manifest pinned to the ETag the job recorded, so it refuses rather than read the
+/// new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_rewritten_after_the_job_is_refused() {
+    let w = world().await;
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    assert_eq!(failed.failed(), KEYS.len() as u64, "{:?}", failed.tasks);
+    w.approve_plan().await;
+    w.dest
+        .put_object()
+        .bucket(OPS_BUCKET)
+        .key("ferry/ledger.csv")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from_static(
+            b"acme-ledger-prod,secret/payroll.csv\n",
+        ))
+        .send()
+        .await
+        .unwrap();
+    let (outcome, input, _) = w.try_redrive_from_the_stack(&failed).await;
+    match outcome {
+        Err(e @ RedriveError::JobManifest(_)) => assert!(
+            e.to_string().contains("is no longer the manifest job"),
+            "{e}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(input.is_none(), "{input:?}");
+}
+
+/// A redrive is never the first copy of a plan: a job whose plan has no recorded approval (a
+/// redrive message invoked directly, say) is refused before anything is read or created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redrive_of_an_unapproved_plan_is_refused() {
+    let w = world().await;
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    assert_eq!(failed.failed(), KEYS.len() as u64, "{:?}", failed.tasks);
+    PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
+    let (outcome, input, _) = w.try_redrive_from_the_stack(&failed).await;
+    match outcome {
+        Err(e @ RedriveError::NotApproved { .. }) => {
+            assert!(e.to_string().contains("has no recorded approval"), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(input.is_none(), "{input:?}");
 }
 
 /// `scripts/demo`: a few thousand objects between two local accounts, as a newcomer would see the
@@ -599,6 +858,7 @@ async fn demo() {
     }
     println!("\n`ferry grant --side source --apply` in the source account adds the statement.");
     PlanGrants::all().apply(&w.moto, &w.plan, REGION).await;
+    w.approve_plan().await;
     let (_, input, mail) = w.redrive_from_the_stack(&failed).await;
     for m in &mail {
         show("E-mail: the redrive", m);

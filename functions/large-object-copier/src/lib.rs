@@ -17,13 +17,17 @@
 //!    LambdaInvoke job of this function, run as the batch role, tagged for this transfer,
 //!    created with exactly the payload's arguments (`ferry_core::large_object::invoking_job`;
 //!    looked up once per job id and kept [`JOB_CACHE_TTL`]);
+//! 3. requires the task's (bucket, key, version id) to be a row of that job's manifest, read
+//!    as the batch role with `If-Match` the ETag the job was created with
+//!    (`ferry_core::large_object::job_manifest`; the rows are kept per job as hashes, at most
+//!    [`MANIFEST_CACHE_ROWS`] over all jobs);
 //!
 //! and once acting, resumes only uploads its own session initiated
 //! (`ferry_core::large_object::resume`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_config::SdkConfig;
@@ -34,6 +38,10 @@ use ferry_core::large_object::copy::{
 };
 use ferry_core::large_object::invoking_job::{
     check_invoking_job, InvokingJob, JobExpectations, JobRefusal,
+};
+use ferry_core::large_object::job_manifest::{
+    FetchedManifest, ManifestLocation, ManifestRefusal, ManifestRows, MAX_MANIFEST_BYTES,
+    MAX_MANIFEST_ROWS,
 };
 use ferry_core::large_object::parts::{PartSizing, MIB};
 use ferry_core::large_object::pins::{CopierPins, PinError};
@@ -47,10 +55,17 @@ use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 /// How long a job looked up with DescribeJob is trusted before it is looked up again (its
-/// status and tags can change; its function, role and arguments can't).
-pub const JOB_CACHE_TTL: Duration = Duration::from_secs(300);
+/// status and tags can change; its function, role, arguments and manifest can't). This is the
+/// window in which a warm execution environment still acts for a job that has just finished or
+/// been cancelled: only for a task its manifest lists, with its pinned settings, which is what
+/// the job itself would have done. It is not zero so that a burst of quick tasks (each a
+/// separate invocation) doesn't become a burst of DescribeJob calls.
+pub const JOB_CACHE_TTL: Duration = Duration::from_secs(30);
 /// Jobs kept at most; a stack runs a handful.
 const JOB_CACHE_ENTRIES: usize = 64;
+/// Manifest rows kept over all cached jobs (16-byte hashes: about 32 MiB with the set's
+/// overhead); the oldest jobs' rows are dropped first, and read again when needed.
+pub const MANIFEST_CACHE_ROWS: usize = 2 * MAX_MANIFEST_ROWS;
 
 /// How the copier gets S3 access as the Batch Operations role, and looks up jobs as itself.
 pub trait CopierPorts: Send + Sync + 'static {
@@ -67,6 +82,14 @@ pub trait CopierPorts: Send + Sync + 'static {
         account_id: &str,
         job_id: &str,
     ) -> impl Future<Output = Result<InvokingJob, AwsCallError>> + Send;
+    /// GetObject of a job's manifest with `api` (acting as the batch role), `If-Match` its
+    /// ETag, reading at most `max_bytes`.
+    fn read_manifest(
+        &self,
+        api: &Self::Api,
+        location: &ManifestLocation,
+        max_bytes: u64,
+    ) -> impl Future<Output = Result<FetchedManifest, AwsCallError>> + Send;
 }
 
 /// `sts:AssumeRole` into the batch role, then an S3 client with those credentials.
@@ -193,6 +216,15 @@ impl CopierPorts for StsCopierPorts {
     ) -> Result<InvokingJob, AwsCallError> {
         describe_invoking_job(&self.s3control, account_id, job_id).await
     }
+
+    async fn read_manifest(
+        &self,
+        api: &AwsMultipartCopy,
+        location: &ManifestLocation,
+        max_bytes: u64,
+    ) -> Result<FetchedManifest, AwsCallError> {
+        api.read_job_manifest(location, max_bytes).await
+    }
 }
 
 /// The copier's environment is missing or has a bad value: it doesn't start.
@@ -236,6 +268,9 @@ pub struct LargeObjectCopier<P> {
     pub default_budget: Duration,
     /// Jobs looked up, by id, with when.
     jobs: Mutex<HashMap<String, (Instant, InvokingJob)>>,
+    /// Manifest rows read, by job id, with when they were read (a job's manifest never
+    /// changes: kept until room is needed).
+    manifests: Mutex<HashMap<String, (Instant, Arc<ManifestRows>)>>,
 }
 
 impl<P: CopierPorts> LargeObjectCopier<P> {
@@ -247,6 +282,7 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
             tuning: CopyTuning::default(),
             default_budget: Duration::from_secs(900),
             jobs: Mutex::new(HashMap::new()),
+            manifests: Mutex::new(HashMap::new()),
         }
     }
 
@@ -364,8 +400,9 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
         Ok(job)
     }
 
-    /// Whether the request comes from one of this stack's jobs (see the module's head).
-    async fn check_job(&self, request: &InvocationRequest) -> Result<(), JobRefusal> {
+    /// Whether the request comes from one of this stack's jobs (see the module's head); the
+    /// job, when it does.
+    async fn check_job(&self, request: &InvocationRequest) -> Result<InvokingJob, JobRefusal> {
         let id = &request.job.id;
         if id.trim().is_empty() {
             return Err(JobRefusal::NoJobId);
@@ -390,7 +427,57 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
             role_arn: self.batch_role_arn.clone(),
             transfer_name: self.pins.transfer_name.clone(),
         };
-        check_invoking_job(&job, &expect, request)
+        check_invoking_job(&job, &expect, request)?;
+        Ok(job)
+    }
+
+    /// The job's manifest rows, when read before (for this very location).
+    fn cached_manifest(&self, location: &ManifestLocation, job_id: &str) -> Option<Arc<ManifestRows>> {
+        self.manifests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(job_id)
+            .filter(|(_, rows)| rows.location == *location)
+            .map(|(_, rows)| rows.clone())
+    }
+
+    /// Reads the job's manifest as the batch role (`api`) and keeps its rows.
+    async fn read_manifest(
+        &self,
+        api: &P::Api,
+        location: &ManifestLocation,
+        job_id: &str,
+    ) -> Result<Arc<ManifestRows>, ManifestRefusal> {
+        let fetched = Box::pin(self.ports.read_manifest(api, location, MAX_MANIFEST_BYTES))
+            .await
+            .map_err(|e| ManifestRefusal::from_read(job_id, location, &e))?;
+        let rows = Arc::new(ManifestRows::read(
+            job_id,
+            location,
+            &fetched,
+            &self.pins.source_bucket,
+        )?);
+        drop(fetched);
+        tracing::info!(job_id, manifest = %location.object_arn, rows = rows.len(), "manifest read");
+        let mut manifests = self.manifests.lock().unwrap_or_else(|e| e.into_inner());
+        manifests.remove(job_id);
+        // Room for this one: the oldest go first.
+        let mut total: usize = manifests.values().map(|(_, r)| r.len()).sum();
+        while !manifests.is_empty()
+            && (total + rows.len() > MANIFEST_CACHE_ROWS || manifests.len() >= JOB_CACHE_ENTRIES)
+        {
+            let oldest = manifests
+                .iter()
+                .min_by_key(|(_, (at, _))| *at)
+                .map(|(id, _)| id.clone());
+            if let Some(id) = oldest {
+                if let Some((_, r)) = manifests.remove(&id) {
+                    total -= r.len();
+                }
+            }
+        }
+        manifests.insert(job_id.to_string(), (Instant::now(), rows.clone()));
+        Ok(rows)
     }
 
     /// The task's settings: the job's arguments (schema 2.0), or the pinned ones for a job
@@ -443,13 +530,43 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
             Err(message) => return permanent(message),
         };
         // Who sent it: one of this stack's jobs, with these very arguments.
-        if let Err(refusal) = self.check_job(request).await {
+        let job = match self.check_job(request).await {
+            Ok(job) => job,
+            Err(refusal) => {
+                let code = if refusal.is_temporary() {
+                    ResultCode::TemporaryFailure
+                } else {
+                    ResultCode::PermanentFailure
+                };
+                return TaskResult::new(&task.task_id, code, refusal.to_string());
+            }
+        };
+        let refused = |refusal: ManifestRefusal| {
             let code = if refusal.is_temporary() {
                 ResultCode::TemporaryFailure
             } else {
                 ResultCode::PermanentFailure
             };
-            return TaskResult::new(&task.task_id, code, refusal.to_string());
+            TaskResult::new(&task.task_id, code, refusal.to_string())
+        };
+        // Which objects: the job's manifest must list the task's (bucket, key, version id).
+        let location = match job.manifest.as_ref() {
+            Some(facts) => match facts.location(&job.job_id) {
+                Ok(location) => location,
+                Err(refusal) => return refused(refusal),
+            },
+            None => {
+                return refused(ManifestRefusal::NoManifest {
+                    job_id: job.job_id.clone(),
+                })
+            }
+        };
+        // Rows read before are checked before anything is done as the batch role.
+        let listed = self.cached_manifest(&location, &job.job_id);
+        if let Some(rows) = &listed {
+            if let Err(refusal) = rows.check(&task) {
+                return refused(refusal);
+            }
         }
         let session = session_name(&task.bucket, &task.key, task.version_id.as_deref());
         let (api, session) = match self.ports.act_as(&self.batch_role_arn, &session).await {
@@ -468,6 +585,17 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
                 );
             }
         };
+        if listed.is_none() {
+            // Read as the batch role, the identity Batch Operations reads it as; no object of
+            // the task is touched before its row is found.
+            let rows = match self.read_manifest(&api, &location, &job.job_id).await {
+                Ok(rows) => rows,
+                Err(refusal) => return refused(refusal),
+            };
+            if let Err(refusal) = rows.check(&task) {
+                return refused(refusal);
+            }
+        }
         let ctx = CopyContext {
             role_arn: self.batch_role_arn.clone(),
             session,

@@ -1403,3 +1403,46 @@ async fn an_event_whose_response_url_is_not_aws_gets_no_request_and_nothing_done
     assert!(env.catcher.requests().is_empty(), "no request was sent");
     assert!(!env.role_exists().await, "nothing was created");
 }
+
+/// #15: OldResourceProperties is event text. An Update claiming old = new for a plan the stack
+/// never stored (here a forged key prefix, which is not pinned) is treated as the change it is:
+/// stored, e-mailed for approval, old tokens retired; never applied silently.
+#[tokio::test]
+async fn an_update_claiming_nothing_changed_for_a_new_plan_still_asks_for_approval() {
+    let env = Env::start().await;
+    let created = env
+        .invoke(
+            &env.handler(env.ports(no_s3control())),
+            env.event("stack-handler-create.json"),
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    assert!(!env.emails().await.is_empty());
+
+    let mut handler = env.handler(env.ports(no_s3control()));
+    handler.new_token = token_b;
+    let mut forged = env.event("stack-handler-update.json");
+    forged["ResourceProperties"]["DestinationKeyPrefix"] = json!("elsewhere/");
+    forged["OldResourceProperties"] = forged["ResourceProperties"].clone();
+    let answer = env.invoke(&handler, forged).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    let fingerprint = answer["Data"]["Fingerprint"].as_str().unwrap();
+    assert_ne!(fingerprint, created["Data"]["Fingerprint"].as_str().unwrap());
+    assert!(
+        env.state_keys()
+            .await
+            .contains(&format!("plans/{fingerprint}.json")),
+        "the new plan is stored"
+    );
+    let mails = env.emails().await;
+    assert!(
+        mails.iter().any(|m| m.body.contains(the(token_b).expose())),
+        "a new approval was asked for: {mails:#?}"
+    );
+    let old_decision = format!("approvals/{}.decision", the(token_a).hash());
+    assert!(
+        env.state_keys().await.contains(&old_decision),
+        "the old token was retired"
+    );
+}

@@ -675,11 +675,24 @@ where
             None
         };
         let previous_run_id = previous.as_ref().map(|(c, _)| c.run_id.clone());
+        let previous_objects = previous.as_ref().map_or(0, |(_, index)| index.len());
         std::fs::create_dir_all(self.work).map_err(|source| RunError::WorkDir {
             path: self.work.display().to_string(),
             source,
         })?;
         let (stats, next_index) = self.scan(&filter, previous.map(|(_, index)| index)).await?;
+        // #15 item 9: an inventory that suddenly lists nothing must not become the base of the
+        // next delta (the one after would copy the whole bucket again). Refusing it loses
+        // nothing: an empty inventory has nothing to copy. Whoever can write the inventory
+        // bucket could otherwise force a full recopy with one empty file.
+        if self.delta && stats.rows == 0 && previous_objects > 0 {
+            return Err(RunError::Refused(format!(
+                "this inventory lists no objects, but the last one copied listed {previous_objects}: it is not \
+                 used as the base of the next delta, so later inventories are still compared with that one. \
+                 If the source bucket was emptied on purpose there is nothing to copy anyway; runs go on \
+                 with the next inventory that lists objects"
+            )));
+        }
 
         let (index_key, index_objects) = if self.delta {
             let index = ObjectIndex::from_entries(next_index)

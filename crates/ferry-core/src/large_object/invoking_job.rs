@@ -20,12 +20,14 @@
 //! - is `Active` (tasks run only then: "Job statuses"); a finished job is refused for good, one
 //!   not yet or no longer active for now (`TemporaryFailure`).
 //!
-//! What a job can't vouch for: the task's bucket, key and version. The bucket is pinned
-//! ([`super::pins`]); that the key is in the job's manifest is not checked (see
-//! docs/large-objects.md, "Who may invoke the copier").
+//! What a job can't vouch for by itself: the task's bucket, key and version. The bucket is
+//! pinned ([`super::pins`]); the (bucket, key, version id) must be a row of the job's own
+//! manifest, read as the job was created with it ([`super::job_manifest`], from
+//! [`InvokingJob::manifest`]).
 
 use std::collections::BTreeMap;
 
+use super::job_manifest::JobManifestFacts;
 use super::task::InvocationRequest;
 use crate::launch::{AwsCallError, AwsErrorKind};
 
@@ -38,6 +40,8 @@ pub struct InvokingJob {
     pub role_arn: Option<String>,
     pub operation: JobOperationFacts,
     pub tags: BTreeMap<String, String>,
+    /// `JobDescriptor.Manifest`; `None` for a job without one (a manifest generator's).
+    pub manifest: Option<JobManifestFacts>,
 }
 
 /// The job's operation as far as the check needs it.
@@ -333,6 +337,7 @@ mod tests {
                 user_arguments: args(),
             },
             tags: BTreeMap::from([("ferry:transfer".to_string(), "media".to_string())]),
+            manifest: None,
         }
     }
 

@@ -5,6 +5,7 @@
 //! - [`pins`]: the same settings pinned in the copier's environment by the stack, and the check
 //!   every task passes against them.
 //! - [`invoking_job`]: whether the job an invocation names is one of this stack's.
+//! - [`job_manifest`]: whether the task's object is one that job's manifest lists.
 //! - [`parts`]: the part-size plan (≤ 10,000 parts of 5 MiB–5 GiB, chosen from the size).
 //! - [`task`]: the LambdaInvoke request and response (schemas 1.0 and 2.0).
 //! - [`resume`]: finding the multipart upload an earlier invocation left open.
@@ -13,6 +14,7 @@
 pub mod arguments;
 pub mod copy;
 pub mod invoking_job;
+pub mod job_manifest;
 pub mod parts;
 pub mod pins;
 pub mod resume;

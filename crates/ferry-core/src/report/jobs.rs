@@ -72,6 +72,36 @@ pub struct JobInfo {
     pub report: Option<ReportLocation>,
     pub role_arn: Option<String>,
     pub priority: i32,
+    /// The manifest the job ran on (DescribeJob's `Manifest`). Not shown by `ferry status`:
+    /// redrive uses it to re-copy only tasks of the job's own manifest.
+    #[serde(skip)]
+    pub manifest: Option<JobManifestRef>,
+}
+
+/// DescribeJob's `Manifest` (S3 Control API Reference, "JobManifest", "JobManifestSpec",
+/// "JobManifestLocation": `Spec.Format`, `Spec.Fields`, `Location.ObjectArn`,
+/// `Location.ObjectVersionId`, `Location.ETag`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobManifestRef {
+    /// `S3BatchOperations_CSV_20180820` or `S3InventoryReport_CSV_20161130`.
+    pub format: String,
+    /// CSV manifests: `Bucket`, `Key`, `VersionId`, `Ignore`, in column order.
+    pub fields: Vec<String>,
+    /// `arn:<partition>:s3:::<bucket>/<key>`.
+    pub object_arn: String,
+    pub object_version_id: Option<String>,
+    /// The ETag CreateJob was given: the manifest the job read.
+    pub etag: String,
+}
+
+impl JobManifestRef {
+    /// `(bucket, key)` of [`Self::object_arn`]; `None` for anything but an S3 object ARN.
+    pub fn bucket_and_key(&self) -> Option<(&str, &str)> {
+        let rest = self.object_arn.strip_prefix("arn:")?;
+        let (_partition, rest) = rest.split_once(":s3:::")?;
+        let (bucket, key) = rest.split_once('/')?;
+        (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
+    }
 }
 
 impl JobInfo {
@@ -95,6 +125,7 @@ impl JobInfo {
             report: None,
             role_arn: None,
             priority: 0,
+            manifest: None,
         }
     }
 
@@ -167,6 +198,21 @@ pub trait ReportObjects {
         &'a self,
         bucket: &'a str,
         key: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
+    ) -> impl Future<Output = Result<u64, AwsCallError>> + Send + 'a;
+}
+
+/// Reading the manifest a job ran on, exactly as it was: GetObject with `If-Match` on the ETag
+/// the job recorded (and `versionId` when it recorded one), as the function's own role.
+pub trait ManifestObjects {
+    /// Streams the object chunk by chunk. A changed object fails with S3's
+    /// `PreconditionFailed` (HTTP 412). Returns the bytes read.
+    fn stream_object_if_match<'a>(
+        &'a self,
+        bucket: &'a str,
+        key: &'a str,
+        version_id: Option<&'a str>,
+        etag: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> impl Future<Output = Result<u64, AwsCallError>> + Send + 'a;
 }

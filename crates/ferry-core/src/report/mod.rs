@@ -9,6 +9,7 @@
 //! - [`progress`]: `ferry status`'s progress bar.
 
 pub mod diagnosis;
+pub mod job_manifest;
 pub mod jobs;
 pub mod manifest_json;
 pub mod monitor;

@@ -1,7 +1,19 @@
 //! Redrive: a new job over only the failed tasks of a finished one, once their cause is fixed.
 //!
-//! The failed rows of the completion report are streamed into a CSV manifest
-//! ([`CsvManifestWriter`]) stored at `redrive/<job-id>/manifest.csv` in the state bucket (the
+//! What may be redriven (#15 item 8): the report bucket can be written by others, and the
+//! redrive message can be sent by anyone who may invoke approval-handler, so neither is proof
+//! of anything. A redrive therefore
+//!
+//! - refuses a job whose plan (its `ferry:plan` tag) has no recorded `approve` decision
+//!   (`decisions/<fingerprint>.json`): a redrive is never the first copy of an unapproved plan;
+//! - re-copies only tasks of the job's own manifest ([`super::job_manifest`]): the failed rows
+//!   of the report (at most [`MAX_REDRIVE_TASKS`]) are kept as digests, the manifest DescribeJob
+//!   names is streamed once (pinned to its recorded ETag), and the manifest's own rows that
+//!   failed become the redrive manifest. Report rows not in the job's manifest are counted and
+//!   described in the outcome and e-mail, never redriven.
+//!
+//! The selected rows are written as a CSV manifest
+//! ([`crate::manifest::CsvManifestWriter`]) stored at `redrive/<job-id>/manifest.csv` in the state bucket (the
 //! stack's bucket policy lets the transfer's Batch Operations role read `redrive/*`), and the
 //! job is created with the same operation, role, report and tags as the plan's, plus the tag
 //! `ferry:redrive-of`. Its client request token is derived from the plan, the finished job's
@@ -11,7 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{ferry_tags, JobOperationKind, JobsApi, ReportObjects};
+use super::job_manifest::{
+    select_failed_rows, FailedTasks, JobManifestError, MAX_DESCRIBED, MAX_REDRIVE_TASKS,
+};
+use super::jobs::{ferry_tags, JobOperationKind, JobsApi, ManifestObjects, ReportObjects};
 use super::read::{for_each_failed_task, ReportReadError};
 use super::results::TaskStatus;
 use super::{load_stored_spec, StoredSpec};
@@ -19,7 +34,7 @@ use crate::approval::keys as state_keys;
 use crate::aws_names::partition_for_region;
 use crate::job::{create_job_request, large_object_job_request, CreateJobRequest, S3Tag};
 use crate::launch::{launch, AwsCallError, LaunchApi, LaunchError, LaunchRequest, RetryPolicy};
-use crate::manifest::{CsvManifestWriter, ManifestWriteError};
+
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
 use crate::workflow::JobRecord;
 
@@ -58,6 +73,12 @@ pub struct RedriveRecord {
     pub skipped: u64,
     #[serde(default)]
     pub skipped_examples: Vec<String>,
+    /// Failed rows of the report naming a task that is not in the job's own manifest (a report
+    /// rewritten in the report bucket): counted, described, never redriven.
+    #[serde(default)]
+    pub not_in_manifest: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_in_manifest_examples: Vec<String>,
     /// The plan asks for confirmation: the new job waits in Suspended.
     #[serde(default)]
     pub awaits_confirmation: bool,
@@ -76,6 +97,16 @@ impl RedriveRecord {
                 "{} failed row(s) of the report could not go into the manifest: {}\n",
                 self.skipped,
                 self.skipped_examples.join("; ")
+            ));
+        }
+        if self.not_in_manifest > 0 {
+            body.push_str(&format!(
+                "{} failed row(s) of the report name a task that is not in job {}'s manifest, so they were \
+                 not redriven (the report may have been rewritten in the report bucket: find out who wrote \
+                 it): {}\n",
+                self.not_in_manifest,
+                self.redriven_job_id,
+                self.not_in_manifest_examples.join("; ")
             ));
         }
         if self.awaits_confirmation {
@@ -131,6 +162,30 @@ pub enum RedriveError {
     UserArguments(String),
     #[error("writing the redrive manifest: {0}")]
     Manifest(String),
+    #[error(
+        "the plan of job {job_id} ({fingerprint}) has no recorded approval (decisions/{fingerprint}.json in \
+         the state bucket): a redrive re-copies tasks of an approved plan only, never a plan's first copy. \
+         Approve the plan with the approve command from its instructions e-mail first"
+    )]
+    NotApproved { job_id: String, fingerprint: String },
+    #[error(
+        "the completion report of job {job_id} lists more than {limit} failed tasks: a redrive carries at most \
+         {limit}. Fix the cause, then create a new job from the plan (`ferry apply`) instead"
+    )]
+    TooManyFailed { job_id: String, limit: usize },
+    #[error(transparent)]
+    JobManifest(#[from] JobManifestError),
+    #[error(
+        "none of the {count} failed task(s) in the completion report of job {job_id} is in the job's own \
+         manifest, so nothing was redriven. The report was changed after the job wrote it (find out who wrote \
+         to the report bucket): {}",
+        examples.join("; ")
+    )]
+    NoneInManifest {
+        job_id: String,
+        count: u64,
+        examples: Vec<String>,
+    },
 }
 
 impl From<LaunchError> for RedriveError {
@@ -144,6 +199,7 @@ impl RedriveError {
         let cause = match self {
             RedriveError::Aws { cause, .. } => Some(cause),
             RedriveError::Report(r) => r.aws_cause(),
+            RedriveError::JobManifest(m) => m.aws_cause(),
             RedriveError::Launch(l) => return l.is_retryable(),
             _ => None,
         };
@@ -161,24 +217,23 @@ fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RedriveError {
     move |cause| RedriveError::Aws { what, cause }
 }
 
-/// The failed tasks as a CSV manifest. The column count is fixed by the first failed row:
-/// reports of a manifest with version ids carry them on every row.
-#[derive(Default)]
-struct FailedManifest {
-    /// The spec's source bucket: a report row naming any other bucket is not Ferry's task (a
-    /// report can be rewritten by whoever may write the report bucket) and is never redriven.
+/// The failed rows of the report, bounded: only the spec's source bucket's (a report row
+/// naming any other bucket is not Ferry's task and is never redriven), at most
+/// [`MAX_REDRIVE_TASKS`].
+struct FailedRows {
     source_bucket: String,
-    writer: Option<CsvManifestWriter<Vec<u8>>>,
-    version_ids: bool,
+    tasks: FailedTasks,
     skipped: u64,
     skipped_examples: Vec<String>,
 }
 
-impl FailedManifest {
+impl FailedRows {
     fn for_source(bucket: &str) -> Self {
         Self {
             source_bucket: bucket.to_string(),
-            ..Self::default()
+            tasks: FailedTasks::default(),
+            skipped: 0,
+            skipped_examples: Vec::new(),
         }
     }
 
@@ -193,23 +248,16 @@ impl FailedManifest {
             }
             return;
         }
-        if self.writer.is_none() {
-            self.version_ids = version_id.is_some();
-        }
-        let with_versions = self.version_ids;
-        let writer = self
-            .writer
-            .get_or_insert_with(|| CsvManifestWriter::new(Vec::new(), with_versions));
-        if let Err(e) = writer.write(bucket, key, version_id) {
-            self.skip(e);
-        }
+        self.tasks.insert(bucket, key, version_id);
     }
+}
 
-    fn skip(&mut self, e: ManifestWriteError) {
-        self.skipped += 1;
-        if self.skipped_examples.len() < MAX_DESCRIBED_SKIPS {
-            self.skipped_examples.push(e.to_string());
-        }
+/// A report row, as the e-mail describes it (its text is the report's: untrusted).
+fn describe_task(key: &str, version_id: Option<&str>) -> String {
+    let key = crate::untrusted::untrusted(key);
+    match version_id {
+        Some(v) if !v.is_empty() => format!("{key:?} version {:?}", crate::untrusted::untrusted(v)),
+        _ => format!("{key:?}"),
     }
 }
 
@@ -271,7 +319,7 @@ pub async fn redrive_and_announce<P>(
     ctx: &RedriveContext,
 ) -> Result<RedriveOutcome, RedriveError>
 where
-    P: JobsApi + ReportObjects + StateStore + LaunchApi + Notifier + Sync,
+    P: JobsApi + ReportObjects + ManifestObjects + StateStore + LaunchApi + Notifier + Sync,
 {
     let outcome = redrive(ports, account_id, job_id, ctx).await?;
     if let RedriveOutcome::Launched { record, .. } = &outcome {
@@ -292,7 +340,7 @@ pub async fn redrive<P>(
     ctx: &RedriveContext,
 ) -> Result<RedriveOutcome, RedriveError>
 where
-    P: JobsApi + ReportObjects + StateStore + LaunchApi + Sync,
+    P: JobsApi + ReportObjects + ManifestObjects + StateStore + LaunchApi + Sync,
 {
     let tags = ports
         .job_tags(account_id, job_id)
@@ -310,6 +358,14 @@ where
         return Err(RedriveError::NotFinished {
             job_id: job_id.to_string(),
             status: job.status,
+        });
+    }
+    // Never the first copy of a plan: the plan must have been approved (the redrive message
+    // itself proves no approver: anyone allowed to invoke approval-handler can forge it).
+    if !plan_approved(ports, &fingerprint).await? {
+        return Err(RedriveError::NotApproved {
+            job_id: job_id.to_string(),
+            fingerprint,
         });
     }
     if let Some(bytes) = ports
@@ -336,7 +392,7 @@ where
             fingerprint: fingerprint.clone(),
         })?;
 
-    let mut failed = FailedManifest::for_source(&stored.spec.source.bucket);
+    let mut failed = FailedRows::for_source(&stored.spec.source.bucket);
     let reading = for_each_failed_task(ports, &location, job_id, &mut |task| {
         if task.status == TaskStatus::Failed {
             failed.add(&task.bucket, &task.key, task.version_id.as_deref());
@@ -348,21 +404,74 @@ where
             job_id: job_id.to_string(),
         });
     }
-    let (skipped, skipped_examples, version_ids) =
-        (failed.skipped, failed.skipped_examples, failed.version_ids);
-    let Some(writer) = failed.writer else {
-        return Ok(RedriveOutcome::NothingToRedrive {
+    if failed.tasks.over_limit {
+        return Err(RedriveError::TooManyFailed {
             job_id: job_id.to_string(),
+            limit: MAX_REDRIVE_TASKS,
         });
-    };
-    let (body, counts) = writer
-        .finish()
-        .map_err(|e| RedriveError::Manifest(e.to_string()))?;
-    if counts.rows == 0 {
+    }
+    let FailedRows {
+        source_bucket,
+        tasks: mut failed_tasks,
+        mut skipped,
+        mut skipped_examples,
+    } = failed;
+    if failed_tasks.is_empty() {
         return Ok(RedriveOutcome::NothingToRedrive {
             job_id: job_id.to_string(),
         });
     }
+    // Only the job's own manifest's tasks: streamed once, its failed rows kept.
+    let manifest = job
+        .manifest
+        .as_ref()
+        .ok_or_else(|| JobManifestError::NoManifest {
+            job_id: job_id.to_string(),
+        })?;
+    let selection = select_failed_rows(ports, job_id, manifest, &mut failed_tasks).await?;
+    skipped += selection.refused_count;
+    skipped_examples.extend(
+        selection
+            .refused
+            .iter()
+            .take(MAX_DESCRIBED_SKIPS.saturating_sub(skipped_examples.len()))
+            .cloned(),
+    );
+    let not_in_manifest = failed_tasks.unmatched();
+    let mut not_in_manifest_examples = Vec::new();
+    if not_in_manifest > 0 {
+        // Rare (a rewritten report): the report is read again for a few examples, so the
+        // failed set needs no keys.
+        let mut seen = FailedTasks::default();
+        for_each_failed_task(ports, &location, job_id, &mut |task| {
+            let version = task.version_id.as_deref();
+            if task.status == TaskStatus::Failed
+                && task.bucket == source_bucket
+                && not_in_manifest_examples.len() < MAX_DESCRIBED
+                && failed_tasks.is_unmatched(&task.bucket, &task.key, version)
+            {
+                let before = seen.len();
+                seen.insert(&task.bucket, &task.key, version);
+                if seen.len() > before {
+                    not_in_manifest_examples.push(describe_task(&task.key, version));
+                }
+            }
+        })
+        .await?;
+    }
+    if selection.rows == 0 {
+        if not_in_manifest > 0 {
+            return Err(RedriveError::NoneInManifest {
+                job_id: job_id.to_string(),
+                count: not_in_manifest,
+                examples: not_in_manifest_examples,
+            });
+        }
+        return Ok(RedriveOutcome::NothingToRedrive {
+            job_id: job_id.to_string(),
+        });
+    }
+    let (body, version_ids, rows) = (selection.body, selection.version_ids, selection.rows);
     let manifest_key = keys::manifest(job_id);
     ports
         .put(&manifest_key, body)
@@ -390,11 +499,13 @@ where
         transfer_name: stored.spec.name.clone(),
         redriven_job_id: job_id.to_string(),
         new_job_id: launched.job_id.clone(),
-        tasks: counts.rows,
+        tasks: rows,
         manifest_uri: format!("s3://{}/{manifest_key}", ctx.state_bucket),
         manifest_etag: launched.manifest_etag.clone(),
         skipped,
         skipped_examples,
+        not_in_manifest,
+        not_in_manifest_examples,
         awaits_confirmation: stored.spec.job.confirmation_required,
     };
     ports
@@ -423,6 +534,31 @@ where
     })
 }
 
+/// Whether plan `fingerprint` has a recorded `approve` decision (`decisions/<fingerprint>.json`,
+/// written by approval-handler when the approve command is taken: ferry-core workflow).
+async fn plan_approved<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<bool, RedriveError> {
+    if fingerprint.is_empty() {
+        return Ok(false);
+    }
+    let Some(bytes) = ports
+        .get(&state_keys::plan_decision(fingerprint))
+        .await
+        .map_err(aws("reading the plan's approval"))?
+    else {
+        return Ok(false);
+    };
+    let decision = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
+    Ok(decision.as_ref().is_some_and(|d| {
+        d.get("decision").and_then(serde_json::Value::as_str) == Some("approve")
+            && d.get("plan_fingerprint")
+                .and_then(serde_json::Value::as_str)
+                == Some(fingerprint)
+    }))
+}
+
 /// State records are pretty JSON, like the rest of the state bucket.
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec_pretty(value).unwrap_or_default()
@@ -432,49 +568,21 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn written(m: FailedManifest) -> String {
-        let (body, _) = m.writer.unwrap().finish().unwrap();
-        String::from_utf8(body).unwrap()
-    }
-
-    #[test]
-    fn version_ids_follow_the_first_failed_row() {
-        let mut m = FailedManifest::for_source("src");
-        m.add("src", "a b", Some("v1"));
-        m.add("src", "c", None);
-        assert!(m.version_ids);
-        // A task of a null version (no id in the report) is written as `null`.
-        assert_eq!(written(m), "src,a%20b,v1\nsrc,c,null\n");
-
-        let mut m = FailedManifest::for_source("src");
-        m.add("src", "a", None);
-        m.add("src", "b", Some("v2"));
-        m.add("other-bucket", "c", None);
-        assert!(!m.version_ids);
-        assert_eq!(m.skipped, 2);
-        assert!(
-            m.skipped_examples[0].contains("row 2"),
-            "{:?}",
-            m.skipped_examples
-        );
-        assert!(
-            m.skipped_examples[1].contains("other-bucket")
-                && m.skipped_examples[1].contains("not the transfer's source bucket"),
-            "{:?}",
-            m.skipped_examples
-        );
-        assert_eq!(written(m), "src,a\n");
-    }
-
     /// A report row of another bucket is never redriven, even as the first row (a rewritten
     /// report must not pick what the batch role copies).
     #[test]
-    fn only_the_source_buckets_tasks_are_redriven() {
-        let mut m = FailedManifest::for_source("src");
+    fn only_the_source_buckets_tasks_are_kept() {
+        let mut m = FailedRows::for_source("src");
         m.add("someone-elses", "secret", None);
         m.add("src", "a", None);
+        m.add("src", "a", None);
         assert_eq!(m.skipped, 1);
-        assert_eq!(written(m), "src,a\n");
+        assert!(
+            m.skipped_examples[0].contains("not the transfer's source bucket"),
+            "{:?}",
+            m.skipped_examples
+        );
+        assert_eq!(m.tasks.len(), 1);
     }
 
     #[test]
