@@ -328,6 +328,9 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'writes only as the batch role'),
       access('s3:AbortMultipartUpload', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'aborts only as the batch role'),
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the copier needs no state: its settings come in the task'),
+      // The invoking job's manifest (is the task one of its rows? ferry-core large_object::job_manifest)
+      // is read as the batch role, who Batch Operations reads it as: no grant of its own.
+      access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'reads the job\'s manifest only as the batch role', { owner: t.manifestAccount }),
       access('sns:Publish', t.notificationTopicArn, 'results go to the completion report, not e-mail'),
       access('s3:CreateJob', '*', 'the copier never creates jobs'),
       access('iam:PassRole', t.batchRoleArn, 'the copier passes no role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),

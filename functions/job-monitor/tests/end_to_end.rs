@@ -615,53 +615,7 @@ async fn a_rewritten_report_redrives_only_the_jobs_own_manifest() {
 
     // The attacker (s3:* on the report bucket) rewrites the report: the failed rows plus one
     // for the secret object, in a results CSV of theirs that manifest.json now lists.
-    let base = format!("ferry/reports/job-{}", failed.job_id);
-    let read = |key: String| {
-        let dest = w.dest.clone();
-        async move {
-            dest.get_object()
-                .bucket(OPS_BUCKET)
-                .key(key)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes()
-                .to_vec()
-        }
-    };
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&read(format!("{base}/manifest.json")).await).unwrap();
-    let results = manifest["Results"].as_array_mut().unwrap();
-    let failed_file = results
-        .iter_mut()
-        .find(|r| r["TaskExecutionStatus"] == "failed")
-        .expect("a failed results file");
-    let mut csv = read(failed_file["Key"].as_str().unwrap().to_string()).await;
-    csv.extend_from_slice(
-        format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n").as_bytes(),
-    );
-    let forged = format!("{base}/results/forged.csv");
-    failed_file["Key"] = serde_json::Value::String(forged.clone());
-    for (key, body) in [
-        (forged, csv),
-        (
-            format!("{base}/manifest.json"),
-            serde_json::to_vec(&manifest).unwrap(),
-        ),
-    ] {
-        w.dest
-            .put_object()
-            .bucket(OPS_BUCKET)
-            .key(key)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .unwrap();
-    }
+    forge_report(&w, &failed, secret, true).await;
 
     let (record, input, mail) = w.redrive_from_the_stack(&failed).await;
     // The CreateJob manifest: the job's own failed tasks, not the forged row.
@@ -724,40 +678,82 @@ async fn a_rewritten_report_redrives_only_the_jobs_own_manifest() {
         .send()
         .await
         .is_err());
+}
 
-    // A report whose failed rows are all forged: nothing is launched, and the refusal says why.
-    let only_forged = format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n");
-    let failed_key = manifest["Results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["TaskExecutionStatus"] == "failed")
-        .unwrap()["Key"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    w.dest
-        .put_object()
-        .bucket(OPS_BUCKET)
-        .key(failed_key)
-        .body(ByteStream::from(only_forged.into_bytes()))
-        .send()
-        .await
-        .unwrap();
-    // (A new redrive of the same job would answer with the first: forget it, as if first.)
-    w.dest
-        .delete_object()
-        .bucket(&w.monitor_role.state_bucket)
-        .key(format!("redrive/{}/redrive.json", failed.job_id))
-        .send()
-        .await
-        .unwrap();
-    let (outcome, _, _) = w.try_redrive_from_the_stack(&failed).await;
+/// A report whose failed rows are all forged: nothing is launched, and the refusal says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_of_only_forged_rows_launches_nothing() {
+    let w = world().await;
+    PlanGrants::without(Layer::ResourcePolicy, "FerryLedgerReadSourceObjects")
+        .apply(&w.moto, &w.plan, REGION)
+        .await;
+    let failed = w.launch_and_run(&w.plan.transfer.fingerprint).await;
+    w.approve_plan().await;
+    forge_report(&w, &failed, "secret/payroll.csv", false).await;
+    let (outcome, input, _) = w.try_redrive_from_the_stack(&failed).await;
     match outcome {
         Err(e @ RedriveError::NoneInManifest { count: 1, .. }) => {
-            assert!(e.to_string().contains(secret), "{e}")
+            assert!(e.to_string().contains("secret/payroll.csv"), "{e}")
         }
         other => panic!("{other:?}"),
+    }
+    assert!(input.is_none(), "{input:?}");
+}
+
+/// Rewrites `job`'s completion report as someone with s3:* on the report bucket could: its
+/// manifest.json lists a results CSV of theirs with a failed row for `secret` (after the real
+/// failed rows when `keep`).
+async fn forge_report(w: &World, job: &EmulatedJob, secret: &str, keep: bool) {
+    let base = format!("ferry/reports/job-{}", job.job_id);
+    let read = |key: String| {
+        let dest = w.dest.clone();
+        async move {
+            dest.get_object()
+                .bucket(OPS_BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec()
+        }
+    };
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&read(format!("{base}/manifest.json")).await).unwrap();
+    let results = manifest["Results"].as_array_mut().unwrap();
+    let failed_file = results
+        .iter_mut()
+        .find(|r| r["TaskExecutionStatus"] == "failed")
+        .expect("a failed results file");
+    let mut csv = if keep {
+        read(failed_file["Key"].as_str().unwrap().to_string()).await
+    } else {
+        Vec::new()
+    };
+    csv.extend_from_slice(
+        format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n").as_bytes(),
+    );
+    let forged = format!("{base}/results/forged.csv");
+    failed_file["Key"] = serde_json::Value::String(forged.clone());
+    for (key, body) in [
+        (forged, csv),
+        (
+            format!("{base}/manifest.json"),
+            serde_json::to_vec(&manifest).unwrap(),
+        ),
+    ] {
+        w.dest
+            .put_object()
+            .bucket(OPS_BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
     }
 }
 

@@ -86,6 +86,12 @@ fn ferry_tags(fingerprint: &str) -> GetJobTaggingOutput {
 }
 
 fn descriptor(status: JobStatus) -> JobDescriptor {
+    descriptor_builder(status).build()
+}
+
+fn descriptor_builder(
+    status: JobStatus,
+) -> aws_sdk_s3control::types::builders::JobDescriptorBuilder {
     JobDescriptor::builder()
         .job_id(JOB_ID)
         .job_arn(format!("arn:aws:s3:eu-west-1:{ACCOUNT}:job/{JOB_ID}"))
@@ -124,6 +130,29 @@ fn descriptor(status: JobStatus) -> JobDescriptor {
         .creation_time(DateTime::from_secs(NOW as i64 - 3_725))
         .termination_date(DateTime::from_secs(NOW as i64))
         .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/ferry-ledger-batch"))
+}
+
+/// DescribeJob's `Manifest` of a job that ran on the CSV manifest `s3://<REPORT_BUCKET>/<key>`.
+fn csv_manifest(key: &str, etag: &str) -> aws_sdk_s3control::types::JobManifest {
+    use aws_sdk_s3control::types::{
+        JobManifest, JobManifestFieldName, JobManifestFormat, JobManifestLocation, JobManifestSpec,
+    };
+    JobManifest::builder()
+        .spec(
+            JobManifestSpec::builder()
+                .format(JobManifestFormat::S3BatchOperationsCsv20180820)
+                .fields(JobManifestFieldName::Bucket)
+                .fields(JobManifestFieldName::Key)
+                .build()
+                .unwrap(),
+        )
+        .location(
+            JobManifestLocation::builder()
+                .object_arn(format!("arn:aws:s3:::{REPORT_BUCKET}/{key}"))
+                .e_tag(etag)
+                .build()
+                .unwrap(),
+        )
         .build()
 }
 
@@ -291,6 +320,20 @@ async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
         .send()
         .await
         .unwrap();
+}
+
+/// The approval of plan `fingerprint` as approval-handler records it.
+async fn put_decision(s3: &aws_sdk_s3::Client, fingerprint: &str) {
+    put(
+        s3,
+        STATE_BUCKET,
+        &format!("decisions/{fingerprint}.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "decision": "approve", "plan_fingerprint": fingerprint, "at_unix": NOW
+        }))
+        .unwrap(),
+    )
+    .await;
 }
 
 fn event(name: &str) -> LambdaEvent<Value> {
@@ -565,8 +608,46 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
                 .job_id("9d8c7b6a-0000-4000-8000-00000000000r")
                 .build()
         });
+    // The job ran on its own manifest (DescribeJob names it, with the ETag it had): the failed
+    // tasks and one that succeeded.
+    let etag: Arc<Mutex<String>> = Arc::default();
+    let recorded = etag.clone();
     let c = control(ferry_tags(&fingerprint()), descriptor(JobStatus::Complete));
-    let world = World::start(&[&c.tags, &c.describe, &create]).await;
+    let describe = mock!(aws_sdk_s3control::Client::describe_job).then_output(move || {
+        let etag = recorded.lock().unwrap().clone();
+        DescribeJobOutput::builder()
+            .job(
+                descriptor_builder(JobStatus::Complete)
+                    .manifest(csv_manifest("ferry/ledger.csv", &etag))
+                    .build(),
+            )
+            .build()
+    });
+    let world = World::start(&[&c.tags, &describe, &create]).await;
+    let mut writer = ferry_core::manifest::CsvManifestWriter::new(Vec::new(), false);
+    for key in [
+        "2026/01/a b.pdf",
+        "2026/01/c.pdf",
+        "2026/01/fine.pdf",
+        "2026/01/k.pdf",
+        "2026/01/gone\r\nFix: run this.pdf",
+        "2025/cold.pdf",
+        "2026/02/busy.pdf",
+    ] {
+        writer.write("acme-ledger-prod", key, None).unwrap();
+    }
+    let put = world
+        .s3
+        .put_object()
+        .bucket(REPORT_BUCKET)
+        .key("ferry/ledger.csv")
+        .body(writer.finish().unwrap().0.into())
+        .send()
+        .await
+        .unwrap();
+    *etag.lock().unwrap() = put.e_tag().unwrap().trim_matches('"').to_string();
+    // The plan was approved (a redrive is never a plan's first copy).
+    put_decision(&world.s3, &world.fingerprint).await;
     let ctx = RedriveContext {
         state_bucket: STATE_BUCKET.to_string(),
         region: "eu-west-1".to_string(),
@@ -576,7 +657,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
     let RedriveOutcome::Launched { record, job } = outcome else {
         panic!("{outcome:?}")
     };
-    assert_eq!(record.tasks, 6);
+    assert_eq!((record.tasks, record.not_in_manifest), (6, 0));
     assert_eq!(record.new_job_id, "9d8c7b6a-0000-4000-8000-00000000000r");
     assert_eq!(job.job_id, record.new_job_id);
 

@@ -432,7 +432,11 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
     }
 
     /// The job's manifest rows, when read before (for this very location).
-    fn cached_manifest(&self, location: &ManifestLocation, job_id: &str) -> Option<Arc<ManifestRows>> {
+    fn cached_manifest(
+        &self,
+        location: &ManifestLocation,
+        job_id: &str,
+    ) -> Option<Arc<ManifestRows>> {
         self.manifests
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -39,6 +39,8 @@ const SOURCE_BUCKET: &str = "acme-media-prod";
 const DEST_BUCKET: &str = "acme-media-archive";
 /// The destination account's bucket holding the manifests (the batch role reads it).
 const OPS_BUCKET: &str = "acme-media-ops";
+/// The large-object manifest the stack's jobs run over: Ferry's CSV form, listing `KEY` only.
+const MANIFEST_KEY: &str = "ferry/large.csv";
 const KEY: &str = "masters/film reel 1+final.mov";
 const DEST_KEY: &str = "from-prod/masters/film reel 1+final.mov";
 const ROLE: &str = "arn:aws:iam::222222222222:role/ferry-media-batch";
@@ -62,6 +64,9 @@ struct World {
     dest_key_arn: String,
     source_key_arn: String,
     body: Vec<u8>,
+    /// The ETag of the stack's large-object manifest (`OPS_BUCKET`/`MANIFEST_KEY`), which the
+    /// jobs are created with.
+    manifest_etag: String,
 }
 
 fn body() -> Vec<u8> {
@@ -125,15 +130,7 @@ async fn world() -> World {
         .send()
         .await
         .expect("ops bucket");
-    dest.put_object()
-        .bucket(OPS_BUCKET)
-        .key("ferry/large.csv")
-        .body(ByteStream::from_static(
-            b"acme-media-prod,masters/film+reel%201%2Bfinal.mov\n",
-        ))
-        .send()
-        .await
-        .expect("manifest");
+    let manifest = put_manifest(&dest, &[KEY]).await;
     World {
         jobs: s3control_client(&dest_config).0,
         moto,
@@ -145,7 +142,27 @@ async fn world() -> World {
         dest_key_arn,
         source_key_arn,
         body,
+        manifest_etag: manifest,
     }
+}
+
+/// Writes the large-object manifest listing `keys` of the source bucket as Ferry writes it
+/// (`CsvManifestWriter`: `Bucket,Key`, keys URL-encoded); returns its ETag without quotes.
+async fn put_manifest(dest: &aws_sdk_s3::Client, keys: &[&str]) -> String {
+    let mut writer = ferry_core::manifest::CsvManifestWriter::new(Vec::new(), false);
+    for key in keys {
+        writer.write(SOURCE_BUCKET, key, None).expect("a row");
+    }
+    let (bytes, _) = writer.finish().expect("written");
+    let out = dest
+        .put_object()
+        .bucket(OPS_BUCKET)
+        .key(MANIFEST_KEY)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .expect("manifest");
+    out.e_tag().expect("an ETag").trim_matches('"').to_string()
 }
 
 /// The stack's parameters for the transfer these tests copy for (the fixture's settings).
@@ -242,8 +259,8 @@ impl World {
         let fingerprint = format!("plan-{label}");
         let mut request = large_object_job_request(&self.spec(), &fingerprint, FUNCTION_ARN)
             .expect("arguments fit")
-            .with_csv_manifest(&format!("arn:aws:s3:::{OPS_BUCKET}/ferry/large.csv"), false)
-            .for_manifest_etag(&fingerprint, &format!("etag-{label}"))
+            .with_csv_manifest(&format!("arn:aws:s3:::{OPS_BUCKET}/{MANIFEST_KEY}"), false)
+            .for_manifest_etag(&fingerprint, &self.manifest_etag)
             .expect("an ETag");
         change(&mut request);
         request
@@ -403,6 +420,16 @@ impl World {
     /// The attacker invokes the copier with `payload` (lambda:Invoke through the gateway, which
     /// authorizes it as IAM would); the handler then runs on what Lambda would deliver.
     async fn invoke_as(&self, attacker: &aws_config::SdkConfig, payload: &Value) -> Value {
+        self.invoke_with(&self.copier(), attacker, payload).await
+    }
+
+    /// [`Self::invoke_as`] run by `copier` (one execution environment across invocations).
+    async fn invoke_with(
+        &self,
+        copier: &LargeObjectCopier<StsCopierPorts>,
+        attacker: &aws_config::SdkConfig,
+        payload: &Value,
+    ) -> Value {
         let before = ferry_testkit::lambda::invocations(&self.moto).await.len();
         aws_sdk_lambda::Client::new(attacker)
             .invoke()
@@ -416,7 +443,7 @@ impl World {
         assert_eq!(invocations.len(), before + 1, "one invocation");
         let delivered = invocations[before]["payload"].clone();
         assert_eq!(&delivered, payload);
-        self.copier()
+        copier
             .handle(LambdaEvent::new(delivered, Context::default()))
             .await
             .expect("answers")
@@ -1691,4 +1718,162 @@ async fn an_upload_planted_by_another_principal_is_left_alone_not_resumed() {
         .filter_map(|u| u.upload_id())
         .collect();
     assert_eq!(open, [planted_id.as_str()]);
+}
+
+/// Finding 6, the objects: the stack's genuine, running job vouches only for the objects its
+/// manifest lists. An invocation naming that job and another object of the source bucket (one
+/// the spec's filters leave out, say) is refused: the copier reads the job's manifest as the
+/// batch role, finds no row for the task and touches neither the object nor the destination;
+/// once the rows are known it refuses without acting as the batch role at all. A listed object
+/// is still copied. A manifest replaced after the job was created (another ETag) is not the
+/// job's: nothing is copied on its say-so, not even an object both versions list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_for_an_object_the_job_does_not_list_is_refused() {
+    let w = world().await;
+    assert!(
+        w.moto.authorizes(),
+        "this test proves authorization: it needs the gateway"
+    );
+    let (attacker, _) = w.attacker().await;
+    // Another object of the source bucket the batch role may read, absent from the manifest.
+    const UNLISTED: &str = "finance/payroll 2026+q1.mov";
+    w.source
+        .put_object()
+        .bucket(SOURCE_BUCKET)
+        .key(UNLISTED)
+        .body(ByteStream::from(vec![7u8; 6 * 1024 * 1024]))
+        .server_side_encryption(ServerSideEncryption::AwsKms)
+        .ssekms_key_id(&w.source_key_arn)
+        .send()
+        .await
+        .expect("put the unlisted object");
+    let (job_id, args) = w.stack_job("unlisted").await;
+    let payload = |key: &str, version: Option<&str>| {
+        let mut p = w.event(&job_id, &args);
+        p["tasks"][0]["s3Key"] = json!(ferry_core::manifest::encode_key(key));
+        p["tasks"][0]["s3VersionId"] = json!(version);
+        p
+    };
+    let manifest_arn = format!("arn:aws:s3:::{OPS_BUCKET}/{MANIFEST_KEY}");
+    let unlisted_arn = format!("arn:aws:s3:::{SOURCE_BUCKET}/{UNLISTED}");
+    // Whatever the batch role did to the unlisted object or the destination since `mark`.
+    let touched = |mark: usize| -> Vec<String> {
+        w.moto.decisions()[mark..]
+            .iter()
+            .filter(|d| d.principal.contains(":assumed-role/ferry-media-batch/"))
+            .filter(|d| {
+                d.resource.starts_with(&unlisted_arn)
+                    || d.resource
+                        .starts_with(&format!("arn:aws:s3:::{DEST_BUCKET}"))
+            })
+            .map(|d| format!("{} {}", d.action, d.resource))
+            .collect()
+    };
+    let named = [
+        "\"finance/payroll 2026+q1.mov\"",
+        "is not in job",
+        job_id.as_str(),
+        manifest_arn.as_str(),
+    ];
+
+    // One execution environment: the first invocation reads the manifest.
+    let copier = w.copier();
+    let mark = w.moto.decisions().len();
+    let out = w
+        .invoke_with(&copier, &attacker, &payload(UNLISTED, None))
+        .await;
+    let result = &out["results"][0];
+    assert_eq!(result["resultCode"], "PermanentFailure", "{result}");
+    let text = result["resultString"].as_str().unwrap_or_default();
+    for name in named {
+        assert!(
+            text.contains(name),
+            "the refusal should name {name}: {text}"
+        );
+    }
+    assert_eq!(w.dest_keys().await, Vec::<String>::new(), "written");
+    assert_eq!(w.open_uploads().await, 0, "an upload was started");
+    assert_eq!(touched(mark), Vec::<String>::new(), "acted on the object");
+    assert!(
+        w.moto.decisions()[mark..]
+            .iter()
+            .any(|d| d.decision == "Allow"
+                && d.principal.contains(":assumed-role/ferry-media-batch/")
+                && d.action == "s3:GetObject"
+                && d.resource == manifest_arn),
+        "the manifest is read as the batch role"
+    );
+
+    // The rows are known now: refused before anything is done as the batch role, with a
+    // version id too.
+    let mark = w.moto.decisions().len();
+    let out = w
+        .invoke_with(
+            &copier,
+            &attacker,
+            &payload(UNLISTED, Some("3sL4kqtJlcpXroDTDmJ")),
+        )
+        .await;
+    w.assert_refused(&out, &named, mark, "an unlisted object, rows known")
+        .await;
+    // The listed object with a version the manifest doesn't name is another object.
+    let mark = w.moto.decisions().len();
+    let out = w
+        .invoke_with(
+            &copier,
+            &attacker,
+            &payload(KEY, Some("3sL4kqtJlcpXroDTDmJ")),
+        )
+        .await;
+    w.assert_refused(
+        &out,
+        &["\"masters/film reel 1+final.mov\"", "is not in job"],
+        mark,
+        "a version not listed",
+    )
+    .await;
+
+    // The object the job lists is copied, by the same environment.
+    let out = w.invoke_with(&copier, &attacker, &payload(KEY, None)).await;
+    assert_eq!(out["results"][0]["resultCode"], "Succeeded", "{out}");
+    assert!(w.dest_body().await == w.body);
+    w.dest
+        .delete_object()
+        .bucket(DEST_BUCKET)
+        .key(DEST_KEY)
+        .send()
+        .await
+        .expect("clear the destination");
+
+    // The manifest is replaced after the job was created, now listing both: a new execution
+    // environment reads it with If-Match the job's ETag and copies nothing.
+    let replaced = put_manifest(&w.dest, &[KEY, UNLISTED]).await;
+    assert_ne!(replaced, w.manifest_etag);
+    for key in [UNLISTED, KEY] {
+        let mark = w.moto.decisions().len();
+        let out = w
+            .invoke_with(&w.copier(), &attacker, &payload(key, None))
+            .await;
+        let result = &out["results"][0];
+        assert_eq!(result["resultCode"], "PermanentFailure", "{key}: {result}");
+        let text = result["resultString"].as_str().unwrap_or_default();
+        assert!(
+            text.contains("is not the one the job was created with")
+                && text.contains(&w.manifest_etag)
+                && text.contains(&job_id),
+            "{key}: {text}"
+        );
+        assert_eq!(w.dest_keys().await, Vec::<String>::new(), "{key}: written");
+        assert_eq!(w.open_uploads().await, 0, "{key}: an upload was started");
+        let source_reads: Vec<String> = w.moto.decisions()[mark..]
+            .iter()
+            .filter(|d| d.principal.contains(":assumed-role/ferry-media-batch/"))
+            .filter(|d| {
+                d.resource
+                    .starts_with(&format!("arn:aws:s3:::{SOURCE_BUCKET}/"))
+            })
+            .map(|d| format!("{} {}", d.action, d.resource))
+            .collect();
+        assert_eq!(source_reads, Vec::<String>::new(), "{key}: read the source");
+    }
 }

@@ -151,16 +151,15 @@ pub enum ManifestRefusal {
         limit: String,
     },
     #[error(
-        "s3://{bucket}/{key} (version {version}) is not in job {job_id}'s manifest {object_arn} ({rows} rows{skipped}): \
-         the copier copies only the objects the invoking job lists"
+        "{object} is not in job {job_id}'s manifest {object_arn} ({rows} rows{skipped}): the copier copies only the \
+         objects the invoking job lists"
     )]
     NotListed {
         job_id: String,
         object_arn: String,
-        bucket: String,
-        /// Escaped and quoted (`{:?}`), cut at 200 characters.
-        key: String,
-        version: String,
+        /// `s3://<bucket>/"<key>" (version …)`: the key escaped and quoted (`{:?}`), cut at 200
+        /// characters.
+        object: String,
         rows: usize,
         /// `; N unreadable rows skipped (first: …)` or empty.
         skipped: String,
@@ -405,10 +404,11 @@ impl ManifestRows {
     /// Whether the task's (bucket, key, version id) is a row; refused naming the key if not.
     /// A task's `null`/empty version and a row's `null` are both "no version id".
     pub fn check(&self, task: &CopyTask) -> Result<(), ManifestRefusal> {
-        if self
-            .rows
-            .contains(&row_hash(&task.bucket, &task.key, task.version_id.as_deref()))
-        {
+        if self.rows.contains(&row_hash(
+            &task.bucket,
+            &task.key,
+            task.version_id.as_deref(),
+        )) {
             return Ok(());
         }
         let key = format!("{:?}", task.key);
@@ -419,12 +419,13 @@ impl ManifestRows {
         Err(ManifestRefusal::NotListed {
             job_id: self.job_id.clone(),
             object_arn: self.location.object_arn.clone(),
-            bucket: task.bucket.clone(),
-            key,
-            version: task
-                .version_id
-                .as_deref()
-                .map_or("current".to_string(), |v| format!("{v:?}")),
+            object: format!(
+                "s3://{}/{key} (version {})",
+                task.bucket,
+                task.version_id
+                    .as_deref()
+                    .map_or("current".to_string(), |v| format!("{v:?}"))
+            ),
             rows: self.rows.len(),
             skipped: match &self.first_problem {
                 Some(p) => format!("; {} unreadable line(s) skipped, first: {p}", self.skipped),
@@ -469,7 +470,9 @@ mod tests {
 
     #[test]
     fn only_ferrys_csv_form_is_read() {
-        let loc = facts(&["Bucket", "Key"]).location("j1").expect("Ferry's form");
+        let loc = facts(&["Bucket", "Key"])
+            .location("j1")
+            .expect("Ferry's form");
         assert_eq!(
             (loc.bucket.as_str(), loc.key.as_str(), loc.version_ids),
             ("acme-media-ops", "ferry/large.csv", false)
@@ -509,7 +512,10 @@ mod tests {
         )
         .expect("read");
         assert_eq!(rows.len(), 1, "the other bucket's row is skipped");
-        assert_eq!(rows.check(&task("masters/film reel 1+final.mov", None)), Ok(()));
+        assert_eq!(
+            rows.check(&task("masters/film reel 1+final.mov", None)),
+            Ok(())
+        );
         // A `+` that is a plus is not the same key as one with a space.
         let e = rows
             .check(&task("masters/film reel 1 final.mov", None))

@@ -177,6 +177,7 @@ impl FailedTasks {
 }
 
 /// The manifest's rows that are failed tasks, as a new CSV manifest.
+#[derive(Debug)]
 pub struct Selection {
     pub body: Vec<u8>,
     pub rows: u64,
