@@ -11,7 +11,7 @@ use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
-use ferry_core::inventory::run::InventoryObjects;
+use ferry_core::inventory::run::{InventoryObjects, SmallObject, OBJECT_TOO_LARGE};
 use ferry_core::launch::{AwsCallError, AwsErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -40,9 +40,9 @@ fn read_error(e: impl std::fmt::Display) -> AwsCallError {
     }
 }
 
-/// GetObject into memory (small objects: state, `manifest.json`); `None` when there is none.
-/// The most Ferry reads whole from an inventory bucket: a manifest.json, a manifest.checksum.
-pub const MAX_SMALL_OBJECT_BYTES: usize = 16 * 1024 * 1024;
+/// The most Ferry reads whole from an inventory bucket: a manifest.json, a manifest.checksum
+/// (the core's bound, which the core checks again).
+pub const MAX_SMALL_OBJECT_BYTES: usize = ferry_core::inventory::run::MAX_SMALL_OBJECT_BYTES;
 
 /// A state object whole (`None` when absent).
 pub(crate) async fn get_whole(
@@ -51,30 +51,52 @@ pub(crate) async fn get_whole(
     key: &str,
 ) -> Result<Option<Vec<u8>>, AwsCallError> {
     // State objects: Ferry's own, the delta index among them (16 bytes an object), so no cap.
-    whole_or_none(s3.get_object().bucket(bucket).key(key).send().await, None).await
+    let result = s3.get_object().bucket(bucket).key(key).send().await;
+    Ok(whole_or_none(result, None).await?.map(|o| o.body))
 }
 
+fn too_large(size: impl std::fmt::Display) -> AwsCallError {
+    AwsCallError {
+        kind: AwsErrorKind::Other,
+        code: OBJECT_TOO_LARGE.to_string(),
+        message: format!(
+            "the object is {size} bytes; Ferry reads objects of at most {MAX_SMALL_OBJECT_BYTES} bytes whole here"
+        ),
+    }
+}
+
+/// GetObject into memory, with the ETag of what was read; `None` when there is none.
 async fn whole_or_none(
     result: Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>>,
     cap: Option<usize>,
-) -> Result<Option<Vec<u8>>, AwsCallError> {
+) -> Result<Option<SmallObject>, AwsCallError> {
     match result {
         Ok(out) => {
             // An inventory's manifest.json and manifest.checksum are small; an object in their
             // place that isn't must not be read into memory whole (#15 item 9). S3 always
-            // answers GetObject with Content-Length.
+            // answers GetObject with Content-Length: refused before the body is read. The body
+            // is still counted as it comes, so a missing or wrong length can't get past the cap.
             let size = out.content_length().unwrap_or(0);
             if cap.is_some_and(|cap| size > cap as i64) {
-                return Err(AwsCallError {
-                    kind: AwsErrorKind::Other,
-                    code: "ObjectTooLarge".to_string(),
-                    message: format!(
-                        "the object is {size} bytes; Ferry reads objects of at most {MAX_SMALL_OBJECT_BYTES} bytes whole here"
-                    ),
-                });
+                return Err(too_large(size));
             }
-            let bytes = out.body.collect().await.map_err(read_error)?;
-            Ok(Some(bytes.into_bytes().to_vec()))
+            let etag = out.e_tag().unwrap_or_default().to_string();
+            let mut body = out.body;
+            let mut bytes = Vec::with_capacity(
+                usize::try_from(size)
+                    .unwrap_or(0)
+                    .min(cap.unwrap_or(usize::MAX)),
+            );
+            while let Some(chunk) = body.try_next().await.map_err(read_error)? {
+                if cap.is_some_and(|cap| bytes.len() + chunk.len() > cap) {
+                    return Err(too_large(format!(
+                        "more than {}",
+                        bytes.len() + chunk.len()
+                    )));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            Ok(Some(SmallObject { body: bytes, etag }))
         }
         Err(e) => {
             let err = classify(&e);
@@ -90,7 +112,11 @@ async fn whole_or_none(
 impl InventoryObjects for AwsPorts {
     // The inventory bucket is in the source bucket's Region, which may not be the function's:
     // every call goes through `regions`, which follows S3's redirect there (regions.rs).
-    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+    async fn get_small(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<SmallObject>, AwsCallError> {
         let launch = &self.launch;
         let (result, _) = launch
             .regions

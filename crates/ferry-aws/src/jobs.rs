@@ -97,9 +97,30 @@ pub fn job_info(job: &JobDescriptor) -> JobInfo {
     }
 }
 
+/// DescribeJob's `Job` (S3 Control API Reference, "DescribeJob": `Job`, a JobDescriptor); a
+/// reply without one is an error.
+pub(crate) async fn describe(
+    s3control: &aws_sdk_s3control::Client,
+    account_id: &str,
+    job_id: &str,
+) -> Result<JobDescriptor, AwsCallError> {
+    let out = s3control
+        .describe_job()
+        .account_id(account_id)
+        .job_id(job_id)
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    out.job.ok_or_else(|| AwsCallError {
+        kind: AwsErrorKind::Other,
+        code: "MissingJob".to_string(),
+        message: format!("DescribeJob answered without a job for {job_id}"),
+    })
+}
+
 /// DescribeJob's `Manifest` (S3 Control API Reference, "JobManifest"): `None` without a
 /// location (a job with a ManifestGenerator has none Ferry could read).
-fn manifest_ref(m: &aws_sdk_s3control::types::JobManifest) -> Option<JobManifestRef> {
+pub(crate) fn manifest_ref(m: &aws_sdk_s3control::types::JobManifest) -> Option<JobManifestRef> {
     let location = m.location()?;
     Some(JobManifestRef {
         format: m
@@ -173,19 +194,9 @@ fn listing(job: &JobListDescriptor) -> JobListing {
 
 impl JobsApi for AwsLaunchApi {
     async fn describe_job(&self, account_id: &str, job_id: &str) -> Result<JobInfo, AwsCallError> {
-        let out = self
-            .s3control
-            .describe_job()
-            .account_id(account_id)
-            .job_id(job_id)
-            .send()
+        describe(&self.s3control, account_id, job_id)
             .await
-            .map_err(|e| classify(&e))?;
-        out.job().map(job_info).ok_or_else(|| AwsCallError {
-            kind: AwsErrorKind::Other,
-            code: "MissingJob".to_string(),
-            message: format!("DescribeJob answered without a job for {job_id}"),
-        })
+            .map(|job| job_info(&job))
     }
 
     async fn job_tags(&self, account_id: &str, job_id: &str) -> Result<Vec<S3Tag>, AwsCallError> {
@@ -250,22 +261,7 @@ impl ReportObjects for AwsLaunchApi {
         key: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        let mut body = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?
-            .body;
-        let mut read = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(read_error)?;
-            read += chunk.len() as u64;
-            sink(&chunk);
-        }
-        Ok(read)
+        stream_get(self.s3.get_object().bucket(bucket).key(key), sink).await
     }
 }
 
@@ -281,27 +277,14 @@ impl ManifestObjects for AwsLaunchApi {
         etag: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        // S3 compares the quoted entity tag; DescribeJob gives it as CreateJob got it (Ferry
-        // strips the quotes).
-        let quoted = format!("\"{}\"", etag.trim().trim_matches('"'));
-        let mut body = self
+        let get = self
             .s3
             .get_object()
             .bucket(bucket)
             .key(key)
             .set_version_id(version_id.map(str::to_string))
-            .if_match(quoted)
-            .send()
-            .await
-            .map_err(|e| classify(&e))?
-            .body;
-        let mut read = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(read_error)?;
-            read += chunk.len() as u64;
-            sink(&chunk);
-        }
-        Ok(read)
+            .if_match(ferry_core::job_manifest::if_match(etag));
+        stream_get(get, sink).await
     }
 }
 
@@ -318,6 +301,21 @@ impl ManifestObjects for AwsPorts {
             .stream_object_if_match(bucket, key, version_id, etag, sink)
             .await
     }
+}
+
+/// Sends a GetObject and hands its body to `sink` chunk by chunk; the bytes read.
+async fn stream_get(
+    get: aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
+    sink: &mut (dyn FnMut(&[u8]) + Send),
+) -> Result<u64, AwsCallError> {
+    let mut body = get.send().await.map_err(|e| classify(&e))?.body;
+    let mut read = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(read_error)?;
+        read += chunk.len() as u64;
+        sink(&chunk);
+    }
+    Ok(read)
 }
 
 fn read_error(e: impl std::fmt::Display) -> AwsCallError {

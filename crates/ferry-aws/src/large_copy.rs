@@ -15,7 +15,7 @@ use ferry_core::large_object::copy::{
     FullObjectChecksum, MultipartCopyApi, NewUpload, PartCopy, SourceObject, UploadSummary,
 };
 use ferry_core::large_object::invoking_job::{InvokingJob, JobOperationFacts};
-use ferry_core::large_object::job_manifest::{FetchedManifest, JobManifestFacts, ManifestLocation};
+use ferry_core::large_object::job_manifest::{FetchedManifest, ManifestLocation};
 use ferry_core::large_object::task::CopyTask;
 use ferry_core::launch::AwsCallError;
 use ferry_core::manifest::encode_key;
@@ -32,20 +32,7 @@ pub async fn describe_invoking_job(
     account_id: &str,
     job_id: &str,
 ) -> Result<InvokingJob, AwsCallError> {
-    let out = s3control
-        .describe_job()
-        .account_id(account_id)
-        .job_id(job_id)
-        .send()
-        .await
-        .map_err(|e| classify(&e))?;
-    let Some(job) = out.job() else {
-        return Err(AwsCallError {
-            kind: ferry_core::launch::AwsErrorKind::NotFound,
-            code: "MissingJob".into(),
-            message: format!("DescribeJob answered without a job for {job_id}"),
-        });
-    };
+    let job = &crate::jobs::describe(s3control, account_id, job_id).await?;
     let operation = match job.operation() {
         Some(op) => match op.lambda_invoke() {
             Some(invoke) => JobOperationFacts::LambdaInvoke {
@@ -73,28 +60,7 @@ pub async fn describe_invoking_job(
         .map_err(|e| classify(&e))?;
     // The manifest the job was created with (S3 Control API Reference, JobManifest,
     // JobManifestSpec, JobManifestLocation): the copier acts only for tasks it lists.
-    let manifest = job.manifest().map(|m| JobManifestFacts {
-        format: m
-            .spec()
-            .map(|s| s.format().as_str().to_string())
-            .unwrap_or_default(),
-        fields: m
-            .spec()
-            .map(|s| s.fields().iter().map(|f| f.as_str().to_string()).collect())
-            .unwrap_or_default(),
-        object_arn: m
-            .location()
-            .map(|l| l.object_arn().to_string())
-            .unwrap_or_default(),
-        object_version_id: m
-            .location()
-            .and_then(|l| l.object_version_id())
-            .map(str::to_string),
-        etag: m
-            .location()
-            .map(|l| l.e_tag().to_string())
-            .unwrap_or_default(),
-    });
+    let manifest = job.manifest().and_then(crate::jobs::manifest_ref);
     Ok(InvokingJob {
         manifest,
         job_id: job.job_id().unwrap_or(job_id).to_string(),

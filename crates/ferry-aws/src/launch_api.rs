@@ -75,7 +75,7 @@ impl LaunchApi for AwsLaunchApi {
         etag: &str,
     ) -> Result<Vec<u8>, AwsCallError> {
         // If-Match: the bytes read are the ones whose ETag the job is given.
-        let quoted = format!("\"{}\"", etag.trim_matches('"'));
+        let quoted = ferry_core::job_manifest::if_match(etag);
         let (result, _) = self
             .regions
             .call(&self.s3, bucket, |s3| {

@@ -266,6 +266,32 @@ impl Notifier for AwsPorts {
     }
 }
 
+impl AwsPorts {
+    /// Puts `boundary` on the role GetRole found, unless it has it already.
+    async fn keep_boundary(
+        &self,
+        role_name: &str,
+        found: &aws_sdk_iam::operation::get_role::GetRoleOutput,
+        boundary: &str,
+    ) -> Result<(), AwsCallError> {
+        let current = found
+            .role()
+            .and_then(|r| r.permissions_boundary())
+            .and_then(|b| b.permissions_boundary_arn());
+        if current == Some(boundary) {
+            return Ok(());
+        }
+        self.iam
+            .put_role_permissions_boundary()
+            .role_name(role_name)
+            .permissions_boundary(boundary)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| classify(&e))
+    }
+}
+
 impl RoleAdmin for AwsPorts {
     async fn apply_role(&self, role: &BatchRole) -> Result<(), AwsCallError> {
         let trust = compact(&role.trust_policy);
@@ -275,18 +301,8 @@ impl RoleAdmin for AwsPorts {
                 // A role of an earlier Ferry (or one whose boundary was changed by hand) gets
                 // the stack's boundary before its policy is touched: stack-handler may only put
                 // policies on a role that has it.
-                let current = found
-                    .role()
-                    .and_then(|r| r.permissions_boundary())
-                    .and_then(|b| b.permissions_boundary_arn());
-                if let Some(boundary) = boundary.filter(|b| current != Some(*b)) {
-                    self.iam
-                        .put_role_permissions_boundary()
-                        .role_name(&role.name)
-                        .permissions_boundary(boundary)
-                        .send()
-                        .await
-                        .map_err(|e| classify(&e))?;
+                if let Some(boundary) = boundary {
+                    self.keep_boundary(&role.name, &found, boundary).await?;
                 }
                 self.iam
                     .update_assume_role_policy()
@@ -343,21 +359,7 @@ impl RoleAdmin for AwsPorts {
         // earlier Ferry gets it first (for PutRolePermissionsBoundary the key is the requested one).
         if let Some(boundary) = self.batch_role_boundary_arn.as_deref() {
             match self.iam.get_role().role_name(&role.name).send().await {
-                Ok(found) => {
-                    let current = found
-                        .role()
-                        .and_then(|r| r.permissions_boundary())
-                        .and_then(|b| b.permissions_boundary_arn());
-                    if current != Some(boundary) {
-                        self.iam
-                            .put_role_permissions_boundary()
-                            .role_name(&role.name)
-                            .permissions_boundary(boundary)
-                            .send()
-                            .await
-                            .map_err(|e| classify(&e))?;
-                    }
-                }
+                Ok(found) => self.keep_boundary(&role.name, &found, boundary).await?,
                 Err(e) if gone(e.code()) => return Ok(()),
                 Err(e) => return Err(classify(&e)),
             }

@@ -11,10 +11,16 @@ use ferry_core::inventory::run::InventoryObjects;
 use ferry_core::ports::StateStore;
 
 fn ports_answering(content_length: i64) -> AwsPorts {
+    ports_answering_with(Some(content_length), b"{}".to_vec())
+}
+
+/// GetObject answering `body` with the Content-Length given (none: not said) and an ETag.
+fn ports_answering_with(content_length: Option<i64>, body: Vec<u8>) -> AwsPorts {
     let rule = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
         GetObjectOutput::builder()
-            .content_length(content_length)
-            .body(ByteStream::from_static(b"{}"))
+            .set_content_length(content_length)
+            .e_tag("\"etag-of-what-was-read\"")
+            .body(ByteStream::from(body.clone()))
             .build()
     });
     let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
@@ -43,4 +49,28 @@ async fn an_inventory_file_over_the_cap_is_refused_state_objects_are_not_capped(
         .await
         .unwrap()
         .is_some());
+}
+
+/// The cap holds even when the length S3 announces is missing or understated: the body is
+/// counted as it arrives and the read stops past the cap (#15 item 9).
+#[tokio::test]
+async fn a_body_past_the_cap_is_refused_whatever_its_announced_length() {
+    let body = vec![b' '; MAX_SMALL_OBJECT_BYTES + 1];
+    for announced in [None, Some(2)] {
+        let err = ports_answering_with(announced, body.clone())
+            .get_small("inventory", "inv/src/cfg/2026-12-01T00-00Z/manifest.json")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "ObjectTooLarge", "{announced:?}: {err:?}");
+    }
+    // What is read comes with the ETag of that very response (the run pins the job to it).
+    let read = ports_answering_with(None, b"{}".to_vec())
+        .get_small("inventory", "k")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (read.body.as_slice(), read.etag.as_str()),
+        (&b"{}"[..], "\"etag-of-what-was-read\"")
+    );
 }

@@ -21,6 +21,11 @@ struct World {
 
 impl World {
     async fn start() -> World {
+        World::start_named("grant-test").await
+    }
+
+    /// A world whose transfer is called `name`.
+    async fn start_named(name: &str) -> World {
         let moto = MotoServer::start();
         let config = moto.sdk_config("us-east-1").await;
         let s3 = s3_client(&config);
@@ -47,7 +52,7 @@ impl World {
         std::fs::write(
             &spec,
             format!(
-                r#"name = "grant-test"
+                r#"name = "{name}"
 [source]
 account_id = "{source}"
 region = "us-east-1"
@@ -115,6 +120,17 @@ prefix = "reports"
             .await
             .unwrap();
         serde_json::from_str(out.policy().unwrap()).unwrap()
+    }
+
+    async fn set_key_policy(&self, policy: &Value) {
+        self.kms
+            .put_key_policy()
+            .key_id(&self.key_arn)
+            .policy_name("default")
+            .policy(policy.to_string())
+            .send()
+            .await
+            .unwrap();
     }
 
     async fn set_bucket_policy(&self, policy: &Value) {
@@ -253,6 +269,86 @@ async fn grant_merges_shows_a_diff_is_idempotent_and_revoke_restores() {
     );
 }
 
+/// #15 item 12: `grant-2024` used to get the Sids `FerryGrant2024…`, which are also transfer
+/// `grant2024`'s; now its Sids end in `H5` (the hyphen's index). A grant made by an older Ferry
+/// (old Sids, naming grant-2024's role) is replaced in place, not duplicated, and revoke takes
+/// it out whether or not it was granted again.
+#[tokio::test]
+async fn a_grant_under_the_sids_before_15_is_upgraded_in_place_and_revoked() {
+    let w = World::start_named("grant-2024").await;
+    let role = "arn:aws:iam::222222222222:role/ferry-grant-2024-batch";
+    let plan: Value =
+        serde_json::from_slice(&w.ferry(&["plan", "--format", "json"]).stdout).expect("plan JSON");
+    assert_eq!(plan["batch_role"]["arn"], role);
+    let mut bucket_before = existing_bucket_policy();
+    for (sid, action, resource) in [
+        (
+            "FerryGrant2024ReadSourceObjects",
+            "s3:GetObject",
+            format!("arn:aws:s3:::{SOURCE_BUCKET}/*"),
+        ),
+        (
+            "FerryGrant2024ListSourceBucket",
+            "s3:ListBucket",
+            format!("arn:aws:s3:::{SOURCE_BUCKET}"),
+        ),
+    ] {
+        bucket_before["Statement"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+            "Sid": sid, "Effect": "Allow", "Principal": {"AWS": role},
+            "Action": action, "Resource": resource}));
+    }
+    w.set_bucket_policy(&bucket_before).await;
+    let mut key_before = w.key_policy().await;
+    let key_original = key_before.clone();
+    key_before["Statement"].as_array_mut().unwrap().push(json!({
+        "Sid": "FerryGrant2024DecryptSourceObjects", "Effect": "Allow",
+        "Principal": {"AWS": role}, "Action": "kms:Decrypt", "Resource": "*"}));
+    w.set_key_policy(&key_before).await;
+
+    let applied = w.ferry(&["grant", "--apply"]);
+    assert!(applied.status.success(), "{}", text(&applied));
+    assert!(
+        text(&applied).contains(
+            "replaced FerryGrant2024ReadSourceObjectsH5, FerryGrant2024ListSourceBucketH5"
+        ),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(
+        sids(&w.bucket_policy().await.unwrap()),
+        vec![
+            "AnalyticsReadsReports",
+            "FerryGrant2024ReadSourceObjectsH5",
+            "FerryGrant2024ListSourceBucketH5"
+        ]
+    );
+    let mut expected_key_sids = sids(&key_original);
+    expected_key_sids.push("FerryGrant2024DecryptSourceObjectsH5".to_string());
+    assert_eq!(sids(&w.key_policy().await), expected_key_sids);
+    let again = w.ferry(&["grant", "--apply"]);
+    assert!(
+        text(&again).contains("Nothing to change"),
+        "{}",
+        text(&again)
+    );
+
+    let revoked = w.ferry(&["revoke", "--apply"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert_eq!(w.bucket_policy().await.unwrap(), existing_bucket_policy());
+    assert_eq!(w.key_policy().await, key_original);
+
+    // Never granted again: revoke finds the old Sids themselves.
+    w.set_bucket_policy(&bucket_before).await;
+    w.set_key_policy(&key_before).await;
+    let revoked = w.ferry(&["revoke", "--apply"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert_eq!(w.bucket_policy().await.unwrap(), existing_bucket_policy());
+    assert_eq!(w.key_policy().await, key_original);
+}
+
 #[tokio::test]
 async fn revoke_deletes_a_bucket_policy_that_only_ferry_used() {
     let w = World::start().await;
@@ -283,6 +379,32 @@ async fn an_explicit_deny_is_named_and_nothing_is_written() {
         key_before,
         "no policy written, not even the key's"
     );
+}
+
+/// #15 item 12: a Deny that happens to carry one of Ferry's Sids is not Ferry's to replace: the
+/// grant is refused naming it (nothing written), and revoke leaves it where it is.
+#[tokio::test]
+async fn a_deny_under_ferrys_sid_is_refused_not_replaced() {
+    let w = World::start().await;
+    let with_deny = json!({"Version":"2012-10-17","Statement":[
+        {"Sid":"FerryGrantTestReadSourceObjects","Effect":"Deny","Principal":"*","Action":"s3:GetObject",
+         "Resource":format!("arn:aws:s3:::{SOURCE_BUCKET}/secret/*")}]});
+    w.set_bucket_policy(&with_deny).await;
+    let key_before = w.key_policy().await;
+    let out = w.ferry(&["grant", "--apply"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("Sid FerryGrantTestReadSourceObjects that is not Ferry's"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains("Nothing was written"), "{}", text(&out));
+    assert_eq!(w.bucket_policy().await.unwrap(), with_deny);
+    assert_eq!(w.key_policy().await, key_before);
+
+    let revoked = w.ferry(&["revoke", "--apply"]);
+    assert!(revoked.status.success(), "{}", text(&revoked));
+    assert_eq!(w.bucket_policy().await.unwrap(), with_deny);
 }
 
 #[tokio::test]

@@ -69,12 +69,18 @@ pub struct ResourceEdit {
     pub denies: Vec<DenyFinding>,
     /// `(size, limit)` when the result is over the service's limit.
     pub too_large: Option<(usize, usize)>,
+    /// A statement under one of Ferry's Sids that isn't this transfer's (a `Deny`, someone
+    /// else's grant): the grant is refused and `edit` changes nothing.
+    pub sid_in_use: Option<MergeError>,
 }
 
 impl ResourceEdit {
     /// Why this edit must not be applied, if it must not.
     pub fn refusals(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if let Some(conflict) = &self.sid_in_use {
+            out.push(format!("in the {}, {conflict}", self.target));
+        }
         if let Some((size, limit)) = self.too_large {
             out.push(format!(
                 "the {} would be {size} bytes, over the {limit}-byte limit: remove unused statements first",
@@ -187,14 +193,21 @@ fn edit_one(
     role_account: &str,
     limit: usize,
 ) -> Result<ResourceEdit, GrantError> {
-    let edit = match mode {
-        EditMode::Grant => merge_statements(current, ours),
-        EditMode::Revoke => remove_statements(current, ours),
-    }
-    .map_err(|cause| GrantError::Unreadable {
+    let unreadable = |cause| GrantError::Unreadable {
         target: target.clone(),
         cause,
-    })?;
+    };
+    let (edit, sid_in_use) = match mode {
+        EditMode::Grant => match merge_statements(current, ours) {
+            // Refused like a blocking Deny (nothing written), with the policy shown unchanged.
+            Err(conflict @ MergeError::SidInUse { .. }) => (
+                PolicyEdit::unchanged(current).map_err(unreadable)?,
+                Some(conflict),
+            ),
+            other => (other.map_err(unreadable)?, None),
+        },
+        EditMode::Revoke => (remove_statements(current, ours).map_err(unreadable)?, None),
+    };
     let denies = match mode {
         EditMode::Grant => blocking_denies(&edit.after, ours, role_arn, role_account),
         EditMode::Revoke => Vec::new(),
@@ -205,6 +218,7 @@ fn edit_one(
         too_large: (size > limit).then_some((size, limit)),
         edit,
         denies,
+        sid_in_use,
     })
 }
 
@@ -228,4 +242,75 @@ pub async fn apply_edits<P: ResourcePolicies + Sync>(
         applied.push(e.target.to_string());
     }
     Ok(applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyDocument, Principal, Statement};
+
+    const ROLE: &str = "arn:aws:iam::222222222222:role/ferry-x-batch";
+
+    fn ours() -> PolicyDocument {
+        PolicyDocument::new(vec![Statement::allow(
+            "FerryXReadSourceObjects",
+            &["s3:GetObject"],
+            vec!["arn:aws:s3:::src/*".into()],
+        )
+        .with_principal(Principal::Aws(ROLE.into()))])
+    }
+
+    fn edit(current: &str, mode: EditMode) -> ResourceEdit {
+        edit_one(
+            PolicyTarget::Bucket("src".into()),
+            Some(current),
+            &ours(),
+            mode,
+            ROLE,
+            "222222222222",
+            BUCKET_POLICY_MAX_BYTES,
+        )
+        .expect("a policy")
+    }
+
+    /// #15 item 12: a statement under Ferry's Sid that isn't Ferry's is a refusal (nothing is
+    /// written, the Sid is named), not a replacement; revoke leaves it.
+    #[test]
+    fn a_statement_under_ferrys_sid_that_isnt_ferrys_refuses_the_grant() {
+        let current = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXReadSourceObjects","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::src/secret/*"}]}"#;
+        let granted = edit(current, EditMode::Grant);
+        assert!(!granted.edit.changes_anything());
+        let refusals = granted.refusals();
+        assert!(
+            refusals
+                .iter()
+                .any(|r| r.contains("bucket policy of s3://src")
+                    && r.contains("Sid FerryXReadSourceObjects")),
+            "{refusals:?}"
+        );
+        let revoked = edit(current, EditMode::Revoke);
+        assert!(!revoked.edit.changes_anything());
+        assert!(revoked.refusals().is_empty());
+
+        let fine = edit(
+            r#"{"Version":"2012-10-17","Statement":[]}"#,
+            EditMode::Grant,
+        );
+        assert!(fine.refusals().is_empty() && fine.sid_in_use.is_none());
+        assert_eq!(fine.edit.added, vec!["FerryXReadSourceObjects"]);
+    }
+
+    #[test]
+    fn a_policy_that_is_not_json_is_an_error() {
+        let result = edit_one(
+            PolicyTarget::Bucket("src".into()),
+            Some("{not json"),
+            &ours(),
+            EditMode::Grant,
+            ROLE,
+            "222222222222",
+            BUCKET_POLICY_MAX_BYTES,
+        );
+        assert!(matches!(result, Err(GrantError::Unreadable { .. })));
+    }
 }

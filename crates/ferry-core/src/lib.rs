@@ -13,6 +13,7 @@ pub mod error;
 pub mod grant;
 pub mod inventory;
 pub mod job;
+pub mod job_manifest;
 pub mod large_object;
 pub mod launch;
 pub mod manifest;

@@ -14,7 +14,10 @@ use std::time::Duration;
 use ferry_core::inventory::delta::{
     job_finished, CommitOutcome, JobFinished, ObjectRef, RunJobKind,
 };
-use ferry_core::inventory::run::{handle_inventory, InventoryObjects, RunOutcome, RunSettings};
+use ferry_core::inventory::run::{
+    handle_inventory, InventoryObjects, RunOutcome, RunSettings, SmallObject,
+    MAX_SMALL_OBJECT_BYTES,
+};
 use ferry_core::inventory::SkipReason;
 use ferry_core::job::S3Tag;
 use ferry_core::job::{CreateJobRequest, JobOperation};
@@ -49,6 +52,8 @@ struct MemoryAws {
     fail_downloads: Mutex<u32>,
     /// Job id → status, as DescribeJob answers once a job has ended.
     job_status: Mutex<BTreeMap<String, String>>,
+    /// An inventory-bucket object (`bucket/key`, body) written when the next download starts.
+    write_on_download: Mutex<Option<(String, Vec<u8>)>>,
 }
 
 impl StateStore for MemoryAws {
@@ -98,15 +103,26 @@ fn etag_of(bytes: &[u8]) -> String {
 }
 
 impl InventoryObjects for MemoryAws {
-    async fn get_small(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+    async fn get_small(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<SmallObject>, AwsCallError> {
         Ok(self
             .blobs
             .lock()
             .unwrap()
             .get(&format!("{bucket}/{key}"))
-            .cloned())
+            .map(|body| SmallObject {
+                body: body.clone(),
+                etag: format!("\"{}\"", etag_of(body)),
+            }))
     }
     async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
+        // Someone writing the inventory bucket while the run reads the data files.
+        if let Some((key, body)) = self.write_on_download.lock().unwrap().take() {
+            self.blobs.lock().unwrap().insert(key, body);
+        }
         {
             let mut fails = self.fail_downloads.lock().unwrap();
             if *fails > 0 {
@@ -294,11 +310,7 @@ fn approved_stack(spec: &TransferSpec) -> (MemoryAws, String) {
 /// Returns the checksum key.
 fn deliver(aws: &MemoryAws, date: &str, created_ms: u64, objs: &[Obj]) -> String {
     let data_key = format!("{DIR}data/{date}.csv.gz");
-    let data = gzip(
-        csv_text(SCHEMA, objs)
-            .replace("src-bucket", "acme-media-prod")
-            .as_bytes(),
-    );
+    let data = data_file(objs);
     let manifest = serde_json::json!({
         "sourceBucket": "acme-media-prod",
         "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
@@ -306,21 +318,52 @@ fn deliver(aws: &MemoryAws, date: &str, created_ms: u64, objs: &[Obj]) -> String
         "creationTimestamp": created_ms.to_string(),
         "fileFormat": "CSV",
         "fileSchema": SCHEMA,
-        "files": [{"key": data_key, "size": data.len(), "MD5checksum": "00"}],
-    })
-    .to_string();
+        "files": [{"key": data_key, "size": data.len(), "MD5checksum": md5_hex(&data)}],
+    });
+    aws.blobs
+        .lock()
+        .unwrap()
+        .insert(format!("{INV_BUCKET}/{data_key}"), data);
+    write_manifest(aws, date, &manifest)
+}
+
+/// A gzip CSV data file listing `objs`.
+fn data_file(objs: &[Obj]) -> Vec<u8> {
+    gzip(
+        csv_text(SCHEMA, objs)
+            .replace("src-bucket", "acme-media-prod")
+            .as_bytes(),
+    )
+}
+
+/// Writes `manifest` as the inventory `date`'s manifest.json, then its manifest.checksum (the
+/// MD5 of manifest.json, as S3 Inventory writes it). Returns the checksum key.
+fn write_manifest(aws: &MemoryAws, date: &str, manifest: &serde_json::Value) -> String {
+    let manifest = manifest.to_string();
     let checksum_key = format!("{DIR}{date}/manifest.checksum");
     let mut blobs = aws.blobs.lock().unwrap();
-    blobs.insert(format!("{INV_BUCKET}/{data_key}"), data);
     blobs.insert(
         format!("{INV_BUCKET}/{DIR}{date}/manifest.json"),
         manifest.clone().into_bytes(),
     );
     blobs.insert(
         format!("{INV_BUCKET}/{checksum_key}"),
-        etag_of(manifest.as_bytes()).into_bytes(),
+        md5_hex(manifest.as_bytes()).into_bytes(),
     );
     checksum_key
+}
+
+fn md5_hex(bytes: &[u8]) -> String {
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The inventory `date`'s manifest.json as stored.
+fn stored_manifest(aws: &MemoryAws, date: &str) -> serde_json::Value {
+    let blobs = aws.blobs.lock().unwrap();
+    serde_json::from_slice(&blobs[&format!("{INV_BUCKET}/{DIR}{date}/manifest.json")]).unwrap()
 }
 
 fn settings(dir: &Path) -> RunSettings {
@@ -648,15 +691,13 @@ async fn a_transient_failure_gives_the_claim_back_and_the_retry_launches() {
 async fn a_damaged_manifest_is_refused_once_and_launches_nothing() {
     let tmp = tempdir();
     let (aws, fp) = approved_stack(&spec());
-    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
-    let manifest_key = format!(
-        "{INV_BUCKET}/{}",
-        k.replace("manifest.checksum", "manifest.json")
+    deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    // Damaged as written: manifest.checksum is its MD5, so only the content is wrong.
+    let k = write_manifest(
+        &aws,
+        "2026-11-23T01-00Z",
+        &serde_json::json!({"sourceBucket": 3}),
     );
-    aws.blobs
-        .lock()
-        .unwrap()
-        .insert(manifest_key, br#"{"sourceBucket": 3}"#.to_vec());
     for _ in 0..2 {
         match event(&aws, &fp, &k, &tmp).await {
             RunOutcome::Refused { reason, .. } => {
@@ -775,4 +816,180 @@ async fn a_sudden_empty_inventory_is_refused_and_the_next_delta_is_still_small()
     let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
     assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
     assert_eq!(run3.stats.copy.objects, 1, "{:?}", run3.stats);
+}
+
+/// #15 item 9, attacks by whoever can write the inventory bucket: each forged inventory is
+/// refused, launches nothing and e-mails why; the next real inventory still runs.
+async fn refused(aws: &MemoryAws, fp: &str, checksum_key: &str, dir: &Path) -> String {
+    let before = aws.requests.lock().unwrap().len();
+    let outcome = event(aws, fp, checksum_key, dir).await;
+    let RunOutcome::Refused { reason, .. } = outcome else {
+        panic!("expected a refusal, got {outcome:?}")
+    };
+    assert_eq!(
+        aws.requests.lock().unwrap().len(),
+        before,
+        "nothing launched"
+    );
+    let notes = aws.notes.lock().unwrap();
+    let (subject, _) = notes.last().expect("an e-mail says why");
+    assert!(subject.contains("not copied"), "{subject}");
+    reason
+}
+
+/// The next real inventory after a refused one runs.
+async fn a_real_inventory_still_runs(aws: &MemoryAws, fp: &str, dir: &Path) {
+    let k = deliver(aws, "2026-11-30T01-00Z", 1_000, &base_objects());
+    let run = ran(event(aws, fp, &k, dir).await);
+    assert_eq!(run.stats.copy.objects, 20, "{:?}", run.stats);
+}
+
+#[tokio::test]
+async fn an_inventory_dated_ahead_is_refused_naming_the_field_and_value() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    // The clock is 1_800_000_000 s; two hours ahead is beyond any clock skew.
+    let ahead_ms = (1_800_000_000 + 2 * 3600) * 1000;
+    let k = deliver(&aws, "2027-01-15T10-00Z", ahead_ms, &base_objects());
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("creationTimestamp") && reason.contains(&ahead_ms.to_string()),
+        "{reason}"
+    );
+    // Not recorded as the newest: the real one (created earlier) is not "older".
+    a_real_inventory_still_runs(&aws, &fp, &tmp).await;
+}
+
+#[tokio::test]
+async fn a_data_file_outside_the_inventorys_data_directory_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    deliver(&aws, date, 1_000, &base_objects());
+    // A file under the inventory's directory but not in its data/ (here, where Ferry writes its
+    // own manifests), complete with its MD5 and a matching manifest.checksum.
+    let planted = format!("{DIR}{date}/ferry-planted/rows.csv.gz");
+    let data = data_file(&[Obj::new("secret/payroll.xlsx")]);
+    let mut manifest = stored_manifest(&aws, date);
+    manifest["files"] = serde_json::json!([
+        {"key": planted, "size": data.len(), "MD5checksum": md5_hex(&data)}
+    ]);
+    aws.blobs
+        .lock()
+        .unwrap()
+        .insert(format!("{INV_BUCKET}/{planted}"), data);
+    let k = write_manifest(&aws, date, &manifest);
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains(&planted) && reason.contains(&format!("{DIR}data/")),
+        "{reason}"
+    );
+    a_real_inventory_still_runs(&aws, &fp, &tmp).await;
+}
+
+#[tokio::test]
+async fn an_inventory_naming_another_destination_bucket_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    deliver(&aws, date, 1_000, &base_objects());
+    let mut manifest = stored_manifest(&aws, date);
+    manifest["destinationBucket"] = "arn:aws:s3:::attacker-inventory".into();
+    let k = write_manifest(&aws, date, &manifest);
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(reason.contains("attacker-inventory"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_data_file_changed_after_the_inventory_was_written_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    // The data file rewritten in place: other rows, same key; manifest.json untouched.
+    let data_key = format!("{DIR}data/{date}.csv.gz");
+    aws.blobs.lock().unwrap().insert(
+        format!("{INV_BUCKET}/{data_key}"),
+        data_file(&[Obj::new("secret/payroll.xlsx")]),
+    );
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("MD5") && reason.contains(&data_key),
+        "{reason}"
+    );
+    a_real_inventory_still_runs(&aws, &fp, &tmp).await;
+}
+
+#[tokio::test]
+async fn a_manifest_json_that_is_not_the_one_its_checksum_names_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    // manifest.json rewritten (one more data file), manifest.checksum left as S3 wrote it.
+    let mut manifest = stored_manifest(&aws, date);
+    let extra = format!("{DIR}data/extra.csv.gz");
+    let data = data_file(&[Obj::new("secret/payroll.xlsx")]);
+    manifest["files"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"key": extra, "size": data.len(), "MD5checksum": md5_hex(&data)}));
+    {
+        let mut blobs = aws.blobs.lock().unwrap();
+        blobs.insert(format!("{INV_BUCKET}/{extra}"), data);
+        blobs.insert(
+            format!("{INV_BUCKET}/{DIR}{date}/manifest.json"),
+            manifest.to_string().into_bytes(),
+        );
+    }
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(reason.contains("manifest.checksum"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_manifest_json_over_the_size_cap_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    deliver(&aws, date, 1_000, &base_objects());
+    // Valid JSON, its checksum right, but bigger than anything S3 Inventory writes (the SDK
+    // adapter refuses it unread; this in-memory one hands it over, so the run checks too).
+    let mut manifest = stored_manifest(&aws, date);
+    manifest["padding"] = " ".repeat(MAX_SMALL_OBJECT_BYTES).into();
+    let k = write_manifest(&aws, date, &manifest);
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("manifest.json") && reason.contains(&MAX_SMALL_OBJECT_BYTES.to_string()),
+        "{reason}"
+    );
+}
+
+/// The direct job reads the inventory's manifest.json itself. One rewritten after the run read
+/// and checked it (while the data files were being read) must not be what the job gets.
+#[tokio::test]
+async fn the_direct_job_is_held_to_the_manifest_json_the_run_read() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    let manifest_key = format!("{DIR}{date}/manifest.json");
+    let read = aws.blobs.lock().unwrap()[&format!("{INV_BUCKET}/{manifest_key}")].clone();
+    let mut swapped = stored_manifest(&aws, date);
+    swapped["files"][0]["key"] = format!("{DIR}data/planted.csv.gz").into();
+    *aws.write_on_download.lock().unwrap() = Some((
+        format!("{INV_BUCKET}/{manifest_key}"),
+        swapped.to_string().into_bytes(),
+    ));
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(reason.contains(&etag_of(&read)), "{reason}");
+
+    // Unchanged, the job gets the ETag of what was read.
+    let tmp2 = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    let read = aws.blobs.lock().unwrap()[&format!("{INV_BUCKET}/{manifest_key}")].clone();
+    let run = ran(event(&aws, &fp, &k, &tmp2).await);
+    assert_eq!(run.jobs[0].kind, RunJobKind::CopyDirect);
+    let request = aws.requests.lock().unwrap()[0].clone();
+    assert_eq!(request.manifest.location.etag, etag_of(&read));
 }

@@ -40,6 +40,7 @@ pub async fn deliver_csv_inventory(
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(csv.as_bytes()).expect("gzip");
     let data_key = format!("{dir}data/{date}.csv.gz");
+    let data = gz.finish().expect("gzip");
     let manifest = serde_json::json!({
         "sourceBucket": source_bucket,
         "destinationBucket": format!("arn:aws:s3:::{inventory_bucket}"),
@@ -47,23 +48,37 @@ pub async fn deliver_csv_inventory(
         "creationTimestamp": created_ms.to_string(),
         "fileFormat": "CSV",
         "fileSchema": schema,
-        "files": [{"key": data_key, "size": 1, "MD5checksum": "0"}],
-    });
+        "files": [{"key": data_key, "size": data.len(), "MD5checksum": md5_hex(&data)}],
+    })
+    .to_string();
     let checksum_key = format!("{dir}{date}/manifest.checksum");
     put_all(
         s3,
         inventory_bucket,
         vec![
-            (data_key.clone(), gz.finish().expect("gzip")),
+            (data_key.clone(), data),
             (
                 format!("{dir}{date}/manifest.json"),
-                manifest.to_string().into_bytes(),
+                manifest.clone().into_bytes(),
             ),
-            (checksum_key.clone(), format!("{created_ms:x}").into_bytes()),
+            (
+                checksum_key.clone(),
+                md5_hex(manifest.as_bytes()).into_bytes(),
+            ),
         ],
     )
     .await;
     (data_key, checksum_key)
+}
+
+/// The MD5 of `bytes` in hex, as S3 Inventory writes it in `manifest.checksum` (of
+/// `manifest.json`) and in `files[].MD5checksum` (of each data file).
+pub fn md5_hex(bytes: &[u8]) -> String {
+    use md5::Digest;
+    md5::Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// A key as S3 Inventory writes it in a CSV inventory: URL-encoded, a space as `+`, everything

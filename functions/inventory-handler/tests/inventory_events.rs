@@ -21,7 +21,7 @@ use ferry_core::launch::RetryPolicy;
 use ferry_core::ports::StateStore;
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
-use ferry_testkit::inventory::inventory_csv_key as s3_encode;
+use ferry_testkit::inventory::{inventory_csv_key as s3_encode, md5_hex};
 use ferry_testkit::{s3_client, MotoServer};
 use inventory_handler::{InventoryHandler, Settings};
 use lambda_runtime::{Context, LambdaEvent};
@@ -277,14 +277,20 @@ impl Env {
             "creationTimestamp": created_ms.to_string(),
             "fileFormat": format,
             "fileSchema": schema,
-            "files": [{"key": data_key, "size": data.len(), "MD5checksum": "0"}],
+            "files": [{"key": data_key, "size": data.len(), "MD5checksum": md5_hex(&data)}],
         })
         .to_string();
         let checksum_key = format!("{DIR}{date}/manifest.checksum");
         for (key, body) in [
             (data_key, data),
-            (format!("{DIR}{date}/manifest.json"), manifest.into_bytes()),
-            (checksum_key.clone(), format!("{created_ms:x}").into_bytes()),
+            (
+                format!("{DIR}{date}/manifest.json"),
+                manifest.clone().into_bytes(),
+            ),
+            (
+                checksum_key.clone(),
+                md5_hex(manifest.as_bytes()).into_bytes(),
+            ),
         ] {
             self.source_s3
                 .put_object()
@@ -296,6 +302,19 @@ impl Env {
                 .unwrap();
         }
         checksum_key
+    }
+
+    /// Writes an object into the inventory bucket as the source account (as an attacker with
+    /// write access to the bucket would).
+    async fn put(&self, key: &str, body: Vec<u8>) {
+        self.source_s3
+            .put_object()
+            .bucket(INV_BUCKET)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
     }
 
     async fn handle(&self, event: Value) -> Vec<RunOutcome> {
@@ -378,7 +397,7 @@ async fn csv_parquet_then_orc_inventories_launch_the_first_copy_then_exactly_the
         &env.fingerprint,
         INV_BUCKET,
         &manifest_key,
-        &format!("{:x}", 1_795_000_000_000u64),
+        &md5_hex(env.text(&manifest_key).await.as_bytes()),
     );
     assert_eq!(run1.run_id, id);
     {
@@ -589,14 +608,11 @@ async fn forged_inventories_dated_ahead_or_reading_elsewhere_are_refused() {
     let manifest_key = checksum_key.replace("manifest.checksum", "manifest.json");
     let mut manifest: Value = serde_json::from_str(&env.text(&manifest_key).await).unwrap();
     manifest["files"][0]["key"] = Value::String(elsewhere.clone());
-    env.source_s3
-        .put_object()
-        .bucket(INV_BUCKET)
-        .key(&manifest_key)
-        .body(ByteStream::from(manifest.to_string().into_bytes()))
-        .send()
-        .await
-        .unwrap();
+    // manifest.checksum rewritten to match: the writer controls both.
+    let manifest = manifest.to_string().into_bytes();
+    env.put(&checksum_key, md5_hex(&manifest).into_bytes())
+        .await;
+    env.put(&manifest_key, manifest).await;
     let outcomes = env.handle(event_for(&checksum_key)).await;
     assert!(
         matches!(&outcomes[..], [RunOutcome::Refused { reason, .. }] if reason.contains(&elsewhere)),
@@ -610,4 +626,37 @@ async fn forged_inventories_dated_ahead_or_reading_elsewhere_are_refused() {
         .await;
     let run = the_run(env.handle(event_for(&real)).await);
     assert!(run.stats.copy.objects > 0, "{:?}", run.stats);
+}
+
+/// #15 item 9: a data file rewritten after S3 Inventory wrote it (same key, other rows) no
+/// longer has the MD5 manifest.json gives for it: the run is refused before any of its rows is
+/// used, whatever the format, and nothing is launched.
+#[tokio::test]
+async fn a_data_file_rewritten_after_delivery_is_refused() {
+    let env = Env::start().await;
+    for (date, format) in [
+        ("2026-11-23T01-00Z", "CSV"),
+        ("2026-11-24T01-00Z", "Parquet"),
+    ] {
+        let checksum_key = env
+            .deliver(date, 1_795_400_000_000, format, &objects())
+            .await;
+        let manifest_key = checksum_key.replace("manifest.checksum", "manifest.json");
+        let manifest: Value = serde_json::from_str(&env.text(&manifest_key).await).unwrap();
+        let data_key = manifest["files"][0]["key"].as_str().unwrap().to_string();
+        let planted = vec![("secret/payroll.xlsx".to_string(), 10, "e".to_string())];
+        let body = if format == "CSV" {
+            csv_gz(&planted)
+        } else {
+            parquet(&planted)
+        };
+        env.put(&data_key, body).await;
+        let outcomes = env.handle(event_for(&checksum_key)).await;
+        assert!(
+            matches!(&outcomes[..], [RunOutcome::Refused { reason, .. }]
+                if reason.contains("MD5") && reason.contains(&data_key)),
+            "{outcomes:?}"
+        );
+    }
+    assert!(env.seen.lock().unwrap().is_empty(), "nothing launched");
 }

@@ -555,7 +555,7 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
         };
         // Which objects: the job's manifest must list the task's (bucket, key, version id).
         let location = match job.manifest.as_ref() {
-            Some(facts) => match facts.location(&job.job_id) {
+            Some(manifest) => match ManifestLocation::of(manifest, &job.job_id) {
                 Ok(location) => location,
                 Err(refusal) => return refused(refusal),
             },

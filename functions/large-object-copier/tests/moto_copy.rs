@@ -351,6 +351,16 @@ impl World {
         out.body.collect().await.unwrap().to_vec()
     }
 
+    async fn dest_head(&self) -> aws_sdk_s3::operation::head_object::HeadObjectOutput {
+        self.dest
+            .head_object()
+            .bucket(DEST_BUCKET)
+            .key(DEST_KEY)
+            .send()
+            .await
+            .expect("copy exists")
+    }
+
     async fn open_uploads(&self) -> usize {
         let out = self
             .dest
@@ -569,14 +579,7 @@ async fn fixture_event_copies_across_accounts_with_kms_on_both_sides() {
         w.dest_body().await == w.body,
         "copy differs from the source"
     );
-    let head = w
-        .dest
-        .head_object()
-        .bucket(DEST_BUCKET)
-        .key(DEST_KEY)
-        .send()
-        .await
-        .unwrap();
+    let head = w.dest_head().await;
     assert_eq!(head.content_length(), Some(SIZE as i64));
     assert_eq!(head.content_type(), Some("video/quicktime"));
     assert_eq!(head.cache_control(), Some("max-age=60"));
@@ -616,14 +619,7 @@ async fn schema_one_copies_with_the_pinned_settings() {
     assert_eq!(out["invocationSchemaVersion"], "1.0");
     assert_eq!(out["results"][0]["resultCode"], "Succeeded", "{out}");
     assert!(w.dest_body().await == w.body);
-    let head = w
-        .dest
-        .head_object()
-        .bucket(DEST_BUCKET)
-        .key(DEST_KEY)
-        .send()
-        .await
-        .unwrap();
+    let head = w.dest_head().await;
     assert_eq!(head.ssekms_key_id(), Some(w.dest_key_arn.as_str()));
     assert_eq!(head.storage_class(), Some(&StorageClass::StandardIa));
 }
@@ -1693,14 +1689,7 @@ async fn an_upload_planted_by_another_principal_is_left_alone_not_resumed() {
         w.dest_body().await == w.body,
         "the copy has the attacker's bytes"
     );
-    let head = w
-        .dest
-        .head_object()
-        .bucket(DEST_BUCKET)
-        .key(DEST_KEY)
-        .send()
-        .await
-        .unwrap();
+    let head = w.dest_head().await;
     assert_eq!(head.content_type(), Some("video/quicktime"));
     assert_eq!(head.metadata().and_then(|m| m.get("planted")), None);
     assert_eq!(head.ssekms_key_id(), Some(w.dest_key_arn.as_str()));

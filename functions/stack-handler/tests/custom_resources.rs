@@ -1428,7 +1428,10 @@ async fn an_update_claiming_nothing_changed_for_a_new_plan_still_asks_for_approv
 
     assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
     let fingerprint = answer["Data"]["Fingerprint"].as_str().unwrap();
-    assert_ne!(fingerprint, created["Data"]["Fingerprint"].as_str().unwrap());
+    assert_ne!(
+        fingerprint,
+        created["Data"]["Fingerprint"].as_str().unwrap()
+    );
     assert!(
         env.state_keys()
             .await

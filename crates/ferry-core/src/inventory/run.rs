@@ -29,6 +29,7 @@ use std::future::Future;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use md5::Md5;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -62,15 +63,33 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const CLAIM_TIMEOUT_SECONDS: u64 = 16 * 60;
 /// How far ahead of the function's clock an inventory's `creationTimestamp` may be (clock skew).
 pub const MAX_CLOCK_AHEAD_SECONDS: u64 = 3600;
+/// The most a run reads whole from the inventory bucket (a `manifest.json`, a
+/// `manifest.checksum`): a `manifest.json` is a few kilobytes per thousand data files. The
+/// adapter refuses a larger object without reading it whole (error code [`OBJECT_TOO_LARGE`]);
+/// the run checks again what it got.
+pub const MAX_SMALL_OBJECT_BYTES: usize = 16 * 1024 * 1024;
+/// [`AwsCallError::code`] of [`InventoryObjects::get_small`] for an object over
+/// [`MAX_SMALL_OBJECT_BYTES`].
+pub const OBJECT_TOO_LARGE: &str = "ObjectTooLarge";
+
+/// A small object as one GetObject returned it: the body and the ETag of that very body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmallObject {
+    pub body: Vec<u8>,
+    /// As S3 returned it (quotes allowed); empty when S3 gave none.
+    pub etag: String,
+}
 
 /// The objects an inventory run reads and writes in the inventory bucket.
 pub trait InventoryObjects {
-    /// A small object whole (`manifest.json`, `manifest.checksum`); `None` when absent.
+    /// A small object whole (`manifest.json`, `manifest.checksum`) with its ETag; `None` when
+    /// absent. An object over [`MAX_SMALL_OBJECT_BYTES`] is an error with code
+    /// [`OBJECT_TOO_LARGE`], found without reading it whole.
     fn get_small(
         &self,
         bucket: &str,
         key: &str,
-    ) -> impl Future<Output = Result<Option<Vec<u8>>, AwsCallError>> + Send;
+    ) -> impl Future<Output = Result<Option<SmallObject>, AwsCallError>> + Send;
     /// Streams an object into a local file; returns the bytes written.
     fn download(
         &self,
@@ -206,6 +225,12 @@ impl InventoryLocation {
             configuration_id: configuration_id.to_string(),
             dir: format!("{}/", parts[..n - 2].join("/")),
         })
+    }
+
+    /// Where S3 Inventory writes the data files: `<dir>data/` (S3 User Guide, "Locating your
+    /// inventory list": `destination-prefix/source-bucket/config-ID/data/example-file-name.csv.gz`).
+    pub fn data_dir(&self) -> String {
+        format!("{}data/", self.dir)
     }
 
     /// Whether `key` is one inventory's `manifest.checksum` in this location
@@ -365,8 +390,14 @@ where
     let checksum = ports
         .get_small(bucket, &checksum_key)
         .await
-        .map_err(aws(format!("reading s3://{bucket}/{checksum_key}")))?
-        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .map_err(|cause| {
+            too_large_or(
+                cause,
+                CHECKSUM_FILE,
+                format!("reading s3://{bucket}/{checksum_key}"),
+            )
+        })?
+        .map(|o| String::from_utf8_lossy(&o.body).trim().to_string())
         .unwrap_or_default();
     let id = run_id(fingerprint, bucket, &manifest_key, &checksum);
 
@@ -388,20 +419,31 @@ where
         return Ok(RunOutcome::NotApproved { manifest_key });
     }
 
-    let manifest_bytes = ports
-        .get_small(bucket, &manifest_key)
-        .await
-        .map_err(aws(format!("reading s3://{bucket}/{manifest_key}")))?
-        .ok_or_else(|| RunError::Aws {
-            what: format!("reading s3://{bucket}/{manifest_key}"),
-            cause: AwsCallError {
-                // manifest.json is written before manifest.checksum: a retry will find it.
-                kind: AwsErrorKind::Transient,
-                code: "NoSuchKey".to_string(),
-                message: "the inventory's manifest.json is not there (yet)".to_string(),
-            },
-        })?;
-    let manifest = match InventoryManifest::from_json(&manifest_bytes) {
+    let manifest_object = match ports.get_small(bucket, &manifest_key).await {
+        Ok(Some(object)) => object,
+        Ok(None) => {
+            return Err(RunError::Aws {
+                what: format!("reading s3://{bucket}/{manifest_key}"),
+                cause: AwsCallError {
+                    // manifest.json is written before manifest.checksum: a retry will find it.
+                    kind: AwsErrorKind::Transient,
+                    code: "NoSuchKey".to_string(),
+                    message: "the inventory's manifest.json is not there (yet)".to_string(),
+                },
+            });
+        }
+        Err(cause) if cause.code == OBJECT_TOO_LARGE => {
+            let reason = too_large_reason(MANIFEST_FILE, &cause);
+            return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+        }
+        Err(cause) => return Err(aws(format!("reading s3://{bucket}/{manifest_key}"))(cause)),
+    };
+    // #15 item 9: whoever can write the inventory bucket can write an inventory. What S3
+    // Inventory always does, a forged or damaged one may not: each check refuses the run.
+    if let Err(reason) = check_manifest_bytes(&manifest_object.body, &checksum) {
+        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+    }
+    let manifest = match InventoryManifest::from_json(&manifest_object.body) {
         Ok(m) => m,
         Err(e) => {
             return refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await;
@@ -413,29 +455,7 @@ where
             manifest.source_bucket, spec.source.bucket
         ));
     }
-    // S3 Inventory writes these files, but others may write the bucket (#15 item 9): an
-    // inventory dated ahead would make every real one "older" and stop the runs; a data file
-    // elsewhere in the bucket would be read as if it were the inventory's.
-    if manifest.creation_timestamp_ms
-        > settings.now_unix.saturating_add(MAX_CLOCK_AHEAD_SECONDS) * 1000
-    {
-        let reason = format!(
-            "its creationTimestamp {} is later than now: S3 Inventory doesn't date reports ahead, so it was \
-             not written by S3 Inventory",
-            super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64)
-        );
-        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
-    }
-    if let Some(file) = manifest
-        .files
-        .iter()
-        .find(|f| !f.key.starts_with(location.dir.as_str()) || f.key.contains("/../"))
-    {
-        let reason = format!(
-            "it lists the data file {} outside the inventory's own directory s3://{bucket}/{}: S3 Inventory \
-             writes its data files there",
-            file.key, location.dir
-        );
+    if let Err(reason) = check_manifest(&manifest, bucket, &location, settings.now_unix) {
         return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
     }
 
@@ -509,6 +529,7 @@ where
         bucket,
         inventory_dir,
         manifest_key: &manifest_key,
+        manifest_etag: &manifest_object.etag,
         manifest: &manifest,
         delta: run_spec.delta,
         settings,
@@ -524,6 +545,145 @@ where
             Err(e)
         }
         Err(e) => refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await,
+    }
+}
+
+/// The error of a read whole: an object over [`MAX_SMALL_OBJECT_BYTES`] is refused for good,
+/// anything else is an AWS error (maybe worth a retry).
+fn too_large_or(cause: AwsCallError, name: &str, what: String) -> RunError {
+    if cause.code == OBJECT_TOO_LARGE {
+        RunError::Refused(format!("{what}: {}", too_large_reason(name, &cause)))
+    } else {
+        RunError::Aws { what, cause }
+    }
+}
+
+fn too_large_reason(name: &str, cause: &AwsCallError) -> String {
+    format!(
+        "{name} is larger than the {MAX_SMALL_OBJECT_BYTES} bytes Ferry reads whole ({}): S3 Inventory writes \
+         a few kilobytes per thousand data files, so it was not written by S3 Inventory",
+        cause.message
+    )
+}
+
+/// `manifest.json` as read, before it is parsed: bounded, and the very content whose MD5 S3
+/// Inventory wrote into `manifest.checksum` (S3 User Guide, "Locating your inventory list":
+/// "manifest.checksum is the MD5 hash of the content of the manifest.json file").
+fn check_manifest_bytes(body: &[u8], checksum: &str) -> Result<(), String> {
+    // The adapter refuses a larger object unread; this holds for any adapter.
+    if body.len() > MAX_SMALL_OBJECT_BYTES {
+        return Err(format!(
+            "{MANIFEST_FILE} is {} bytes, more than the {MAX_SMALL_OBJECT_BYTES} bytes Ferry reads whole: S3 \
+             Inventory writes a few kilobytes per thousand data files, so it was not written by S3 Inventory",
+            body.len()
+        ));
+    }
+    let found = Md5::digest(body);
+    if !md5_matches(checksum, &found) {
+        return Err(format!(
+            "the MD5 of {MANIFEST_FILE} is {}, but {CHECKSUM_FILE} says {:?}: S3 Inventory writes the MD5 of \
+             manifest.json there, so manifest.json was changed after S3 Inventory wrote it (or is still being \
+             written)",
+            hex(&found),
+            shorten(checksum)
+        ));
+    }
+    Ok(())
+}
+
+/// What S3 Inventory always writes and a crafted `manifest.json` might not (#15 item 9): a
+/// `creationTimestamp` not ahead of the clock (one dated ahead would make every real inventory
+/// "older" and stop the runs for good), a `destinationBucket` that is the bucket it is in, and
+/// data files only under the inventory's own `<prefix>/<source-bucket>/<config-id>/data/`
+/// (S3 User Guide, "Locating your inventory list"), never elsewhere in the bucket.
+fn check_manifest(
+    manifest: &InventoryManifest,
+    bucket: &str,
+    location: &InventoryLocation,
+    now_unix: u64,
+) -> Result<(), String> {
+    let latest_ms = now_unix
+        .saturating_add(MAX_CLOCK_AHEAD_SECONDS)
+        .saturating_mul(1000);
+    if manifest.creation_timestamp_ms > latest_ms {
+        return Err(format!(
+            "its creationTimestamp \"{}\" ({}) is later than now ({}) by more than {MAX_CLOCK_AHEAD_SECONDS} s: \
+             S3 Inventory dates a report when its scan begins, never ahead, so it was not written by S3 Inventory",
+            manifest.creation_timestamp_ms,
+            super::format_rfc3339_ms(manifest.creation_timestamp_ms.min(i64::MAX as u64) as i64),
+            super::format_rfc3339_ms(now_unix.saturating_mul(1000).min(i64::MAX as u64) as i64),
+        ));
+    }
+    if manifest.destination_bucket_name() != bucket {
+        return Err(format!(
+            "its destinationBucket {} is not the bucket it is in (s3://{bucket}): S3 Inventory names the bucket \
+             it writes to",
+            manifest.destination_bucket
+        ));
+    }
+    let data_dir = location.data_dir();
+    if let Some(file) = manifest
+        .files
+        .iter()
+        .find(|f| !f.key.starts_with(data_dir.as_str()) || f.key.contains("/../"))
+    {
+        return Err(format!(
+            "files[].key {:?} is not under the inventory's own data directory s3://{bucket}/{data_dir}: S3 \
+             Inventory writes its data files there, so the run would read an object it did not write",
+            file.key
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `expected`, an MD5 as S3 Inventory writes it (`manifest.checksum`, `files[].MD5checksum`),
+/// names `digest`. AWS documents the value only as "the MD5 hash"; the examples are hex, which is
+/// assumed, and base64 is accepted too (verify).
+pub(crate) fn md5_matches(expected: &str, digest: &[u8]) -> bool {
+    let expected = expected.trim();
+    !expected.is_empty()
+        && (expected.eq_ignore_ascii_case(&hex(digest)) || expected == base64(digest))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The MD5 of a local file, read in chunks.
+fn file_md5(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(md5.finalize().to_vec());
+        }
+        md5.update(&buf[..n]);
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
     }
 }
 
@@ -655,6 +815,8 @@ struct RunJobContext<'a, P> {
     bucket: &'a str,
     inventory_dir: &'a str,
     manifest_key: &'a str,
+    /// The ETag of the `manifest.json` that was read: the direct job gets exactly that one.
+    manifest_etag: &'a str,
     manifest: &'a InventoryManifest,
     delta: bool,
     settings: &'a RunSettings,
@@ -808,6 +970,7 @@ where
                     "downloading s3://{}/{}",
                     self.bucket, file.key
                 )))?;
+            check_data_file(file, &local)?;
             scan_file(self.manifest, &file.key, &local, &mut splitter)?;
             let _ = std::fs::remove_file(&local);
         }
@@ -846,11 +1009,22 @@ where
         request.manifest.spec.format = INVENTORY_MANIFEST_FORMAT.to_string();
         request.manifest.spec.fields = None;
         request.manifest.location.object_arn = self.object_arn(self.manifest_key);
+        // #15 item 9: the job reads the manifest.json this run read and checked, not one written
+        // since. The launcher refuses another ETag, and CreateJob carries this one, which Batch
+        // Operations holds the object to.
+        let etag = self.manifest_etag.trim().trim_matches('"');
+        if etag.is_empty() {
+            return Err(RunError::Refused(format!(
+                "S3 returned no ETag with s3://{}/{}, so the job can't be held to the manifest.json that \
+                 was checked",
+                self.bucket, self.manifest_key
+            )));
+        }
         self.launch_one(
             RunJobKind::CopyDirect,
             &request,
             self.manifest_key,
-            None,
+            Some(etag),
             stats.copy,
         )
         .await
@@ -941,6 +1115,27 @@ where
             bytes: tally.bytes,
         })
     }
+}
+
+/// A downloaded data file must be the one `manifest.json` describes (#15 item 9): its MD5 is
+/// `files[].MD5checksum` (S3 User Guide, "Locating your inventory list"), so a data file
+/// rewritten after S3 Inventory wrote it refuses the run before any of its rows is used. Read
+/// from the local copy in chunks: memory stays bounded whatever the file's size.
+fn check_data_file(file: &super::InventoryFile, local: &Path) -> Result<(), RunError> {
+    let found = file_md5(local).map_err(|source| RunError::WorkDir {
+        path: local.display().to_string(),
+        source,
+    })?;
+    if md5_matches(&file.md5_checksum, &found) {
+        return Ok(());
+    }
+    Err(RunError::Refused(format!(
+        "the data file {:?} has MD5 {}, but manifest.json's files[].MD5checksum for it is {:?}: it was \
+         changed after S3 Inventory wrote it, so none of its rows is used",
+        file.key,
+        hex(&found),
+        shorten(&file.md5_checksum)
+    )))
 }
 
 /// Routes one local data file's rows.
@@ -1095,6 +1290,19 @@ mod tests {
             parse_event(&json!({"hello":1}))[0],
             InventoryEvent::Unrecognised(_)
         ));
+    }
+
+    #[test]
+    fn md5_spellings() {
+        let empty = Md5::digest(b"");
+        assert!(md5_matches("d41d8cd98f00b204e9800998ecf8427e\n", &empty));
+        assert!(md5_matches("D41D8CD98F00B204E9800998ECF8427E", &empty));
+        assert!(md5_matches("1B2M2Y8AsgTpgAmY7PhCfg==", &empty));
+        assert!(!md5_matches("", &empty));
+        assert!(!md5_matches("0", &empty));
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
     }
 
     #[test]

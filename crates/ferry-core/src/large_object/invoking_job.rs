@@ -27,8 +27,8 @@
 
 use std::collections::BTreeMap;
 
-use super::job_manifest::JobManifestFacts;
 use super::task::InvocationRequest;
+use crate::job_manifest::JobManifestRef;
 use crate::launch::{AwsCallError, AwsErrorKind};
 
 /// What DescribeJob and GetJobTagging say about a job.
@@ -41,7 +41,7 @@ pub struct InvokingJob {
     pub operation: JobOperationFacts,
     pub tags: BTreeMap<String, String>,
     /// `JobDescriptor.Manifest`; `None` for a job without one (a manifest generator's).
-    pub manifest: Option<JobManifestFacts>,
+    pub manifest: Option<JobManifestRef>,
 }
 
 /// The job's operation as far as the check needs it.

@@ -32,10 +32,9 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
 use super::task::CopyTask;
 use crate::job::CSV_MANIFEST_FORMAT;
+use crate::job_manifest::{task_id, JobManifestRef, TaskId};
 use crate::launch::{AwsCallError, AwsErrorKind};
 use crate::manifest::{CheckOptions, CsvManifestReader, ManifestReadError};
 
@@ -43,21 +42,6 @@ use crate::manifest::{CheckOptions, CsvManifestReader, ManifestReadError};
 pub const MAX_MANIFEST_ROWS: usize = 1_000_000;
 /// Bytes a job's manifest may have (a row of Ferry's is ~100 bytes; 64 MiB holds ~600,000).
 pub const MAX_MANIFEST_BYTES: u64 = 64 * 1024 * 1024;
-
-/// What DescribeJob says about the job's manifest (`JobDescriptor.Manifest`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobManifestFacts {
-    /// `Spec.Format`.
-    pub format: String,
-    /// `Spec.Fields`.
-    pub fields: Vec<String>,
-    /// `Location.ObjectArn`: `arn:<partition>:s3:::<bucket>/<key>`.
-    pub object_arn: String,
-    /// `Location.ObjectVersionId`.
-    pub object_version_id: Option<String>,
-    /// `Location.ETag`, as the job was created with it.
-    pub etag: String,
-}
 
 /// Where the manifest is and which content of it the job was created with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,7 +60,7 @@ impl ManifestLocation {
     /// The `If-Match` value: the ETag as an HTTP entity-tag, in double quotes (S3 API
     /// Reference, GetObject `If-Match`; RFC 7232 section 3.1).
     pub fn if_match(&self) -> String {
-        format!("\"{}\"", self.etag)
+        crate::job_manifest::if_match(&self.etag)
     }
 }
 
@@ -178,7 +162,7 @@ impl ManifestRefusal {
         let object_arn = location.object_arn.clone();
         let detail = e.to_string();
         // 412 PreconditionFailed: If-Match failed (S3 API Reference, GetObject).
-        if e.code == "PreconditionFailed" || e.code == "HTTP 412" {
+        if crate::job_manifest::is_changed(e) {
             return ManifestRefusal::Changed {
                 job_id,
                 object_arn,
@@ -207,85 +191,58 @@ impl ManifestRefusal {
     }
 }
 
-impl JobManifestFacts {
+impl ManifestLocation {
     /// The manifest's location, if it is the form Ferry creates large-object jobs with.
-    pub fn location(&self, job_id: &str) -> Result<ManifestLocation, ManifestRefusal> {
-        let version_ids = match self.fields.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+    pub fn of(manifest: &JobManifestRef, job_id: &str) -> Result<Self, ManifestRefusal> {
+        let version_ids = match manifest
+            .fields
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()[..]
+        {
             ["Bucket", "Key"] => false,
             ["Bucket", "Key", "VersionId"] => true,
-            _ => return Err(self.unsupported(job_id)),
+            _ => return Err(unsupported(manifest, job_id)),
         };
-        if self.format != CSV_MANIFEST_FORMAT {
-            return Err(self.unsupported(job_id));
+        if manifest.format != CSV_MANIFEST_FORMAT {
+            return Err(unsupported(manifest, job_id));
         }
-        let bad = |problem: &str| ManifestRefusal::BadLocation {
+        let bad = |problem: String| ManifestRefusal::BadLocation {
             job_id: job_id.to_string(),
-            object_arn: self.object_arn.clone(),
-            problem: problem.to_string(),
+            object_arn: manifest.object_arn.clone(),
+            problem,
         };
-        // arn:<partition>:s3:::<bucket>/<key> (S3 Control API Reference, JobManifestLocation).
-        let parts: Vec<&str> = self.object_arn.splitn(6, ':').collect();
-        let (bucket, key) = match parts.as_slice() {
-            ["arn", partition, "s3", "", "", resource] if !partition.is_empty() => resource
-                .split_once('/')
-                .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-                .ok_or_else(|| bad("expected arn:<partition>:s3:::<bucket>/<key>"))?,
-            _ => return Err(bad("expected arn:<partition>:s3:::<bucket>/<key>")),
-        };
-        let etag = self.etag.trim().trim_matches('"');
-        if etag.is_empty() || etag.contains('"') {
-            return Err(bad(&format!("the job's ETag {:?} is not one", self.etag)));
-        }
+        let (bucket, key) = manifest
+            .bucket_and_key()
+            .ok_or_else(|| bad("expected arn:<partition>:s3:::<bucket>/<key>".into()))?;
+        let etag = manifest
+            .etag_value()
+            .ok_or_else(|| bad(format!("the job's ETag {:?} is not one", manifest.etag)))?;
         Ok(ManifestLocation {
-            object_arn: self.object_arn.clone(),
+            object_arn: manifest.object_arn.clone(),
             bucket: bucket.to_string(),
             key: key.to_string(),
-            version_id: self
-                .object_version_id
-                .clone()
-                .filter(|v| !v.trim().is_empty()),
+            version_id: manifest.version_id().map(str::to_string),
             etag: etag.to_string(),
             version_ids,
         })
     }
-
-    fn unsupported(&self, job_id: &str) -> ManifestRefusal {
-        ManifestRefusal::UnsupportedManifest {
-            job_id: job_id.to_string(),
-            format: if self.format.is_empty() {
-                "(no format)".into()
-            } else {
-                format!("{:?}", self.format)
-            },
-            fields: if self.fields.is_empty() {
-                "(none)".into()
-            } else {
-                self.fields.join(",")
-            },
-        }
-    }
 }
 
-/// A 128-bit digest of one (bucket, key, version id): length-prefixed, so no two distinct
-/// triples share an input.
-fn row_hash(bucket: &str, key: &str, version_id: Option<&str>) -> [u8; 16] {
-    let mut h = Sha256::new();
-    for field in [bucket, key] {
-        h.update((field.len() as u64).to_le_bytes());
-        h.update(field.as_bytes());
+fn unsupported(manifest: &JobManifestRef, job_id: &str) -> ManifestRefusal {
+    ManifestRefusal::UnsupportedManifest {
+        job_id: job_id.to_string(),
+        format: if manifest.format.is_empty() {
+            "(no format)".into()
+        } else {
+            format!("{:?}", manifest.format)
+        },
+        fields: if manifest.fields.is_empty() {
+            "(none)".into()
+        } else {
+            manifest.fields.join(",")
+        },
     }
-    match version_id {
-        None => h.update([0u8]),
-        Some(v) => {
-            h.update([1u8]);
-            h.update((v.len() as u64).to_le_bytes());
-            h.update(v.as_bytes());
-        }
-    }
-    let digest = h.finalize();
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&digest[..16]);
-    out
 }
 
 /// The objects a job's manifest lists, as hashes.
@@ -293,7 +250,7 @@ fn row_hash(bucket: &str, key: &str, version_id: Option<&str>) -> [u8; 16] {
 pub struct ManifestRows {
     pub job_id: String,
     pub location: ManifestLocation,
-    rows: HashSet<[u8; 16]>,
+    rows: HashSet<TaskId>,
     /// Lines the reader refused (they list no object), and the first one's problem.
     skipped: u64,
     first_problem: Option<String>,
@@ -364,7 +321,7 @@ impl ManifestRows {
         for row in reader {
             match row {
                 Ok(row) => {
-                    rows.insert(row_hash(&row.bucket, &row.key, row.version_id.as_deref()));
+                    rows.insert(task_id(&row.bucket, &row.key, row.version_id.as_deref()));
                     if rows.len() > MAX_MANIFEST_ROWS {
                         return Err(too_large(format!("{MAX_MANIFEST_ROWS} rows")));
                     }
@@ -404,7 +361,7 @@ impl ManifestRows {
     /// Whether the task's (bucket, key, version id) is a row; refused naming the key if not.
     /// A task's `null`/empty version and a row's `null` are both "no version id".
     pub fn check(&self, task: &CopyTask) -> Result<(), ManifestRefusal> {
-        if self.rows.contains(&row_hash(
+        if self.rows.contains(&task_id(
             &task.bucket,
             &task.key,
             task.version_id.as_deref(),
@@ -441,8 +398,8 @@ mod tests {
 
     const ARN: &str = "arn:aws:s3:::acme-media-ops/ferry/large.csv";
 
-    fn facts(fields: &[&str]) -> JobManifestFacts {
-        JobManifestFacts {
+    fn facts(fields: &[&str]) -> JobManifestRef {
+        JobManifestRef {
             format: CSV_MANIFEST_FORMAT.into(),
             fields: fields.iter().map(|f| f.to_string()).collect(),
             object_arn: ARN.into(),
@@ -470,38 +427,37 @@ mod tests {
 
     #[test]
     fn only_ferrys_csv_form_is_read() {
-        let loc = facts(&["Bucket", "Key"])
-            .location("j1")
-            .expect("Ferry's form");
+        let loc = ManifestLocation::of(&facts(&["Bucket", "Key"]), "j1").expect("Ferry's form");
         assert_eq!(
             (loc.bucket.as_str(), loc.key.as_str(), loc.version_ids),
             ("acme-media-ops", "ferry/large.csv", false)
         );
         assert_eq!(loc.if_match(), "\"abc\"");
         assert!(
-            facts(&["Bucket", "Key", "VersionId"])
-                .location("j1")
+            ManifestLocation::of(&facts(&["Bucket", "Key", "VersionId"]), "j1")
                 .unwrap()
                 .version_ids
         );
         let mut inventory = facts(&[]);
         inventory.format = "S3InventoryReport_CSV_20161130".into();
-        let text = inventory.location("j1").expect_err("refused").to_string();
+        let text = ManifestLocation::of(&inventory, "j1")
+            .expect_err("refused")
+            .to_string();
         assert!(text.contains("S3InventoryReport_CSV_20161130"), "{text}");
         let mut bad = facts(&["Bucket", "Key"]);
         bad.object_arn = "arn:aws:s3:::acme-media-ops".into();
         assert!(matches!(
-            bad.location("j1"),
+            ManifestLocation::of(&bad, "j1"),
             Err(ManifestRefusal::BadLocation { .. })
         ));
         let mut no_etag = facts(&["Bucket", "Key"]);
         no_etag.etag = String::new();
-        assert!(no_etag.location("j1").is_err());
+        assert!(ManifestLocation::of(&no_etag, "j1").is_err());
     }
 
     #[test]
     fn a_task_passes_only_for_a_listed_bucket_key_and_version() {
-        let loc = facts(&["Bucket", "Key"]).location("j1").unwrap();
+        let loc = ManifestLocation::of(&facts(&["Bucket", "Key"]), "j1").unwrap();
         let rows = ManifestRows::read(
             "j1",
             &loc,
@@ -537,9 +493,7 @@ mod tests {
 
     #[test]
     fn versions_must_match_exactly() {
-        let loc = facts(&["Bucket", "Key", "VersionId"])
-            .location("j1")
-            .unwrap();
+        let loc = ManifestLocation::of(&facts(&["Bucket", "Key", "VersionId"]), "j1").unwrap();
         let rows = ManifestRows::read(
             "j1",
             &loc,
@@ -555,7 +509,7 @@ mod tests {
 
     #[test]
     fn other_content_or_too_much_is_refused() {
-        let loc = facts(&["Bucket", "Key"]).location("j1").unwrap();
+        let loc = ManifestLocation::of(&facts(&["Bucket", "Key"]), "j1").unwrap();
         let mut changed = fetched("acme-media-prod,a.mov\n");
         changed.etag = Some("\"def\"".into());
         assert!(matches!(

@@ -21,8 +21,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use md5::Md5;
-use sha2::{Digest, Sha256};
+use md5::{Digest, Md5};
 
 use super::jobs::{JobManifestRef, ManifestObjects, ReportObjects};
 use crate::inventory::{Column, FileFormat, InventoryManifest};
@@ -41,25 +40,7 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 /// Failed rows not in the manifest, described (all are counted).
 pub const MAX_DESCRIBED: usize = 10;
 
-/// A task as `(bucket, key, version id)`, hashed: `None`, `""` and `null` are one version (the
-/// null version, or the current one where the manifest has no version ids).
-pub type TaskId = [u8; 16];
-
-pub fn task_id(bucket: &str, key: &str, version_id: Option<&str>) -> TaskId {
-    let version = match version_id {
-        None | Some("") | Some("null") => "",
-        Some(v) => v,
-    };
-    let mut h = Sha256::new();
-    for part in [bucket, key, version] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    let digest = h.finalize();
-    let mut id = [0u8; 16];
-    id.copy_from_slice(&digest[..16]);
-    id
-}
+pub use crate::job_manifest::{task_id, TaskId};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobManifestError {
@@ -371,13 +352,7 @@ struct ManifestRead<'a> {
 
 impl ManifestRead<'_> {
     fn aws(&self, uri: &str, cause: AwsCallError) -> JobManifestError {
-        // S3's answer to a failed If-Match: 412 PreconditionFailed (a version that is gone:
-        // NoSuchVersion / NoSuchKey).
-        if matches!(
-            cause.code.as_str(),
-            "PreconditionFailed" | "NoSuchKey" | "NoSuchVersion"
-        ) || cause.message.contains("412")
-        {
+        if crate::job_manifest::is_changed(&cause) {
             return JobManifestError::Changed {
                 job_id: self.job_id.to_string(),
                 uri: uri.to_string(),

@@ -78,31 +78,8 @@ pub struct JobInfo {
     pub manifest: Option<JobManifestRef>,
 }
 
-/// DescribeJob's `Manifest` (S3 Control API Reference, "JobManifest", "JobManifestSpec",
-/// "JobManifestLocation": `Spec.Format`, `Spec.Fields`, `Location.ObjectArn`,
-/// `Location.ObjectVersionId`, `Location.ETag`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct JobManifestRef {
-    /// `S3BatchOperations_CSV_20180820` or `S3InventoryReport_CSV_20161130`.
-    pub format: String,
-    /// CSV manifests: `Bucket`, `Key`, `VersionId`, `Ignore`, in column order.
-    pub fields: Vec<String>,
-    /// `arn:<partition>:s3:::<bucket>/<key>`.
-    pub object_arn: String,
-    pub object_version_id: Option<String>,
-    /// The ETag CreateJob was given: the manifest the job read.
-    pub etag: String,
-}
-
-impl JobManifestRef {
-    /// `(bucket, key)` of [`Self::object_arn`]; `None` for anything but an S3 object ARN.
-    pub fn bucket_and_key(&self) -> Option<(&str, &str)> {
-        let rest = self.object_arn.strip_prefix("arn:")?;
-        let (_partition, rest) = rest.split_once(":s3:::")?;
-        let (bucket, key) = rest.split_once('/')?;
-        (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
-    }
-}
+/// DescribeJob's `Manifest`: one type for every flow that reads it ([`crate::job_manifest`]).
+pub use crate::job_manifest::JobManifestRef;
 
 impl JobInfo {
     /// A Copy job known only by id and status (the rest unknown until described).
