@@ -1,4 +1,4 @@
-// Query- and JSON-protocol requests (KMS, SNS, SQS, STS, IAM) → the IAM actions AWS checks and the
+// Query- and JSON-protocol requests (KMS, SNS, SQS, STS, IAM, CloudFormation) → the IAM actions AWS checks and the
 // resource ARNs they apply to, with the request's service-specific condition keys.
 //
 // For these services the API operation name is the IAM action name (Service Authorization
@@ -8,6 +8,7 @@
 // reported as unmapped (and denied) instead of being evaluated as a made-up action.
 
 import { xmlEncode } from './upstream.mjs'
+import { cloudFormationChecks } from './cloudformation-stacks.mjs'
 
 /** Operations whose IAM action has another name. */
 const RENAMED = {
@@ -62,7 +63,7 @@ function queueArn(url, region) {
  * Classifies one query/JSON request.
  *
  * @param {{service: string, operation: string, params: Record<string, any>, region: string, caller: {account: string}}} r
- * @param {{resolveKey(account: string, region: string, keyId: string): Promise<string|undefined>, actionExists(action: string): Promise<boolean>}} store
+ * @param {{resolveKey(account: string, region: string, keyId: string): Promise<string|undefined>, actionExists(action: string): Promise<boolean>, stackArn(account: string, region: string, name: string): Promise<string|undefined>}} store
  * @returns {Promise<{unmapped: string} | {operation: string, noPermission?: true, checks: Array<{action: string, resource: string, resourceAccount: string, policy?: {kind: string, arn: string}, context: Record<string, any>, missing?: string}>}>}
  */
 export async function classifyApi(r, store) {
@@ -133,6 +134,11 @@ export async function classifyApi(r, store) {
         if (boundary) context['iam:PermissionsBoundary'] = boundary
       }
       return { operation, checks: one(resource, a, { context }) }
+    }
+    case 'cloudformation': {
+      // The stack named in StackName (cloudformation-stacks.mjs).
+      const checks = await cloudFormationChecks(r, store, one)
+      return checks.unmapped ? checks : { operation, checks }
     }
     default:
       return { unmapped: `${service} ${operation}: service not mapped by the gateway` }

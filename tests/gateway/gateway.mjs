@@ -14,6 +14,7 @@
 //   authorize.mjs      one iam-simulate evaluation and AWS's denial wording
 //   s3control-jobs.mjs S3 Batch Operations jobs (moto has none), answered after authorization
 //   lambda-invoke.mjs  Lambda Invoke (moto would need Docker): mapped, answered and recorded here
+//   cloudformation-stacks.mjs  CloudFormation's stack resource; the harness's stack statuses
 //
 // CLI (for a test harness):
 //   node tests/gateway/gateway.mjs --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]
@@ -34,6 +35,7 @@ import { accountOfArn, classifyApi, jsonError, partitionOf, queryError, s3Error 
 import { deniedMessage, simulate } from './authorize.mjs'
 import { JobTable, jobIdFor } from './s3control-jobs.mjs'
 import { InvocationTable, classifyLambda, lambdaError } from './lambda-invoke.mjs'
+import { StackStatusTable } from './cloudformation-stacks.mjs'
 
 /** moto's default account: any credentials moto did not issue act in it. */
 export const MOTO_DEFAULT_ACCOUNT = '123456789012'
@@ -81,6 +83,8 @@ export async function startGateway(opts) {
   const jobs = new JobTable()
   // Lambda Invoke: authorized here, never forwarded (moto would run the function in Docker).
   const invocations = new InvocationTable()
+  // CloudFormation: moto completes stacks at once; the harness sets the status DescribeStacks shows.
+  const stackStatuses = new StackStatusTable()
 
   /** access key id → caller. */
   const identities = new Map()
@@ -120,12 +124,17 @@ export async function startGateway(opts) {
     // Lambda invocations).
     if (url.pathname.startsWith('/moto-api')) {
       const reset = url.pathname.replace(/\/$/, '') === '/moto-api/reset'
-      return forward(req, res, { hook: reset ? { onHeaders: (s) => s === 200 && (store.clearAll(), jobs.clear(), invocations.clear()) } : undefined })
+      return forward(req, res, { hook: reset ? { onHeaders: (s) => s === 200 && (store.clearAll(), jobs.clear(), invocations.clear(), stackStatuses.clear()) } : undefined })
     }
     // The Lambda invocations the gateway answered, for a test to run the handlers (lambda-invoke.mjs).
     if (url.pathname.replace(/\/$/, '') === '/_ferry/lambda/invocations') {
       req.resume()
       return send(req, res, invocations.control(req.method))
+    }
+    // The stack statuses DescribeStacks reports (harness plumbing, see cloudformation-stacks.mjs).
+    if (url.pathname.replace(/\/$/, '') === '/_ferry/cloudformation/stack-status') {
+      const json = req.method === 'POST' ? (await readBody(req)).toString('utf8') : (req.resume(), '')
+      return send(req, res, stackStatuses.control(req.method, json))
     }
     // The Batch Operations emulator's view of a job (harness plumbing, see s3control-jobs.mjs).
     const jobControl = /^\/_ferry\/s3control\/jobs\/(\d{12})\/([a-z0-9-]+)\/([^/]+)$/.exec(url.pathname)
@@ -194,7 +203,7 @@ export async function startGateway(opts) {
         operation = params.Action
       }
       if (!operation) classified = { unmapped: `${service} ${req.method} ${url.pathname}: no operation (Action / X-Amz-Target)` }
-      else classified = await classifyApi({ service, operation, params, region: auth.region, caller }, { resolveKey: (a, r, k) => store.resolveKey(a, r, k), roleBoundaryArn: (a, n) => store.roleBoundaryArn(a, n), actionExists })
+      else classified = await classifyApi({ service, operation, params, region: auth.region, caller }, { resolveKey: (a, r, k) => store.resolveKey(a, r, k), roleBoundaryArn: (a, n) => store.roleBoundaryArn(a, n), stackArn: (a, r, n) => store.stackArn(a, r, n), actionExists })
       classified.params = params
     }
 
@@ -577,6 +586,10 @@ export async function startGateway(opts) {
       case 'sqs':
         if (!['SetQueueAttributes', 'AddPermission', 'RemovePermission', 'DeleteQueue', 'CreateQueue'].includes(op)) return undefined
         return { onHeaders: (s) => ok(s) && store.clearQueues() }
+      case 'cloudformation':
+        // The harness's stack statuses in place of moto's (cloudformation-stacks.mjs).
+        if (op !== 'DescribeStacks' || !stackStatuses.active) return undefined
+        return { capture: true, transform: (s, h, text) => (ok(s) ? stackStatuses.rewrite(text) : undefined) }
       default:
         return undefined
     }
@@ -639,9 +652,16 @@ export async function startGateway(opts) {
         const chunks = []
         ur.on('data', (c) => chunks.push(c))
         ur.on('end', () => {
-          const buf = Buffer.concat(chunks)
+          let buf = Buffer.concat(chunks)
           try {
             hook.onBody?.(ur.statusCode, ur.headers, buf.toString('utf8'))
+            // A hook may answer with another body (the harness's stack statuses).
+            const changed = hook.transform?.(ur.statusCode, ur.headers, buf.toString('utf8'))
+            if (typeof changed === 'string') {
+              buf = Buffer.from(changed, 'utf8')
+              outHeaders['content-length'] = String(buf.length)
+              delete outHeaders['transfer-encoding']
+            }
           } catch (e) {
             log(`hook error: ${e.message}`)
           }

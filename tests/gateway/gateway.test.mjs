@@ -756,6 +756,93 @@ describe('authorizing gateway in front of moto', () => {
     }
   })
 
+  // -------------------------------------------------------------------------------------------
+  // CloudFormation: the stack resource, and the harness's stack statuses (moto completes every
+  // stack at once).
+
+  /** One signed CloudFormation query call as `credentials`; {status, text, code}. */
+  const cfn = async (credentials, params) => {
+    const body = new URLSearchParams({ Version: '2010-05-15', ...params }).toString()
+    const r = { method: 'POST', host: `cloudformation.${REGION}.amazonaws.com`, path: '/', body, region: REGION, service: 'cloudformation', credentials, headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' } }
+    signRequest(r)
+    const res = await fetch(`${gw.url}/`, { method: 'POST', headers: r.headers, body })
+    const text = await res.text()
+    return { status: res.status, text, code: /<Code>([^<]*)<\/Code>/.exec(text)?.[1] }
+  }
+  const createStack = async (admin, name) => {
+    const template = JSON.stringify({ Resources: { Handle: { Type: 'AWS::CloudFormation::WaitConditionHandle' } } })
+    const out = await cfn(admin, { Action: 'CreateStack', StackName: name, TemplateBody: template })
+    assert.equal(out.status, 200, out.text)
+    return /<StackId>([^<]*)<\/StackId>/.exec(out.text)[1]
+  }
+  const statusOf = (out) => /<StackStatus>([^<]*)<\/StackStatus>/.exec(out.text)?.[1]
+  const setStatus = async (stackId, status) => {
+    const res = await fetch(`${gw.url}/_ferry/cloudformation/stack-status`, { method: 'POST', body: JSON.stringify({ stackId, status }) })
+    return { status: res.status, json: await res.json() }
+  }
+
+  test('CloudFormation DescribeStacks needs cloudformation:DescribeStacks on the stack\'s ARN, by id or by name', async () => {
+    const mine = await createStack(adminB, 'ferry-cfn-mine')
+    const other = await createStack(adminB, 'ferry-cfn-other')
+    assert.match(mine, new RegExp(`^arn:aws:cloudformation:${REGION}:${B}:stack/ferry-cfn-mine/`))
+    const roleArn = await makeRole(adminB, B, 'cfn-describer', policy(allow('cloudformation:DescribeStacks', mine)))
+    const session = await assume(roleArn)
+
+    const byId = await cfn(session, { Action: 'DescribeStacks', StackName: mine })
+    assert.equal(byId.status, 200, byId.text)
+    assert.equal(statusOf(byId), 'CREATE_COMPLETE', 'moto completes the stack at once')
+    const byName = await cfn(session, { Action: 'DescribeStacks', StackName: 'ferry-cfn-mine' })
+    assert.equal(byName.status, 200, byName.text)
+
+    for (const name of [other, 'ferry-cfn-other']) {
+      const out = await cfn(session, { Action: 'DescribeStacks', StackName: name })
+      assert.equal(out.status, 403, out.text)
+      assert.equal(out.code, 'AccessDenied')
+      assert.match(out.text, new RegExp(`is not authorized to perform: cloudformation:DescribeStacks on resource: ${other.replace(/[/.]/g, '\\$&')} because no identity-based policy allows`))
+    }
+    // Every stack (no StackName) is checked on "*" by AWS; unmapped here, admins included.
+    for (const who of [session, adminB]) {
+      const all = await cfn(who, { Action: 'DescribeStacks' })
+      assert.equal(all.status, 403, all.text)
+      assert.match(all.text, /no IAM mapping for cloudformation DescribeStacks without StackName/)
+    }
+
+    const lines = recorded().filter((l) => l.principal === sessionArn(roleArn) && !l.unmapped)
+    assert.deepEqual(lines.map((l) => [l.decision, l.service, l.action, l.resource]), [
+      ['Allow', 'cloudformation', 'cloudformation:DescribeStacks', mine],
+      ['Allow', 'cloudformation', 'cloudformation:DescribeStacks', mine],
+      ['Deny', 'cloudformation', 'cloudformation:DescribeStacks', other],
+      ['Deny', 'cloudformation', 'cloudformation:DescribeStacks', other],
+    ])
+  })
+
+  test('the harness sets the status DescribeStacks reports for a stack, for every caller, until it forgets it', async () => {
+    const stack = await createStack(adminA, 'ferry-cfn-status')
+    const bystander = await createStack(adminA, 'ferry-cfn-bystander')
+    const roleArn = await makeRole(adminA, A, 'cfn-status', policy(allow('cloudformation:DescribeStacks', [stack, bystander])))
+    const session = await assume(roleArn)
+
+    assert.deepEqual(await setStatus(stack, 'UPDATE_IN_PROGRESS'), { status: 200, json: { stackId: stack, status: 'UPDATE_IN_PROGRESS' } })
+    for (const who of [session, adminA]) {
+      const out = await cfn(who, { Action: 'DescribeStacks', StackName: stack })
+      assert.equal(out.status, 200, out.text)
+      assert.equal(statusOf(out), 'UPDATE_IN_PROGRESS')
+    }
+    assert.equal(statusOf(await cfn(session, { Action: 'DescribeStacks', StackName: bystander })), 'CREATE_COMPLETE', 'other stacks keep moto\'s status')
+    // Described by name, the same stack's answer is rewritten too.
+    assert.equal(statusOf(await cfn(session, { Action: 'DescribeStacks', StackName: 'ferry-cfn-status' })), 'UPDATE_IN_PROGRESS')
+
+    await setStatus(stack, 'UPDATE_COMPLETE')
+    assert.equal(statusOf(await cfn(session, { Action: 'DescribeStacks', StackName: stack })), 'UPDATE_COMPLETE')
+    assert.deepEqual((await fetch(`${gw.url}/_ferry/cloudformation/stack-status`).then((r) => r.json()))[stack], 'UPDATE_COMPLETE')
+    await setStatus(stack, null)
+    assert.equal(statusOf(await cfn(session, { Action: 'DescribeStacks', StackName: stack })), 'CREATE_COMPLETE', 'forgotten: moto\'s own again')
+
+    // Only CloudFormation's statuses, only stack ARNs.
+    assert.equal((await setStatus(stack, 'SLEEPING')).status, 400)
+    assert.equal((await setStatus('ferry-cfn-status', 'UPDATE_IN_PROGRESS')).status, 400)
+  })
+
   test('the CLI prints `listening <port>` and serves until SIGTERM', async () => {
     const child = spawn(process.execPath, [join(HERE, 'gateway.mjs'), '--upstream', moto.url, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const port = await new Promise((resolvePort, reject) => {

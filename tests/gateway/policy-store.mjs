@@ -93,6 +93,17 @@ export class PolicyStore {
     return this.up.query(account, IAM.service, IAM.region, { Version: IAM.version, ...params })
   }
 
+  /** The ARN (stack id) of the stack `name` in `account`/`region`, as moto describes it; undefined if none. */
+  async stackArn(account, region, name) {
+    try {
+      const xml = await this.up.query(account, 'cloudformation', region, { Action: 'DescribeStacks', Version: '2010-05-15', StackName: name })
+      return xmlFirst(xml, 'StackId') || undefined
+    } catch (e) {
+      if (e.status === 400) return undefined // ValidationError: Stack with id NAME does not exist
+      throw e
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Identity policies
 

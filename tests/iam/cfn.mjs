@@ -149,7 +149,8 @@ export class Resolver {
       case 'AWS::StackName':
         return stackName
       case 'AWS::StackId':
-        return `arn:${partition}:cloudformation:${region}:${account}:stack/${stackName}/00000000-0000-4000-8000-000000000000`
+        // A test that made the stack on moto passes its real id (env.stackId).
+        return this.env.stackId ?? `arn:${partition}:cloudformation:${region}:${account}:stack/${stackName}/00000000-0000-4000-8000-000000000000`
       case 'AWS::URLSuffix':
         return partition === 'aws-cn' ? 'amazonaws.com.cn' : 'amazonaws.com'
       case 'AWS::NoValue':

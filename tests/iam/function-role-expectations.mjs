@@ -18,8 +18,9 @@
 //      `t` describes one deployment (see `deployment()` in function-roles.test.mjs): accounts,
 //      region, partition, parameter values `t.p`, the stack's resources with fake physical ids
 //      (`t.stateBucket`, `t.notificationTopicArn`, `t.ref(logicalId)`, `t.att(logicalId, attr)`),
-//      the function itself (`t.fn`), the transfer's keys (`t.keys`), ARN builders (`t.s3`,
-//      `t.jobArn`, `t.roleArn`, `t.kmsKey`) and foreign accounts/names to use in denials.
+//      the function itself (`t.fn`), the transfer's keys (`t.keys`), the stack's id
+//      (`t.stackId`), ARN builders (`t.s3`, `t.jobArn`, `t.roleArn`, `t.kmsKey`, `t.stackArn`)
+//      and foreign accounts/names to use in denials.
 //      An access is `access(action, resource, why, { owner, context })`: `owner` is the
 //      account owning the resource (default: the stack's account; another account's resources
 //      get a resource policy trusting the function's account, so only the role's own policy
@@ -92,7 +93,7 @@ export function startFirstInventoryRun(t) {
 
 export function launchJob(t) {
   return [
-    access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'HeadObject on the manifest for the ETag CreateJob needs', { owner: t.manifestAccount }),
+    access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'HeadObject on the manifest: the ETag the approval e-mails pin and CreateJob needs', { owner: t.manifestAccount }),
     ...(t.keys.manifest
       ? [access('kms:Decrypt', t.keys.manifest.arn, 'S3 decrypts an SSE-KMS inventory manifest.json the launcher reads (all versions?)', { owner: t.keys.manifest.account, context: { 'kms:ViaService': viaS3(t.p.SourceRegion, t.partition) } })]
       : []),
@@ -149,6 +150,8 @@ export function commonDenied(t) {
     access('s3:GetObject', t.s3.object(other.bucket, 'x'), 'no other bucket'),
     access('s3:PutBucketPolicy', t.s3.bucket(t.p.SourceBucket), 'bucket policies are applied by people', { owner: t.p.SourceAccountId }),
     access('s3:PutBucketPolicy', t.s3.bucket(t.p.DestinationBucket), 'bucket policies are applied by people'),
+    // Stacks: only stack-handler reads one, its own (ReadThisStacksStatus).
+    access('cloudformation:DescribeStacks', t.stackArn('other-stack'), 'no function reads another stack'),
     // Roles: nothing on other roles, nothing that escalates.
     access('iam:PassRole', t.batchRoleArn, 'the batch role goes to Batch Operations only', { context: { 'iam:PassedToService': 'lambda.amazonaws.com' } }),
     access('iam:PassRole', t.batchRoleArn, 'the batch role goes to Batch Operations only', { context: { 'iam:PassedToService': 'ec2.amazonaws.com' } }),
@@ -232,6 +235,8 @@ export const FUNCTION_EXPECTATIONS = {
             access(a, t.s3.bucket(t.p.ManifestBucket), 'InventoryTrigger turns on EventBridge delivery, keeping the owner\'s notifications', { owner: t.manifestAccount }),
           )
         : []),
+      // Before acting on any event: is this stack in an operation (ferry-core stack_status)?
+      access('cloudformation:DescribeStacks', t.stackId, 'is the stack in an operation? CloudFormation sends custom-resource events only then'),
       access('s3:DescribeJob', t.jobArn('job-0001'), 'FirstJob Delete: is the job still running?'),
       access('s3:GetJobTagging', t.jobArn('job-0001'), 'FirstJob Delete: is the job this transfer\'s?'),
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'FirstJob Delete with CancelJobsOnDelete cancels this transfer\'s jobs', { context: { 'aws:ResourceTag/ferry:transfer': t.p.TransferName } }),
@@ -239,6 +244,12 @@ export const FUNCTION_EXPECTATIONS = {
     denied: (t) => [
       ...commonDenied(t),
       ...startFirstInventoryRun(t).denied,
+      // DescribeStacks of its own stack only, and nothing else on it.
+      access('cloudformation:DescribeStacks', t.stackArn(t.stackName), 'a later stack of the same name (another id)'),
+      access('cloudformation:DescribeStacks', t.stackArn(t.stackName, { region: t.otherRegion }), 'a stack of the same name in another Region'),
+      ...['cloudformation:UpdateStack', 'cloudformation:DeleteStack', 'cloudformation:SignalResource', 'cloudformation:DescribeStackResource'].map((a) =>
+        access(a, t.stackId, 'it only reads the stack\'s status'),
+      ),
       // A forged job record must not get another job cancelled.
       access('s3:UpdateJobStatus', t.jobArn('payroll-0001'), 'a job of another transfer', { context: { 'aws:ResourceTag/ferry:transfer': 'payroll' } }),
       access('s3:UpdateJobStatus', t.jobArn('untagged-0001'), 'a job without Ferry\'s tag'),
@@ -288,9 +299,18 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:DescribeJob', t.jobArn('job-0001'), 'redrive: is the job finished, where is its report (report::redrive calls DescribeJob)'),
       ...readCompletionReports(t),
       access('s3:PutObject', t.s3.object(t.stateBucket, 'redrive/job-0001/manifest.csv'), 'redrive: the failed tasks\' manifest'),
+      // Only rows of the job's own manifest are redriven (#15 item 8): for an inventory transfer
+      // that manifest is elsewhere in the manifest bucket (report::job_manifest).
+      access('s3:GetObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'redrive: an inventory job\'s data files', { owner: t.manifestAccount }),
+      access('s3:GetObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/ferry-run1/copy.csv'), 'redrive: an inventory run\'s manifest', { owner: t.manifestAccount }),
+      // The plan's job is created on the manifest version its approval e-mails named (#15 item
+      // 13, ObjectVersionId): its redrive reads that version (GetObject ?versionId).
+      access('s3:GetObjectVersion', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'redrive: the pinned version of the plan\'s manifest', { owner: t.manifestAccount }),
     ],
     denied: (t) => [
-      ...commonDenied(t),
+      // The manifest bucket is read whole (ReadManifests), in its owner's account only.
+      ...without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.object(t.p.ManifestBucket, '')) && a.owner !== t.foreign.account),
+      access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never writes inventories', { owner: t.manifestAccount }),
       ...batchRoleWrites(t),
       ...startFirstInventoryRun(t).denied,
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision/x`), 'give-back is limited to decision objects'),

@@ -5,8 +5,9 @@
 // content), the physical names of the stack's resources those documents name, and the state
 // bucket's policy.
 //
-// Usage: [FERRY_TEMPLATE=path] node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON
-// Prints one JSON object on stdout.
+// Usage: [FERRY_TEMPLATE=path] node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON [STACK_ID]
+// Prints one JSON object on stdout. STACK_ID is what AWS::StackId resolves to (the id of a stack
+// the test made on moto); without it, a made-up id of the stack's name.
 
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -14,14 +15,14 @@ import { loadTemplate, Resolver } from './cfn.mjs'
 import { functionRoles, samRoleResources } from './sam-roles.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
-const [fnId, account, region, stackName, parametersJson] = process.argv.slice(2)
+const [fnId, account, region, stackName, parametersJson, stackId] = process.argv.slice(2)
 if (!parametersJson) {
-  process.stderr.write('usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON\n')
+  process.stderr.write('usage: node function-role.mjs FUNCTION_ID ACCOUNT REGION STACK_NAME PARAMETERS_JSON [STACK_ID]\n')
   process.exit(2)
 }
 // FERRY_TEMPLATE: another template (say, one with a fix taken out, to see a test fail).
 const template = loadTemplate(process.env.FERRY_TEMPLATE ?? join(HERE, '..', '..', 'template.yaml'))
-const resolver = new Resolver(template, JSON.parse(parametersJson), { account, region, stackName }, samRoleResources(template))
+const resolver = new Resolver(template, JSON.parse(parametersJson), { account, region, stackName, ...(stackId ? { stackId } : {}) }, samRoleResources(template))
 const role = functionRoles(template, resolver)[fnId]
 if (!role) {
   process.stderr.write(`${fnId} is not a function of the template in this parameter set\n`)

@@ -182,6 +182,9 @@ export function deployment(template, resolver, roles, fnId) {
     att: (id, attr) => resolver.getAtt(id, attr),
     fn: { id: fnId, arn: fnArn, name: fnName, roleArn: roles[fnId].roleArn, logGroupName },
     stackName: resolver.ref('AWS::StackName'),
+    // The stack's id (its ARN), and another stack's: `stack/NAME/ID`.
+    stackId: resolver.ref('AWS::StackId'),
+    stackArn: (name, { id = '11111111-2222-4333-8444-555555555555', region: r = region, account: a = account } = {}) => arn('cloudformation', `stack/${name}/${id}`, r, a),
     stateBucket: resolver.ref('StateBucket'),
     notificationTopicArn: resolver.ref('NotificationTopic'),
     approvalTopicArn: resolver.ref('ApprovalTopic'),
@@ -426,7 +429,7 @@ describe('dead-letter queues are read only by the account root', () => {
       assert.ok(template.Resources[policyId], `${policyId} exists`)
       const queueArn = resolver.getAtt(queue, 'Arn')
       const policy = resolver.resolve(template.Resources[policyId].Properties.PolicyDocument)
-      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:ChangeMessageVisibility']) {
+      for (const action of ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:PurgeQueue', 'sqs:ChangeMessageVisibility', 'sqs:StartMessageMoveTask', 'sqs:CancelMessageMoveTask']) {
         assert.equal(await decide(attacker, action, queueArn, policy), 'ExplicitlyDenied', `${action} by a PowerUser`)
       }
       assert.equal(await decide(attacker, 'sqs:SendMessage', queueArn, policy), 'Allowed', 'Lambda delivers failed events with the function role')

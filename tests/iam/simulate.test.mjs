@@ -255,6 +255,9 @@ function deriveChecks(spec, plan) {
   }
   for (const key of manifestObjects(spec))
     add('job needs (Allowed)', s3(`s3:GetObject on manifest object s3://${spec.manifest.bucket}/${key}`, 'Allowed', 's3:GetObject', spec.manifest.bucket, key, spec.manifest.account_id))
+  // The stack creates its job on the manifest version its approval e-mails named, in a versioned
+  // manifest bucket (Manifest.Location.ObjectVersionId, #15 item 13).
+  add('job needs (Allowed)', s3(`s3:GetObjectVersion on the manifest s3://${spec.manifest.bucket}/${spec.manifest.key} (a job created on its version)`, 'Allowed', 's3:GetObjectVersion', spec.manifest.bucket, spec.manifest.key, spec.manifest.account_id))
   // Batch Operations puts a '/' between TargetKeyPrefix and the key (boto/boto3#3420).
   const dstKey = d.key_prefix ? `${d.key_prefix.replace(/\/+$/, '')}/${SOURCE_KEY}` : SOURCE_KEY
   add('job needs (Allowed)', s3(`s3:PutObject on destination object s3://${d.bucket}/${dstKey}`, 'Allowed', 's3:PutObject', d.bucket, dstKey, dstAcct))

@@ -235,9 +235,18 @@ impl JobsApi for AwsLaunchApi {
     }
 }
 
+// The report and manifest buckets may be in another Region than the function (an inventory is
+// delivered only in the source bucket's Region: S3 User Guide, "Cataloging and analyzing your
+// data with S3 Inventory"), so every read goes through `BucketRegions::call`.
 impl ReportObjects for AwsLaunchApi {
     async fn read_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        match self.s3.get_object().bucket(bucket).key(key).send().await {
+        let (result, _) = self
+            .regions
+            .call(&self.s3, bucket, |s3| {
+                s3.get_object().bucket(bucket).key(key).send()
+            })
+            .await;
+        match result {
             Ok(out) => out
                 .body
                 .collect()
@@ -261,7 +270,8 @@ impl ReportObjects for AwsLaunchApi {
         key: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        stream_get(self.s3.get_object().bucket(bucket).key(key), sink).await
+        self.stream_get(bucket, |s3| s3.get_object().bucket(bucket).key(key), sink)
+            .await
     }
 }
 
@@ -277,14 +287,45 @@ impl ManifestObjects for AwsLaunchApi {
         etag: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        let get = self
-            .s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .set_version_id(version_id.map(str::to_string))
-            .if_match(ferry_core::job_manifest::if_match(etag));
-        stream_get(get, sink).await
+        let if_match = ferry_core::job_manifest::if_match(etag);
+        self.stream_get(
+            bucket,
+            |s3| {
+                s3.get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .set_version_id(version_id.map(str::to_string))
+                    .if_match(&if_match)
+            },
+            sink,
+        )
+        .await
+    }
+}
+
+impl AwsLaunchApi {
+    /// Sends the GetObject `get` builds (in the bucket's Region) and hands its body to `sink`
+    /// chunk by chunk; the bytes read.
+    async fn stream_get(
+        &self,
+        bucket: &str,
+        get: impl Fn(
+            aws_sdk_s3::Client,
+        ) -> aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
+        sink: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<u64, AwsCallError> {
+        let (result, _) = self
+            .regions
+            .call(&self.s3, bucket, |s3| get(s3).send())
+            .await;
+        let mut body = result.map_err(|e| classify(&e))?.body;
+        let mut read = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(read_error)?;
+            read += chunk.len() as u64;
+            sink(&chunk);
+        }
+        Ok(read)
     }
 }
 
@@ -301,21 +342,6 @@ impl ManifestObjects for AwsPorts {
             .stream_object_if_match(bucket, key, version_id, etag, sink)
             .await
     }
-}
-
-/// Sends a GetObject and hands its body to `sink` chunk by chunk; the bytes read.
-async fn stream_get(
-    get: aws_sdk_s3::operation::get_object::builders::GetObjectFluentBuilder,
-    sink: &mut (dyn FnMut(&[u8]) + Send),
-) -> Result<u64, AwsCallError> {
-    let mut body = get.send().await.map_err(|e| classify(&e))?.body;
-    let mut read = 0u64;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(read_error)?;
-        read += chunk.len() as u64;
-        sink(&chunk);
-    }
-    Ok(read)
 }
 
 fn read_error(e: impl std::fmt::Display) -> AwsCallError {

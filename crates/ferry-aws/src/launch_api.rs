@@ -48,6 +48,11 @@ impl LaunchApi for AwsLaunchApi {
             Ok(head) => Ok(ManifestHead {
                 etag: head.e_tag().unwrap_or_default().to_string(),
                 bucket_region: elsewhere,
+                version_id: head.version_id().map(str::to_string),
+                size: head.content_length().and_then(|n| u64::try_from(n).ok()),
+                last_modified: head
+                    .last_modified()
+                    .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
             }),
             Err(err) => {
                 let mut call_error = classify(&err);
@@ -55,8 +60,8 @@ impl LaunchApi for AwsLaunchApi {
                     if matches!(call_error.kind, AwsErrorKind::WrongRegion { .. }) {
                         // Reported as a success-with-region so the launcher names the region.
                         return Ok(ManifestHead {
-                            etag: String::new(),
                             bucket_region: Some(region),
+                            ..ManifestHead::default()
                         });
                     }
                     call_error

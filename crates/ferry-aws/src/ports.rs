@@ -10,8 +10,8 @@ use ferry_core::job::CreateJobRequest;
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
 use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
-    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
-    WaitSignal,
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi, StateStore,
+    WaitConditionSignal, WaitSignal,
 };
 
 use crate::errors::classify;
@@ -34,6 +34,8 @@ pub struct AwsPorts {
     /// For clients in another region (a bucket's or a key's), as preflight needs them.
     pub config: aws_config::SdkConfig,
     pub lambda: aws_sdk_lambda::Client,
+    /// stack-handler asks it whether its stack is in an operation (`StackStatusApi`).
+    pub cloudformation: aws_sdk_cloudformation::Client,
     /// The stack's inventory-handler (env `FERRY_INVENTORY_FUNCTION_ARN`, pinned by the
     /// template; absent when the stack has no inventory runs).
     pub inventory_function_arn: Option<String>,
@@ -65,6 +67,7 @@ impl AwsPorts {
             notification_topic_arn,
             config: config.clone(),
             lambda: aws_sdk_lambda::Client::new(config),
+            cloudformation: aws_sdk_cloudformation::Client::new(config),
             inventory_function_arn: None,
             batch_role_boundary_arn: None,
             wait_handle_url: None,
@@ -152,6 +155,32 @@ impl InventoryRunTrigger for AwsPorts {
             .await
             .map(|_| ())
             .map_err(|e| classify(&e))
+    }
+}
+
+impl StackStatusApi for AwsPorts {
+    /// `DescribeStacks` by the stack's id (CloudFormation API Reference, DescribeStacks: a
+    /// running stack by name or id, a deleted one by id only). The SDK's own retries come first;
+    /// `ferry_core::stack_status` retries throttling a little more.
+    async fn stack_status(&self, stack_id: &str) -> Result<String, AwsCallError> {
+        let out = self
+            .cloudformation
+            .describe_stacks()
+            .stack_name(stack_id)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        // One stack per id; another stack's entry would be CloudFormation's mistake, not a status.
+        out.stacks()
+            .iter()
+            .find(|s| s.stack_id() == Some(stack_id))
+            .and_then(|s| s.stack_status())
+            .map(|s| s.as_str().to_string())
+            .ok_or_else(|| AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NoSuchStack".to_string(),
+                message: format!("DescribeStacks returned no stack with id {stack_id}"),
+            })
     }
 }
 

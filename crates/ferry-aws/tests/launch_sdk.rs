@@ -539,3 +539,62 @@ async fn large_object_job_reaches_s3_control_as_lambda_invoke() {
         &[JobManifestFieldName::Bucket, JobManifestFieldName::Key]
     );
 }
+
+/// A redrive reads the job's manifest where it is: an inventory (and the runs' manifests beside
+/// it) is in the source bucket's Region. The If-Match read follows S3's redirect like every other
+/// read, with the same If-Match and version id, and streams the object's bytes.
+#[tokio::test]
+async fn the_redrives_manifest_read_follows_the_buckets_region() {
+    use ferry_core::report::jobs::{ManifestObjects, ReportObjects};
+    // (If-Match, versionId) of each GetObject.
+    type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
+    let seen: Seen = Arc::default();
+    let recorder = seen.clone();
+    let get = mock!(aws_sdk_s3::Client::get_object)
+        .match_requests(move |i| {
+            recorder.lock().unwrap().push((
+                i.if_match().map(str::to_string),
+                i.version_id().map(str::to_string),
+            ));
+            true
+        })
+        .sequence()
+        .http_response(|| http(301, Some("eu-central-1")))
+        .output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"acme,a.mov\n"))
+                .build()
+        })
+        .output(|| {
+            GetObjectOutput::builder()
+                .body(ByteStream::from_static(b"report"))
+                .build()
+        })
+        .build();
+    let api = AwsLaunchApi::new(
+        mock_client!(aws_sdk_s3, RuleMode::Sequential, [&get], |c| c
+            .retry_config(RetryConfig::disabled())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))),
+        mock_client!(aws_sdk_s3control, []),
+    );
+    let mut bytes = Vec::new();
+    let mut sink = |chunk: &[u8]| bytes.extend_from_slice(chunk);
+    let read = api
+        .stream_object_if_match("inv", "m.csv", Some("v1"), "abc", &mut sink)
+        .await
+        .expect("read after the redirect");
+    assert_eq!((read, bytes.as_slice()), (11, b"acme,a.mov\n".as_slice()));
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![(Some("\"abc\"".to_string()), Some("v1".to_string())); 2],
+        "both tries carry If-Match and the version id"
+    );
+    assert_eq!(
+        api.regions.region_of("inv").as_deref(),
+        Some("eu-central-1")
+    );
+    // The report read of the same bucket goes straight there.
+    let report = api.read_object("inv", "r.csv").await.unwrap();
+    assert_eq!(report.as_deref(), Some(b"report".as_slice()));
+    assert_eq!(get.num_calls(), 3);
+}

@@ -68,7 +68,8 @@ mod support;
 const NOTIFICATION_EMAIL: &str = "storage-team@example.com";
 /// Where CloudFormation's WaitConditionHandle and FirstJob's ResponseURL point (wait mode).
 const WAIT_HANDLE_PATH: &str = "/waitcondition-handle?X-Amz-Signature=wait";
-/// The stack of the FirstJob fixture (`events/stack-handler-first-job-create.json`).
+/// The stack of the FirstJob fixture (`events/stack-handler-first-job-create.json`), replaced by
+/// the id of the stack on moto.
 const FIXTURE_STACK_ID: &str =
     "arn:aws:cloudformation:us-east-1:222222222222:stack/ferry/5b8f3e40-c9a1-11f0-8de9-0a1b2c3d4e5f";
 const FIRST_JOB_RESPONSE_PATH: &str = "/cfn-response-first-job?X-Amz-Signature=answer";
@@ -447,13 +448,19 @@ impl<'m> Stack<'m> {
             default_budget: Duration::from_secs(60),
             clock: now,
             new_token: || Some(ApprovalToken::from_random_bytes([8; 32])),
-            pins: stack_pins_from_environment(&self.stack_role.environment, FIXTURE_STACK_ID),
+            // The stack's id: the stack on moto its role's grants name (FunctionRole::deploy),
+            // reported in an operation, as it is while CloudFormation creates FirstJob.
+            pins: stack_pins_from_environment(
+                &self.stack_role.environment,
+                &self.stack_role.stack_id,
+            ),
             response_urls: local_presigned_urls(),
         };
         let fixture = workspace().join("events/stack-handler-first-job-create.json");
         let mut event: Value =
             serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
         assert_eq!(event["StackId"], FIXTURE_STACK_ID);
+        event["StackId"] = json!(self.stack_role.stack_id);
         event["ResponseURL"] = json!(cfn.url(FIRST_JOB_RESPONSE_PATH));
         event["ResourceProperties"]["PlanFingerprint"] = json!(ready.fingerprint);
         event["ResourceProperties"]["Approval"] = json!(data.to_string());

@@ -63,6 +63,50 @@ pub struct ApprovalRecord {
     /// Unix seconds when the token was issued (the newest pending one is re-sent).
     #[serde(default)]
     pub created_unix: u64,
+    /// The manifest as this token's e-mails named it (#15 item 13): what HeadObject answered
+    /// when they were sent. The token approves only a manifest with this ETag, and the job is
+    /// launched on it. `None` when the manifest could not be read then (or for a record of an
+    /// earlier Ferry): such a token approves nothing, and `resend` pins the manifest anew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<ManifestPin>,
+}
+
+/// The manifest an approval e-mail named, so the approver approves those exact bytes (#15
+/// item 13: the manifest lives where others may write it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPin {
+    /// Without quotes.
+    pub etag: String,
+    /// `x-amz-version-id` of a versioned bucket (never `null`): the job then reads exactly that
+    /// version (CreateJob `Manifest.Location.ObjectVersionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// Bytes (Content-Length), for the approver to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Last-Modified (RFC 3339), for the approver to compare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl ManifestPin {
+    /// The pin of what HeadObject answered; `None` without an ETag (an answer from another
+    /// Region has none). A `null` version id (an object written while versioning was off) names
+    /// no version.
+    pub fn of(head: &crate::launch::ManifestHead) -> Option<Self> {
+        let etag = head.etag.trim().trim_matches('"');
+        (!etag.is_empty()).then(|| Self {
+            etag: etag.to_string(),
+            version_id: head
+                .version_id
+                .as_deref()
+                .map(str::trim)
+                .filter(|v| !v.is_empty() && *v != "null")
+                .map(str::to_string),
+            size: head.size,
+            last_modified: head.last_modified.clone(),
+        })
+    }
 }
 
 /// What a person publishes to the approval topic.

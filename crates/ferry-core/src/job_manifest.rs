@@ -64,12 +64,15 @@ pub fn if_match(etag: &str) -> String {
 }
 
 /// Whether a failed GetObject `If-Match` means "not the content the job was created with":
-/// 412 PreconditionFailed, or the object (version) is gone.
+/// 412 `PreconditionFailed` (S3 API Reference, "Error responses"; "HTTP 412" is the adapter's code
+/// for a 412 without a body), or the object or version is gone (`NoSuchKey`, `NoSuchVersion`).
+/// By code only: a message may name an object whose key holds "412", and a read that broke off
+/// must stay retryable.
 pub fn is_changed(cause: &AwsCallError) -> bool {
     matches!(
         cause.code.as_str(),
         "PreconditionFailed" | "HTTP 412" | "NoSuchKey" | "NoSuchVersion"
-    ) || cause.message.contains("412")
+    )
 }
 
 /// A task as `(bucket, key, version id)`, as 16 bytes of SHA-256: length-prefixed fields, so no
@@ -141,5 +144,27 @@ mod tests {
         assert_ne!(task_id("b", "k", Some("v1")), task_id("b", "k", None));
         assert_eq!(task_id("b", "k", Some("null")), task_id("b", "k", None));
         assert_eq!(task_id("b", "k", Some("")), task_id("b", "k", None));
+    }
+
+    #[test]
+    fn only_the_codes_say_the_manifest_changed() {
+        let error = |code: &str, message: &str| AwsCallError {
+            kind: crate::launch::AwsErrorKind::Transient,
+            code: code.into(),
+            message: message.into(),
+        };
+        for code in [
+            "PreconditionFailed",
+            "HTTP 412",
+            "NoSuchKey",
+            "NoSuchVersion",
+        ] {
+            assert!(is_changed(&error(code, "")), "{code}");
+        }
+        // A broken-off read of s3://b/ferry-4120/copy.csv is a retryable error, not a change.
+        assert!(!is_changed(&error(
+            "ReadError",
+            "reading s3://b/ferry-4120/copy.csv failed"
+        )));
     }
 }

@@ -48,12 +48,18 @@ impl std::fmt::Display for AwsCallError {
 }
 
 /// The manifest object as HeadObject sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManifestHead {
     /// As S3 returns it (quoted); the launcher strips the quotes.
     pub etag: String,
     /// From `x-amz-bucket-region`, when S3 said it.
     pub bucket_region: Option<String>,
+    /// `x-amz-version-id`, in a bucket with versioning (on or suspended: `null`).
+    pub version_id: Option<String>,
+    /// Content-Length.
+    pub size: Option<u64>,
+    /// Last-Modified, RFC 3339 (`2026-11-24T02:15:00Z`).
+    pub last_modified: Option<String>,
 }
 
 /// The AWS calls a launch makes: the port the launcher is written against.

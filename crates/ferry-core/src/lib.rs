@@ -26,6 +26,7 @@ pub mod report;
 pub mod spec;
 pub mod stack;
 pub mod stack_pins;
+pub mod stack_status;
 pub mod untrusted;
 pub mod validate;
 pub mod workflow;

@@ -45,6 +45,18 @@ pub trait InventoryRunTrigger {
     ) -> impl Future<Output = Result<(), AwsCallError>> + Send;
 }
 
+/// CloudFormation's view of the stack stack-handler serves: is it in an operation now?
+/// (`ferry_core::stack_status`.)
+pub trait StackStatusApi {
+    /// `DescribeStacks` with `StackName` = `stack_id` (the stack's ARN, as the template pins it
+    /// in `FERRY_STACK_ID`): the stack's `StackStatus`, e.g. `UPDATE_IN_PROGRESS`. A deleted
+    /// stack is still described by its id (`DELETE_COMPLETE`).
+    fn stack_status(
+        &self,
+        stack_id: &str,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+}
+
 /// The Batch Operations role, created and kept equal to the plan.
 pub trait RoleAdmin {
     /// Creates the role or, if it exists, replaces its trust policy; then puts the inline

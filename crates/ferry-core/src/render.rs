@@ -4,13 +4,14 @@
 
 use std::fmt::Write;
 
-use crate::approval::ApprovalToken;
+use crate::approval::{ApprovalToken, ManifestPin};
 use crate::job::{ETAG_PLACEHOLDER, TOKEN_PLACEHOLDER};
 use crate::plan::{Plan, TransferKind};
 use crate::policy::resource::AccountPolicies;
 use crate::policy::PolicyDocument;
 use crate::spec::TransferSpec;
 use crate::stack::ApprovalMode;
+use crate::untrusted::untrusted;
 
 /// Merges Ferry's statements (second file) into an existing policy (first file) by `Sid`:
 /// statements with other Sids are kept as they are; Ferry's are added or replaced.
@@ -41,6 +42,74 @@ pub struct ApprovalInstructions<'a> {
     pub mode: ApprovalMode,
     /// Unix seconds when the stack stops waiting (wait mode).
     pub wait_deadline: Option<u64>,
+    /// The manifest the token approves (#15 item 13), as it was when the e-mails were sent.
+    pub manifest: ManifestAsSent<'a>,
+}
+
+/// What the stack found at the plan's manifest when it sent the approval e-mails.
+#[derive(Debug, Clone, Copy)]
+pub enum ManifestAsSent<'a> {
+    /// Read: the token approves only these bytes.
+    Pinned(&'a ManifestPin),
+    /// Not readable (the error): the token approves nothing until `resend` pins the manifest.
+    Unreadable(&'a str),
+}
+
+/// The paragraph both approval e-mails carry about the manifest: which bytes the approval is
+/// for, and how to check them; or, when it could not be read, that `resend` is needed. S3's
+/// answers (ETag, version id, error text) pass through [`untrusted`].
+fn manifest_paragraph(out: &mut String, plan: &Plan, manifest: &ManifestAsSent<'_>) {
+    let m = &plan.transfer.manifest;
+    let (bucket, key, region) = (&m.bucket, &m.key, &m.region);
+    let uri = format!("s3://{bucket}/{}", untrusted(key));
+    match manifest {
+        ManifestAsSent::Pinned(pin) => {
+            let etag = untrusted(&pin.etag);
+            let mut facts = vec![format!("ETag \"{etag}\"")];
+            if let Some(v) = &pin.version_id {
+                facts.push(format!("version id {}", untrusted(v)));
+            }
+            if let Some(size) = pin.size {
+                facts.push(format!("{size} bytes"));
+            }
+            if let Some(t) = &pin.last_modified {
+                facts.push(format!("last modified {}", untrusted(t)));
+            }
+            // An [inventory] transfer's first copy is an inventory run, not a job on this object.
+            let launched_on = match (plan.inventory_runs.is_some(), pin.version_id.is_some()) {
+                (true, _) => "",
+                (false, true) => "the job is launched on this ETag and version, and ",
+                (false, false) => "the job is launched on this ETag, and ",
+            };
+            let _ = writeln!(
+                out,
+                "\nThe manifest this approval is for: {uri}, {} (as the stack read it when this e-mail was \
+                 sent). Approving approves exactly these bytes: {launched_on}an approval is refused if the \
+                 manifest has changed by then. Before approving, check that the manifest lists what should \
+                 be copied and still has this ETag:\n\n```sh",
+                facts.join(", ")
+            );
+            // The object as it is now: the approval compares its ETag with this one.
+            let _ = writeln!(
+                out,
+                "aws s3api head-object --region {region} --bucket {bucket} --key '{}' --query '[ETag,VersionId]'\n\
+                 aws s3 cp --region {region} s3://{bucket}/'{}' - | head",
+                shell_single_quoted(&untrusted(key)),
+                shell_single_quoted(&untrusted(key)),
+            );
+            let _ = writeln!(out, "```");
+        }
+        ManifestAsSent::Unreadable(cause) => {
+            let _ = writeln!(
+                out,
+                "\nThe manifest {uri} could not be read when this e-mail was sent ({}). So there is nothing \
+                 for an approval to be held to, and this e-mail's token approves nothing. Once the manifest \
+                 is in place, publish {{\"action\":\"resend\"}} to the approval topic: the new e-mails name the \
+                 manifest's ETag, and their token approves exactly that manifest.",
+                untrusted(cause)
+            );
+        }
+    }
 }
 
 /// Subject of the approval-token e-mail, which the instructions e-mail names.
@@ -122,6 +191,7 @@ pub fn render_token_email(
          parameter names (and the account's root user); run the command with the credentials of \
          one of them, in the destination account, once the source account's statements are in place."
     );
+    manifest_paragraph(&mut out, plan, &approval.manifest);
     approval_commands(&mut out, &t.job_region, approval, token.expose());
     let _ = writeln!(
         out,
@@ -471,6 +541,7 @@ impl<'a> Renderer<'a> {
              e-mail, \"{}\", with the commands ready to paste.",
             token_email_subject(&name)
         );
+        manifest_paragraph(out, self.plan, &approval.manifest);
         approval_commands(out, &region, approval, TOKEN_IN_OTHER_EMAIL);
     }
 

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::approval::{keys, ApprovalMessage, ApprovalMessageError, ApprovalRecord, ApprovalToken};
+use crate::approval::{
+    keys, ApprovalMessage, ApprovalMessageError, ApprovalRecord, ApprovalToken, ManifestPin,
+};
 use crate::error::FerryError;
 use crate::launch::{
     launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
@@ -17,7 +19,9 @@ use crate::ports::{
     WaitConditionSignal, WaitSignal, WaitStatus,
 };
 use crate::preflight::{preflight, render_checks, Check, CheckStatus, PreflightApi};
-use crate::render::{render_instructions_email, render_token_email, ApprovalInstructions};
+use crate::render::{
+    render_instructions_email, render_token_email, ApprovalInstructions, ManifestAsSent,
+};
 use crate::spec::TransferSpec;
 use crate::stack::{approval_granted, ApprovalMode, TransferPlanProperties};
 
@@ -66,10 +70,15 @@ struct Decision {
     decision: String,
     plan_fingerprint: String,
     at_unix: u64,
-    /// The manifest's ETag when the plan was approved: the job is launched on exactly that
-    /// manifest (#15: whoever can write the manifest must not change the copy afterwards).
+    /// The manifest's ETag the approval was for: the one its token's e-mails named (#15 item
+    /// 13), found unchanged at the approval. The job is launched on exactly that manifest
+    /// (whoever can write the manifest must not change the copy, before or after the approval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     manifest_etag: Option<String>,
+    /// The manifest's version id the e-mails named (a versioned bucket): the job reads that
+    /// version (CreateJob `Manifest.Location.ObjectVersionId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    manifest_version_id: Option<String>,
     /// Who published the message that decided, as far as the stack can know (#15).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     decided_by: Option<Publisher>,
@@ -134,6 +143,31 @@ pub enum WorkflowError {
     )]
     TokenExpired,
     #[error(
+        "the approval for {transfer} was not used: the e-mails of its token named no manifest ETag (the \
+         manifest {manifest} could not be read when they were sent), so there is no manifest the approval \
+         could be held to. Once the manifest is in place, publish {{\"action\":\"resend\"}} to the approval \
+         topic: the new e-mails name the manifest's ETag, and their token approves exactly that manifest"
+    )]
+    ManifestNotPinned {
+        transfer: String,
+        /// `s3://bucket/key`, escaped for e-mail.
+        manifest: String,
+    },
+    #[error(
+        "the approval for {transfer} was not used: the manifest changed since the plan was e-mailed (pinned \
+         ETag {pinned}, now {found}): whoever rewrote {manifest} changed what would be copied. Check it, then \
+         publish {{\"action\":\"resend\"}} to the approval topic for a new token that pins the current \
+         manifest (or put the e-mailed manifest back: then the same approval message works)"
+    )]
+    ManifestChanged {
+        transfer: String,
+        /// `s3://bucket/key`, escaped for e-mail.
+        manifest: String,
+        pinned: String,
+        /// The ETag found now (escaped), or what was found instead of one.
+        found: String,
+    },
+    #[error(
         "the approval for {transfer} was not used: preflight found what would make the job fail. \
          Fix it, then publish the same approval message again (the token still works).\n\n{report}"
     )]
@@ -174,7 +208,7 @@ pub async fn create_transfer<P>(
     ctx: &StackContext,
 ) -> Result<TransferReady, WorkflowError>
 where
-    P: StateStore + Notifier + RoleAdmin + Sync,
+    P: StateStore + Notifier + RoleAdmin + LaunchApi + Sync,
 {
     apply_transfer(ports, None, props, props.approval_mode, token, ctx).await
 }
@@ -189,7 +223,7 @@ pub async fn update_transfer<P>(
     ctx: &StackContext,
 ) -> Result<TransferReady, WorkflowError>
 where
-    P: StateStore + Notifier + RoleAdmin + Sync,
+    P: StateStore + Notifier + RoleAdmin + LaunchApi + Sync,
 {
     let old = Some(old_fingerprint.unwrap_or_default());
     apply_transfer(ports, old, props, ApprovalMode::Deferred, token, ctx).await
@@ -206,7 +240,7 @@ async fn apply_transfer<P>(
     ctx: &StackContext,
 ) -> Result<TransferReady, WorkflowError>
 where
-    P: StateStore + Notifier + RoleAdmin + Sync,
+    P: StateStore + Notifier + RoleAdmin + LaunchApi + Sync,
 {
     let plan = Plan::build(&props.spec)?;
     ports
@@ -276,6 +310,7 @@ async fn retire_pending_approvals<P: StateStore + Sync>(
             plan_fingerprint: record.plan_fingerprint,
             at_unix: ctx.now_unix,
             manifest_etag: None,
+            manifest_version_id: None,
             decided_by: None,
         };
         let decided = decision_key_of(&key);
@@ -303,7 +338,7 @@ async fn store_plan<P: StateStore + Sync>(
         .map_err(WorkflowError::aws("storing the plan in the state bucket"))
 }
 
-async fn request_approval<P: StateStore + Notifier + Sync>(
+async fn request_approval<P: StateStore + Notifier + LaunchApi + Sync>(
     ports: &P,
     props: &TransferPlanProperties,
     mode: ApprovalMode,
@@ -320,19 +355,49 @@ async fn request_approval<P: StateStore + Notifier + Sync>(
         wait_deadline: waiting.then(|| ctx.now_unix + u64::from(props.approval_timeout_seconds)),
         wait_released: false,
         created_unix: ctx.now_unix,
+        // Read by send_instructions, just before the e-mails that name it.
+        manifest: None,
     };
     send_instructions(ports, plan, &props.spec, record, token, ctx).await
 }
 
-/// Stores the approval record under the token's hash and e-mails the instructions.
-async fn send_instructions<P: StateStore + Notifier + Sync>(
+/// Reads the plan's manifest (HeadObject) to pin it in an approval record and its e-mails: the
+/// error text when it can't be read (missing, denied, throttled, in another Region). Not being
+/// able to read it fails nothing here: the deployer may upload the manifest after the stack, and
+/// `resend` reads it again; until then the approval refuses the token.
+async fn read_manifest_pin<P: LaunchApi + Sync>(
+    ports: &P,
+    spec: &TransferSpec,
+) -> Result<ManifestPin, String> {
+    let m = &spec.manifest;
+    let head = ports
+        .head_manifest(&m.bucket, &m.key)
+        .await
+        .map_err(|e| e.to_string())?;
+    if let Some(region) = head.bucket_region.as_deref() {
+        if region != spec.manifest_region() {
+            return Err(format!(
+                "the bucket is in {region}, not in {}",
+                spec.manifest_region()
+            ));
+        }
+    }
+    ManifestPin::of(&head).ok_or_else(|| "HeadObject returned no ETag".to_string())
+}
+
+/// Stores the approval record under the token's hash, with the manifest as it is now (#15 item
+/// 13: the token approves only that manifest), and e-mails the instructions and the token, both
+/// naming it.
+async fn send_instructions<P: StateStore + Notifier + LaunchApi + Sync>(
     ports: &P,
     plan: &Plan,
     spec: &TransferSpec,
-    record: ApprovalRecord,
+    mut record: ApprovalRecord,
     token: &ApprovalToken,
     ctx: &StackContext,
 ) -> Result<(), WorkflowError> {
+    let read = read_manifest_pin(ports, spec).await;
+    record.manifest = read.as_ref().ok().cloned();
     ports
         .put(&keys::approval(&token.hash()), to_json(&record))
         .await
@@ -346,6 +411,10 @@ async fn send_instructions<P: StateStore + Notifier + Sync>(
             ApprovalMode::Deferred
         },
         wait_deadline: record.wait_deadline.filter(|_| stack_still_waits),
+        manifest: match &read {
+            Ok(pin) => ManifestAsSent::Pinned(pin),
+            Err(cause) => ManifestAsSent::Unreadable(cause),
+        },
     };
     // Two messages (#15): the instructions, meant to be forwarded to the source account, carry
     // no token; the token comes alone in the second.
@@ -529,16 +598,26 @@ where
     P: StateStore + LaunchApi + Notifier + Sync,
 {
     let (stored, plan) = load_plan(ports, fingerprint).await?;
-    // On the manifest as it was approved, when the approval recorded it.
+    // On the manifest as it was approved (the ETag, and the version, its token's e-mails named),
+    // when the approval recorded it.
     let approved = read_state::<Decision, _>(
         ports,
         &keys::plan_decision(fingerprint),
         "reading the decision",
     )
-    .await?
-    .and_then(|d| d.manifest_etag);
+    .await?;
+    let (approved_etag, approved_version) = approved
+        .map(|d| (d.manifest_etag, d.manifest_version_id))
+        .unwrap_or_default();
+    // A pinned version: Batch Operations reads exactly it, whatever is written over the key
+    // between CreateJob and the job's reading of the manifest.
+    let mut template = plan.create_job.clone();
+    if approved_etag.is_some() {
+        template.manifest.location.object_version_id = approved_version;
+    }
     let request = LaunchRequest {
-        expected_etag: approved.as_deref(),
+        template: &template,
+        expected_etag: approved_etag.as_deref(),
         ..LaunchRequest::for_plan(&plan)
     };
     let launched = launch(ports, request, ctx.retry).await?;
@@ -624,7 +703,7 @@ async fn resend_instructions<P>(
     ctx: &StackContext,
 ) -> Result<ApprovalOutcome, WorkflowError>
 where
-    P: StateStore + Notifier + Sync,
+    P: StateStore + Notifier + LaunchApi + Sync,
 {
     let mut newest: Option<(String, ApprovalRecord)> = None;
     for (key, record) in approval_records(ports).await? {
@@ -667,6 +746,7 @@ where
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
         manifest_etag: None,
+        manifest_version_id: None,
         decided_by: requested_by.cloned(),
     };
     let old_decision = decision_key_of(&old_key);
@@ -747,6 +827,7 @@ where
         plan_fingerprint: record.plan_fingerprint.clone(),
         at_unix: ctx.now_unix,
         manifest_etag: None,
+        manifest_version_id: None,
         decided_by: publisher.cloned(),
     };
     let decision_key = keys::decision(&hash);
@@ -788,8 +869,19 @@ where
     let name = &record.transfer_name;
     match message {
         ApprovalMessage::Approve { .. } => {
+            // #15 item 13: the approver approved the manifest its token's e-mails named, no
+            // other. Without a pin (the manifest was unreadable when they were sent) there is
+            // nothing to hold the approval to: `resend` pins it.
+            let Some(pin) = &record.manifest else {
+                let (stored, _) = load_plan(ports, &record.plan_fingerprint).await?;
+                return Err(WorkflowError::ManifestNotPinned {
+                    transfer: record.transfer_name.clone(),
+                    manifest: manifest_uri(&stored.spec),
+                });
+            };
             let checks = preflight_gate(ports, record).await?;
-            // The manifest as approved: the launch (here or FirstJob's) must find it unchanged.
+            // The manifest as e-mailed: it must still be there, unchanged, and the launch (here
+            // or FirstJob's) must find it so too.
             let (stored, _) = load_plan(ports, &record.plan_fingerprint).await?;
             let m = &stored.spec.manifest;
             let head = ports
@@ -801,19 +893,28 @@ where
                 )))?;
             let etag = head.etag.trim().trim_matches('"').to_string();
             if etag.is_empty() {
-                // No ETag to pin (an answer from another Region has none): nothing approved yet.
+                // No ETag to compare (an answer from another Region has none): nothing approved.
                 return Err(WorkflowError::Aws {
                     what: format!("reading the manifest s3://{}/{}", m.bucket, m.key),
                     cause: AwsCallError {
                         kind: AwsErrorKind::Other,
                         code: "MissingETag".to_string(),
-                        message: "HeadObject returned no ETag to pin the approved manifest to"
+                        message: "HeadObject returned no ETag to compare with the e-mailed one"
                             .to_string(),
                     },
                 });
             }
+            if etag != pin.etag {
+                return Err(WorkflowError::ManifestChanged {
+                    transfer: record.transfer_name.clone(),
+                    manifest: manifest_uri(&stored.spec),
+                    pinned: crate::untrusted::untrusted(&pin.etag).into_owned(),
+                    found: crate::untrusted::untrusted(&etag).into_owned(),
+                });
+            }
             let approved = Decision {
-                manifest_etag: Some(etag),
+                manifest_etag: Some(pin.etag.clone()),
+                manifest_version_id: pin.version_id.clone(),
                 ..decision.clone()
             };
             // Written before signalling, so FirstJob finds it even if a "deferred" hand-over
@@ -1173,6 +1274,15 @@ where
         role_deleted: true,
         ..Teardown::default()
     })
+}
+
+/// `s3://bucket/key` of the plan's manifest, for an e-mail.
+fn manifest_uri(spec: &TransferSpec) -> String {
+    format!(
+        "s3://{}/{}",
+        spec.manifest.bucket,
+        crate::untrusted::untrusted(&spec.manifest.key)
+    )
 }
 
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {

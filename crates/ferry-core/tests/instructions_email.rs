@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use ferry_core::approval::{ApprovalMessage, ApprovalToken};
+use ferry_core::approval::{ApprovalMessage, ApprovalToken, ManifestPin};
 use ferry_core::render::{
     render_instructions_email, render_token_email, token_email_subject, ApprovalInstructions,
-    TOKEN_IN_OTHER_EMAIL,
+    ManifestAsSent, TOKEN_IN_OTHER_EMAIL,
 };
 use ferry_core::stack::ApprovalMode;
 use ferry_core::{Plan, TransferSpec};
@@ -20,15 +20,27 @@ fn example(name: &str) -> TransferSpec {
 
 const TOPIC: &str = "arn:aws:sns:eu-west-1:222222222222:ferry-approvals";
 
+/// The manifest as the stack read it when it sent the e-mails.
+fn pin() -> ManifestPin {
+    ManifestPin {
+        etag: "9b2cf535f27731c974343645a3985328".into(),
+        version_id: None,
+        size: Some(62),
+        last_modified: Some("2026-11-24T01:00:00Z".into()),
+    }
+}
+
 #[test]
 fn wait_mode_email_leads_with_the_source_account_and_gives_working_commands() {
     let spec = example("kms-inventory.toml");
     let plan = Plan::build(&spec).unwrap();
     let token = ApprovalToken::from_random_bytes([0xab; 32]);
+    let pin = pin();
     let approval = ApprovalInstructions {
         topic_arn: TOPIC,
         mode: ApprovalMode::Wait,
         wait_deadline: Some(1_795_500_000),
+        manifest: ManifestAsSent::Pinned(&pin),
     };
     let email = render_instructions_email(&plan, &spec, &approval);
     assert_eq!(
@@ -98,10 +110,12 @@ fn deferred_mode_says_the_job_starts_on_approval() {
     let spec = example("sse-s3-csv.toml");
     let plan = Plan::build(&spec).unwrap();
     let token = ApprovalToken::from_random_bytes([1; 32]);
+    let pin = pin();
     let approval = ApprovalInstructions {
         topic_arn: TOPIC,
         mode: ApprovalMode::Deferred,
         wait_deadline: None,
+        manifest: ManifestAsSent::Pinned(&pin),
     };
     let email = render_instructions_email(&plan, &spec, &approval);
     assert!(email.body.contains("the job starts when you approve"));
@@ -121,4 +135,84 @@ fn deferred_mode_says_the_job_starts_on_approval() {
         .expect("spec block");
     assert_eq!(TransferSpec::from_toml_str(toml).unwrap(), spec);
     assert!(email.subject.len() < 100 && email.subject.is_ascii());
+}
+
+/// #15 item 13: both e-mails name the manifest's ETag (and version id, size, date), so the
+/// approver approves those exact bytes, with the commands to check them.
+#[test]
+fn both_emails_name_the_manifests_etag_and_how_to_check_it() {
+    let spec = example("sse-s3-csv.toml");
+    let plan = Plan::build(&spec).unwrap();
+    let token = ApprovalToken::from_random_bytes([2; 32]);
+    let pin = ManifestPin {
+        version_id: Some("3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY".into()),
+        ..pin()
+    };
+    let approval = ApprovalInstructions {
+        topic_arn: TOPIC,
+        mode: ApprovalMode::Deferred,
+        wait_deadline: None,
+        manifest: ManifestAsSent::Pinned(&pin),
+    };
+    for body in [
+        render_instructions_email(&plan, &spec, &approval).body,
+        render_token_email(&plan, &approval, &token).body,
+    ] {
+        assert!(
+            body.contains(
+                "The manifest this approval is for: s3://acme-ferry-manifests/photos/manifest.csv, \
+                 ETag \"9b2cf535f27731c974343645a3985328\", version id 3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY, \
+                 62 bytes, last modified 2026-11-24T01:00:00Z"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains(
+                "aws s3api head-object --region us-east-1 --bucket acme-ferry-manifests --key 'photos/manifest.csv' \
+                 --query '[ETag,VersionId]'"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("the job is launched on this ETag and version"),
+            "{body}"
+        );
+    }
+}
+
+/// A manifest the stack could not read: the e-mails say so, and that the token approves nothing
+/// until `resend` pins it. S3's error text is untrusted (it may echo the key).
+#[test]
+fn an_unreadable_manifest_is_said_and_resend_is_the_way_on() {
+    let spec = example("sse-s3-csv.toml");
+    let plan = Plan::build(&spec).unwrap();
+    let token = ApprovalToken::from_random_bytes([3; 32]);
+    let approval = ApprovalInstructions {
+        topic_arn: TOPIC,
+        mode: ApprovalMode::Deferred,
+        wait_deadline: None,
+        manifest: ManifestAsSent::Unreadable("NotFound: no such key\nFix: approve anyway"),
+    };
+    for body in [
+        render_instructions_email(&plan, &spec, &approval).body,
+        render_token_email(&plan, &approval, &token).body,
+    ] {
+        assert!(
+            body.contains(
+                "The manifest s3://acme-ferry-manifests/photos/manifest.csv could not be read when this e-mail \
+                 was sent (NotFound: no such key%0AFix: approve anyway)"
+            ),
+            "{body}"
+        );
+        assert!(
+            body.contains("this e-mail's token approves nothing"),
+            "{body}"
+        );
+        assert!(body.contains(r#"publish {"action":"resend"}"#), "{body}");
+        assert!(!body.lines().any(|l| l.starts_with("Fix:")), "{body}");
+        assert!(
+            !body.contains("The manifest this approval is for"),
+            "{body}"
+        );
+    }
 }

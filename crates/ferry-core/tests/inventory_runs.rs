@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_core::inventory::delta::{
-    job_finished, CommitOutcome, JobFinished, ObjectRef, RunJobKind,
+    job_finished, job_finished_with, CommitOutcome, FailedTasks, JobFinished, ObjectRef,
+    RunJobKind, RunRecord,
 };
 use ferry_core::inventory::run::{
     handle_inventory, InventoryObjects, RunOutcome, RunSettings, SmallObject,
@@ -24,7 +25,9 @@ use ferry_core::job::{CreateJobRequest, JobOperation};
 use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
 use ferry_core::manifest::decode_key;
 use ferry_core::ports::{Notifier, StateStore};
-use ferry_core::report::jobs::{JobInfo, JobListing, JobsApi, ReportObjects};
+use ferry_core::report::jobs::{
+    JobInfo, JobListing, JobManifestRef, JobsApi, ReportLocation, ReportObjects,
+};
 use ferry_core::report::monitor::{
     on_job_status_changed, JobStatusEvent, MonitorContext, MonitorOutcome,
 };
@@ -52,6 +55,8 @@ struct MemoryAws {
     fail_downloads: Mutex<u32>,
     /// Job id → status, as DescribeJob answers once a job has ended.
     job_status: Mutex<BTreeMap<String, String>>,
+    /// Job id → keys of its failed tasks (DescribeJob counts them).
+    job_failed: Mutex<BTreeMap<String, Vec<String>>>,
     /// An inventory-bucket object (`bucket/key`, body) written when the next download starts.
     write_on_download: Mutex<Option<(String, Vec<u8>)>>,
 }
@@ -172,6 +177,7 @@ impl LaunchApi for MemoryAws {
         Ok(ManifestHead {
             etag: format!("\"{}\"", etag_of(body)),
             bucket_region: None,
+            ..ManifestHead::default()
         })
     }
     async fn get_manifest(
@@ -203,58 +209,155 @@ impl LaunchApi for MemoryAws {
     async fn pause(&self, _duration: Duration) {}
 }
 
-/// S3 Control as the job monitor sees it: the tags the launcher gave, the status a test set.
-impl JobsApi for MemoryAws {
-    async fn describe_job(&self, _account_id: &str, job_id: &str) -> Result<JobInfo, AwsCallError> {
-        let status = self.job_status.lock().unwrap().get(job_id).cloned();
-        Ok(JobInfo::new(job_id, status.as_deref().unwrap_or("Active")))
-    }
-    async fn job_tags(&self, _account_id: &str, job_id: &str) -> Result<Vec<S3Tag>, AwsCallError> {
-        let jobs = self.jobs.lock().unwrap();
-        let token = jobs
-            .iter()
-            .find(|(_, id)| id.as_str() == job_id)
-            .map(|(t, _)| t.clone());
-        Ok(self
-            .requests
+impl MemoryAws {
+    /// The CreateJob request of a job id.
+    fn request_of(&self, job_id: &str) -> Option<CreateJobRequest> {
+        let token = self
+            .jobs
             .lock()
             .unwrap()
             .iter()
-            .find(|r| Some(&r.client_request_token) == token.as_ref())
-            .map(|r| r.tags.clone())
-            .unwrap_or_default())
+            .find(|(_, id)| id.as_str() == job_id)
+            .map(|(t, _)| t.clone())?;
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|r| r.client_request_token == token)
+            .cloned()
+    }
+
+    /// How many objects the run that launched `job_id` gave it (its task count).
+    fn tasks_of(&self, job_id: &str) -> u64 {
+        let state = self.state.lock().unwrap();
+        let Some(link) = state.get(&format!("inventory/jobs/{job_id}.json")) else {
+            return 0;
+        };
+        let link: serde_json::Value = serde_json::from_slice(link).unwrap();
+        let run_key = format!(
+            "inventory/{}/runs/{}/run.json",
+            link["plan_fingerprint"].as_str().unwrap(),
+            link["run_id"].as_str().unwrap()
+        );
+        let run: RunRecord = serde_json::from_slice(&state[&run_key]).unwrap();
+        run.jobs
+            .iter()
+            .find(|j| j.job_id == job_id)
+            .map_or(0, |j| j.objects)
+    }
+}
+
+/// S3 Control as the job monitor sees it: what the launcher's CreateJob asked for (role,
+/// manifest, report, tags), the status and failed tasks a test set.
+impl JobsApi for MemoryAws {
+    async fn describe_job(&self, _account_id: &str, job_id: &str) -> Result<JobInfo, AwsCallError> {
+        let status = self.job_status.lock().unwrap().get(job_id).cloned();
+        let mut job = JobInfo::new(job_id, status.as_deref().unwrap_or("Active"));
+        if let Some(request) = self.request_of(job_id) {
+            job.role_arn = Some(request.role_arn.clone());
+            job.manifest = Some(JobManifestRef {
+                format: request.manifest.spec.format.clone(),
+                fields: request.manifest.spec.fields.clone().unwrap_or_default(),
+                object_arn: request.manifest.location.object_arn.clone(),
+                object_version_id: request.manifest.location.object_version_id.clone(),
+                etag: request.manifest.location.etag.clone(),
+            });
+            job.report = Some(ReportLocation {
+                enabled: request.report.enabled,
+                bucket: request
+                    .report
+                    .bucket
+                    .rsplit(":::")
+                    .next()
+                    .unwrap()
+                    .to_string(),
+                prefix: request.report.prefix.clone(),
+                scope: request.report.report_scope.clone(),
+            });
+        }
+        if job.status == "Complete" {
+            let total = self.tasks_of(job_id);
+            let failed = self
+                .job_failed
+                .lock()
+                .unwrap()
+                .get(job_id)
+                .map_or(0, |f| f.len() as u64);
+            job.total_tasks = Some(total);
+            job.failed_tasks = Some(failed);
+            job.succeeded_tasks = Some(total - failed);
+        }
+        Ok(job)
+    }
+    async fn job_tags(&self, _account_id: &str, job_id: &str) -> Result<Vec<S3Tag>, AwsCallError> {
+        Ok(self.request_of(job_id).map(|r| r.tags).unwrap_or_default())
     }
     async fn list_jobs(&self, _account_id: &str) -> Result<Vec<JobListing>, AwsCallError> {
         Ok(Vec::new())
     }
 }
 
-/// The runs' jobs have their report turned off in these tests: nothing to read.
+/// Completion reports, from the blobs (where [`job_ends`] writes them as Batch Operations does).
 impl ReportObjects for MemoryAws {
-    async fn read_object(
-        &self,
-        _bucket: &str,
-        _key: &str,
-    ) -> Result<Option<Vec<u8>>, AwsCallError> {
-        Ok(None)
+    async fn read_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
+        Ok(self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{bucket}/{key}"))
+            .cloned())
     }
     async fn stream_object<'a>(
         &'a self,
-        _bucket: &'a str,
-        _key: &'a str,
-        _sink: &'a mut (dyn FnMut(&[u8]) + Send),
+        bucket: &'a str,
+        key: &'a str,
+        sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        Ok(0)
+        let body = self
+            .blobs
+            .lock()
+            .unwrap()
+            .get(&format!("{bucket}/{key}"))
+            .cloned()
+            .ok_or_else(|| AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NoSuchKey".into(),
+                message: key.into(),
+            })?;
+        sink(&body);
+        Ok(body.len() as u64)
     }
 }
 
 /// A job ends: its JobStatusChanged event reaches the job monitor, which e-mails the summary
 /// and records the end of the job's inventory run. Returns the e-mail's body.
 async fn job_ends(aws: &MemoryAws, job_id: &str, status: &str) -> String {
+    job_ends_failing(aws, job_id, status, &[]).await
+}
+
+/// [`job_ends`], with the tasks of `failed` keys failed: DescribeJob counts them, and the
+/// completion report Batch Operations writes (`<prefix>/job-<id>/manifest.json`, then a results
+/// CSV of the failed tasks) lists them.
+async fn job_ends_failing(aws: &MemoryAws, job_id: &str, status: &str, failed: &[&str]) -> String {
     aws.job_status
         .lock()
         .unwrap()
         .insert(job_id.to_string(), status.to_string());
+    aws.job_failed.lock().unwrap().insert(
+        job_id.to_string(),
+        failed.iter().map(|k| k.to_string()).collect(),
+    );
+    write_report(aws, job_id, failed);
+    let outcome = monitor_hears(aws, job_id, status).await;
+    assert!(
+        matches!(outcome, MonitorOutcome::Summarised(_)),
+        "{outcome:?}"
+    );
+    aws.notes.lock().unwrap().last().cloned().unwrap().1
+}
+
+/// The job monitor takes a JobStatusChanged event for `job_id` saying `status`.
+async fn monitor_hears(aws: &MemoryAws, job_id: &str, status: &str) -> MonitorOutcome {
     let event = JobStatusEvent {
         account_id: "222222222222".into(),
         region: "us-east-1".into(),
@@ -268,12 +371,51 @@ async fn job_ends(aws: &MemoryAws, job_id: &str, status: &str) -> String {
         approval_topic_arn: "arn:aws:sns:us-east-1:222222222222:ferry-approvals".into(),
         now_unix: 1_795_500_000,
     };
-    let outcome = on_job_status_changed(aws, &event, &ctx).await.unwrap();
-    assert!(
-        matches!(outcome, MonitorOutcome::Summarised(_)),
-        "{outcome:?}"
+    on_job_status_changed(aws, &event, &ctx).await.unwrap()
+}
+
+/// The report bucket and the `manifest.json` key of `job_id`'s completion report.
+fn report_manifest(job_id: &str) -> (String, String) {
+    let spec = spec();
+    (
+        spec.report.bucket.clone(),
+        format!(
+            "{}/job-{job_id}/manifest.json",
+            spec.report.prefix.trim_end_matches('/')
+        ),
+    )
+}
+
+/// The completion report of `job_id` as Batch Operations writes it, `failed` keys failed.
+fn write_report(aws: &MemoryAws, job_id: &str, failed: &[&str]) {
+    let (bucket, manifest_key) = report_manifest(job_id);
+    let results_key = manifest_key.replace("manifest.json", "results/failed.csv");
+    let rows: String = failed
+        .iter()
+        .map(|k| {
+            format!(
+                "acme-media-prod,{},,failed,403,AccessDenied,Access Denied\n",
+                inventory_support::s3_encode(k)
+            )
+        })
+        .collect();
+    let results = if failed.is_empty() {
+        serde_json::json!([])
+    } else {
+        serde_json::json!([{"TaskExecutionStatus": "failed", "Bucket": bucket, "Key": results_key}])
+    };
+    let manifest = serde_json::json!({
+        "Format": "Report_CSV_20180820",
+        "ReportCreationDate": "2026-12-07T00:00:00.000Z",
+        "Results": results,
+        "ReportSchema": "Bucket, Key, VersionId, TaskStatus, ErrorCode, HTTPStatusCode, ResultMessage"
+    });
+    let mut blobs = aws.blobs.lock().unwrap();
+    blobs.insert(format!("{bucket}/{results_key}"), rows.into_bytes());
+    blobs.insert(
+        format!("{bucket}/{manifest_key}"),
+        manifest.to_string().into_bytes(),
     );
-    aws.notes.lock().unwrap().last().cloned().unwrap().1
 }
 
 fn spec() -> TransferSpec {
@@ -992,4 +1134,297 @@ async fn the_direct_job_is_held_to_the_manifest_json_the_run_read() {
     assert_eq!(run.jobs[0].kind, RunJobKind::CopyDirect);
     let request = aws.requests.lock().unwrap()[0].clone();
     assert_eq!(request.manifest.location.etag, etag_of(&read));
+}
+
+/// A first run committed through the job monitor, then a second inventory with `new` objects
+/// added: the second run, its Copy job, and the inventory the next run will read.
+async fn a_second_run_with(
+    aws: &MemoryAws,
+    fp: &str,
+    tmp: &Path,
+    new: &[&str],
+) -> (
+    ferry_core::inventory::delta::RunRecord,
+    ferry_core::inventory::delta::RunRecord,
+    Vec<Obj>,
+) {
+    let k1 = deliver(aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let run1 = ran(event(aws, fp, &k1, tmp).await);
+    let email = job_ends(aws, &run1.jobs[0].job_id, "Complete").await;
+    assert!(
+        email.contains("complete; the delta state now holds 20 object(s)"),
+        "{email}"
+    );
+    let mut objs = base_objects();
+    objs.extend(new.iter().map(|k| Obj::new(k)));
+    let k2 = deliver(aws, "2026-11-24T01-00Z", 2_000, &objs);
+    let run2 = ran(event(aws, fp, &k2, tmp).await);
+    assert_eq!(run2.jobs.len(), 1);
+    assert_eq!(run2.stats.copy.objects, new.len() as u64);
+    (run1, run2, objs)
+}
+
+/// The committed run (`current.json`'s `run_id`).
+fn committed_run(aws: &MemoryAws, fp: &str) -> String {
+    let state = aws.state.lock().unwrap();
+    let current: serde_json::Value =
+        serde_json::from_slice(&state[&format!("inventory/{fp}/current.json")]).unwrap();
+    current["run_id"].as_str().unwrap().to_string()
+}
+
+/// The report bucket can be written by others: a job with failed tasks whose completion report
+/// was deleted must not commit its run as if every task succeeded (its failed objects would
+/// enter the delta index and never be copied while unchanged). The run stays uncommitted, the
+/// e-mail says why, and the next inventory's delta copies the run's objects again.
+#[tokio::test]
+async fn a_job_whose_report_was_deleted_does_not_commit_its_run() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let new = ["new/a.txt", "new/b.txt"];
+    let (run1, run2, objs) = a_second_run_with(&aws, &fp, &tmp, &new).await;
+    let job = &run2.jobs[0].job_id;
+
+    // The job completes with one failed task; the attacker deletes the report before the
+    // monitor reads it.
+    aws.job_status
+        .lock()
+        .unwrap()
+        .insert(job.clone(), "Complete".into());
+    aws.job_failed
+        .lock()
+        .unwrap()
+        .insert(job.clone(), vec!["new/a.txt".into()]);
+    let (bucket, manifest_key) = report_manifest(job);
+    assert!(aws
+        .blobs
+        .lock()
+        .unwrap()
+        .remove(&format!("{bucket}/{manifest_key}"))
+        .is_none());
+    monitor_hears(&aws, job, "Complete").await;
+    // The delta base is still run 1.
+    assert_eq!(committed_run(&aws, &fp), run1.run_id);
+
+    let (subject, body) = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        subject.contains("inventory run NOT recorded as copied"),
+        "{subject}"
+    );
+    for part in [
+        format!("Inventory run {} is NOT recorded as copied", run2.run_id),
+        format!("its completion report is missing: there is no s3://{bucket}/{manifest_key}"),
+        "DescribeJob counts 1 failed task(s)".to_string(),
+        "the next inventory copies this run's objects again".to_string(),
+        format!("aws s3control describe-job --region us-east-1 --account-id 222222222222 --job-id {job}"),
+    ] {
+        assert!(body.contains(&part), "{part}:\n{body}");
+    }
+    // The job's end is recorded as unaccounted for.
+    let result = aws.state.lock().unwrap()
+        [&format!("inventory/{fp}/runs/{}/jobs/{job}.json", run2.run_id)]
+        .clone();
+    let result: serde_json::Value = serde_json::from_slice(&result).unwrap();
+    assert!(
+        result["unaccounted"]
+            .as_str()
+            .is_some_and(|w| w.contains("missing")),
+        "{result}"
+    );
+
+    // The next inventory: both of run 2's objects are copied again, the failed one included.
+    let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+    let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+    assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+    assert_eq!(manifest_keys(&aws, &run3.jobs[0].manifest), new);
+}
+
+/// A report with failed rows removed, or padded with a repeated row so that it still has as
+/// many rows as DescribeJob counts failed tasks: fewer distinct failed tasks than DescribeJob
+/// counts, so the run is not committed and the next delta copies all its objects again.
+#[tokio::test]
+async fn a_report_with_failed_rows_removed_does_not_commit_its_run() {
+    for (case, listed) in [
+        ("removed", &["new/a.txt"][..]),
+        ("repeated", &["new/a.txt", "new/a.txt"][..]),
+    ] {
+        let tmp = tempdir();
+        let (aws, fp) = approved_stack(&spec());
+        let new = ["new/a.txt", "new/b.txt", "new/c.txt"];
+        let (run1, run2, objs) = a_second_run_with(&aws, &fp, &tmp, &new).await;
+        let job = &run2.jobs[0].job_id;
+        aws.job_status
+            .lock()
+            .unwrap()
+            .insert(job.clone(), "Complete".into());
+        aws.job_failed
+            .lock()
+            .unwrap()
+            .insert(job.clone(), vec!["new/a.txt".into(), "new/b.txt".into()]);
+        // The report as rewritten: new/b.txt's failed row is gone.
+        write_report(&aws, job, listed);
+        monitor_hears(&aws, job, "Complete").await;
+        assert_eq!(committed_run(&aws, &fp), run1.run_id, "{case}");
+
+        let body = aws.notes.lock().unwrap().last().cloned().unwrap().1;
+        assert!(
+            body.contains(
+                "lists 1 distinct failed task(s) of s3://acme-media-prod, but DescribeJob counts 2"
+            ),
+            "{case}:\n{body}"
+        );
+        assert!(
+            body.contains("is NOT recorded as copied"),
+            "{case}:\n{body}"
+        );
+
+        // Not only the listed failed object: every object of run 2 is copied again.
+        let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+        let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+        assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
+        assert_eq!(manifest_keys(&aws, &run3.jobs[0].manifest), new, "{case}");
+    }
+}
+
+/// The report accounts for every failed task: the run commits without the failed objects, and
+/// the next delta copies exactly those again.
+#[tokio::test]
+async fn a_complete_report_commits_the_run_without_its_failed_objects() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let (_, run2, objs) = a_second_run_with(&aws, &fp, &tmp, &["new/a.txt", "new/b.txt"]).await;
+    let email = job_ends_failing(&aws, &run2.jobs[0].job_id, "Complete", &["new/a.txt"]).await;
+    assert!(
+        email.contains(
+            "complete; the delta state now holds 21 object(s), leaving out 1 whose task failed"
+        ),
+        "{email}"
+    );
+    assert_eq!(committed_run(&aws, &fp), run2.run_id);
+    let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+    let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+    assert_eq!(manifest_keys(&aws, &run3.jobs[0].manifest), ["new/a.txt"]);
+}
+
+/// job-monitor can be invoked with a hand-made event: one saying "Complete" for a job that
+/// DescribeJob says is still running records nothing and commits nothing.
+#[tokio::test]
+async fn a_hand_made_complete_event_for_a_running_job_commits_nothing() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let (run1, run2, _) = a_second_run_with(&aws, &fp, &tmp, &["new/a.txt"]).await;
+    let job = &run2.jobs[0].job_id;
+    let outcome = monitor_hears(&aws, job, "Complete").await;
+    assert_eq!(
+        outcome,
+        MonitorOutcome::Ignored {
+            status: "Active".into()
+        }
+    );
+    assert_eq!(committed_run(&aws, &fp), run1.run_id);
+    assert!(!aws.state.lock().unwrap().contains_key(&format!(
+        "inventory/{fp}/runs/{}/jobs/{job}.json",
+        run2.run_id
+    )));
+}
+
+/// The delta logic itself: a job recorded as unaccounted keeps its run from committing even
+/// when every other job of the run completes with its failed tasks accounted for, in either
+/// order.
+#[tokio::test]
+async fn an_unaccounted_job_keeps_its_run_from_committing_whatever_the_other_jobs_do() {
+    for unaccounted_first in [true, false] {
+        let tmp = tempdir();
+        let (aws, fp) = approved_stack(&spec());
+        let k1 = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+        let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+        job_finished(&aws, &run1.jobs[0].job_id, "Complete", &[])
+            .await
+            .unwrap();
+        let mut objs = base_objects();
+        objs.push(Obj::new("new/plain.txt"));
+        objs.push(Obj::new("video/huge.mov").size(6 * GIB));
+        let k2 = deliver(&aws, "2026-11-24T01-00Z", 2_000, &objs);
+        let run2 = ran(event(&aws, &fp, &k2, &tmp).await);
+        assert_eq!(run2.jobs.len(), 2);
+        let (copy, large) = (&run2.jobs[0].job_id, &run2.jobs[1].job_id);
+        let why = "its completion report is missing";
+        let unaccounted =
+            || job_finished_with(&aws, copy, "Complete", FailedTasks::Unaccounted(why));
+        let accounted = || job_finished_with(&aws, large, "Complete", FailedTasks::Accounted(&[]));
+        let last = if unaccounted_first {
+            let first = unaccounted().await.unwrap();
+            assert!(
+                matches!(&first, JobFinished::NotAccounted { job_id, .. } if job_id == copy),
+                "{first:?}"
+            );
+            accounted().await.unwrap()
+        } else {
+            let first = accounted().await.unwrap();
+            assert!(
+                matches!(first, JobFinished::Waiting { remaining: 1, .. }),
+                "{first:?}"
+            );
+            unaccounted().await.unwrap()
+        };
+        match last {
+            JobFinished::NotAccounted {
+                run_id,
+                job_id,
+                why: w,
+            } => {
+                assert_eq!(
+                    (run_id.as_str(), job_id.as_str(), w.as_str()),
+                    (run2.run_id.as_str(), copy.as_str(), why)
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(committed_run(&aws, &fp), run1.run_id);
+        // Called again (a redelivered event), still nothing committed.
+        assert!(matches!(
+            accounted().await.unwrap(),
+            JobFinished::NotAccounted { .. }
+        ));
+        assert_eq!(committed_run(&aws, &fp), run1.run_id);
+    }
+}
+
+/// The plan's own inventory (the one its e-mails named, FirstJob's first run) is held to the
+/// manifest ETag the approval recorded (#15 item 13): a manifest.json rewritten since (with a
+/// matching manifest.checksum and data files) is refused, and the approved one still runs.
+#[tokio::test]
+async fn the_plans_own_inventory_rewritten_after_the_approval_is_refused() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let date = "2026-11-23T01-00Z";
+    assert_eq!(spec.manifest.key, format!("{DIR}{date}/manifest.json"));
+    deliver(&aws, date, 1_000, &base_objects());
+    let approved =
+        etag_of(&aws.blobs.lock().unwrap()[&format!("{INV_BUCKET}/{}", spec.manifest.key)]);
+    aws.state.lock().unwrap().insert(
+        format!("decisions/{fp}.json"),
+        serde_json::to_vec(&serde_json::json!({
+            "decision": "approve", "plan_fingerprint": fp, "at_unix": 1,
+            "manifest_etag": format!("\"{approved}\""),
+        }))
+        .unwrap(),
+    );
+    let mut forged = base_objects();
+    forged.push(Obj::new("secret/payroll.csv"));
+    let key = deliver(&aws, date, 1_000, &forged);
+    match event(&aws, &fp, &key, &tmp).await {
+        RunOutcome::Refused { reason, .. } => {
+            assert!(
+                reason.contains("the approval was given for ETag"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(aws.requests.lock().unwrap().is_empty(), "nothing launched");
+    // The approved bytes back: the run goes ahead.
+    let key = deliver(&aws, date, 1_000, &base_objects());
+    let run = ran(event(&aws, &fp, &key, &tmp).await);
+    assert_eq!(run.stats.copy.objects, 20);
 }

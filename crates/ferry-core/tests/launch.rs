@@ -31,6 +31,7 @@ impl FakeAws {
         *fake.head.lock().unwrap() = Some(Ok(ManifestHead {
             etag: etag.to_string(),
             bucket_region: Some("eu-west-1".to_string()),
+            ..ManifestHead::default()
         }));
         fake
     }
@@ -288,6 +289,7 @@ async fn a_manifest_bucket_in_another_region_is_named() {
     *aws.head.lock().unwrap() = Some(Ok(ManifestHead {
         etag: ETAG.to_string(),
         bucket_region: Some("us-east-1".to_string()),
+        ..ManifestHead::default()
     }));
     let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
         .await

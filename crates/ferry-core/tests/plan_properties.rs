@@ -70,12 +70,34 @@ fn same_account_and_in_place_carry_no_cross_account_statements() {
     assert!(plan.source_account.is_empty() && plan.destination_account.is_empty());
 }
 
+/// Versions of source objects are read only from a versioned source. The manifest's version is
+/// read always: the stack creates its job on the version its approval e-mails named, in a
+/// versioned manifest bucket (`ObjectVersionId`, #15 item 13).
 #[test]
-fn version_reads_only_for_versioned_sources() {
+fn version_reads_only_for_versioned_sources_and_the_manifest() {
     let plan = Plan::build(&example("sse-s3-csv.toml")).unwrap();
-    assert!(!all_actions(&plan).iter().any(|a| a.contains("Version")));
-    let plan = Plan::build(&example("versioned-source.toml")).unwrap();
+    let manifest = "arn:aws:s3:::acme-ferry-manifests/photos/manifest.csv".to_string();
+    for s in &plan.batch_role.permissions_policy.statements {
+        if s.actions.iter().any(|a| a.contains("Version")) {
+            assert_eq!(s.resources, vec![manifest.clone()], "{}", s.sid);
+            assert_eq!(
+                s.actions,
+                ["s3:GetObject", "s3:GetObjectVersion"],
+                "{}",
+                s.sid
+            );
+        }
+    }
     assert!(all_actions(&plan).contains(&"s3:GetObjectVersion".to_string()));
+    let plan = Plan::build(&example("versioned-source.toml")).unwrap();
+    let source = plan
+        .batch_role
+        .permissions_policy
+        .statements
+        .iter()
+        .find(|s| s.sid.ends_with("ReadSourceObjects"))
+        .unwrap();
+    assert!(source.actions.contains(&"s3:GetObjectVersion".to_string()));
 }
 
 #[test]

@@ -147,10 +147,20 @@ fn a_csv_manifest_with_version_ids_keeps_only_its_own_failed_versions() {
 }
 
 fn inventory(objects: &mut Objects, data: &str, listed_md5: Option<&str>) -> JobManifestRef {
+    inventory_with_data_at(objects, data, listed_md5, "data/0123.csv.gz")
+}
+
+/// An inventory whose one data file is at `<prefix>/<source-bucket>/<configuration-id>/<data_at>`.
+fn inventory_with_data_at(
+    objects: &mut Objects,
+    data: &str,
+    listed_md5: Option<&str>,
+    data_at: &str,
+) -> JobManifestRef {
     let gz = gzip(data);
     let md5 = listed_md5.map_or_else(|| md5_hex(&gz), str::to_string);
     let dir = "inv/src/all";
-    let data_key = format!("{dir}/data/0123.csv.gz");
+    let data_key = format!("{dir}/{data_at}");
     objects.put("ops", &data_key, gz, "whatever");
     let json = serde_json::json!({
         "sourceBucket": "src",
@@ -206,4 +216,47 @@ fn an_inventory_data_file_rewritten_after_the_manifest_is_refused() {
         matches!(err, JobManifestError::DataFileChanged { .. }),
         "{err}"
     );
+}
+
+/// A data file elsewhere in the inventory's directory (where Ferry writes its run manifests, or
+/// anyone may plant one) is not the inventory's, even with the right MD5: only `data/` holds the
+/// data files (S3 User Guide, "Locating your inventory list").
+#[test]
+fn an_inventory_data_file_outside_data_is_refused() {
+    let mut objects = Objects::default();
+    let manifest = inventory_with_data_at(
+        &mut objects,
+        "\"src\",\"secret.pdf\",\"\",\"true\",\"5\"\n",
+        None,
+        "ferry-run1/planted.csv.gz",
+    );
+    let mut failed = FailedTasks::default();
+    failed.insert("src", "secret.pdf", None);
+    let err = block_on(select_failed_rows(&objects, "j-4", &manifest, &mut failed)).unwrap_err();
+    assert!(
+        matches!(err, JobManifestError::BadInventory { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("inv/src/all/data/"), "{err}");
+}
+
+/// `MD5checksum` is compared as the inventory run compares it: hex in either case, or base64.
+#[test]
+fn an_inventory_md5_in_base64_or_upper_case_hex_is_accepted() {
+    use base64::Engine;
+    use md5::{Digest, Md5};
+    let data = "\"src\",\"a.pdf\",\"\",\"true\",\"5\"\n";
+    let digest = Md5::digest(gzip(data));
+    for listed in [
+        base64::engine::general_purpose::STANDARD.encode(digest),
+        md5_hex(&gzip(data)).to_uppercase(),
+    ] {
+        let mut objects = Objects::default();
+        let manifest = inventory(&mut objects, data, Some(&listed));
+        let mut failed = FailedTasks::default();
+        failed.insert("src", "a.pdf", None);
+        let sel = block_on(select_failed_rows(&objects, "j-5", &manifest, &mut failed))
+            .unwrap_or_else(|e| panic!("{listed}: {e}"));
+        assert_eq!(sel.rows, 1, "{listed}");
+    }
 }

@@ -44,6 +44,12 @@ struct MemoryAws {
     job_tags: Mutex<BTreeMap<String, Vec<S3Tag>>>,
     /// The manifest's ETag as HeadObject answers it (default `"e7a5"`).
     manifest_etag: Mutex<Option<String>>,
+    /// The manifest's version id as HeadObject answers it (default none: unversioned).
+    manifest_version: Mutex<Option<String>>,
+    /// HeadObject of the manifest answers 404 (not uploaded yet).
+    manifest_missing: Mutex<bool>,
+    /// Every CreateJob request, in order.
+    create_job_requests: Mutex<Vec<CreateJobRequest>>,
     /// The WaitCondition was already completed by another signal, and FirstJob ran.
     wait_already_ended: Mutex<bool>,
 }
@@ -136,10 +142,20 @@ impl WaitSignal for MemoryAws {
 
 impl LaunchApi for MemoryAws {
     async fn head_manifest(&self, _bucket: &str, _key: &str) -> Result<ManifestHead, AwsCallError> {
+        if *self.manifest_missing.lock().unwrap() {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::NotFound,
+                code: "NotFound".into(),
+                message: "Not Found".into(),
+            });
+        }
         let etag = self.manifest_etag.lock().unwrap().clone();
         Ok(ManifestHead {
             etag: etag.unwrap_or_else(|| "\"e7a5\"".to_string()),
-            bucket_region: None,
+            version_id: self.manifest_version.lock().unwrap().clone(),
+            size: Some(1234),
+            last_modified: Some("2026-11-24T01:00:00Z".into()),
+            ..ManifestHead::default()
         })
     }
     async fn get_manifest(
@@ -165,6 +181,10 @@ impl LaunchApi for MemoryAws {
         if let Some(e) = self.fail_create_job.lock().unwrap().take() {
             return Err(e);
         }
+        self.create_job_requests
+            .lock()
+            .unwrap()
+            .push(request.clone());
         let mut jobs = self.jobs.lock().unwrap();
         let n = jobs.len();
         let id = jobs
@@ -1309,4 +1329,232 @@ async fn a_stored_plan_rewritten_after_approval_is_not_launched() {
         "{refused}"
     );
     assert!(aws.jobs.lock().unwrap().is_empty(), "nothing launched");
+}
+
+/// The approval records of pending tokens.
+fn record_of(aws: &MemoryAws, t: &ApprovalToken) -> ApprovalRecord {
+    serde_json::from_slice(&aws.objects.lock().unwrap()[&keys::approval(&t.hash())]).unwrap()
+}
+
+/// #15 item 13: the plan's e-mails name the manifest's ETag (read when they are sent) and its
+/// approval record pins it, so what the approver approves is those bytes.
+#[tokio::test]
+async fn the_emails_name_the_manifests_etag_and_the_record_pins_it() {
+    let aws = MemoryAws::default();
+    let t = token(60);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    let pin = record_of(&aws, &t).manifest.expect("a pinned manifest");
+    assert_eq!(
+        (pin.etag.as_str(), pin.version_id, pin.size),
+        ("e7a5", None, Some(1234))
+    );
+    let notes = aws.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 2);
+    for (subject, body) in &notes {
+        assert!(
+            body.contains("The manifest this approval is for: s3://acme-vault-inventory/")
+                && body.contains("ETag \"e7a5\", 1234 bytes, last modified 2026-11-24T01:00:00Z"),
+            "{subject}: {body}"
+        );
+    }
+}
+
+/// #15 item 13, the attack: the manifest lives where a PowerUser of the destination account can
+/// write. Rewritten between the e-mails and the approval, it would have the batch role copy
+/// whatever the attacker lists. The approval compares it with the ETag its token's e-mails named:
+/// refused, nothing recorded or launched, the token given back; `resend` pins the manifest as it
+/// is now (after the approver checked it), and that token approves it.
+#[tokio::test]
+async fn a_manifest_rewritten_after_the_email_is_refused_and_resend_pins_the_new_one() {
+    let aws = MemoryAws::default();
+    let t = token(61);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    // The attacker rewrites the manifest after the e-mails went out.
+    *aws.manifest_etag.lock().unwrap() = Some("\"f00d\"".to_string());
+    let refused = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, WorkflowError::ManifestChanged { .. }),
+        "{refused}"
+    );
+    let text = refused.to_string();
+    assert!(
+        text.contains(
+            "the manifest changed since the plan was e-mailed (pinned ETag e7a5, now f00d)"
+        ) && text.contains("whoever rewrote s3://acme-vault-inventory/")
+            && text.contains(r#"publish {"action":"resend"}"#),
+        "{text}"
+    );
+    assert!(aws.jobs.lock().unwrap().is_empty(), "nothing launched");
+    assert!(
+        aws.create_job_requests.lock().unwrap().is_empty(),
+        "no CreateJob"
+    );
+    {
+        let objects = aws.objects.lock().unwrap();
+        assert!(
+            !objects.contains_key(&keys::plan_decision(&ready.fingerprint)),
+            "nothing recorded as approved"
+        );
+        assert!(
+            !objects.contains_key(&keys::decision(&t.hash())),
+            "the token was given back"
+        );
+    }
+    // The approver checks the manifest as it is now and asks for a new token: its e-mails name
+    // the new ETag, and it approves exactly that.
+    let fresh = token(62);
+    handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(NOW + 120))
+        .await
+        .unwrap();
+    assert_eq!(record_of(&aws, &fresh).manifest.unwrap().etag, "f00d");
+    let mails = aws.notes.lock().unwrap().clone();
+    let resent = &mails[mails.len() - 2..];
+    assert!(
+        resent
+            .iter()
+            .all(|(_, body)| body.contains("ETag \"f00d\"")),
+        "{resent:#?}"
+    );
+    let old = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 130))
+        .await
+        .unwrap_err();
+    assert!(matches!(old, WorkflowError::TokenSpent), "{old}");
+    let ApprovalOutcome::JobLaunched(job) =
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 140))
+            .await
+            .unwrap()
+    else {
+        panic!("launched")
+    };
+    assert_eq!(job.manifest_etag, "f00d");
+    let requests = aws.create_job_requests.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].manifest.location.etag, "f00d");
+}
+
+/// #15 item 13: a manifest the stack can't read when it makes the plan (the deployer uploads it
+/// after the stack) doesn't fail the stack. The e-mails say so, and their token approves nothing:
+/// the approval refuses it (nothing to hold it to) and keeps nothing; once the manifest is there,
+/// `resend` pins it and the new token approves.
+#[tokio::test]
+async fn a_manifest_unreadable_at_plan_time_makes_the_plan_but_approves_nothing_until_resend() {
+    let aws = MemoryAws::default();
+    *aws.manifest_missing.lock().unwrap() = true;
+    let t = token(63);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Wait), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    assert!(ready.approval_requested);
+    assert!(aws
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key(&keys::plan(&ready.fingerprint)));
+    assert_eq!(record_of(&aws, &t).manifest, None);
+    for (subject, body) in aws.notes.lock().unwrap().iter() {
+        assert!(
+            body.contains("could not be read when this e-mail was sent (NotFound: Not Found)")
+                && body.contains("this e-mail's token approves nothing"),
+            "{subject}: {body}"
+        );
+    }
+
+    // The manifest is uploaded; an approval with the first token is still refused: the approver
+    // was never shown what it holds.
+    *aws.manifest_missing.lock().unwrap() = false;
+    let refused = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, WorkflowError::ManifestNotPinned { .. }),
+        "{refused}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains(r#"publish {"action":"resend"}"#),
+        "{refused}"
+    );
+    assert!(
+        aws.signals.lock().unwrap().is_empty(),
+        "the stack still waits"
+    );
+    assert!(!aws
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key(&keys::plan_decision(&ready.fingerprint)));
+
+    let fresh = token(64);
+    handle_approval(&aws, "resend", &fresh, &ctx(NOW + 120))
+        .await
+        .unwrap();
+    assert_eq!(record_of(&aws, &fresh).manifest.unwrap().etag, "e7a5");
+    assert_eq!(
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 180))
+            .await
+            .unwrap(),
+        ApprovalOutcome::WaitSignalled
+    );
+    let job = first_job(
+        &aws,
+        &ready.fingerprint,
+        r#"{"approval":"approved"}"#,
+        false,
+        &ctx(NOW + 200),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, "job-0");
+}
+
+/// In a versioned manifest bucket the e-mails name the version too, and the job is created on it
+/// (`Manifest.Location.ObjectVersionId`): Batch Operations reads those bytes even if the key is
+/// written again after CreateJob. An object written while versioning was off (`null`) names none.
+#[tokio::test]
+async fn a_versioned_manifest_is_launched_on_the_e_mailed_version() {
+    for (version, expected) in [
+        (
+            Some("3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"),
+            Some("3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"),
+        ),
+        (Some("null"), None),
+    ] {
+        let aws = MemoryAws::default();
+        *aws.manifest_version.lock().unwrap() = version.map(str::to_string);
+        let t = token(65);
+        create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+            .await
+            .unwrap();
+        assert_eq!(
+            record_of(&aws, &t).manifest.unwrap().version_id.as_deref(),
+            expected
+        );
+        if let Some(v) = expected {
+            assert!(aws
+                .notes
+                .lock()
+                .unwrap()
+                .iter()
+                .all(|(_, body)| body.contains(&format!("version id {v}"))));
+        }
+        assert!(matches!(
+            handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+                .await
+                .unwrap(),
+            ApprovalOutcome::JobLaunched(_)
+        ));
+        let requests = aws.create_job_requests.lock().unwrap().clone();
+        assert_eq!(
+            requests[0].manifest.location.object_version_id.as_deref(),
+            expected
+        );
+        assert_eq!(requests[0].manifest.location.etag, "e7a5");
+    }
 }

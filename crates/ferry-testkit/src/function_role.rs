@@ -22,6 +22,10 @@ pub const STACK_NAME: &str = "ferry-e2e";
 /// A function's role, created on moto, with a session of it.
 pub struct FunctionRole {
     pub role_arn: String,
+    /// The stack's id (`AWS::StackId`): a CloudFormation stack [`STACK_NAME`] made on moto in
+    /// the role's account and Region ([`crate::stack::deploy_cloudformation_stack`]; one per
+    /// account and Region, shared by every role deployed there), reported in an operation.
+    pub stack_id: String,
     /// An SDK config acting as a session of the role (as Lambda runs the function).
     pub config: SdkConfig,
     pub state_bucket: String,
@@ -58,11 +62,14 @@ impl FunctionRole {
         region: &str,
         parameters: &Value,
     ) -> FunctionRole {
+        let admin = moto.sdk_config_for_account(account, region).await;
+        let stack_id = crate::stack::deploy_cloudformation_stack(moto, &admin, STACK_NAME).await;
         let script = workspace_root().join("tests/iam/function-role.mjs");
         let out = Command::new(std::env::var("FERRY_NODE").unwrap_or_else(|_| "node".into()))
             .arg(&script)
             .args([function_id, account, region, STACK_NAME])
             .arg(parameters.to_string())
+            .arg(&stack_id)
             .output()
             .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
         if !out.status.success() {
@@ -76,7 +83,6 @@ impl FunctionRole {
         let text = |k: &str| role[k].as_str().unwrap_or_default().to_string();
         let (role_name, role_arn) = (text("roleName"), text("roleArn"));
 
-        let admin = moto.sdk_config_for_account(account, region).await;
         let iam = aws_sdk_iam::Client::new(&admin);
         let trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
             "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
@@ -125,6 +131,7 @@ impl FunctionRole {
         FunctionRole {
             config: moto.sdk_config_with(credentials, region).await,
             role_arn,
+            stack_id,
             state_bucket: text("stateBucket"),
             notification_topic_arn: text("notificationTopicArn"),
             approval_topic_arn: text("approvalTopicArn"),

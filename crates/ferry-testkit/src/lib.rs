@@ -20,7 +20,8 @@
 //! - [`s3control::s3control_client`]: S3 Control through the gateway, jobs answered by its job
 //!   table and moved by the emulator.
 //! - [`stack`]: the stack around a test: TransferPlan's properties from the template, its
-//!   resources, what the instructions e-mail says to do and who does it.
+//!   resources, what the instructions e-mail says to do and who does it, and the CloudFormation
+//!   stack itself with the status the gateway reports for it (in an operation unless set).
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
 
 pub mod accounts;

@@ -635,3 +635,181 @@ async fn a_planted_wait_handle_url_is_never_signalled() {
         "no request to the planted URL: {sent:?}"
     );
 }
+
+/// Rewrites the manifest as someone who may write the manifest bucket would; returns its new
+/// ETag without quotes.
+async fn rewrite_manifest(world: &World, body: &'static [u8]) -> String {
+    world
+        .s3
+        .put_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .body(body.to_vec().into())
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+async fn manifest_etag(world: &World) -> String {
+    world
+        .s3
+        .head_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .send()
+        .await
+        .unwrap()
+        .e_tag()
+        .unwrap()
+        .trim_matches('"')
+        .to_string()
+}
+
+/// #15 item 13, the attack: the manifest is in the destination account, where a PowerUser can
+/// write, and the batch role reads the whole source bucket. Rewritten after the e-mails went out
+/// (naming source keys of the attacker's choice) and before the approval, it is not what the
+/// approver approved: the approval is refused, nothing is recorded or launched, the people are
+/// told why (both ETags), and the token is given back. A `resend` then pins the manifest as it
+/// is (once checked), and its token launches the job on exactly that.
+#[tokio::test]
+async fn a_manifest_rewritten_between_the_email_and_the_approval_is_not_launched() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = recording_create_job(seen.clone());
+    let world = World::start(&[&rule]).await;
+    let pinned = manifest_etag(&world).await;
+    let t = token(9);
+    let fingerprint = world.set_up(ApprovalMode::Deferred, &t).await;
+    let mail = world.inbox().await;
+    assert_eq!(mail.len(), 2, "{mail:#?}");
+    assert!(
+        mail.iter()
+            .all(|m| m.contains(&format!("ETag \"{pinned}\""))),
+        "both e-mails name the manifest's ETag {pinned}: {mail:#?}"
+    );
+
+    let rewritten = rewrite_manifest(
+        &world,
+        b"acme-photos-prod,payroll/2026.xlsx\nacme-photos-prod,keys/id_rsa\n",
+    )
+    .await;
+    assert_ne!(rewritten, pinned);
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = handled else {
+        panic!("messages")
+    };
+    assert!(
+        matches!(&results[0], Err(e) if e.contains("the manifest changed since the plan was e-mailed")),
+        "{results:?}"
+    );
+    assert!(seen.lock().unwrap().is_empty(), "no CreateJob");
+    let keys = world.state_keys().await;
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.starts_with("decisions/") || k.ends_with(".decision")),
+        "nothing recorded, the token given back: {keys:?}"
+    );
+    let inbox = world.inbox().await;
+    let refusal = inbox
+        .iter()
+        .find(|m| m.contains("was not used"))
+        .unwrap_or_else(|| panic!("a refusal e-mail: {inbox:#?}"));
+    assert!(
+        refusal.contains(&format!("(pinned ETag {pinned}, now {rewritten})"))
+            && refusal.contains("whoever rewrote s3://acme-ferry-manifests/photos/manifest.csv")
+            && refusal.contains("resend"),
+        "{refusal}"
+    );
+    assert!(!refusal.contains(t.expose()));
+
+    // The approver looks at the manifest as it is now and asks for a token for it.
+    let handled = world
+        .handler()
+        .handle(event(fixture("approval-handler-resend.json")))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&handled, Handled::Messages(r) if matches!(r[0], Ok(ApprovalOutcome::Resent { .. }))),
+        "{handled:?}"
+    );
+    let inbox = world.inbox().await;
+    assert_eq!(inbox.len(), 2, "{inbox:#?}");
+    assert!(
+        inbox.iter().all(|m| m.contains(&rewritten)),
+        "the new e-mails name the current ETag: {inbox:#?}"
+    );
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture(
+            "approval-handler-approve.json",
+            &token(200),
+        )))
+        .await
+        .unwrap();
+    let Handled::Messages(results) = handled else {
+        panic!("messages")
+    };
+    let Ok(ApprovalOutcome::JobLaunched(job)) = &results[0] else {
+        panic!("{results:?}")
+    };
+    assert_eq!(job.manifest_etag, rewritten);
+    let input = seen.lock().unwrap()[0].clone();
+    assert_eq!(
+        input.manifest().unwrap().location().unwrap().e_tag(),
+        rewritten
+    );
+    assert!(world
+        .state_keys()
+        .await
+        .contains(&format!("decisions/{fingerprint}.json")));
+}
+
+/// In a versioned manifest bucket the e-mails name the manifest's version too, and the job is
+/// created on that version (`Manifest.Location.ObjectVersionId`), so what Batch Operations reads
+/// is what was approved even if the key is written again after CreateJob.
+#[tokio::test]
+async fn a_versioned_manifest_is_launched_on_the_emailed_version() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let rule = recording_create_job(seen.clone());
+    let world = World::start(&[&rule]).await;
+    ferry_testkit::stack::enable_versioning(&world.s3, MANIFEST_BUCKET).await;
+    rewrite_manifest(&world, b"acme-photos-prod,a.jpg\nacme-photos-prod,b.jpg\n").await;
+    let head = world
+        .s3
+        .head_object()
+        .bucket(MANIFEST_BUCKET)
+        .key("photos/manifest.csv")
+        .send()
+        .await
+        .unwrap();
+    let version = head.version_id().expect("a version id").to_string();
+    let t = token(10);
+    world.set_up(ApprovalMode::Deferred, &t).await;
+    let mail = world.inbox().await;
+    assert!(
+        mail.iter()
+            .all(|m| m.contains(&format!("version id {version}"))),
+        "{mail:#?}"
+    );
+    let handled = world
+        .handler()
+        .handle(event(sns_fixture("approval-handler-approve.json", &t)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&handled, Handled::Messages(r) if matches!(r[0], Ok(ApprovalOutcome::JobLaunched(_)))),
+        "{handled:?}"
+    );
+    let input = seen.lock().unwrap()[0].clone();
+    let location = input.manifest().unwrap().location().unwrap();
+    assert_eq!(location.object_version_id(), Some(version.as_str()));
+    assert_eq!(location.e_tag(), head.e_tag().unwrap().trim_matches('"'));
+}

@@ -3,6 +3,11 @@
 //! finished job with its failures grouped by cause and the fix for each, or the commands to
 //! confirm a suspended one. See `docs/monitoring.md`.
 //!
+//! A job of an inventory run also ends that run: its delta is committed only when DescribeJob
+//! (never the event) says the job is the run's own and `Complete`, and its completion report
+//! accounts for every failed task DescribeJob counts; otherwise the run stays uncommitted and
+//! the e-mail says why (`ferry_core::report::accounting`, `docs/inventory.md`).
+//!
 //! Jobs that aren't Ferry's, or belong to another stack's plan, are ignored with a log line. Throttling and server errors return an
 //! error so Lambda retries the event (each announcement is claimed once, so a retry never
 //! e-mails twice); anything else is e-mailed as "summary failed" with the reason.

@@ -14,6 +14,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption, StorageClass};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use ferry_aws::AwsPorts;
+use ferry_core::inventory::delta::{
+    keys as delta_keys, CurrentIndex, JobRun, RunJob, RunJobKind, RunRecord,
+};
+use ferry_core::inventory::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
+use ferry_core::inventory::RouteStats;
 use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
 use ferry_core::manifest::CsvManifestWriter;
 use ferry_core::report::monitor::MonitorOutcome;
@@ -692,7 +697,7 @@ async fn a_report_of_only_forged_rows_launches_nothing() {
     forge_report(&w, &failed, "secret/payroll.csv", false).await;
     let (outcome, input, _) = w.try_redrive_from_the_stack(&failed).await;
     match outcome {
-        Err(e @ RedriveError::NoneInManifest { count: 1, .. }) => {
+        Err(e @ RedriveError::NoneInManifest { .. }) => {
             assert!(e.to_string().contains("secret/payroll.csv"), "{e}")
         }
         other => panic!("{other:?}"),
@@ -729,14 +734,28 @@ async fn forge_report(w: &World, job: &EmulatedJob, secret: &str, keep: bool) {
         .iter_mut()
         .find(|r| r["TaskExecutionStatus"] == "failed")
         .expect("a failed results file");
-    let mut csv = if keep {
-        read(failed_file["Key"].as_str().unwrap().to_string()).await
+    let real = read(failed_file["Key"].as_str().unwrap().to_string()).await;
+    // Without the real rows, as many forged ones as S3 counted failures (DescribeJob): a report
+    // with fewer is refused as cut before any row is looked at.
+    let (mut csv, copies) = if keep {
+        (real, 1)
     } else {
-        Vec::new()
+        let rows = real
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count();
+        (Vec::new(), rows.max(1))
     };
-    csv.extend_from_slice(
-        format!("{SOURCE_BUCKET},{secret},,failed,403,AccessDenied,Access Denied\n").as_bytes(),
-    );
+    for i in 0..copies {
+        let key = if i == 0 {
+            secret.to_string()
+        } else {
+            format!("{secret}.{i}")
+        };
+        csv.extend_from_slice(
+            format!("{SOURCE_BUCKET},{key},,failed,403,AccessDenied,Access Denied\n").as_bytes(),
+        );
+    }
     let forged = format!("{base}/results/forged.csv");
     failed_file["Key"] = serde_json::Value::String(forged.clone());
     for (key, body) in [
@@ -810,6 +829,295 @@ async fn a_redrive_of_an_unapproved_plan_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(input.is_none(), "{input:?}");
+}
+
+/// The committed run before the job's run, and the job's run (inventory-handler's ids are
+/// hashes; any name does here).
+const PREVIOUS_RUN: &str = "run-0";
+const RUN: &str = "run-1";
+
+/// An object's entry in a run's index, as the inventory listed it.
+fn entry(key: &str) -> IndexEntry {
+    EntryHasher::new().entry(key, None, Some(&format!("etag-{key}")), Some(8))
+}
+
+impl World {
+    async fn put_state(&self, key: &str, body: Vec<u8>) {
+        self.dest
+            .put_object()
+            .bucket(&self.monitor_role.state_bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .unwrap();
+    }
+
+    async fn get_state(&self, key: &str) -> Vec<u8> {
+        self.dest
+            .get_object()
+            .bucket(&self.monitor_role.state_bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key}: {e:?}"))
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec()
+    }
+
+    /// What inventory-handler leaves in the state bucket for an inventory run that launched
+    /// `job` over the plan's objects: the previous run's committed index (one other object),
+    /// this run's pending index (the job's objects), its `run.json` and the job → run link.
+    async fn record_inventory_run(&self, job: &EmulatedJob) {
+        let fp = &self.plan.transfer.fingerprint;
+        let previous = ObjectIndex::from_entries(vec![entry("old/kept.pdf")]).unwrap();
+        let previous_key = delta_keys::pending_index(fp, PREVIOUS_RUN);
+        self.put_state(&previous_key, previous.to_bytes()).await;
+        let current = CurrentIndex {
+            run_id: PREVIOUS_RUN.into(),
+            manifest_key: "inventories/2026-12-05T01-00Z/manifest.json".into(),
+            creation_timestamp_ms: 1_000,
+            index_key: previous_key,
+            objects: 1,
+        };
+        self.put_state(
+            &delta_keys::current(fp),
+            serde_json::to_vec(&current).unwrap(),
+        )
+        .await;
+        let pending = ObjectIndex::from_entries(KEYS.iter().map(|k| entry(k)).collect()).unwrap();
+        let pending_key = delta_keys::pending_index(fp, RUN);
+        self.put_state(&pending_key, pending.to_bytes()).await;
+        let location = job.input.manifest().and_then(|m| m.location()).unwrap();
+        let run = RunRecord {
+            run_id: RUN.into(),
+            plan_fingerprint: fp.clone(),
+            transfer_name: "ledger".into(),
+            inventory_bucket: OPS_BUCKET.into(),
+            manifest_key: "inventories/2026-12-06T01-00Z/manifest.json".into(),
+            creation_timestamp_ms: 2_000,
+            previous_run_id: Some(PREVIOUS_RUN.into()),
+            jobs: vec![RunJob {
+                job_id: job.job_id.clone(),
+                kind: RunJobKind::Copy,
+                manifest: format!("s3://{OPS_BUCKET}/ferry/ledger.csv"),
+                manifest_etag: location.e_tag().to_string(),
+                client_request_token: job
+                    .input
+                    .client_request_token()
+                    .unwrap_or_default()
+                    .to_string(),
+                objects: KEYS.len() as u64,
+                bytes: 0,
+            }],
+            stats: RouteStats::default(),
+            index_key: Some(pending_key),
+            index_objects: KEYS.len() as u64,
+        };
+        self.put_state(&delta_keys::run(fp, RUN), serde_json::to_vec(&run).unwrap())
+            .await;
+        let link = JobRun {
+            plan_fingerprint: fp.clone(),
+            run_id: RUN.into(),
+        };
+        self.put_state(
+            &delta_keys::job_run(&job.job_id),
+            serde_json::to_vec(&link).unwrap(),
+        )
+        .await;
+    }
+
+    /// The committed run and its index: the base the next inventory's delta compares with.
+    async fn committed(&self) -> (String, ObjectIndex) {
+        let current: CurrentIndex = serde_json::from_slice(
+            &self
+                .get_state(&delta_keys::current(&self.plan.transfer.fingerprint))
+                .await,
+        )
+        .unwrap();
+        let index = ObjectIndex::from_bytes(&self.get_state(&current.index_key).await).unwrap();
+        (current.run_id, index)
+    }
+
+    /// A job of an inventory run over the plan's objects, two of which the source no longer
+    /// has when it runs: it completes with those two tasks failed.
+    async fn inventory_job_with_two_failed_tasks(&self) -> EmulatedJob {
+        PlanGrants::all()
+            .apply(&self.moto, &self.plan, REGION)
+            .await;
+        let source = s3_client(
+            &self
+                .moto
+                .sdk_config_for_account(SOURCE_ACCOUNT, REGION)
+                .await,
+        );
+        for key in FAILED {
+            source
+                .delete_object()
+                .bucket(SOURCE_BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        }
+        let job = self.launch_and_run(&self.plan.transfer.fingerprint).await;
+        assert_eq!(job.status.as_str(), "Complete", "{:?}", job.failure_reasons);
+        assert_eq!((job.succeeded(), job.failed()), (2, 2), "{:?}", job.tasks);
+        self.record_inventory_run(&job).await;
+        job
+    }
+}
+
+/// The objects whose task fails in [`World::inventory_job_with_two_failed_tasks`].
+const FAILED: [&str; 2] = [KEYS[0], KEYS[2]];
+
+/// Whether the next delta copies `key` (as the inventory lists it) again: it is not in the
+/// committed index unchanged.
+fn copied_again(index: &ObjectIndex, key: &str) -> bool {
+    index.change(entry(key)) != Change::Unchanged
+}
+
+/// The report bucket can be written by others. The completion report of an inventory run's job
+/// with failed tasks, deleted before job-monitor reads it, must not let the run commit as if
+/// every task succeeded: the failed objects would enter the delta index and later deltas would
+/// skip them for as long as they are unchanged. The delta base stays the previous run's, so the
+/// next delta copies them again, and the e-mail says why with DescribeJob's count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_runs_job_whose_report_was_deleted_does_not_commit_the_run() {
+    let w = world().await;
+    let job = w.inventory_job_with_two_failed_tasks().await;
+    let report = format!("ferry/reports/job-{}/manifest.json", job.job_id);
+    w.dest
+        .delete_object()
+        .bucket(OPS_BUCKET)
+        .key(&report)
+        .send()
+        .await
+        .unwrap();
+
+    let (handled, mail) = w.monitor(&job).await;
+    assert!(
+        matches!(handled, Handled::Outcome(MonitorOutcome::Summarised(_))),
+        "{handled:?}"
+    );
+    let (run, index) = w.committed().await;
+    assert_eq!(run, PREVIOUS_RUN, "the run was committed");
+    for key in KEYS {
+        assert!(copied_again(&index, key), "{key} is recorded as copied");
+    }
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    for part in [
+        format!("Inventory run {RUN} is NOT recorded as copied"),
+        format!("its completion report is missing: there is no s3://{OPS_BUCKET}/{report}"),
+        "DescribeJob counts 2 failed task(s)".to_string(),
+        "the next inventory copies this run's objects again".to_string(),
+    ] {
+        assert!(mail[0].contains(&part), "{part}:\n{}", mail[0]);
+    }
+    let denied = w.moto.denials();
+    assert!(denied.is_empty(), "{denied:?}");
+}
+
+/// The same with the report's failed rows cut down (one removed from the results file it
+/// lists): the report lists fewer failed tasks than DescribeJob counts, so the run is not
+/// committed, and the e-mail gives both counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_runs_job_whose_report_lost_failed_rows_does_not_commit_the_run() {
+    let w = world().await;
+    let job = w.inventory_job_with_two_failed_tasks().await;
+    let base = format!("ferry/reports/job-{}", job.job_id);
+    let read = |key: String| {
+        let dest = w.dest.clone();
+        async move {
+            dest.get_object()
+                .bucket(OPS_BUCKET)
+                .key(key)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes()
+                .to_vec()
+        }
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(format!("{base}/manifest.json")).await).unwrap();
+    let failed_file = manifest["Results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["TaskExecutionStatus"] == "failed")
+        .expect("a failed results file")["Key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rows = read(failed_file.clone()).await;
+    let text = String::from_utf8(rows).unwrap();
+    let kept: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert_eq!(kept.lines().count(), 1, "{text}");
+    w.dest
+        .put_object()
+        .bucket(OPS_BUCKET)
+        .key(&failed_file)
+        .body(ByteStream::from(kept.into_bytes()))
+        .send()
+        .await
+        .unwrap();
+
+    let (_, mail) = w.monitor(&job).await;
+    let (run, index) = w.committed().await;
+    assert_eq!(run, PREVIOUS_RUN, "the run was committed");
+    for key in FAILED {
+        assert!(copied_again(&index, key), "{key} is recorded as copied");
+    }
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    for part in [
+        format!("Inventory run {RUN} is NOT recorded as copied"),
+        format!(
+            "the completion report s3://{OPS_BUCKET}/{base}/manifest.json lists 1 distinct failed \
+             task(s) of s3://{SOURCE_BUCKET}, but DescribeJob counts 2"
+        ),
+    ] {
+        assert!(mail[0].contains(&part), "{part}:\n{}", mail[0]);
+    }
+}
+
+/// With the report as Batch Operations wrote it, the run commits (job-monitor as its template
+/// role: it reads and writes the run's state): the failed objects are left out of the index, so
+/// the next delta copies exactly those again, and the others are recorded as copied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inventory_runs_job_with_its_report_commits_the_run_without_the_failed_objects() {
+    let w = world().await;
+    let job = w.inventory_job_with_two_failed_tasks().await;
+    let (_, mail) = w.monitor(&job).await;
+    assert_eq!(mail.len(), 1, "{mail:?}");
+    assert!(
+        mail[0].contains(&format!(
+            "Inventory run {RUN}: complete; the delta state now holds 2 object(s), leaving out 2 \
+             whose task failed"
+        )),
+        "{}",
+        mail[0]
+    );
+    let (run, index) = w.committed().await;
+    assert_eq!(run, RUN);
+    for key in KEYS {
+        assert_eq!(
+            copied_again(&index, key),
+            FAILED.contains(&key),
+            "{key}: {:?}",
+            index.change(entry(key))
+        );
+    }
+    let denied = w.moto.denials();
+    assert!(denied.is_empty(), "{denied:?}");
 }
 
 /// `scripts/demo`: a few thousand objects between two local accounts, as a newcomer would see the

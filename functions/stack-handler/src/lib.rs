@@ -3,8 +3,17 @@
 //!
 //! It always answers CloudFormation: the work runs in its own task, so an error, a panic or
 //! running out of time each still end in a PUT to the ResponseURL. Without that answer a
-//! stack hangs for an hour. Deletes always answer SUCCESS (a FAILED delete blocks the stack's
-//! deletion) and say in `Reason` what they could not do.
+//! stack hangs for an hour. Deletes answer SUCCESS (a FAILED delete blocks the stack's
+//! deletion) and say in `Reason` what they could not do, with one exception below.
+//!
+//! Before acting on an event it checks that the event could be CloudFormation's (#15): equal to
+//! the template's pins (`ferry_core::stack_pins`), and its stack in an operation
+//! (`DescribeStacks` of the pinned `FERRY_STACK_ID`: `ferry_core::stack_status`). A refused
+//! event is answered (FAILED, a Delete SUCCESS with the reason) and nothing of it is done. If
+//! the stack's status can't be read, even a Delete is answered FAILED: answering SUCCESS without
+//! acting would let a real deletion finish with the batch role (which the source account
+//! trusts) left behind unseen, while a `DELETE_FAILED` stack names the reason and is deleted
+//! again once `DescribeStacks` works.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +27,15 @@ use aws_lambda_events::cloudformation::{
 use ferry_aws::http::{presigned_put_client, put_presigned, PresignedUrlRule};
 use ferry_aws::runtime::{random_token, unix_now};
 use ferry_core::approval::ApprovalToken;
-use ferry_core::launch::{LaunchApi, RetryPolicy};
-use ferry_core::ports::{InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, RetryPolicy};
+use ferry_core::ports::{
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi, StateStore,
+};
 use ferry_core::stack::TransferPlanProperties;
 use ferry_core::stack_pins::{
     StackPins, PINNED_FIRST_JOB_PROPERTIES, PINNED_TRANSFER_PLAN_PROPERTIES,
 };
+use ferry_core::stack_status::{self, NotInOperation};
 use ferry_core::workflow::{self, StackContext};
 use ferry_core::Plan;
 use lambda_runtime::{Error, LambdaEvent};
@@ -46,6 +58,7 @@ pub trait StackPorts:
     + LaunchApi
     + JobControl
     + InventoryRunTrigger
+    + StackStatusApi
     + Send
     + Sync
     + 'static
@@ -58,6 +71,7 @@ impl<T> StackPorts for T where
         + LaunchApi
         + JobControl
         + InventoryRunTrigger
+        + StackStatusApi
         + Send
         + Sync
         + 'static
@@ -146,29 +160,50 @@ impl<P: StackPorts> StackHandler<P> {
         let mut work = match self.refusal(&request, &head) {
             // Refused before any work: a forged Delete answers SUCCESS below with the reason,
             // having done nothing.
-            Some(refused) => tokio::spawn(async move { refused }),
-            None => tokio::spawn(process(ports, request.clone(), ctx, token)),
+            Some(refused) => tokio::spawn(async move { Answer::of(refused) }),
+            None => {
+                let (stack_id, retry) = (self.pins.stack_id.clone(), self.status_retry());
+                // At most half the budget to read the status, so an answer always goes out.
+                let check_budget = budget / 2;
+                tokio::spawn(async move {
+                    match in_operation(ports.as_ref(), &stack_id, retry, check_budget).await {
+                        Ok(()) => Answer::of(process(ports, request, ctx, token).await),
+                        Err(refused) => Answer {
+                            // Unverified (the status couldn't be read): FAILED even for a Delete.
+                            as_is: matches!(refused, NotInOperation::Unknown { .. }),
+                            outcome: Outcome::failed(refused.to_string()),
+                        },
+                    }
+                })
+            }
         };
-        let outcome = match tokio::time::timeout(budget, &mut work).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(join)) => Outcome::failed(format!(
-                "stack-handler failed unexpectedly ({}); see its log group",
-                if join.is_panic() {
-                    "panic"
-                } else {
-                    "task cancelled"
-                }
-            )),
+        let (outcome, as_is) = match tokio::time::timeout(budget, &mut work).await {
+            Ok(Ok(answer)) => (answer.outcome, answer.as_is),
+            Ok(Err(join)) => (
+                Outcome::failed(format!(
+                    "stack-handler failed unexpectedly ({}); see its log group",
+                    if join.is_panic() {
+                        "panic"
+                    } else {
+                        "task cancelled"
+                    }
+                )),
+                false,
+            ),
             Err(_) => {
                 // Stop the work: CloudFormation is told FAILED, so nothing may happen after.
                 work.abort();
-                Outcome::failed(format!(
-                    "stack-handler ran out of time after {} s (Lambda deadline); the step may be retried with a stack update",
-                    budget.as_secs()
-                ))
+                (
+                    Outcome::failed(format!(
+                        "stack-handler ran out of time after {} s (Lambda deadline); the step may be retried with a stack update",
+                        budget.as_secs()
+                    )),
+                    false,
+                )
             }
         };
-        let outcome = if head.request_type == "Delete" && outcome.status == Status::Failed {
+        let outcome = if head.request_type == "Delete" && outcome.status == Status::Failed && !as_is
+        {
             // A FAILED delete would leave the stack undeletable; say what went wrong instead.
             Outcome {
                 status: Status::Success,
@@ -186,6 +221,15 @@ impl<P: StackPorts> StackHandler<P> {
         }
         let response = response_for(&head, outcome);
         self.send(&head.response_url, &response).await
+    }
+
+    /// How patiently the stack's status is asked for: briefly (at most 3 attempts), since the
+    /// answer to CloudFormation waits on it.
+    fn status_retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry.max_attempts.clamp(1, 3),
+            ..self.retry
+        }
     }
 
     /// `Some(FAILED)` when the event differs from what the template pinned (#15 item 1).
@@ -313,6 +357,58 @@ impl Head {
                 resource_type: String::new(),
                 physical_resource_id: None,
             },
+        }
+    }
+}
+
+/// Whether the stack (`stack_id`, the pinned `FERRY_STACK_ID`) is in an operation, so that the
+/// event may be CloudFormation's (#15; `ferry_core::stack_status`). A status not read within
+/// `budget` is unknown.
+async fn in_operation<P: StackPorts>(
+    ports: &P,
+    stack_id: &str,
+    retry: RetryPolicy,
+    budget: Duration,
+) -> Result<(), NotInOperation> {
+    let check = stack_status::check_in_operation(ports, stack_id, retry);
+    let checked = tokio::time::timeout(budget, check)
+        .await
+        .unwrap_or_else(|_| {
+            Err(NotInOperation::Unknown {
+                stack_id: stack_id.to_string(),
+                attempts: 1,
+                cause: AwsCallError {
+                    kind: AwsErrorKind::Transient,
+                    code: "Timeout".to_string(),
+                    message: format!("no answer within {} ms", budget.as_millis()),
+                },
+            })
+        });
+    match checked {
+        Ok(status) => {
+            tracing::info!(%status, "the stack is in an operation");
+            Ok(())
+        }
+        Err(refused) => {
+            tracing::warn!(%refused, "refused a custom resource event: its stack is in no operation, or its status is unknown");
+            Err(refused)
+        }
+    }
+}
+
+/// What the work task hands back: the outcome, and whether a FAILED Delete is answered FAILED
+/// as it is (the stack's status could not be read, so nothing was done and nothing is known;
+/// see the module documentation) instead of SUCCESS with the reason.
+struct Answer {
+    outcome: Outcome,
+    as_is: bool,
+}
+
+impl Answer {
+    fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            as_is: false,
         }
     }
 }

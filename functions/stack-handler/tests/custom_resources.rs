@@ -1,7 +1,10 @@
 //! stack-handler end to end: real-shaped CloudFormation events (`events/stack-handler-*.json`)
 //! through `StackHandler::handle`, with the SDK ports (`AwsPorts`) against a private moto server
-//! per test (S3, IAM, SNS, SQS), S3 Control mocked with aws-smithy-mocks (moto has no Batch
-//! Operations), and a `ResponseCatcher` standing in for the presigned `ResponseURL`.
+//! per test (S3, IAM, SNS, SQS, CloudFormation), S3 Control mocked with aws-smithy-mocks or
+//! answered by the gateway's job table (moto has no Batch Operations), and a `ResponseCatcher`
+//! standing in for the presigned `ResponseURL`. The events' stack is a real stack on moto (its id
+//! replaces the fixtures' `StackId`), which the gateway reports in an operation
+//! (`CREATE_IN_PROGRESS`) unless a test sets another status.
 //!
 //! Every test checks the one thing CloudFormation cannot live without: exactly one PUT of a
 //! well-formed answer (empty Content-Type, ≤ 4096 bytes, ids copied verbatim).
@@ -23,7 +26,9 @@ use ferry_core::approval::{ApprovalRecord, ApprovalToken};
 use ferry_core::job::{client_request_token, CreateJobRequest};
 use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
 use ferry_core::policy::batch_role::BatchRole;
-use ferry_core::ports::{InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore};
+use ferry_core::ports::{
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi, StateStore,
+};
 use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_core::workflow::{StoredPlan, AWAITING_APPROVAL};
 use ferry_core::Plan;
@@ -64,12 +69,16 @@ fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// stack-handler's pins for the fixtures' stack: its TransferPlan and FirstJob properties.
-fn fixture_pins() -> ferry_core::stack_pins::StackPins {
+/// The name of the stack on moto the fixtures' events come from.
+const STACK_NAME: &str = "ferry";
+
+/// stack-handler's pins for the fixtures' stack, whose id is `stack_id`: its TransferPlan and
+/// FirstJob properties.
+fn fixture_pins(stack_id: &str) -> ferry_core::stack_pins::StackPins {
     let plan = read_json("events/stack-handler-create.json");
     let job = read_json("events/stack-handler-first-job-create.json");
     ferry_testkit::stack::stack_pins_for(
-        plan["StackId"].as_str().unwrap_or_default(),
+        stack_id,
         &plan["ResourceProperties"],
         &job["ResourceProperties"],
     )
@@ -145,8 +154,10 @@ struct Email {
 /// A moto server with the stack's resources (state bucket, notification and approval topics,
 /// an SQS queue subscribed to the notification topic) and a catcher for the ResponseURL.
 struct Env {
-    _moto: MotoServer,
+    moto: MotoServer,
     catcher: ResponseCatcher,
+    /// The stack on moto the events come from (`FERRY_STACK_ID`).
+    stack_id: String,
     config: aws_config::SdkConfig,
     s3: aws_sdk_s3::Client,
     iam: aws_sdk_iam::Client,
@@ -216,9 +227,14 @@ impl Env {
             .await
             .expect("subscribe the queue");
 
+        // The stack the events come from, reported in an operation (CREATE_IN_PROGRESS).
+        let stack_id =
+            ferry_testkit::stack::deploy_cloudformation_stack(&moto, &config, STACK_NAME).await;
+
         Env {
-            _moto: moto,
+            moto,
             catcher: ResponseCatcher::start(),
+            stack_id,
             config,
             s3,
             iam,
@@ -255,15 +271,16 @@ impl Env {
             clock: fixed_now,
             new_token: token_a,
             // As the template pins them for the fixtures' stack.
-            pins: fixture_pins(),
+            pins: fixture_pins(&self.stack_id),
             response_urls: ferry_testkit::stack::local_presigned_urls(),
         }
     }
 
-    /// A fixture with its URLs pointed at the catcher.
+    /// A fixture with its URLs pointed at the catcher, from the stack on moto.
     fn event(&self, fixture: &str) -> Value {
         let mut event = read_json(&format!("events/{fixture}"));
         event["ResponseURL"] = json!(self.catcher.url(CFN_PATH));
+        event["StackId"] = json!(self.stack_id);
         for props in ["ResourceProperties", "OldResourceProperties"] {
             if event[props]["ApprovalWaitHandle"]
                 .as_str()
@@ -611,6 +628,12 @@ impl JobControl for FaultyPorts {
         job_id: &str,
     ) -> Result<Vec<ferry_core::job::S3Tag>, AwsCallError> {
         self.inner.job_tags(account_id, job_id).await
+    }
+}
+
+impl StackStatusApi for FaultyPorts {
+    async fn stack_status(&self, stack_id: &str) -> Result<String, AwsCallError> {
+        self.inner.stack_status(stack_id).await
     }
 }
 
@@ -1104,6 +1127,65 @@ async fn transfer_plan_update_replans_and_an_unchanged_update_sends_nothing() {
     assert_eq!(keys_after, keys_before);
 }
 
+/// #15 item 13: the manifest is in the destination account, where others may write, so the
+/// approval e-mails must name the bytes they are about. TransferPlan reads it (HeadObject, within
+/// stack-handler's `ReadManifest`) when it sends them, on Create and on a changed-plan Update, and
+/// pins its ETag in the token's approval record and in both e-mails. A manifest not uploaded yet
+/// still makes the plan; the e-mails then say their token approves nothing until `resend`.
+#[tokio::test]
+async fn the_plan_pins_the_manifests_etag_in_its_record_and_both_emails() {
+    let env = Env::start().await;
+    let created = env
+        .invoke(
+            &env.handler(env.ports(no_s3control())),
+            env.event("stack-handler-create.json"),
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    let record = |token: fn() -> Option<ApprovalToken>| {
+        let key = format!("approvals/{}.json", the(token).hash());
+        let env = &env;
+        async move {
+            serde_json::from_slice::<ApprovalRecord>(&env.state_object(&key).await)
+                .expect("an approval record")
+        }
+    };
+    assert_eq!(record(token_a).await.manifest, None, "nothing to pin yet");
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 2, "{emails:#?}");
+    for email in &emails {
+        assert!(
+            email.body.contains(&format!(
+                "The manifest s3://{MANIFEST_BUCKET}/{MANIFEST_KEY} could not be read when this e-mail was sent"
+            )) && email.body.contains("this e-mail's token approves nothing"),
+            "{email:?}"
+        );
+    }
+
+    // Uploaded; the update (StorageClass changes: a new plan) pins it.
+    let quoted = env.put_manifest().await;
+    let etag = quoted.trim_matches('"');
+    let mut handler = env.handler(env.ports(no_s3control()));
+    handler.new_token = token_b;
+    let answer = env
+        .invoke(&handler, env.event("stack-handler-update.json"))
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    let pin = record(token_b).await.manifest.expect("the manifest pinned");
+    assert_eq!(pin.etag, etag);
+    assert_eq!(pin.size, Some(62));
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 2, "{emails:#?}");
+    for email in &emails {
+        assert!(
+            email.body.contains(&format!(
+                "The manifest this approval is for: s3://{MANIFEST_BUCKET}/{MANIFEST_KEY}, ETag \"{etag}\", 62 bytes"
+            )),
+            "{email:?}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 8. FirstJob
 
@@ -1162,9 +1244,14 @@ async fn first_job_create_with_approval_launches_on_the_manifests_etag() {
 
     assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
     assert_eq!(answer["Data"]["JobId"], JOB_ID);
+    // The stack id's last segment (its UUID), as CloudFormation's ids end.
     assert_eq!(
         answer["PhysicalResourceId"],
-        "ferry-first-job-5b8f3e40-c9a1-11f0-8de9-0a1b2c3d4e5f"
+        format!(
+            "ferry-first-job-{}",
+            env.stack_id.rsplit('/').next().unwrap()
+        )
+        .as_str()
     );
     assert_eq!(create_job.num_calls(), 1);
     let input = seen.lock().unwrap()[0].clone();
@@ -1448,4 +1535,312 @@ async fn an_update_claiming_nothing_changed_for_a_new_plan_still_asks_for_approv
         env.state_keys().await.contains(&old_decision),
         "the old token was retired"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// #15: an event equal to the pins is still only obeyed while the stack is in an operation
+// (CloudFormation sends custom-resource events only then). Anyone allowed
+// lambda:InvokeFunction can copy the template's values into a Delete or a FirstJob Create.
+
+/// The stack's status, as CloudFormation would report it (the gateway's control; moto
+/// completes every stack at once).
+async fn stack_is(env: &Env, status: &str) {
+    ferry_testkit::stack::set_stack_status(&env.moto, &env.stack_id, status).await;
+}
+
+#[tokio::test]
+async fn a_forged_delete_matching_the_pins_while_the_stack_is_steady_leaves_the_role() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let created = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    stack_is(&env, "UPDATE_COMPLETE").await;
+
+    // The attack: the template's own values, this stack's id: the pins pass.
+    let forged = env.event("stack-handler-delete.json");
+    let answer = env.invoke(&handler, forged.clone()).await;
+
+    // Answered SUCCESS (a real stack must never be stuck by a refusal), nothing done.
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    let why = reason(&answer);
+    assert!(
+        why.contains("refused") && why.contains("UPDATE_COMPLETE") && why.contains(&env.stack_id),
+        "{why}"
+    );
+    assert!(env.role_exists().await, "the batch role is still there");
+
+    // The same event while the stack is being deleted is CloudFormation's: acted on.
+    stack_is(&env, "DELETE_IN_PROGRESS").await;
+    let answer = env.invoke(&handler, forged).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert!(answer["Reason"].is_null(), "{answer:#}");
+    assert!(!env.role_exists().await, "the role is gone");
+}
+
+/// The approved plan's job, launched by FirstJob through the gateway's job table, with
+/// CancelJobsOnDelete = true pinned. Returns the handler, the FirstJob Delete event and the
+/// job's (account, region, id).
+async fn launched_job_cancelled_on_delete(
+    env: &Env,
+) -> (StackHandler<AwsPorts>, Value, (String, String, String)) {
+    let (s3control, _) = ferry_testkit::s3control_client(&env.config);
+    let mut handler = env.handler(env.ports(s3control));
+    handler
+        .pins
+        .properties
+        .insert("CancelJobsOnDelete".to_string(), "true".to_string());
+    let plan = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    let fingerprint = plan["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    env.put_manifest().await;
+    env.s3
+        .put_object()
+        .bucket(STATE_BUCKET)
+        .key(format!("decisions/{fingerprint}.json"))
+        .body(
+            format!(r#"{{"decision":"approve","plan_fingerprint":"{fingerprint}","at_unix":1}}"#)
+                .into_bytes()
+                .into(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut create = first_job_event(env, &fingerprint, r#"{"approval":"approved"}"#);
+    create["ResourceProperties"]["CancelJobsOnDelete"] = json!("true");
+    let launched = env.invoke(&handler, create.clone()).await;
+    assert_eq!(launched["Status"], "SUCCESS", "{launched:#}");
+    let job_id = launched["Data"]["JobId"].as_str().unwrap().to_string();
+    let record: Value = serde_json::from_slice(
+        &env.state_object(&format!("jobs/{fingerprint}/{job_id}.json"))
+            .await,
+    )
+    .unwrap();
+    let text = |k: &str| record[k].as_str().unwrap().to_string();
+
+    let mut delete = create;
+    delete["RequestType"] = json!("Delete");
+    delete["PhysicalResourceId"] = launched["PhysicalResourceId"].clone();
+    (
+        handler,
+        delete,
+        (text("account_id"), text("region"), job_id),
+    )
+}
+
+async fn job_status_in_s3_control(
+    env: &Env,
+    (account, region, id): &(String, String, String),
+) -> String {
+    let job = ferry_testkit::s3control::gateway_job(&env.moto, account, region, id)
+        .await
+        .expect("S3 Control created the job");
+    job["status"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn a_forged_first_job_delete_while_the_stack_is_steady_cancels_no_job() {
+    let env = Env::start().await;
+    let (handler, delete, job) = launched_job_cancelled_on_delete(&env).await;
+    let running = job_status_in_s3_control(&env, &job).await;
+    assert_ne!(running, "Cancelled");
+    stack_is(&env, "UPDATE_COMPLETE").await;
+
+    let answer = env.invoke(&handler, delete.clone()).await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert!(
+        reason(&answer).contains("refused") && reason(&answer).contains("UPDATE_COMPLETE"),
+        "{answer:#}"
+    );
+    assert_eq!(
+        job_status_in_s3_control(&env, &job).await,
+        running,
+        "the job was left alone"
+    );
+
+    // During the stack's deletion, the same event cancels the transfer's job.
+    stack_is(&env, "DELETE_IN_PROGRESS").await;
+    let answer = env.invoke(&handler, delete).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert!(
+        reason(&answer).contains(&format!("cancelled jobs {}", job.2)),
+        "{answer:#}"
+    );
+    assert_eq!(
+        job_status_in_s3_control(&env, &job).await,
+        "Cancelling",
+        "S3 Control was asked to cancel it"
+    );
+}
+
+/// The wait-mode approval record TransferPlan Create wrote for `token`.
+async fn approval_record(env: &Env, token: fn() -> Option<ApprovalToken>) -> ApprovalRecord {
+    let key = format!("approvals/{}.json", the(token).hash());
+    serde_json::from_slice(&env.state_object(&key).await).expect("an approval record")
+}
+
+#[tokio::test]
+async fn a_forged_first_job_create_while_the_stack_is_complete_marks_no_wait_over() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let plan = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    let fingerprint = plan["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    let pending = approval_record(&env, token_a).await;
+    assert_eq!(pending.mode, ApprovalMode::Wait);
+    assert!(!pending.wait_released);
+    stack_is(&env, "CREATE_COMPLETE").await;
+    let keys = env.state_keys().await;
+
+    // The attack: FirstJob's Create as the template writes it (only CancelJobsOnDelete is
+    // pinned). Acted on, it would mark the wait over, so the approval would no longer signal
+    // the WaitCondition and the stack would time out.
+    let forged = first_job_event(&env, &fingerprint, r#"{"approval":"approved"}"#);
+    let answer = env.invoke(&handler, forged.clone()).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(
+        reason(&answer).contains("refused") && reason(&answer).contains("CREATE_COMPLETE"),
+        "{answer:#}"
+    );
+    assert_eq!(
+        approval_record(&env, token_a).await,
+        pending,
+        "the wait is still pending"
+    );
+    assert_eq!(env.state_keys().await, keys, "nothing stored");
+
+    // While CloudFormation creates FirstJob (the stack in an operation), the same event is
+    // acted on: the wait is over.
+    stack_is(&env, "CREATE_IN_PROGRESS").await;
+    let answer = env.invoke(&handler, forged).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["Data"]["JobId"], AWAITING_APPROVAL);
+    assert!(approval_record(&env, token_a).await.wait_released);
+}
+
+/// The ports with their CloudFormation calls made as a role of the account that may not call
+/// DescribeStacks (its only grant is an unrelated one): the gateway refuses them.
+async fn ports_denied_describe_stacks(env: &Env) -> AwsPorts {
+    let role = "no-describe-stacks";
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{}:root", MotoServer::DEFAULT_ACCOUNT)},
+        "Action": "sts:AssumeRole"}]});
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": "sns:Publish", "Resource": env.notification_topic_arn}]});
+    env.iam
+        .create_role()
+        .role_name(role)
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .unwrap();
+    env.iam
+        .put_role_policy()
+        .role_name(role)
+        .policy_name("unrelated")
+        .policy_document(policy.to_string())
+        .send()
+        .await
+        .unwrap();
+    let session = aws_sdk_sts::Client::new(&env.config)
+        .assume_role()
+        .role_arn(format!(
+            "arn:aws:iam::{}:role/{role}",
+            MotoServer::DEFAULT_ACCOUNT
+        ))
+        .role_session_name("stack-handler")
+        .send()
+        .await
+        .unwrap();
+    let c = session.credentials().unwrap();
+    let credentials = aws_sdk_s3::config::Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    );
+    let config = env.moto.sdk_config_with(credentials, REGION).await;
+    let mut ports = env.ports(no_s3control());
+    ports.cloudformation = aws_sdk_cloudformation::Client::new(&config);
+    ports
+}
+
+#[tokio::test]
+async fn a_denied_describe_stacks_acts_on_nothing_and_a_delete_answers_failed() {
+    let env = Env::start().await;
+    let created = env
+        .invoke(
+            &env.handler(env.ports(no_s3control())),
+            env.event("stack-handler-create.json"),
+        )
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    let keys = env.state_keys().await;
+    env.emails().await;
+    let handler = env.handler(ports_denied_describe_stacks(&env).await);
+
+    // A Delete whose stack can't be checked: FAILED (DELETE_FAILED names the reason and the
+    // stack can be deleted again), never SUCCESS with the role silently left behind.
+    let answer = env
+        .invoke(&handler, env.event("stack-handler-delete.json"))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    let why = reason(&answer);
+    assert!(
+        why.contains("DescribeStacks")
+            && why.contains("AccessDenied")
+            && why.contains("nothing was done"),
+        "{why}"
+    );
+    assert!(env.role_exists().await, "the batch role is still there");
+
+    // An Update: FAILED, nothing changed, nothing sent.
+    let answer = env
+        .invoke(&handler, env.event("stack-handler-update.json"))
+        .await;
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    assert!(reason(&answer).contains("DescribeStacks"), "{answer:#}");
+    assert_eq!(env.state_keys().await, keys, "nothing stored");
+    assert!(env.emails().await.is_empty(), "nothing sent");
+
+    let denied = env.moto.denials();
+    assert!(
+        denied
+            .iter()
+            .any(|d| d.action == "cloudformation:DescribeStacks"
+                && d.resource == env.stack_id
+                && d.principal.contains("no-describe-stacks")),
+        "the gateway refused DescribeStacks on the stack: {denied:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_cloudformation_does_not_know_acts_on_nothing() {
+    let env = Env::start().await;
+    let mut handler = env.handler(env.ports(no_s3control()));
+    // Pinned to a stack id DescribeStacks answers ValidationError for ("does not exist").
+    let gone = format!(
+        "arn:aws:cloudformation:{REGION}:{}:stack/{STACK_NAME}/00000000-0000-4000-8000-000000000000",
+        MotoServer::DEFAULT_ACCOUNT
+    );
+    handler.pins = fixture_pins(&gone);
+    let mut event = env.event("stack-handler-create.json");
+    event["StackId"] = json!(gone);
+
+    let answer = env.invoke(&handler, event).await;
+
+    assert_eq!(answer["Status"], "FAILED", "{answer:#}");
+    let why = reason(&answer);
+    assert!(
+        why.contains("DescribeStacks") && why.contains("does not exist"),
+        "{why}"
+    );
+    assert!(!env.role_exists().await, "nothing was created");
+    assert!(env.state_keys().await.is_empty(), "nothing stored");
 }

@@ -5,7 +5,10 @@
 //! completed: the job-monitor calls [`job_finished`] with each job's terminal status, which
 //! calls [`commit_run`] once all are `Complete`. A `Failed` or `Cancelled` job leaves the current
 //! index where it was, so the next inventory copies those objects again. Objects whose task
-//! failed inside a `Complete` job are taken out of the index before it becomes current.
+//! failed inside a `Complete` job are taken out of the index before it becomes current; a
+//! `Complete` job whose failed tasks are not all known ([`FailedTasks::Unaccounted`]: its
+//! completion report is missing, or lists fewer than DescribeJob counts) leaves it where it was
+//! too: an object that may not have been copied is never recorded as copied.
 //!
 //! Layout under `inventory/<plan-fingerprint>/` in the state bucket (a changed plan starts a
 //! fresh history, because a changed destination or filter means a different copy):
@@ -134,6 +137,22 @@ pub struct JobResult {
     pub job_id: String,
     pub status: String,
     pub failed_tasks: Vec<ObjectRef>,
+    /// Set when the job's failed tasks are not all known ([`FailedTasks::Unaccounted`]): why.
+    /// Such a job never lets its run commit, whatever its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unaccounted: Option<String>,
+}
+
+/// What the caller of [`job_finished_with`] knows about a finished job's failed tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedTasks<'a> {
+    /// Every task that failed (decoded keys and versions): its completion report accounts for
+    /// every failed task DescribeJob counts. Empty when none failed.
+    Accounted(&'a [ObjectRef]),
+    /// Some failed tasks may be unknown (the report is missing, lists fewer failed tasks than
+    /// DescribeJob counts, or the job is not the run's as DescribeJob describes it): why, for
+    /// the e-mail. The run never commits.
+    Unaccounted(&'a str),
 }
 
 /// Which run a job belongs to.
@@ -144,7 +163,7 @@ pub struct JobRun {
 }
 
 /// An object named by a completion report's failed task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ObjectRef {
     /// Decoded (not URL-encoded).
     pub key: String,
@@ -239,6 +258,24 @@ pub async fn current_index<S: StateStore + Sync>(
     Ok(Some((current, index)))
 }
 
+/// The inventory run a job belongs to (`inventory/jobs/<job>.json`, then its `run.json`);
+/// `None` for a job no run launched.
+pub async fn run_of_job<S: StateStore + Sync>(
+    store: &S,
+    job_id: &str,
+) -> Result<Option<(JobRun, RunRecord)>, DeltaError> {
+    let Some(link) = read_json::<JobRun, _>(store, &keys::job_run(job_id)).await? else {
+        return Ok(None);
+    };
+    let run = read_json::<RunRecord, _>(store, &keys::run(&link.plan_fingerprint, &link.run_id))
+        .await?
+        .ok_or_else(|| DeltaError::RunUnknown {
+            fingerprint: link.plan_fingerprint.clone(),
+            run_id: link.run_id.clone(),
+        })?;
+    Ok(Some((link, run)))
+}
+
 /// What [`commit_run`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitOutcome {
@@ -328,26 +365,46 @@ pub enum JobFinished {
     Waiting { run_id: String, remaining: usize },
     /// A job failed or was cancelled: the run never advances the delta state.
     RunFailed { run_id: String, status: String },
+    /// A job's failed tasks are not all known ([`FailedTasks::Unaccounted`]): the run never
+    /// advances the delta state, so the next inventory copies its objects again.
+    NotAccounted {
+        run_id: String,
+        job_id: String,
+        why: String,
+    },
     Commit {
         run_id: String,
         outcome: CommitOutcome,
     },
 }
 
-/// The job-monitor's call for every terminal job status (`Complete`, `Failed`, `Cancelled`):
+/// Records a job's end when the caller vouches for `failed_tasks` being *every* failed task of
+/// the job (tests, and callers that checked the report themselves): [`job_finished_with`]
+/// with [`FailedTasks::Accounted`].
 ///
 /// ```text
 /// ferry_core::inventory::delta::job_finished(&ports, &job_id, &status, &failed_tasks).await
 /// ```
-///
-/// `failed_tasks` are the completion report's failed rows (decoded keys) for a `Complete` job;
-/// pass `&[]` when unknown. Records the status, and commits the run once all its jobs are
-/// `Complete`. Safe to call again for the same job.
 pub async fn job_finished<S: StateStore + Sync>(
     store: &S,
     job_id: &str,
     status: &str,
     failed_tasks: &[ObjectRef],
+) -> Result<JobFinished, DeltaError> {
+    job_finished_with(store, job_id, status, FailedTasks::Accounted(failed_tasks)).await
+}
+
+/// The job-monitor's call for every terminal job status (`Complete`, `Failed`, `Cancelled`),
+/// with what its completion report and DescribeJob established about the failed tasks
+/// ([`crate::report::accounting`]). Records the status, and commits the run once all its jobs
+/// are `Complete` with their failed tasks accounted for. A job recorded
+/// [`FailedTasks::Unaccounted`] keeps the run from ever committing ([`JobFinished::NotAccounted`]).
+/// Safe to call again for the same job.
+pub async fn job_finished_with<S: StateStore + Sync>(
+    store: &S,
+    job_id: &str,
+    status: &str,
+    failed: FailedTasks<'_>,
 ) -> Result<JobFinished, DeltaError> {
     let Some(link) = read_json::<JobRun, _>(store, &keys::job_run(job_id)).await? else {
         return Ok(JobFinished::NotAnInventoryJob);
@@ -356,15 +413,28 @@ pub async fn job_finished<S: StateStore + Sync>(
         return Ok(JobFinished::NotTerminal);
     }
     let (fp, run_id) = (&link.plan_fingerprint, &link.run_id);
+    let (failed_tasks, unaccounted) = match failed {
+        FailedTasks::Accounted(tasks) => (tasks.to_vec(), None),
+        FailedTasks::Unaccounted(why) => (Vec::new(), Some(why.to_string())),
+    };
     let result = JobResult {
         job_id: job_id.to_string(),
         status: status.to_string(),
-        failed_tasks: failed_tasks.to_vec(),
+        failed_tasks,
+        unaccounted,
     };
     store
         .put(&keys::job_result(fp, run_id, job_id), to_json(&result))
         .await
         .map_err(aws("recording the job's end"))?;
+    if let Some(why) = result.unaccounted {
+        // Whatever the run's other jobs do, this one's objects may not all have been copied.
+        return Ok(JobFinished::NotAccounted {
+            run_id: run_id.clone(),
+            job_id: job_id.to_string(),
+            why,
+        });
+    }
     let run = read_json::<RunRecord, _>(store, &keys::run(fp, run_id))
         .await?
         .ok_or_else(|| DeltaError::RunUnknown {
@@ -376,6 +446,17 @@ pub async fn job_finished<S: StateStore + Sync>(
     for job in &run.jobs {
         match read_json::<JobResult, _>(store, &keys::job_result(fp, run_id, &job.job_id)).await? {
             None => remaining += 1,
+            Some(JobResult {
+                job_id,
+                unaccounted: Some(why),
+                ..
+            }) => {
+                return Ok(JobFinished::NotAccounted {
+                    run_id: run_id.clone(),
+                    job_id,
+                    why,
+                })
+            }
             Some(r) if r.status == "Complete" => uncopied.extend(r.failed_tasks),
             Some(r) => {
                 return Ok(JobFinished::RunFailed {

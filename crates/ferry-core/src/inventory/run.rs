@@ -333,11 +333,30 @@ struct Claim {
 }
 
 /// The run id: `hex(sha256("<plan>:<bucket>/<manifest key>:<checksum>"))`, first 32 digits.
+/// The checksum is taken as the MD5 it spells ([`canonical_md5`]): `md5_matches` accepts hex in
+/// either case and base64, so a rewritten spelling of the same `manifest.checksum` must not make
+/// the same inventory a new run (a second claim, a second job).
 pub fn run_id(fingerprint: &str, bucket: &str, manifest_key: &str, checksum: &str) -> String {
+    let checksum = canonical_md5(checksum).unwrap_or_else(|| checksum.trim().to_string());
     hex(&Sha256::digest(
         format!("{fingerprint}:{bucket}/{manifest_key}:{checksum}").as_bytes(),
     ))[..32]
         .to_string()
+}
+
+/// An MD5 as lower-case hex, from the hex (either case) or base64 spelling `md5_matches`
+/// accepts; `None` for anything else.
+fn canonical_md5(text: &str) -> Option<String> {
+    use base64::Engine;
+    let text = text.trim();
+    if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(text.to_ascii_lowercase());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .filter(|bytes| bytes.len() == 16)
+        .map(|bytes| hex(&bytes))
 }
 
 /// Handles one created object for the stored plan `fingerprint`. See the module documentation.
@@ -438,6 +457,21 @@ where
         }
         Err(cause) => return Err(aws(format!("reading s3://{bucket}/{manifest_key}"))(cause)),
     };
+    // The plan's own inventory (the first run, FirstJob's) is the one the approver was shown:
+    // its manifest.json must still be the ETag the approval recorded (#15 item 13). Later
+    // days' inventories were never e-mailed; they have only the checks below.
+    if bucket == spec.manifest.bucket && manifest_key == spec.manifest.key {
+        if let Some(pinned) = approved_manifest_etag(ports, fingerprint).await? {
+            let read = manifest_object.etag.trim().trim_matches('"');
+            if read != pinned.trim().trim_matches('"') {
+                let reason = format!(
+                    "{MANIFEST_FILE} has ETag {read:?}, but the approval was given for ETag {pinned:?}: it was \
+                     rewritten after the plan was e-mailed, so this inventory is not the one approved"
+                );
+                return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+            }
+        }
+    }
     // #15 item 9: whoever can write the inventory bucket can write an inventory. What S3
     // Inventory always does, a forged or damaged one may not: each check refuses the run.
     if let Err(reason) = check_manifest_bytes(&manifest_object.body, &checksum) {
@@ -642,26 +676,9 @@ fn check_manifest(
 pub(crate) fn md5_matches(expected: &str, digest: &[u8]) -> bool {
     let expected = expected.trim();
     !expected.is_empty()
-        && (expected.eq_ignore_ascii_case(&hex(digest)) || expected == base64(digest))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+        && (expected.eq_ignore_ascii_case(&hex(digest))
+            || expected
+                == base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest))
 }
 
 /// The MD5 of a local file, read in chunks.
@@ -710,6 +727,22 @@ async fn approved<P: StateStore + Sync>(ports: &P, fingerprint: &str) -> Result<
         .and_then(|d| d.get("decision"))
         .and_then(Value::as_str)
         == Some("approve"))
+}
+
+/// The manifest ETag the plan's approval recorded (`decisions/<fingerprint>.json`,
+/// `manifest_etag`), if it recorded one.
+async fn approved_manifest_etag<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<Option<String>, RunError> {
+    let key = crate::approval::keys::plan_decision(fingerprint);
+    let decision = delta::read_json::<Value, _>(ports, &key).await?;
+    Ok(decision
+        .as_ref()
+        .and_then(|d| d.get("manifest_etag"))
+        .and_then(Value::as_str)
+        .filter(|e| !e.trim().is_empty())
+        .map(str::to_string))
 }
 
 /// Takes the run; `false` when another event holds it (a claim left by a dead run is taken
@@ -1293,6 +1326,20 @@ mod tests {
     }
 
     #[test]
+    fn a_checksum_spelled_otherwise_is_the_same_run() {
+        let id = |checksum: &str| run_id("fp", "inv", "a/manifest.json", checksum);
+        let hex = "d41d8cd98f00b204e9800998ecf8427e";
+        for spelling in [
+            "D41D8CD98F00B204E9800998ECF8427E",
+            "d41d8CD98f00b204e9800998ecf8427e\n",
+            "1B2M2Y8AsgTpgAmY7PhCfg==",
+        ] {
+            assert_eq!(id(spelling), id(hex), "{spelling:?}");
+        }
+        assert_ne!(id("0cc175b9c0f1b6a831c399e269772661"), id(hex));
+    }
+
+    #[test]
     fn md5_spellings() {
         let empty = Md5::digest(b"");
         assert!(md5_matches("d41d8cd98f00b204e9800998ecf8427e\n", &empty));
@@ -1300,9 +1347,6 @@ mod tests {
         assert!(md5_matches("1B2M2Y8AsgTpgAmY7PhCfg==", &empty));
         assert!(!md5_matches("", &empty));
         assert!(!md5_matches("0", &empty));
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
     }
 
     #[test]

@@ -98,9 +98,12 @@ pub fn required_access(spec: &TransferSpec) -> Vec<Access> {
             target: bucket(&src.account_id, &src.bucket),
             resources: vec![s3(&src.bucket, None)],
         },
+        // s3:GetObjectVersion: the stack creates its job on the version of the manifest its
+        // approval e-mails named, when the bucket is versioned (`Manifest.Location.
+        // ObjectVersionId`, #15 item 13), and Batch Operations reads a version with it.
         Access {
             purpose: "ReadManifest",
-            actions: vec!["s3:GetObject"],
+            actions: vec!["s3:GetObject", "s3:GetObjectVersion"],
             target: bucket(&spec.manifest.account_id, &spec.manifest.bucket),
             resources: vec![s3(&spec.manifest.bucket, Some(&manifest_read_path(spec)))],
         },

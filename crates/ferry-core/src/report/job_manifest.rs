@@ -500,13 +500,19 @@ impl ManifestRead<'_> {
             )));
         }
         // `<prefix>/<source-bucket>/<configuration-id>/<date>/manifest.json`: the data files are
-        // under `<prefix>/<source-bucket>/<configuration-id>/`.
-        let dir = self
+        // under `<prefix>/<source-bucket>/<configuration-id>/data/` (S3 User Guide, "Locating
+        // your inventory list"), as the inventory run requires (`InventoryLocation::data_dir`).
+        let Some(dir) = self
             .key
             .rsplitn(3, '/')
             .nth(2)
-            .map(|d| format!("{d}/"))
-            .unwrap_or_default();
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{d}/data/"))
+        else {
+            return Err(self.bad_inventory(
+                "its key is not <prefix>/<source-bucket>/<configuration-id>/<date>/manifest.json",
+            ));
+        };
         let schema = &inventory.schema;
         let (Some(bucket), Some(key)) = (
             schema.position(Column::Bucket),
@@ -548,13 +554,13 @@ impl ManifestRead<'_> {
                 .stream_object(self.bucket, &file.key, &mut sink)
                 .await
                 .map_err(|cause| self.aws(&uri, cause))?;
-            let found = crate::job::hex(&md5.finalize());
-            if !found.eq_ignore_ascii_case(file.md5_checksum.trim()) {
+            let digest = md5.finalize();
+            if !crate::inventory::run::md5_matches(&file.md5_checksum, &digest) {
                 return Err(JobManifestError::DataFileChanged {
                     job_id: self.job_id.to_string(),
                     uri,
                     expected: file.md5_checksum.clone(),
-                    found,
+                    found: crate::job::hex(&digest),
                 });
             }
             let mut out = match gunzip.finish() {

@@ -5,9 +5,12 @@
 //!   CSVs, parsed defensively and streamed);
 //! - [`diagnosis`]: failure causes and their fixes; [`summary`]: the e-mail and breakdown;
 //! - [`jobs`]: the S3 Control and report-reading ports; [`read`]: the report through them;
-//! - [`monitor`]: the job-monitor function's workflow; [`redrive`]: failed tasks → new job;
+//! - [`monitor`]: the job-monitor function's workflow; [`accounting`]: whether a finished job's
+//!   report accounts for every failed task, before its inventory run may commit;
+//!   [`redrive`]: failed tasks → new job;
 //! - [`progress`]: `ferry status`'s progress bar.
 
+pub mod accounting;
 pub mod diagnosis;
 pub mod job_manifest;
 pub mod jobs;

@@ -7,16 +7,24 @@
 //! a short e-mail published. A job suspended awaiting confirmation gets the commands to confirm
 //! or cancel it. EventBridge delivers at least once, so each (job, status) is announced once: a
 //! conditional write claims it, and is given back if announcing fails so a retry can.
+//!
+//! A job of an inventory run also ends that run ([`crate::inventory::delta::job_finished_with`]):
+//! its end moves the delta state forward only if the job is the run's own and its report
+//! accounts for every failed task, as DescribeJob describes the job ([`super::accounting`]);
+//! nothing the event says counts. Otherwise the run is recorded as not committed and the e-mail
+//! says why.
 
 use serde::Serialize;
 use serde_json::Value;
 
+use super::accounting::{
+    check_failed_tasks_accounted, check_job_is_the_runs, FailedRows, RunJobContext,
+};
 use super::jobs::{ferry_tags, JobInfo, JobsApi, ReportObjects};
 use super::read::{for_each_failed_task, ReportReadError};
-use super::results::TaskStatus;
 use super::summary::{thousands, FailureTally, JobSummary, RedriveHint, SummaryInput};
 use super::{load_stored_spec, StoredSpec};
-use crate::inventory::delta::{self, CommitOutcome, DeltaError, JobFinished, ObjectRef};
+use crate::inventory::delta::{self, CommitOutcome, DeltaError, FailedTasks, JobFinished};
 use crate::launch::AwsCallError;
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
 use crate::spec::TransferSpec;
@@ -295,20 +303,14 @@ where
     let mut tally = FailureTally::default();
     // A job of an inventory run also ends that run: its failed objects stay out of the delta
     // index (so the next inventory copies them again), and only then may the run advance it.
-    let inventory_run = ports
-        .get(&delta::keys::job_run(&job.job_id))
-        .await
-        .map_err(aws("looking up the job's inventory run"))?
-        .is_some();
-    let mut failed_objects: Vec<ObjectRef> = Vec::new();
+    let inventory_run = delta::run_of_job(ports, &job.job_id).await?;
+    let mut failed_rows = FailedRows::new(&stored.spec.source.bucket);
+    // The report where DescribeJob says it is, never where an event would.
     let report = match job.report.as_ref().filter(|r| r.enabled) {
         Some(location) => Some(
             for_each_failed_task(ports, location, &job.job_id, &mut |task| {
-                if inventory_run && task.status == TaskStatus::Failed {
-                    failed_objects.push(ObjectRef {
-                        key: task.key.clone(),
-                        version_id: task.version_id.clone(),
-                    });
+                if inventory_run.is_some() {
+                    failed_rows.add(&task);
                 }
                 tally.add(task, spec)
             })
@@ -316,12 +318,34 @@ where
         ),
         None => None,
     };
-    let run_note = if inventory_run {
-        let finished =
-            delta::job_finished(ports, &job.job_id, &job.status, &failed_objects).await?;
-        run_note(&finished)
-    } else {
-        None
+    let run_note = match &inventory_run {
+        Some((link, run)) => {
+            // Failed and Cancelled jobs never let their run commit; a Complete one only when its
+            // failed tasks are all known.
+            let accounted = if job.status == "Complete" {
+                let ctx = RunJobContext {
+                    event_job_id: &event.job_id,
+                    transfer_tag: transfer_name,
+                    plan_tag: &stored.fingerprint,
+                    spec: &stored.spec,
+                    link,
+                    run,
+                };
+                check_job_is_the_runs(job, &ctx)
+                    .and_then(|()| check_failed_tasks_accounted(job, report.as_ref(), &failed_rows))
+            } else {
+                Ok(())
+            };
+            let objects = failed_rows.into_objects();
+            let failed = match &accounted {
+                Ok(()) => FailedTasks::Accounted(&objects),
+                Err(why) => FailedTasks::Unaccounted(why),
+            };
+            let finished =
+                delta::job_finished_with(ports, &job.job_id, &job.status, failed).await?;
+            run_note(&finished, event, ctx)
+        }
+        None => None,
     };
     let breakdown_key = keys::breakdown(&job.job_id);
     let summary = JobSummary::build(
@@ -344,9 +368,12 @@ where
         )
         .await
         .map_err(aws("storing the breakdown"))?;
-    let (subject, mut body) = summary.email();
+    let (mut subject, mut body) = summary.email();
     if let Some(note) = run_note {
-        body.push_str(&format!("\n{note}\n"));
+        if note.needs_attention {
+            subject.push_str("; inventory run NOT recorded as copied");
+        }
+        body.push_str(&format!("\n{}\n", note.text));
     }
     ports
         .notify(&subject, &body)
@@ -355,9 +382,20 @@ where
     Ok(MonitorOutcome::Summarised(Box::new(summary)))
 }
 
-/// One line for the summary on what the job's end did to its inventory run's delta state.
-fn run_note(finished: &JobFinished) -> Option<String> {
-    Some(match finished {
+/// What the summary says about the job's inventory run.
+struct RunNote {
+    text: String,
+    /// The run was not recorded as copied for a reason a person must look at.
+    needs_attention: bool,
+}
+
+/// A paragraph for the summary on what the job's end did to its inventory run's delta state.
+fn run_note(
+    finished: &JobFinished,
+    event: &JobStatusEvent,
+    ctx: &MonitorContext,
+) -> Option<RunNote> {
+    let text = match finished {
         JobFinished::NotAnInventoryJob | JobFinished::NotTerminal => return None,
         JobFinished::Waiting { run_id, remaining } => format!(
             "Inventory run {run_id}: {remaining} other job(s) of this run still running; the delta state advances when all complete."
@@ -365,6 +403,28 @@ fn run_note(finished: &JobFinished) -> Option<String> {
         JobFinished::RunFailed { run_id, status } => format!(
             "Inventory run {run_id}: {status}, so the delta state stays where it was: the next inventory copies this run's objects again."
         ),
+        JobFinished::NotAccounted { run_id, job_id, why } => {
+            let (r, a) = (&event.region, &event.account_id);
+            return Some(RunNote {
+                needs_attention: true,
+                text: format!(
+                    "Inventory run {run_id} is NOT recorded as copied: the failed tasks of job {job_id} \
+                     are not all known, because {why}.\n\
+                     Nothing that may not have been copied is recorded as copied: the delta state stays \
+                     where it was, so the next inventory copies this run's objects again. Until then \
+                     some of them may be missing from the destination.\n\
+                     What to do: find out why. Batch Operations writes the completion report itself, so \
+                     a missing report or missing rows mean someone else deleted or rewrote it: check who \
+                     may write the report bucket (docs/security.md). Compare with what DescribeJob says:\n  \
+                     aws s3control describe-job --region {r} --account-id {a} --job-id {job_id}\n\
+                     Then wait for the next inventory, or copy the failed tasks now once the report is \
+                     whole again: ferry redrive {job_id} --region {r} --account-id {a} --state-bucket {bucket}\n",
+                    // DescribeJob's text, tags and report paths: escaped like any text from outside.
+                    why = crate::untrusted::untrusted(why),
+                    bucket = ctx.state_bucket,
+                ),
+            });
+        }
         JobFinished::Commit { run_id, outcome } => match outcome {
             CommitOutcome::Committed { objects, dropped } => format!(
                 "Inventory run {run_id}: complete; the delta state now holds {} object(s){}.",
@@ -381,6 +441,10 @@ fn run_note(finished: &JobFinished) -> Option<String> {
             ),
             CommitOutcome::NotTracked => format!("Inventory run {run_id}: complete (delta copies are off)."),
         },
+    };
+    Some(RunNote {
+        text,
+        needs_attention: false,
     })
 }
 

@@ -37,6 +37,7 @@ use crate::launch::{launch, AwsCallError, LaunchApi, LaunchError, LaunchRequest,
 
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
 use crate::workflow::JobRecord;
+use crate::Plan;
 
 /// Tag on a redrive job naming the job it redrives.
 pub const REDRIVE_OF_TAG: &str = "ferry:redrive-of";
@@ -173,6 +174,28 @@ pub enum RedriveError {
          {limit}. Fix the cause, then create a new job from the plan (`ferry apply`) instead"
     )]
     TooManyFailed { job_id: String, limit: usize },
+    #[error(
+        "job {job_id} is not one of this plan's: it is tagged for transfer {transfer:?} and runs as {role_arn:?}, \
+         but plan {plan_transfer:?} runs as {plan_role_arn:?}. Someone tagged another job with this plan's \
+         fingerprint (s3:PutJobTagging): nothing was redriven"
+    )]
+    NotThisPlans {
+        job_id: String,
+        transfer: String,
+        role_arn: String,
+        plan_transfer: String,
+        plan_role_arn: String,
+    },
+    #[error(
+        "the completion report of job {job_id} lists {report_rows} failed task(s), but S3 counted {counted} \
+         (DescribeJob): the report was cut after the job wrote it (find out who wrote to the report bucket), \
+         so nothing was redriven. Create a new job from the plan instead"
+    )]
+    ReportIncomplete {
+        job_id: String,
+        report_rows: u64,
+        counted: u64,
+    },
     #[error(transparent)]
     JobManifest(#[from] JobManifestError),
     #[error(
@@ -346,7 +369,7 @@ where
         .job_tags(account_id, job_id)
         .await
         .map_err(aws(format!("reading the tags of job {job_id}")))?;
-    let (_, fingerprint) = ferry_tags(&tags).ok_or_else(|| RedriveError::NotFerrys {
+    let (transfer, fingerprint) = ferry_tags(&tags).ok_or_else(|| RedriveError::NotFerrys {
         job_id: job_id.to_string(),
     })?;
     let fingerprint = fingerprint.unwrap_or_default();
@@ -391,10 +414,28 @@ where
             job_id: job_id.to_string(),
             fingerprint: fingerprint.clone(),
         })?;
+    // Tags are anyone's to set (s3:PutJobTagging): a job of another transfer re-tagged with
+    // this plan's fingerprint must not be redriven with this plan's settings. Ferry's jobs of
+    // this plan carry its transfer name and run as its batch role (DescribeJob's RoleArn,
+    // which nobody can change after CreateJob).
+    let batch_role = Plan::build(&stored.spec)
+        .map(|plan| plan.batch_role.arn)
+        .unwrap_or_default();
+    if transfer != stored.spec.name || job.role_arn.as_deref() != Some(batch_role.as_str()) {
+        return Err(RedriveError::NotThisPlans {
+            job_id: job_id.to_string(),
+            transfer,
+            role_arn: job.role_arn.clone().unwrap_or_default(),
+            plan_transfer: stored.spec.name.clone(),
+            plan_role_arn: batch_role,
+        });
+    }
 
     let mut failed = FailedRows::for_source(&stored.spec.source.bucket);
+    let mut failed_rows = 0u64;
     let reading = for_each_failed_task(ports, &location, job_id, &mut |task| {
         if task.status == TaskStatus::Failed {
+            failed_rows += 1;
             failed.add(&task.bucket, &task.key, task.version_id.as_deref());
         }
     })
@@ -402,6 +443,16 @@ where
     if !reading.found {
         return Err(RedriveError::NoReport {
             job_id: job_id.to_string(),
+        });
+    }
+    // The report lives where others may write: one with fewer failed rows than the job counted
+    // was cut (and a redrive of part of it would be recorded, making the rest "already
+    // redriven"). DescribeJob's ProgressSummary is S3's own count.
+    if let Some(counted) = job.failed_tasks.filter(|n| failed_rows < *n) {
+        return Err(RedriveError::ReportIncomplete {
+            job_id: job_id.to_string(),
+            report_rows: failed_rows,
+            counted,
         });
     }
     if failed.tasks.over_limit {

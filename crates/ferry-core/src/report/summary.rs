@@ -295,10 +295,24 @@ impl JobSummary {
                 ));
             }
             if !report.found {
-                b.push_str(&format!(
-                    "\nNo completion report at {} (a job that fails before running tasks writes none).\n",
-                    report.manifest_uri()
-                ));
+                let ran = self
+                    .succeeded_tasks
+                    .unwrap_or(0)
+                    .saturating_add(self.failed_tasks.unwrap_or(0));
+                if ran > 0 {
+                    // AWS writes a report for every job that ran a task (S3 User Guide,
+                    // "Examples: S3 Batch Operations completion reports").
+                    b.push_str(&format!(
+                        "\nNo completion report at {}, although {} task(s) ran: Batch Operations writes one for every job that ran a task, so it was deleted or never written.\n",
+                        report.manifest_uri(),
+                        thousands(ran)
+                    ));
+                } else {
+                    b.push_str(&format!(
+                        "\nNo completion report at {} (a job that fails before running tasks writes none).\n",
+                        report.manifest_uri()
+                    ));
+                }
             }
         }
         if failed > 0 {
