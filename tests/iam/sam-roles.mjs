@@ -80,8 +80,12 @@ export function functionRoles(template, resolver) {
   for (const [id, r] of Object.entries(template.Resources)) {
     if (r.Type !== 'AWS::Serverless::Function' || !resolver.exists(id)) continue
     const p = r.Properties ?? {}
-    for (const key of UNMODELED_ROLE_PROPERTIES)
+    for (const key of UNMODELED_ROLE_PROPERTIES) {
+      // EventInvokeConfig changes the role only through DestinationConfig (SAM adds the
+      // destination's send permission); retry limits alone don't.
+      if (key === 'EventInvokeConfig' && p[key] !== undefined && p[key].DestinationConfig === undefined) continue
       if (p[key] !== undefined) throw new Error(`${id}.${key} changes the function's role in a way sam-roles.mjs does not model`)
+    }
     for (const [name, ev] of Object.entries(p.Events ?? {}))
       if (!EVENTS_WITHOUT_ROLE_CHANGES.has(ev.Type))
         throw new Error(`${id} event ${name} of type ${ev.Type}: SAM adds role permissions for it that sam-roles.mjs does not model`)

@@ -71,6 +71,26 @@ pub fn in_operation(status: &str) -> bool {
     status.ends_with(IN_PROGRESS_SUFFIX)
 }
 
+/// Statuses in which CloudFormation only deletes (a stack's deletion, the clean-up after an
+/// update or its rollback, the rollback of a failed creation) or sends nothing yet
+/// (`REVIEW_IN_PROGRESS`: a change set not executed). A Create or Update in one of them is not
+/// CloudFormation's: re-creating the batch role while the stack is deleted would leave a role
+/// the source account trusts with no stack to remove it. (CloudFormation User Guide, "Stack
+/// status codes"; rollbacks of updates do send Updates, in `UPDATE_ROLLBACK_IN_PROGRESS`.)
+pub const DELETES_ONLY: [&str; 5] = [
+    "DELETE_IN_PROGRESS",
+    "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+    "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS",
+    "ROLLBACK_IN_PROGRESS",
+    "REVIEW_IN_PROGRESS",
+];
+
+/// Whether CloudFormation may send a request of `request_type` (`Create`, `Update`, `Delete`)
+/// while the stack is `status` (already known to be in an operation).
+pub fn may_send(request_type: &str, status: &str) -> bool {
+    request_type == "Delete" || !DELETES_ONLY.contains(&status)
+}
+
 /// Why an event was not acted on.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum NotInOperation {
@@ -81,6 +101,17 @@ pub enum NotInOperation {
          event was not sent by CloudFormation; nothing was done"
     )]
     Steady { stack_id: String, status: String },
+    /// The stack is in an operation that sends no request of this type.
+    #[error(
+        "refused: stack {stack_id} is {status}, an operation in which CloudFormation sends no \
+         {request_type} request (only Deletes), so this event was not sent by CloudFormation; \
+         nothing was done"
+    )]
+    WrongPhase {
+        stack_id: String,
+        status: String,
+        request_type: String,
+    },
     /// The stack's status could not be read: the event can't be told from a forged one.
     #[error(
         "refused: stack-handler could not read the status of stack {stack_id} \
@@ -188,6 +219,31 @@ mod tests {
             max_pause: Duration::ZERO,
         };
         check_in_operation(&api, STACK, retry).await
+    }
+
+    #[test]
+    fn creates_and_updates_only_in_operations_that_send_them() {
+        for status in DELETES_ONLY {
+            assert!(
+                in_operation(status) && STACK_STATUSES.contains(&status),
+                "{status}"
+            );
+            assert!(may_send("Delete", status));
+            assert!(
+                !may_send("Create", status) && !may_send("Update", status),
+                "{status}"
+            );
+        }
+        for status in [
+            "CREATE_IN_PROGRESS",
+            "UPDATE_IN_PROGRESS",
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+        ] {
+            assert!(
+                may_send("Create", status) && may_send("Update", status),
+                "{status}"
+            );
+        }
     }
 
     #[test]

@@ -397,6 +397,26 @@ async fn send_instructions<P: StateStore + Notifier + LaunchApi + Sync>(
     ctx: &StackContext,
 ) -> Result<(), WorkflowError> {
     let read = read_manifest_pin(ports, spec).await;
+    // A resend re-pins the manifest as it is now. Resends can't be told from forged ones
+    // (approval-handler can be invoked directly), so a manifest changed since the last e-mail
+    // is said first, in both e-mails, with both pins: the approver must look before approving.
+    let changed = match (&record.manifest, &read) {
+        (Some(before), Ok(now)) if before.etag != now.etag || before.version_id != now.version_id => {
+            Some(format!(
+                "WARNING: the manifest CHANGED since the last instructions e-mail: ETag {} ({} bytes, {}) is now \
+                 ETag {} ({} bytes, {}). A resend pins the manifest as it is now, and who asked for this resend \
+                 can't be verified. Approve only if you know why it changed, after checking every row of it, \
+                 not just the first ones.\n\n",
+                crate::untrusted::untrusted(&before.etag),
+                before.size.map_or("?".to_string(), |n| n.to_string()),
+                crate::untrusted::untrusted(before.last_modified.as_deref().unwrap_or("?")),
+                crate::untrusted::untrusted(&now.etag),
+                now.size.map_or("?".to_string(), |n| n.to_string()),
+                crate::untrusted::untrusted(now.last_modified.as_deref().unwrap_or("?")),
+            ))
+        }
+        _ => None,
+    };
     record.manifest = read.as_ref().ok().cloned();
     ports
         .put(&keys::approval(&token.hash()), to_json(&record))
@@ -418,12 +438,18 @@ async fn send_instructions<P: StateStore + Notifier + LaunchApi + Sync>(
     };
     // Two messages (#15): the instructions, meant to be forwarded to the source account, carry
     // no token; the token comes alone in the second.
-    let email = render_instructions_email(plan, spec, &approval);
+    let mut email = render_instructions_email(plan, spec, &approval);
+    let mut token_email = render_token_email(plan, &approval, token);
+    if let Some(warning) = &changed {
+        for e in [&mut email, &mut token_email] {
+            e.subject = format!("MANIFEST CHANGED: {}", e.subject);
+            e.body = format!("{warning}{}", e.body);
+        }
+    }
     ports
         .notify(&email.subject, &email.body)
         .await
         .map_err(WorkflowError::aws("publishing the instructions e-mail"))?;
-    let token_email = render_token_email(plan, &approval, token);
     ports
         .notify(&token_email.subject, &token_email.body)
         .await
@@ -904,12 +930,33 @@ where
                     },
                 });
             }
-            if etag != pin.etag {
+            // In a versioned bucket the job reads the pinned version, so the approver must be
+            // looking at it: the current version must be the pinned one, not merely have its
+            // ETag (an MD5 collision could put other rows in a later version with the same ETag).
+            let version_moved = pin.version_id.as_deref().is_some_and(|pinned| {
+                head.version_id.as_deref().filter(|v| *v != "null") != Some(pinned)
+            });
+            if etag != pin.etag || version_moved {
+                let (pinned, found) = if version_moved {
+                    (
+                        format!(
+                            "{} (version {})",
+                            pin.etag,
+                            pin.version_id.as_deref().unwrap_or("")
+                        ),
+                        format!(
+                            "{etag} (version {})",
+                            head.version_id.as_deref().unwrap_or("none")
+                        ),
+                    )
+                } else {
+                    (pin.etag.clone(), etag.clone())
+                };
                 return Err(WorkflowError::ManifestChanged {
                     transfer: record.transfer_name.clone(),
                     manifest: manifest_uri(&stored.spec),
-                    pinned: crate::untrusted::untrusted(&pin.etag).into_owned(),
-                    found: crate::untrusted::untrusted(&etag).into_owned(),
+                    pinned: crate::untrusted::untrusted(&pinned).into_owned(),
+                    found: crate::untrusted::untrusted(&found).into_owned(),
                 });
             }
             let approved = Decision {

@@ -1421,6 +1421,18 @@ async fn a_manifest_rewritten_after_the_email_is_refused_and_resend_pins_the_new
             .all(|(_, body)| body.contains("ETag \"f00d\"")),
         "{resent:#?}"
     );
+    // A resend can't be told from a forged one (approval-handler can be invoked directly), so
+    // both e-mails lead with the change and both ETags.
+    assert!(
+        resent
+            .iter()
+            .all(|(subject, body)| subject.starts_with("MANIFEST CHANGED:")
+                && body.starts_with(
+                    "WARNING: the manifest CHANGED since the last instructions e-mail"
+                )
+                && body.contains("is now ETag f00d")),
+        "{resent:#?}"
+    );
     let old = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 130))
         .await
         .unwrap_err();
@@ -1557,4 +1569,27 @@ async fn a_versioned_manifest_is_launched_on_the_e_mailed_version() {
         );
         assert_eq!(requests[0].manifest.location.etag, "e7a5");
     }
+}
+
+/// In a versioned manifest bucket the job reads the pinned version: a newer version with the
+/// same ETag (an MD5 collision) would show the approver other rows than the job copies, so the
+/// approval is refused unless the current version is the pinned one.
+#[tokio::test]
+async fn a_newer_version_of_the_manifest_with_the_same_etag_is_refused() {
+    let aws = MemoryAws::default();
+    *aws.manifest_version.lock().unwrap() = Some("v1-pinned".to_string());
+    let t = token(66);
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    *aws.manifest_version.lock().unwrap() = Some("v2-same-etag".to_string());
+    let err = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("version v1-pinned") && text.contains("version v2-same-etag"),
+        "{text}"
+    );
+    assert!(aws.create_job_requests.lock().unwrap().is_empty());
 }

@@ -120,6 +120,7 @@ async fn redrive_of(
     transfer: &str,
     role_arn: &str,
     failed: i64,
+    recorded: bool,
 ) -> (Result<String, String>, usize) {
     use aws_sdk_s3control::types::{
         JobProgressSummary, JobReport, JobReportFormat, JobReportScope,
@@ -166,6 +167,15 @@ async fn redrive_of(
         decision.to_string().into_bytes(),
     )
     .await;
+    // Ferry launched the job for this plan (every launch records it).
+    if recorded {
+        put(
+            "ferry-state",
+            format!("jobs/{fingerprint}/{JOB_ID}.json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    }
     // Its completion report: two failed tasks.
     let prefix = format!("ferry/ledger/job-{JOB_ID}");
     let results = format!("{prefix}/results/0f1e.csv");
@@ -246,6 +256,7 @@ async fn a_job_of_another_role_tagged_with_this_plan_is_not_redriven() {
         "ledger",
         "arn:aws:iam::222222222222:role/ferry-other-batch",
         2,
+        true,
     )
     .await;
     let refusal = outcome.unwrap_err();
@@ -263,6 +274,7 @@ async fn a_report_with_fewer_failed_rows_than_the_job_counted_is_not_redriven() 
         "ledger",
         "arn:aws:iam::222222222222:role/ferry-ledger-batch",
         3,
+        true,
     )
     .await;
     let refusal = outcome.unwrap_err();
@@ -281,6 +293,7 @@ async fn the_plans_own_job_with_a_whole_report_passes_both_checks() {
         "ledger",
         "arn:aws:iam::222222222222:role/ferry-ledger-batch",
         2,
+        true,
     )
     .await;
     let refusal = outcome.unwrap_err();
@@ -325,4 +338,23 @@ async fn handle_redrive_fixture(
         panic!("{handled:?}")
     };
     results
+}
+
+/// A job of this transfer's role, tagged with this plan, that Ferry never recorded as launched
+/// for it (an earlier plan's job, re-tagged) is not redriven under this plan.
+#[tokio::test]
+async fn a_job_ferry_did_not_record_for_the_plan_is_not_redriven() {
+    let (outcome, created) = redrive_of(
+        "ledger",
+        "arn:aws:iam::222222222222:role/ferry-ledger-batch",
+        2,
+        false,
+    )
+    .await;
+    let refusal = outcome.unwrap_err();
+    assert!(
+        refusal.contains("is not recorded as launched for plan"),
+        "{refusal}"
+    );
+    assert_eq!(created, 0);
 }

@@ -238,7 +238,20 @@ impl World {
             .last()
             .cloned()
             .expect("CreateJob sent");
-        create_job(&self.moto, REGION, &input, None).await
+        let job = create_job(&self.moto, REGION, &input, None).await;
+        // Recorded with the plan's jobs, as every Ferry launch records it (a redrive is only of
+        // a job Ferry launched for the plan).
+        self.dest
+            .put_object()
+            .bucket(&self.monitor_role.state_bucket)
+            .key(format!("jobs/{seed}/{}.json", job.job_id))
+            .body(ByteStream::from(
+                serde_json::to_vec(&serde_json::json!({"job_id": job.job_id})).unwrap(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        job
     }
 
     /// The plan's approval as approval-handler records it (`decisions/<fingerprint>.json`,

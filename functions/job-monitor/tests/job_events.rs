@@ -646,8 +646,18 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
         .await
         .unwrap();
     *etag.lock().unwrap() = put.e_tag().unwrap().trim_matches('"').to_string();
-    // The plan was approved (a redrive is never a plan's first copy).
+    // The plan was approved (a redrive is never a plan's first copy), and Ferry recorded the
+    // job as launched for it.
     put_decision(&world.s3, &world.fingerprint).await;
+    world
+        .s3
+        .put_object()
+        .bucket(STATE_BUCKET)
+        .key(format!("jobs/{}/{JOB_ID}.json", world.fingerprint))
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     let ctx = RedriveContext {
         state_bucket: STATE_BUCKET.to_string(),
         region: "eu-west-1".to_string(),

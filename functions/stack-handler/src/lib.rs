@@ -163,10 +163,19 @@ impl<P: StackPorts> StackHandler<P> {
             Some(refused) => tokio::spawn(async move { Answer::of(refused) }),
             None => {
                 let (stack_id, retry) = (self.pins.stack_id.clone(), self.status_retry());
+                let request_type = head.request_type.to_string();
                 // At most half the budget to read the status, so an answer always goes out.
                 let check_budget = budget / 2;
                 tokio::spawn(async move {
-                    match in_operation(ports.as_ref(), &stack_id, retry, check_budget).await {
+                    match in_operation(
+                        ports.as_ref(),
+                        &stack_id,
+                        &request_type,
+                        retry,
+                        check_budget,
+                    )
+                    .await
+                    {
                         Ok(()) => Answer::of(process(ports, request, ctx, token).await),
                         Err(refused) => Answer {
                             // Unverified (the status couldn't be read): FAILED even for a Delete.
@@ -367,6 +376,7 @@ impl Head {
 async fn in_operation<P: StackPorts>(
     ports: &P,
     stack_id: &str,
+    request_type: &str,
     retry: RetryPolicy,
     budget: Duration,
 ) -> Result<(), NotInOperation> {
@@ -385,6 +395,15 @@ async fn in_operation<P: StackPorts>(
             })
         });
     match checked {
+        Ok(status) if !stack_status::may_send(request_type, &status) => {
+            let refused = NotInOperation::WrongPhase {
+                stack_id: stack_id.to_string(),
+                status,
+                request_type: request_type.to_string(),
+            };
+            tracing::warn!(%refused, "refused a custom resource event");
+            Err(refused)
+        }
         Ok(status) => {
             tracing::info!(%status, "the stack is in an operation");
             Ok(())

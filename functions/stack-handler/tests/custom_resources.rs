@@ -1723,6 +1723,37 @@ async fn a_forged_first_job_create_while_the_stack_is_complete_marks_no_wait_ove
     assert!(approval_record(&env, token_a).await.wait_released);
 }
 
+/// CloudFormation only deletes while a stack is deleted (or cleans up, or rolls a creation
+/// back): a forged FirstJob Create then, timed by watching DescribeStackEvents, is refused
+/// though the stack is in an operation, and a Delete in the same phase is still acted on.
+#[tokio::test]
+async fn a_forged_create_while_the_stack_is_being_deleted_is_refused() {
+    let env = Env::start().await;
+    let handler = env.handler(env.ports(no_s3control()));
+    let plan = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    let fingerprint = plan["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    let pending = approval_record(&env, token_a).await;
+    let keys = env.state_keys().await;
+    for status in [
+        "DELETE_IN_PROGRESS",
+        "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS",
+        "REVIEW_IN_PROGRESS",
+    ] {
+        stack_is(&env, status).await;
+        let forged = first_job_event(&env, &fingerprint, r#"{"approval":"approved"}"#);
+        let answer = env.invoke(&handler, forged).await;
+        assert_eq!(answer["Status"], "FAILED", "{status}: {answer:#}");
+        assert!(
+            reason(&answer).contains("sends no Create request"),
+            "{status}: {answer:#}"
+        );
+        assert_eq!(approval_record(&env, token_a).await, pending, "{status}");
+        assert_eq!(env.state_keys().await, keys, "{status}: nothing stored");
+    }
+}
+
 /// The ports with their CloudFormation calls made as a role of the account that may not call
 /// DescribeStacks (its only grant is an unrelated one): the gateway refuses them.
 async fn ports_denied_describe_stacks(env: &Env) -> AwsPorts {

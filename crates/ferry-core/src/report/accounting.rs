@@ -202,8 +202,11 @@ pub fn check_failed_tasks_accounted(
             total.abs_diff(done)
         ));
     }
-    if total == 0 {
-        // No task ran: nothing was copied and nothing can have failed.
+    if total == 0 || failed == 0 {
+        // No task ran, or none failed by S3's own count (DescribeJob, which nobody can forge):
+        // there is nothing for a report to account for. AWS doesn't say whether a
+        // FailedTasksOnly report with no failures is written at all (S3 User Guide, "Examples:
+        // completion reports"), so none is required.
         return Ok(());
     }
     let Some(reading) = report else {
@@ -452,6 +455,19 @@ mod tests {
         let mut none = job.clone();
         none.failed_tasks = None;
         assert!(check_failed_tasks_accounted(&none, Some(&reading(true)), &rows).is_err());
+
+        // A job none of whose tasks failed (S3's count) needs no report: a FailedTasksOnly
+        // report of no failures may never be written.
+        let mut clean = job.clone();
+        (clean.succeeded_tasks, clean.failed_tasks) = (Some(3), Some(0));
+        assert_eq!(
+            check_failed_tasks_accounted(&clean, Some(&reading(false)), &FailedRows::new(source)),
+            Ok(())
+        );
+        assert_eq!(
+            check_failed_tasks_accounted(&clean, None, &FailedRows::new(source)),
+            Ok(())
+        );
 
         // A job without tasks needs no report.
         let mut empty = job;

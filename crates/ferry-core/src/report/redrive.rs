@@ -187,6 +187,12 @@ pub enum RedriveError {
         plan_role_arn: String,
     },
     #[error(
+        "job {job_id} is not recorded as launched for plan {fingerprint} (jobs/{fingerprint}/{job_id}.json in \
+         the state bucket): Ferry redrives only jobs it launched for the plan the job's tags name, so \
+         nothing was redriven"
+    )]
+    NotRecorded { job_id: String, fingerprint: String },
+    #[error(
         "the completion report of job {job_id} lists {report_rows} failed task(s), but S3 counted {counted} \
          (DescribeJob): the report was cut after the job wrote it (find out who wrote to the report bucket), \
          so nothing was redriven. Create a new job from the plan instead"
@@ -431,15 +437,32 @@ where
         });
     }
 
+    // And Ferry launched it for this plan: every launch (FirstJob, an inventory run, a
+    // redrive) records `jobs/<fingerprint>/<job>.json` in the state bucket, which only the
+    // stack's functions write. Tags and role alone would let a job of an earlier plan of this
+    // transfer, re-tagged, be redriven under this plan.
+    let recorded = ports
+        .get(&state_keys::job(&fingerprint, job_id))
+        .await
+        .map_err(aws("reading the job's record"))?
+        .is_some();
+    if !recorded {
+        return Err(RedriveError::NotRecorded {
+            job_id: job_id.to_string(),
+            fingerprint: fingerprint.clone(),
+        });
+    }
+
     let mut failed = FailedRows::for_source(&stored.spec.source.bucket);
-    let mut failed_rows = 0u64;
     let reading = for_each_failed_task(ports, &location, job_id, &mut |task| {
         if task.status == TaskStatus::Failed {
-            failed_rows += 1;
             failed.add(&task.bucket, &task.key, task.version_id.as_deref());
         }
     })
     .await?;
+    // Distinct failed tasks of the source bucket: repeated rows or rows of other buckets don't
+    // make up for rows cut from the report.
+    let failed_rows = failed.tasks.len() as u64;
     if !reading.found {
         return Err(RedriveError::NoReport {
             job_id: job_id.to_string(),
@@ -448,7 +471,10 @@ where
     // The report lives where others may write: one with fewer failed rows than the job counted
     // was cut (and a redrive of part of it would be recorded, making the rest "already
     // redriven"). DescribeJob's ProgressSummary is S3's own count.
-    if let Some(counted) = job.failed_tasks.filter(|n| failed_rows < *n) {
+    if let Some(counted) = job
+        .failed_tasks
+        .filter(|n| !failed.tasks.over_limit && failed_rows < *n)
+    {
         return Err(RedriveError::ReportIncomplete {
             job_id: job_id.to_string(),
             report_rows: failed_rows,
