@@ -864,13 +864,22 @@ where
     if !claimed {
         return Err(WorkflowError::TokenSpent);
     }
+    // The plan's decision as it was: a failed decision puts it back rather than deleting it, so
+    // a second token of an approved plan that fails (a changed manifest, a preflight refusal)
+    // doesn't erase the earlier approval.
+    let plan_decision_key = keys::plan_decision(&record.plan_fingerprint);
+    let prior = ports
+        .get(&plan_decision_key)
+        .await
+        .map_err(WorkflowError::aws("reading the plan's decision"))?;
     let result = act_on_decision(ports, &message, &record, &record_key, &decision, ctx).await;
     if result.is_err() {
         // Give the token back: nothing happened, so the person may simply try again.
         let _ = ports.delete(&decision_key).await;
-        let _ = ports
-            .delete(&keys::plan_decision(&record.plan_fingerprint))
-            .await;
+        let _ = match prior {
+            Some(bytes) => ports.put(&plan_decision_key, bytes).await,
+            None => ports.delete(&plan_decision_key).await,
+        };
     }
     result
 }

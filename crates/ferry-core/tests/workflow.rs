@@ -1593,3 +1593,50 @@ async fn a_newer_version_of_the_manifest_with_the_same_etag_is_refused() {
     );
     assert!(aws.create_job_requests.lock().unwrap().is_empty());
 }
+
+/// A second token of an already approved plan whose approval fails (here: the manifest changed
+/// since it was e-mailed) gives its token back without erasing the plan's earlier approval,
+/// which inventory runs and redrives rely on.
+#[tokio::test]
+async fn a_failed_second_approval_keeps_the_plans_earlier_approval() {
+    let aws = MemoryAws::default();
+    let t = token(67);
+    let ready = create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+        .await
+        .unwrap();
+    handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    let key = format!("decisions/{}.json", ready.fingerprint);
+    let approved = aws
+        .objects
+        .lock()
+        .unwrap()
+        .get(&key)
+        .cloned()
+        .expect("approved");
+    // A second token for the same plan: a Create of the same plan again (a forged one during a
+    // stack operation, or a re-deployed stack) mails one.
+    let second = token(68);
+    create_transfer(
+        &aws,
+        &props(ApprovalMode::Deferred),
+        &second,
+        &ctx(NOW + 1_000),
+    )
+    .await
+    .unwrap();
+    *aws.manifest_etag.lock().unwrap() = Some("\"f00d\"".to_string());
+    let err = handle_approval(&aws, &approve(&second), &token(99), &ctx(NOW + 1_060))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, WorkflowError::ManifestChanged { .. }),
+        "{err}"
+    );
+    assert_eq!(
+        aws.objects.lock().unwrap().get(&key),
+        Some(&approved),
+        "the earlier approval stands"
+    );
+}
