@@ -763,11 +763,9 @@ fn check_filter(spec: &TransferSpec, p: &mut Problems) {
     }
 }
 
+/// A minimal valid spec, for tests that change one field of it.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const BASE: &str = r#"
+pub(crate) const MINIMAL_SPEC_TOML: &str = r#"
 name = "t"
 [source]
 account_id = "111111111111"
@@ -787,6 +785,12 @@ bucket = "dst-bucket"
 account_id = "222222222222"
 prefix = "reports"
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = MINIMAL_SPEC_TOML;
 
     fn problems(toml: &str) -> Vec<SpecProblem> {
         let spec = TransferSpec::from_toml_str(toml).expect("parses");

@@ -245,26 +245,7 @@ mod tests {
             .any(|w| w[0] == b'-' && w[1].is_ascii_digit())
     }
 
-    const VALID_SPEC: &str = r#"
-name = "t"
-[source]
-account_id = "111111111111"
-region = "us-east-1"
-bucket = "src-bucket"
-[destination]
-account_id = "222222222222"
-region = "us-east-1"
-bucket = "dst-bucket"
-[manifest]
-kind = "csv"
-bucket = "dst-bucket"
-account_id = "222222222222"
-key = "manifests/list.csv"
-[report]
-bucket = "dst-bucket"
-account_id = "222222222222"
-prefix = "reports"
-"#;
+    const VALID_SPEC: &str = crate::validate::MINIMAL_SPEC_TOML;
 
     /// Whether the spec validation accepts `name` (everything else in the spec is valid).
     fn name_is_valid(spec: &mut TransferSpec, name: &str) -> bool {
