@@ -338,7 +338,24 @@ function canonicalRole(managedNames, documents) {
 }
 
 const VENV_PYTHON = resolve(HERE, '..', '..', '.venv', 'bin', 'python')
-test('sam-roles.mjs builds each function role as the SAM transform does (aws-sam-translator in .venv)', { skip: !existsSync(VENV_PYTHON) && 'no .venv: run scripts/setup-python' }, () => {
+const SETUP_PYTHON = 'run `bash scripts/setup-python` from the repository root (it installs aws-sam-translator with the SAM CLI into .venv; scripts/test runs it before these proofs)'
+
+/** Why `.venv`'s Python can't translate the template, or null when it can. */
+function samTranslatorMissing() {
+  if (!existsSync(VENV_PYTHON)) return `no Python at ${VENV_PYTHON}`
+  try {
+    execFileSync(VENV_PYTHON, ['-c', 'import samtranslator'], { stdio: 'pipe' })
+    return null
+  } catch (e) {
+    return `${VENV_PYTHON} has no aws-sam-translator: ${String(e.stderr ?? e.message).trim().split('\n').at(-1)}`
+  }
+}
+
+// Not skipped when .venv is missing: without it nothing would show that sam-roles.mjs, which
+// every proof of this file rests on, still builds the roles SAM deploys.
+test('sam-roles.mjs builds each function role as the SAM transform does (aws-sam-translator in .venv)', () => {
+  const missing = samTranslatorMissing()
+  if (missing) assert.fail(`${missing}: ${SETUP_PYTHON}`)
   const translated = JSON.parse(execFileSync(VENV_PYTHON, [join(HERE, 'sam-translate.py'), TEMPLATE_PATH], { encoding: 'utf8', maxBuffer: 16 << 20 }))
   for (const set of PARAMETER_SETS) {
     const resolver = resolverFor(template, set)

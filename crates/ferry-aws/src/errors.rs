@@ -57,9 +57,7 @@ where
             ),
             _,
         )
-        | (_, Some(301)) => AwsErrorKind::WrongRegion {
-            actual_region_known: false,
-        },
+        | (_, Some(301)) => AwsErrorKind::WrongRegion,
         (Some("BadRequestException" | "InvalidRequest"), _) | (_, Some(400)) => {
             AwsErrorKind::BadRequest
         }

@@ -167,17 +167,14 @@ async fn get_manifest(
         .await
         .map_err(|e| {
             let error = classify(&e);
-            let redirect = matches!(
-                error.kind,
-                ferry_core::launch::AwsErrorKind::WrongRegion { .. }
-            )
-            .then(|| {
-                bucket_region_of(&e).filter(|r| {
-                    !r.is_empty()
-                        && r.bytes()
-                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                })
-            });
+            let redirect = matches!(error.kind, ferry_core::launch::AwsErrorKind::WrongRegion)
+                .then(|| {
+                    bucket_region_of(&e).filter(|r| {
+                        !r.is_empty()
+                            && r.bytes()
+                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                    })
+                });
             ReadFailure { error, redirect }
         })?;
     let etag = out.e_tag().map(str::to_string);
@@ -351,6 +348,10 @@ impl MultipartCopyApi for AwsMultipartCopy {
         key: &str,
         expected_owner: &str,
     ) -> Result<Vec<UploadSummary>, AwsCallError> {
+        // S3 API Reference, ListMultipartUploads: up to 1,000 uploads a page; a truncated page
+        // has `IsTruncated` and `NextKeyMarker` / `NextUploadIdMarker`, sent back as
+        // `key-marker` / `upload-id-marker`. `Initiator.ID` is who created the upload (checked
+        // by `resume::triage`), `Owner` the bucket owner. Proven in tests/large_copy_sdk.rs.
         let mut uploads = Vec::new();
         let (mut key_marker, mut upload_marker) = (None::<String>, None::<String>);
         loop {
@@ -395,6 +396,9 @@ impl MultipartCopyApi for AwsMultipartCopy {
         upload_id: &str,
         expected_owner: &str,
     ) -> Result<Vec<CopiedPart>, AwsCallError> {
+        // S3 API Reference, ListParts: up to 1,000 parts a page; a truncated page has
+        // `IsTruncated` and `NextPartNumberMarker`, sent back as `part-number-marker`. Each
+        // `Part` has its number, `Size`, `ETag` and the checksum of the upload's algorithm.
         let mut parts = Vec::new();
         let mut marker = None::<String>;
         loop {

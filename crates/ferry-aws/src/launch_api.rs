@@ -57,7 +57,7 @@ impl LaunchApi for AwsLaunchApi {
             Err(err) => {
                 let mut call_error = classify(&err);
                 if let Some(region) = bucket_region_of(&err) {
-                    if matches!(call_error.kind, AwsErrorKind::WrongRegion { .. }) {
+                    if matches!(call_error.kind, AwsErrorKind::WrongRegion) {
                         // Reported as a success-with-region so the launcher names the region.
                         return Ok(ManifestHead {
                             bucket_region: Some(region),

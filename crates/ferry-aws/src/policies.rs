@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use ferry_core::grant::ResourcePolicies;
-use ferry_core::launch::AwsCallError;
+use ferry_core::launch::{AwsCallError, AwsErrorKind};
 
 use crate::errors::classify;
 
@@ -103,7 +103,18 @@ impl ResourcePolicies for AwsResourcePolicies {
             .send()
             .await
             .map_err(|e| classify(&e))?;
-        Ok(out.policy().unwrap_or_default().to_string())
+        // KMS API Reference, GetKeyPolicy: `Policy` is the key policy document; every key has
+        // one. An answer without it is not an empty policy (#16 item 10).
+        out.policy()
+            .filter(|p| !p.trim().is_empty())
+            .map(str::to_string)
+            .ok_or_else(|| AwsCallError {
+                kind: AwsErrorKind::Other,
+                code: "MissingKeyPolicy".to_string(),
+                message: format!(
+                    "GetKeyPolicy answered for {key_arn} without a Policy; every KMS key has one"
+                ),
+            })
     }
 
     async fn put_key_policy(&self, key_arn: &str, policy: &str) -> Result<(), AwsCallError> {

@@ -103,7 +103,29 @@ async fn describe_job_asks_for_the_job_and_keeps_what_ferry_needs() {
         })
     );
     assert_eq!(info.elapsed_seconds(0), Some(3_600));
+    assert_eq!(
+        info.failure_reasons,
+        [(
+            "TaskFailureThresholdExceeded".to_string(),
+            "More than 50% of tasks failed".to_string()
+        )]
+    );
     assert!(info.hit_failure_threshold());
+    // Each of the rule's two signals survives the mapping on its own (the rule itself, branch by
+    // branch, is tested in ferry-core's report::jobs): the counts, with the reasons taken away
+    // (1,500 ran, 1,100 failed) ...
+    let counts_only = ferry_core::report::jobs::JobInfo {
+        failure_reasons: Vec::new(),
+        ..info.clone()
+    };
+    assert!(counts_only.hit_failure_threshold());
+    // ... and the reasons, with the counts below the rule's 1,000 tasks.
+    let reasons_only = ferry_core::report::jobs::JobInfo {
+        succeeded_tasks: Some(4),
+        failed_tasks: Some(11),
+        ..info
+    };
+    assert!(reasons_only.hit_failure_threshold());
 }
 
 #[tokio::test]

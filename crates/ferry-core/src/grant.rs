@@ -171,6 +171,22 @@ pub async fn plan_edits<P: ResourcePolicies + Sync>(
             target: target.clone(),
             cause,
         })?;
+        // A KMS key always has a key policy (KMS Developer Guide, "Key policies in AWS KMS":
+        // "Every KMS key must have exactly one key policy"). An empty answer is a read that went
+        // wrong, never "no policy": merged as one, Ferry's statements alone would replace the
+        // owner's (#16 item 10).
+        if matches!(target, PolicyTarget::Key(_))
+            && current.as_deref().is_none_or(|p| p.trim().is_empty())
+        {
+            return Err(GrantError::Unreadable {
+                target,
+                cause: MergeError::NotAPolicy(
+                    "GetKeyPolicy returned no policy text, but every KMS key has one: nothing is \
+                     written. Check the key ARN and that these credentials may call kms:GetKeyPolicy"
+                        .to_string(),
+                ),
+            });
+        }
         edits.push(edit_one(
             target,
             current.as_deref(),
@@ -298,6 +314,71 @@ mod tests {
         );
         assert!(fine.refusals().is_empty() && fine.sid_in_use.is_none());
         assert_eq!(fine.edit.added, vec!["FerryXReadSourceObjects"]);
+    }
+
+    /// A fake whose key policy read answers `key_policy`; it records every write.
+    struct OnePolicy {
+        key_policy: String,
+        writes: std::sync::Mutex<Vec<String>>,
+    }
+
+    impl ResourcePolicies for OnePolicy {
+        async fn bucket_policy(&self, _: &str) -> Result<Option<String>, AwsCallError> {
+            Ok(None)
+        }
+        async fn put_bucket_policy(&self, b: &str, _: &str) -> Result<(), AwsCallError> {
+            self.writes.lock().unwrap().push(b.to_string());
+            Ok(())
+        }
+        async fn delete_bucket_policy(&self, b: &str) -> Result<(), AwsCallError> {
+            self.writes.lock().unwrap().push(b.to_string());
+            Ok(())
+        }
+        async fn key_policy(&self, _: &str) -> Result<String, AwsCallError> {
+            Ok(self.key_policy.clone())
+        }
+        async fn put_key_policy(&self, k: &str, _: &str) -> Result<(), AwsCallError> {
+            self.writes.lock().unwrap().push(k.to_string());
+            Ok(())
+        }
+    }
+
+    /// #16 item 10: an empty key policy read is an error, not an empty policy that Ferry's
+    /// statements would replace; a real one is merged.
+    #[tokio::test]
+    async fn an_empty_key_policy_read_is_refused_not_replaced() {
+        const KEY: &str =
+            "arn:aws:kms:eu-west-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        let section = AccountPolicies {
+            account_id: "111111111111".into(),
+            bucket_policies: Default::default(),
+            key_policies: [(KEY.to_string(), ours())].into_iter().collect(),
+        };
+        for empty in ["", "  \n"] {
+            let ports = OnePolicy {
+                key_policy: empty.into(),
+                writes: Default::default(),
+            };
+            let e = plan_edits(&ports, &section, EditMode::Grant, ROLE, "222222222222")
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(&e, GrantError::Unreadable { target: PolicyTarget::Key(k), .. } if k == KEY),
+                "{e:?}"
+            );
+            assert!(e.to_string().contains("every KMS key has one"), "{e}");
+        }
+        let owner = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Enable IAM User Permissions","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111111111111:root"},"Action":"kms:*","Resource":"*"}]}"#;
+        let ports = OnePolicy {
+            key_policy: owner.into(),
+            writes: Default::default(),
+        };
+        let edits = plan_edits(&ports, &section, EditMode::Grant, ROLE, "222222222222")
+            .await
+            .unwrap();
+        let after = edits[0].edit.after_compact();
+        assert!(after.contains("Enable IAM User Permissions"), "{after}");
+        assert!(after.contains("FerryXReadSourceObjects"), "{after}");
     }
 
     #[test]

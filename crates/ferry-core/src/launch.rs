@@ -30,15 +30,43 @@ pub enum AwsErrorKind {
     Transient,
     AccessDenied,
     NotFound,
-    /// The bucket is in another region (S3 answers 301 PermanentRedirect).
-    WrongRegion {
-        actual_region_known: bool,
-    },
+    /// The bucket is in another region (S3 answers 301 PermanentRedirect). Where S3 names the
+    /// region (`x-amz-bucket-region`), adapters read it from the response themselves.
+    WrongRegion,
     /// The request was refused as malformed or impossible.
     BadRequest,
-    /// The token was already used with a different request.
+    /// The client request token was already used with a different request (S3 Control's
+    /// `IdempotencyException`): never retried, since the same request would meet it again.
     IdempotencyConflict,
     Other,
+}
+
+impl AwsErrorKind {
+    /// The one retry rule (#16 item 7): throttling, a 5xx or a dropped connection may pass; any
+    /// other answer is AWS's decision and repeats. Every flow's "worth another try" comes from
+    /// here ([`AwsCaused`]).
+    pub fn is_retryable(self) -> bool {
+        matches!(self, AwsErrorKind::Throttled | AwsErrorKind::Transient)
+    }
+}
+
+impl AwsCallError {
+    /// See [`AwsErrorKind::is_retryable`].
+    pub fn is_retryable(&self) -> bool {
+        self.kind.is_retryable()
+    }
+}
+
+/// An error with, perhaps, a failed AWS call under it. Every flow's error implements it, so
+/// whether an error is worth another try is decided once, by the call's [`AwsErrorKind`].
+pub trait AwsCaused {
+    /// The AWS call the error comes from, if it comes from one.
+    fn aws_cause(&self) -> Option<&AwsCallError>;
+
+    /// Worth another try later: the AWS call under it was throttled or failed transiently.
+    fn is_retryable(&self) -> bool {
+        self.aws_cause().is_some_and(AwsCallError::is_retryable)
+    }
 }
 
 impl std::fmt::Display for AwsCallError {
@@ -176,16 +204,37 @@ pub enum LaunchError {
          event-driven runs (Ferry writes a CSV manifest with `null`) with filter.latest_only = true"
     )]
     AllVersionsInventory { bucket: String, key: String },
+    #[error(
+        "S3 Control refused CreateJob: its client request token {client_request_token} was already used for a \
+         job with a different request ({cause}). The token is derived from the plan's fingerprint and the \
+         manifest's ETag, so another request under the same plan and manifest was made before: list the \
+         account's jobs (`ferry status`) and use that job, or change the plan (a new fingerprint, a new token)"
+    )]
+    TokenUsedForAnotherRequest {
+        client_request_token: String,
+        cause: AwsCallError,
+    },
     #[error("S3 Control refused CreateJob: {cause}")]
     Rejected { cause: AwsCallError },
     #[error("CreateJob was still throttled or failing after {attempts} attempts: {cause}. Try again later")]
     GaveUp { attempts: u32, cause: AwsCallError },
 }
 
-impl LaunchError {
-    /// Worth another try later (by the caller, after the launcher's own retries).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, LaunchError::GaveUp { .. })
+/// Worth another try later (by the caller, after the launcher's own retries): CreateJob still
+/// throttled ([`LaunchError::GaveUp`]), or the manifest unreadable for a throttled or 5xx
+/// HeadObject/GetObject (#16 item 5: such a run is retried, not refused for an inventory cycle).
+impl AwsCaused for LaunchError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
+            LaunchError::ManifestNotReadable { cause, .. }
+            | LaunchError::PassRoleDenied { cause, .. }
+            | LaunchError::TokenUsedForAnotherRequest { cause, .. }
+            | LaunchError::Rejected { cause }
+            | LaunchError::GaveUp { cause, .. } => Some(cause),
+            LaunchError::ManifestEtagMismatch { .. }
+            | LaunchError::WrongRegion { .. }
+            | LaunchError::AllVersionsInventory { .. } => None,
+        }
     }
 }
 
@@ -229,10 +278,11 @@ pub async fn launch<A: LaunchApi>(
         },
     })?;
     let region = launch.manifest_region;
-    let head = api
-        .head_manifest(bucket, key)
+    // Throttling and 5xx on the manifest are retried here like CreateJob's, then left to the
+    // caller's retry (#16 item 5): never a reason to give up on the copy.
+    let (head, _) = with_retries(api, retry, || api.head_manifest(bucket, key))
         .await
-        .map_err(|cause| manifest_error(bucket, key, region, cause))?;
+        .map_err(|(cause, _)| manifest_error(bucket, key, region, cause))?;
     if let Some(actual) = &head.bucket_region {
         if actual != region {
             return Err(LaunchError::WrongRegion {
@@ -256,7 +306,7 @@ pub async fn launch<A: LaunchApi>(
         }
     }
     if launch.template.manifest.spec.format == INVENTORY_MANIFEST_FORMAT {
-        refuse_all_versions_inventory(api, bucket, key, &etag).await?;
+        refuse_all_versions_inventory(api, bucket, key, &etag, retry).await?;
     }
     let request = launch
         .template
@@ -273,36 +323,57 @@ pub async fn launch<A: LaunchApi>(
                 .to_string(),
         })?;
 
+    match with_retries(api, retry, || api.create_job(&request)).await {
+        Ok((job_id, attempts)) => Ok(LaunchedJob {
+            job_id,
+            manifest_etag: etag,
+            client_request_token: request.client_request_token,
+            attempts,
+        }),
+        Err((cause, attempts)) if cause.is_retryable() => {
+            Err(LaunchError::GaveUp { attempts, cause })
+        }
+        Err((cause, _))
+            if cause.kind == AwsErrorKind::AccessDenied && mentions_pass_role(&cause) =>
+        {
+            Err(LaunchError::PassRoleDenied {
+                role_arn: request.role_arn.clone(),
+                cause,
+            })
+        }
+        // S3 Control API Reference, CreateJob, Errors: `IdempotencyException`.
+        Err((cause, _)) if cause.kind == AwsErrorKind::IdempotencyConflict => {
+            Err(LaunchError::TokenUsedForAnotherRequest {
+                client_request_token: request.client_request_token.clone(),
+                cause,
+            })
+        }
+        Err((cause, _)) => Err(LaunchError::Rejected { cause }),
+    }
+}
+
+/// Calls `call` until it succeeds, fails for good ([`AwsCallError::is_retryable`] false), or
+/// `retry.max_attempts` calls were made, pausing with backoff between them. The error comes
+/// with the number of calls made.
+async fn with_retries<A, T, F, Fut>(
+    api: &A,
+    retry: RetryPolicy,
+    mut call: F,
+) -> Result<(T, u32), (AwsCallError, u32)>
+where
+    A: LaunchApi,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, AwsCallError>>,
+{
     let mut attempt = 0;
     loop {
         attempt += 1;
-        match api.create_job(&request).await {
-            Ok(job_id) => {
-                return Ok(LaunchedJob {
-                    job_id,
-                    manifest_etag: etag,
-                    client_request_token: request.client_request_token,
-                    attempts: attempt,
-                })
+        match call().await {
+            Ok(value) => return Ok((value, attempt)),
+            Err(cause) if cause.is_retryable() && attempt < retry.max_attempts.max(1) => {
+                api.pause(retry.pause_after(attempt)).await;
             }
-            Err(cause) => match cause.kind {
-                AwsErrorKind::Throttled | AwsErrorKind::Transient => {
-                    if attempt >= retry.max_attempts {
-                        return Err(LaunchError::GaveUp {
-                            attempts: attempt,
-                            cause,
-                        });
-                    }
-                    api.pause(retry.pause_after(attempt)).await;
-                }
-                AwsErrorKind::AccessDenied if mentions_pass_role(&cause) => {
-                    return Err(LaunchError::PassRoleDenied {
-                        role_arn: request.role_arn.clone(),
-                        cause,
-                    })
-                }
-                _ => return Err(LaunchError::Rejected { cause }),
-            },
+            Err(cause) => return Err((cause, attempt)),
         }
     }
 }
@@ -318,6 +389,7 @@ async fn refuse_all_versions_inventory<A: LaunchApi>(
     bucket: &str,
     key: &str,
     etag: &str,
+    retry: RetryPolicy,
 ) -> Result<(), LaunchError> {
     let unreadable = |cause: AwsCallError, fix: String| LaunchError::ManifestNotReadable {
         bucket: bucket.to_string(),
@@ -325,7 +397,9 @@ async fn refuse_all_versions_inventory<A: LaunchApi>(
         cause,
         fix,
     };
-    let body = api.get_manifest(bucket, key, etag).await.map_err(|cause| {
+    let (body, _) = with_retries(api, retry, || api.get_manifest(bucket, key, etag))
+        .await
+        .map_err(|(cause, _)| {
         let fix = match cause.kind {
             AwsErrorKind::AccessDenied => "the caller needs s3:GetObject on the inventory's manifest.json and, \
                  for an SSE-KMS inventory, kms:Decrypt on its key through S3 (the stack's roles have both)"
@@ -378,7 +452,7 @@ fn manifest_error(bucket: &str, key: &str, region: &str, cause: AwsCallError) ->
             "the caller needs s3:GetObject on it; if it lives in the other account, that account's bucket \
              policy must allow this principal (and its key policy, if SSE-KMS). Bucket: {bucket}"
         ),
-        AwsErrorKind::WrongRegion { .. } => {
+        AwsErrorKind::WrongRegion => {
             return LaunchError::WrongRegion {
                 bucket: bucket.to_string(),
                 expected_region: region.to_string(),

@@ -123,3 +123,61 @@ pub trait JobControl {
 pub fn is_terminal_job_status(status: &str) -> bool {
     matches!(status, "Complete" | "Failed" | "Cancelled")
 }
+
+/// A state object that could not be put back after a failure (#16 item 6): which object, what
+/// it now means, and why the delete or restore failed. Flows carry it in the error they return,
+/// so it reaches the function's log and, where that error is e-mailed, the e-mail; a failed
+/// undo is never swallowed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("s3://<state bucket>/{key} could not be {action} ({cause}): {consequence}")]
+pub struct UndoFailure {
+    pub key: String,
+    /// `deleted` or `restored`.
+    pub action: &'static str,
+    /// What the object left in place means, and what a person can do about it.
+    pub consequence: String,
+    pub cause: AwsCallError,
+}
+
+/// Every undo failure of one step, joined for an error message.
+pub fn describe_undo_failures(failures: &[UndoFailure]) -> String {
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Deletes `key` to undo a step that failed; `consequence` says what the object means if it
+/// stays.
+pub async fn undo_by_delete<S: StateStore + Sync>(
+    store: &S,
+    key: &str,
+    consequence: impl Into<String>,
+) -> Result<(), UndoFailure> {
+    store.delete(key).await.map_err(|cause| UndoFailure {
+        key: key.to_string(),
+        action: "deleted",
+        consequence: consequence.into(),
+        cause,
+    })
+}
+
+/// Puts `key` back as it was before a step that failed: `before` (`None`: it did not exist).
+pub async fn undo_by_restore<S: StateStore + Sync>(
+    store: &S,
+    key: &str,
+    before: Option<Vec<u8>>,
+    consequence: impl Into<String>,
+) -> Result<(), UndoFailure> {
+    let put_back = match before {
+        Some(bytes) => store.put(key, bytes).await,
+        None => store.delete(key).await,
+    };
+    put_back.map_err(|cause| UndoFailure {
+        key: key.to_string(),
+        action: "restored",
+        consequence: consequence.into(),
+        cause,
+    })
+}

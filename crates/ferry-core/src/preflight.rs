@@ -344,7 +344,7 @@ fn cannot_or_fail(name: &str, doing: &str, e: AwsCallError) -> Check {
         )
     } else {
         Check {
-            transient: matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient),
+            transient: e.is_retryable(),
             ..Check::new(
                 name,
                 CheckStatus::Fail,

@@ -19,6 +19,13 @@ pub const JQ_MERGE_BY_SID: &str = r#"jq -s '.[1].Statement as $new | ($new | map
 
 const EMPTY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
 
+/// Opens a shell block. Its commands run in a subshell under `set -euo pipefail`: the block
+/// stops at its first failed command (so a failed read is never followed by a write), and
+/// pasting it into a terminal neither changes that shell's options nor exits it.
+const SH_OPEN: &str = "```sh\n(\nset -euo pipefail\n";
+/// Closes a block opened with [`SH_OPEN`].
+const SH_CLOSE: &str = ")\n```\n";
+
 /// The CLI's plan: every step done by hand.
 pub fn render_text(plan: &Plan, spec: &TransferSpec) -> String {
     let mut r = Renderer::new(plan, spec);
@@ -81,12 +88,12 @@ fn manifest_paragraph(out: &mut String, plan: &Plan, manifest: &ManifestAsSent<'
                 (false, true) => "the job is launched on this ETag and version, and ",
                 (false, false) => "the job is launched on this ETag, and ",
             };
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "\nThe manifest this approval is for: {uri}, {} (as the stack read it when this e-mail was \
                  sent). Approving approves exactly these bytes: {launched_on}an approval is refused if the \
                  manifest has changed by then. Before approving, check that the manifest lists what should \
-                 be copied and still has this ETag:\n\n```sh",
+                 be copied and still has this ETag:\n\n{SH_OPEN}",
                 facts.join(", ")
             );
             // The object as it is now: the approval compares its ETag with this one.
@@ -97,7 +104,7 @@ fn manifest_paragraph(out: &mut String, plan: &Plan, manifest: &ManifestAsSent<'
                 shell_single_quoted(&untrusted(key)),
                 shell_single_quoted(&untrusted(key)),
             );
-            let _ = writeln!(out, "```");
+            out.push_str(SH_CLOSE);
         }
         ManifestAsSent::Unreadable(cause) => {
             let _ = writeln!(
@@ -213,19 +220,19 @@ fn approval_commands(
     approval: &ApprovalInstructions<'_>,
     token: &str,
 ) {
-    let _ = writeln!(out, "\n```sh");
+    let _ = write!(out, "\n{SH_OPEN}");
     let _ = writeln!(
         out,
         "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"approve\",\"token\":\"{token}\"}}'",
         approval.topic_arn
     );
-    let _ = writeln!(out, "```\n\nTo reject instead:\n\n```sh");
+    let _ = write!(out, "{SH_CLOSE}\nTo reject instead:\n\n{SH_OPEN}");
     let _ = writeln!(
         out,
         "aws sns publish --region {region} --topic-arn {} --message '{{\"action\":\"reject\",\"token\":\"{token}\",\"reason\":\"<why>\"}}'",
         approval.topic_arn
     );
-    let _ = writeln!(out, "```\n");
+    let _ = writeln!(out, "{SH_CLOSE}");
     match (approval.mode, approval.wait_deadline) {
         (ApprovalMode::Wait, Some(deadline)) => {
             let _ = writeln!(
@@ -370,7 +377,8 @@ impl<'a> Renderer<'a> {
         );
         let trust_file = format!("ferry-{name}-trust-policy.json");
         let permissions_file = format!("ferry-{name}-permissions-policy.json");
-        out.push_str("\n```sh\n");
+        out.push('\n');
+        out.push_str(SH_OPEN);
         heredoc(out, &trust_file, &role.trust_policy);
         heredoc(out, &permissions_file, &role.permissions_policy);
         if how == RoleStep::CreateByHand {
@@ -385,7 +393,7 @@ impl<'a> Renderer<'a> {
                 role.name, role.policy_name
             );
         }
-        out.push_str("```\n");
+        out.push_str(SH_CLOSE);
     }
 
     fn resource_policy_steps(&mut self) {
@@ -453,12 +461,12 @@ impl<'a> Renderer<'a> {
         render_account_policies(out, &format!("{name}-inventory"), &delivery, true);
         let config_file = format!("ferry-{name}-inventory-configuration.json");
         let id = &runs.inventory_configuration.id;
-        let _ = writeln!(
+        let _ = write!(
             out,
             "\nIn the source account {}, the inventory configuration (it replaces one with the same id; the \
-             first report can take up to 48 hours):\n\n```sh\ncat > {config_file} <<'EOF'\n{}\nEOF\n\
+             first report can take up to 48 hours):\n\n{SH_OPEN}cat > {config_file} <<'EOF'\n{}\nEOF\n\
              aws s3api put-bucket-inventory-configuration --bucket {} --id {id} \\\n  \
-             --inventory-configuration file://{config_file}\n```",
+             --inventory-configuration file://{config_file}\n{SH_CLOSE}",
             spec.source.account_id,
             serde_json::to_string_pretty(&runs.inventory_configuration).unwrap_or_default(),
             spec.source.bucket,
@@ -503,7 +511,8 @@ impl<'a> Renderer<'a> {
              Creating the job needs s3:CreateJob, s3:PutJobTagging and iam:PassRole on {}.",
             spec.manifest.bucket, spec.manifest.key, spec.manifest.account_id, role.arn
         );
-        out.push_str("\n```sh\n");
+        out.push('\n');
+        out.push_str(SH_OPEN);
         let _ = writeln!(
             out,
             "ETAG=$(aws s3api head-object --bucket {} --key '{}' --query ETag --output text | tr -d '\"')",
@@ -525,7 +534,7 @@ impl<'a> Renderer<'a> {
             out,
             "aws s3control create-job --region {region} --cli-input-json file://{ready_file}"
         );
-        out.push_str("```\n");
+        out.push_str(SH_CLOSE);
     }
 
     fn approval_step(&mut self, approval: &ApprovalInstructions<'_>) {
@@ -557,16 +566,20 @@ impl<'a> Renderer<'a> {
             out,
             "The job reads the manifest and waits in Suspended. Check the object count, then let it run:"
         );
-        out.push_str("\n```sh\n");
+        out.push('\n');
+        out.push_str(SH_OPEN);
+        // Quoted, so a block pasted before the id is filled in fails on an unknown job id
+        // rather than on shell syntax (`<` is a redirection).
+        let _ = writeln!(out, "JOB_ID='{job_id}'  # the job's id");
         let _ = writeln!(
             out,
-            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id {job_id}"
+            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id \"$JOB_ID\""
         );
         let _ = writeln!(
             out,
-            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id {job_id} --requested-job-status Ready"
+            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id \"$JOB_ID\" --requested-job-status Ready"
         );
-        out.push_str("```\n");
+        out.push_str(SH_CLOSE);
     }
 
     /// The spec as TOML, so `ferry grant` and `ferry plan` can be run on exactly this transfer.
@@ -633,7 +646,9 @@ fn render_account_policies(
     let _ = writeln!(
         out,
         "A put replaces the whole policy, so each command below reads the current policy, adds Ferry's statements \
-         by Sid (keeping every other statement as it is) and writes the result back. Needs jq."
+         by Sid (keeping every other statement as it is) and writes the result back. A policy that can't be read \
+         stops the block before anything is written over it (only a bucket without a policy starts from an empty \
+         one). Needs jq."
     );
     if own_account && !section.key_policies.is_empty() {
         let _ = writeln!(
@@ -642,13 +657,25 @@ fn render_account_policies(
              policies of this account grant use of the key (the default key policy does), but they do no harm."
         );
     }
-    out.push_str("\n```sh\n");
+    out.push('\n');
+    out.push_str(SH_OPEN);
     for (bucket, doc) in &section.bucket_policies {
         let file = format!("ferry-{name}-bucket-{bucket}.json");
         heredoc(out, &file, doc);
+        // Only NoSuchBucketPolicy means "no policy yet" (S3 API Reference, "Error responses":
+        // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html). The CLI prints
+        // "An error occurred (NoSuchBucketPolicy) when calling the GetBucketPolicy operation: ..."
+        // (botocore/exceptions.py, ClientError.MSG_TEMPLATE; a retried call adds "(reached max
+        // retries: N)" after "operation", so only the code in parentheses is matched) and exits
+        // 254 (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-returncodes.html).
+        // Any other failure (AccessDenied, throttling, another account's bucket) stops the block:
+        // an empty policy there would make the put drop every statement the owner has.
         let _ = writeln!(
             out,
-            "aws s3api get-bucket-policy --bucket {bucket} --query Policy --output text > {bucket}.current.json \\\n  || echo '{EMPTY_POLICY}' > {bucket}.current.json"
+            "if ! aws s3api get-bucket-policy --bucket {bucket} --query Policy --output text > {bucket}.current.json 2> {bucket}.get-error.txt; then\n  \
+             grep -qF '(NoSuchBucketPolicy)' {bucket}.get-error.txt || {{ cat {bucket}.get-error.txt >&2; exit 1; }}\n  \
+             echo '{EMPTY_POLICY}' > {bucket}.current.json\n\
+             fi"
         );
         let _ = writeln!(
             out,
@@ -664,6 +691,8 @@ fn render_account_policies(
         let region = key_arn.split(':').nth(3).unwrap_or_default();
         let file = format!("ferry-{name}-key-{key_id}.json");
         heredoc(out, &file, doc);
+        // A key always has a policy: a failed read stops the block (set -e), and nothing stands
+        // in for it, since a put of Ferry's statements alone would lock the key's owners out.
         let _ = writeln!(
             out,
             "aws kms get-key-policy --region {region} --key-id {key_arn} --policy-name default --query Policy --output text > {key_id}.current.json"
@@ -677,7 +706,7 @@ fn render_account_policies(
             "aws kms put-key-policy --region {region} --key-id {key_arn} --policy-name default --policy file://{key_id}.merged.json"
         );
     }
-    out.push_str("```\n");
+    out.push_str(SH_CLOSE);
 }
 
 fn heredoc(out: &mut String, file: &str, doc: &PolicyDocument) {

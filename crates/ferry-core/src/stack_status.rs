@@ -154,10 +154,7 @@ where
                 // "Troubleshoot IAM", changes "take time to become visible"), and failing the
                 // first event would roll the stack back. A grant that is really missing is still
                 // refused after the last attempt.
-                let retryable = matches!(
-                    cause.kind,
-                    AwsErrorKind::Throttled | AwsErrorKind::Transient | AwsErrorKind::AccessDenied
-                );
+                let retryable = cause.is_retryable() || cause.kind == AwsErrorKind::AccessDenied;
                 if !retryable || attempt >= retry.max_attempts.max(1) {
                     return Err(NotInOperation::Unknown {
                         stack_id: stack_id.to_string(),

@@ -511,6 +511,7 @@ fn check_job(spec: &TransferSpec, p: &mut Problems) {
             );
         }
     }
+    check_copier_arns(spec, p);
     if let Some(r) = &spec.job.region {
         if r != &spec.destination.region {
             p.add(
@@ -520,6 +521,63 @@ fn check_job(spec: &TransferSpec, p: &mut Problems) {
                     "Batch Operations copy jobs must be created in the destination region ({}); \
                      remove job.region or set it to that",
                     spec.destination.region
+                ),
+            );
+        }
+    }
+}
+
+/// The large-object copier's function and role go into the batch role's policies as they are:
+/// the role becomes a trust principal of the batch role (it may assume it and read the source)
+/// and the function an `lambda:InvokeFunction` resource. So each must be one function or role
+/// of the destination account, in the destination's partition and (function) Region; `"*"`,
+/// another account's role or a wildcard would let others act as the batch role (#16 review).
+/// Forms: Lambda Developer Guide, "Lambda resource types" (`arn:${Partition}:lambda:${Region}:
+/// ${Account}:function:${FunctionName}`, names of letters, digits, `-` and `_`, ≤ 64); IAM User
+/// Guide, "IAM identifiers" and "IAM and AWS STS quotas" (role names of `[\w+=,.@-]`, ≤ 64).
+fn check_copier_arns(spec: &TransferSpec, p: &mut Problems) {
+    let d = &spec.destination;
+    let partition = crate::aws_names::partition_for_region(&d.region);
+    if let Some(arn) = &spec.job.large_object_copier_arn {
+        let prefix = format!(
+            "arn:{partition}:lambda:{}:{}:function:",
+            d.region, d.account_id
+        );
+        let name_ok = arn.strip_prefix(&prefix).is_some_and(|name| {
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        });
+        if !name_ok {
+            p.add(
+                "job.large_object_copier_arn",
+                arn,
+                format!(
+                    "must be the ARN of one Lambda function of the destination account in its region, \
+                     {prefix}<name> (no alias, version or wildcard): the batch role may invoke it"
+                ),
+            );
+        }
+    }
+    if let Some(arn) = &spec.job.large_object_copier_role_arn {
+        let prefix = format!("arn:{partition}:iam::{}:role/", d.account_id);
+        let name_ok = arn.strip_prefix(&prefix).is_some_and(|path_and_name| {
+            let name = path_and_name.rsplit('/').next().unwrap_or_default();
+            (1..=64).contains(&name.len())
+                && path_and_name.len() <= 512
+                && path_and_name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b))
+                && !path_and_name.contains("//")
+        });
+        if !name_ok {
+            p.add(
+                "job.large_object_copier_role_arn",
+                arn,
+                format!(
+                    "must be the ARN of one IAM role of the destination account, {prefix}<name> (no \
+                     wildcard): it becomes a principal the batch role trusts"
                 ),
             );
         }
@@ -1007,6 +1065,84 @@ mod tests {
                 "inventory/other-bucket/all/2026-11-01T00-00Z/manifest.json",
             );
         assert_eq!(fields(&spec), vec!["manifest.key"]);
+    }
+
+    /// #16 review: the copier's function and role go into the batch role's trust and
+    /// permissions as they are, so only one function and one role of the destination account
+    /// are accepted ("*" made the batch role assumable by anyone).
+    #[test]
+    fn the_copier_arns_must_name_one_function_and_role_of_the_destination_account() {
+        let with = |function: &str, role: &str| {
+            let toml = BASE.replace(
+                "[source]",
+                &format!(
+                    "[job]\nlarge_object_copier_arn = \"{function}\"\nlarge_object_copier_role_arn = \"{role}\"\n[source]"
+                ),
+            );
+            // `[job]` must come after the top-level keys, as TOML tables do.
+            fields(&toml)
+        };
+        let good_fn =
+            "arn:aws:lambda:us-east-1:222222222222:function:ferry-x-LargeObjectCopier-1AB2";
+        let good_role = "arn:aws:iam::222222222222:role/ferry-x-LargeObjectCopierRole-9Z";
+        assert_eq!(with(good_fn, good_role), Vec::<String>::new());
+        assert_eq!(
+            with(
+                good_fn,
+                "arn:aws:iam::222222222222:role/service-role/ferry-copier"
+            ),
+            Vec::<String>::new()
+        );
+        for (function, role, bad) in [
+            ("*", good_role, "job.large_object_copier_arn"),
+            (good_fn, "*", "job.large_object_copier_role_arn"),
+            (
+                "arn:aws:lambda:us-east-1:333333333333:function:theirs",
+                good_role,
+                "job.large_object_copier_arn",
+            ),
+            (
+                "arn:aws:lambda:eu-west-1:222222222222:function:elsewhere",
+                good_role,
+                "job.large_object_copier_arn",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:222222222222:function:copier:live",
+                good_role,
+                "job.large_object_copier_arn",
+            ),
+            (
+                "arn:aws:lambda:us-east-1:222222222222:function:*",
+                good_role,
+                "job.large_object_copier_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:iam::333333333333:role/theirs",
+                "job.large_object_copier_role_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:iam::222222222222:role/*",
+                "job.large_object_copier_role_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:iam::222222222222:user/someone",
+                "job.large_object_copier_role_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:sts::222222222222:assumed-role/r/s",
+                "job.large_object_copier_role_arn",
+            ),
+        ] {
+            assert_eq!(
+                with(function, role),
+                vec![bad.to_string()],
+                "{function} {role}"
+            );
+        }
     }
 
     #[test]

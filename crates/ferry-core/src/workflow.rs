@@ -10,12 +10,14 @@ use crate::approval::{
 };
 use crate::error::FerryError;
 use crate::launch::{
-    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+    launch, AwsCallError, AwsCaused, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest,
+    RetryPolicy,
 };
 use crate::plan::Plan;
 use crate::policy::batch_role::batch_role;
 use crate::ports::{
-    is_terminal_job_status, InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore,
+    describe_undo_failures, is_terminal_job_status, undo_by_delete, undo_by_restore,
+    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore, UndoFailure,
     WaitConditionSignal, WaitSignal, WaitStatus,
 };
 use crate::preflight::{preflight, render_checks, Check, CheckStatus, PreflightApi};
@@ -176,6 +178,23 @@ pub enum WorkflowError {
         /// The failed and warning checks with their fixes, then the ones that couldn't be made.
         report: String,
     },
+    /// A step failed and putting the state back failed too: both are said. Never retried (a
+    /// retry would meet the state left behind, e.g. a spent token), so the person is told.
+    #[error("{error}\n\nPutting the state back after this failure failed too: {}", describe_undo_failures(.undo))]
+    UndoFailed {
+        error: Box<WorkflowError>,
+        undo: Vec<UndoFailure>,
+    },
+}
+
+impl AwsCaused for WorkflowError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
+            WorkflowError::Aws { cause, .. } => Some(cause),
+            WorkflowError::Launch(l) => l.aws_cause(),
+            _ => None,
+        }
+    }
 }
 
 impl From<LaunchError> for WorkflowError {
@@ -872,16 +891,49 @@ where
         .get(&plan_decision_key)
         .await
         .map_err(WorkflowError::aws("reading the plan's decision"))?;
-    let result = act_on_decision(ports, &message, &record, &record_key, &decision, ctx).await;
-    if result.is_err() {
-        // Give the token back: nothing happened, so the person may simply try again.
-        let _ = ports.delete(&decision_key).await;
-        let _ = match prior {
-            Some(bytes) => ports.put(&plan_decision_key, bytes).await,
-            None => ports.delete(&plan_decision_key).await,
-        };
+    let error = match act_on_decision(ports, &message, &record, &record_key, &decision, ctx).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(error) => error,
+    };
+    // Give the token back: nothing happened, so the person may simply try again. An undo that
+    // fails is said, never swallowed (#16 item 6): a leftover decision would read as decided.
+    let mut undo = Vec::new();
+    if let Err(failed) = undo_by_delete(
+        ports,
+        &decision_key,
+        "the approval token stays spent, so the same message will be refused as used: publish          {\"action\":\"resend\"} to the approval topic for a new token",
+    )
+    .await
+    {
+        undo.push(failed);
     }
-    result
+    let prior_reads = match &prior {
+        Some(_) => "the plan's earlier decision",
+        None => "no decision",
+    };
+    if let Err(failed) = undo_by_restore(
+        ports,
+        &plan_decision_key,
+        prior,
+        format!(
+            "the plan's decision may still read \"{}\" instead of {prior_reads}, although this decision failed: \
+             inventory runs, FirstJob and redrives act on it. Publish {{\"action\":\"resend\"}} to the \
+             approval topic and send the new token's approve or reject command to decide again",
+            decision.decision
+        ),
+    )
+    .await
+    {
+        undo.push(failed);
+    }
+    Err(if undo.is_empty() {
+        error
+    } else {
+        WorkflowError::UndoFailed {
+            error: Box::new(error),
+            undo,
+        }
+    })
 }
 
 async fn act_on_decision<P>(

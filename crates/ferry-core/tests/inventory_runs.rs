@@ -16,20 +16,22 @@ use ferry_core::inventory::delta::{
     RunJobKind, RunRecord,
 };
 use ferry_core::inventory::run::{
-    handle_inventory, InventoryObjects, RunOutcome, RunSettings, SmallObject,
+    handle_inventory, InventoryObjects, RunError, RunOutcome, RunSettings, SmallObject,
     MAX_SMALL_OBJECT_BYTES,
 };
 use ferry_core::inventory::SkipReason;
 use ferry_core::job::S3Tag;
 use ferry_core::job::{CreateJobRequest, JobOperation};
-use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
+use ferry_core::launch::{
+    AwsCallError, AwsCaused, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy,
+};
 use ferry_core::manifest::decode_key;
 use ferry_core::ports::{Notifier, StateStore};
 use ferry_core::report::jobs::{
     JobInfo, JobListing, JobManifestRef, JobsApi, ReportLocation, ReportObjects,
 };
 use ferry_core::report::monitor::{
-    on_job_status_changed, JobStatusEvent, MonitorContext, MonitorOutcome,
+    on_job_status_changed, JobStatusEvent, MonitorContext, MonitorError, MonitorOutcome,
 };
 use ferry_core::workflow::StoredPlan;
 use ferry_core::{Plan, TransferSpec};
@@ -53,6 +55,12 @@ struct MemoryAws {
     jobs: Mutex<BTreeMap<String, String>>,
     next_job: AtomicUsize,
     fail_downloads: Mutex<u32>,
+    /// HeadObject of a manifest fails this many times (503) before answering.
+    fail_heads: Mutex<u32>,
+    /// SNS Publish fails this many times (throttled) before sending.
+    fail_notify: Mutex<u32>,
+    /// DeleteObject fails (500) for state keys ending so.
+    failing_deletes: Mutex<Vec<String>>,
     /// Job id → status, as DescribeJob answers once a job has ended.
     job_status: Mutex<BTreeMap<String, String>>,
     /// Job id → keys of its failed tasks (DescribeJob counts them).
@@ -86,6 +94,19 @@ impl StateStore for MemoryAws {
             .collect())
     }
     async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        if self
+            .failing_deletes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|end| key.ends_with(end.as_str()))
+        {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::Transient,
+                code: "InternalError".into(),
+                message: "We encountered an internal error. Please try again.".into(),
+            });
+        }
         self.state.lock().unwrap().remove(key);
         Ok(())
     }
@@ -93,6 +114,17 @@ impl StateStore for MemoryAws {
 
 impl Notifier for MemoryAws {
     async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        {
+            let mut failing = self.fail_notify.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(AwsCallError {
+                    kind: AwsErrorKind::Throttled,
+                    code: "Throttling".into(),
+                    message: "Rate exceeded".into(),
+                });
+            }
+        }
         let note = (subject.to_string(), body.to_string());
         self.notes.lock().unwrap().push(note);
         Ok(())
@@ -166,6 +198,17 @@ impl InventoryObjects for MemoryAws {
 
 impl LaunchApi for MemoryAws {
     async fn head_manifest(&self, bucket: &str, key: &str) -> Result<ManifestHead, AwsCallError> {
+        {
+            let mut failing = self.fail_heads.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(AwsCallError {
+                    kind: AwsErrorKind::Transient,
+                    code: "HTTP 503".into(),
+                    message: "Service Unavailable".into(),
+                });
+            }
+        }
         let blobs = self.blobs.lock().unwrap();
         let body = blobs
             .get(&format!("{bucket}/{key}"))
@@ -615,6 +658,18 @@ async fn first_run_fast_path_then_a_delta_of_exactly_the_new_and_changed() {
     assert_eq!(run2.stats.skipped(SkipReason::Unchanged).objects, 19);
     assert_eq!(run2.stats.skipped(SkipReason::Prefix).objects, 1);
     assert!(run2.stats.is_balanced());
+    // #16 item 1: every job a run launches (Copy and LambdaInvoke) asks for a completion report
+    // that lists its failed tasks: the run's delta commits only on it.
+    let requests = aws.requests.lock().unwrap().clone();
+    assert!(requests.len() >= 3, "{}", requests.len());
+    for request in &requests {
+        assert!(request.report.enabled, "{:?}", request.report);
+        assert!(
+            ["AllTasks", "FailedTasksOnly"].contains(&request.report.report_scope.as_str()),
+            "{:?}",
+            request.report
+        );
+    }
 
     let copy = run2
         .jobs
@@ -827,6 +882,113 @@ async fn a_transient_failure_gives_the_claim_back_and_the_retry_launches() {
     assert!(err.is_retryable(), "{err}");
     let run = ran(event(&aws, &fp, &k, &tmp).await);
     assert_eq!(run.jobs.len(), 1);
+}
+
+/// #16 item 5: HeadObject of the manifest failing with 5xx past the launcher's retries gives
+/// the claim back (no refusal, no e-mail), so the event's retry copies the inventory the same
+/// day instead of a whole inventory cycle later.
+#[tokio::test]
+async fn a_manifest_head_failing_with_5xx_gives_the_claim_back_and_the_retry_launches() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.fail_heads.lock().unwrap() = RetryPolicy::default().max_attempts;
+    let err = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(aws.requests.lock().unwrap().is_empty());
+    assert!(
+        !aws.state
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|key| key.ends_with("/claim.json")),
+        "the claim is given back"
+    );
+    assert!(
+        aws.notes.lock().unwrap().is_empty(),
+        "a retry is not a refusal: {:?}",
+        aws.notes.lock().unwrap()
+    );
+    let run = ran(event(&aws, &fp, &k, &tmp).await);
+    assert_eq!(run.jobs.len(), 1);
+    assert_eq!(aws.requests.lock().unwrap().len(), 1);
+}
+
+/// #16 item 6: a transient failure whose claim can't be given back says so (the claim key and
+/// what it means) instead of returning a "retry" that the kept claim would turn away.
+#[tokio::test]
+async fn a_claim_that_cant_be_given_back_is_said_not_swallowed() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.fail_downloads.lock().unwrap() = 1;
+    aws.failing_deletes
+        .lock()
+        .unwrap()
+        .push("/claim.json".to_string());
+    let err = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap_err();
+    let RunError::UndoFailed { error, undo } = &err else {
+        panic!("{err:?}")
+    };
+    assert!(error.is_retryable(), "{error}");
+    assert!(
+        !err.is_retryable(),
+        "the kept claim would turn a retry away"
+    );
+    assert_eq!(undo.len(), 1);
+    assert!(undo[0].key.ends_with("/claim.json"), "{:?}", undo[0]);
+    assert!(err.to_string().contains(&undo[0].key), "{err}");
+    assert!(
+        aws.state.lock().unwrap().contains_key(&undo[0].key),
+        "the claim is still there, as the error says"
+    );
+}
+
+/// #16 item 10: a refusal whose e-mail could not be sent is not recorded as said: the claim
+/// and the notice mark go back, so the event's retry refuses again and the e-mail goes out.
+#[tokio::test]
+async fn a_refusal_whose_email_failed_is_emailed_by_the_retry() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    let data_key = format!("{DIR}data/{date}.csv.gz");
+    aws.blobs.lock().unwrap().insert(
+        format!("{INV_BUCKET}/{data_key}"),
+        data_file(&[Obj::new("secret/payroll.xlsx")]),
+    );
+    *aws.fail_notify.lock().unwrap() = 1;
+    let err = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&k),
+        &settings(&tmp),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert!(aws.notes.lock().unwrap().is_empty());
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(reason.contains("MD5"), "{reason}");
+    assert_eq!(aws.notes.lock().unwrap().len(), 1, "said once");
+    assert!(aws.requests.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -1283,6 +1445,115 @@ async fn a_report_with_failed_rows_removed_does_not_commit_its_run() {
         assert_eq!(run3.previous_run_id.as_deref(), Some(run1.run_id.as_str()));
         assert_eq!(manifest_keys(&aws, &run3.jobs[0].manifest), new, "{case}");
     }
+}
+
+/// #16 item 1: a failed row that can't be read (its key doesn't URL-decode, or the row is cut)
+/// can't take its object out of the index, so the run is not committed and the next
+/// inventory copies the run's objects again.
+#[tokio::test]
+async fn a_report_with_an_unreadable_failed_row_does_not_commit_its_run() {
+    for (case, unreadable_row) in [
+        (
+            "undecodable key",
+            "acme-media-prod,new/b%ZZ.txt,,failed,403,AccessDenied,Access Denied\n",
+        ),
+        ("no status", "acme-media-prod,new%2Fb.txt\n"),
+    ] {
+        let tmp = tempdir();
+        let (aws, fp) = approved_stack(&spec());
+        let new = ["new/a.txt", "new/b.txt", "new/c.txt"];
+        let (run1, run2, objs) = a_second_run_with(&aws, &fp, &tmp, &new).await;
+        let job = &run2.jobs[0].job_id;
+        aws.job_status
+            .lock()
+            .unwrap()
+            .insert(job.clone(), "Complete".into());
+        aws.job_failed
+            .lock()
+            .unwrap()
+            .insert(job.clone(), vec!["new/a.txt".into(), "new/b.txt".into()]);
+        write_report(&aws, job, &["new/a.txt"]);
+        let (bucket, manifest_key) = report_manifest(job);
+        let results_key = format!(
+            "{bucket}/{}",
+            manifest_key.replace("manifest.json", "results/failed.csv")
+        );
+        aws.blobs
+            .lock()
+            .unwrap()
+            .get_mut(&results_key)
+            .unwrap()
+            .extend_from_slice(unreadable_row.as_bytes());
+        monitor_hears(&aws, job, "Complete").await;
+        assert_eq!(committed_run(&aws, &fp), run1.run_id, "{case}");
+        let body = aws.notes.lock().unwrap().last().cloned().unwrap().1;
+        assert!(
+            body.contains("is NOT recorded as copied"),
+            "{case}:\n{body}"
+        );
+        let k3 = deliver(&aws, "2026-11-25T01-00Z", 3_000, &objs);
+        let run3 = ran(event(&aws, &fp, &k3, &tmp).await);
+        assert_eq!(manifest_keys(&aws, &run3.jobs[0].manifest), new, "{case}");
+    }
+}
+
+/// #16 items 6 and 10: a summary that could not be e-mailed is not recorded as announced: the
+/// mark goes back and Lambda's retry announces (and commits the run); a mark that can't be
+/// taken back is said in the error, never swallowed.
+#[tokio::test]
+async fn a_summary_that_could_not_be_sent_is_announced_by_the_retry_or_said() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let (_, run2, _) = a_second_run_with(&aws, &fp, &tmp, &["new/a.txt"]).await;
+    let job = run2.jobs[0].job_id.clone();
+    aws.job_status
+        .lock()
+        .unwrap()
+        .insert(job.clone(), "Complete".into());
+    aws.job_failed.lock().unwrap().insert(job.clone(), vec![]);
+    write_report(&aws, &job, &[]);
+    let event = JobStatusEvent {
+        account_id: "222222222222".into(),
+        region: "us-east-1".into(),
+        job_id: job.clone(),
+        status: "Complete".into(),
+        failure_codes: Vec::new(),
+        status_change_reason: Vec::new(),
+    };
+    let ctx = MonitorContext {
+        state_bucket: "ferry-state".into(),
+        approval_topic_arn: "arn:aws:sns:us-east-1:222222222222:ferry-approvals".into(),
+        now_unix: 1_795_500_000,
+    };
+    let notes_before = aws.notes.lock().unwrap().len();
+
+    // The mark can't be deleted: the error names it and is not a "retry".
+    *aws.fail_notify.lock().unwrap() = 1;
+    aws.failing_deletes
+        .lock()
+        .unwrap()
+        .push(".announced".to_string());
+    let e = on_job_status_changed(&aws, &event, &ctx).await.unwrap_err();
+    let MonitorError::UndoFailed { undo, .. } = &e else {
+        panic!("{e:?}")
+    };
+    assert!(!e.is_retryable(), "{e}");
+    assert!(e.to_string().contains(&undo[0].key), "{e}");
+    assert!(aws.state.lock().unwrap().contains_key(&undo[0].key));
+    aws.state.lock().unwrap().remove(&undo[0].key);
+    aws.failing_deletes.lock().unwrap().clear();
+
+    // The mark goes back: the retry announces and commits.
+    *aws.fail_notify.lock().unwrap() = 1;
+    let e = on_job_status_changed(&aws, &event, &ctx).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(aws.notes.lock().unwrap().len(), notes_before);
+    assert!(matches!(
+        on_job_status_changed(&aws, &event, &ctx).await.unwrap(),
+        MonitorOutcome::Summarised(_)
+    ));
+    assert_eq!(aws.notes.lock().unwrap().len(), notes_before + 1);
+    assert_eq!(committed_run(&aws, &fp), run2.run_id);
 }
 
 /// The report accounts for every failed task: the run commits without the failed objects, and

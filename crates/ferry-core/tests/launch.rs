@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ferry_core::job::{client_request_token, CreateJobRequest};
 use ferry_core::launch::{
-    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, ManifestHead,
-    RetryPolicy,
+    launch, AwsCallError, AwsCaused, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest,
+    ManifestHead, RetryPolicy,
 };
 use ferry_core::{Plan, TransferSpec};
 
@@ -17,6 +17,9 @@ use ferry_core::{Plan, TransferSpec};
 #[derive(Default)]
 struct FakeAws {
     head: Mutex<Option<Result<ManifestHead, AwsCallError>>>,
+    /// HeadObject answers these first, one per call, before `head`.
+    head_failures: Mutex<VecDeque<AwsCallError>>,
+    heads: Mutex<u32>,
     /// The manifest.json GetObject returns; a current-versions inventory's when unset.
     manifest: Mutex<Option<String>>,
     create_failures: Mutex<VecDeque<AwsCallError>>,
@@ -74,6 +77,10 @@ impl LaunchApi for FakeAws {
             key,
             "inventory/acme-ledger-prod/daily/2026-11-23T01-00Z/manifest.json"
         );
+        *self.heads.lock().unwrap() += 1;
+        if let Some(e) = self.head_failures.lock().unwrap().pop_front() {
+            return Err(e);
+        }
         self.head.lock().unwrap().clone().expect("head scripted")
     }
     async fn get_manifest(
@@ -344,4 +351,94 @@ async fn an_all_versions_inventory_is_refused_before_create_job() {
         .await
         .unwrap();
     assert_eq!(aws.requests.lock().unwrap().len(), 1);
+}
+
+/// #16 item 5: a throttled or 5xx HeadObject of the manifest is retried with backoff, and the
+/// launch goes on once S3 answers.
+#[tokio::test]
+async fn a_throttled_manifest_head_is_retried_and_the_job_launched() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    for (kind, code) in [
+        (AwsErrorKind::Throttled, "SlowDown"),
+        (AwsErrorKind::Transient, "HTTP 503"),
+    ] {
+        aws.head_failures
+            .lock()
+            .unwrap()
+            .push_back(err(kind, code, "try later"));
+    }
+    let job = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap();
+    assert_eq!(job.job_id, "job-0");
+    assert_eq!(*aws.heads.lock().unwrap(), 3);
+    assert_eq!(aws.pauses.lock().unwrap().len(), 2);
+}
+
+/// #16 item 5: still failing after the launcher's attempts, the error says "retry" to its
+/// caller (an inventory run gives its claim back instead of being refused for a day); a
+/// NotFound or AccessDenied says the opposite and is asked once.
+#[tokio::test]
+async fn a_manifest_head_still_failing_with_5xx_is_retryable_and_launches_nothing() {
+    let plan = plan();
+    let retry = RetryPolicy {
+        max_attempts: 3,
+        ..RetryPolicy::default()
+    };
+    let aws = FakeAws::with_etag(ETAG);
+    for _ in 0..10 {
+        aws.head_failures.lock().unwrap().push_back(err(
+            AwsErrorKind::Transient,
+            "HTTP 503",
+            "Service Unavailable",
+        ));
+    }
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), retry)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, LaunchError::ManifestNotReadable { .. }),
+        "{e:?}"
+    );
+    assert!(e.is_retryable(), "{e}");
+    assert_eq!(*aws.heads.lock().unwrap(), 3);
+    assert!(aws.requests.lock().unwrap().is_empty());
+
+    let aws = FakeAws::default();
+    *aws.head.lock().unwrap() = Some(Err(err(AwsErrorKind::AccessDenied, "Forbidden", "no")));
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), retry)
+        .await
+        .unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    assert_eq!(*aws.heads.lock().unwrap(), 1);
+}
+
+/// #16 item 10: S3 Control's IdempotencyException (the token used with another request) is
+/// named with the token and never retried.
+#[tokio::test]
+async fn an_idempotency_conflict_names_the_token_and_is_not_retried() {
+    let plan = plan();
+    let aws = FakeAws::with_etag(ETAG);
+    aws.fail_create(
+        AwsErrorKind::IdempotencyConflict,
+        "IdempotencyException",
+        "request token already used",
+        5,
+    );
+    let e = launch(&aws, LaunchRequest::for_plan(&plan), RetryPolicy::default())
+        .await
+        .unwrap_err();
+    let LaunchError::TokenUsedForAnotherRequest {
+        client_request_token,
+        ..
+    } = &e
+    else {
+        panic!("{e:?}");
+    };
+    let sent = aws.requests.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(client_request_token, &sent[0].client_request_token);
+    assert!(e.to_string().contains(client_request_token.as_str()));
+    assert!(!e.is_retryable());
 }

@@ -74,7 +74,6 @@ fn quoted_commas_quotes_newlines_and_bad_rows() {
             "kms/z.bin",
             "multi/line.txt",
             "unencoded, comma.txt",
-            "odd%ZZkey",
         ]
     );
     assert_eq!(
@@ -84,12 +83,19 @@ fn quoted_commas_quotes_newlines_and_bad_rows() {
     assert_eq!(tasks[4].http_status, Some(500));
     // An unquoted message split by its commas is put back together.
     assert_eq!(tasks[5].message, "The key, as written, has no quotes");
-    // The row with three fields is counted and described, not dropped silently; the empty
-    // line is not a row.
-    assert_eq!(stats.unreadable, 1);
+    // The row with three fields and the row whose key doesn't URL-decode (used raw it would
+    // name another object: #16 item 10) are counted and described, not dropped silently; the
+    // empty line is not a row.
+    assert_eq!(stats.unreadable, 2);
     assert_eq!(stats.problems[0].record, 7);
     assert!(
         stats.problems[0].reason.contains("no task status"),
+        "{:?}",
+        stats.problems
+    );
+    assert!(
+        stats.problems[1].reason.contains("odd%ZZkey")
+            && stats.problems[1].reason.contains("not a URL-encoded key"),
         "{:?}",
         stats.problems
     );
@@ -102,7 +108,6 @@ fn quoted_commas_quotes_newlines_and_bad_rows() {
             Cause::TooLarge,
             Cause::SourceKeyDenied,
             Cause::ServerError,
-            Cause::ObjectNotFound,
             Cause::ObjectNotFound,
         ]
     );

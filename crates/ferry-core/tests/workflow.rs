@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use ferry_core::approval::{keys, ApprovalRecord, ApprovalToken};
 use ferry_core::job::{CreateJobRequest, S3Tag};
-use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy};
+use ferry_core::launch::{
+    AwsCallError, AwsCaused, AwsErrorKind, LaunchApi, ManifestHead, RetryPolicy,
+};
 use ferry_core::policy::batch_role::BatchRole;
 use ferry_core::ports::{
     InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StateStore, WaitConditionSignal,
@@ -52,6 +54,27 @@ struct MemoryAws {
     create_job_requests: Mutex<Vec<CreateJobRequest>>,
     /// The WaitCondition was already completed by another signal, and FirstJob ran.
     wait_already_ended: Mutex<bool>,
+    /// State keys whose DeleteObject fails (500 InternalError), as S3's may.
+    failing_deletes: Mutex<Vec<String>>,
+}
+
+impl MemoryAws {
+    fn delete_fault(&self, key: &str) -> Result<(), AwsCallError> {
+        if self
+            .failing_deletes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|k| k == key)
+        {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::Transient,
+                code: "InternalError".into(),
+                message: format!("We encountered an internal error deleting {key}"),
+            });
+        }
+        Ok(())
+    }
 }
 
 impl InventoryRunTrigger for MemoryAws {
@@ -90,6 +113,7 @@ impl StateStore for MemoryAws {
             .collect())
     }
     async fn delete(&self, key: &str) -> Result<(), AwsCallError> {
+        self.delete_fault(key)?;
         self.objects.lock().unwrap().remove(key);
         Ok(())
     }
@@ -651,6 +675,13 @@ async fn a_failed_launch_gives_the_token_back() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("iam:PassRole"), "{e}");
+    // Everything the decision wrote is taken back: the token and the plan's decision.
+    let fingerprint = Plan::build(&spec()).unwrap().transfer.fingerprint;
+    {
+        let objects = aws.objects.lock().unwrap();
+        assert!(!objects.contains_key(&keys::decision(&t.hash())));
+        assert!(!objects.contains_key(&keys::plan_decision(&fingerprint)));
+    }
     // After fixing the cause, the same token works.
     assert!(matches!(
         handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
@@ -1639,4 +1670,63 @@ async fn a_failed_second_approval_keeps_the_plans_earlier_approval() {
         Some(&approved),
         "the earlier approval stands"
     );
+}
+
+/// #16 item 6: when the undo after a failed launch fails too, the error says so, naming each
+/// object left behind and what it means; nothing is swallowed. The state is what the error
+/// says it is.
+#[tokio::test]
+async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
+    let fingerprint = Plan::build(&spec()).unwrap().transfer.fingerprint;
+    for failing in [
+        vec![keys::decision(&token(6).hash())],
+        vec![keys::plan_decision(&fingerprint)],
+        vec![
+            keys::decision(&token(6).hash()),
+            keys::plan_decision(&fingerprint),
+        ],
+    ] {
+        let aws = MemoryAws::default();
+        let t = token(6);
+        create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
+            .await
+            .unwrap();
+        *aws.fail_create_job.lock().unwrap() = Some(AwsCallError {
+            kind: AwsErrorKind::AccessDenied,
+            code: "AccessDenied".into(),
+            message: "not authorized to perform: iam:PassRole".into(),
+        });
+        *aws.failing_deletes.lock().unwrap() = failing.clone();
+        let e = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+            .await
+            .unwrap_err();
+        let WorkflowError::UndoFailed { error, undo } = &e else {
+            panic!("{failing:?}: {e:?}");
+        };
+        assert!(error.to_string().contains("iam:PassRole"), "{e}");
+        assert!(
+            !e.is_retryable(),
+            "a retry would meet the state left behind"
+        );
+        let left: Vec<&str> = undo.iter().map(|u| u.key.as_str()).collect();
+        assert_eq!(left, failing.iter().map(String::as_str).collect::<Vec<_>>());
+        let text = e.to_string();
+        for key in &failing {
+            assert!(text.contains(key.as_str()), "{text}");
+        }
+        let objects = aws.objects.lock().unwrap();
+        let token_spent = objects.contains_key(&keys::decision(&t.hash()));
+        let plan_decided = objects.contains_key(&keys::plan_decision(&fingerprint));
+        assert_eq!(token_spent, failing.contains(&keys::decision(&t.hash())));
+        assert_eq!(
+            plan_decided,
+            failing.contains(&keys::plan_decision(&fingerprint))
+        );
+        if token_spent {
+            assert!(text.contains("resend"), "{text}");
+        }
+        if plan_decided {
+            assert!(text.contains("read \"approve\""), "{text}");
+        }
+    }
 }

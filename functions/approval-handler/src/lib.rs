@@ -6,7 +6,7 @@
 
 use aws_lambda_events::sns::SnsEvent;
 use ferry_core::approval::{ApprovalMessage, ApprovalToken};
-use ferry_core::launch::{AwsErrorKind, LaunchError, RetryPolicy};
+use ferry_core::launch::{AwsCaused, RetryPolicy};
 use ferry_core::ports::{InventoryRunTrigger, Notifier, StateStore, WaitSignal};
 use ferry_core::preflight::PreflightApi;
 use ferry_core::report::jobs::{JobsApi, ManifestObjects, ReportObjects};
@@ -144,8 +144,9 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
         }
     }
 
-    /// Lambda entry point. Returns an error only for failures worth a retry (throttling, 5xx):
-    /// Lambda then redelivers, and since a failed attempt gives its token back, a retry is safe.
+    /// Lambda entry point. Returns an error only for failures worth a retry (throttling, 5xx,
+    /// a refusal that could not be e-mailed): Lambda then redelivers, and since a failed
+    /// attempt gives its token back, a retry is safe.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Handled, Error> {
         let payload = event.payload;
         if payload.get("ferry").and_then(Value::as_str) == Some(DEADLINE_CHECK)
@@ -218,7 +219,7 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
                 tracing::info!(token_sha256_prefix = %token_ref, outcome = ?summary(&outcome), "approval message handled");
                 Ok(Ok(outcome))
             }
-            Err(e) if is_retryable(&e) => {
+            Err(e) if e.is_retryable() => {
                 tracing::warn!(token_sha256_prefix = %token_ref, error = %e, "approval failed for now; will be retried");
                 Err(e.to_string().into())
             }
@@ -231,13 +232,11 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
             Err(e) => {
                 // Refused for good: say so to the people (without the message, which may hold a token).
                 tracing::warn!(token_sha256_prefix = %token_ref, error = %e, "approval message refused");
-                let _ = self
-                    .ports
-                    .notify(
-                        "Ferry: an approval message was not acted on",
-                        &format!("{e}"),
-                    )
-                    .await;
+                self.say_refusal(
+                    "Ferry: an approval message was not acted on",
+                    &e.to_string(),
+                )
+                .await?;
                 Ok(Err(e.to_string()))
             }
         }
@@ -286,15 +285,25 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
             Err(e) => e.to_string(),
         };
         tracing::warn!(job_id, reason = %refusal, "redrive not done");
-        let _ = self
-            .ports
-            // The job id comes from the message, which anyone allowed to publish writes.
-            .notify(
-                &format!("Ferry: redrive of job {} not done", untrusted(job_id)),
-                &untrusted(&refusal),
-            )
-            .await;
+        // The job id comes from the message, which anyone allowed to publish writes.
+        self.say_refusal(
+            &format!("Ferry: redrive of job {} not done", untrusted(job_id)),
+            &untrusted(&refusal),
+        )
+        .await?;
         Ok(Err(refusal))
+    }
+
+    /// E-mails a refusal. One that could not be sent fails the invocation (#16 item 10), so
+    /// the SNS delivery is retried (the message is refused again and the e-mail tried again)
+    /// and, once retries run out, lands in the dead-letter queue: never only a log line.
+    async fn say_refusal(&self, subject: &str, body: &str) -> Result<(), Error> {
+        self.ports.notify(subject, body).await.map_err(|cause| {
+            tracing::error!(subject, error = %cause, "the refusal could not be e-mailed");
+            Error::from(format!(
+                "{subject}: {body}; and e-mailing that failed: {cause}"
+            ))
+        })
     }
 }
 
@@ -312,16 +321,5 @@ fn summary(outcome: &ApprovalOutcome) -> String {
         ApprovalOutcome::Resent { transfer_name } => {
             format!("instructions re-sent for {transfer_name}")
         }
-    }
-}
-
-fn is_retryable(e: &WorkflowError) -> bool {
-    match e {
-        WorkflowError::Aws { cause, .. } => matches!(
-            cause.kind,
-            AwsErrorKind::Throttled | AwsErrorKind::Transient
-        ),
-        WorkflowError::Launch(l) => matches!(l.as_ref(), LaunchError::GaveUp { .. }),
-        _ => false,
     }
 }

@@ -65,6 +65,8 @@ struct World {
     s3: aws_sdk_s3::Client,
     inbox: Inbox,
     approval_topic_arn: String,
+    sns: aws_sdk_sns::Client,
+    notification_topic_arn: String,
 }
 
 impl World {
@@ -123,7 +125,7 @@ impl World {
             .retry_config(aws_sdk_s3control::config::retry::RetryConfig::disabled()));
         let catcher = ResponseCatcher::start();
         // FERRY_APPROVAL_WAIT_HANDLE: the stack's handle, the catcher's URL here.
-        let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn)
+        let ports = AwsPorts::from_config(&config, STATE_BUCKET.to_string(), topic_arn.clone())
             .with_clients(s3.clone(), s3control)
             .with_wait_handle(Some(catcher.url(WAIT_HANDLE)));
         World {
@@ -133,6 +135,8 @@ impl World {
             s3,
             inbox,
             approval_topic_arn,
+            sns,
+            notification_topic_arn: topic_arn,
         }
     }
 
@@ -292,6 +296,33 @@ async fn a_forged_token_is_refused_without_echoing_it() {
     assert!(
         notice.contains("unknown") && !notice.contains(&"f".repeat(64)),
         "{notice}"
+    );
+}
+
+/// #16 item 10: a refusal that can't be e-mailed is not "handled": the invocation fails, so
+/// the SNS delivery is retried and, at last, lands in the dead-letter queue.
+#[tokio::test]
+async fn a_refusal_that_cannot_be_emailed_fails_the_invocation() {
+    let world = World::start(&[]).await;
+    world.set_up(ApprovalMode::Wait, &token(3)).await;
+    world
+        .sns
+        .delete_topic()
+        .topic_arn(&world.notification_topic_arn)
+        .send()
+        .await
+        .unwrap();
+    let err = world
+        .handler()
+        .handle(event(fixture("approval-handler-forged.json")))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("e-mailing that failed"), "{err}");
+    assert!(err.contains("unknown"), "{err}");
+    assert!(
+        !err.contains(&"f".repeat(64)),
+        "the token is not echoed: {err}"
     );
 }
 

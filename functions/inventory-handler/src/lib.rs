@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use ferry_core::inventory::run::{
     handle_inventory, parse_event, InventoryEvent, InventoryObjects, RunOutcome, RunSettings,
 };
-use ferry_core::launch::{LaunchApi, RetryPolicy};
+use ferry_core::launch::{AwsCaused, LaunchApi, RetryPolicy};
 use ferry_core::ports::{Notifier, StateStore};
 use ferry_core::untrusted::untrusted;
 use lambda_runtime::{Error, LambdaEvent};
@@ -105,8 +105,9 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                         }
                         Err(e) => {
                             tracing::error!(bucket = %bucket, key = ?keys.first(), error = %e, "inventory run failed");
-                            let _ = self
-                                .ports
+                            // Not e-mailed means not said: the invocation fails (#16 item 10),
+                            // so Lambda retries it and, at last, its dead-letter queue has it.
+                            self.ports
                                 .notify(
                                     "Ferry: an inventory could not be handled",
                                     // The key and the error come from an event anyone
@@ -118,7 +119,11 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                                         untrusted(&e.to_string())
                                     ),
                                 )
-                                .await;
+                                .await
+                                .map_err(|cause| {
+                                    tracing::error!(error = %cause, "the failure could not be e-mailed");
+                                    Error::from(format!("{e}; and e-mailing that failed: {cause}"))
+                                })?;
                             RunOutcome::Refused {
                                 run_id: String::new(),
                                 reason: e.to_string(),

@@ -131,6 +131,9 @@ fn orc(objs: &[Obj]) -> Vec<u8> {
     ferry_testkit::write_orc(ORC_SCHEMA, &rows, &ferry_testkit::OrcOptions::default())
 }
 
+/// Numbers the handlers' work directories.
+static NEXT_WORK_DIR: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 struct Env {
     _moto: MotoServer,
     source_s3: aws_sdk_s3::Client,
@@ -245,8 +248,13 @@ impl Env {
                 large_object_function_arn: Some(format!(
                     "arn:aws:lambda:{REGION}:{DEST_ACCOUNT}:function:ferry-media-sync-large-object-copier"
                 )),
-                work_dir: std::env::temp_dir()
-                    .join(format!("ferry-inventory-events-{}", std::process::id())),
+                // One directory per handler: a run clears what other runs left in its work
+                // directory (Lambda runs one at a time), and these tests run side by side.
+                work_dir: std::env::temp_dir().join(format!(
+                    "ferry-inventory-events-{}-{}",
+                    std::process::id(),
+                    NEXT_WORK_DIR.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                )),
                 retry: RetryPolicy {
                     max_attempts: 2,
                     first_pause: Duration::from_millis(1),

@@ -12,7 +12,7 @@
 //! error so Lambda retries the event (each announcement is claimed once, so a retry never
 //! e-mails twice); anything else is e-mailed as "summary failed" with the reason.
 
-use ferry_core::launch::AwsCallError;
+use ferry_core::launch::{AwsCallError, AwsCaused};
 use ferry_core::ports::{Notifier, StateStore};
 use ferry_core::report::jobs::{JobsApi, ReportObjects};
 use ferry_core::report::monitor::{

@@ -489,42 +489,74 @@ async fn a_suspended_job_gets_the_confirm_and_cancel_commands() {
 
 #[tokio::test]
 async fn a_job_stopped_by_the_failure_rule_says_so() {
-    let mut job = descriptor(JobStatus::Failed);
-    job = JobDescriptor::builder()
-        .set_job_id(job.job_id().map(str::to_string))
-        .status(JobStatus::Failed)
-        .set_operation(job.operation().cloned())
-        .set_report(job.report().cloned())
-        .progress_summary(
-            JobProgressSummary::builder()
-                .total_number_of_tasks(4000)
-                .number_of_tasks_succeeded(400)
-                .number_of_tasks_failed(1200)
-                .build(),
-        )
-        .failure_reasons(
-            aws_sdk_s3control::types::JobFailure::builder()
-                .failure_code("TaskFailureThresholdExceeded")
-                .failure_reason("More than 50% of tasks failed")
-                .build(),
-        )
-        .build();
-    let c = control(ferry_tags(&fingerprint()), job);
-    let world = World::start(&[&c.tags, &c.describe]).await;
-    let handled = world.handle("job-monitor-failed.json").await;
-    let Handled::Outcome(MonitorOutcome::Summarised(summary)) = handled else {
-        panic!("{handled:?}");
+    // Batch Operations' rule (S3 User Guide, "Tracking job failure"): once at least 1,000 tasks
+    // ran, more than 50 % failed stops the job. Three Failed jobs: stopped by the rule with its
+    // reason, stopped by the rule as the counts show with no reason given, and failed for
+    // another cause below the rule; only the first two say "stopped by Batch Operations".
+    let failed_job = |ok: i64, failed: i64, reason: Option<(&str, &str)>| {
+        let job = descriptor(JobStatus::Failed);
+        JobDescriptor::builder()
+            .set_job_id(job.job_id().map(str::to_string))
+            .status(JobStatus::Failed)
+            .set_operation(job.operation().cloned())
+            .set_report(job.report().cloned())
+            .progress_summary(
+                JobProgressSummary::builder()
+                    .total_number_of_tasks(4000)
+                    .number_of_tasks_succeeded(ok)
+                    .number_of_tasks_failed(failed)
+                    .build(),
+            )
+            .set_failure_reasons(reason.map(|(code, text)| {
+                vec![aws_sdk_s3control::types::JobFailure::builder()
+                    .failure_code(code)
+                    .failure_reason(text)
+                    .build()]
+            }))
+            .build()
     };
-    assert!(summary.hit_failure_threshold);
-    let mail = &world.inbox().await[0];
-    assert!(
-        mail.contains("Failed (stopped by Batch Operations: more than half"),
-        "{mail}"
+    let rule_reason = (
+        "TaskFailureThresholdExceeded",
+        "More than 50% of tasks failed",
     );
-    assert!(
-        mail.contains("Job failure: TaskFailureThresholdExceeded: More than 50% of tasks failed"),
-        "{mail}"
+    let other_reason = (
+        "InternalError",
+        "Batch Operations could not write the report",
     );
+    for (job, stopped_by_rule, reason) in [
+        (
+            failed_job(400, 1200, Some(rule_reason)),
+            true,
+            Some(rule_reason),
+        ),
+        (failed_job(400, 1200, None), true, None),
+        (
+            failed_job(600, 399, Some(other_reason)),
+            false,
+            Some(other_reason),
+        ),
+    ] {
+        let c = control(ferry_tags(&fingerprint()), job);
+        let world = World::start(&[&c.tags, &c.describe]).await;
+        let handled = world.handle("job-monitor-failed.json").await;
+        let Handled::Outcome(MonitorOutcome::Summarised(summary)) = handled else {
+            panic!("{handled:?}");
+        };
+        assert_eq!(summary.hit_failure_threshold, stopped_by_rule, "{reason:?}");
+        let mail = &world.inbox().await[0];
+        assert_eq!(
+            mail.contains("Failed (stopped by Batch Operations: more than half"),
+            stopped_by_rule,
+            "{mail}"
+        );
+        match reason {
+            Some((code, text)) => assert!(
+                mail.contains(&format!("Job failure: {code}: {text}")),
+                "{mail}"
+            ),
+            None => assert!(!mail.contains("Job failure:"), "{mail}"),
+        }
+    }
 }
 
 /// The account is the envelope's (EventBridge fills it in), and only this stack's account is

@@ -572,15 +572,19 @@ impl<P: CopierPorts> LargeObjectCopier<P> {
                 return refused(refusal);
             }
         }
-        let session = session_name(&task.bucket, &task.key, task.version_id.as_deref());
+        let session = session_name(
+            &task.bucket,
+            &task.key,
+            task.version_id.as_deref(),
+            &arguments,
+        );
         let (api, session) = match self.ports.act_as(&self.batch_role_arn, &session).await {
             Ok(acting) => acting,
             Err(e) => {
-                let code = match e.kind {
-                    AwsErrorKind::Throttled | AwsErrorKind::Transient => {
-                        ResultCode::TemporaryFailure
-                    }
-                    _ => ResultCode::PermanentFailure,
+                let code = if e.is_retryable() {
+                    ResultCode::TemporaryFailure
+                } else {
+                    ResultCode::PermanentFailure
                 };
                 return TaskResult::new(
                     &task.task_id,

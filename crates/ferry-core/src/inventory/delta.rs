@@ -186,6 +186,17 @@ pub enum DeltaError {
     RunUnknown { fingerprint: String, run_id: String },
 }
 
+impl crate::launch::AwsCaused for DeltaError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
+            DeltaError::Aws { cause, .. } => Some(cause),
+            DeltaError::Corrupt { .. }
+            | DeltaError::Index { .. }
+            | DeltaError::RunUnknown { .. } => None,
+        }
+    }
+}
+
 pub(crate) fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> DeltaError {
     let what = what.into();
     move |cause| DeltaError::Aws { what, cause }

@@ -46,11 +46,12 @@ use super::{
 use crate::aws_names::partition_for_region;
 use crate::job::{hex, large_object_job_request, CreateJobRequest, INVENTORY_MANIFEST_FORMAT};
 use crate::launch::{
-    launch, AwsCallError, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+    launch, AwsCallError, AwsCaused, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest,
+    RetryPolicy,
 };
 use crate::manifest::decode_event_key;
 use crate::plan::Plan;
-use crate::ports::{Notifier, StateStore};
+use crate::ports::{describe_undo_failures, undo_by_delete, Notifier, StateStore, UndoFailure};
 use crate::spec::TransferSpec;
 use crate::untrusted::untrusted;
 use crate::workflow::{JobRecord, StoredPlan, WorkflowError};
@@ -293,6 +294,13 @@ pub enum RunError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A step failed and putting the state back failed too (#16 item 6): both are said, and
+    /// it is not retried (the state left behind would turn the retry away).
+    #[error("{error}\n\nPutting the state back after this failure failed too: {}", describe_undo_failures(.undo))]
+    UndoFailed {
+        error: Box<RunError>,
+        undo: Vec<UndoFailure>,
+    },
 }
 
 impl From<WorkflowError> for RunError {
@@ -301,22 +309,22 @@ impl From<WorkflowError> for RunError {
     }
 }
 
-impl RunError {
-    /// Worth running again later (the event's retry): throttling, 5xx, launcher gave up.
-    pub fn is_retryable(&self) -> bool {
-        let transient =
-            |c: &AwsCallError| matches!(c.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient);
+impl AwsCaused for RunError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
         match self {
-            RunError::Aws { cause, .. } | RunError::Delta(DeltaError::Aws { cause, .. }) => {
-                transient(cause)
-            }
-            RunError::Workflow(w) => {
-                matches!(w.as_ref(), WorkflowError::Aws { cause, .. } if transient(cause))
-            }
-            RunError::Launch(l) => l.is_retryable(),
-            RunError::WorkDir { .. } => true,
-            _ => false,
+            RunError::Aws { cause, .. } => Some(cause),
+            RunError::Delta(d) => d.aws_cause(),
+            RunError::Workflow(w) => w.aws_cause(),
+            RunError::Launch(l) => l.aws_cause(),
+            _ => None,
         }
+    }
+
+    /// Worth running again later (the event's retry): the AWS rule, or the work directory
+    /// (local disk) failing.
+    fn is_retryable(&self) -> bool {
+        matches!(self, RunError::WorkDir { .. })
+            || self.aws_cause().is_some_and(AwsCallError::is_retryable)
     }
 }
 
@@ -571,15 +579,41 @@ where
     };
     let result = job.run().await;
     let _ = std::fs::remove_dir_all(&work);
-    match result {
-        Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
-        Err(e) if e.is_retryable() => {
-            // Give the claim back: the event's retry runs again.
-            let _ = ports.delete(&keys::claim(fingerprint, &id)).await;
-            Err(e)
-        }
-        Err(e) => refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await,
+    let error = match result {
+        Ok(record) => return Ok(RunOutcome::Ran(Box::new(record))),
+        Err(e) if e.is_retryable() => e,
+        Err(e) => match refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await {
+            Ok(refused) => return Ok(refused),
+            // The refusal was not e-mailed: the claim goes back too, so the retry refuses again
+            // and says so, rather than finding the run taken and staying silent (#16 item 10).
+            Err(not_said) => not_said,
+        },
+    };
+    // Give the claim back: the event's retry runs again.
+    match release_claim(ports, fingerprint, &id).await {
+        Ok(()) => Err(error),
+        Err(undo) => Err(RunError::UndoFailed {
+            error: Box::new(error),
+            undo: vec![undo],
+        }),
     }
+}
+
+async fn release_claim<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+) -> Result<(), UndoFailure> {
+    undo_by_delete(
+        ports,
+        &keys::claim(fingerprint, run_id),
+        format!(
+            "the run stays claimed, so a retry of this event within {CLAIM_TIMEOUT_SECONDS} s finds it taken and \
+             does nothing; a delivery after that takes it over, and otherwise the next inventory's run copies \
+             what this one would have (the delta is taken against the last run whose jobs completed)"
+        ),
+    )
+    .await
 }
 
 /// The error of a read whole: an object over [`MAX_SMALL_OBJECT_BYTES`] is refused for good,
@@ -801,10 +835,23 @@ async fn notice_once<P: StateStore + Notifier + Sync>(
         .await
         .map_err(aws("recording a notice"))?;
     if first {
-        ports
-            .notify(subject, body)
+        if let Err(cause) = ports.notify(subject, body).await {
+            // The mark would keep the retry from sending it: take it back (#16 item 10).
+            let error = aws("sending a notice")(cause);
+            return match undo_by_delete(
+                ports,
+                &keys::notice(fingerprint, run_id, what),
+                format!("the notice \"{subject}\" is recorded as sent but was not, and is not sent again"),
+            )
             .await
-            .map_err(aws("sending a notice"))?;
+            {
+                Ok(()) => Err(error),
+                Err(undo) => Err(RunError::UndoFailed {
+                    error: Box::new(error),
+                    undo: vec![undo],
+                }),
+            };
+        }
     }
     Ok(())
 }

@@ -621,7 +621,7 @@ async fn copy_part_with_retries<A: MultipartCopyApi, C: CopyClock>(
                 return (Ok(part), attempt - 1);
             }
             Err(e) => {
-                let retryable = matches!(e.kind, AwsErrorKind::Throttled | AwsErrorKind::Transient);
+                let retryable = e.is_retryable();
                 let pause = tuning.first_pause.saturating_mul(1 << (attempt - 1).min(6));
                 if !retryable
                     || attempt >= tuning.part_attempts
@@ -755,11 +755,8 @@ fn describe_failure(
     let what = format!("{} for {}", step.action(), source_text(task));
     let role = &ctx.role_arn;
     let text = format!("{} {}", e.code, e.message);
-    match e.kind {
-        AwsErrorKind::Throttled | AwsErrorKind::Transient => {
-            return Failure::temporary(format!("{what}: {e} (throttled or a server error)"))
-        }
-        _ => {}
+    if e.is_retryable() {
+        return Failure::temporary(format!("{what}: {e} (throttled or a server error)"));
     }
     if e.code == "NoSuchUpload" {
         return Failure::temporary(format!(
@@ -853,7 +850,7 @@ fn describe_failure(
             "{what}: S3 refused to describe it ({e}); this is how S3 answers for an object encrypted with a \
              customer-provided key (SSE-C), which can't be copied without that key"
         )),
-        (_, AwsErrorKind::WrongRegion { .. }) => Failure::permanent(format!(
+        (_, AwsErrorKind::WrongRegion) => Failure::permanent(format!(
             "{what}: the bucket is in another region than the function ({e}); run the job and function in the \
              destination region"
         )),

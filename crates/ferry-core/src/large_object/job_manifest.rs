@@ -177,7 +177,7 @@ impl ManifestRefusal {
                 etag: location.etag.clone(),
                 detail: format!("it is gone ({detail})"),
             },
-            AwsErrorKind::Throttled | AwsErrorKind::Transient => ManifestRefusal::ReadFailed {
+            kind if kind.is_retryable() => ManifestRefusal::ReadFailed {
                 job_id,
                 object_arn,
                 detail,

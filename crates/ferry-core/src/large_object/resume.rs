@@ -5,7 +5,7 @@
 //! on the destination key and the parts of the one it can trust, then copies only what is
 //! missing. An upload is trusted only when
 //! - its initiator is this task's session of the batch role ([`SessionIdentity`]: sessions are
-//!   named from the source bucket, key and version, see [`session_name`]). Any other upload is
+//!   named from the source bucket, key, version and copy settings, see [`session_name`]). Any other upload is
 //!   *foreign* (another principal of the destination account, which may write there too, or
 //!   another version's session) and is neither resumed nor completed nor aborted: resuming it
 //!   would complete a copy with someone else's parts, metadata, encryption and tags (#15,
@@ -29,15 +29,32 @@
 
 use sha2::{Digest, Sha256};
 
+use super::arguments::LargeObjectCopyArguments;
 use super::copy::{CopiedPart, UploadSummary};
 use super::parts::PartPlan;
 use crate::job::hex;
 
-/// The STS session the copier works in for one source object version: `ferry-copy-` and 40 hex
-/// digits of SHA-256 over bucket, key and version (role session names allow ≤ 64 characters
-/// of `[\w+=,.@-]`, keys don't fit).
-pub fn session_name(bucket: &str, key: &str, version_id: Option<&str>) -> String {
-    let digest = Sha256::digest(format!("{bucket}\n{key}\n{}", version_id.unwrap_or("")));
+/// The STS session the copier works in for one source object version copied with one set of
+/// settings: `ferry-copy-` and 40 hex digits of SHA-256 over bucket, key, version and the copy
+/// settings (role session names allow ≤ 64 characters of `[\w+=,.@-]`, keys don't fit).
+///
+/// The settings are in the name because an upload's storage class, encryption, metadata and tags
+/// are fixed when it is created (CreateMultipartUpload) and ListMultipartUploads shows few of
+/// them: an upload left open by a run with other settings (a transfer re-run after its spec
+/// changed) must not be resumed and completed with the old ones. It belongs to another session,
+/// so it is foreign: left alone, and a fresh upload is started (#16 review).
+pub fn session_name(
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+    settings: &LargeObjectCopyArguments,
+) -> String {
+    // `Debug` lists every field, so any setting that changes changes the name; a format that
+    // changes with a new copier version only means that version resumes nothing older.
+    let digest = Sha256::digest(format!(
+        "{bucket}\n{key}\n{}\n{settings:?}",
+        version_id.unwrap_or("")
+    ));
     format!("ferry-copy-{}", &hex(&digest)[..40])
 }
 
@@ -142,11 +159,54 @@ mod tests {
         }
     }
 
+    fn settings() -> LargeObjectCopyArguments {
+        LargeObjectCopyArguments {
+            destination_bucket: "dst".into(),
+            destination_account: "222222222222".into(),
+            source_account: "111111111111".into(),
+            key_prefix: None,
+            storage_class: None,
+            kms_key_arn: None,
+            bucket_key_enabled: false,
+            checksum_algorithm: None,
+            metadata: crate::large_object::arguments::MetadataArgument::Copy,
+            tags: crate::large_object::arguments::TagsArgument::Copy,
+        }
+    }
+
     #[test]
     fn only_this_sessions_uploads_of_this_content() {
-        let session = session_name("src", "big.bin", Some("v2"));
+        let settings = settings();
+        let session = session_name("src", "big.bin", Some("v2"), &settings);
         assert_eq!(session.len(), 51);
-        assert_ne!(session, session_name("src", "big.bin", Some("v1")));
+        assert_ne!(
+            session,
+            session_name("src", "big.bin", Some("v1"), &settings)
+        );
+        // Other settings, another session: an upload they left open is not this copy's.
+        for changed in [
+            LargeObjectCopyArguments {
+                storage_class: Some("GLACIER_IR".into()),
+                ..settings.clone()
+            },
+            LargeObjectCopyArguments {
+                checksum_algorithm: Some("SHA256".into()),
+                ..settings.clone()
+            },
+            LargeObjectCopyArguments {
+                kms_key_arn: Some("arn:aws:kms:us-east-1:222222222222:key/other".into()),
+                ..settings.clone()
+            },
+        ] {
+            assert_ne!(
+                session,
+                session_name("src", "big.bin", Some("v2"), &changed)
+            );
+        }
+        assert_eq!(
+            session,
+            session_name("src", "big.bin", Some("v2"), &settings.clone())
+        );
         let me = SessionIdentity {
             arn: format!("arn:aws:sts::222222222222:assumed-role/ferry-x-batch/{session}"),
             assumed_role_id: Some(format!("AROAEXAMPLEID:{session}")),

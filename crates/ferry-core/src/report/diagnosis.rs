@@ -68,14 +68,92 @@ fn contains_any(haystack: &str, needles: &[&str]) -> bool {
     needles.iter().any(|n| haystack.contains(n))
 }
 
-/// The first KMS key ARN a message names, if any.
+/// The KMS key (or alias) ARN a message names, if any, in any partition (`aws`, `aws-cn`,
+/// `aws-us-gov`, ...).
+///
+/// AWS's access-denied messages read "User: <caller ARN> is not authorized to perform: <action>
+/// on resource: <resource ARN> because no resource-based policy allows the <action> action"
+/// (IAM User Guide, "Troubleshoot access denied error messages",
+/// <https://docs.aws.amazon.com/IAM/latest/UserGuide/troubleshoot_access-denied.html>). The
+/// first ARN is the caller's (the job role's STS session), not the key: so every ARN in the
+/// message is looked at and the first that is a KMS key's is kept.
 pub fn kms_key_in(message: &str) -> Option<&str> {
-    let start = message.find("arn:aws")?;
-    let arn = message[start..]
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '"' | '\'' | ')' | '('))
-        .next()?;
-    let arn = arn.trim_end_matches('.');
-    (arn.contains(":kms:") && (arn.contains(":key/") || arn.contains(":alias/"))).then_some(arn)
+    message
+        .match_indices("arn:")
+        .map(|(start, _)| arn_at(&message[start..]))
+        .find(|arn| is_kms_key_arn(arn))
+}
+
+/// The ARN `text` starts with: up to the first character a key or alias ARN can't hold (alias
+/// names are letters, digits, `/`, `_` and `-`), so "…key/1234abcd." or "(…key/1234abcd)"
+/// leave their punctuation behind.
+fn arn_at(text: &str) -> &str {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, ':' | '/' | '_' | '-')))
+        .unwrap_or(text.len());
+    &text[..end]
+}
+
+/// `arn:<partition>:kms:<region>:<12-digit account>:key/<id>` or `…:alias/<name>`.
+fn is_kms_key_arn(arn: &str) -> bool {
+    let parts: Vec<&str> = arn.splitn(6, ':').collect();
+    let [_, partition, service, region, account, resource] = parts[..] else {
+        return false;
+    };
+    let named = resource
+        .strip_prefix("key/")
+        .or_else(|| resource.strip_prefix("alias/"))
+        .is_some_and(|id| !id.is_empty());
+    partition.starts_with("aws")
+        && service == "kms"
+        && !region.is_empty()
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && named
+}
+
+/// The account an ARN names (its fifth field).
+fn arn_account(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Which side's key the refused `key` is: a key the spec names, else (a key the spec doesn't
+/// know, e.g. objects under another key) the side whose account owns it. `None` when that
+/// doesn't tell (same-account transfers, a key that is both sides' key, a third account).
+fn key_side(key: &str, spec: &TransferSpec) -> Option<Cause> {
+    let is = |k: Option<&String>| k.is_some_and(|k| same_key(key, k));
+    match (
+        is(spec.destination.kms_key_arn.as_ref()),
+        is(spec.source.kms_key_arn.as_ref()),
+    ) {
+        (true, false) => return Some(Cause::DestinationKeyDenied),
+        (false, true) => return Some(Cause::SourceKeyDenied),
+        (true, true) => return None,
+        (false, false) => {}
+    }
+    let account = arn_account(key)?;
+    let (src, dst) = (&spec.source.account_id, &spec.destination.account_id);
+    if src == dst {
+        None
+    } else if account == dst {
+        Some(Cause::DestinationKeyDenied)
+    } else if account == src {
+        Some(Cause::SourceKeyDenied)
+    } else {
+        None
+    }
+}
+
+/// Whether a message names `bucket` (or an object in it) by ARN, in any partition: the ARN's
+/// bucket must end there, so `dst` is not found in `arn:aws:s3:::dst-archive`.
+fn names_bucket(message: &str, bucket: &str) -> bool {
+    let needle = format!(":s3:::{bucket}");
+    message.match_indices(&needle).any(|(at, _)| {
+        message[at + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-')))
+    })
 }
 
 /// Sorts one failed task. `spec` (when known) tells the destination key from the source key.
@@ -118,16 +196,17 @@ pub fn classify(task: &TaskResult, spec: Option<&TransferSpec>) -> Cause {
         || lower.contains("not authorized")
         || lower.contains("access denied");
     if mentions_kms && (denied || lower.contains("ciphertext")) {
-        let key = kms_key_in(message);
-        let destination_key = spec.and_then(|s| s.destination.kms_key_arn.as_deref());
-        let source_key = spec.and_then(|s| s.source.kms_key_arn.as_deref());
-        return match (key, destination_key) {
-            (Some(k), Some(d)) if same_key(k, d) => Cause::DestinationKeyDenied,
-            (Some(k), _) if source_key.is_some_and(|s| same_key(k, s)) => Cause::SourceKeyDenied,
-            _ if lower.contains("kms:generatedatakey") || lower.contains("kms:encrypt") => {
+        let side = spec
+            .zip(kms_key_in(message))
+            .and_then(|(s, k)| key_side(k, s));
+        return match side {
+            Some(cause) => cause,
+            // Only the destination key is asked for data keys; a refused Decrypt is most
+            // often the source key's (the destination key's Decrypt is for multipart copies).
+            None if lower.contains("kms:generatedatakey") || lower.contains("kms:encrypt") => {
                 Cause::DestinationKeyDenied
             }
-            _ => Cause::SourceKeyDenied,
+            None => Cause::SourceKeyDenied,
         };
     }
     if code == "InvalidObjectState"
@@ -159,8 +238,8 @@ pub fn classify(task: &TaskResult, spec: Option<&TransferSpec>) -> Cause {
     if denied {
         let writing = lower.contains("s3:putobject")
             || spec.is_some_and(|s| {
-                message.contains(&format!("arn:aws:s3:::{}", s.destination.bucket))
-                    && !message.contains(&format!("arn:aws:s3:::{}", s.source.bucket))
+                names_bucket(message, &s.destination.bucket)
+                    && !names_bucket(message, &s.source.bucket)
             });
         return if writing {
             Cause::DestinationWriteDenied
@@ -343,5 +422,167 @@ mod tests {
             Some("arn:aws:kms:eu-west-1:111111111111:key/1234abcd")
         );
         assert_eq!(kms_key_in("arn:aws:s3:::bucket/key"), None);
+    }
+
+    /// AWS's own shape: the caller's STS ARN comes first, the key second (IAM User Guide,
+    /// "Troubleshoot access denied error messages").
+    const DENIED_ON_KEY: &str = "User: arn:aws:sts::111122223333:assumed-role/ferry-x-batch/s3-batch-operations_1700000000000 \
+         is not authorized to perform: kms:GenerateDataKey on resource: \
+         arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab \
+         because no resource-based policy allows the kms:GenerateDataKey action";
+
+    #[test]
+    fn the_key_is_found_after_the_callers_arn_in_any_partition_and_before_punctuation() {
+        let key = "arn:aws:kms:us-east-1:444455556666:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(kms_key_in(DENIED_ON_KEY), Some(key));
+        for partition in ["aws-us-gov", "aws-cn"] {
+            let message = DENIED_ON_KEY.replace("arn:aws:", &format!("arn:{partition}:"));
+            let expected = key.replace("arn:aws:", &format!("arn:{partition}:"));
+            assert_eq!(kms_key_in(&message), Some(expected.as_str()), "{message}");
+        }
+        for wrapped in [
+            format!("on resource: {key}."),
+            format!("on resource: {key}, then"),
+            format!("(resource {key})"),
+            format!("resource \"{key}\""),
+            format!("resource '{key}';"),
+            format!("resource:{key}"),
+        ] {
+            assert_eq!(kms_key_in(&wrapped), Some(key), "{wrapped}");
+        }
+        assert_eq!(
+            kms_key_in("denied on arn:aws:kms:eu-west-1:111111111111:alias/ferry_keys/prod-1."),
+            Some("arn:aws:kms:eu-west-1:111111111111:alias/ferry_keys/prod-1")
+        );
+        // Only the caller's and the object's ARNs: no key named.
+        assert_eq!(
+            kms_key_in(
+                "User: arn:aws:sts::111122223333:assumed-role/r/s is not authorized to perform: \
+                 s3:GetObject on resource: arn:aws:s3:::bucket/arn:aws:kms:key"
+            ),
+            None
+        );
+    }
+
+    /// The kms-inventory example's keys: source key in 111111111111, destination key in
+    /// 222222222222 (where the job role is).
+    fn spec_with_both_keys() -> TransferSpec {
+        let toml = crate::validate::MINIMAL_SPEC_TOML
+            .replace(
+                "bucket = \"src-bucket\"",
+                "bucket = \"src-bucket\"\nkms_key_arn = \"arn:aws:kms:us-east-1:111111111111:key/0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011\"",
+            )
+            .replace(
+                "region = \"us-east-1\"\nbucket = \"dst-bucket\"",
+                "region = \"us-east-1\"\nbucket = \"dst-bucket\"\nkms_key_arn = \"arn:aws:kms:us-east-1:222222222222:key/9a8b7c6d-5e4f-4321-9876-fedcba987654\"",
+            );
+        let spec = TransferSpec::from_toml_str(&toml).expect("spec parses");
+        assert!(spec.source.kms_key_arn.is_some() && spec.destination.kms_key_arn.is_some());
+        spec
+    }
+
+    fn denied(action: &str, key: &str) -> TaskResult {
+        failed(
+            "AccessDenied",
+            403,
+            &format!(
+                "User: arn:aws:sts::222222222222:assumed-role/ferry-t-batch/s3-batch-operations_1700000000000 \
+                 is not authorized to perform: {action} on resource: {key} because no \
+                 resource-based policy allows the {action} action"
+            ),
+        )
+    }
+
+    #[test]
+    fn a_refused_destination_key_sends_people_to_the_destination_accounts_key_policy() {
+        let spec = spec_with_both_keys();
+        let dst_key = spec.destination.kms_key_arn.clone().unwrap_or_default();
+        let src_key = spec.source.kms_key_arn.clone().unwrap_or_default();
+        // kms:Decrypt on the destination key (multipart copies need it): the action alone
+        // would say "source", only the key ARN after the caller's can tell.
+        for action in ["kms:Decrypt", "kms:GenerateDataKey"] {
+            let task = denied(action, &dst_key);
+            assert_eq!(
+                classify(&task, Some(&spec)),
+                Cause::DestinationKeyDenied,
+                "{action}"
+            );
+            let fix = fix_for(classify(&task, Some(&spec)), Some(&spec), &task);
+            assert!(
+                fix.contains(&format!(
+                    "the key policy of {dst_key} in the destination account 222222222222"
+                )),
+                "{fix}"
+            );
+            assert!(fix.contains("--side destination"), "{fix}");
+            assert!(
+                !fix.contains(&src_key) && !fix.contains("111111111111"),
+                "{fix}"
+            );
+        }
+        // And the source key still goes to the source account.
+        let task = denied("kms:Decrypt", &src_key);
+        assert_eq!(classify(&task, Some(&spec)), Cause::SourceKeyDenied);
+        let fix = fix_for(Cause::SourceKeyDenied, Some(&spec), &task);
+        assert!(
+            fix.contains(&format!(
+                "the key policy of {src_key} in the source account 111111111111"
+            )),
+            "{fix}"
+        );
+        assert!(
+            fix.contains("--side source") && !fix.contains(&dst_key),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn a_key_the_spec_does_not_name_is_placed_by_its_account() {
+        let spec = spec_with_both_keys();
+        let other_dst =
+            "arn:aws:kms:us-east-1:222222222222:key/ffffffff-0000-4000-8000-000000000000";
+        let other_src =
+            "arn:aws:kms:us-east-1:111111111111:key/eeeeeeee-0000-4000-8000-000000000000";
+        assert_eq!(
+            classify(&denied("kms:Decrypt", other_dst), Some(&spec)),
+            Cause::DestinationKeyDenied
+        );
+        let task = denied("kms:Decrypt", other_src);
+        assert_eq!(classify(&task, Some(&spec)), Cause::SourceKeyDenied);
+        let fix = fix_for(Cause::SourceKeyDenied, Some(&spec), &task);
+        assert!(
+            fix.contains(&format!("encrypted with {other_src}")),
+            "{fix}"
+        );
+    }
+
+    #[test]
+    fn writes_are_told_from_reads_by_bucket_arn_in_any_partition() {
+        let spec = spec_with_both_keys();
+        let put = |arn: &str| {
+            failed(
+                "AccessDenied",
+                403,
+                &format!(
+                    "not authorized to perform an action on resource: {arn} with an explicit deny"
+                ),
+            )
+        };
+        for arn in [
+            "arn:aws:s3:::dst-bucket/k",
+            "arn:aws-us-gov:s3:::dst-bucket/k",
+            "arn:aws-cn:s3:::dst-bucket",
+        ] {
+            assert_eq!(
+                classify(&put(arn), Some(&spec)),
+                Cause::DestinationWriteDenied,
+                "{arn}"
+            );
+        }
+        // Another bucket whose name starts with the destination's is not the destination.
+        assert_eq!(
+            classify(&put("arn:aws:s3:::dst-bucket-old/k"), Some(&spec)),
+            Cause::SourceReadDenied
+        );
     }
 }

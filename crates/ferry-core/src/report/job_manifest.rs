@@ -107,8 +107,8 @@ pub enum JobManifestError {
     },
 }
 
-impl JobManifestError {
-    pub fn aws_cause(&self) -> Option<&AwsCallError> {
+impl crate::launch::AwsCaused for JobManifestError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
         match self {
             JobManifestError::Aws { cause, .. } => Some(cause),
             _ => None,

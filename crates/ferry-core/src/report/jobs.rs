@@ -200,3 +200,108 @@ pub fn ferry_tags(tags: &[S3Tag]) -> Option<(String, Option<String>)> {
     let find = |key: &str| tags.iter().find(|t| t.key == key).map(|t| t.value.clone());
     Some((find(TRANSFER_TAG)?, find(crate::job::PLAN_TAG)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminated job with these counts and failure reasons.
+    fn job(status: &str, ok: u64, failed: u64, reasons: &[(&str, &str)]) -> JobInfo {
+        JobInfo {
+            total_tasks: Some(ok + failed),
+            succeeded_tasks: Some(ok),
+            failed_tasks: Some(failed),
+            failure_reasons: reasons
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.to_string()))
+                .collect(),
+            ..JobInfo::new("j-1", status)
+        }
+    }
+
+    // The rule, S3 User Guide, "Tracking job status and completion reports", section "Tracking
+    // job failure" (https://docs.aws.amazon.com/AmazonS3/latest/userguide/batch-ops-job-status.html#batch-ops-job-status-failure):
+    // "When a job has run at least 1,000 tasks, Amazon S3 monitors the task failure rate. At any
+    // point, if the failure rate (the number of tasks that have failed as a proportion of the
+    // total number of tasks that have run) exceeds 50 percent, the job fails."
+    // AWS documents no FailureCode or FailureReason text for it (the API reference's JobFailure
+    // only says "the failure code/reason, if any"), so the counts are the authority and the
+    // reasons a second signal; each detector has its own test.
+
+    #[test]
+    fn the_reasons_alone_say_so_when_the_counts_are_below_the_rule() {
+        // 15 tasks ran: the counts can't show the rule, only the reasons do.
+        let by_reasons = job(
+            "Failed",
+            10,
+            5,
+            &[(
+                "TaskFailureThresholdExceeded",
+                "Task failure threshold exceeded",
+            )],
+        );
+        assert!(by_reasons.hit_failure_threshold());
+        // Each wording the detector knows, on its own.
+        for (code, reason) in [
+            ("", "More than 50% of tasks failed"),
+            ("JobFailed", "The task failure rate was too high"),
+            ("JobFailed", "threshold"),
+        ] {
+            assert!(
+                job("Failed", 10, 5, &[(code, reason)]).hit_failure_threshold(),
+                "{code} {reason}"
+            );
+        }
+        // Another failure's reason, with the same counts, is not the rule.
+        let other = job(
+            "Failed",
+            10,
+            5,
+            &[("AccessDenied", "Reading the manifest failed: Access Denied")],
+        );
+        assert!(!other.hit_failure_threshold());
+    }
+
+    #[test]
+    fn the_counts_alone_say_so_when_the_reasons_are_empty() {
+        assert!(job("Failed", 400, 1100, &[]).hit_failure_threshold());
+        // and when the reasons name something else
+        assert!(
+            job("Failed", 400, 1100, &[("InternalError", "Service error")]).hit_failure_threshold()
+        );
+    }
+
+    #[test]
+    fn the_counts_rule_starts_at_1000_tasks_and_needs_more_than_half_failed() {
+        let by_counts = |ok, failed| job("Failed", ok, failed, &[]).hit_failure_threshold();
+        // 999 tasks: not yet watched, even all failed.
+        assert!(!by_counts(0, 999));
+        assert!(!by_counts(498, 501));
+        // 1,000 tasks: exactly half failed is not "exceeds 50 percent"; 501 is.
+        assert!(!by_counts(500, 500));
+        assert!(by_counts(499, 501));
+        assert!(by_counts(0, 1000));
+        // Exactly half of a larger job, and one more.
+        assert!(!by_counts(5000, 5000));
+        assert!(by_counts(4999, 5001));
+    }
+
+    #[test]
+    fn only_a_failed_job_hit_the_threshold() {
+        let reasons = [(
+            "TaskFailureThresholdExceeded",
+            "Task failure threshold exceeded",
+        )];
+        for status in ["Complete", "Cancelled", "Active", "Suspended"] {
+            assert!(
+                !job(status, 400, 1100, &reasons).hit_failure_threshold(),
+                "{status}"
+            );
+            assert!(
+                !job(status, 400, 1100, &[]).hit_failure_threshold(),
+                "{status}"
+            );
+        }
+        assert!(job("Failed", 400, 1100, &reasons).hit_failure_threshold());
+    }
+}

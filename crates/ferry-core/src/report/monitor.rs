@@ -25,8 +25,11 @@ use super::read::{for_each_failed_task, ReportReadError};
 use super::summary::{thousands, FailureTally, JobSummary, RedriveHint, SummaryInput};
 use super::{load_stored_spec, StoredSpec};
 use crate::inventory::delta::{self, CommitOutcome, DeltaError, FailedTasks, JobFinished};
-use crate::launch::AwsCallError;
-use crate::ports::{is_terminal_job_status, Notifier, StateStore};
+use crate::launch::{AwsCallError, AwsCaused};
+use crate::ports::{
+    describe_undo_failures, is_terminal_job_status, undo_by_delete, Notifier, StateStore,
+    UndoFailure,
+};
 use crate::spec::TransferSpec;
 
 /// A job status change, from the CloudTrail event EventBridge delivers.
@@ -180,23 +183,23 @@ pub enum MonitorError {
     Report(#[from] ReportReadError),
     #[error("recording the inventory run's end: {0}")]
     Delta(#[from] DeltaError),
+    /// Announcing failed and the announcement's mark could not be taken back (#16 item 6).
+    #[error("{error}\n\nPutting the state back after this failure failed too: {}", describe_undo_failures(.undo))]
+    UndoFailed {
+        error: Box<MonitorError>,
+        undo: Vec<UndoFailure>,
+    },
 }
 
-impl MonitorError {
-    /// Worth a retry by Lambda (throttling, 5xx, network).
-    pub fn is_retryable(&self) -> bool {
-        let cause = match self {
+impl AwsCaused for MonitorError {
+    /// Worth a retry by Lambda: the one rule of [`AwsCaused`].
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
             MonitorError::Aws { cause, .. } => Some(cause),
             MonitorError::Report(r) => r.aws_cause(),
-            MonitorError::Delta(DeltaError::Aws { cause, .. }) => Some(cause),
-            MonitorError::Delta(_) => None,
-        };
-        cause.is_some_and(|c| {
-            matches!(
-                c.kind,
-                crate::launch::AwsErrorKind::Throttled | crate::launch::AwsErrorKind::Transient
-            )
-        })
+            MonitorError::Delta(d) => d.aws_cause(),
+            MonitorError::UndoFailed { .. } => None,
+        }
     }
 }
 
@@ -270,12 +273,29 @@ where
             status,
         });
     }
-    let result = announce(ports, event, &job, &transfer_name, &stored, ctx).await;
-    if result.is_err() {
-        // Give the claim back so Lambda's retry can announce.
-        let _ = ports.delete(&marker).await;
+    let error = match announce(ports, event, &job, &transfer_name, &stored, ctx).await {
+        Ok(outcome) => return Ok(outcome),
+        Err(error) => error,
+    };
+    // Give the claim back so Lambda's retry can announce; a mark that stays is said.
+    match undo_by_delete(
+        ports,
+        &marker,
+        format!(
+            "job {}'s {status} is recorded as announced, so Lambda's retry will not announce it (nor, for an \
+             inventory run's job, move the run's delta forward: the next inventory copies its objects again). \
+             Look at the job with `ferry status {}`",
+            job.job_id, job.job_id
+        ),
+    )
+    .await
+    {
+        Ok(()) => Err(error),
+        Err(undo) => Err(MonitorError::UndoFailed {
+            error: Box::new(error),
+            undo: vec![undo],
+        }),
     }
-    result
 }
 
 async fn announce<P>(

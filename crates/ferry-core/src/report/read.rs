@@ -40,8 +40,8 @@ pub enum ReportReadError {
     Manifest(#[from] ReportManifestError),
 }
 
-impl ReportReadError {
-    pub fn aws_cause(&self) -> Option<&AwsCallError> {
+impl crate::launch::AwsCaused for ReportReadError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
         match self {
             ReportReadError::Aws { cause, .. } => Some(cause),
             ReportReadError::Manifest(_) => None,

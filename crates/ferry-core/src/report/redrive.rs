@@ -33,7 +33,9 @@ use super::{load_stored_spec, StoredSpec};
 use crate::approval::keys as state_keys;
 use crate::aws_names::partition_for_region;
 use crate::job::{create_job_request, large_object_job_request, CreateJobRequest, S3Tag};
-use crate::launch::{launch, AwsCallError, LaunchApi, LaunchError, LaunchRequest, RetryPolicy};
+use crate::launch::{
+    launch, AwsCallError, AwsCaused, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
+};
 
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
 use crate::workflow::JobRecord;
@@ -223,21 +225,15 @@ impl From<LaunchError> for RedriveError {
     }
 }
 
-impl RedriveError {
-    pub fn is_retryable(&self) -> bool {
-        let cause = match self {
+impl AwsCaused for RedriveError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
             RedriveError::Aws { cause, .. } => Some(cause),
             RedriveError::Report(r) => r.aws_cause(),
             RedriveError::JobManifest(m) => m.aws_cause(),
-            RedriveError::Launch(l) => return l.is_retryable(),
+            RedriveError::Launch(l) => l.aws_cause(),
             _ => None,
-        };
-        cause.is_some_and(|c| {
-            matches!(
-                c.kind,
-                crate::launch::AwsErrorKind::Throttled | crate::launch::AwsErrorKind::Transient
-            )
-        })
+        }
     }
 }
 

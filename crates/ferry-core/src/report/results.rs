@@ -279,10 +279,15 @@ fn interpret(fields: &[String]) -> Result<(TaskResult, ColumnOrder), String> {
         .get(status_at + 3..)
         .map(|rest| rest.join(","))
         .unwrap_or_default();
+    // A key that is not URL-encoded as Batch Operations writes it names no object for sure:
+    // used raw it would redrive (or take out of the delta index) another key (#16 item 10).
+    let key = decode_key(raw_key).map_err(|e| {
+        format!("the key {raw_key:?} is not a URL-encoded key ({e}), so the row names no object")
+    })?;
     Ok((
         TaskResult {
             bucket,
-            key: decode_key(raw_key).unwrap_or_else(|_| raw_key.to_string()),
+            key,
             version_id,
             status,
             error_code,
@@ -321,6 +326,24 @@ mod tests {
         }
         assert_eq!(whole[0].message, "x, \"y\"\nz");
         assert_eq!(whole[0].key, "a b.txt");
+    }
+
+    /// #16 item 10: a key that does not URL-decode is an unreadable row, not a task for the
+    /// raw text (which would name another object).
+    #[test]
+    fn a_key_that_does_not_url_decode_is_an_unreadable_row() {
+        let csv = b"b,bad%ZZkey,,failed,403,AccessDenied,Access Denied\nb,good%20key,,failed,403,AccessDenied,Access Denied\n";
+        let (tasks, stats) = parse_all(csv);
+        assert_eq!(tasks.len(), 1);
+        assert_eq!(tasks[0].key, "good key");
+        assert_eq!(stats.unreadable, 1);
+        assert!(
+            stats
+                .problems
+                .iter()
+                .any(|p| p.reason.contains("bad%ZZkey")),
+            "{stats:?}"
+        );
     }
 
     #[test]
