@@ -4,12 +4,12 @@
 //! the variable. A bless run always fails after writing, so a CI run with `FERRY_BLESS` set can
 //! never pass; and one fingerprint is pinned here as a literal, out of reach of a bless.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+#[path = "support/examples.rs"]
+mod examples;
+use examples::{examples, repo_root};
 
 fn ferry(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -17,17 +17,6 @@ fn ferry(args: &[&str]) -> std::process::Output {
         .current_dir(repo_root())
         .output()
         .expect("ferry runs")
-}
-
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("examples"))
-        .expect("examples/ exists")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".toml"))
-        .collect();
-    names.sort();
-    names
 }
 
 fn blessing() -> bool {

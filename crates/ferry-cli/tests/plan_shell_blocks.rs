@@ -13,6 +13,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+#[path = "support/examples.rs"]
+mod examples;
+use examples::{examples, repo_root};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferry_core::approval::{ApprovalToken, ManifestPin};
@@ -95,21 +99,6 @@ case "$service $op" in
 esac
 exit 0
 "#;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn examples() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("examples"))
-        .expect("examples/ exists")
-        .filter_map(|e| e.ok())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".toml"))
-        .collect();
-    names.sort();
-    names
-}
 
 /// The ```sh blocks of a Markdown text, without their fences.
 fn shell_blocks(markdown: &str) -> Vec<String> {

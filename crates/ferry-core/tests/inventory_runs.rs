@@ -566,6 +566,13 @@ async fn event(aws: &MemoryAws, fp: &str, key: &str, dir: &Path) -> RunOutcome {
         .unwrap()
 }
 
+/// [`event`] for a run that fails (the invocation's error).
+async fn event_fails(aws: &MemoryAws, fp: &str, key: &str, dir: &Path) -> RunError {
+    handle_inventory(aws, fp, INV_BUCKET, &[key.to_string()], &settings(dir))
+        .await
+        .unwrap_err()
+}
+
 fn ran(outcome: RunOutcome) -> ferry_core::inventory::delta::RunRecord {
     match outcome {
         RunOutcome::Ran(r) => *r,
@@ -870,15 +877,7 @@ async fn a_transient_failure_gives_the_claim_back_and_the_retry_launches() {
     let (aws, fp) = approved_stack(&spec());
     let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
     *aws.fail_downloads.lock().unwrap() = 1;
-    let err = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&k),
-        &settings(&tmp),
-    )
-    .await
-    .unwrap_err();
+    let err = event_fails(&aws, &fp, &k, &tmp).await;
     assert!(err.is_retryable(), "{err}");
     let run = ran(event(&aws, &fp, &k, &tmp).await);
     assert_eq!(run.jobs.len(), 1);
@@ -893,15 +892,7 @@ async fn a_manifest_head_failing_with_5xx_gives_the_claim_back_and_the_retry_lau
     let (aws, fp) = approved_stack(&spec());
     let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
     *aws.fail_heads.lock().unwrap() = RetryPolicy::default().max_attempts;
-    let err = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&k),
-        &settings(&tmp),
-    )
-    .await
-    .unwrap_err();
+    let err = event_fails(&aws, &fp, &k, &tmp).await;
     assert!(err.is_retryable(), "{err}");
     assert!(aws.requests.lock().unwrap().is_empty());
     assert!(
@@ -934,15 +925,7 @@ async fn a_claim_that_cant_be_given_back_is_said_not_swallowed() {
         .lock()
         .unwrap()
         .push("/claim.json".to_string());
-    let err = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&k),
-        &settings(&tmp),
-    )
-    .await
-    .unwrap_err();
+    let err = event_fails(&aws, &fp, &k, &tmp).await;
     let RunError::UndoFailed { error, undo } = &err else {
         panic!("{err:?}")
     };
@@ -974,15 +957,7 @@ async fn a_refusal_whose_email_failed_is_emailed_by_the_retry() {
         data_file(&[Obj::new("secret/payroll.xlsx")]),
     );
     *aws.fail_notify.lock().unwrap() = 1;
-    let err = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&k),
-        &settings(&tmp),
-    )
-    .await
-    .unwrap_err();
+    let err = event_fails(&aws, &fp, &k, &tmp).await;
     assert!(err.is_retryable(), "{err}");
     assert!(aws.notes.lock().unwrap().is_empty());
     let reason = refused(&aws, &fp, &k, &tmp).await;

@@ -659,8 +659,8 @@ async fn a_wait_about_to_time_out_is_handed_over_and_a_late_approval_still_launc
     assert_eq!(aws.signals.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_launch_gives_the_token_back() {
+/// A deferred transfer whose CreateJob will be denied (iam:PassRole), and its token.
+async fn a_transfer_whose_launch_fails() -> (MemoryAws, ApprovalToken) {
     let aws = MemoryAws::default();
     let t = token(6);
     create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
@@ -671,6 +671,12 @@ async fn a_failed_launch_gives_the_token_back() {
         code: "AccessDenied".into(),
         message: "not authorized to perform: iam:PassRole".into(),
     });
+    (aws, t)
+}
+
+#[tokio::test]
+async fn a_failed_launch_gives_the_token_back() {
+    let (aws, t) = a_transfer_whose_launch_fails().await;
     let e = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
         .await
         .unwrap_err();
@@ -1686,16 +1692,7 @@ async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
             keys::plan_decision(&fingerprint),
         ],
     ] {
-        let aws = MemoryAws::default();
-        let t = token(6);
-        create_transfer(&aws, &props(ApprovalMode::Deferred), &t, &ctx(NOW))
-            .await
-            .unwrap();
-        *aws.fail_create_job.lock().unwrap() = Some(AwsCallError {
-            kind: AwsErrorKind::AccessDenied,
-            code: "AccessDenied".into(),
-            message: "not authorized to perform: iam:PassRole".into(),
-        });
+        let (aws, t) = a_transfer_whose_launch_fails().await;
         *aws.failing_deletes.lock().unwrap() = failing.clone();
         let e = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
             .await
