@@ -31,18 +31,65 @@ where
         }
         _ => (None, error_chain(err), None),
     };
-    let kind = match (code.as_deref(), status) {
+    let kind = kind_of(code.as_deref(), status);
+    let code = code.unwrap_or_else(|| match status {
+        Some(s) => format!("HTTP {s}"),
+        None => "Unknown".to_string(),
+    });
+    AwsCallError {
+        kind,
+        code,
+        message,
+    }
+}
+
+/// The kind of an AWS error from its code and HTTP status: the code first, since HEAD requests
+/// carry no body and some codes come with a misleading status (S3's `RequestTimeout` is a 400,
+/// SNS's `KMSThrottling` a 400, S3's `OperationAborted` a 409).
+///
+/// Transient codes: the SDK's own lists (aws-smithy-runtime's `THROTTLING_ERRORS` and
+/// `TRANSIENT_ERRORS` in `retries/classifiers.rs`), S3's error table ("Error responses":
+/// `OperationAborted` "Try again", `SlowDown`, `ServiceUnavailable`, `InternalError`,
+/// `RequestTimeout`), SNS Publish's `KMSThrottling` (botocore `sns/2010-03-31/service-2.json`)
+/// and KMS's `fault` errors the model says can be retried (`DependencyTimeoutException`,
+/// `KMSInternalException`, `KeyUnavailableException`).
+pub fn kind_of(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
+    match (code, status) {
         (
             Some(
                 "TooManyRequestsException"
                 | "Throttling"
                 | "ThrottlingException"
+                | "ThrottledException"
+                | "RequestThrottledException"
+                | "RequestThrottled"
                 | "SlowDown"
-                | "RequestLimitExceeded",
+                | "RequestLimitExceeded"
+                | "BandwidthLimitExceeded"
+                | "KMSThrottling"
+                | "KMSThrottlingException"
+                | "PriorRequestNotComplete"
+                | "TransactionInProgressException"
+                | "EC2ThrottledException",
             ),
             _,
         )
         | (_, Some(429)) => AwsErrorKind::Throttled,
+        (
+            Some(
+                "RequestTimeout"
+                | "RequestTimeoutException"
+                | "OperationAborted"
+                | "InternalServiceException"
+                | "InternalError"
+                | "InternalFailure"
+                | "ServiceUnavailable"
+                | "KMSInternalException"
+                | "DependencyTimeoutException"
+                | "KeyUnavailableException",
+            ),
+            _,
+        ) => AwsErrorKind::Transient,
         (Some("IdempotencyException"), _) => AwsErrorKind::IdempotencyConflict,
         (Some("AccessDenied" | "AccessDeniedException" | "Forbidden"), _) | (_, Some(403)) => {
             AwsErrorKind::AccessDenied
@@ -61,20 +108,10 @@ where
         (Some("BadRequestException" | "InvalidRequest"), _) | (_, Some(400)) => {
             AwsErrorKind::BadRequest
         }
-        (Some("InternalServiceException" | "InternalError" | "ServiceUnavailable"), _) => {
-            AwsErrorKind::Transient
-        }
+        // 501 NotImplemented is S3 saying a header's feature doesn't exist: asking again won't help.
+        (_, Some(501)) => AwsErrorKind::Other,
         (_, Some(s)) if s >= 500 => AwsErrorKind::Transient,
         _ => AwsErrorKind::Other,
-    };
-    let code = code.unwrap_or_else(|| match status {
-        Some(s) => format!("HTTP {s}"),
-        None => "Unknown".to_string(),
-    });
-    AwsCallError {
-        kind,
-        code,
-        message,
     }
 }
 
@@ -94,4 +131,42 @@ pub fn bucket_region_of<E>(err: &SdkError<E, HttpResponse>) -> Option<String> {
     err.raw_response()
         .and_then(|r| r.headers().get("x-amz-bucket-region"))
         .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// #16 review: each (code, status) as AWS answers it, and the kind Ferry acts on.
+    #[test]
+    fn codes_and_statuses_map_to_the_kind_aws_means() {
+        use AwsErrorKind::*;
+        for (code, status, kind) in [
+            (Some("SlowDown"), Some(503), Throttled),
+            (Some("TooManyRequestsException"), Some(400), Throttled),
+            (Some("KMSThrottling"), Some(400), Throttled),
+            (Some("ThrottlingException"), Some(400), Throttled),
+            (None, Some(429), Throttled),
+            (Some("RequestTimeout"), Some(400), Transient),
+            (Some("OperationAborted"), Some(409), Transient),
+            (Some("InternalError"), Some(500), Transient),
+            (Some("ServiceUnavailable"), Some(503), Transient),
+            (Some("KMSInternalException"), Some(500), Transient),
+            (Some("DependencyTimeoutException"), Some(503), Transient),
+            (Some("KeyUnavailableException"), Some(500), Transient),
+            (None, Some(502), Transient),
+            (Some("NotImplemented"), Some(501), Other),
+            (Some("AccessDenied"), Some(403), AccessDenied),
+            (None, Some(403), AccessDenied),
+            (Some("NoSuchKey"), Some(404), NotFound),
+            (None, Some(404), NotFound),
+            (Some("PermanentRedirect"), Some(301), WrongRegion),
+            (Some("InvalidRequest"), Some(400), BadRequest),
+            (Some("IdempotencyException"), Some(400), IdempotencyConflict),
+            (Some("PreconditionFailed"), Some(412), Other),
+            (Some("InvalidArgument"), Some(400), BadRequest),
+        ] {
+            assert_eq!(kind_of(code, status), kind, "{code:?} {status:?}");
+        }
+    }
 }

@@ -381,11 +381,16 @@ impl MultipartCopyApi for AwsMultipartCopy {
             if out.is_truncated() != Some(true) {
                 return Ok(uploads);
             }
-            key_marker = out.next_key_marker().map(str::to_string);
-            upload_marker = out.next_upload_id_marker().map(str::to_string);
-            if key_marker.is_none() && upload_marker.is_none() {
+            let next_key = out.next_key_marker().map(str::to_string);
+            let next_upload = out.next_upload_id_marker().map(str::to_string);
+            // A page that doesn't move the markers forward would be asked for again forever.
+            if (next_key.is_none() && next_upload.is_none())
+                || (next_key == key_marker && next_upload == upload_marker)
+            {
                 return Ok(uploads);
             }
+            key_marker = next_key;
+            upload_marker = next_upload;
         }
     }
 

@@ -67,7 +67,19 @@ impl ResourcePolicies for AwsResourcePolicies {
             .send()
             .await
         {
-            Ok(out) => Ok(out.policy().map(str::to_string)),
+            // Only NoSuchBucketPolicy means "no policy"; a success without one is a read that
+            // went wrong, never an empty policy Ferry's statements would replace (#16 review).
+            Ok(out) => match out.policy().filter(|p| !p.trim().is_empty()) {
+                Some(policy) => Ok(Some(policy.to_string())),
+                None => Err(AwsCallError {
+                    kind: AwsErrorKind::Other,
+                    code: "MissingBucketPolicy".to_string(),
+                    message: format!(
+                        "GetBucketPolicy answered for {bucket} without a Policy and without \
+                         NoSuchBucketPolicy"
+                    ),
+                }),
+            },
             Err(e) if e.code() == Some("NoSuchBucketPolicy") => Ok(None),
             Err(e) => Err(classify(&e)),
         }

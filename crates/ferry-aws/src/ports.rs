@@ -20,6 +20,8 @@ use crate::launch_api::AwsLaunchApi;
 
 /// SNS refuses e-mail subjects of 100 characters or more.
 const MAX_SUBJECT_CHARS: usize = 99;
+/// Conditional writes answered 409 (a concurrent operation on the key) are asked this often.
+const PUT_IF_ABSENT_ATTEMPTS: u32 = 3;
 /// SNS messages are limited to 256 KiB.
 const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
@@ -207,29 +209,44 @@ impl StateStore for AwsPorts {
     }
 
     async fn put_if_absent(&self, key: &str, body: Vec<u8>) -> Result<bool, AwsCallError> {
-        let result = self
-            .s3()
-            .put_object()
-            .bucket(&self.state_bucket)
-            .key(key)
-            .if_none_match("*")
-            .server_side_encryption(ServerSideEncryption::Aes256)
-            .content_type("application/json")
-            .body(ByteStream::from(body))
-            .send()
+        // S3 User Guide, "How to prevent object overwrites with conditional writes": 412 means
+        // an object is there; 409 ConditionalRequestConflict means a concurrent operation on
+        // the key (a write, or a delete giving a claim back) and "you should retry". So only
+        // 412 is "taken"; a 409 is asked again, and after that it is a transient error (the
+        // caller's retry), never a claim nobody holds read as taken.
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            // Boxed: the SDK call's future is large, and this one loops.
+            let result = Box::pin(
+                self.s3()
+                    .put_object()
+                    .bucket(&self.state_bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .server_side_encryption(ServerSideEncryption::Aes256)
+                    .content_type("application/json")
+                    .body(ByteStream::from(body.clone()))
+                    .send(),
+            )
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            // 412: something is there already; 409: a concurrent conditional write won.
-            Err(e)
-                if matches!(
-                    e.raw_response().map(|r| r.status().as_u16()),
-                    Some(412 | 409)
-                ) =>
-            {
-                Ok(false)
+            let e = match result {
+                Ok(_) => return Ok(true),
+                Err(e) => e,
+            };
+            match e.raw_response().map(|r| r.status().as_u16()) {
+                Some(412) => return Ok(false),
+                Some(409) if attempt < PUT_IF_ABSENT_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                }
+                Some(409) => {
+                    return Err(AwsCallError {
+                        kind: AwsErrorKind::Transient,
+                        ..classify(&e)
+                    })
+                }
+                _ => return Err(classify(&e)),
             }
-            Err(e) => Err(classify(&e)),
         }
     }
 

@@ -119,10 +119,10 @@ async fn describe_job_asks_for_the_job_and_keeps_what_ferry_needs() {
         ..info.clone()
     };
     assert!(counts_only.hit_failure_threshold());
-    // ... and the reasons, with the counts below the rule's 1,000 tasks.
+    // ... and the reasons, with counts past 1,000 tasks that lag the rule (45 % failed).
     let reasons_only = ferry_core::report::jobs::JobInfo {
-        succeeded_tasks: Some(4),
-        failed_tasks: Some(11),
+        succeeded_tasks: Some(605),
+        failed_tasks: Some(495),
         ..info
     };
     assert!(reasons_only.hit_failure_threshold());

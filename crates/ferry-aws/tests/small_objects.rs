@@ -74,3 +74,67 @@ async fn a_body_past_the_cap_is_refused_whatever_its_announced_length() {
         (&b"{}"[..], "\"etag-of-what-was-read\"")
     );
 }
+
+/// A PutObject answer with `status` and, for an error, S3's XML error body.
+fn put_answer(
+    status: u16,
+    code: &str,
+) -> aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+    let body = if status == 200 {
+        String::new()
+    } else {
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>{code}</Message><RequestId>R</RequestId></Error>")
+    };
+    let mut r = aws_smithy_runtime_api::client::orchestrator::HttpResponse::new(
+        StatusCode::try_from(status).unwrap(),
+        SdkBody::from(body),
+    );
+    r.headers_mut().insert("content-type", "application/xml");
+    r
+}
+
+/// State-bucket ports whose PutObject answers `answers` in turn.
+fn ports_putting(answers: &[(u16, &'static str)]) -> AwsPorts {
+    let mut rule = mock!(aws_sdk_s3::Client::put_object).sequence();
+    for &(status, code) in answers {
+        rule = rule.http_response(move || put_answer(status, code));
+    }
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&rule.build()], |c| c
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()));
+    let config = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    AwsPorts::from_config(&config, "state".into(), "arn:aws:sns:us-east-1:1:t".into())
+        .with_clients(s3, mock_client!(aws_sdk_s3control, []))
+}
+
+/// #16 review: a conditional write answered 412 is a claim someone holds; a 409
+/// (ConditionalRequestConflict: a concurrent write or delete of the key) is asked again, and is
+/// never read as "taken" (S3 User Guide, "How to prevent object overwrites with conditional
+/// writes": "On a 409 failure you should retry").
+#[tokio::test]
+async fn a_conditional_write_conflict_is_retried_and_only_412_means_taken() {
+    let taken = ports_putting(&[(412, "PreconditionFailed")]);
+    assert!(!taken
+        .put_if_absent("claim.json", b"{}".to_vec())
+        .await
+        .unwrap());
+
+    let won = ports_putting(&[(409, "ConditionalRequestConflict"), (200, "")]);
+    assert!(won
+        .put_if_absent("claim.json", b"{}".to_vec())
+        .await
+        .unwrap());
+
+    let conflict = (409, "ConditionalRequestConflict");
+    let busy = ports_putting(&[conflict, conflict, conflict]);
+    let err = busy
+        .put_if_absent("claim.json", b"{}".to_vec())
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(err.code, "ConditionalRequestConflict");
+}

@@ -92,21 +92,30 @@ case "$service $op" in
     fi
     ;;
   "s3 cp") printf 'acme-photos-prod,a.jpg\nacme-photos-prod,b.jpg\n' ;;
+  "s3api get-object")
+    for last in "$@"; do :; done
+    printf 'acme-photos-prod,a.jpg\nacme-photos-prod,b.jpg\n' > "$last"
+    printf '{"ContentLength": 46, "ContentRange": "bytes 0-45/46", "ETag": "\\"9b2cf535f27731c974343645a3985328\\""}\n'
+    ;;
   "s3control create-job") printf '{\n    "JobId": "5e8a1d9c-0000-4000-8000-000000000001"\n}\n' ;;
   "s3control describe-job") printf '{"Job":{"JobId":"5e8a1d9c-0000-4000-8000-000000000001","Status":"Suspended"}}\n' ;;
   "sns publish") printf '{\n    "MessageId": "0f3c1d2e-0000-4000-8000-000000000002"\n}\n' ;;
+  "iam get-role")
+    if [ -n "${STUB_NO_ROLE:-}" ]; then fail NoSuchEntity "The role with name $(arg --role-name "$@") cannot be found."; fi
+    printf '{"Role":{"RoleName":"%s"}}\n' "$(arg --role-name "$@")"
+    ;;
   "iam create-role") printf '{"Role":{"RoleName":"%s"}}\n' "$(arg --role-name "$@")" ;;
 esac
 exit 0
 "#;
 
-/// The ```sh blocks of a Markdown text, without their fences.
+/// The ```bash blocks of a Markdown text, without their fences.
 fn shell_blocks(markdown: &str) -> Vec<String> {
     let mut blocks = Vec::new();
     let mut current: Option<String> = None;
     for line in markdown.lines() {
         match (&mut current, line) {
-            (None, "```sh") => current = Some(String::new()),
+            (None, "```bash") => current = Some(String::new()),
             (Some(_), "```") => blocks.extend(current.take()),
             (Some(block), line) => {
                 block.push_str(line);
@@ -115,7 +124,7 @@ fn shell_blocks(markdown: &str) -> Vec<String> {
             (None, _) => {}
         }
     }
-    assert!(current.is_none(), "an unclosed ```sh block");
+    assert!(current.is_none(), "an unclosed ```bash block");
     blocks
 }
 
@@ -191,6 +200,8 @@ enum Fault {
     },
     /// Every get-bucket-policy answers NoSuchBucketPolicy.
     NoBucketPolicy,
+    /// Every get-role answers NoSuchEntity.
+    NoRole,
 }
 
 struct Run {
@@ -271,7 +282,8 @@ fn run(block: &str, fault: Fault) -> Run {
         .env("PATH", path)
         .env("STUB_LOG", &log)
         .env_remove("STUB_FAIL_AT")
-        .env_remove("STUB_NO_BUCKET_POLICY");
+        .env_remove("STUB_NO_BUCKET_POLICY")
+        .env_remove("STUB_NO_ROLE");
     match fault {
         Fault::None => {}
         Fault::FailAt { call, throttled } => {
@@ -282,6 +294,9 @@ fn run(block: &str, fault: Fault) -> Run {
         }
         Fault::NoBucketPolicy => {
             command.env("STUB_NO_BUCKET_POLICY", "1");
+        }
+        Fault::NoRole => {
+            command.env("STUB_NO_ROLE", "1");
         }
     }
     let out = command.output().expect("bash runs");
@@ -528,4 +543,90 @@ fn a_clean_run_writes_the_owners_statements_and_ferrys() {
         "{bucket_puts} bucket policies, {key_puts} key policies, {jobs} jobs"
     );
     assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// #16 review: the role step creates the role when IAM says NoSuchEntity, and updates the role
+/// it made when the step is run again after a spec change (CreateRole would fail with
+/// EntityAlreadyExists and, under `set -e`, leave the old permissions in place).
+#[test]
+fn the_role_step_creates_a_missing_role_and_updates_an_existing_one() {
+    let mut problems = Vec::new();
+    let mut role_blocks = 0;
+    for (block, source) in all_blocks() {
+        if !block.contains("iam get-role") {
+            continue;
+        }
+        role_blocks += 1;
+        let ops = |r: &Run| -> Vec<String> {
+            r.calls
+                .iter()
+                .filter(|c| c.first().map(String::as_str) == Some("iam"))
+                .filter_map(|c| c.get(1).cloned())
+                .collect()
+        };
+        let missing = run(&block, Fault::NoRole);
+        let existing = run(&block, Fault::None);
+        let want_missing = ["get-role", "create-role", "put-role-policy"];
+        let want_existing = ["get-role", "update-assume-role-policy", "put-role-policy"];
+        if !missing.success || ops(&missing) != want_missing {
+            problems.push(format!(
+                "{source}: no role yet: {:?}\n{}",
+                ops(&missing),
+                missing.describe()
+            ));
+        }
+        if !existing.success || ops(&existing) != want_existing {
+            problems.push(format!(
+                "{source}: the role exists: {:?}\n{}",
+                ops(&existing),
+                existing.describe()
+            ));
+        }
+    }
+    assert!(role_blocks >= 6, "only {role_blocks} role steps");
+    assert!(problems.is_empty(), "{}", problems.join("\n\n"));
+}
+
+/// #16 review: the text plan's merge refuses, as `ferry grant` does, a statement under Ferry's
+/// Sid that is not an Allow (someone's Deny there would otherwise be replaced by Ferry's
+/// Allow); an owner's statement under another Sid is kept.
+#[test]
+fn the_merge_refuses_a_deny_under_ferrys_sid_and_keeps_the_owners_statements() {
+    require_jq();
+    let dir = std::env::temp_dir().join(format!("ferry-jq-merge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ours = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXReadSourceObjects","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/ferry-x-batch"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::src/*"}]}"#;
+    std::fs::write(dir.join("ours.json"), ours).expect("write");
+    let merge = |current: &str| {
+        std::fs::write(dir.join("current.json"), current).expect("write");
+        Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "{} current.json ours.json",
+                ferry_core::render::JQ_MERGE_BY_SID
+            ))
+            .current_dir(&dir)
+            .output()
+            .expect("bash runs")
+    };
+    let deny = r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXReadSourceObjects","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::src/secret/*"}]}"#;
+    let refused = merge(deny);
+    assert!(
+        !refused.status.success(),
+        "a Deny under Ferry's Sid is refused"
+    );
+    assert!(refused.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("FerryXReadSourceObjects"));
+
+    let owner_and_old_ferry = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Owner","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::src/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}},{"Sid":"FerryXReadSourceObjects","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/ferry-x-batch"},"Action":"s3:GetObjectVersion","Resource":"arn:aws:s3:::src/*"}]}"#;
+    let merged = merge(owner_and_old_ferry);
+    assert!(
+        merged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let merged: Value = serde_json::from_slice(&merged.stdout).expect("JSON");
+    assert_eq!(sids(&merged), ["Owner", "FerryXReadSourceObjects"]);
+    assert_eq!(merged["Statement"][1]["Action"], "s3:GetObject");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,14 +2,22 @@
 //! IAM role names and KMS key ARNs. Each check returns the reason in words, for the problem list.
 
 /// The ARN partition a region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
+/// The partition of a Region, by the Region patterns of botocore's `partitions.json`
+/// (`regionRegex` of each partition).
 pub fn partition_for_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else {
-        "aws"
-    }
+    const BY_PREFIX: [(&str, &str); 7] = [
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-iso-", "aws-iso"),
+        ("us-isob-", "aws-iso-b"),
+        ("eu-isoe-", "aws-iso-e"),
+        ("us-isof-", "aws-iso-f"),
+        ("eusc-", "aws-eusc"),
+    ];
+    BY_PREFIX
+        .iter()
+        .find(|(prefix, _)| region.starts_with(prefix))
+        .map_or("aws", |(_, partition)| partition)
 }
 
 pub fn check_account_id(id: &str) -> Result<(), String> {

@@ -205,10 +205,13 @@ pub enum LaunchError {
     )]
     AllVersionsInventory { bucket: String, key: String },
     #[error(
-        "S3 Control refused CreateJob: its client request token {client_request_token} was already used for a \
-         job with a different request ({cause}). The token is derived from the plan's fingerprint and the \
-         manifest's ETag, so another request under the same plan and manifest was made before: list the \
-         account's jobs (`ferry status`) and use that job, or change the plan (a new fingerprint, a new token)"
+        "S3 Control refused CreateJob with IdempotencyException for client request token {client_request_token} \
+         ({cause}). AWS documents the token only as keeping a request from being submitted twice; the token is \
+         derived from the plan's fingerprint and the manifest's ETag, so a job for this plan and manifest may \
+         already exist (an earlier or retried request). Nothing new was launched: look for it with \
+         `ferry status` (and check its role, manifest and tags: anyone who may create jobs can derive the \
+         token) before launching again; to launch a new job anyway, change the plan (a new fingerprint \
+         gives a new token)"
     )]
     TokenUsedForAnotherRequest {
         client_request_token: String,

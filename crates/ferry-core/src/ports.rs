@@ -155,12 +155,33 @@ pub async fn undo_by_delete<S: StateStore + Sync>(
     key: &str,
     consequence: impl Into<String>,
 ) -> Result<(), UndoFailure> {
-    store.delete(key).await.map_err(|cause| UndoFailure {
-        key: key.to_string(),
-        action: "deleted",
-        consequence: consequence.into(),
-        cause,
-    })
+    undo_with_retries(|| store.delete(key))
+        .await
+        .map_err(|cause| UndoFailure {
+            key: key.to_string(),
+            action: "deleted",
+            consequence: consequence.into(),
+            cause,
+        })
+}
+
+/// An undo is asked again while S3 answers throttling or 5xx (the SDK retried each call
+/// already): what it leaves behind otherwise needs a person.
+const UNDO_ATTEMPTS: u32 = 3;
+
+async fn undo_with_retries<F, Fut>(mut step: F) -> Result<(), AwsCallError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), AwsCallError>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match step().await {
+            Err(cause) if cause.is_retryable() && attempt < UNDO_ATTEMPTS => {}
+            done => return done,
+        }
+    }
 }
 
 /// Puts `key` back as it was before a step that failed: `before` (`None`: it did not exist).
@@ -170,10 +191,16 @@ pub async fn undo_by_restore<S: StateStore + Sync>(
     before: Option<Vec<u8>>,
     consequence: impl Into<String>,
 ) -> Result<(), UndoFailure> {
-    let put_back = match before {
-        Some(bytes) => store.put(key, bytes).await,
-        None => store.delete(key).await,
-    };
+    let put_back = undo_with_retries(|| {
+        let before = before.clone();
+        async move {
+            match before {
+                Some(bytes) => store.put(key, bytes).await,
+                None => store.delete(key).await,
+            }
+        }
+    })
+    .await;
     put_back.map_err(|cause| UndoFailure {
         key: key.to_string(),
         action: "restored",

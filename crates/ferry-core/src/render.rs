@@ -14,15 +14,17 @@ use crate::stack::ApprovalMode;
 use crate::untrusted::untrusted;
 
 /// Merges Ferry's statements (second file) into an existing policy (first file) by `Sid`:
-/// statements with other Sids are kept as they are; Ferry's are added or replaced.
-pub const JQ_MERGE_BY_SID: &str = r#"jq -s '.[1].Statement as $new | ($new | map(.Sid)) as $ours | .[0] | .Statement = ([.Statement | if type == "array" then .[] else . end | select(.Sid | IN($ours[]) | not)] + $new)'"#;
+/// statements with other Sids are kept as they are; Ferry's are added or replaced. A statement
+/// under one of Ferry's Sids that is not an Allow (a Deny someone put there) is not Ferry's:
+/// jq stops with an error and nothing is written, as `ferry grant` refuses it (#16 review).
+pub const JQ_MERGE_BY_SID: &str = r#"jq -s '.[1].Statement as $new | ($new | map(.Sid)) as $ours | .[0] | ([.Statement | if type == "array" then .[] else . end | select((.Sid // "") | IN($ours[])) | select(.Effect != "Allow") | .Sid] | if length > 0 then error("the policy holds a statement that is not an Allow under Ferry'"'"'s Sid " + .[0] + ": it is not Ferry'"'"'s, so nothing is written; look at it first") else . end) as $checked | .Statement = ([.Statement | if type == "array" then .[] else . end | select(.Sid | IN($ours[]) | not)] + $new)'"#;
 
 const EMPTY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
 
 /// Opens a shell block. Its commands run in a subshell under `set -euo pipefail`: the block
 /// stops at its first failed command (so a failed read is never followed by a write), and
 /// pasting it into a terminal neither changes that shell's options nor exits it.
-const SH_OPEN: &str = "```sh\n(\nset -euo pipefail\n";
+const SH_OPEN: &str = "```bash\n(\nset -euo pipefail\n";
 /// Closes a block opened with [`SH_OPEN`].
 const SH_CLOSE: &str = ")\n```\n";
 
@@ -96,11 +98,15 @@ fn manifest_paragraph(out: &mut String, plan: &Plan, manifest: &ManifestAsSent<'
                  be copied and still has this ETag:\n\n{SH_OPEN}",
                 facts.join(", ")
             );
-            // The object as it is now: the approval compares its ETag with this one.
+            // The object as it is now: the approval compares its ETag with this one. Its first
+            // 4 KiB (a ranged GET) rather than `aws s3 cp … - | head`: `head` closing the pipe
+            // makes the CLI fail with a broken pipe under pipefail, and the whole object may be
+            // gigabytes.
             let _ = writeln!(
                 out,
                 "aws s3api head-object --region {region} --bucket {bucket} --key '{}' --query '[ETag,VersionId]'\n\
-                 aws s3 cp --region {region} s3://{bucket}/'{}' - | head",
+                 aws s3api get-object --region {region} --bucket {bucket} --key '{}' --range bytes=0-4095 manifest-start.txt > /dev/null\n\
+                 head manifest-start.txt",
                 shell_single_quoted(&untrusted(key)),
                 shell_single_quoted(&untrusted(key)),
             );
@@ -382,10 +388,19 @@ impl<'a> Renderer<'a> {
         heredoc(out, &trust_file, &role.trust_policy);
         heredoc(out, &permissions_file, &role.permissions_policy);
         if how == RoleStep::CreateByHand {
+            // Run again after a spec change, the block updates the role it made: CreateRole on
+            // an existing role fails with EntityAlreadyExists (IAM API Reference, CreateRole), so
+            // the role is looked up first; only NoSuchEntity (GetRole) means "create it", any
+            // other failure stops the block.
+            let r = &role.name;
             let _ = writeln!(
                 out,
-                "aws iam create-role --role-name {} --assume-role-policy-document file://{trust_file}",
-                role.name
+                "if aws iam get-role --role-name {r} > /dev/null 2> {r}.get-error.txt; then\n  \
+                 aws iam update-assume-role-policy --role-name {r} --policy-document file://{trust_file}\n\
+                 else\n  \
+                 grep -qF 'NoSuchEntity' {r}.get-error.txt || {{ cat {r}.get-error.txt >&2; exit 1; }}\n  \
+                 aws iam create-role --role-name {r} --assume-role-policy-document file://{trust_file}\n\
+                 fi"
             );
             let _ = writeln!(
                 out,
@@ -570,14 +585,18 @@ impl<'a> Renderer<'a> {
         out.push_str(SH_OPEN);
         // Quoted, so a block pasted before the id is filled in fails on an unknown job id
         // rather than on shell syntax (`<` is a redirection).
-        let _ = writeln!(out, "JOB_ID='{job_id}'  # the job's id");
         let _ = writeln!(
             out,
-            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id \"$JOB_ID\""
+            "aws s3control describe-job --region {region} --account-id {dst_account} --job-id '{job_id}' \
+             --query 'Job.[Status,ProgressSummary.TotalNumberOfTasks]'"
         );
+        out.push_str(SH_CLOSE);
+        // A block of its own, so pasting the check never confirms the job before it is read.
+        let _ = writeln!(out, "\nIf the count is what you expect, let it run:\n");
+        out.push_str(SH_OPEN);
         let _ = writeln!(
             out,
-            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id \"$JOB_ID\" --requested-job-status Ready"
+            "aws s3control update-job-status --region {region} --account-id {dst_account} --job-id '{job_id}' --requested-job-status Ready"
         );
         out.push_str(SH_CLOSE);
     }
@@ -666,14 +685,15 @@ fn render_account_policies(
         // https://docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html). The CLI prints
         // "An error occurred (NoSuchBucketPolicy) when calling the GetBucketPolicy operation: ..."
         // (botocore/exceptions.py, ClientError.MSG_TEMPLATE; a retried call adds "(reached max
-        // retries: N)" after "operation", so only the code in parentheses is matched) and exits
-        // 254 (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-returncodes.html).
+        // retries: N)" after "operation"; the CLI's other error formats, `cli_error_format`
+        // json/yaml/table, print the code without parentheses, so only the code is matched) and
+        // exits 254 (https://docs.aws.amazon.com/cli/latest/userguide/cli-usage-returncodes.html).
         // Any other failure (AccessDenied, throttling, another account's bucket) stops the block:
         // an empty policy there would make the put drop every statement the owner has.
         let _ = writeln!(
             out,
             "if ! aws s3api get-bucket-policy --bucket {bucket} --query Policy --output text > {bucket}.current.json 2> {bucket}.get-error.txt; then\n  \
-             grep -qF '(NoSuchBucketPolicy)' {bucket}.get-error.txt || {{ cat {bucket}.get-error.txt >&2; exit 1; }}\n  \
+             grep -qF 'NoSuchBucketPolicy' {bucket}.get-error.txt || {{ cat {bucket}.get-error.txt >&2; exit 1; }}\n  \
              echo '{EMPTY_POLICY}' > {bucket}.current.json\n\
              fi"
         );

@@ -563,13 +563,20 @@ fn check_copier_arns(spec: &TransferSpec, p: &mut Problems) {
     if let Some(arn) = &spec.job.large_object_copier_role_arn {
         let prefix = format!("arn:{partition}:iam::{}:role/", d.account_id);
         let name_ok = arn.strip_prefix(&prefix).is_some_and(|path_and_name| {
-            let name = path_and_name.rsplit('/').next().unwrap_or_default();
-            (1..=64).contains(&name.len())
-                && path_and_name.len() <= 512
-                && path_and_name
+            let (path, name) = path_and_name
+                .rsplit_once('/')
+                .unwrap_or(("", path_and_name));
+            // Paths: IAM's `\u0021`–`\u007E` (IAM API Reference, CreateRole, Path), without the
+            // `*` and `?` a policy would read as wildcards.
+            let path_ok = path.len() < 512
+                && path
                     .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_/".contains(&b))
-                && !path_and_name.contains("//")
+                    .all(|b| (0x21..=0x7e).contains(&b) && b != b'*' && b != b'?');
+            (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+=,.@-_".contains(&b))
+                && path_ok
         });
         if !name_ok {
             p.add(
@@ -1129,6 +1136,16 @@ mod tests {
             (
                 good_fn,
                 "arn:aws:iam::222222222222:user/someone",
+                "job.large_object_copier_role_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:iam::222222222222:role/team*/copier",
+                "job.large_object_copier_role_arn",
+            ),
+            (
+                good_fn,
+                "arn:aws:iam::222222222222:role/ferry-copier\\n",
                 "job.large_object_copier_role_arn",
             ),
             (

@@ -807,7 +807,30 @@ where
         created_unix: ctx.now_unix,
         ..record
     };
-    send_instructions(ports, &plan, &stored.spec, renewed, token, ctx).await?;
+    if let Err(error) = send_instructions(ports, &plan, &stored.spec, renewed, token, ctx).await {
+        // The new token was not e-mailed (and the old one is retired): the quarter hour goes
+        // back, so the delivery's retry re-sends instead of being refused as too soon (#16
+        // review).
+        let next = crate::render::utc_timestamp(quarter + RESEND_INTERVAL_SECONDS);
+        return Err(
+            match undo_by_delete(
+                ports,
+                &keys::resend_claim(quarter),
+                format!(
+                    "re-sends are refused until {next}, and the token this re-send made was not e-mailed: \
+                     publish {{\"action\":\"resend\"}} to the approval topic after {next}"
+                ),
+            )
+            .await
+            {
+                Ok(()) => error,
+                Err(failed) => WorkflowError::UndoFailed {
+                    error: Box::new(error),
+                    undo: vec![failed],
+                },
+            },
+        );
+    }
     Ok(ApprovalOutcome::Resent { transfer_name })
 }
 
@@ -891,34 +914,53 @@ where
         .get(&plan_decision_key)
         .await
         .map_err(WorkflowError::aws("reading the plan's decision"))?;
-    let error = match act_on_decision(ports, &message, &record, &record_key, &decision, ctx).await {
+    // Boxed: the decision's state machine (preflight, launch, signal) is large; on the
+    // caller's stack it overflows a 2 MiB thread's in debug builds.
+    let error = match Box::pin(act_on_decision(
+        ports,
+        &message,
+        &record,
+        &record_key,
+        &decision,
+        ctx,
+    ))
+    .await
+    {
         Ok(outcome) => return Ok(outcome),
         Err(error) => error,
     };
     // Give the token back: nothing happened, so the person may simply try again. An undo that
     // fails is said, never swallowed (#16 item 6): a leftover decision would read as decided.
     let mut undo = Vec::new();
-    if let Err(failed) = undo_by_delete(
+    let token_back = undo_by_delete(
         ports,
         &decision_key,
-        "the approval token stays spent, so the same message will be refused as used: publish          {\"action\":\"resend\"} to the approval topic for a new token",
+        "the approval token stays spent: the same message is refused as used, and `resend` finds no \
+         pending token (this one reads as decided). A new token comes with the next change of the \
+         transfer (a stack update)",
     )
-    .await
-    {
+    .await;
+    let token_usable = token_back.is_ok();
+    if let Err(failed) = token_back {
         undo.push(failed);
     }
     let prior_reads = match &prior {
         Some(_) => "the plan's earlier decision",
         None => "no decision",
     };
+    // A reject records the plan's decision too, so it withdraws a leftover approval.
+    let decide_again = if token_usable {
+        "send this token's reject command to withdraw it (or its approve command once the cause is fixed)"
+    } else {
+        "a reject with the token of the next e-mail withdraws it"
+    };
     if let Err(failed) = undo_by_restore(
         ports,
         &plan_decision_key,
         prior,
         format!(
-            "the plan's decision may still read \"{}\" instead of {prior_reads}, although this decision failed: \
-             inventory runs, FirstJob and redrives act on it. Publish {{\"action\":\"resend\"}} to the \
-             approval topic and send the new token's approve or reject command to decide again",
+            "the plan's decision may still read \"{}\" instead of {prior_reads}, although this decision \
+             failed: inventory runs, FirstJob and redrives act on it; {decide_again}",
             decision.decision
         ),
     )
@@ -1095,6 +1137,16 @@ where
             WorkflowError::BadMessage(ApprovalMessageError::Unrecognised),
         ),
         ApprovalMessage::Reject { reason, .. } => {
+            // Recorded as the plan's decision, so a reject withdraws an earlier approval:
+            // inventory runs, FirstJob and redrives then act on nothing. Jobs already running
+            // are not cancelled (a stack delete with CancelJobsOnDelete does that).
+            ports
+                .put(
+                    &keys::plan_decision(&record.plan_fingerprint),
+                    to_json(decision),
+                )
+                .await
+                .map_err(WorkflowError::aws("recording the rejection"))?;
             let mut stack_signalled = false;
             if let (true, Some(url)) = (stack_waiting, &record.wait_handle_url) {
                 signal(

@@ -959,11 +959,36 @@ async fn a_refusal_whose_email_failed_is_emailed_by_the_retry() {
     *aws.fail_notify.lock().unwrap() = 1;
     let err = event_fails(&aws, &fp, &k, &tmp).await;
     assert!(err.is_retryable(), "{err}");
+    // The log line has the reason, not only the failed send.
+    assert!(err.to_string().contains("MD5"), "{err}");
     assert!(aws.notes.lock().unwrap().is_empty());
     let reason = refused(&aws, &fp, &k, &tmp).await;
     assert!(reason.contains("MD5"), "{reason}");
     assert_eq!(aws.notes.lock().unwrap().len(), 1, "said once");
     assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+/// #16 review: an older inventory's "ignored" notice that could not be sent gives the claim
+/// back, so the retry says it (a kept claim would make the retry a silent duplicate).
+#[tokio::test]
+async fn a_stale_inventorys_notice_that_failed_is_sent_by_the_retry() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let newer = deliver(&aws, "2026-11-24T01-00Z", 2_000, &base_objects());
+    ran(event(&aws, &fp, &newer, &tmp).await);
+    let notes_before = aws.notes.lock().unwrap().len();
+    let older = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.fail_notify.lock().unwrap() = 1;
+    let err = event_fails(&aws, &fp, &older, &tmp).await;
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(aws.notes.lock().unwrap().len(), notes_before);
+    assert!(matches!(
+        event(&aws, &fp, &older, &tmp).await,
+        RunOutcome::Stale { .. }
+    ));
+    let notes = aws.notes.lock().unwrap();
+    assert_eq!(notes.len(), notes_before + 1);
+    assert!(notes[notes_before].0.contains("older inventory ignored"));
 }
 
 #[tokio::test]

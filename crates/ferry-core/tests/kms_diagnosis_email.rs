@@ -23,6 +23,7 @@ fn refused(action: &str, key: &str, object: &str) -> TaskResult {
     TaskResult {
         bucket: "acme-ledger-prod".into(),
         key: object.into(),
+        key_as_reported: None,
         version_id: None,
         status: TaskStatus::Failed,
         error_code: "AccessDenied".into(),
@@ -121,4 +122,42 @@ fn a_refused_source_key_is_still_fixed_in_the_source_account() {
         "{body}"
     );
     assert!(body.contains("--side source"), "{body}");
+}
+
+/// #16 review: a refused kms:Decrypt names no key ("on the resource associated with this
+/// ciphertext", as KMS words it). With a source and a destination key in the spec, the e-mail
+/// names both and both grant commands, and sends nobody to one account on a guess; with only
+/// one key, that key's side.
+#[test]
+fn a_decrypt_refusal_that_names_no_key_is_not_pinned_on_one_account() {
+    let ciphertext_denial = |object: &str| {
+        TaskResult {
+        message: "User: arn:aws:sts::222222222222:assumed-role/ferry-ledger-batch/s3-batch-operations_1795500000000 \
+                  is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext \
+                  because no identity-based policy allows the kms:Decrypt action"
+            .into(),
+        ..refused("kms:Decrypt", "", object)
+    }
+    };
+    let spec = kms_inventory();
+    let (causes, body) = email(&spec, vec![ciphertext_denial("2026/a.pdf")]);
+    assert_eq!(causes, [Cause::EitherKeyDenied]);
+    for part in [
+        "arn:aws:kms:eu-west-1:111111111111:key/0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011",
+        "arn:aws:kms:eu-west-1:222222222222:key/9a8b7c6d-5e4f-4321-9876-fedcba987654",
+        "--side source",
+        "--side destination",
+    ] {
+        assert!(body.contains(part), "{part}:\n{body}");
+    }
+
+    let mut only_destination = spec.clone();
+    only_destination.source.kms_key_arn = None;
+    let (causes, _) = email(&only_destination, vec![ciphertext_denial("2026/a.pdf")]);
+    assert_eq!(causes, [Cause::DestinationKeyDenied]);
+
+    let mut only_source = spec;
+    only_source.destination.kms_key_arn = None;
+    let (causes, _) = email(&only_source, vec![ciphertext_denial("2026/a.pdf")]);
+    assert_eq!(causes, [Cause::SourceKeyDenied]);
 }

@@ -56,16 +56,27 @@ struct MemoryAws {
     wait_already_ended: Mutex<bool>,
     /// State keys whose DeleteObject fails (500 InternalError), as S3's may.
     failing_deletes: Mutex<Vec<String>>,
+    /// The next this many DeleteObject calls fail (500), whatever the key.
+    delete_failures_left: Mutex<u32>,
+    /// The next this many SNS Publish calls are throttled.
+    notify_failures_left: Mutex<u32>,
 }
 
 impl MemoryAws {
     fn delete_fault(&self, key: &str) -> Result<(), AwsCallError> {
-        if self
-            .failing_deletes
-            .lock()
-            .unwrap()
-            .iter()
-            .any(|k| k == key)
+        let once = {
+            let mut left = self.delete_failures_left.lock().unwrap();
+            let fire = *left > 0;
+            *left = left.saturating_sub(1);
+            fire
+        };
+        if once
+            || self
+                .failing_deletes
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|k| k == key)
         {
             return Err(AwsCallError {
                 kind: AwsErrorKind::Transient,
@@ -121,6 +132,17 @@ impl StateStore for MemoryAws {
 
 impl Notifier for MemoryAws {
     async fn notify(&self, subject: &str, body: &str) -> Result<(), AwsCallError> {
+        {
+            let mut failing = self.notify_failures_left.lock().unwrap();
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(AwsCallError {
+                    kind: AwsErrorKind::Throttled,
+                    code: "Throttling".into(),
+                    message: "Rate exceeded".into(),
+                });
+            }
+        }
         self.notes
             .lock()
             .unwrap()
@@ -1221,6 +1243,37 @@ async fn resend_is_limited_to_one_per_quarter_hour_and_a_refused_one_retires_not
 }
 
 /// The next quarter hour takes a re-send again.
+/// #16 review: a re-send whose e-mail could not be sent gives its quarter hour back, so the
+/// delivery's retry re-sends (instead of "too soon", with the old token retired and the new
+/// one never e-mailed).
+#[tokio::test]
+async fn a_resend_whose_email_failed_is_sent_by_the_retry() {
+    let aws = MemoryAws::default();
+    create_transfer(&aws, &props(ApprovalMode::Deferred), &token(13), &ctx(NOW))
+        .await
+        .unwrap();
+    *aws.notify_failures_left.lock().unwrap() = 1;
+    let e = handle_approval(&aws, r#"{"action":"resend"}"#, &token(14), &ctx(NOW + 300))
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    let fresh = token(15);
+    assert!(matches!(
+        handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(NOW + 301))
+            .await
+            .unwrap(),
+        ApprovalOutcome::Resent { .. }
+    ));
+    let last = aws.notes.lock().unwrap().last().cloned().unwrap();
+    assert!(last.1.contains(fresh.expose()));
+    assert!(matches!(
+        handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 400))
+            .await
+            .unwrap(),
+        ApprovalOutcome::JobLaunched(_)
+    ));
+}
+
 #[tokio::test]
 async fn resend_works_again_in_the_next_quarter_hour() {
     let aws = MemoryAws::default();
@@ -1711,19 +1764,66 @@ async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
         for key in &failing {
             assert!(text.contains(key.as_str()), "{text}");
         }
-        let objects = aws.objects.lock().unwrap();
-        let token_spent = objects.contains_key(&keys::decision(&t.hash()));
-        let plan_decided = objects.contains_key(&keys::plan_decision(&fingerprint));
+        let (token_spent, plan_decided) = {
+            let objects = aws.objects.lock().unwrap();
+            (
+                objects.contains_key(&keys::decision(&t.hash())),
+                objects.contains_key(&keys::plan_decision(&fingerprint)),
+            )
+        };
         assert_eq!(token_spent, failing.contains(&keys::decision(&t.hash())));
         assert_eq!(
             plan_decided,
             failing.contains(&keys::plan_decision(&fingerprint))
         );
         if token_spent {
-            assert!(text.contains("resend"), "{text}");
+            assert!(text.contains("stays spent"), "{text}");
         }
         if plan_decided {
             assert!(text.contains("read \"approve\""), "{text}");
         }
+        // What the e-mail says works: with the token given back, its reject withdraws the
+        // leftover approval (the plan's decision then reads "reject": nothing acts on it).
+        if plan_decided && !token_spent {
+            assert!(text.contains("send this token's reject command"), "{text}");
+            aws.failing_deletes.lock().unwrap().clear();
+            let reject = format!(
+                r#"{{"action":"reject","token":"{}","reason":"withdrawn"}}"#,
+                t.expose()
+            );
+            assert!(matches!(
+                handle_approval(&aws, &reject, &token(99), &ctx(NOW))
+                    .await
+                    .unwrap(),
+                ApprovalOutcome::Rejected { .. }
+            ));
+            let decision: serde_json::Value = serde_json::from_slice(
+                &aws.objects.lock().unwrap()[&keys::plan_decision(&fingerprint)],
+            )
+            .unwrap();
+            assert_eq!(decision["decision"], "reject");
+        }
     }
+}
+
+/// #16 review: an undo is asked again while S3 answers 5xx: a delete that fails once and then
+/// succeeds leaves nothing behind and reports no undo failure.
+#[tokio::test]
+async fn an_undo_that_fails_once_is_asked_again() {
+    let (aws, t) = a_transfer_whose_launch_fails().await;
+    *aws.delete_failures_left.lock().unwrap() = 1;
+    let e = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, WorkflowError::Launch(_)), "{e:?}");
+    assert_eq!(
+        *aws.delete_failures_left.lock().unwrap(),
+        0,
+        "the fault fired"
+    );
+    assert!(!aws
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key(&keys::decision(&t.hash())));
 }

@@ -294,6 +294,13 @@ pub enum RunError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A refusal whose e-mail could not be sent: the reason, for the log, and why it wasn't
+    /// sent (the run's claim is given back, so the retry refuses and e-mails again).
+    #[error("the inventory was refused ({reason}), and e-mailing that failed: {error}")]
+    RefusalNotSent {
+        reason: String,
+        error: Box<RunError>,
+    },
     /// A step failed and putting the state back failed too (#16 item 6): both are said, and
     /// it is not retried (the state left behind would turn the retry away).
     #[error("{error}\n\nPutting the state back after this failure failed too: {}", describe_undo_failures(.undo))]
@@ -316,6 +323,7 @@ impl AwsCaused for RunError {
             RunError::Delta(d) => d.aws_cause(),
             RunError::Workflow(w) => w.aws_cause(),
             RunError::Launch(l) => l.aws_cause(),
+            RunError::RefusalNotSent { error, .. } => error.aws_cause(),
             _ => None,
         }
     }
@@ -514,82 +522,100 @@ where
     {
         return Ok(RunOutcome::Duplicate { run_id: id });
     }
-    // Out of order: an inventory older than the newest seen is refused (the claim is kept, so
-    // it is said once).
-    let latest = delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
-    if let Some(newest) = &latest {
-        if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
-            notice_once(
-                ports,
-                fingerprint,
-                &id,
-                "stale",
-                &format!("Ferry {}: older inventory ignored", spec.name),
-                &format!(
-                    "The inventory s3://{bucket}/{} (created {}) arrived after the newer one \
-                     s3://{bucket}/{} (created {}); it was not copied, because the newer inventory already \
-                     describes the source bucket more recently.",
-                    untrusted(&manifest_key),
-                    super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64),
-                    untrusted(&newest.manifest_key),
-                    super::format_rfc3339_ms(newest.creation_timestamp_ms as i64),
-                ),
-            )
-            .await?;
-            return Ok(RunOutcome::Stale {
-                manifest_key,
-                newest_manifest_key: newest.manifest_key.clone(),
-            });
+    // Boxed: the run's state machine is large, and on the stack it overflows a test thread's.
+    let claimed: Result<RunOutcome, RunError> = Box::pin(async {
+        // Out of order: an inventory older than the newest seen is refused (the claim is kept, so
+        // it is said once).
+        let latest =
+            delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
+        if let Some(newest) = &latest {
+            if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
+                notice_once(
+                    ports,
+                    fingerprint,
+                    &id,
+                    "stale",
+                    &format!("Ferry {}: older inventory ignored", spec.name),
+                    &format!(
+                        "The inventory s3://{bucket}/{} (created {}) arrived after the newer one \
+                         s3://{bucket}/{} (created {}); it was not copied, because the newer inventory already \
+                         describes the source bucket more recently.",
+                        untrusted(&manifest_key),
+                        super::format_rfc3339_ms(manifest.creation_timestamp_ms as i64),
+                        untrusted(&newest.manifest_key),
+                        super::format_rfc3339_ms(newest.creation_timestamp_ms as i64),
+                    ),
+                )
+                .await?;
+                return Ok(RunOutcome::Stale {
+                    manifest_key,
+                    newest_manifest_key: newest.manifest_key.clone(),
+                });
+            }
         }
-    }
 
-    if latest
-        .as_ref()
-        .is_none_or(|l| manifest.creation_timestamp_ms > l.creation_timestamp_ms)
-    {
-        let newest = LatestInventory {
-            manifest_key: manifest_key.clone(),
-            creation_timestamp_ms: manifest.creation_timestamp_ms,
-            run_id: id.clone(),
+        if latest
+            .as_ref()
+            .is_none_or(|l| manifest.creation_timestamp_ms > l.creation_timestamp_ms)
+        {
+            let newest = LatestInventory {
+                manifest_key: manifest_key.clone(),
+                creation_timestamp_ms: manifest.creation_timestamp_ms,
+                run_id: id.clone(),
+            };
+            ports
+                .put(&keys::latest(fingerprint), delta::to_json(&newest))
+                .await
+                .map_err(aws("recording the newest inventory"))?;
+        }
+
+        // A Lambda environment runs one invocation at a time: what an earlier, killed run left in
+        // the work directory is garbage that would eat the 10 GB of /tmp.
+        remove_leftover_runs(&settings.work_dir);
+        let work = settings.work_dir.join(format!("ferry-run-{id}"));
+        let job = RunJobContext {
+            ports,
+            stored: &stored,
+            plan: &plan,
+            fingerprint,
+            run_id: &id,
+            bucket,
+            inventory_dir,
+            manifest_key: &manifest_key,
+            manifest_etag: &manifest_object.etag,
+            manifest: &manifest,
+            delta: run_spec.delta,
+            settings,
+            work: &work,
         };
-        ports
-            .put(&keys::latest(fingerprint), delta::to_json(&newest))
-            .await
-            .map_err(aws("recording the newest inventory"))?;
-    }
-
-    // A Lambda environment runs one invocation at a time: what an earlier, killed run left in
-    // the work directory is garbage that would eat the 10 GB of /tmp.
-    remove_leftover_runs(&settings.work_dir);
-    let work = settings.work_dir.join(format!("ferry-run-{id}"));
-    let job = RunJobContext {
-        ports,
-        stored: &stored,
-        plan: &plan,
-        fingerprint,
-        run_id: &id,
-        bucket,
-        inventory_dir,
-        manifest_key: &manifest_key,
-        manifest_etag: &manifest_object.etag,
-        manifest: &manifest,
-        delta: run_spec.delta,
-        settings,
-        work: &work,
+        let result = job.run().await;
+        let _ = std::fs::remove_dir_all(&work);
+        match result {
+            Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                match refuse(ports, spec, fingerprint, &id, &manifest_key, reason.clone()).await {
+                    Ok(refused) => Ok(refused),
+                    // Not e-mailed: the claim goes back too (below), so the retry refuses again
+                    // and says so, rather than finding the run taken and staying silent (#16
+                    // item 10); the error keeps the reason for the log.
+                    Err(not_said) => Err(RunError::RefusalNotSent {
+                        reason,
+                        error: Box::new(not_said),
+                    }),
+                }
+            }
+        }
+    })
+    .await;
+    // Any failure once claimed gives the claim back, so the event's retry runs again (a stale
+    // inventory's notice that could not be sent included): a kept claim would turn the retry
+    // away as a duplicate, and the day's copy would be skipped unsaid.
+    let error = match claimed {
+        Ok(outcome) => return Ok(outcome),
+        Err(error) => error,
     };
-    let result = job.run().await;
-    let _ = std::fs::remove_dir_all(&work);
-    let error = match result {
-        Ok(record) => return Ok(RunOutcome::Ran(Box::new(record))),
-        Err(e) if e.is_retryable() => e,
-        Err(e) => match refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await {
-            Ok(refused) => return Ok(refused),
-            // The refusal was not e-mailed: the claim goes back too, so the retry refuses again
-            // and says so, rather than finding the run taken and staying silent (#16 item 10).
-            Err(not_said) => not_said,
-        },
-    };
-    // Give the claim back: the event's retry runs again.
     match release_claim(ports, fingerprint, &id).await {
         Ok(()) => Err(error),
         Err(undo) => Err(RunError::UndoFailed {

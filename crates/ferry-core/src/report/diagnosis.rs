@@ -21,6 +21,9 @@ pub enum Cause {
     SourceKeyDenied,
     /// KMS refused a data key for the destination (or another key the job writes with).
     DestinationKeyDenied,
+    /// KMS refused a Decrypt whose message names no key ("on the resource associated with this
+    /// ciphertext"), with both a source and a destination key in play: either may be the one.
+    EitherKeyDenied,
     /// S3 refused to read the source object (bucket policy, or a Deny / SCP).
     SourceReadDenied,
     /// S3 refused to write the copy into the destination bucket.
@@ -46,6 +49,9 @@ impl Cause {
         match self {
             Cause::SourceKeyDenied => "KMS access denied on the source key",
             Cause::DestinationKeyDenied => "KMS access denied on the destination key",
+            Cause::EitherKeyDenied => {
+                "KMS access denied on the source or the destination key (the message names neither)"
+            }
             Cause::SourceReadDenied => "access denied reading the source object",
             Cause::DestinationWriteDenied => "access denied writing the destination object",
             Cause::Archived => "archived object (Glacier) not restored",
@@ -201,12 +207,25 @@ pub fn classify(task: &TaskResult, spec: Option<&TransferSpec>) -> Cause {
             .and_then(|(s, k)| key_side(k, s));
         return match side {
             Some(cause) => cause,
-            // Only the destination key is asked for data keys; a refused Decrypt is most
-            // often the source key's (the destination key's Decrypt is for multipart copies).
+            // Only the destination key is asked for data keys.
             None if lower.contains("kms:generatedatakey") || lower.contains("kms:encrypt") => {
                 Cause::DestinationKeyDenied
             }
-            None => Cause::SourceKeyDenied,
+            // A refused Decrypt names no key: KMS says "on the resource associated with this
+            // ciphertext" (IAM Identity Center User Guide, "Troubleshoot customer managed key
+            // issues"; S3's GetObject errors read the same). The source key decrypts what is
+            // read, the destination key what a multipart copy wrote: with both in the spec,
+            // the message can't tell which, and the e-mail says so rather than guessing.
+            None => match spec.map(|s| {
+                (
+                    s.source.kms_key_arn.is_some(),
+                    s.destination.kms_key_arn.is_some(),
+                )
+            }) {
+                Some((true, true)) => Cause::EitherKeyDenied,
+                Some((false, true)) => Cause::DestinationKeyDenied,
+                _ => Cause::SourceKeyDenied,
+            },
         };
     }
     if code == "InvalidObjectState"
@@ -309,6 +328,21 @@ pub fn fix_for(cause: Cause, spec: Option<&TransferSpec>, example: &TaskResult) 
             statement("EncryptDestinationObjects"),
             dst.account_id
         ),
+        Cause::EitherKeyDenied => format!(
+            "KMS refused kms:Decrypt without naming the key, and both keys are in play: the source key {} \
+             (account {}, statement {}) and the destination key {} (account {}, statement {}). Run \
+             `ferry grant {spec_ref} --side source` in account {} and `ferry grant {spec_ref} --side \
+             destination` in account {}: each shows whether its key policy lacks Ferry's statement or a \
+             Deny overrides it; apply where it does, then redrive",
+            src.kms_key_arn.as_deref().unwrap_or("(none)"),
+            src.account_id,
+            statement("DecryptSourceObjects"),
+            dst.kms_key_arn.as_deref().unwrap_or("(none)"),
+            dst.account_id,
+            statement("EncryptDestinationObjects"),
+            src.account_id,
+            dst.account_id
+        ),
         Cause::SourceReadDenied => format!(
             "the bucket policy of {} in the source account {} lacks statement {} (s3:GetObject… for \
              {role}), or a Deny, an SCP or the object's ACL/ownership blocks it. With that account's \
@@ -338,6 +372,11 @@ fn generic_fix(cause: Cause, example: &TaskResult) -> String {
              --apply` there, then redrive",
             kms_key_in(&example.message).unwrap_or("see the message")
         ),
+        Cause::EitherKeyDenied => "KMS refused kms:Decrypt without naming the key: check both the \
+             source key policy (Ferry<Name>DecryptSourceObjects) and the destination key policy \
+             (Ferry<Name>EncryptDestinationObjects) with `ferry grant <spec> --side source` and `--side \
+             destination`, then redrive"
+            .to_string(),
         Cause::DestinationKeyDenied => "the destination key policy must allow the role \
              kms:GenerateDataKey and kms:Decrypt (Ferry<Name>EncryptDestinationObjects): run `ferry \
              grant <spec> --side destination --apply`, then redrive"
@@ -387,6 +426,7 @@ mod tests {
         TaskResult {
             bucket: "src".into(),
             key: "k".into(),
+            key_as_reported: None,
             version_id: None,
             status: TaskStatus::Failed,
             error_code: code.into(),

@@ -115,17 +115,23 @@ impl JobInfo {
         u64::try_from(end.saturating_sub(start)).ok()
     }
 
-    /// Batch Operations' own rule: a job fails once ≥ 1,000 tasks ran and > 50 % failed.
+    /// Batch Operations' own rule: a job fails once ≥ 1,000 tasks ran and > 50 % failed (S3 User
+    /// Guide, "Tracking job status and completion reports", "Tracking job failure": "When a job
+    /// has run at least 1,000 tasks, Amazon S3 monitors the task failure rate"). The rule never
+    /// applies below 1,000 tasks, so nothing below is called so. At or above, the counts decide,
+    /// or the failure reasons when they name the rule (the counts DescribeJob gives may lag the
+    /// moment the job stopped); AWS documents no FailureReasons text, so the words looked for
+    /// are a guess (verify).
     pub fn hit_failure_threshold(&self) -> bool {
         let (Some(ok), Some(failed)) = (self.succeeded_tasks, self.failed_tasks) else {
             return false;
         };
+        let ran = ok.saturating_add(failed);
         let reasons_say_so = self.failure_reasons.iter().any(|(code, reason)| {
             let text = format!("{code} {reason}").to_ascii_lowercase();
             text.contains("threshold") || text.contains("50%") || text.contains("failure rate")
         });
-        self.status == "Failed"
-            && (reasons_say_so || (ok + failed >= 1000 && failed * 2 > ok + failed))
+        self.status == "Failed" && ran >= 1000 && (reasons_say_so || failed.saturating_mul(2) > ran)
     }
 }
 
@@ -229,12 +235,12 @@ mod tests {
     // reasons a second signal; each detector has its own test.
 
     #[test]
-    fn the_reasons_alone_say_so_when_the_counts_are_below_the_rule() {
-        // 15 tasks ran: the counts can't show the rule, only the reasons do.
+    fn the_reasons_say_so_when_the_counts_lag_the_rule_but_never_below_1000_tasks() {
+        // 1,100 tasks ran, 45 % failed by DescribeJob's counts: only the reasons show the rule.
         let by_reasons = job(
             "Failed",
-            10,
-            5,
+            600,
+            500,
             &[(
                 "TaskFailureThresholdExceeded",
                 "Task failure threshold exceeded",
@@ -248,15 +254,20 @@ mod tests {
             ("JobFailed", "threshold"),
         ] {
             assert!(
-                job("Failed", 10, 5, &[(code, reason)]).hit_failure_threshold(),
+                job("Failed", 600, 500, &[(code, reason)]).hit_failure_threshold(),
+                "{code} {reason}"
+            );
+            // AWS applies the rule only once 1,000 tasks ran: 15 tasks never hit it.
+            assert!(
+                !job("Failed", 10, 5, &[(code, reason)]).hit_failure_threshold(),
                 "{code} {reason}"
             );
         }
         // Another failure's reason, with the same counts, is not the rule.
         let other = job(
             "Failed",
-            10,
-            5,
+            600,
+            500,
             &[("AccessDenied", "Reading the manifest failed: Access Denied")],
         );
         assert!(!other.hit_failure_threshold());

@@ -282,9 +282,10 @@ where
         ports,
         &marker,
         format!(
-            "job {}'s {status} is recorded as announced, so Lambda's retry will not announce it (nor, for an \
-             inventory run's job, move the run's delta forward: the next inventory copies its objects again). \
-             Look at the job with `ferry status {}`",
+            "job {}'s {status} is recorded as announced, so Lambda's retry will not announce it; for an \
+             inventory run's job, the run's delta may or may not have moved forward (it does before the \
+             e-mail; if it didn't, the next inventory copies the run's objects again). Look at the job with \
+             `ferry status {}`",
             job.job_id, job.job_id
         ),
     )

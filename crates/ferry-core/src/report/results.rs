@@ -31,8 +31,15 @@ pub enum TaskStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TaskResult {
     pub bucket: String,
-    /// The key as S3 stores it (decoded); the report's text if it wasn't valid URL encoding.
+    /// The key as S3 stores it: the report's text URL-decoded (a row whose text doesn't decode
+    /// is unreadable).
     pub key: String,
+    /// The report's text when it differs from [`Self::key`] (it held `%XX` escapes). AWS doesn't
+    /// document that completion reports URL-encode keys (Ferry assumes they do, as manifests
+    /// and CSV inventories are): where only "which objects may have failed" matters (the delta
+    /// index), both readings are taken, so either answer loses nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_as_reported: Option<String>,
     pub version_id: Option<String>,
     pub status: TaskStatus,
     /// Empty for a success.
@@ -284,10 +291,12 @@ fn interpret(fields: &[String]) -> Result<(TaskResult, ColumnOrder), String> {
     let key = decode_key(raw_key).map_err(|e| {
         format!("the key {raw_key:?} is not a URL-encoded key ({e}), so the row names no object")
     })?;
+    let key_as_reported = (key != raw_key).then(|| raw_key.to_string());
     Ok((
         TaskResult {
             bucket,
             key,
+            key_as_reported,
             version_id,
             status,
             error_code,
