@@ -279,6 +279,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'preflight and launch load the stored plan'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'a failed decision gives the token back'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'a failed decision gives the token back'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, 'approvals/resend-1795000500.claim'), 'a re-send whose e-mail failed gives its quarter hour back'),
       access('sns:Publish', t.notificationTopicArn, 'approval outcomes and refusals'),
       access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
       // Preflight (ferry-aws preflight.rs).
@@ -314,6 +315,7 @@ export const FUNCTION_EXPECTATIONS = {
       ...batchRoleWrites(t),
       ...startFirstInventoryRun(t).denied,
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision/x`), 'give-back is limited to decision objects'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.json`), 'an approval record is never deleted'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'stored plans are the audit trail'),
       // It launches jobs but never watches or changes them (that is stack-handler's FirstJob
       // Delete): confirming or cancelling any job of the account is not its business.
@@ -419,6 +421,7 @@ export const FUNCTION_EXPECTATIONS = {
         access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan'),
         access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'is the plan approved?'),
         access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/claim.json`), 'a run that fails for now gives its claim back'),
+        access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/notice-refused`), 'a notice that could not be e-mailed gives its mark back'),
         access('s3:CreateJob', '*', 'CreateJob (no resource type)'),
         access('s3:PutJobTagging', t.jobArn('job-0001'), 'CreateJob with Tags needs s3:PutJobTagging'),
         access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
@@ -434,6 +437,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/manifest.json'), 'never rewrites an inventory'),
       access('s3:DeleteObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never deletes inventories'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the delta state is only ever replaced, by the job monitor'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/run.json`), 'a run record is never deleted'),
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it launches jobs, never confirms or cancels them'),
       access('s3:PutBucketNotification', t.s3.bucket(t.p.ManifestBucket), 'the trigger is stack-handler\'s (InventoryTrigger)'),
       ...(t.keys.manifest

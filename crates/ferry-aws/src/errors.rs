@@ -86,10 +86,36 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
                 | "ServiceUnavailable"
                 | "KMSInternalException"
                 | "DependencyTimeoutException"
-                | "KeyUnavailableException",
+                | "KeyUnavailableException"
+                // IAM (409): "wait a few minutes and submit your request again" / "likely to
+                // succeed if you try again" (botocore iam/2010-05-08).
+                | "ConcurrentModification"
+                | "EntityTemporarilyUnmodifiable"
+                // Lambda (409): a function still Pending or being updated (Lambda Developer
+                // Guide, "Lambda function states").
+                | "ResourceConflictException"
+                | "ResourceNotReadyException"
+                | "SnapStartNotReadyException",
             ),
             _,
         ) => AwsErrorKind::Transient,
+        // Lambda answers its configuration faults with 502 (botocore lambda/2015-03-31): asking
+        // again won't fix a key or a package.
+        (
+            Some(
+                "KMSAccessDeniedException"
+                | "KMSDisabledException"
+                | "KMSInvalidStateException"
+                | "KMSNotFoundException"
+                | "InvalidZipFileException"
+                | "InvalidRuntimeException"
+                | "InvalidSubnetIDException"
+                | "InvalidSecurityGroupIDException"
+                | "SubnetIPAddressLimitReachedException"
+                | "EC2AccessDeniedException",
+            ),
+            _,
+        ) => AwsErrorKind::Other,
         (Some("IdempotencyException"), _) => AwsErrorKind::IdempotencyConflict,
         (Some("AccessDenied" | "AccessDeniedException" | "Forbidden"), _) | (_, Some(403)) => {
             AwsErrorKind::AccessDenied
@@ -108,9 +134,9 @@ pub fn kind_of(code: Option<&str>, status: Option<u16>) -> AwsErrorKind {
         (Some("BadRequestException" | "InvalidRequest"), _) | (_, Some(400)) => {
             AwsErrorKind::BadRequest
         }
-        // 501 NotImplemented is S3 saying a header's feature doesn't exist: asking again won't help.
-        (_, Some(501)) => AwsErrorKind::Other,
-        (_, Some(s)) if s >= 500 => AwsErrorKind::Transient,
+        // The statuses the SDK itself retries (aws-smithy-runtime's `TRANSIENT_ERROR_STATUS_CODES`:
+        // 500, 502, 503, 504); 501 NotImplemented and the rest won't change on their own.
+        (_, Some(500 | 502 | 503 | 504)) => AwsErrorKind::Transient,
         _ => AwsErrorKind::Other,
     }
 }
@@ -164,6 +190,11 @@ mod tests {
             (Some("InvalidRequest"), Some(400), BadRequest),
             (Some("IdempotencyException"), Some(400), IdempotencyConflict),
             (Some("PreconditionFailed"), Some(412), Other),
+            (Some("ConcurrentModification"), Some(409), Transient),
+            (Some("ResourceConflictException"), Some(409), Transient),
+            (Some("KMSAccessDeniedException"), Some(502), Other),
+            (Some("EntityAlreadyExists"), Some(409), Other),
+            (None, Some(505), Other),
             (Some("InvalidArgument"), Some(400), BadRequest),
         ] {
             assert_eq!(kind_of(code, status), kind, "{code:?} {status:?}");

@@ -235,6 +235,9 @@ impl StateStore for AwsPorts {
                 Err(e) => e,
             };
             match e.raw_response().map(|r| r.status().as_u16()) {
+                // Taken. (Whether by an earlier attempt of this very write that the SDK retried
+                // after losing its answer can't be told: two deliveries of one event write the
+                // same bytes, so comparing them would let both claim.)
                 Some(412) => return Ok(false),
                 Some(409) if attempt < PUT_IF_ABSENT_ATTEMPTS => {
                     tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;

@@ -24,12 +24,7 @@ fn ports_answering_with(content_length: Option<i64>, body: Vec<u8>) -> AwsPorts 
             .build()
     });
     let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&rule]);
-    let config = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("us-east-1"))
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    AwsPorts::from_config(&config, "state".into(), "arn:aws:sns:us-east-1:1:t".into())
-        .with_clients(s3, mock_client!(aws_sdk_s3control, []))
+    ports_with(s3)
 }
 
 #[tokio::test]
@@ -95,14 +90,8 @@ fn put_answer(
     r
 }
 
-/// State-bucket ports whose PutObject answers `answers` in turn.
-fn ports_putting(answers: &[(u16, &'static str)]) -> AwsPorts {
-    let mut rule = mock!(aws_sdk_s3::Client::put_object).sequence();
-    for &(status, code) in answers {
-        rule = rule.http_response(move || put_answer(status, code));
-    }
-    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&rule.build()], |c| c
-        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()));
+/// Ports on the state bucket `state` whose S3 client is `s3`.
+fn ports_with(s3: aws_sdk_s3::Client) -> AwsPorts {
     let config = aws_config::SdkConfig::builder()
         .region(aws_config::Region::new("us-east-1"))
         .behavior_version(aws_config::BehaviorVersion::latest())
@@ -111,12 +100,25 @@ fn ports_putting(answers: &[(u16, &'static str)]) -> AwsPorts {
         .with_clients(s3, mock_client!(aws_sdk_s3control, []))
 }
 
+/// State-bucket ports whose PutObject answers `answers` in turn.
+fn ports_putting(answers: &[(u16, &'static str)]) -> AwsPorts {
+    let mut rule = mock!(aws_sdk_s3::Client::put_object).sequence();
+    for &(status, code) in answers {
+        rule = rule.http_response(move || put_answer(status, code));
+    }
+    let s3 = mock_client!(aws_sdk_s3, RuleMode::Sequential, [&rule.build()], |c| c
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()));
+    ports_with(s3)
+}
+
 /// #16 review: a conditional write answered 412 is a claim someone holds; a 409
 /// (ConditionalRequestConflict: a concurrent write or delete of the key) is asked again, and is
 /// never read as "taken" (S3 User Guide, "How to prevent object overwrites with conditional
 /// writes": "On a 409 failure you should retry").
 #[tokio::test]
 async fn a_conditional_write_conflict_is_retried_and_only_412_means_taken() {
+    // Taken, even when the object holds the very bytes written: two deliveries of one event
+    // write the same bytes, and only one may claim.
     let taken = ports_putting(&[(412, "PreconditionFailed")]);
     assert!(!taken
         .put_if_absent("claim.json", b"{}".to_vec())

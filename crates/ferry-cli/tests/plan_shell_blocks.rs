@@ -102,7 +102,8 @@ case "$service $op" in
   "sns publish") printf '{\n    "MessageId": "0f3c1d2e-0000-4000-8000-000000000002"\n}\n' ;;
   "iam get-role")
     if [ -n "${STUB_NO_ROLE:-}" ]; then fail NoSuchEntity "The role with name $(arg --role-name "$@") cannot be found."; fi
-    printf '{"Role":{"RoleName":"%s"}}\n' "$(arg --role-name "$@")"
+    # --query "Role.Tags[?Key=='ferry:role'].Value | [0]" --output text
+    if [ -n "${STUB_FOREIGN_ROLE:-}" ]; then printf 'None\n'; else printf 'batch-operations\n'; fi
     ;;
   "iam create-role") printf '{"Role":{"RoleName":"%s"}}\n' "$(arg --role-name "$@")" ;;
 esac
@@ -202,6 +203,8 @@ enum Fault {
     NoBucketPolicy,
     /// Every get-role answers NoSuchEntity.
     NoRole,
+    /// The role exists without Ferry's `ferry:role` tag.
+    ForeignRole,
 }
 
 struct Run {
@@ -283,7 +286,8 @@ fn run(block: &str, fault: Fault) -> Run {
         .env("STUB_LOG", &log)
         .env_remove("STUB_FAIL_AT")
         .env_remove("STUB_NO_BUCKET_POLICY")
-        .env_remove("STUB_NO_ROLE");
+        .env_remove("STUB_NO_ROLE")
+        .env_remove("STUB_FOREIGN_ROLE");
     match fault {
         Fault::None => {}
         Fault::FailAt { call, throttled } => {
@@ -297,6 +301,9 @@ fn run(block: &str, fault: Fault) -> Run {
         }
         Fault::NoRole => {
             command.env("STUB_NO_ROLE", "1");
+        }
+        Fault::ForeignRole => {
+            command.env("STUB_FOREIGN_ROLE", "1");
         }
     }
     let out = command.output().expect("bash runs");
@@ -566,6 +573,25 @@ fn the_role_step_creates_a_missing_role_and_updates_an_existing_one() {
         };
         let missing = run(&block, Fault::NoRole);
         let existing = run(&block, Fault::None);
+        let foreign = run(&block, Fault::ForeignRole);
+        if foreign.success || ops(&foreign) != ["get-role"] {
+            problems.push(format!(
+                "{source}: a role of that name that isn't Ferry's must be left alone: {:?}\n{}",
+                ops(&foreign),
+                foreign.describe()
+            ));
+        }
+        if let Some(create) = missing
+            .calls
+            .iter()
+            .find(|c| c.get(1).map(String::as_str) == Some("create-role"))
+        {
+            if option(create, "--tags") != Some("Key=ferry:role,Value=batch-operations") {
+                problems.push(format!(
+                    "{source}: create-role without Ferry's tag: {create:?}"
+                ));
+            }
+        }
         let want_missing = ["get-role", "create-role", "put-role-policy"];
         let want_existing = ["get-role", "update-assume-role-policy", "put-role-policy"];
         if !missing.success || ops(&missing) != want_missing {
@@ -617,6 +643,27 @@ fn the_merge_refuses_a_deny_under_ferrys_sid_and_keeps_the_owners_statements() {
     );
     assert!(refused.stdout.is_empty());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("FerryXReadSourceObjects"));
+
+    // Another role's Allow under the Sid (another transfer whose Sid collides), and a case twin.
+    for taken in [
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"FerryXReadSourceObjects","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/ferry-x-2024-batch"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::src/*"}]}"#,
+        r#"{"Version":"2012-10-17","Statement":[{"Sid":"ferryxreadsourceobjects","Effect":"Deny","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::src/*"}]}"#,
+    ] {
+        let refused = merge(taken);
+        assert!(!refused.status.success(), "{taken}");
+        assert!(refused.stdout.is_empty());
+    }
+    // A statement without a Sid, and a lone Statement object, are kept.
+    let lone = merge(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::src/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}}"#,
+    );
+    assert!(
+        lone.status.success(),
+        "{}",
+        String::from_utf8_lossy(&lone.stderr)
+    );
+    let lone: Value = serde_json::from_slice(&lone.stdout).expect("JSON");
+    assert_eq!(lone["Statement"].as_array().map(Vec::len), Some(2));
 
     let owner_and_old_ferry = r#"{"Version":"2012-10-17","Statement":[{"Sid":"Owner","Effect":"Deny","Principal":"*","Action":"s3:*","Resource":"arn:aws:s3:::src/*","Condition":{"Bool":{"aws:SecureTransport":"false"}}},{"Sid":"FerryXReadSourceObjects","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::222222222222:role/ferry-x-batch"},"Action":"s3:GetObjectVersion","Resource":"arn:aws:s3:::src/*"}]}"#;
     let merged = merge(owner_and_old_ferry);

@@ -1,23 +1,34 @@
 //! Syntax of AWS identifiers Ferry takes from people: account ids, regions, bucket names,
 //! IAM role names and KMS key ARNs. Each check returns the reason in words, for the problem list.
 
-/// The ARN partition a region belongs to (`aws`, `aws-cn`, `aws-us-gov`).
-/// The partition of a Region, by the Region patterns of botocore's `partitions.json`
-/// (`regionRegex` of each partition).
-pub fn partition_for_region(region: &str) -> &'static str {
-    const BY_PREFIX: [(&str, &str); 7] = [
-        ("cn-", "aws-cn"),
-        ("us-gov-", "aws-us-gov"),
-        ("us-iso-", "aws-iso"),
-        ("us-isob-", "aws-iso-b"),
-        ("eu-isoe-", "aws-iso-e"),
-        ("us-isof-", "aws-iso-f"),
-        ("eusc-", "aws-eusc"),
-    ];
-    BY_PREFIX
+/// A partition's name and DNS suffix, by the Region patterns of botocore's `partitions.json`
+/// (each partition's `regionRegex` and `dnsSuffix`).
+const PARTITIONS: [(&str, &str, &str); 7] = [
+    ("cn-", "aws-cn", "amazonaws.com.cn"),
+    ("us-gov-", "aws-us-gov", "amazonaws.com"),
+    ("us-iso-", "aws-iso", "c2s.ic.gov"),
+    ("us-isob-", "aws-iso-b", "sc2s.sgov.gov"),
+    ("eu-isoe-", "aws-iso-e", "cloud.adc-e.uk"),
+    ("us-isof-", "aws-iso-f", "csp.hci.ic.gov"),
+    ("eusc-", "aws-eusc", "amazonaws.eu"),
+];
+
+fn partition_entry(region: &str) -> Option<&'static (&'static str, &'static str, &'static str)> {
+    PARTITIONS
         .iter()
-        .find(|(prefix, _)| region.starts_with(prefix))
-        .map_or("aws", |(_, partition)| partition)
+        .find(|(prefix, _, _)| region.starts_with(prefix))
+}
+
+/// The ARN partition a Region belongs to (`aws`, `aws-cn`, `aws-us-gov`, the ISO partitions,
+/// `aws-eusc`).
+pub fn partition_for_region(region: &str) -> &'static str {
+    partition_entry(region).map_or("aws", |(_, partition, _)| partition)
+}
+
+/// The DNS suffix of a Region's partition (`amazonaws.com`, `amazonaws.com.cn`, ...): the
+/// template's `${AWS::URLSuffix}`.
+pub fn dns_suffix_for_region(region: &str) -> &'static str {
+    partition_entry(region).map_or("amazonaws.com", |(_, _, suffix)| suffix)
 }
 
 pub fn check_account_id(id: &str) -> Result<(), String> {
@@ -28,11 +39,12 @@ pub fn check_account_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-5`.
+/// Region names look like `us-east-1`, `eu-central-2`, `us-gov-west-1`, `ap-southeast-5`,
+/// `eusc-de-east-1`.
 pub fn check_region(region: &str) -> Result<(), String> {
     let parts: Vec<&str> = region.split('-').collect();
     let well_formed = parts.len() >= 3
-        && parts[0].len() == 2
+        && (parts[0].len() == 2 || parts[0] == "eusc")
         && parts[..parts.len() - 1]
             .iter()
             .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
@@ -255,5 +267,29 @@ mod tests {
             KmsKeyArn::parse("arn:aws:kms:eu-west-1:1111:key/nope"),
             Err(KmsKeyRefProblem::Malformed(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod partition_tests {
+    use super::*;
+
+    /// botocore `partitions.json`: each partition's Region pattern, name and DNS suffix.
+    #[test]
+    fn regions_map_to_their_partition_and_dns_suffix() {
+        for (region, partition, suffix) in [
+            ("us-east-1", "aws", "amazonaws.com"),
+            ("cn-north-1", "aws-cn", "amazonaws.com.cn"),
+            ("us-gov-west-1", "aws-us-gov", "amazonaws.com"),
+            ("us-iso-east-1", "aws-iso", "c2s.ic.gov"),
+            ("us-isob-east-1", "aws-iso-b", "sc2s.sgov.gov"),
+            ("eu-isoe-west-1", "aws-iso-e", "cloud.adc-e.uk"),
+            ("us-isof-south-1", "aws-iso-f", "csp.hci.ic.gov"),
+            ("eusc-de-east-1", "aws-eusc", "amazonaws.eu"),
+        ] {
+            assert_eq!(partition_for_region(region), partition, "{region}");
+            assert_eq!(dns_suffix_for_region(region), suffix, "{region}");
+            assert_eq!(check_region(region), Ok(()), "{region}");
+        }
     }
 }

@@ -132,7 +132,7 @@ pub fn is_terminal_job_status(status: &str) -> bool {
 #[error("s3://<state bucket>/{key} could not be {action} ({cause}): {consequence}")]
 pub struct UndoFailure {
     pub key: String,
-    /// `deleted` or `restored`.
+    /// `deleted`, `restored` or `written`.
     pub action: &'static str,
     /// What the object left in place means, and what a person can do about it.
     pub consequence: String,

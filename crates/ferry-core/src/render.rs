@@ -15,11 +15,17 @@ use crate::untrusted::untrusted;
 
 /// Merges Ferry's statements (second file) into an existing policy (first file) by `Sid`:
 /// statements with other Sids are kept as they are; Ferry's are added or replaced. A statement
-/// under one of Ferry's Sids that is not an Allow (a Deny someone put there) is not Ferry's:
-/// jq stops with an error and nothing is written, as `ferry grant` refuses it (#16 review).
-pub const JQ_MERGE_BY_SID: &str = r#"jq -s '.[1].Statement as $new | ($new | map(.Sid)) as $ours | .[0] | ([.Statement | if type == "array" then .[] else . end | select((.Sid // "") | IN($ours[])) | select(.Effect != "Allow") | .Sid] | if length > 0 then error("the policy holds a statement that is not an Allow under Ferry'"'"'s Sid " + .[0] + ": it is not Ferry'"'"'s, so nothing is written; look at it first") else . end) as $checked | .Statement = ([.Statement | if type == "array" then .[] else . end | select(.Sid | IN($ours[]) | not)] + $new)'"#;
+/// under one of Ferry's Sids that is not an Allow for the same principal (a Deny someone put
+/// there, another transfer's or the owner's Allow), or a Sid that differs from one of Ferry's
+/// only in letter case, is not Ferry's: jq stops with an error and nothing is written, as
+/// `ferry grant` refuses it (#16 review).
+pub const JQ_MERGE_BY_SID: &str = r#"jq -s '(.[1].Statement // []) as $new | ($new | map(.Sid)) as $ours | ($new | map({key: .Sid, value: .Principal}) | from_entries) as $principal | ($ours | map(ascii_downcase)) as $lower | .[0] | [(.Statement // []) | if type == "array" then .[] else . end] as $old | [$old[] | (.Sid // "") as $sid | select(($sid | IN($ours[])) and (.Effect != "Allow" or .Principal != $principal[$sid])) | $sid] as $foreign | [$old[] | (.Sid // "") as $sid | select(($sid | IN($ours[]) | not) and ($sid | ascii_downcase | IN($lower[]))) | $sid] as $twins | if ($foreign + $twins | length) > 0 then error("Sid " + (($foreign + $twins)[0]) + " is taken by a statement that is not the Allow this plan writes for the same role (or differs from one of its Sids only in letter case): nothing is written; look at it first, as ferry grant would") else .Statement = ([$old[] | select((.Sid // "") | IN($ours[]) | not)] + $new) end'"#;
 
 const EMPTY_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[]}"#;
+
+/// The `ferry:role` tag of a role the text plan created: a role of the same name without it is
+/// someone else's, and the plan never changes it.
+const ROLE_TAG_VALUE: &str = "batch-operations";
 
 /// Opens a shell block. Its commands run in a subshell under `set -euo pipefail`: the block
 /// stops at its first failed command (so a failed read is never followed by a write), and
@@ -102,14 +108,22 @@ fn manifest_paragraph(out: &mut String, plan: &Plan, manifest: &ManifestAsSent<'
             // 4 KiB (a ranged GET) rather than `aws s3 cp … - | head`: `head` closing the pipe
             // makes the CLI fail with a broken pipe under pipefail, and the whole object may be
             // gigabytes.
+            // The rows are someone's bytes: control characters become `?` before they reach the
+            // approver's terminal (escape sequences could hide rows). A 0-byte object has no
+            // range to read (S3 answers 416 InvalidRange).
             let _ = writeln!(
                 out,
-                "aws s3api head-object --region {region} --bucket {bucket} --key '{}' --query '[ETag,VersionId]'\n\
-                 aws s3api get-object --region {region} --bucket {bucket} --key '{}' --range bytes=0-4095 manifest-start.txt > /dev/null\n\
-                 head manifest-start.txt",
-                shell_single_quoted(&untrusted(key)),
+                "aws s3api head-object --region {region} --bucket {bucket} --key '{}' --query '[ETag,VersionId]'",
                 shell_single_quoted(&untrusted(key)),
             );
+            if pin.size != Some(0) {
+                let _ = writeln!(
+                    out,
+                    "aws s3api get-object --region {region} --bucket {bucket} --key '{}' --range bytes=0-4095 manifest-start.txt > /dev/null\n\
+                     LC_ALL=C tr -c '[:print:]\\n' '?' < manifest-start.txt | head",
+                    shell_single_quoted(&untrusted(key)),
+                );
+            }
             out.push_str(SH_CLOSE);
         }
         ManifestAsSent::Unreadable(cause) => {
@@ -381,6 +395,14 @@ impl<'a> Renderer<'a> {
              \"*\" includes it, so an SCP or permissions boundary denying iam:PassRole on this role to everyone \
              else closes that door."
         );
+        if how == RoleStep::CreateByHand {
+            let _ = writeln!(
+                out,
+                "\nRun again after a change, the block updates the role it created (tagged ferry:role={ROLE_TAG_VALUE}) \
+                 and stops at a role of the same name that it did not create. It needs iam:GetRole, iam:CreateRole, \
+                 iam:TagRole, iam:UpdateAssumeRolePolicy and iam:PutRolePolicy on the role."
+            );
+        }
         let trust_file = format!("ferry-{name}-trust-policy.json");
         let permissions_file = format!("ferry-{name}-permissions-policy.json");
         out.push('\n');
@@ -391,20 +413,22 @@ impl<'a> Renderer<'a> {
             // Run again after a spec change, the block updates the role it made: CreateRole on
             // an existing role fails with EntityAlreadyExists (IAM API Reference, CreateRole), so
             // the role is looked up first; only NoSuchEntity (GetRole) means "create it", any
-            // other failure stops the block.
+            // other failure stops the block. A role of that name that this block did not create
+            // (no `ferry:role` tag) is someone else's: it is never taken over.
             let r = &role.name;
             let _ = writeln!(
                 out,
-                "if aws iam get-role --role-name {r} > /dev/null 2> {r}.get-error.txt; then\n  \
-                 aws iam update-assume-role-policy --role-name {r} --policy-document file://{trust_file}\n\
+                "if aws iam get-role --role-name '{r}' --query \"Role.Tags[?Key=='ferry:role'].Value | [0]\" --output text > '{r}.tag.txt' 2> '{r}.get-error.txt'; then\n  \
+                 [ \"$(cat '{r}.tag.txt')\" = {ROLE_TAG_VALUE} ] || {{ echo \"the role {r} exists and was not made by Ferry (no ferry:role={ROLE_TAG_VALUE} tag): nothing was changed; set job.role_name to another name\" >&2; exit 1; }}\n  \
+                 aws iam update-assume-role-policy --role-name '{r}' --policy-document file://{trust_file}\n\
                  else\n  \
-                 grep -qF 'NoSuchEntity' {r}.get-error.txt || {{ cat {r}.get-error.txt >&2; exit 1; }}\n  \
-                 aws iam create-role --role-name {r} --assume-role-policy-document file://{trust_file}\n\
+                 grep -qF 'NoSuchEntity' '{r}.get-error.txt' || {{ cat '{r}.get-error.txt' >&2; exit 1; }}\n  \
+                 aws iam create-role --role-name '{r}' --assume-role-policy-document file://{trust_file} --tags Key=ferry:role,Value={ROLE_TAG_VALUE}\n\
                  fi"
             );
             let _ = writeln!(
                 out,
-                "aws iam put-role-policy --role-name {} --policy-name {} --policy-document file://{permissions_file}",
+                "aws iam put-role-policy --role-name '{}' --policy-name {} --policy-document file://{permissions_file}",
                 role.name, role.policy_name
             );
         }

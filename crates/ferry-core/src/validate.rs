@@ -568,7 +568,8 @@ fn check_copier_arns(spec: &TransferSpec, p: &mut Problems) {
                 .unwrap_or(("", path_and_name));
             // Paths: IAM's `\u0021`–`\u007E` (IAM API Reference, CreateRole, Path), without the
             // `*` and `?` a policy would read as wildcards.
-            let path_ok = path.len() < 512
+            // `/<path>/` is at most 512 characters with its slashes.
+            let path_ok = path.len() <= 510
                 && path
                     .bytes()
                     .all(|b| (0x21..=0x7e).contains(&b) && b != b'*' && b != b'?');

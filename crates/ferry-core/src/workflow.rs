@@ -811,25 +811,57 @@ where
         // The new token was not e-mailed (and the old one is retired): the quarter hour goes
         // back, so the delivery's retry re-sends instead of being refused as too soon (#16
         // review).
+        // The re-send is undone whole: the token it made (maybe never e-mailed) is retired,
+        // and then the old one works again (its "superseded" mark goes), so the approver is
+        // never left without an e-mailed token and no two tokens work at once.
         let next = crate::render::utc_timestamp(quarter + RESEND_INTERVAL_SECONDS);
-        return Err(
-            match undo_by_delete(
-                ports,
-                &keys::resend_claim(quarter),
-                format!(
-                    "re-sends are refused until {next}, and the token this re-send made was not e-mailed: \
-                     publish {{\"action\":\"resend\"}} to the approval topic after {next}"
-                ),
-            )
-            .await
-            {
-                Ok(()) => error,
-                Err(failed) => WorkflowError::UndoFailed {
-                    error: Box::new(error),
-                    undo: vec![failed],
-                },
-            },
-        );
+        let mut undo = Vec::new();
+        let new_retired = ports
+            .put_if_absent(&keys::decision(&token.hash()), to_json(&retired))
+            .await;
+        match new_retired {
+            Ok(_) => {
+                if let Err(failed) = undo_by_delete(
+                    ports,
+                    &old_decision,
+                    "the token e-mailed before stays retired, and the one this re-send made was not \
+                     e-mailed",
+                )
+                .await
+                {
+                    undo.push(failed);
+                }
+            }
+            Err(cause) => undo.push(UndoFailure {
+                key: keys::decision(&token.hash()),
+                action: "written",
+                consequence:
+                    "the token e-mailed before stays retired (so that no two tokens work), \
+                              and the one this re-send made may not have been e-mailed"
+                        .to_string(),
+                cause,
+            }),
+        }
+        if let Err(failed) = undo_by_delete(
+            ports,
+            &keys::resend_claim(quarter),
+            format!(
+                "re-sends are refused until {next}: publish {{\"action\":\"resend\"}} to the approval \
+                 topic after {next}"
+            ),
+        )
+        .await
+        {
+            undo.push(failed);
+        }
+        return Err(if undo.is_empty() {
+            error
+        } else {
+            WorkflowError::UndoFailed {
+                error: Box::new(error),
+                undo,
+            }
+        });
     }
     Ok(ApprovalOutcome::Resent { transfer_name })
 }
@@ -932,37 +964,37 @@ where
     // Give the token back: nothing happened, so the person may simply try again. An undo that
     // fails is said, never swallowed (#16 item 6): a leftover decision would read as decided.
     let mut undo = Vec::new();
-    let token_back = undo_by_delete(
+    // The plan's decision first, then the token: a token given back first could be spent by a
+    // redelivered message that would then read this attempt's decision as the prior one. A
+    // reject is never undone: once recorded it stands (a failed announcement is retried with
+    // the token given back), so nobody can bring an approval back by making its e-mail fail.
+    let prior_reads = match &prior {
+        Some(_) => "the plan's earlier decision",
+        None => "no decision",
+    };
+    if decision.decision != "reject" {
+        if let Err(failed) = undo_by_restore(
+            ports,
+            &plan_decision_key,
+            prior,
+            format!(
+                "the plan's decision may still read \"{}\" instead of {prior_reads}, although this \
+                 decision failed: inventory runs, FirstJob and redrives act on it; a reject with this \
+                 token (or, if it stays spent, with the token of the next e-mail) withdraws it",
+                decision.decision
+            ),
+        )
+        .await
+        {
+            undo.push(failed);
+        }
+    }
+    if let Err(failed) = undo_by_delete(
         ports,
         &decision_key,
         "the approval token stays spent: the same message is refused as used, and `resend` finds no \
          pending token (this one reads as decided). A new token comes with the next change of the \
          transfer (a stack update)",
-    )
-    .await;
-    let token_usable = token_back.is_ok();
-    if let Err(failed) = token_back {
-        undo.push(failed);
-    }
-    let prior_reads = match &prior {
-        Some(_) => "the plan's earlier decision",
-        None => "no decision",
-    };
-    // A reject records the plan's decision too, so it withdraws a leftover approval.
-    let decide_again = if token_usable {
-        "send this token's reject command to withdraw it (or its approve command once the cause is fixed)"
-    } else {
-        "a reject with the token of the next e-mail withdraws it"
-    };
-    if let Err(failed) = undo_by_restore(
-        ports,
-        &plan_decision_key,
-        prior,
-        format!(
-            "the plan's decision may still read \"{}\" instead of {prior_reads}, although this decision \
-             failed: inventory runs, FirstJob and redrives act on it; {decide_again}",
-            decision.decision
-        ),
     )
     .await
     {
@@ -1162,7 +1194,8 @@ where
             let what_happens = if stack_signalled {
                 "The stack rolls back; no job was created."
             } else {
-                "No job was created."
+                "No job is created from this plan from now on (inventory runs, FirstJob and redrives \
+                 need an approval). Jobs launched earlier are not cancelled: list them with `ferry status`."
             };
             ports
                 .notify(

@@ -67,6 +67,8 @@ struct MemoryAws {
     job_failed: Mutex<BTreeMap<String, Vec<String>>>,
     /// An inventory-bucket object (`bucket/key`, body) written when the next download starts.
     write_on_download: Mutex<Option<(String, Vec<u8>)>>,
+    /// A state object (key, body) written when the next download starts.
+    state_on_download: Mutex<Option<(String, Vec<u8>)>>,
 }
 
 impl StateStore for MemoryAws {
@@ -159,6 +161,9 @@ impl InventoryObjects for MemoryAws {
         // Someone writing the inventory bucket while the run reads the data files.
         if let Some((key, body)) = self.write_on_download.lock().unwrap().take() {
             self.blobs.lock().unwrap().insert(key, body);
+        }
+        if let Some((key, body)) = self.state_on_download.lock().unwrap().take() {
+            self.state.lock().unwrap().insert(key, body);
         }
         {
             let mut fails = self.fail_downloads.lock().unwrap();
@@ -966,6 +971,45 @@ async fn a_refusal_whose_email_failed_is_emailed_by_the_retry() {
     assert!(reason.contains("MD5"), "{reason}");
     assert_eq!(aws.notes.lock().unwrap().len(), 1, "said once");
     assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+/// #16 review: a reject recorded while the run reads the inventory (minutes, for a large one)
+/// stops its launch.
+#[tokio::test]
+async fn a_reject_while_the_inventory_is_read_launches_nothing() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.state_on_download.lock().unwrap() = Some((
+        format!("decisions/{fp}.json"),
+        serde_json::json!({"decision": "reject", "plan_fingerprint": fp, "at_unix": 1})
+            .to_string()
+            .into_bytes(),
+    ));
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(reason.contains("no longer approved"), "{reason}");
+}
+
+/// #16 review: a run that fails after it launched its job (here: the summary e-mail) keeps
+/// its claim and names the job: a second run could launch a second job.
+#[tokio::test]
+async fn a_run_that_fails_after_launching_keeps_its_claim_and_launches_once() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let k = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    *aws.fail_notify.lock().unwrap() = 1;
+    let err = event_fails(&aws, &fp, &k, &tmp).await;
+    let RunError::AfterLaunch { job_ids, .. } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(job_ids.len(), 1);
+    assert!(!err.is_retryable(), "{err}");
+    assert!(err.to_string().contains(&job_ids[0]), "{err}");
+    assert!(matches!(
+        event(&aws, &fp, &k, &tmp).await,
+        RunOutcome::Duplicate { .. }
+    ));
+    assert_eq!(aws.requests.lock().unwrap().len(), 1, "one job");
 }
 
 /// #16 review: an older inventory's "ignored" notice that could not be sent gives the claim

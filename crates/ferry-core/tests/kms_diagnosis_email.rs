@@ -125,22 +125,27 @@ fn a_refused_source_key_is_still_fixed_in_the_source_account() {
 }
 
 /// #16 review: a refused kms:Decrypt names no key ("on the resource associated with this
-/// ciphertext", as KMS words it). With a source and a destination key in the spec, the e-mail
-/// names both and both grant commands, and sends nobody to one account on a guess; with only
-/// one key, that key's side.
+/// ciphertext", as KMS words it). A Copy job's single-request copy decrypts only with the
+/// source key: that is the diagnosis. The large-object copier's multipart copy decrypts with
+/// both keys, so its e-mail names both and both grant commands, and sends nobody to one
+/// account on a guess.
 #[test]
 fn a_decrypt_refusal_that_names_no_key_is_not_pinned_on_one_account() {
-    let ciphertext_denial = |object: &str| {
+    let ciphertext_denial = |step: &str| {
         TaskResult {
-        message: "User: arn:aws:sts::222222222222:assumed-role/ferry-ledger-batch/s3-batch-operations_1795500000000 \
-                  is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext \
-                  because no identity-based policy allows the kms:Decrypt action"
-            .into(),
-        ..refused("kms:Decrypt", "", object)
+        message: format!(
+            "{step}User: arn:aws:sts::222222222222:assumed-role/ferry-ledger-batch/s3-batch-operations_1795500000000 \
+             is not authorized to perform: kms:Decrypt on the resource associated with this ciphertext \
+             because no identity-based policy allows the kms:Decrypt action"
+        ),
+        ..refused("kms:Decrypt", "", "2026/a.pdf")
     }
     };
+    let copier =
+        "UploadPartCopy (s3:GetObject on the source, s3:PutObject on the destination) for \
+                  s3://acme-ledger-prod/2026/a.pdf: AccessDenied: ";
     let spec = kms_inventory();
-    let (causes, body) = email(&spec, vec![ciphertext_denial("2026/a.pdf")]);
+    let (causes, body) = email(&spec, vec![ciphertext_denial(copier)]);
     assert_eq!(causes, [Cause::EitherKeyDenied]);
     for part in [
         "arn:aws:kms:eu-west-1:111111111111:key/0f1e2d3c-4b5a-6978-8a9b-acbdcedf0011",
@@ -150,14 +155,12 @@ fn a_decrypt_refusal_that_names_no_key_is_not_pinned_on_one_account() {
     ] {
         assert!(body.contains(part), "{part}:\n{body}");
     }
-
-    let mut only_destination = spec.clone();
-    only_destination.source.kms_key_arn = None;
-    let (causes, _) = email(&only_destination, vec![ciphertext_denial("2026/a.pdf")]);
-    assert_eq!(causes, [Cause::DestinationKeyDenied]);
-
+    // The Copy job's own refusal: the source key.
+    let (causes, _) = email(&spec, vec![ciphertext_denial("")]);
+    assert_eq!(causes, [Cause::SourceKeyDenied]);
+    // No destination key: the source key, whatever the step.
     let mut only_source = spec;
     only_source.destination.kms_key_arn = None;
-    let (causes, _) = email(&only_source, vec![ciphertext_denial("2026/a.pdf")]);
+    let (causes, _) = email(&only_source, vec![ciphertext_denial(copier)]);
     assert_eq!(causes, [Cause::SourceKeyDenied]);
 }

@@ -1257,6 +1257,12 @@ async fn a_resend_whose_email_failed_is_sent_by_the_retry() {
         .await
         .unwrap_err();
     assert!(e.is_retryable(), "{e}");
+    // Undone whole: the token that re-send made is retired, the e-mailed one is pending again.
+    {
+        let objects = aws.objects.lock().unwrap();
+        assert!(objects.contains_key(&keys::decision(&token(14).hash())));
+        assert!(!objects.contains_key(&keys::decision(&token(13).hash())));
+    }
     let fresh = token(15);
     assert!(matches!(
         handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(NOW + 301))
@@ -1266,6 +1272,13 @@ async fn a_resend_whose_email_failed_is_sent_by_the_retry() {
     ));
     let last = aws.notes.lock().unwrap().last().cloned().unwrap();
     assert!(last.1.contains(fresh.expose()));
+    // One token works: the re-send retired the e-mailed one.
+    for retired in [token(13), token(14)] {
+        assert!(matches!(
+            handle_approval(&aws, &approve(&retired), &token(99), &ctx(NOW + 350)).await,
+            Err(WorkflowError::TokenSpent)
+        ));
+    }
     assert!(matches!(
         handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 400))
             .await
@@ -1740,9 +1753,10 @@ async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
     for failing in [
         vec![keys::decision(&token(6).hash())],
         vec![keys::plan_decision(&fingerprint)],
+        // The plan's decision is put back first, then the token.
         vec![
-            keys::decision(&token(6).hash()),
             keys::plan_decision(&fingerprint),
+            keys::decision(&token(6).hash()),
         ],
     ] {
         let (aws, t) = a_transfer_whose_launch_fails().await;
@@ -1785,7 +1799,7 @@ async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
         // What the e-mail says works: with the token given back, its reject withdraws the
         // leftover approval (the plan's decision then reads "reject": nothing acts on it).
         if plan_decided && !token_spent {
-            assert!(text.contains("send this token's reject command"), "{text}");
+            assert!(text.contains("a reject with this token"), "{text}");
             aws.failing_deletes.lock().unwrap().clear();
             let reject = format!(
                 r#"{{"action":"reject","token":"{}","reason":"withdrawn"}}"#,
@@ -1804,6 +1818,41 @@ async fn a_failed_launch_whose_undo_fails_says_what_stays_and_why() {
             assert_eq!(decision["decision"], "reject");
         }
     }
+}
+
+/// #16 review: a reject stands once recorded. Its announcement failing (SNS throttled, which
+/// anyone in the account can cause) gives the token back for the retry but never brings back
+/// the approval it withdrew.
+#[tokio::test]
+async fn a_reject_whose_email_fails_still_withdraws_the_approval() {
+    let fingerprint = Plan::build(&spec()).unwrap().transfer.fingerprint;
+    let (aws, t) = a_transfer_whose_launch_fails().await;
+    // A leftover approval, as a failed undo leaves it.
+    *aws.failing_deletes.lock().unwrap() = vec![keys::plan_decision(&fingerprint)];
+    handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW))
+        .await
+        .unwrap_err();
+    aws.failing_deletes.lock().unwrap().clear();
+    let reject = format!(
+        r#"{{"action":"reject","token":"{}","reason":"withdrawn"}}"#,
+        t.expose()
+    );
+    *aws.notify_failures_left.lock().unwrap() = 1;
+    let e = handle_approval(&aws, &reject, &token(99), &ctx(NOW))
+        .await
+        .unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    let decision = |aws: &MemoryAws| -> serde_json::Value {
+        serde_json::from_slice(&aws.objects.lock().unwrap()[&keys::plan_decision(&fingerprint)])
+            .unwrap()
+    };
+    assert_eq!(decision(&aws)["decision"], "reject");
+    // The retry announces it.
+    assert!(matches!(
+        handle_approval(&aws, &reject, &token(99), &ctx(NOW)).await,
+        Ok(ApprovalOutcome::Rejected { .. })
+    ));
+    assert_eq!(decision(&aws)["decision"], "reject");
 }
 
 /// #16 review: an undo is asked again while S3 answers 5xx: a delete that fails once and then

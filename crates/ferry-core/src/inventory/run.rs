@@ -294,6 +294,18 @@ pub enum RunError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A run failed after it launched jobs. It keeps its claim (a second run could launch a
+    /// second job), is not committed, and says which jobs run.
+    #[error(
+        "{error}. This happened after job(s) {} were launched: they run; unless the run was recorded \
+         before the failure, it never commits and the next inventory copies its objects again. The \
+         inventory is not run a second time (its claim is kept, so no second job is launched)",
+        job_ids.join(", ")
+    )]
+    AfterLaunch {
+        job_ids: Vec<String>,
+        error: Box<RunError>,
+    },
     /// A refusal whose e-mail could not be sent: the reason, for the log, and why it wasn't
     /// sent (the run's claim is given back, so the retry refuses and e-mails again).
     #[error("the inventory was refused ({reason}), and e-mailing that failed: {error}")]
@@ -436,17 +448,30 @@ where
         .unwrap_or_default();
     let id = run_id(fingerprint, bucket, &manifest_key, &checksum);
 
-    if !approved(ports, fingerprint).await? {
+    let decision = plan_decision(ports, fingerprint).await?;
+    if decision.as_deref() != Some("approve") {
+        let (why, what_now) = if decision.as_deref() == Some("reject") {
+            (
+                "rejected",
+                "It was rejected, so nothing is copied for it; to copy after all, update the stack \
+                 (a changed transfer brings a new approval e-mail).",
+            )
+        } else {
+            (
+                "not approved yet",
+                "Approve it with the command from the instructions e-mail; the next inventory is \
+                 then copied.",
+            )
+        };
         notice_once(
             ports,
             fingerprint,
             &id,
             "not-approved",
-            &format!("Ferry {}: inventory not copied (not approved yet)", spec.name),
+            &format!("Ferry {}: inventory not copied ({why})", spec.name),
             &format!(
-                "The inventory s3://{bucket}/{} arrived, but the transfer's plan {fingerprint} is not \
-                 approved yet, so nothing was copied. Approve it with the command from the instructions e-mail; \
-                 the next inventory is then copied.",
+                "The inventory s3://{bucket}/{} arrived, but the transfer's plan {fingerprint} is {why}, \
+                 so nothing was copied. {what_now}",
                 untrusted(&manifest_key)
             ),
         )
@@ -592,6 +617,7 @@ where
         let _ = std::fs::remove_dir_all(&work);
         match result {
             Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
+            Err(e @ RunError::AfterLaunch { .. }) => Err(e),
             Err(e) if e.is_retryable() => Err(e),
             Err(e) => {
                 let reason = e.to_string();
@@ -614,6 +640,8 @@ where
     // away as a duplicate, and the day's copy would be skipped unsaid.
     let error = match claimed {
         Ok(outcome) => return Ok(outcome),
+        // Jobs run: the claim stays, so the inventory is not run (and launched) again.
+        Err(error @ RunError::AfterLaunch { .. }) => return Err(error),
         Err(error) => error,
     };
     match release_claim(ports, fingerprint, &id).await {
@@ -622,6 +650,17 @@ where
             error: Box::new(error),
             undo: vec![undo],
         }),
+    }
+}
+
+/// A run's failure once `jobs` were launched: kept claimed (see [`RunJobContext::run`]).
+fn after_launch(jobs: &[RunJob], error: RunError) -> RunError {
+    if jobs.is_empty() {
+        return error;
+    }
+    RunError::AfterLaunch {
+        job_ids: jobs.iter().map(|j| j.job_id.clone()).collect(),
+        error: Box::new(error),
     }
 }
 
@@ -779,14 +818,18 @@ fn remove_leftover_runs(work_dir: &Path) {
     }
 }
 
-async fn approved<P: StateStore + Sync>(ports: &P, fingerprint: &str) -> Result<bool, RunError> {
+/// The plan's recorded decision (`approve`, `reject`), if any.
+async fn plan_decision<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<Option<String>, RunError> {
     let key = crate::approval::keys::plan_decision(fingerprint);
     let decision = delta::read_json::<Value, _>(ports, &key).await?;
     Ok(decision
         .as_ref()
         .and_then(|d| d.get("decision"))
         .and_then(Value::as_str)
-        == Some("approve"))
+        .map(str::to_string))
 }
 
 /// The manifest ETag the plan's approval recorded (`decisions/<fingerprint>.json`,
@@ -978,39 +1021,50 @@ where
         let direct = previous_run_id.is_none()
             && fast_path(self.manifest, &filter, Some(&stats)) == FastPath::Direct;
         let mut jobs = Vec::new();
-        if direct && stats.copy.objects > 0 {
-            jobs.push(self.launch_direct(&stats).await?);
-        } else {
-            if stats.copy.objects > 0 {
-                let path = self.work.join("copy.csv");
-                let request = self.plan.create_job.clone();
-                jobs.push(
-                    self.launch_csv(RunJobKind::Copy, &path, "copy.csv", &request, &stats)
+        // Once a job is launched, a failure keeps the run's claim (#16 review): a second run
+        // of this inventory, on a delta base that moved meanwhile, would write another
+        // manifest and so launch a second job. The run is then not recorded and never
+        // commits, so the next inventory copies its objects again.
+        let launching: Result<(), RunError> = async {
+            if direct && stats.copy.objects > 0 {
+                jobs.push(self.launch_direct(&stats).await?);
+            } else {
+                if stats.copy.objects > 0 {
+                    let path = self.work.join("copy.csv");
+                    let request = self.plan.create_job.clone();
+                    jobs.push(
+                        self.launch_csv(RunJobKind::Copy, &path, "copy.csv", &request, &stats)
+                            .await?,
+                    );
+                }
+                if stats.large.objects > 0 {
+                    let arn = self.settings.large_object_function_arn.as_deref().ok_or_else(|| {
+                        RunError::Refused(format!(
+                            "{} objects are over 5 GiB, but FERRY_LARGE_OBJECT_COPIER_ARN is not set: deploy the \
+                             stack's large-object-copier function",
+                            stats.large.objects
+                        ))
+                    })?;
+                    let request = large_object_job_request(spec, fp, arn)
+                        .map_err(|e| RunError::Refused(e.to_string()))?;
+                    let path = self.work.join("large.csv");
+                    jobs.push(
+                        self.launch_csv(
+                            RunJobKind::LargeObjects,
+                            &path,
+                            "large.csv",
+                            &request,
+                            &stats,
+                        )
                         .await?,
-                );
+                    );
+                }
             }
-            if stats.large.objects > 0 {
-                let arn = self.settings.large_object_function_arn.as_deref().ok_or_else(|| {
-                    RunError::Refused(format!(
-                        "{} objects are over 5 GiB, but FERRY_LARGE_OBJECT_COPIER_ARN is not set: deploy the \
-                         stack's large-object-copier function",
-                        stats.large.objects
-                    ))
-                })?;
-                let request = large_object_job_request(spec, fp, arn)
-                    .map_err(|e| RunError::Refused(e.to_string()))?;
-                let path = self.work.join("large.csv");
-                jobs.push(
-                    self.launch_csv(
-                        RunJobKind::LargeObjects,
-                        &path,
-                        "large.csv",
-                        &request,
-                        &stats,
-                    )
-                    .await?,
-                );
-            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = launching {
+            return Err(after_launch(&jobs, error));
         }
 
         let record = RunRecord {
@@ -1026,19 +1080,26 @@ where
             index_key,
             index_objects,
         };
-        self.ports
-            .put(&keys::run(fp, self.run_id), delta::to_json(&record))
-            .await
-            .map_err(aws("recording the run"))?;
-        if record.jobs.is_empty() {
-            // Nothing to wait for: what this inventory lists is already copied.
-            delta::commit_run(self.ports, fp, self.run_id, &[]).await?;
+        let recorded: Result<(), RunError> = async {
+            self.ports
+                .put(&keys::run(fp, self.run_id), delta::to_json(&record))
+                .await
+                .map_err(aws("recording the run"))?;
+            if record.jobs.is_empty() {
+                // Nothing to wait for: what this inventory lists is already copied.
+                delta::commit_run(self.ports, fp, self.run_id, &[]).await?;
+            }
+            self.ports
+                .notify(&summary_subject(&record), &summary_body(&record, spec))
+                .await
+                .map_err(aws("announcing the run"))?;
+            Ok(())
         }
-        self.ports
-            .notify(&summary_subject(&record), &summary_body(&record, spec))
-            .await
-            .map_err(aws("announcing the run"))?;
-        Ok(record)
+        .await;
+        match recorded {
+            Ok(()) => Ok(record),
+            Err(error) => Err(after_launch(&record.jobs, error)),
+        }
     }
 
     /// Streams every data file through the splitter, one file on disk at a time.
@@ -1172,6 +1233,13 @@ where
         tally: super::Tally,
     ) -> Result<RunJob, RunError> {
         let fp = self.fingerprint;
+        // The scan takes minutes: a reject in the meantime stops the launch (#16 review).
+        if plan_decision(self.ports, fp).await?.as_deref() != Some("approve") {
+            return Err(RunError::Refused(format!(
+                "the plan {fp} is no longer approved (its decision changed while the inventory was read): \
+                 no job was launched"
+            )));
+        }
         // One token per (plan, run, job kind): a re-run of this inventory finds its jobs again,
         // and another inventory with a byte-identical manifest still gets its own job.
         let seed = format!("{fp}:{}:{kind:?}", self.run_id);

@@ -1,7 +1,7 @@
 //! What a copy job touches, and with which actions: the single list that both the role's
 //! identity policy and the resource policies are rendered from, so they can never disagree.
 
-use crate::aws_names::partition_for_region;
+use crate::aws_names::{dns_suffix_for_region, partition_for_region};
 use crate::spec::{ManifestKind, TagHandling, TransferSpec};
 
 /// The thing an access is made on, with the account that owns it (whose policy must allow
@@ -236,12 +236,7 @@ pub fn iam_escape(text: &str) -> String {
 
 /// The endpoint KMS sees as `kms:ViaService` when S3 calls it for a bucket in `region`.
 pub fn s3_via_service(region: &str) -> String {
-    let suffix = if partition_for_region(region) == "aws-cn" {
-        "amazonaws.com.cn"
-    } else {
-        "amazonaws.com"
-    };
-    format!("s3.{region}.{suffix}")
+    format!("s3.{region}.{}", dns_suffix_for_region(region))
 }
 
 #[cfg(test)]

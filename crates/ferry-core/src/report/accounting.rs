@@ -69,10 +69,13 @@ impl FailedRows {
             .clone()
             .filter(|v| !v.is_empty() && v != "null");
         if let Some(raw) = &task.key_as_reported {
-            self.as_reported.push(ObjectRef {
-                key: raw.clone(),
-                version_id: version_id.clone(),
-            });
+            let plus_as_space = crate::manifest::decode_inventory_key(raw).ok();
+            for key in std::iter::once(raw.clone()).chain(plus_as_space) {
+                self.as_reported.push(ObjectRef {
+                    key,
+                    version_id: version_id.clone(),
+                });
+            }
         }
         let object = ObjectRef {
             key: task.key.clone(),
@@ -426,14 +429,23 @@ mod tests {
         let source = "src";
         let mut rows = FailedRows::new(source);
         let (tasks, _) = crate::report::results::parse_all(
-            b"src,50%25%20off.txt,,failed,403,AccessDenied,Access Denied\nsrc,plain.txt,,failed,403,AccessDenied,Access Denied\n",
+            b"src,50%25%20off.txt,,failed,403,AccessDenied,Access Denied\nsrc,plain.txt,,failed,403,AccessDenied,Access Denied\nsrc,a+b.txt,,failed,403,AccessDenied,Access Denied\n",
         );
         for task in &tasks {
             rows.add(task);
         }
-        assert_eq!(rows.distinct_of_source(), 2);
+        assert_eq!(rows.distinct_of_source(), 3);
         let keys: Vec<String> = rows.into_objects().into_iter().map(|o| o.key).collect();
-        assert_eq!(keys, ["50% off.txt", "50%25%20off.txt", "plain.txt"]);
+        assert_eq!(
+            keys,
+            [
+                "50% off.txt",
+                "50%25%20off.txt",
+                "a b.txt",
+                "a+b.txt",
+                "plain.txt"
+            ]
+        );
     }
 
     #[test]

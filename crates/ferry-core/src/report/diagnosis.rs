@@ -213,19 +213,21 @@ pub fn classify(task: &TaskResult, spec: Option<&TransferSpec>) -> Cause {
             }
             // A refused Decrypt names no key: KMS says "on the resource associated with this
             // ciphertext" (IAM Identity Center User Guide, "Troubleshoot customer managed key
-            // issues"; S3's GetObject errors read the same). The source key decrypts what is
-            // read, the destination key what a multipart copy wrote: with both in the spec,
-            // the message can't tell which, and the e-mail says so rather than guessing.
-            None => match spec.map(|s| {
-                (
-                    s.source.kms_key_arn.is_some(),
-                    s.destination.kms_key_arn.is_some(),
-                )
-            }) {
-                Some((true, true)) => Cause::EitherKeyDenied,
-                Some((false, true)) => Cause::DestinationKeyDenied,
-                _ => Cause::SourceKeyDenied,
-            },
+            // issues"; S3's GetObject errors read the same). A single-request copy (the Copy
+            // job) decrypts only with the source key; a multipart copy (the large-object
+            // copier, whose messages name its UploadPartCopy / multipart steps) also with the
+            // destination key (S3 API Reference, UploadPartCopy: kms:Decrypt on the destination
+            // key), and there the message can't tell which: the e-mail names both.
+            None => {
+                let multipart = contains_any(
+                    &lower,
+                    &["uploadpartcopy", "multipartupload", "multipart upload"],
+                );
+                match spec.map(|s| s.destination.kms_key_arn.is_some()) {
+                    Some(true) if multipart => Cause::EitherKeyDenied,
+                    _ => Cause::SourceKeyDenied,
+                }
+            }
         };
     }
     if code == "InvalidObjectState"

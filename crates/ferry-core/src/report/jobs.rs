@@ -118,10 +118,10 @@ impl JobInfo {
     /// Batch Operations' own rule: a job fails once ≥ 1,000 tasks ran and > 50 % failed (S3 User
     /// Guide, "Tracking job status and completion reports", "Tracking job failure": "When a job
     /// has run at least 1,000 tasks, Amazon S3 monitors the task failure rate"). The rule never
-    /// applies below 1,000 tasks, so nothing below is called so. At or above, the counts decide,
-    /// or the failure reasons when they name the rule (the counts DescribeJob gives may lag the
-    /// moment the job stopped); AWS documents no FailureReasons text, so the words looked for
-    /// are a guess (verify).
+    /// applies below 1,000 tasks run, so nothing below is called so. At or above, the counts
+    /// decide, or the failure reasons when they name the rule (the failed share DescribeJob
+    /// reports may trail the one that stopped the job); AWS documents no FailureReasons text, so
+    /// the words looked for are a guess (verify).
     pub fn hit_failure_threshold(&self) -> bool {
         let (Some(ok), Some(failed)) = (self.succeeded_tasks, self.failed_tasks) else {
             return false;

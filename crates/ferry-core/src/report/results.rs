@@ -34,10 +34,11 @@ pub struct TaskResult {
     /// The key as S3 stores it: the report's text URL-decoded (a row whose text doesn't decode
     /// is unreadable).
     pub key: String,
-    /// The report's text when it differs from [`Self::key`] (it held `%XX` escapes). AWS doesn't
-    /// document that completion reports URL-encode keys (Ferry assumes they do, as manifests
-    /// and CSV inventories are): where only "which objects may have failed" matters (the delta
-    /// index), both readings are taken, so either answer loses nothing.
+    /// The report's text when it differs from [`Self::key`] (it held `%XX` escapes) or holds a
+    /// `+`. AWS doesn't document how completion reports encode keys (Ferry assumes URL encoding,
+    /// as in CSV manifests): where only "which objects may have failed" matters (the delta
+    /// index), every reading is taken (this text as it is, and with `+` as a space, as S3
+    /// Inventory's CSV may mean it), so whichever AWS means loses nothing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_as_reported: Option<String>,
     pub version_id: Option<String>,
@@ -291,7 +292,9 @@ fn interpret(fields: &[String]) -> Result<(TaskResult, ColumnOrder), String> {
     let key = decode_key(raw_key).map_err(|e| {
         format!("the key {raw_key:?} is not a URL-encoded key ({e}), so the row names no object")
     })?;
-    let key_as_reported = (key != raw_key).then(|| raw_key.to_string());
+    // Kept when it differs from the key, or holds a `+` (an inventory's form encoding may write
+    // a space so, and a job on an inventory's own manifest may echo it).
+    let key_as_reported = (key != raw_key || raw_key.contains('+')).then(|| raw_key.to_string());
     Ok((
         TaskResult {
             bucket,
