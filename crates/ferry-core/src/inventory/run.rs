@@ -823,28 +823,30 @@ async fn plan_decision<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
 ) -> Result<Option<String>, RunError> {
-    let key = crate::approval::keys::plan_decision(fingerprint);
-    let decision = delta::read_json::<Value, _>(ports, &key).await?;
-    Ok(decision
-        .as_ref()
-        .and_then(|d| d.get("decision"))
-        .and_then(Value::as_str)
-        .map(str::to_string))
+    decision_field(ports, fingerprint, "decision").await
 }
 
-/// The manifest ETag the plan's approval recorded (`decisions/<fingerprint>.json`,
-/// `manifest_etag`), if it recorded one.
+/// The manifest ETag the plan's approval recorded (`manifest_etag`), if it recorded one.
 async fn approved_manifest_etag<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
+) -> Result<Option<String>, RunError> {
+    decision_field(ports, fingerprint, "manifest_etag").await
+}
+
+/// A non-blank text field of the plan's decision (`decisions/<fingerprint>.json`).
+async fn decision_field<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    field: &str,
 ) -> Result<Option<String>, RunError> {
     let key = crate::approval::keys::plan_decision(fingerprint);
     let decision = delta::read_json::<Value, _>(ports, &key).await?;
     Ok(decision
         .as_ref()
-        .and_then(|d| d.get("manifest_etag"))
+        .and_then(|d| d.get(field))
         .and_then(Value::as_str)
-        .filter(|e| !e.trim().is_empty())
+        .filter(|v| !v.trim().is_empty())
         .map(str::to_string))
 }
 
