@@ -55,7 +55,7 @@ for text in [f"approve {TOKEN}", f"reject {TOKEN} wrong bucket, see ticket 42", 
     add("approval_message", text)
 
 # CSV manifests: selector byte 0 (no expectations), 1 (bucket), 5 (bucket, no version ids).
-for p in sorted(glob.glob(f"{ROOT}/crates/ferry-core/tests/fixtures/manifests/*.csv")):
+for p in sorted(glob.glob(f"{ROOT}/crates/ferry-listings/tests/fixtures/manifests/*.csv")):
     for selector in (0, 5):
         add("csv_manifest", bytes([selector]) + read(p))
 
@@ -126,7 +126,7 @@ for i, p in enumerate(sorted(glob.glob(f"{ROOT}/fuzz/samples/*.orc"))):
 
 # Completion reports: result CSVs (selector byte = chunk size - 1) and manifest.json as it is
 # (a leading '{' selects the manifest mode).
-for p in sorted(glob.glob(f"{ROOT}/crates/ferry-core/tests/fixtures/reports/*")):
+for p in sorted(glob.glob(f"{ROOT}/crates/ferry-flows/tests/fixtures/reports/*")):
     raw = read(p)
     if p.endswith(".json"):
         add("report", raw)

@@ -4,7 +4,7 @@
 //! parses back to the same message.
 #![no_main]
 
-use ferry_core::approval::ApprovalMessage;
+use ferry_plan::approval::ApprovalMessage;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

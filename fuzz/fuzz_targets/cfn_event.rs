@@ -8,8 +8,8 @@
 #![no_main]
 
 use aws_lambda_events::cloudformation::CloudFormationCustomResourceRequest as Request;
-use ferry_core::stack::{approval_granted, TransferPlanProperties};
-use ferry_core::{FerryError, Plan};
+use ferry_plan::stack::{approval_granted, TransferPlanProperties};
+use ferry_plan::{FerryError, Plan};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 

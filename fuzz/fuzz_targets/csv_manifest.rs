@@ -5,10 +5,7 @@
 
 use std::io::Cursor;
 
-use ferry_core::manifest::{
-    check_csv_manifest, CheckOptions, CsvManifestReader, CsvManifestWriter, ProblemKind,
-    MAX_LISTED_PROBLEMS,
-};
+use ferry_listings::manifest::{check_csv_manifest, CheckOptions, CsvManifestReader, CsvManifestWriter, ProblemKind, MAX_LISTED_PROBLEMS};
 use ferry_fuzz::split_first;
 use libfuzzer_sys::fuzz_target;
 

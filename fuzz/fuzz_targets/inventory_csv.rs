@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use ferry_core::inventory::CsvInventoryReader;
+use ferry_listings::inventory::csv_reader::CsvInventoryReader;
 use ferry_fuzz::{
     inventory_manifest, read_route_and_check, split_first, CSV_ALL_VERSIONS, CSV_CURRENT,
     CSV_NO_SIZE, CSV_VERSIONS_SMALL, DATA_KEY,

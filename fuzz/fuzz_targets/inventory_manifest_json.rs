@@ -3,7 +3,8 @@
 //! use (a bucket ARN, a schema with Bucket and Key, files with keys).
 #![no_main]
 
-use ferry_core::inventory::{Column, InventoryManifest, ManifestJsonError};
+use ferry_plan::inventory_fields::Column;
+use ferry_listings::inventory::manifest_json::{InventoryManifest, ManifestJsonError};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

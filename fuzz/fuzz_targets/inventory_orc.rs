@@ -6,7 +6,7 @@
 //! Ferry's ORC decoder is its own code, so unlike the Parquet target no panic is excused.
 #![no_main]
 
-use ferry_core::inventory::OrcInventoryReader;
+use ferry_listings::inventory::orc::OrcInventoryReader;
 use ferry_fuzz::{inventory_manifest, patched, read_route_and_check, split_first, DATA_KEY};
 use libfuzzer_sys::fuzz_target;
 

@@ -10,7 +10,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use ferry_core::inventory::ParquetInventoryReader;
+use ferry_listings::inventory::parquet_reader::ParquetInventoryReader;
 use ferry_fuzz::{inventory_manifest, patched, read_route_and_check, split_first, DATA_KEY};
 use libfuzzer_sys::fuzz_target;
 use parquet::basic::{Compression, GzipLevel, ZstdLevel};

@@ -2,9 +2,7 @@
 //! unreserved characters, `/` and `%XX`, and the three decoders never panic.
 #![no_main]
 
-use ferry_core::manifest::{
-    decode_event_key, decode_inventory_key, decode_key, encode_key, KeyDecodeError,
-};
+use ferry_listings::manifest::{decode_event_key, decode_inventory_key, decode_key, encode_key, KeyDecodeError};
 use libfuzzer_sys::fuzz_target;
 
 fn round_trips(key: &str) {

@@ -1,15 +1,15 @@
-//! Completion reports (`ferry_core::report`): a result CSV (`ResultCsvParser`) fed in chunks
+//! Completion reports (`ferry_listings::report`): a result CSV (`ResultCsvParser`) fed in chunks
 //! of a fuzz-chosen size, and the report's `manifest.json`. Every row is counted exactly once
 //! (succeeded, failed, or apart as unreadable), the tasks handed out match the counts, described
 //! problems name their record, and how the bytes are chunked changes nothing.
 #![no_main]
 
-use ferry_core::report::manifest_json::CompletionReportManifest;
-use ferry_core::report::results::{ResultCsvParser, TaskResult, TaskStatus};
+use ferry_listings::report::manifest_json::CompletionReportManifest;
+use ferry_listings::report::results::{ResultCsvParser, TaskResult, TaskStatus};
 use ferry_fuzz::split_first;
 use libfuzzer_sys::fuzz_target;
 
-fn parse(data: &[u8], chunk: usize) -> (Vec<TaskResult>, ferry_core::report::results::ParseStats) {
+fn parse(data: &[u8], chunk: usize) -> (Vec<TaskResult>, ferry_listings::report::results::ParseStats) {
     let mut parser = ResultCsvParser::new();
     let mut tasks = Vec::new();
     let mut keep = |t: TaskResult| tasks.push(t);

@@ -2,8 +2,9 @@
 //! field and say what to do; a spec that validates makes a plan whose text and JSON render.
 #![no_main]
 
-use ferry_core::render::render_text;
-use ferry_core::{validate::validate, FerryError, Plan, TransferSpec};
+use ferry_plan::render::render_text;
+use ferry_plan::validate::validate;
+use ferry_plan::{FerryError, Plan, TransferSpec};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

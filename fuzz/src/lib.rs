@@ -9,12 +9,11 @@
 
 use std::io::Cursor;
 
-use ferry_core::inventory::{
-    InventoryError, InventoryManifest, InventoryRow, ManifestSplitter, RowFilter, SkipReason,
-};
-use ferry_core::manifest::{
-    check_csv_manifest, CheckOptions, CsvManifestReader, ManifestRow, MAX_KEY_BYTES,
-};
+use ferry_listings::inventory::row::{InventoryError, InventoryRow};
+use ferry_listings::inventory::manifest_json::InventoryManifest;
+use ferry_listings::inventory::route::ManifestSplitter;
+use ferry_listings::inventory::filter::{RowFilter, SkipReason};
+use ferry_listings::manifest::{check_csv_manifest, CheckOptions, CsvManifestReader, ManifestRow, MAX_KEY_BYTES};
 
 /// A `manifest.json` as S3 writes it, for a data file of `format` with `schema`.
 pub fn inventory_manifest(format: &str, schema: &str) -> InventoryManifest {
@@ -54,7 +53,7 @@ pub fn read_route_and_check<I>(manifest: &InventoryManifest, rows: I, limit: usi
 where
     I: Iterator<Item = Result<InventoryRow, InventoryError>>,
 {
-    let size_column = manifest.schema.has(ferry_core::inventory::Column::Size);
+    let size_column = manifest.schema.has(ferry_plan::inventory_fields::Column::Size);
     let splitter = ManifestSplitter::new(
         &manifest.schema,
         RowFilter::default(),
@@ -96,9 +95,9 @@ where
         let Some(s) = splitter.as_mut() else { continue };
         let row = item.as_ref().ok().cloned();
         match s.push_result(item) {
-            Ok(ferry_core::inventory::Outcome::Copy) => copied.extend(row),
-            Ok(ferry_core::inventory::Outcome::Large) => large.extend(row),
-            Ok(ferry_core::inventory::Outcome::Skip(_)) => {}
+            Ok(ferry_listings::inventory::filter::Outcome::Copy) => copied.extend(row),
+            Ok(ferry_listings::inventory::filter::Outcome::Large) => large.extend(row),
+            Ok(ferry_listings::inventory::filter::Outcome::Skip(_)) => {}
             Err(e) => assert!(!e.is_row_error(), "push_result returned a row error: {e}"),
         }
     }

@@ -30,7 +30,7 @@ const accountOfArn = (arn) => arn?.split(':')[4]
 
 /**
  * CloudFormation's StackStatus values: botocore `botocore/data/cloudformation/2010-05-15/service-2.json`,
- * shape `StackStatus` (the same list as ferry-core's `stack_status::STACK_STATUSES`).
+ * shape `StackStatus` (the same list as ferry-flows's `stack_status::STACK_STATUSES`).
  */
 export const STACK_STATUSES = new Set([
   'CREATE_IN_PROGRESS', 'CREATE_FAILED', 'CREATE_COMPLETE',

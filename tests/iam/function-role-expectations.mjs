@@ -3,7 +3,7 @@
 // HOW TO ADD A FUNCTION (function-roles.test.mjs fails for any AWS::Serverless::Function in
 // template.yaml without an entry here):
 //
-//   1. Read the function's code (functions/<name>/src, the ferry-core workflow it calls and the
+//   1. Read the function's code (functions/<name>/src, the ferry-flows workflow it calls and the
 //      ferry-aws adapters in crates/ferry-aws/src/*.rs) and list every AWS call it makes with the
 //      IAM action it needs (HeadObject → s3:GetObject, HeadBucket → s3:ListBucket, CreateJob with
 //      Tags → s3:CreateJob + s3:PutJobTagging, ...).
@@ -78,7 +78,7 @@ export function stateReadWrite(t, keys) {
 /** Launching the plan's job: HeadObject on the manifest (and GetObject of an inventory's manifest.json, decrypted by S3 with the inventory key), CreateJob (with Tags) passing the batch role. */
 /**
  * An [inventory] transfer's first copy is an inventory run: the approval (or FirstJob) invokes
- * the stack's inventory-handler asynchronously (ferry-core workflow::start_first_copy). Without
+ * the stack's inventory-handler asynchronously (ferry-flows workflow::start_first_copy). Without
  * inventory runs there is no such function, and no grant.
  */
 export function startFirstInventoryRun(t) {
@@ -235,7 +235,7 @@ export const FUNCTION_EXPECTATIONS = {
             access(a, t.s3.bucket(t.p.ManifestBucket), 'InventoryTrigger turns on EventBridge delivery, keeping the owner\'s notifications', { owner: t.manifestAccount }),
           )
         : []),
-      // Before acting on any event: is this stack in an operation (ferry-core stack_status)?
+      // Before acting on any event: is this stack in an operation (ferry-flows stack_status)?
       access('cloudformation:DescribeStacks', t.stackId, 'is the stack in an operation? CloudFormation sends custom-resource events only then'),
       access('s3:DescribeJob', t.jobArn('job-0001'), 'FirstJob Delete: is the job still running?'),
       access('s3:GetJobTagging', t.jobArn('job-0001'), 'FirstJob Delete: is the job this transfer\'s?'),
@@ -336,7 +336,7 @@ export const FUNCTION_EXPECTATIONS = {
       // The source account's policies name one principal, the batch role: the copier works as it
       // (its trust policy names the copier's role, proven in simulate.test.mjs).
       access('sts:AssumeRole', t.batchRoleArn, 'the copy runs with the batch role\'s permissions'),
-      // Before acting, it looks up the job the payload names (ferry-core large_object::invoking_job).
+      // Before acting, it looks up the job the payload names (ferry-flows large_object::invoking_job).
       access('s3:DescribeJob', t.jobArn('job-0001'), 'is the invoking job a LambdaInvoke job of this function, as the batch role, with these arguments?'),
       access('s3:GetJobTagging', t.jobArn('job-0001'), 'is the invoking job tagged ferry:transfer = this transfer?'),
     ],
@@ -350,7 +350,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'writes only as the batch role'),
       access('s3:AbortMultipartUpload', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'aborts only as the batch role'),
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the copier needs no state: its settings come in the task'),
-      // The invoking job's manifest (is the task one of its rows? ferry-core large_object::job_manifest)
+      // The invoking job's manifest (is the task one of its rows? ferry-flows large_object::job_manifest)
       // is read as the batch role, who Batch Operations reads it as: no grant of its own.
       access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'reads the job\'s manifest only as the batch role', { owner: t.manifestAccount }),
       access('sns:Publish', t.notificationTopicArn, 'results go to the completion report, not e-mail'),

@@ -111,7 +111,7 @@ export const PARAMETER_SETS = [
   },
   {
     // Event-driven runs need the source and the stack in one Region (S3 sends the inventory
-    // bucket's events to EventBridge in its own Region; ferry-core validate refuses others).
+    // bucket's events to EventBridge in its own Region; ferry-plan validate refuses others).
     name: 'event-driven runs on an SSE-KMS inventory delivered in the source Region (eu-west-1) to a bucket of this account; the stack and job there too',
     env: { account: THIS_ACCOUNT, region: 'eu-west-1', stackName: STACK_NAME },
     parameters: {
@@ -467,7 +467,7 @@ describe('dead-letter queues are read only by the account root', () => {
 // and all of stack-handler's variables must fit Lambda's 4 KB at the parameters' longest.
 
 describe('stack-handler pins what TransferPlan and FirstJob are given', () => {
-  const source = readFileSync(resolve(HERE, '..', '..', 'crates/ferry-core/src/stack_pins.rs'), 'utf8')
+  const source = readFileSync(resolve(HERE, '..', '..', 'crates/ferry-flows/src/stack_pins.rs'), 'utf8')
   const listOf = (name) => {
     const body = new RegExp(`pub const ${name}: &\\[&str\\] = &\\[([^\\]]*)\\]`).exec(source)?.[1]
     assert.ok(body, `${name} in stack_pins.rs`)

@@ -8,7 +8,7 @@ use aws_sdk_s3control::types::{
     S3SseAlgorithm, S3StorageClass, S3Tag,
 };
 use aws_smithy_types::error::operation::BuildError;
-use ferry_core::job::CreateJobRequest;
+use ferry_plan::job::CreateJobRequest;
 
 /// Fills every field of the SDK call from the request. Enum values pass through as strings
 /// (the SDK keeps unknown ones), so a value S3 adds later is not lost here.
@@ -17,10 +17,10 @@ pub fn fill(
     r: &CreateJobRequest,
 ) -> Result<CreateJobFluentBuilder, BuildError> {
     let operation = match &r.operation {
-        ferry_core::job::JobOperation::S3PutObjectCopy(copy) => {
+        ferry_plan::job::JobOperation::S3PutObjectCopy(copy) => {
             JobOperation::builder().s3_put_object_copy(copy_operation(copy)?)
         }
-        ferry_core::job::JobOperation::LambdaInvoke(invoke) => {
+        ferry_plan::job::JobOperation::LambdaInvoke(invoke) => {
             let mut op = LambdaInvokeOperation::builder()
                 .function_arn(&invoke.function_arn)
                 .invocation_schema_version(&invoke.invocation_schema_version);
@@ -66,7 +66,7 @@ pub fn fill(
 }
 
 fn copy_operation(
-    copy: &ferry_core::job::S3CopyObjectOperation,
+    copy: &ferry_plan::job::S3CopyObjectOperation,
 ) -> Result<S3CopyObjectOperation, BuildError> {
     let m = &copy.new_object_metadata;
     let mut metadata = S3ObjectMetadata::builder()
@@ -100,7 +100,7 @@ fn copy_operation(
         .build())
 }
 
-fn tags_of(tags: &[ferry_core::job::S3Tag]) -> Result<Vec<S3Tag>, BuildError> {
+fn tags_of(tags: &[ferry_plan::job::S3Tag]) -> Result<Vec<S3Tag>, BuildError> {
     tags.iter()
         .map(|t| S3Tag::builder().key(&t.key).value(&t.value).build())
         .collect()

@@ -1,7 +1,7 @@
 //! SDK errors reduced to the kinds Ferry acts on ([`AwsCallError`]).
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
 
 type HttpResponse = aws_sdk_s3::config::http::HttpResponse;
 

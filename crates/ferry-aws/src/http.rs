@@ -1,7 +1,7 @@
 //! PUTs to presigned S3 URLs: CloudFormation custom-resource responses and WaitCondition
 //! signals. The URL was signed without a Content-Type, so none may be sent (an empty one).
 
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
 
 /// The client for presigned PUTs: it follows no redirect (a 3xx is an answer, never a hop to
 /// wherever it points) and gives up after a minute.

@@ -6,17 +6,17 @@
 
 use std::path::Path;
 
-use aws_sdk_s3::config::http::HttpResponse;
-use aws_sdk_s3::error::SdkError;
-use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
-use ferry_core::inventory::run::{InventoryObjects, SmallObject, OBJECT_TOO_LARGE};
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::inventory::run::{InventoryObjects, SmallObject};
+use ferry_flows::ports::BucketEventDelivery;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::errors::classify;
-use crate::AwsPorts;
+use crate::ports::AwsPorts;
+pub use crate::small_object::MAX_SMALL_OBJECT_BYTES;
+use crate::small_object::{read_error, whole_or_none};
 
 /// Files larger than this are uploaded in parts of [`PART_BYTES`].
 pub const MULTIPART_THRESHOLD: u64 = 256 * 1024 * 1024;
@@ -28,84 +28,6 @@ fn local_error(what: &str, path: &Path, e: impl std::fmt::Display) -> AwsCallErr
         kind: AwsErrorKind::Transient,
         code: "LocalFileError".to_string(),
         message: format!("{what} {}: {e}", path.display()),
-    }
-}
-
-/// A body that broke off mid-read: worth another try.
-fn read_error(e: impl std::fmt::Display) -> AwsCallError {
-    AwsCallError {
-        kind: AwsErrorKind::Transient,
-        code: "ReadError".to_string(),
-        message: e.to_string(),
-    }
-}
-
-/// The most Ferry reads whole from an inventory bucket: a manifest.json, a manifest.checksum
-/// (the core's bound, which the core checks again).
-pub const MAX_SMALL_OBJECT_BYTES: usize = ferry_core::inventory::run::MAX_SMALL_OBJECT_BYTES;
-
-/// A state object whole (`None` when absent).
-pub(crate) async fn get_whole(
-    s3: &aws_sdk_s3::Client,
-    bucket: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, AwsCallError> {
-    // State objects: Ferry's own, the delta index among them (16 bytes an object), so no cap.
-    let result = s3.get_object().bucket(bucket).key(key).send().await;
-    Ok(whole_or_none(result, None).await?.map(|o| o.body))
-}
-
-fn too_large(size: impl std::fmt::Display) -> AwsCallError {
-    AwsCallError {
-        kind: AwsErrorKind::Other,
-        code: OBJECT_TOO_LARGE.to_string(),
-        message: format!(
-            "the object is {size} bytes; Ferry reads objects of at most {MAX_SMALL_OBJECT_BYTES} bytes whole here"
-        ),
-    }
-}
-
-/// GetObject into memory, with the ETag of what was read; `None` when there is none.
-async fn whole_or_none(
-    result: Result<GetObjectOutput, SdkError<GetObjectError, HttpResponse>>,
-    cap: Option<usize>,
-) -> Result<Option<SmallObject>, AwsCallError> {
-    match result {
-        Ok(out) => {
-            // An inventory's manifest.json and manifest.checksum are small; an object in their
-            // place that isn't must not be read into memory whole (#15 item 9). S3 always
-            // answers GetObject with Content-Length: refused before the body is read. The body
-            // is still counted as it comes, so a missing or wrong length can't get past the cap.
-            let size = out.content_length().unwrap_or(0);
-            if cap.is_some_and(|cap| size > cap as i64) {
-                return Err(too_large(size));
-            }
-            let etag = out.e_tag().unwrap_or_default().to_string();
-            let mut body = out.body;
-            let mut bytes = Vec::with_capacity(
-                usize::try_from(size)
-                    .unwrap_or(0)
-                    .min(cap.unwrap_or(usize::MAX)),
-            );
-            while let Some(chunk) = body.try_next().await.map_err(read_error)? {
-                if cap.is_some_and(|cap| bytes.len() + chunk.len() > cap) {
-                    return Err(too_large(format!(
-                        "more than {}",
-                        bytes.len() + chunk.len()
-                    )));
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-            Ok(Some(SmallObject { body: bytes, etag }))
-        }
-        Err(e) => {
-            let err = classify(&e);
-            if err.kind == AwsErrorKind::NotFound {
-                Ok(None)
-            } else {
-                Err(err)
-            }
-        }
     }
 }
 
@@ -187,6 +109,16 @@ impl InventoryObjects for AwsPorts {
             .await;
         let out = result.map_err(|e| classify(&e))??;
         Ok(out.e_tag().unwrap_or_default().to_string())
+    }
+}
+
+impl BucketEventDelivery for AwsPorts {
+    async fn enable_eventbridge_delivery(
+        &self,
+        bucket: &str,
+        expected_owner: &str,
+    ) -> Result<bool, AwsCallError> {
+        enable_eventbridge_delivery(self.s3(), bucket, expected_owner).await
     }
 }
 

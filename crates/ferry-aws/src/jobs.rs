@@ -3,13 +3,13 @@
 
 use aws_sdk_s3control::types::{JobDescriptor, JobListDescriptor, JobProgressSummary};
 use aws_smithy_types::DateTime;
-use ferry_core::job::S3Tag;
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
-use ferry_core::report::jobs::{
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::report::jobs::{
     JobInfo, JobListing, JobManifestRef, JobOperationKind, JobsApi, ManifestObjects,
     ReportLocation, ReportObjects,
 };
-use ferry_core::report::manifest_json::bucket_name;
+use ferry_listings::report::manifest_json::bucket_name;
+use ferry_plan::job::S3Tag;
 
 use crate::errors::classify;
 use crate::launch_api::AwsLaunchApi;
@@ -287,7 +287,7 @@ impl ManifestObjects for AwsLaunchApi {
         etag: &'a str,
         sink: &'a mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<u64, AwsCallError> {
-        let if_match = ferry_core::job_manifest::if_match(etag);
+        let if_match = ferry_flows::job_manifest::if_match(etag);
         self.stream_get(
             bucket,
             |s3| {
@@ -378,7 +378,7 @@ impl ReportObjects for AwsPorts {
     }
 }
 
-impl ferry_core::report::redrive::StateBucketName for AwsPorts {
+impl ferry_flows::report::redrive::StateBucketName for AwsPorts {
     fn state_bucket(&self) -> &str {
         &self.state_bucket
     }

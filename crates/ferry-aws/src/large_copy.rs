@@ -10,16 +10,17 @@ use aws_sdk_s3::types::{
     ServerSideEncryption, StorageClass,
 };
 use aws_smithy_types::DateTime;
-use ferry_core::large_object::copy::{
-    CompleteUpload, CompletedObject, ContentHeaders, CopiedPart, DestinationObject,
-    FullObjectChecksum, MultipartCopyApi, NewUpload, PartCopy, SourceObject, UploadSummary,
+use ferry_flows::aws_error::AwsCallError;
+use ferry_flows::large_object::copy::{
+    CompleteUpload, CompletedObject, ContentHeaders, DestinationObject, FullObjectChecksum,
+    MultipartCopyApi, NewUpload, PartCopy, SourceObject,
 };
-use ferry_core::large_object::invoking_job::{InvokingJob, JobOperationFacts};
-use ferry_core::large_object::job_manifest::{FetchedManifest, ManifestLocation};
-use ferry_core::large_object::task::CopyTask;
-use ferry_core::launch::AwsCallError;
-use ferry_core::manifest::encode_key;
-use ferry_core::report::jobs::JobOperationKind;
+use ferry_flows::large_object::invoking_job::{InvokingJob, JobOperationFacts};
+use ferry_flows::large_object::job_manifest::{FetchedManifest, ManifestLocation};
+use ferry_flows::large_object::parts::{CopiedPart, UploadSummary};
+use ferry_flows::large_object::task::CopyTask;
+use ferry_flows::report::jobs::JobOperationKind;
+use ferry_listings::manifest::encode_key;
 
 use crate::errors::{bucket_region_of, classify};
 
@@ -167,14 +168,17 @@ async fn get_manifest(
         .await
         .map_err(|e| {
             let error = classify(&e);
-            let redirect = matches!(error.kind, ferry_core::launch::AwsErrorKind::WrongRegion)
-                .then(|| {
-                    bucket_region_of(&e).filter(|r| {
-                        !r.is_empty()
-                            && r.bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    })
-                });
+            let redirect = matches!(
+                error.kind,
+                ferry_flows::aws_error::AwsErrorKind::WrongRegion
+            )
+            .then(|| {
+                bucket_region_of(&e).filter(|r| {
+                    !r.is_empty()
+                        && r.bytes()
+                            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                })
+            });
             ReadFailure { error, redirect }
         })?;
     let etag = out.e_tag().map(str::to_string);
@@ -191,7 +195,7 @@ async fn get_manifest(
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| ReadFailure {
             error: AwsCallError {
-                kind: ferry_core::launch::AwsErrorKind::Transient,
+                kind: ferry_flows::aws_error::AwsErrorKind::Transient,
                 code: "ReadError".into(),
                 message: format!("reading the manifest {} failed: {e}", location.object_arn),
             },
@@ -479,7 +483,7 @@ impl MultipartCopyApi for AwsMultipartCopy {
             .filter(|id| !id.is_empty())
             .map(str::to_string)
             .ok_or_else(|| AwsCallError {
-                kind: ferry_core::launch::AwsErrorKind::Transient,
+                kind: ferry_flows::aws_error::AwsErrorKind::Transient,
                 code: "NoUploadId".into(),
                 message: "CreateMultipartUpload answered without an UploadId".into(),
             })
@@ -509,7 +513,7 @@ impl MultipartCopyApi for AwsMultipartCopy {
         let etag = result.and_then(|c| c.e_tag()).unwrap_or_default();
         if etag.is_empty() {
             return Err(AwsCallError {
-                kind: ferry_core::launch::AwsErrorKind::Transient,
+                kind: ferry_flows::aws_error::AwsErrorKind::Transient,
                 code: "NoPartETag".into(),
                 message: format!(
                     "UploadPartCopy of part {} answered without an ETag",

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use ferry_core::job::CreateJobRequest;
-use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::ports::{LaunchApi, ManifestHead};
+use ferry_plan::job::CreateJobRequest;
 
 use crate::create_job::fill;
 use crate::errors::{bucket_region_of, classify};
@@ -80,7 +81,7 @@ impl LaunchApi for AwsLaunchApi {
         etag: &str,
     ) -> Result<Vec<u8>, AwsCallError> {
         // If-Match: the bytes read are the ones whose ETag the job is given.
-        let quoted = ferry_core::job_manifest::if_match(etag);
+        let quoted = ferry_flows::job_manifest::if_match(etag);
         let (result, _) = self
             .regions
             .call(&self.s3, bucket, |s3| {

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use ferry_core::grant::ResourcePolicies;
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::grant::ResourcePolicies;
 
 use crate::errors::classify;
 

@@ -1,4 +1,4 @@
-//! [`AwsPorts`]: every port of `ferry-core` implemented with the SDK, in one value the
+//! [`AwsPorts`]: every port of `ferry-flows` implemented with the SDK, in one value the
 //! Lambda functions build once at start and reuse for every invocation.
 
 use std::time::Duration;
@@ -6,13 +6,14 @@ use std::time::Duration;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
-use ferry_core::job::CreateJobRequest;
-use ferry_core::launch::{AwsCallError, AwsErrorKind, LaunchApi, ManifestHead};
-use ferry_core::policy::batch_role::BatchRole;
-use ferry_core::ports::{
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::ports::{
     InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi, StateStore,
     WaitConditionSignal, WaitSignal,
 };
+use ferry_flows::ports::{LaunchApi, ManifestHead};
+use ferry_plan::job::CreateJobRequest;
+use ferry_plan::policy::batch_role::BatchRole;
 
 use crate::errors::classify;
 use crate::http::put_presigned;
@@ -129,7 +130,7 @@ impl AwsPorts {
         ))
     }
 
-    fn s3(&self) -> &aws_sdk_s3::Client {
+    pub(crate) fn s3(&self) -> &aws_sdk_s3::Client {
         &self.launch.s3
     }
 }
@@ -163,7 +164,7 @@ impl InventoryRunTrigger for AwsPorts {
 impl StackStatusApi for AwsPorts {
     /// `DescribeStacks` by the stack's id (CloudFormation API Reference, DescribeStacks: a
     /// running stack by name or id, a deleted one by id only). The SDK's own retries come first;
-    /// `ferry_core::stack_status` retries throttling a little more.
+    /// `ferry_flows::stack_status` retries throttling a little more.
     async fn stack_status(&self, stack_id: &str) -> Result<String, AwsCallError> {
         let out = self
             .cloudformation
@@ -188,7 +189,7 @@ impl StackStatusApi for AwsPorts {
 
 impl StateStore for AwsPorts {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, AwsCallError> {
-        crate::inventory::get_whole(self.s3(), &self.state_bucket, key).await
+        crate::small_object::get_whole(self.s3(), &self.state_bucket, key).await
     }
 
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), AwsCallError> {
@@ -493,8 +494,8 @@ impl JobControl for AwsPorts {
         &self,
         account_id: &str,
         job_id: &str,
-    ) -> Result<Vec<ferry_core::job::S3Tag>, AwsCallError> {
-        ferry_core::report::jobs::JobsApi::job_tags(&self.launch, account_id, job_id).await
+    ) -> Result<Vec<ferry_plan::job::S3Tag>, AwsCallError> {
+        ferry_flows::report::jobs::JobsApi::job_tags(&self.launch, account_id, job_id).await
     }
 }
 
@@ -519,6 +520,6 @@ impl LaunchApi for AwsPorts {
 }
 
 /// Policies go to IAM without whitespace: inline policies are limited to 10,240 characters.
-fn compact(doc: &ferry_core::policy::PolicyDocument) -> String {
+fn compact(doc: &ferry_plan::policy::PolicyDocument) -> String {
     serde_json::to_string(doc).unwrap_or_default()
 }

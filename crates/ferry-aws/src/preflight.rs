@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use aws_sdk_iam::error::ProvideErrorMetadata;
-use ferry_core::job::CreateJobRequest;
-use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead};
-use ferry_core::preflight::{KeyInfo, PreflightApi};
+use ferry_flows::aws_error::AwsCallError;
+use ferry_flows::ports::{KeyInfo, LaunchApi, ManifestHead, PreflightApi};
+use ferry_plan::job::CreateJobRequest;
 
 use crate::errors::{bucket_region_of, classify};
 use crate::launch_api::AwsLaunchApi;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferry_core::approval::{ApprovalToken, TOKEN_BYTES};
+use ferry_plan::approval::{ApprovalToken, TOKEN_BYTES};
 
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -32,6 +32,30 @@ pub fn time_left(deadline_ms: u64) -> Option<Duration> {
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0);
     Some(Duration::from_millis(deadline_ms.saturating_sub(now_ms)))
+}
+
+/// Time left before the Lambda deadline.
+pub struct DeadlineClock {
+    deadline: std::time::Instant,
+}
+
+impl DeadlineClock {
+    pub fn after(budget: Duration) -> Self {
+        Self {
+            deadline: std::time::Instant::now() + budget,
+        }
+    }
+}
+
+impl ferry_flows::large_object::copy::CopyClock for DeadlineClock {
+    fn remaining(&self) -> Duration {
+        self.deadline
+            .saturating_duration_since(std::time::Instant::now())
+    }
+
+    async fn pause(&self, duration: Duration) {
+        tokio::time::sleep(duration).await;
+    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use aws_sdk_s3control::types::{
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use aws_smithy_types::DateTime;
 use ferry_aws::AwsLaunchApi;
-use ferry_core::report::jobs::{JobOperationKind, JobsApi, ReportLocation};
+use ferry_flows::report::jobs::{JobOperationKind, JobsApi, ReportLocation};
 
 fn api(rules: &[&aws_smithy_mocks::Rule]) -> AwsLaunchApi {
     AwsLaunchApi::new(
@@ -112,15 +112,15 @@ async fn describe_job_asks_for_the_job_and_keeps_what_ferry_needs() {
     );
     assert!(info.hit_failure_threshold());
     // Each of the rule's two signals survives the mapping on its own (the rule itself, branch by
-    // branch, is tested in ferry-core's report::jobs): the counts, with the reasons taken away
+    // branch, is tested in ferry-flows's report::jobs): the counts, with the reasons taken away
     // (1,500 ran, 1,100 failed) ...
-    let counts_only = ferry_core::report::jobs::JobInfo {
+    let counts_only = ferry_flows::report::jobs::JobInfo {
         failure_reasons: Vec::new(),
         ..info.clone()
     };
     assert!(counts_only.hit_failure_threshold());
     // ... and the reasons, with counts past 1,000 tasks that lag the rule (45 % failed).
-    let reasons_only = ferry_core::report::jobs::JobInfo {
+    let reasons_only = ferry_flows::report::jobs::JobInfo {
         succeeded_tasks: Some(605),
         failed_tasks: Some(495),
         ..info

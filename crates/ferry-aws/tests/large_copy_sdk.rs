@@ -20,7 +20,7 @@
 //! The `Initiator` of an upload: the API Reference documents `ID` for an account (canonical
 //! id) and an IAM user (user ARN) only, and S3 is dropping `DisplayName`. For a role session
 //! the uploads here carry the session's STS ARN, or its principal id (`AROA…:<session>`), the
-//! two forms `SessionIdentity` recognises (see ferry-core's `large_object::resume`).
+//! two forms `SessionIdentity` recognises (see ferry-flows's `large_object::resume`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -46,13 +46,15 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::DateTime;
 use ferry_aws::large_copy::AwsMultipartCopy;
-use ferry_core::large_object::copy::{
-    copy_task, CopiedPart, CopyClock, CopyContext, CopyTuning, MultipartCopyApi, UploadSummary,
+use ferry_flows::large_object::copy::{
+    copy_task, CopyClock, CopyContext, CopyTuning, MultipartCopyApi,
 };
-use ferry_core::large_object::parts::{PartPlan, PartSizing, GIB, MIB};
-use ferry_core::large_object::resume::{check_parts, session_name, triage, SessionIdentity};
-use ferry_core::large_object::task::{CopyTask, ResultCode};
-use ferry_core::large_object::{LargeObjectCopyArguments, MetadataArgument, TagsArgument};
+use ferry_flows::large_object::parts::{CopiedPart, PartPlan, PartSizing, UploadSummary, GIB, MIB};
+use ferry_flows::large_object::resume::{check_parts, session_name, triage, SessionIdentity};
+use ferry_flows::large_object::task::{CopyTask, ResultCode};
+use ferry_plan::large_object_arguments::{
+    LargeObjectCopyArguments, MetadataArgument, TagsArgument,
+};
 
 const SOURCE_ACCOUNT: &str = "111111111111";
 const SOURCE_BUCKET: &str = "acme-photos-prod";

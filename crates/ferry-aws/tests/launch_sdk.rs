@@ -23,11 +23,11 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::error::ErrorMetadata;
 use ferry_aws::AwsLaunchApi;
-use ferry_core::job::client_request_token;
-use ferry_core::launch::{
-    launch, AwsErrorKind, LaunchApi, LaunchError, LaunchRequest, RetryPolicy,
-};
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::aws_error::{AwsErrorKind, RetryPolicy};
+use ferry_flows::launch::{launch, LaunchError, LaunchRequest};
+use ferry_flows::ports::LaunchApi;
+use ferry_plan::job::client_request_token;
+use ferry_plan::{Plan, TransferSpec};
 
 fn plan(example: &str) -> Plan {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -510,7 +510,7 @@ async fn large_object_job_reaches_s3_control_as_lambda_invoke() {
     let function = "arn:aws:lambda:us-east-1:222222222222:function:ferry-large-object-copier";
     let manifest_arn = "arn:aws:s3:::ferry-state/runs/large.csv";
     let template =
-        ferry_core::job::large_object_job_request(&spec, &plan.transfer.fingerprint, function)
+        ferry_plan::job::large_object_job_request(&spec, &plan.transfer.fingerprint, function)
             .unwrap()
             .with_csv_manifest(manifest_arn, false);
     let (seen, api) = recording_api("job-large");
@@ -545,7 +545,7 @@ async fn large_object_job_reaches_s3_control_as_lambda_invoke() {
 /// read, with the same If-Match and version id, and streams the object's bytes.
 #[tokio::test]
 async fn the_redrives_manifest_read_follows_the_buckets_region() {
-    use ferry_core::report::jobs::{ManifestObjects, ReportObjects};
+    use ferry_flows::report::jobs::{ManifestObjects, ReportObjects};
     // (If-Match, versionId) of each GetObject.
     type Seen = Arc<Mutex<Vec<(Option<String>, Option<String>)>>>;
     let seen: Seen = Arc::default();

@@ -7,8 +7,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::inventory::MAX_SMALL_OBJECT_BYTES;
 use ferry_aws::AwsPorts;
-use ferry_core::inventory::run::InventoryObjects;
-use ferry_core::ports::StateStore;
+use ferry_flows::inventory::run::InventoryObjects;
+use ferry_flows::ports::StateStore;
 
 fn ports_answering(content_length: i64) -> AwsPorts {
     ports_answering_with(Some(content_length), b"{}".to_vec())

@@ -1,6 +1,7 @@
 //! `ferry`: plan and run cross-account S3 copies with S3 Batch Operations.
 //!
-//! Each subcommand lives in `commands/`; this file only parses arguments and maps outcomes to
+//! Each subcommand lives in `commands/` and calls `ferry-plan`, `ferry-listings` or a flow of
+//! `ferry-flows` (with `ferry-aws`' ports); this file only parses arguments and maps outcomes to
 //! exit codes: 0 success, 1 an operation failed, 2 bad input (spec, file, arguments), 3 an
 //! edit refused as unsafe (`grant`: over a policy size limit, or blocked by an explicit Deny).
 
@@ -43,8 +44,8 @@ enum Command {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Plan(args) => commands::plan::run(&args),
-        Command::Grant(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Grant),
-        Command::Revoke(args) => commands::grant::run(&args, ferry_core::grant::EditMode::Revoke),
+        Command::Grant(args) => commands::grant::run(&args, ferry_flows::grant::EditMode::Grant),
+        Command::Revoke(args) => commands::grant::run(&args, ferry_flows::grant::EditMode::Revoke),
         Command::Preflight(args) => commands::preflight::run(&args),
         Command::Manifest(args) => commands::manifest::run(&args),
         Command::Status(args) => commands::status::run(&args),

@@ -35,15 +35,15 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use aws_sdk_s3control::types::{JobStatus, RequestedJobStatus};
-use ferry_core::approval::ApprovalToken;
-use ferry_core::inventory::delta::RunRecord;
-use ferry_core::inventory::run::RunOutcome;
-use ferry_core::manifest::CsvManifestWriter;
-use ferry_core::report::monitor::MonitorOutcome;
-use ferry_core::spec::{ManifestKind, MetadataHandling, TagHandling};
-use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
-use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext, TransferReady};
-use ferry_core::{FerryError, SpecProblem, TransferSpec};
+use ferry_flows::inventory::delta::RunRecord;
+use ferry_flows::inventory::run::RunOutcome;
+use ferry_flows::report::monitor::MonitorOutcome;
+use ferry_flows::workflow::{create_transfer, ApprovalOutcome, StackContext, TransferReady};
+use ferry_listings::manifest::CsvManifestWriter;
+use ferry_plan::approval::ApprovalToken;
+use ferry_plan::spec::{ManifestKind, MetadataHandling, TagHandling};
+use ferry_plan::stack::{ApprovalMode, TransferPlanProperties};
+use ferry_plan::{FerryError, SpecProblem, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, job_id_for, EmulatedJob};
 use ferry_testkit::inventory::{deliver_csv_inventory, inventory_csv_key, inventory_event};
 use ferry_testkit::stack::{

@@ -6,7 +6,7 @@ use std::process::Command;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ferry-core/tests/fixtures/manifests")
+        .join("../ferry-listings/tests/fixtures/manifests")
         .join(name)
 }
 

@@ -19,12 +19,12 @@ mod examples;
 use examples::{examples, repo_root};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ferry_core::approval::{ApprovalToken, ManifestPin};
-use ferry_core::render::{
+use ferry_plan::approval::{ApprovalToken, ManifestPin};
+use ferry_plan::render::{
     render_instructions_email, render_token_email, ApprovalInstructions, ManifestAsSent,
 };
-use ferry_core::stack::ApprovalMode;
-use ferry_core::{Plan, TransferSpec};
+use ferry_plan::stack::ApprovalMode;
+use ferry_plan::{Plan, TransferSpec};
 use serde_json::Value;
 
 /// The Sid of the statement the stub's current bucket policies hold (the owner's).
@@ -629,7 +629,7 @@ fn the_merge_refuses_a_deny_under_ferrys_sid_and_keeps_the_owners_statements() {
             .arg("-c")
             .arg(format!(
                 "{} current.json ours.json",
-                ferry_core::render::JQ_MERGE_BY_SID
+                ferry_plan::render::JQ_MERGE_BY_SID
             ))
             .current_dir(&dir)
             .output()

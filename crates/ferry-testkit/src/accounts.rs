@@ -13,7 +13,7 @@ use aws_sdk_s3::types::{
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_smithy_mocks::{mock, Rule};
 
-use crate::batch_ops::job_id_for;
+use crate::inventory::md5_hex;
 
 /// A new customer managed key of `config`'s account; its ARN.
 pub async fn kms_key(config: &SdkConfig) -> String {
@@ -91,4 +91,19 @@ pub fn create_job_recorder() -> (Rule, SentJobs) {
         })
         .then_compute_output(|input| CreateJobOutput::builder().job_id(job_id_for(input)).build());
     (rule, sent)
+}
+
+/// The id S3 Control answers for `input`: one per client request token (and role), as
+/// CreateJob is idempotent on the token; a mocked CreateJob can answer the same id.
+pub fn job_id_for(input: &CreateJobInput) -> String {
+    let token = input.client_request_token().unwrap_or_default();
+    let digest = md5_hex(format!("{token}:{}", input.role_arn().unwrap_or_default()).as_bytes());
+    format!(
+        "{}-{}-{}-{}-{}",
+        &digest[..8],
+        &digest[8..12],
+        &digest[12..16],
+        &digest[16..20],
+        &digest[20..32]
+    )
 }

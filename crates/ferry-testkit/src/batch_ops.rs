@@ -46,6 +46,8 @@ use aws_sdk_s3control::types::{
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde_json::{json, Value};
 
+pub use crate::accounts::job_id_for;
+use crate::inventory::md5_hex;
 use crate::moto::{s3_client, MotoServer};
 use crate::s3control::{gateway_job, publish_job};
 
@@ -198,21 +200,6 @@ impl EmulatedJob {
             }
         })
     }
-}
-
-/// The id S3 Control answers for `input`: one per client request token (and role), as
-/// CreateJob is idempotent on the token; a mocked CreateJob can answer the same id.
-pub fn job_id_for(input: &CreateJobInput) -> String {
-    let token = input.client_request_token().unwrap_or_default();
-    let digest = md5_hex(format!("{token}:{}", input.role_arn().unwrap_or_default()).as_bytes());
-    format!(
-        "{}-{}-{}-{}-{}",
-        &digest[..8],
-        &digest[8..12],
-        &digest[12..16],
-        &digest[16..20],
-        &digest[20..32]
-    )
 }
 
 /// Creates the job `input` describes in `region` and, unless it needs confirmation, runs it.
@@ -704,8 +691,8 @@ async fn copy(
         .target_resource()
         .and_then(|arn| arn.split_once(":::").map(|(_, b)| (b.to_string(), ())))
         .unwrap_or_default();
-    // Batch Operations puts a '/' between TargetKeyPrefix and the key (see ferry-core
-    // job::target_key_prefix for what is and isn't documented).
+    // Batch Operations puts a '/' between TargetKeyPrefix and the key (see ferry-plan
+    // destination_key::target_key_prefix for what is and isn't documented).
     let target_key = match op.target_key_prefix() {
         Some(prefix) if !prefix.is_empty() => format!("{prefix}/{key}"),
         _ => key.clone(),
@@ -945,12 +932,4 @@ async fn put(
                 e.code().unwrap_or("error")
             )
         })
-}
-
-fn md5_hex(bytes: &[u8]) -> String {
-    use md5::{Digest, Md5};
-    Md5::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }

@@ -23,7 +23,7 @@ pub const STACK_NAME: &str = "ferry-e2e";
 pub struct FunctionRole {
     pub role_arn: String,
     /// The stack's id (`AWS::StackId`): a CloudFormation stack [`STACK_NAME`] made on moto in
-    /// the role's account and Region ([`crate::stack::deploy_cloudformation_stack`]; one per
+    /// the role's account and Region ([`crate::cloudformation::deploy_cloudformation_stack`]; one per
     /// account and Region, shared by every role deployed there), reported in an operation.
     pub stack_id: String,
     /// An SDK config acting as a session of the role (as Lambda runs the function).
@@ -63,7 +63,8 @@ impl FunctionRole {
         parameters: &Value,
     ) -> FunctionRole {
         let admin = moto.sdk_config_for_account(account, region).await;
-        let stack_id = crate::stack::deploy_cloudformation_stack(moto, &admin, STACK_NAME).await;
+        let stack_id =
+            crate::cloudformation::deploy_cloudformation_stack(moto, &admin, STACK_NAME).await;
         let script = workspace_root().join("tests/iam/function-role.mjs");
         let out = Command::new(std::env::var("FERRY_NODE").unwrap_or_else(|_| "node".into()))
             .arg(&script)

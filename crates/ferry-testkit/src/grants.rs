@@ -1,7 +1,7 @@
 //! A plan's grants applied on the moto server, as the two accounts' administrators would: the
 //! Batch Operations role with exactly the plan's trust and permissions policies (destination
 //! account), and Ferry's bucket- and key-policy statements merged by `Sid` into each resource's
-//! existing policy (`ferry_core::policy::merge`, what `ferry grant --apply` does). Behind the
+//! existing policy (`ferry_plan::policy::merge`, what `ferry grant --apply` does). Behind the
 //! authorizing gateway, a test then sees exactly what these grants allow on real AWS.
 //!
 //! [`PlanGrants::without`] leaves one statement out of one layer (the role's policy, or the
@@ -10,10 +10,10 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_s3::error::ProvideErrorMetadata;
-use ferry_core::policy::merge::{merge_statements, remove_statements, MergeError, PolicyEdit};
-use ferry_core::policy::resource::AccountPolicies;
-use ferry_core::policy::PolicyDocument;
-use ferry_core::Plan;
+use ferry_plan::policy::merge::{merge_statements, remove_statements, MergeError, PolicyEdit};
+use ferry_plan::policy::resource::AccountPolicies;
+use ferry_plan::policy::PolicyDocument;
+use ferry_plan::Plan;
 
 use crate::moto::{s3_client, MotoServer};
 

@@ -26,6 +26,7 @@
 
 pub mod accounts;
 pub mod batch_ops;
+pub mod cloudformation;
 pub mod function_role;
 pub mod grants;
 pub mod http_catcher;

@@ -12,10 +12,10 @@ use aws_sdk_s3control::types::error::TooManyRequestsException;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::error::ErrorMetadata;
 use ferry_aws::AwsPorts;
-use ferry_core::approval::ApprovalToken;
-use ferry_core::launch::RetryPolicy;
-use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
-use ferry_core::workflow::{create_transfer, ApprovalOutcome, StackContext};
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_flows::workflow::{create_transfer, ApprovalOutcome, StackContext};
+use ferry_plan::approval::ApprovalToken;
+use ferry_plan::stack::{ApprovalMode, TransferPlanProperties};
 use ferry_testkit::{s3_client, Inbox, MotoServer, ResponseCatcher};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -360,7 +360,7 @@ async fn approve_in_deferred_mode_launches_the_job() {
     assert_eq!(input.manifest().unwrap().location().unwrap().e_tag(), etag);
     assert_eq!(
         input.client_request_token(),
-        Some(ferry_core::job::client_request_token(&fingerprint, &etag).as_str())
+        Some(ferry_plan::job::client_request_token(&fingerprint, &etag).as_str())
     );
     assert!(world
         .state_keys()

@@ -12,8 +12,8 @@ use aws_sdk_s3control::operation::get_job_tagging::GetJobTaggingOutput;
 use aws_sdk_s3control::types::{JobDescriptor, JobStatus, S3Tag};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
-use ferry_core::approval::ApprovalToken;
-use ferry_core::launch::RetryPolicy;
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_plan::approval::ApprovalToken;
 use ferry_testkit::{s3_client, Inbox, MotoServer};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::Value;
@@ -148,9 +148,13 @@ async fn redrive_of(
     // and approved.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/kms-inventory.toml");
     let spec =
-        ferry_core::TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let fingerprint = ferry_core::Plan::build(&spec).unwrap().transfer.fingerprint;
-    let stored = ferry_core::workflow::StoredPlan {
+        ferry_plan::spec::TransferSpec::from_toml_str(&std::fs::read_to_string(path).unwrap())
+            .unwrap();
+    let fingerprint = ferry_plan::plan::Plan::build(&spec)
+        .unwrap()
+        .transfer
+        .fingerprint;
+    let stored = ferry_flows::workflow::StoredPlan {
         fingerprint: fingerprint.clone(),
         spec,
     };
@@ -309,7 +313,7 @@ async fn handle_redrive_fixture(
     topic_arn: String,
     topic_region: &str,
     rules: &[&aws_smithy_mocks::Rule],
-) -> Vec<Result<ferry_core::workflow::ApprovalOutcome, String>> {
+) -> Vec<Result<ferry_flows::workflow::ApprovalOutcome, String>> {
     let ports = AwsPorts::from_config(config, "ferry-state".to_string(), topic_arn).with_clients(
         s3.clone(),
         mock_client!(aws_sdk_s3control, RuleMode::MatchAny, rules, |c| c

@@ -1,6 +1,6 @@
 //! inventory-handler: a new S3 Inventory landed (EventBridge `Object Created` for its
 //! `manifest.checksum`), so the transfer copies what changed. The work is
-//! `ferry_core::inventory::run::handle_inventory`; this crate reads the event and the
+//! `ferry_flows::inventory::run::handle_inventory`; this crate reads the event and the
 //! environment and turns outcomes into log lines and Lambda results. See `docs/inventory.md`.
 //!
 //! Environment: `FERRY_PLAN_FINGERPRINT` (the stack's TransferPlan), `FERRY_LARGE_OBJECT_COPIER_ARN`
@@ -9,12 +9,12 @@
 
 use std::path::PathBuf;
 
-use ferry_core::inventory::run::{
-    handle_inventory, parse_event, InventoryEvent, InventoryObjects, RunOutcome, RunSettings,
-};
-use ferry_core::launch::{AwsCaused, LaunchApi, RetryPolicy};
-use ferry_core::ports::{Notifier, StateStore};
-use ferry_core::untrusted::untrusted;
+use ferry_flows::aws_error::{AwsCaused, RetryPolicy};
+use ferry_flows::inventory::event::{parse_event, InventoryEvent};
+use ferry_flows::inventory::run::{handle_inventory, InventoryObjects, RunOutcome, RunSettings};
+use ferry_flows::ports::LaunchApi;
+use ferry_flows::ports::{Notifier, StateStore};
+use ferry_plan::untrusted::untrusted;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 

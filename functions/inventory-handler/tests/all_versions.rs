@@ -7,9 +7,9 @@
 mod support;
 
 use aws_sdk_s3::primitives::ByteStream;
-use ferry_core::inventory::delta::RunJobKind;
-use ferry_core::inventory::run::RunOutcome;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::inventory::delta::RunJobKind;
+use ferry_flows::inventory::run::RunOutcome;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::create_job;
 use ferry_testkit::stack::enable_versioning;
 use ferry_testkit::{s3_client, FunctionRole, MotoServer, PlanGrants};

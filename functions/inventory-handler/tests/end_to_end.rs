@@ -10,9 +10,9 @@ mod support;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ServerSideEncryption;
 use ferry_aws::AwsPorts;
-use ferry_core::inventory::delta::job_finished;
-use ferry_core::inventory::run::RunOutcome;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::inventory::delta::job_finished;
+use ferry_flows::inventory::run::RunOutcome;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, job_id_for};
 use ferry_testkit::inventory::inventory_csv_key as s3_encode;
 use ferry_testkit::{

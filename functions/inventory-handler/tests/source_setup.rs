@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use ferry_core::{Plan, TransferSpec};
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::MotoServer;
 
 const SCRIPT: &str = r#"

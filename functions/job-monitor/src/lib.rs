@@ -6,19 +6,19 @@
 //! A job of an inventory run also ends that run: its delta is committed only when DescribeJob
 //! (never the event) says the job is the run's own and `Complete`, and its completion report
 //! accounts for every failed task DescribeJob counts; otherwise the run stays uncommitted and
-//! the e-mail says why (`ferry_core::report::accounting`, `docs/inventory.md`).
+//! the e-mail says why (`ferry_flows::report::accounting`, `docs/inventory.md`).
 //!
 //! Jobs that aren't Ferry's, or belong to another stack's plan, are ignored with a log line. Throttling and server errors return an
 //! error so Lambda retries the event (each announcement is claimed once, so a retry never
 //! e-mails twice); anything else is e-mailed as "summary failed" with the reason.
 
-use ferry_core::launch::{AwsCallError, AwsCaused};
-use ferry_core::ports::{Notifier, StateStore};
-use ferry_core::report::jobs::{JobsApi, ReportObjects};
-use ferry_core::report::monitor::{
+use ferry_flows::aws_error::{AwsCallError, AwsCaused};
+use ferry_flows::ports::{Notifier, StateStore};
+use ferry_flows::report::jobs::{JobsApi, ReportObjects};
+use ferry_flows::report::monitor::{
     on_job_status_changed, JobStatusEvent, MonitorContext, MonitorOutcome,
 };
-use ferry_core::report::redrive::StateBucketName;
+use ferry_flows::report::redrive::StateBucketName;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
@@ -108,7 +108,7 @@ impl<P: MonitorPorts + StateBucketName> JobMonitor<P> {
                             parsed.account_id,
                             parsed.region,
                             parsed.status,
-                            ferry_core::untrusted::untrusted(&e.to_string()),
+                            ferry_plan::untrusted::untrusted(&e.to_string()),
                             parsed.job_id,
                             parsed.region,
                             parsed.account_id

@@ -14,19 +14,20 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumMode, ServerSideEncryption, StorageClass};
 use aws_sdk_s3control::operation::create_job::CreateJobInput;
 use ferry_aws::AwsPorts;
-use ferry_core::inventory::delta::{
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_flows::inventory::delta::{
     keys as delta_keys, CurrentIndex, JobRun, RunJob, RunJobKind, RunRecord,
 };
-use ferry_core::inventory::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
-use ferry_core::inventory::RouteStats;
-use ferry_core::launch::{launch, LaunchRequest, RetryPolicy};
-use ferry_core::manifest::CsvManifestWriter;
-use ferry_core::report::monitor::MonitorOutcome;
-use ferry_core::report::redrive::{
+use ferry_flows::launch::{launch, LaunchRequest};
+use ferry_flows::report::monitor::MonitorOutcome;
+use ferry_flows::report::redrive::{
     redrive_and_announce, RedriveContext, RedriveError, RedriveOutcome, RedriveRecord,
 };
-use ferry_core::workflow::StoredPlan;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::workflow::StoredPlan;
+use ferry_listings::inventory::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
+use ferry_listings::inventory::route::RouteStats;
+use ferry_listings::manifest::CsvManifestWriter;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::batch_ops::{create_job, EmulatedJob};
 use ferry_testkit::{
     kms_key, s3_client, s3control_client, FunctionRole, Inbox, Layer, MotoServer, PlanGrants,
@@ -255,7 +256,7 @@ impl World {
     }
 
     /// The plan's approval as approval-handler records it (`decisions/<fingerprint>.json`,
-    /// ferry-core workflow): a redrive is only ever of an approved plan.
+    /// ferry-flows workflow): a redrive is only ever of an approved plan.
     async fn approve_plan(&self) {
         let fingerprint = &self.plan.transfer.fingerprint;
         self.dest
@@ -663,7 +664,10 @@ async fn a_rewritten_report_redrives_only_the_jobs_own_manifest() {
         "the forged row was redriven: {lines:?}"
     );
     for k in KEYS {
-        let encoded = format!("{SOURCE_BUCKET},{}", ferry_core::manifest::encode_key(k));
+        let encoded = format!(
+            "{SOURCE_BUCKET},{}",
+            ferry_listings::manifest::encode_key(k)
+        );
         assert!(lines.contains(&encoded.as_str()), "{k}: {lines:?}");
     }
     assert_eq!(
@@ -1155,7 +1159,7 @@ async fn demo() {
     let w = world_with(&keys).await;
     show(
         "ferry plan (the instructions, destination account 222222222222)",
-        &ferry_core::render::render_text(&w.plan, &w.spec),
+        &ferry_plan::render::render_text(&w.plan, &w.spec),
     );
     println!("\nThe source account applies its statements, but one is left out:");
     println!("  FerryLedgerReadSourceObjects is missing from the source bucket's policy.");

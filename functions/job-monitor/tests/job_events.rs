@@ -17,13 +17,13 @@ use aws_sdk_s3control::types::{
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use aws_smithy_types::DateTime;
 use ferry_aws::AwsPorts;
-use ferry_core::launch::RetryPolicy;
-use ferry_core::report::monitor::MonitorOutcome;
-use ferry_core::report::redrive::{
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_flows::report::monitor::MonitorOutcome;
+use ferry_flows::report::redrive::{
     redrive_and_announce as redrive, RedriveContext, RedriveOutcome,
 };
-use ferry_core::workflow::StoredPlan;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::workflow::StoredPlan;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::{s3_client, Inbox, MotoServer};
 use job_monitor::{Handled, JobMonitor};
 use lambda_runtime::{Context, LambdaEvent};
@@ -656,7 +656,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
             .build()
     });
     let world = World::start(&[&c.tags, &describe, &create]).await;
-    let mut writer = ferry_core::manifest::CsvManifestWriter::new(Vec::new(), false);
+    let mut writer = ferry_listings::manifest::CsvManifestWriter::new(Vec::new(), false);
     for key in [
         "2026/01/a b.pdf",
         "2026/01/c.pdf",
@@ -725,7 +725,7 @@ async fn redrive_creates_one_job_from_the_failed_tasks_only() {
     assert_eq!(
         r.client_request_token(),
         Some(
-            ferry_core::job::client_request_token(
+            ferry_plan::job::client_request_token(
                 &format!("{}:redrive:{JOB_ID}", world.fingerprint),
                 &record.manifest_etag
             )

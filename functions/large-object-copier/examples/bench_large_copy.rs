@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use ferry_core::large_object::copy::CopyTuning;
-use ferry_core::large_object::parts::{PartPlan, GIB, MIB, TIB};
+use ferry_flows::large_object::copy::CopyTuning;
+use ferry_flows::large_object::parts::{PartPlan, GIB, MIB, TIB};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -10,19 +10,19 @@ use std::time::Duration;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ServerSideEncryption, StorageClass};
 use ferry_aws::large_copy::AwsMultipartCopy;
-use ferry_core::job::{large_object_job_request, CreateJobRequest, JobOperation};
-use ferry_core::large_object::copy::{
-    copy_task, CompleteUpload, CompletedObject, CopiedPart, CopyClock, CopyContext, CopyTuning,
-    DestinationObject, MultipartCopyApi, NewUpload, PartCopy, SourceObject, UploadSummary,
+use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::large_object::copy::{
+    copy_task, CompleteUpload, CompletedObject, CopyClock, CopyContext, CopyTuning,
+    DestinationObject, MultipartCopyApi, NewUpload, PartCopy, SourceObject,
 };
-use ferry_core::large_object::parts::{PartSizing, MIB};
-use ferry_core::large_object::pins::CopierPins;
-use ferry_core::large_object::resume::SessionIdentity;
-use ferry_core::large_object::task::{CopyTask, ResultCode};
-use ferry_core::large_object::LargeObjectCopyArguments;
-use ferry_core::launch::{AwsCallError, AwsErrorKind};
-use ferry_core::stack::TransferPlanProperties;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::large_object::parts::{CopiedPart, PartSizing, UploadSummary, MIB};
+use ferry_flows::large_object::pins::CopierPins;
+use ferry_flows::large_object::resume::SessionIdentity;
+use ferry_flows::large_object::task::{CopyTask, ResultCode};
+use ferry_plan::job::{large_object_job_request, CreateJobRequest, JobOperation};
+use ferry_plan::large_object_arguments::LargeObjectCopyArguments;
+use ferry_plan::stack::TransferPlanProperties;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::s3control::publish_job;
 use ferry_testkit::stack::transfer_plan_properties;
 use ferry_testkit::{
@@ -149,7 +149,7 @@ async fn world() -> World {
 /// Writes the large-object manifest listing `keys` of the source bucket as Ferry writes it
 /// (`CsvManifestWriter`: `Bucket,Key`, keys URL-encoded); returns its ETag without quotes.
 async fn put_manifest(dest: &aws_sdk_s3::Client, keys: &[&str]) -> String {
-    let mut writer = ferry_core::manifest::CsvManifestWriter::new(Vec::new(), false);
+    let mut writer = ferry_listings::manifest::CsvManifestWriter::new(Vec::new(), false);
     for key in keys {
         writer.write(SOURCE_BUCKET, key, None).expect("a row");
     }
@@ -249,8 +249,8 @@ impl World {
         )
     }
 
-    /// The stack's large-object job as Ferry's launcher creates it (ferry-core
-    /// `large_object_job_request`), to be changed by `change` before it is created.
+    /// The stack's large-object job as Ferry's launcher creates it (ferry-plan
+    /// `job::large_object_job_request`), to be changed by `change` before it is created.
     fn job_request(
         &self,
         label: &str,
@@ -1527,7 +1527,7 @@ async fn an_invocation_not_from_this_stacks_job_is_refused() {
         ),
     ];
     let copy = w.job_request("copy", |r| {
-        r.operation = ferry_core::job::create_job_request(&w.spec(), "plan-copy").operation;
+        r.operation = ferry_plan::job::create_job_request(&w.spec(), "plan-copy").operation;
     });
     jobs.push((
         "the stack's Copy job",
@@ -1739,7 +1739,7 @@ async fn an_invocation_for_an_object_the_job_does_not_list_is_refused() {
     let (job_id, args) = w.stack_job("unlisted").await;
     let payload = |key: &str, version: Option<&str>| {
         let mut p = w.event(&job_id, &args);
-        p["tasks"][0]["s3Key"] = json!(ferry_core::manifest::encode_key(key));
+        p["tasks"][0]["s3Key"] = json!(ferry_listings::manifest::encode_key(key));
         p["tasks"][0]["s3VersionId"] = json!(version);
         p
     };

@@ -5,7 +5,7 @@
 #![recursion_limit = "256"]
 
 use ferry_aws::AwsPorts;
-use ferry_core::stack_pins::StackPins;
+use ferry_flows::stack_pins::StackPins;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 use stack_handler::StackHandler;

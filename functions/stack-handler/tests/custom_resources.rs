@@ -22,16 +22,18 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3control::operation::create_job::{CreateJobInput, CreateJobOutput};
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ferry_aws::AwsPorts;
-use ferry_core::approval::{ApprovalRecord, ApprovalToken};
-use ferry_core::job::{client_request_token, CreateJobRequest};
-use ferry_core::launch::{AwsCallError, LaunchApi, ManifestHead, RetryPolicy};
-use ferry_core::policy::batch_role::BatchRole;
-use ferry_core::ports::{
-    InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi, StateStore,
+use ferry_flows::aws_error::{AwsCallError, RetryPolicy};
+use ferry_flows::ports::{
+    BucketEventDelivery, InventoryRunTrigger, JobControl, Notifier, RoleAdmin, StackStatusApi,
+    StateStore,
 };
-use ferry_core::stack::{ApprovalMode, TransferPlanProperties};
-use ferry_core::workflow::{StoredPlan, AWAITING_APPROVAL};
-use ferry_core::Plan;
+use ferry_flows::ports::{LaunchApi, ManifestHead};
+use ferry_flows::workflow::{StoredPlan, AWAITING_APPROVAL};
+use ferry_plan::approval::{ApprovalRecord, ApprovalToken};
+use ferry_plan::job::{client_request_token, CreateJobRequest};
+use ferry_plan::policy::batch_role::BatchRole;
+use ferry_plan::stack::{ApprovalMode, TransferPlanProperties};
+use ferry_plan::Plan;
 use ferry_testkit::{s3_client, CapturedRequest, MotoServer, ResponseCatcher};
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{json, Value};
@@ -74,7 +76,7 @@ const STACK_NAME: &str = "ferry";
 
 /// stack-handler's pins for the fixtures' stack, whose id is `stack_id`: its TransferPlan and
 /// FirstJob properties.
-fn fixture_pins(stack_id: &str) -> ferry_core::stack_pins::StackPins {
+fn fixture_pins(stack_id: &str) -> ferry_flows::stack_pins::StackPins {
     let plan = read_json("events/stack-handler-create.json");
     let job = read_json("events/stack-handler-first-job-create.json");
     ferry_testkit::stack::stack_pins_for(
@@ -626,7 +628,7 @@ impl JobControl for FaultyPorts {
         &self,
         account_id: &str,
         job_id: &str,
-    ) -> Result<Vec<ferry_core::job::S3Tag>, AwsCallError> {
+    ) -> Result<Vec<ferry_plan::job::S3Tag>, AwsCallError> {
         self.inner.job_tags(account_id, job_id).await
     }
 }
@@ -634,6 +636,18 @@ impl JobControl for FaultyPorts {
 impl StackStatusApi for FaultyPorts {
     async fn stack_status(&self, stack_id: &str) -> Result<String, AwsCallError> {
         self.inner.stack_status(stack_id).await
+    }
+}
+
+impl BucketEventDelivery for FaultyPorts {
+    async fn enable_eventbridge_delivery(
+        &self,
+        bucket: &str,
+        expected_owner: &str,
+    ) -> Result<bool, AwsCallError> {
+        self.inner
+            .enable_eventbridge_delivery(bucket, expected_owner)
+            .await
     }
 }
 
@@ -1874,4 +1888,89 @@ async fn a_stack_cloudformation_does_not_know_acts_on_nothing() {
     );
     assert!(!env.role_exists().await, "nothing was created");
     assert!(env.state_keys().await.is_empty(), "nothing stored");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom::FerryInventoryTrigger
+
+/// The inventory trigger through the handler, on the SDK ports (`BucketEventDelivery`): Create
+/// reads the inventory bucket's notification configuration, finds no EventBridge delivery and
+/// puts it back with it (`EventBridgeEnabledByFerry`), keeping the owner's own notification;
+/// Delete answers SUCCESS and changes nothing. (moto keeps no `EventBridgeConfiguration`, so
+/// what the PUT carries is asserted on mocked S3 in inventory-handler's `inventory_trigger.rs`.)
+#[tokio::test]
+async fn the_inventory_trigger_turns_eventbridge_delivery_on_and_keeps_the_owners_notification() {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, TopicConfiguration};
+    let env = Env::start().await;
+    let bucket = "acme-inventories";
+    let owner = aws_sdk_sts::Client::new(&env.config)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("sts:GetCallerIdentity")
+        .account()
+        .expect("account")
+        .to_string();
+    env.s3.create_bucket().bucket(bucket).send().await.unwrap();
+    // The owner's own notification, which the trigger must keep (and which keeps moto from
+    // answering an empty configuration in a shape the SDK can't read).
+    let owners = TopicConfiguration::builder()
+        .id("owners-uploads")
+        .topic_arn(&env.notification_topic_arn)
+        .events(Event::S3ObjectCreatedPut)
+        .build()
+        .unwrap();
+    env.s3
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .topic_configurations(owners)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let handler = env.handler(env.ports(no_s3control()));
+    let trigger = |request_type: &str| {
+        let mut event = env.event("stack-handler-create.json");
+        event["RequestType"] = json!(request_type);
+        event["ResourceType"] = json!("Custom::FerryInventoryTrigger");
+        event["LogicalResourceId"] = json!("InventoryTrigger");
+        let token = event["ResourceProperties"]["ServiceToken"].clone();
+        event["ResourceProperties"] =
+            json!({"ServiceToken": token, "Bucket": bucket, "ExpectedBucketOwner": owner});
+        if request_type == "Delete" {
+            event["PhysicalResourceId"] = json!(format!("ferry-inventory-trigger-{bucket}"));
+        }
+        event
+    };
+    let owners_notifications = || async {
+        let c = env
+            .s3
+            .get_bucket_notification_configuration()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap();
+        c.topic_configurations()
+            .iter()
+            .filter_map(|t| t.id())
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+
+    let answer = env.invoke(&handler, trigger("Create")).await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(
+        answer["PhysicalResourceId"],
+        format!("ferry-inventory-trigger-{bucket}").as_str()
+    );
+    assert_eq!(answer["Data"]["EventBridgeEnabledByFerry"], "true");
+    assert_eq!(owners_notifications().await, ["owners-uploads"]);
+
+    let deleted = env.invoke(&handler, trigger("Delete")).await;
+    assert_eq!(deleted["Status"], "SUCCESS", "{deleted:#}");
+    assert!(deleted["Reason"].is_null(), "nothing to say: {deleted:#}");
+    assert_eq!(owners_notifications().await, ["owners-uploads"]);
 }

@@ -8,8 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use ferry_aws::policies::AwsResourcePolicies;
-use ferry_core::grant::{apply_edits, plan_edits, EditMode, ResourceEdit};
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::grant::{apply_edits, plan_edits, EditMode, ResourceEdit};
+use ferry_plan::{Plan, TransferSpec};
 
 /// Exit code when an edit is refused as unsafe (over a size limit, blocked by a Deny).
 pub const EXIT_REFUSED: u8 = 3;
@@ -158,7 +158,7 @@ fn print_edit(e: &ResourceEdit) {
             .map(|b| serde_json::to_string_pretty(b).unwrap_or_default())
             .unwrap_or_default();
         let after = if e.edit.leaves_empty()
-            && matches!(e.target, ferry_core::grant::PolicyTarget::Bucket(_))
+            && matches!(e.target, ferry_flows::grant::PolicyTarget::Bucket(_))
         {
             String::from("(no policy: the bucket policy is deleted)")
         } else {

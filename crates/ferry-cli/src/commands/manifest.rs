@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use ferry_core::aws_names::check_bucket_name;
-use ferry_core::manifest::{check_csv_manifest, CheckOptions, ManifestReport, Severity};
+use ferry_listings::manifest::{check_csv_manifest, CheckOptions, ManifestReport, Severity};
+use ferry_plan::aws_names::check_bucket_name;
 
 use super::EXIT_BAD_INPUT;
 

@@ -9,7 +9,7 @@ pub mod status;
 
 use std::path::Path;
 
-use ferry_core::{Plan, TransferSpec};
+use ferry_plan::{Plan, TransferSpec};
 
 /// Exit code for a spec (or other input) that can't be used: distinct from 1 (an operation
 /// failed).

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
-use ferry_core::render::render_text;
+use ferry_plan::render::render_text;
 
 #[derive(Args)]
 pub struct PlanArgs {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use ferry_aws::preflight::AwsPreflight;
-use ferry_core::preflight::{preflight, render_checks, CheckStatus};
+use ferry_flows::preflight::{preflight, render_checks, CheckStatus};
 
 #[derive(Args)]
 pub struct PreflightArgs {

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use ferry_aws::AwsPorts;
-use ferry_core::launch::RetryPolicy;
-use ferry_core::ports::Notifier;
-use ferry_core::report::redrive::{redrive, RedriveContext, RedriveOutcome};
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_flows::ports::Notifier;
+use ferry_flows::report::redrive::{redrive, RedriveContext, RedriveOutcome};
 
 use super::status::{aws_context, AwsTarget};
 

@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use ferry_aws::AwsLaunchApi;
-use ferry_core::job::{PLAN_TAG, TRANSFER_TAG};
-use ferry_core::launch::AwsCallError;
-use ferry_core::ports::is_terminal_job_status;
-use ferry_core::report::jobs::{ferry_tags, JobInfo, JobListing, JobsApi, MIN_POLL_SECONDS};
-use ferry_core::report::progress::{Progress, ProgressSample};
-use ferry_core::report::summary::thousands;
+use ferry_flows::aws_error::AwsCallError;
+use ferry_flows::ports::is_terminal_job_status;
+use ferry_flows::report::jobs::{ferry_tags, JobInfo, JobListing, JobsApi, MIN_POLL_SECONDS};
+use ferry_flows::report::progress::{Progress, ProgressSample};
+use ferry_flows::report::summary::thousands;
+use ferry_plan::job::{PLAN_TAG, TRANSFER_TAG};
 use serde::Serialize;
 
 use super::EXIT_BAD_INPUT;
-use ferry_core::report::jobs::check_job_id;
+use ferry_plan::aws_names::check_job_id;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -82,7 +82,7 @@ pub async fn aws_context(
     let config = loader.load().await;
     if config.region().is_none() {
         return Err(AwsCallError {
-            kind: ferry_core::launch::AwsErrorKind::BadRequest,
+            kind: ferry_flows::aws_error::AwsErrorKind::BadRequest,
             code: "NoRegion".to_string(),
             message: "no Region: pass --region (the job Region) or set AWS_REGION".to_string(),
         });
@@ -322,7 +322,7 @@ fn footer(job: &JobInfo) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::job::S3Tag;
+    use ferry_plan::job::S3Tag;
 
     struct Fake {
         jobs: Vec<(JobListing, Vec<S3Tag>)>,

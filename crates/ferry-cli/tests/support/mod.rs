@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ferry_aws::AwsPorts;
-use ferry_core::approval::ApprovalToken;
-use ferry_core::launch::RetryPolicy;
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_plan::approval::ApprovalToken;
 use ferry_testkit::{s3_client, s3control_client, FunctionRole, SentJobs};
 use job_monitor::JobMonitor;
 use serde_json::Value;

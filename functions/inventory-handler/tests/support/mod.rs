@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use ferry_aws::{AwsLaunchApi, AwsPorts};
-use ferry_core::launch::RetryPolicy;
-use ferry_core::workflow::StoredPlan;
-use ferry_core::{Plan, TransferSpec};
+use ferry_flows::aws_error::RetryPolicy;
+use ferry_flows::workflow::StoredPlan;
+use ferry_plan::{Plan, TransferSpec};
 use ferry_testkit::{s3_client, s3control_client, FunctionRole, SentJobs};
 use inventory_handler::{InventoryHandler, Settings};
 

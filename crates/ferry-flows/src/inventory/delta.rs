@@ -1,0 +1,491 @@
+//! Delta state: which objects the last *successful* run copied, kept in the state bucket.
+//!
+//! A run writes its candidate index as "pending" (`runs/<run>/index.bin`). It becomes the
+//! "current" index (the one the next delta compares against) only when every job of the run has
+//! completed: the job-monitor calls [`job_finished`] with each job's terminal status, which
+//! calls [`commit_run`] once all are `Complete`. A `Failed` or `Cancelled` job leaves the current
+//! index where it was, so the next inventory copies those objects again. Objects whose task
+//! failed inside a `Complete` job are taken out of the index before it becomes current; a
+//! `Complete` job whose failed tasks are not all known ([`FailedTasks::Unaccounted`]: its
+//! completion report is missing, or lists fewer than DescribeJob counts) leaves it where it was
+//! too: an object that may not have been copied is never recorded as copied.
+//!
+//! Layout under `inventory/<plan-fingerprint>/` in the state bucket (a changed plan starts a
+//! fresh history, because a changed destination or filter means a different copy):
+//!
+//! | key | what |
+//! |---|---|
+//! | `latest.json` | newest inventory seen ([`LatestInventory`]): older ones are refused |
+//! | `current.json` | the committed index ([`CurrentIndex`]) |
+//! | `runs/<run>/claim.json` | the run's claim (`If-None-Match: *`): one run per inventory |
+//! | `runs/<run>/run.json` | [`RunRecord`]: jobs launched, figures |
+//! | `runs/<run>/index.bin` | the pending index ([`ferry_listings::inventory::index`] format) |
+//! | `runs/<run>/jobs/<job>.json` | a job's terminal status ([`JobResult`]) |
+//!
+//! and `inventory/jobs/<job-id>.json` ([`JobRun`]) maps a job id back to its run.
+
+use serde::{Deserialize, Serialize};
+
+use crate::aws_error::AwsCallError;
+use crate::ports::{is_terminal_job_status, StateStore};
+use ferry_listings::inventory::index::{EntryHasher, IndexError, ObjectIndex};
+use ferry_listings::inventory::route::RouteStats;
+
+/// State keys (all in the stack's state bucket).
+pub mod keys {
+    pub fn root(fingerprint: &str) -> String {
+        format!("inventory/{fingerprint}/")
+    }
+    pub fn latest(fingerprint: &str) -> String {
+        format!("inventory/{fingerprint}/latest.json")
+    }
+    pub fn current(fingerprint: &str) -> String {
+        format!("inventory/{fingerprint}/current.json")
+    }
+    pub fn run_dir(fingerprint: &str, run_id: &str) -> String {
+        format!("inventory/{fingerprint}/runs/{run_id}/")
+    }
+    pub fn claim(fingerprint: &str, run_id: &str) -> String {
+        format!("{}claim.json", run_dir(fingerprint, run_id))
+    }
+    pub fn run(fingerprint: &str, run_id: &str) -> String {
+        format!("{}run.json", run_dir(fingerprint, run_id))
+    }
+    pub fn pending_index(fingerprint: &str, run_id: &str) -> String {
+        format!("{}index.bin", run_dir(fingerprint, run_id))
+    }
+    pub fn committed_index(fingerprint: &str, run_id: &str) -> String {
+        format!("{}index-committed.bin", run_dir(fingerprint, run_id))
+    }
+    pub fn job_result(fingerprint: &str, run_id: &str, job_id: &str) -> String {
+        format!("{}jobs/{job_id}.json", run_dir(fingerprint, run_id))
+    }
+    /// Marks a one-time notice (a refused or failed run is announced once, however many
+    /// duplicate events arrive).
+    pub fn notice(fingerprint: &str, run_id: &str, what: &str) -> String {
+        format!("{}notice-{what}", run_dir(fingerprint, run_id))
+    }
+    pub fn job_run(job_id: &str) -> String {
+        format!("inventory/jobs/{job_id}.json")
+    }
+}
+
+/// The newest inventory a transfer has seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatestInventory {
+    pub manifest_key: String,
+    pub creation_timestamp_ms: u64,
+    pub run_id: String,
+}
+
+/// The index the next delta compares against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentIndex {
+    pub run_id: String,
+    pub manifest_key: String,
+    pub creation_timestamp_ms: u64,
+    pub index_key: String,
+    pub objects: u64,
+}
+
+/// Which job of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunJobKind {
+    /// Batch Operations Copy (objects ≤ 5 GiB), on Ferry's CSV manifest.
+    Copy,
+    /// Copy job on the inventory's own `manifest.json` (fast path).
+    CopyDirect,
+    /// LambdaInvoke job for objects over 5 GiB.
+    LargeObjects,
+}
+
+/// One job a run launched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunJob {
+    pub job_id: String,
+    pub kind: RunJobKind,
+    /// `s3://bucket/key` of the manifest the job reads.
+    pub manifest: String,
+    pub manifest_etag: String,
+    pub client_request_token: String,
+    pub objects: u64,
+    pub bytes: u64,
+}
+
+/// What a run did, stored at `runs/<run>/run.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub plan_fingerprint: String,
+    pub transfer_name: String,
+    pub inventory_bucket: String,
+    pub manifest_key: String,
+    pub creation_timestamp_ms: u64,
+    /// The committed run this delta was computed against (`None`: everything was new).
+    pub previous_run_id: Option<String>,
+    pub jobs: Vec<RunJob>,
+    pub stats: RouteStats,
+    /// The pending index; `None` when the spec turned delta off.
+    pub index_key: Option<String>,
+    pub index_objects: u64,
+}
+
+/// A job's end, stored by [`job_finished`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub job_id: String,
+    pub status: String,
+    pub failed_tasks: Vec<ObjectRef>,
+    /// Set when the job's failed tasks are not all known ([`FailedTasks::Unaccounted`]): why.
+    /// Such a job never lets its run commit, whatever its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unaccounted: Option<String>,
+}
+
+/// What the caller of [`job_finished_with`] knows about a finished job's failed tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailedTasks<'a> {
+    /// Every task that failed (decoded keys and versions): its completion report accounts for
+    /// every failed task DescribeJob counts. Empty when none failed.
+    Accounted(&'a [ObjectRef]),
+    /// Some failed tasks may be unknown (the report is missing, lists fewer failed tasks than
+    /// DescribeJob counts, or the job is not the run's as DescribeJob describes it): why, for
+    /// the e-mail. The run never commits.
+    Unaccounted(&'a str),
+}
+
+/// Which run a job belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobRun {
+    pub plan_fingerprint: String,
+    pub run_id: String,
+}
+
+/// An object named by a completion report's failed task.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// Decoded (not URL-encoded).
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error("{what}: {cause}")]
+    Aws { what: String, cause: AwsCallError },
+    #[error("the state object {key} is unreadable ({message}); it was not written by this Ferry version")]
+    Corrupt { key: String, message: String },
+    #[error("the delta index {key}: {source}")]
+    Index {
+        key: String,
+        #[source]
+        source: IndexError,
+    },
+    #[error("no inventory run {run_id} for plan {fingerprint} in the state bucket")]
+    RunUnknown { fingerprint: String, run_id: String },
+}
+
+impl crate::aws_error::AwsCaused for DeltaError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
+            DeltaError::Aws { cause, .. } => Some(cause),
+            DeltaError::Corrupt { .. }
+            | DeltaError::Index { .. }
+            | DeltaError::RunUnknown { .. } => None,
+        }
+    }
+}
+
+pub(crate) fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> DeltaError {
+    let what = what.into();
+    move |cause| DeltaError::Aws { what, cause }
+}
+
+pub(crate) async fn read_json<T, S>(store: &S, key: &str) -> Result<Option<T>, DeltaError>
+where
+    T: serde::de::DeserializeOwned,
+    S: StateStore + Sync,
+{
+    match store
+        .get(key)
+        .await
+        .map_err(aws(format!("reading {key}")))?
+    {
+        Some(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| DeltaError::Corrupt {
+                key: key.to_string(),
+                message: e.to_string(),
+            }),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec_pretty(value).unwrap_or_default()
+}
+
+/// Reads a stored index.
+pub async fn read_index<S: StateStore + Sync>(
+    store: &S,
+    key: &str,
+) -> Result<Option<ObjectIndex>, DeltaError> {
+    match store
+        .get(key)
+        .await
+        .map_err(aws(format!("reading the delta index {key}")))?
+    {
+        Some(bytes) => {
+            ObjectIndex::from_bytes(&bytes)
+                .map(Some)
+                .map_err(|source| DeltaError::Index {
+                    key: key.to_string(),
+                    source,
+                })
+        }
+        None => Ok(None),
+    }
+}
+
+/// The committed index and what it came from; `None` before the first successful run.
+pub async fn current_index<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+) -> Result<Option<(CurrentIndex, ObjectIndex)>, DeltaError> {
+    let Some(current) = read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await?
+    else {
+        return Ok(None);
+    };
+    let index = read_index(store, &current.index_key)
+        .await?
+        .ok_or_else(|| DeltaError::Corrupt {
+            key: current.index_key.clone(),
+            message: format!(
+                "{} names it as the committed index, but it is missing",
+                keys::current(fingerprint)
+            ),
+        })?;
+    Ok(Some((current, index)))
+}
+
+/// The inventory run a job belongs to (`inventory/jobs/<job>.json`, then its `run.json`);
+/// `None` for a job no run launched.
+pub async fn run_of_job<S: StateStore + Sync>(
+    store: &S,
+    job_id: &str,
+) -> Result<Option<(JobRun, RunRecord)>, DeltaError> {
+    let Some(link) = read_json::<JobRun, _>(store, &keys::job_run(job_id)).await? else {
+        return Ok(None);
+    };
+    let run = read_json::<RunRecord, _>(store, &keys::run(&link.plan_fingerprint, &link.run_id))
+        .await?
+        .ok_or_else(|| DeltaError::RunUnknown {
+            fingerprint: link.plan_fingerprint.clone(),
+            run_id: link.run_id.clone(),
+        })?;
+    Ok(Some((link, run)))
+}
+
+/// What [`commit_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// The run's index is now current; `dropped` objects (failed tasks) were left out of it.
+    Committed { objects: u64, dropped: usize },
+    /// It already was (a repeated call).
+    AlreadyCommitted,
+    /// A newer inventory's run committed first: the current index stays (never goes back).
+    Superseded { current_run_id: String },
+    /// The spec turned delta off: nothing to commit.
+    NotTracked,
+}
+
+/// Makes a run's pending index the current one. Call it when every job of the run completed
+/// (normally through [`job_finished`]); `uncopied` are objects whose tasks failed in those jobs,
+/// dropped from the index so the next run copies them again. Idempotent.
+pub async fn commit_run<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+    run_id: &str,
+    uncopied: &[ObjectRef],
+) -> Result<CommitOutcome, DeltaError> {
+    let run = read_json::<RunRecord, _>(store, &keys::run(fingerprint, run_id))
+        .await?
+        .ok_or_else(|| DeltaError::RunUnknown {
+            fingerprint: fingerprint.to_string(),
+            run_id: run_id.to_string(),
+        })?;
+    let Some(pending_key) = &run.index_key else {
+        return Ok(CommitOutcome::NotTracked);
+    };
+    if let Some(current) = read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await? {
+        if current.run_id == run_id {
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        if current.creation_timestamp_ms > run.creation_timestamp_ms {
+            return Ok(CommitOutcome::Superseded {
+                current_run_id: current.run_id,
+            });
+        }
+    }
+    let (index_key, objects, dropped) = if uncopied.is_empty() {
+        (pending_key.clone(), run.index_objects, 0)
+    } else {
+        let mut index =
+            read_index(store, pending_key)
+                .await?
+                .ok_or_else(|| DeltaError::Corrupt {
+                    key: pending_key.clone(),
+                    message: "the run's pending index is missing".to_string(),
+                })?;
+        let mut hasher = EntryHasher::new();
+        let gone: Vec<u64> = uncopied
+            .iter()
+            .map(|o| hasher.identity(&o.key, o.version_id.as_deref()))
+            .collect();
+        let dropped = index.remove_identities(&gone);
+        let key = keys::committed_index(fingerprint, run_id);
+        store
+            .put(&key, index.to_bytes())
+            .await
+            .map_err(aws("storing the committed delta index"))?;
+        (key, index.len() as u64, dropped)
+    };
+    let current = CurrentIndex {
+        run_id: run_id.to_string(),
+        manifest_key: run.manifest_key.clone(),
+        creation_timestamp_ms: run.creation_timestamp_ms,
+        index_key,
+        objects,
+    };
+    store
+        .put(&keys::current(fingerprint), to_json(&current))
+        .await
+        .map_err(aws("committing the delta index"))?;
+    Ok(CommitOutcome::Committed { objects, dropped })
+}
+
+/// What [`job_finished`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobFinished {
+    /// Not a job of an inventory run (e.g. the stack's first job): nothing to do.
+    NotAnInventoryJob,
+    /// The status is not terminal yet; nothing recorded.
+    NotTerminal,
+    /// Recorded; other jobs of the run are still running.
+    Waiting { run_id: String, remaining: usize },
+    /// A job failed or was cancelled: the run never advances the delta state.
+    RunFailed { run_id: String, status: String },
+    /// A job's failed tasks are not all known ([`FailedTasks::Unaccounted`]): the run never
+    /// advances the delta state, so the next inventory copies its objects again.
+    NotAccounted {
+        run_id: String,
+        job_id: String,
+        why: String,
+    },
+    Commit {
+        run_id: String,
+        outcome: CommitOutcome,
+    },
+}
+
+/// Records a job's end when the caller vouches for `failed_tasks` being *every* failed task of
+/// the job (tests, and callers that checked the report themselves): [`job_finished_with`]
+/// with [`FailedTasks::Accounted`].
+///
+/// ```text
+/// crate::inventory::delta::job_finished(&ports, &job_id, &status, &failed_tasks).await
+/// ```
+pub async fn job_finished<S: StateStore + Sync>(
+    store: &S,
+    job_id: &str,
+    status: &str,
+    failed_tasks: &[ObjectRef],
+) -> Result<JobFinished, DeltaError> {
+    job_finished_with(store, job_id, status, FailedTasks::Accounted(failed_tasks)).await
+}
+
+/// The job-monitor's call for every terminal job status (`Complete`, `Failed`, `Cancelled`),
+/// with what its completion report and DescribeJob established about the failed tasks
+/// ([`crate::report::accounting`]). Records the status, and commits the run once all its jobs
+/// are `Complete` with their failed tasks accounted for. A job recorded
+/// [`FailedTasks::Unaccounted`] keeps the run from ever committing ([`JobFinished::NotAccounted`]).
+/// Safe to call again for the same job.
+pub async fn job_finished_with<S: StateStore + Sync>(
+    store: &S,
+    job_id: &str,
+    status: &str,
+    failed: FailedTasks<'_>,
+) -> Result<JobFinished, DeltaError> {
+    let Some(link) = read_json::<JobRun, _>(store, &keys::job_run(job_id)).await? else {
+        return Ok(JobFinished::NotAnInventoryJob);
+    };
+    if !is_terminal_job_status(status) {
+        return Ok(JobFinished::NotTerminal);
+    }
+    let (fp, run_id) = (&link.plan_fingerprint, &link.run_id);
+    let (failed_tasks, unaccounted) = match failed {
+        FailedTasks::Accounted(tasks) => (tasks.to_vec(), None),
+        FailedTasks::Unaccounted(why) => (Vec::new(), Some(why.to_string())),
+    };
+    let result = JobResult {
+        job_id: job_id.to_string(),
+        status: status.to_string(),
+        failed_tasks,
+        unaccounted,
+    };
+    store
+        .put(&keys::job_result(fp, run_id, job_id), to_json(&result))
+        .await
+        .map_err(aws("recording the job's end"))?;
+    if let Some(why) = result.unaccounted {
+        // Whatever the run's other jobs do, this one's objects may not all have been copied.
+        return Ok(JobFinished::NotAccounted {
+            run_id: run_id.clone(),
+            job_id: job_id.to_string(),
+            why,
+        });
+    }
+    let run = read_json::<RunRecord, _>(store, &keys::run(fp, run_id))
+        .await?
+        .ok_or_else(|| DeltaError::RunUnknown {
+            fingerprint: fp.clone(),
+            run_id: run_id.clone(),
+        })?;
+    let mut remaining = 0;
+    let mut uncopied = Vec::new();
+    for job in &run.jobs {
+        match read_json::<JobResult, _>(store, &keys::job_result(fp, run_id, &job.job_id)).await? {
+            None => remaining += 1,
+            Some(JobResult {
+                job_id,
+                unaccounted: Some(why),
+                ..
+            }) => {
+                return Ok(JobFinished::NotAccounted {
+                    run_id: run_id.clone(),
+                    job_id,
+                    why,
+                })
+            }
+            Some(r) if r.status == "Complete" => uncopied.extend(r.failed_tasks),
+            Some(r) => {
+                return Ok(JobFinished::RunFailed {
+                    run_id: run_id.clone(),
+                    status: format!("job {} {}", r.job_id, r.status),
+                })
+            }
+        }
+    }
+    if remaining > 0 {
+        return Ok(JobFinished::Waiting {
+            run_id: run_id.clone(),
+            remaining,
+        });
+    }
+    let outcome = commit_run(store, fp, run_id, &uncopied).await?;
+    Ok(JobFinished::Commit {
+        run_id: run_id.clone(),
+        outcome,
+    })
+}

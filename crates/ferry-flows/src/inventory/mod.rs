@@ -1,0 +1,10 @@
+//! Event-driven runs: a new inventory landed, so copy what changed.
+//!
+//! - [`event`]: the events that say an inventory landed, read defensively;
+//! - [`run`]: one run, from the event to its jobs, once however often the event comes;
+//! - [`delta`]: the delta state in the state bucket, moved forward only when every job of a run
+//!   accounted for every object.
+
+pub mod delta;
+pub mod event;
+pub mod run;

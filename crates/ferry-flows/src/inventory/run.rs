@@ -1,0 +1,1342 @@
+//! An event-driven run: a new inventory landed (its `manifest.checksum` was written), so copy
+//! what changed — once, however many times and in whatever order the event arrives.
+//!
+//! [`handle_inventory`] does, in order:
+//!
+//! 1. Ignore what is not this transfer's inventory: another key than `manifest.checksum`,
+//!    another bucket or configuration, another source bucket in `manifest.json`.
+//! 2. Claim the run with `If-None-Match: *` on `runs/<run>/claim.json`: the run id is a hash of
+//!    plan, inventory manifest key and `manifest.checksum`, so duplicate and concurrent events
+//!    find the claim taken and do nothing. A claim left by a crashed run (no `run.json` after
+//!    [`CLAIM_TIMEOUT_SECONDS`]) is taken over; the launcher's deterministic client request
+//!    token then still gives one job per manifest.
+//! 3. Refuse an inventory older than the newest one seen (reported once).
+//! 4. Stream every data file (downloaded one at a time to the work directory) through the
+//!    [`ManifestSplitter`]: filter, route by size, delta against the last successful run.
+//! 5. Launch: directly on the inventory's `manifest.json` when nothing was filtered, nothing
+//!    is large and no delta applies ([`fast_path`]); otherwise Ferry's CSV manifests, written
+//!    beside the inventory (`<inventory dir>/ferry-<run>/copy.csv`, `large.csv`) where the Batch
+//!    Operations role may already read, one Copy job and one LambdaInvoke job for objects over
+//!    5 GiB.
+//! 6. Record the run, its pending index and its jobs; e-mail a summary. The index becomes the
+//!    delta base only once the jobs complete ([`super::delta::job_finished`]).
+//!
+//! A failure worth retrying (throttling, 5xx) releases the claim and returns an error, so the
+//! event's retry runs again. A permanent one (damaged manifest, ORC, missing columns) keeps the
+//! claim and is e-mailed once.
+
+use std::future::Future;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::delta::{
+    self, keys, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord,
+};
+use crate::aws_error::{AwsCallError, AwsCaused, AwsErrorKind, RetryPolicy};
+use crate::launch::{launch, LaunchError, LaunchRequest};
+use crate::ports::LaunchApi;
+use crate::ports::{describe_undo_failures, undo_by_delete, Notifier, StateStore, UndoFailure};
+use crate::workflow::{JobRecord, StoredPlan, WorkflowError};
+use ferry_listings::inventory::csv_reader::CsvInventoryReader;
+use ferry_listings::inventory::filter::RowFilter;
+use ferry_listings::inventory::index::{IndexEntry, ObjectIndex};
+use ferry_listings::inventory::manifest_json::{FileFormat, InventoryManifest};
+use ferry_listings::inventory::orc::OrcInventoryReader;
+use ferry_listings::inventory::parquet_reader::ParquetInventoryReader;
+use ferry_listings::inventory::route::{
+    fast_path, FastPath, ManifestSplitter, RouteStats, SplitOutput,
+};
+use ferry_listings::inventory::row::InventoryError;
+use ferry_plan::aws_names::partition_for_region;
+use ferry_plan::inventory_setup::{InventoryLocation, CHECKSUM_FILE, MANIFEST_FILE};
+use ferry_plan::job::{hex, large_object_job_request, CreateJobRequest, INVENTORY_MANIFEST_FORMAT};
+use ferry_plan::plan::Plan;
+use ferry_plan::spec::TransferSpec;
+use ferry_plan::untrusted::untrusted;
+
+/// A claim without a run record after this long was left by a run that died (Lambda's limit is
+/// 15 minutes): another event may take the run over.
+pub const CLAIM_TIMEOUT_SECONDS: u64 = 16 * 60;
+/// How far ahead of the function's clock an inventory's `creationTimestamp` may be (clock skew).
+pub const MAX_CLOCK_AHEAD_SECONDS: u64 = 3600;
+/// The most a run reads whole from the inventory bucket (a `manifest.json`, a
+/// `manifest.checksum`): a `manifest.json` is a few kilobytes per thousand data files. The
+/// adapter refuses a larger object without reading it whole (error code [`OBJECT_TOO_LARGE`]);
+/// the run checks again what it got.
+pub const MAX_SMALL_OBJECT_BYTES: usize = 16 * 1024 * 1024;
+/// [`AwsCallError::code`] of [`InventoryObjects::get_small`] for an object over
+/// [`MAX_SMALL_OBJECT_BYTES`].
+pub const OBJECT_TOO_LARGE: &str = "ObjectTooLarge";
+
+/// A small object as one GetObject returned it: the body and the ETag of that very body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmallObject {
+    pub body: Vec<u8>,
+    /// As S3 returned it (quotes allowed); empty when S3 gave none.
+    pub etag: String,
+}
+
+/// The objects an inventory run reads and writes in the inventory bucket.
+pub trait InventoryObjects {
+    /// A small object whole (`manifest.json`, `manifest.checksum`) with its ETag; `None` when
+    /// absent. An object over [`MAX_SMALL_OBJECT_BYTES`] is an error with code
+    /// [`OBJECT_TOO_LARGE`], found without reading it whole.
+    fn get_small(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<SmallObject>, AwsCallError>> + Send;
+    /// Streams an object into a local file; returns the bytes written.
+    fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        to: &Path,
+    ) -> impl Future<Output = Result<u64, AwsCallError>> + Send;
+    /// Uploads a local file (`text/csv`); returns its ETag.
+    fn upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        from: &Path,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+}
+
+/// What a run needs besides the ports.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    /// `large-object-copier`'s ARN (env `FERRY_LARGE_OBJECT_COPIER_ARN`).
+    pub large_object_function_arn: Option<String>,
+    /// Local scratch space (Lambda: `/tmp`); each run uses and removes its own subdirectory.
+    pub work_dir: PathBuf,
+    pub now_unix: u64,
+    pub retry: RetryPolicy,
+}
+
+/// What an event led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Not an inventory of this transfer (or a test event): nothing done.
+    Ignored { reason: String },
+    /// The plan is not approved yet: nothing copied (announced once).
+    NotApproved { manifest_key: String },
+    /// Older than the newest inventory seen: refused (announced once).
+    Stale {
+        manifest_key: String,
+        newest_manifest_key: String,
+    },
+    /// Another event already claimed this inventory.
+    Duplicate { run_id: String },
+    /// Refused for good (announced once); the claim is kept so duplicates stay quiet.
+    Refused { run_id: String, reason: String },
+    /// Jobs launched (or none needed, when nothing changed).
+    Ran(Box<RunRecord>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Delta(#[from] DeltaError),
+    #[error(transparent)]
+    Workflow(Box<WorkflowError>),
+    #[error(transparent)]
+    Launch(Box<LaunchError>),
+    #[error("{what}: {cause}")]
+    Aws { what: String, cause: AwsCallError },
+    #[error("the work directory {path}: {source}")]
+    WorkDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Refused(String),
+    /// A run failed after it launched jobs. It keeps its claim (a second run could launch a
+    /// second job), is not committed, and says which jobs run.
+    #[error(
+        "{error}. This happened after job(s) {} were launched: they run; unless the run was recorded \
+         before the failure, it never commits and the next inventory copies its objects again. The \
+         inventory is not run a second time (its claim is kept, so no second job is launched)",
+        job_ids.join(", ")
+    )]
+    AfterLaunch {
+        job_ids: Vec<String>,
+        error: Box<RunError>,
+    },
+    /// A refusal whose e-mail could not be sent: the reason, for the log, and why it wasn't
+    /// sent (the run's claim is given back, so the retry refuses and e-mails again).
+    #[error("the inventory was refused ({reason}), and e-mailing that failed: {error}")]
+    RefusalNotSent {
+        reason: String,
+        error: Box<RunError>,
+    },
+    /// A step failed and putting the state back failed too (#16 item 6): both are said, and
+    /// it is not retried (the state left behind would turn the retry away).
+    #[error("{error}\n\nPutting the state back after this failure failed too: {}", describe_undo_failures(.undo))]
+    UndoFailed {
+        error: Box<RunError>,
+        undo: Vec<UndoFailure>,
+    },
+}
+
+impl From<WorkflowError> for RunError {
+    fn from(e: WorkflowError) -> Self {
+        RunError::Workflow(Box::new(e))
+    }
+}
+
+impl AwsCaused for RunError {
+    fn aws_cause(&self) -> Option<&AwsCallError> {
+        match self {
+            RunError::Aws { cause, .. } => Some(cause),
+            RunError::Delta(d) => d.aws_cause(),
+            RunError::Workflow(w) => w.aws_cause(),
+            RunError::Launch(l) => l.aws_cause(),
+            RunError::RefusalNotSent { error, .. } => error.aws_cause(),
+            _ => None,
+        }
+    }
+
+    /// Worth running again later (the event's retry): the AWS rule, or the work directory
+    /// (local disk) failing.
+    fn is_retryable(&self) -> bool {
+        matches!(self, RunError::WorkDir { .. })
+            || self.aws_cause().is_some_and(AwsCallError::is_retryable)
+    }
+}
+
+fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RunError {
+    let what = what.into();
+    move |cause| RunError::Aws { what, cause }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Claim {
+    manifest_key: String,
+    checksum: String,
+    claimed_unix: u64,
+}
+
+/// The run id: `hex(sha256("<plan>:<bucket>/<manifest key>:<checksum>"))`, first 32 digits.
+/// The checksum is taken as the MD5 it spells ([`canonical_md5`]): `md5_matches` accepts hex in
+/// either case and base64, so a rewritten spelling of the same `manifest.checksum` must not make
+/// the same inventory a new run (a second claim, a second job).
+pub fn run_id(fingerprint: &str, bucket: &str, manifest_key: &str, checksum: &str) -> String {
+    let checksum = canonical_md5(checksum).unwrap_or_else(|| checksum.trim().to_string());
+    hex(&Sha256::digest(
+        format!("{fingerprint}:{bucket}/{manifest_key}:{checksum}").as_bytes(),
+    ))[..32]
+        .to_string()
+}
+
+/// An MD5 as lower-case hex, from the hex (either case) or base64 spelling `md5_matches`
+/// accepts; `None` for anything else.
+fn canonical_md5(text: &str) -> Option<String> {
+    use base64::Engine;
+    let text = text.trim();
+    if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Some(text.to_ascii_lowercase());
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .filter(|bytes| bytes.len() == 16)
+        .map(|bytes| hex(&bytes))
+}
+
+/// Handles one created object for the stored plan `fingerprint`. See the module documentation.
+pub async fn handle_inventory<P>(
+    ports: &P,
+    fingerprint: &str,
+    bucket: &str,
+    keys_to_try: &[String],
+    settings: &RunSettings,
+) -> Result<RunOutcome, RunError>
+where
+    P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
+{
+    let (stored, plan) = crate::workflow::load_plan(ports, fingerprint).await?;
+    let spec = &stored.spec;
+    let ignored = |reason: String| Ok(RunOutcome::Ignored { reason });
+    let Some(run_spec) = spec.inventory.clone() else {
+        return ignored(format!(
+            "transfer {} has no [inventory] section: event-driven runs are off",
+            spec.name
+        ));
+    };
+    let Some(location) = InventoryLocation::of(spec) else {
+        return ignored(format!(
+            "manifest.key {:?} is not an inventory's …/{}/<configuration-id>/<date>/manifest.json",
+            spec.manifest.key, spec.source.bucket
+        ));
+    };
+    if bucket != location.bucket {
+        return ignored(format!(
+            "s3://{bucket} is not this transfer's inventory bucket {}",
+            location.bucket
+        ));
+    }
+    let Some(checksum_key) = keys_to_try
+        .iter()
+        .find(|k| location.is_checksum_key(k))
+        .cloned()
+    else {
+        return ignored(format!(
+            "{:?} is not a {CHECKSUM_FILE} under s3://{}/{}<date>/",
+            keys_to_try.first().map(String::as_str).unwrap_or(""),
+            location.bucket,
+            location.dir
+        ));
+    };
+    let inventory_dir = &checksum_key[..checksum_key.len() - CHECKSUM_FILE.len()];
+    let manifest_key = format!("{inventory_dir}{MANIFEST_FILE}");
+
+    let checksum = ports
+        .get_small(bucket, &checksum_key)
+        .await
+        .map_err(|cause| {
+            too_large_or(
+                cause,
+                CHECKSUM_FILE,
+                format!("reading s3://{bucket}/{checksum_key}"),
+            )
+        })?
+        .map(|o| String::from_utf8_lossy(&o.body).trim().to_string())
+        .unwrap_or_default();
+    let id = run_id(fingerprint, bucket, &manifest_key, &checksum);
+
+    let decision = plan_decision(ports, fingerprint).await?;
+    if decision.as_deref() != Some("approve") {
+        let (why, what_now) = if decision.as_deref() == Some("reject") {
+            (
+                "rejected",
+                "It was rejected, so nothing is copied for it; to copy after all, update the stack \
+                 (a changed transfer brings a new approval e-mail).",
+            )
+        } else {
+            (
+                "not approved yet",
+                "Approve it with the command from the instructions e-mail; the next inventory is \
+                 then copied.",
+            )
+        };
+        notice_once(
+            ports,
+            fingerprint,
+            &id,
+            "not-approved",
+            &format!("Ferry {}: inventory not copied ({why})", spec.name),
+            &format!(
+                "The inventory s3://{bucket}/{} arrived, but the transfer's plan {fingerprint} is {why}, \
+                 so nothing was copied. {what_now}",
+                untrusted(&manifest_key)
+            ),
+        )
+        .await?;
+        return Ok(RunOutcome::NotApproved { manifest_key });
+    }
+
+    let manifest_object = match ports.get_small(bucket, &manifest_key).await {
+        Ok(Some(object)) => object,
+        Ok(None) => {
+            return Err(RunError::Aws {
+                what: format!("reading s3://{bucket}/{manifest_key}"),
+                cause: AwsCallError {
+                    // manifest.json is written before manifest.checksum: a retry will find it.
+                    kind: AwsErrorKind::Transient,
+                    code: "NoSuchKey".to_string(),
+                    message: "the inventory's manifest.json is not there (yet)".to_string(),
+                },
+            });
+        }
+        Err(cause) if cause.code == OBJECT_TOO_LARGE => {
+            let reason = too_large_reason(MANIFEST_FILE, &cause);
+            return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+        }
+        Err(cause) => return Err(aws(format!("reading s3://{bucket}/{manifest_key}"))(cause)),
+    };
+    // The plan's own inventory (the first run, FirstJob's) is the one the approver was shown:
+    // its manifest.json must still be the ETag the approval recorded (#15 item 13). Later
+    // days' inventories were never e-mailed; they have only the checks below.
+    if bucket == spec.manifest.bucket && manifest_key == spec.manifest.key {
+        if let Some(pinned) = approved_manifest_etag(ports, fingerprint).await? {
+            let read = manifest_object.etag.trim().trim_matches('"');
+            if read != pinned.trim().trim_matches('"') {
+                let reason = format!(
+                    "{MANIFEST_FILE} has ETag {read:?}, but the approval was given for ETag {pinned:?}: it was \
+                     rewritten after the plan was e-mailed, so this inventory is not the one approved"
+                );
+                return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+            }
+        }
+    }
+    // #15 item 9: whoever can write the inventory bucket can write an inventory. What S3
+    // Inventory always does, a forged or damaged one may not: each check refuses the run.
+    if let Err(reason) = check_manifest_bytes(&manifest_object.body, &checksum) {
+        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+    }
+    let manifest = match InventoryManifest::from_json(&manifest_object.body) {
+        Ok(m) => m,
+        Err(e) => {
+            return refuse(ports, spec, fingerprint, &id, &manifest_key, e.to_string()).await;
+        }
+    };
+    if manifest.source_bucket != spec.source.bucket {
+        return ignored(format!(
+            "the inventory lists s3://{}, not the transfer's source bucket {}",
+            manifest.source_bucket, spec.source.bucket
+        ));
+    }
+    if let Err(reason) = check_manifest(&manifest, bucket, &location, settings.now_unix) {
+        return refuse(ports, spec, fingerprint, &id, &manifest_key, reason).await;
+    }
+
+    // Claimed first, so a duplicate of an inventory already handled is a duplicate, not stale.
+    if !claim(
+        ports,
+        fingerprint,
+        &id,
+        &manifest_key,
+        &checksum,
+        settings.now_unix,
+    )
+    .await?
+    {
+        return Ok(RunOutcome::Duplicate { run_id: id });
+    }
+    // Boxed: the run's state machine is large, and on the stack it overflows a test thread's.
+    let claimed: Result<RunOutcome, RunError> = Box::pin(async {
+        // Out of order: an inventory older than the newest seen is refused (the claim is kept, so
+        // it is said once).
+        let latest =
+            delta::read_json::<LatestInventory, _>(ports, &keys::latest(fingerprint)).await?;
+        if let Some(newest) = &latest {
+            if manifest.creation_timestamp_ms < newest.creation_timestamp_ms {
+                notice_once(
+                    ports,
+                    fingerprint,
+                    &id,
+                    "stale",
+                    &format!("Ferry {}: older inventory ignored", spec.name),
+                    &format!(
+                        "The inventory s3://{bucket}/{} (created {}) arrived after the newer one \
+                         s3://{bucket}/{} (created {}); it was not copied, because the newer inventory already \
+                         describes the source bucket more recently.",
+                        untrusted(&manifest_key),
+                        ferry_plan::time::format_rfc3339_ms(manifest.creation_timestamp_ms as i64),
+                        untrusted(&newest.manifest_key),
+                        ferry_plan::time::format_rfc3339_ms(newest.creation_timestamp_ms as i64),
+                    ),
+                )
+                .await?;
+                return Ok(RunOutcome::Stale {
+                    manifest_key,
+                    newest_manifest_key: newest.manifest_key.clone(),
+                });
+            }
+        }
+
+        if latest
+            .as_ref()
+            .is_none_or(|l| manifest.creation_timestamp_ms > l.creation_timestamp_ms)
+        {
+            let newest = LatestInventory {
+                manifest_key: manifest_key.clone(),
+                creation_timestamp_ms: manifest.creation_timestamp_ms,
+                run_id: id.clone(),
+            };
+            ports
+                .put(&keys::latest(fingerprint), delta::to_json(&newest))
+                .await
+                .map_err(aws("recording the newest inventory"))?;
+        }
+
+        // A Lambda environment runs one invocation at a time: what an earlier, killed run left in
+        // the work directory is garbage that would eat the 10 GB of /tmp.
+        remove_leftover_runs(&settings.work_dir);
+        let work = settings.work_dir.join(format!("ferry-run-{id}"));
+        let job = RunJobContext {
+            ports,
+            stored: &stored,
+            plan: &plan,
+            fingerprint,
+            run_id: &id,
+            bucket,
+            inventory_dir,
+            manifest_key: &manifest_key,
+            manifest_etag: &manifest_object.etag,
+            manifest: &manifest,
+            delta: run_spec.delta,
+            settings,
+            work: &work,
+        };
+        let result = job.run().await;
+        let _ = std::fs::remove_dir_all(&work);
+        match result {
+            Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
+            Err(e @ RunError::AfterLaunch { .. }) => Err(e),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let reason = e.to_string();
+                match refuse(ports, spec, fingerprint, &id, &manifest_key, reason.clone()).await {
+                    Ok(refused) => Ok(refused),
+                    // Not e-mailed: the claim goes back too (below), so the retry refuses again
+                    // and says so, rather than finding the run taken and staying silent (#16
+                    // item 10); the error keeps the reason for the log.
+                    Err(not_said) => Err(RunError::RefusalNotSent {
+                        reason,
+                        error: Box::new(not_said),
+                    }),
+                }
+            }
+        }
+    })
+    .await;
+    // Any failure once claimed gives the claim back, so the event's retry runs again (a stale
+    // inventory's notice that could not be sent included): a kept claim would turn the retry
+    // away as a duplicate, and the day's copy would be skipped unsaid.
+    let error = match claimed {
+        Ok(outcome) => return Ok(outcome),
+        // Jobs run: the claim stays, so the inventory is not run (and launched) again.
+        Err(error @ RunError::AfterLaunch { .. }) => return Err(error),
+        Err(error) => error,
+    };
+    match release_claim(ports, fingerprint, &id).await {
+        Ok(()) => Err(error),
+        Err(undo) => Err(RunError::UndoFailed {
+            error: Box::new(error),
+            undo: vec![undo],
+        }),
+    }
+}
+
+/// A run's failure once `jobs` were launched: kept claimed (see [`RunJobContext::run`]).
+fn after_launch(jobs: &[RunJob], error: RunError) -> RunError {
+    if jobs.is_empty() {
+        return error;
+    }
+    RunError::AfterLaunch {
+        job_ids: jobs.iter().map(|j| j.job_id.clone()).collect(),
+        error: Box::new(error),
+    }
+}
+
+async fn release_claim<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+) -> Result<(), UndoFailure> {
+    undo_by_delete(
+        ports,
+        &keys::claim(fingerprint, run_id),
+        format!(
+            "the run stays claimed, so a retry of this event within {CLAIM_TIMEOUT_SECONDS} s finds it taken and \
+             does nothing; a delivery after that takes it over, and otherwise the next inventory's run copies \
+             what this one would have (the delta is taken against the last run whose jobs completed)"
+        ),
+    )
+    .await
+}
+
+/// The error of a read whole: an object over [`MAX_SMALL_OBJECT_BYTES`] is refused for good,
+/// anything else is an AWS error (maybe worth a retry).
+fn too_large_or(cause: AwsCallError, name: &str, what: String) -> RunError {
+    if cause.code == OBJECT_TOO_LARGE {
+        RunError::Refused(format!("{what}: {}", too_large_reason(name, &cause)))
+    } else {
+        RunError::Aws { what, cause }
+    }
+}
+
+fn too_large_reason(name: &str, cause: &AwsCallError) -> String {
+    format!(
+        "{name} is larger than the {MAX_SMALL_OBJECT_BYTES} bytes Ferry reads whole ({}): S3 Inventory writes \
+         a few kilobytes per thousand data files, so it was not written by S3 Inventory",
+        cause.message
+    )
+}
+
+/// `manifest.json` as read, before it is parsed: bounded, and the very content whose MD5 S3
+/// Inventory wrote into `manifest.checksum` (S3 User Guide, "Locating your inventory list":
+/// "manifest.checksum is the MD5 hash of the content of the manifest.json file").
+fn check_manifest_bytes(body: &[u8], checksum: &str) -> Result<(), String> {
+    // The adapter refuses a larger object unread; this holds for any adapter.
+    if body.len() > MAX_SMALL_OBJECT_BYTES {
+        return Err(format!(
+            "{MANIFEST_FILE} is {} bytes, more than the {MAX_SMALL_OBJECT_BYTES} bytes Ferry reads whole: S3 \
+             Inventory writes a few kilobytes per thousand data files, so it was not written by S3 Inventory",
+            body.len()
+        ));
+    }
+    let found = Md5::digest(body);
+    if !md5_matches(checksum, &found) {
+        return Err(format!(
+            "the MD5 of {MANIFEST_FILE} is {}, but {CHECKSUM_FILE} says {:?}: S3 Inventory writes the MD5 of \
+             manifest.json there, so manifest.json was changed after S3 Inventory wrote it (or is still being \
+             written)",
+            hex(&found),
+            shorten(checksum)
+        ));
+    }
+    Ok(())
+}
+
+/// What S3 Inventory always writes and a crafted `manifest.json` might not (#15 item 9): a
+/// `creationTimestamp` not ahead of the clock (one dated ahead would make every real inventory
+/// "older" and stop the runs for good), a `destinationBucket` that is the bucket it is in, and
+/// data files only under the inventory's own `<prefix>/<source-bucket>/<config-id>/data/`
+/// (S3 User Guide, "Locating your inventory list"), never elsewhere in the bucket.
+fn check_manifest(
+    manifest: &InventoryManifest,
+    bucket: &str,
+    location: &InventoryLocation,
+    now_unix: u64,
+) -> Result<(), String> {
+    let latest_ms = now_unix
+        .saturating_add(MAX_CLOCK_AHEAD_SECONDS)
+        .saturating_mul(1000);
+    if manifest.creation_timestamp_ms > latest_ms {
+        return Err(format!(
+            "its creationTimestamp \"{}\" ({}) is later than now ({}) by more than {MAX_CLOCK_AHEAD_SECONDS} s: \
+             S3 Inventory dates a report when its scan begins, never ahead, so it was not written by S3 Inventory",
+            manifest.creation_timestamp_ms,
+            ferry_plan::time::format_rfc3339_ms(manifest.creation_timestamp_ms.min(i64::MAX as u64) as i64),
+            ferry_plan::time::format_rfc3339_ms(now_unix.saturating_mul(1000).min(i64::MAX as u64) as i64),
+        ));
+    }
+    if manifest.destination_bucket_name() != bucket {
+        return Err(format!(
+            "its destinationBucket {} is not the bucket it is in (s3://{bucket}): S3 Inventory names the bucket \
+             it writes to",
+            manifest.destination_bucket
+        ));
+    }
+    let data_dir = location.data_dir();
+    if let Some(file) = manifest
+        .files
+        .iter()
+        .find(|f| !f.key.starts_with(data_dir.as_str()) || f.key.contains("/../"))
+    {
+        return Err(format!(
+            "files[].key {:?} is not under the inventory's own data directory s3://{bucket}/{data_dir}: S3 \
+             Inventory writes its data files there, so the run would read an object it did not write",
+            file.key
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `expected`, an MD5 as S3 Inventory writes it (`manifest.checksum`, `files[].MD5checksum`),
+/// names `digest`. AWS documents the value only as "the MD5 hash"; the examples are hex, which is
+/// assumed, and base64 is accepted too (verify).
+pub(crate) fn md5_matches(expected: &str, digest: &[u8]) -> bool {
+    let expected = expected.trim();
+    !expected.is_empty()
+        && (expected.eq_ignore_ascii_case(&hex(digest))
+            || expected
+                == base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest))
+}
+
+/// The MD5 of a local file, read in chunks.
+fn file_md5(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut md5 = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(md5.finalize().to_vec());
+        }
+        md5.update(&buf[..n]);
+    }
+}
+
+fn shorten(text: &str) -> String {
+    const MAX: usize = 64;
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
+fn remove_leftover_runs(work_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(work_dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("ferry-run-")
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// The plan's recorded decision (`approve`, `reject`), if any.
+async fn plan_decision<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<Option<String>, RunError> {
+    decision_field(ports, fingerprint, "decision").await
+}
+
+/// The manifest ETag the plan's approval recorded (`manifest_etag`), if it recorded one.
+async fn approved_manifest_etag<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<Option<String>, RunError> {
+    decision_field(ports, fingerprint, "manifest_etag").await
+}
+
+/// A non-blank text field of the plan's decision (`decisions/<fingerprint>.json`).
+async fn decision_field<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    field: &str,
+) -> Result<Option<String>, RunError> {
+    let key = ferry_plan::approval::keys::plan_decision(fingerprint);
+    let decision = delta::read_json::<Value, _>(ports, &key).await?;
+    Ok(decision
+        .as_ref()
+        .and_then(|d| d.get(field))
+        .and_then(Value::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .map(str::to_string))
+}
+
+/// Takes the run; `false` when another event holds it (a claim left by a dead run is taken
+/// over after [`CLAIM_TIMEOUT_SECONDS`]).
+async fn claim<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+    manifest_key: &str,
+    checksum: &str,
+    now_unix: u64,
+) -> Result<bool, RunError> {
+    let key = keys::claim(fingerprint, run_id);
+    let body = delta::to_json(&Claim {
+        manifest_key: manifest_key.to_string(),
+        checksum: checksum.to_string(),
+        claimed_unix: now_unix,
+    });
+    if ports
+        .put_if_absent(&key, body.clone())
+        .await
+        .map_err(aws("claiming the inventory run"))?
+    {
+        return Ok(true);
+    }
+    let held = delta::read_json::<Claim, _>(ports, &key).await?;
+    let has_run = ports
+        .get(&keys::run(fingerprint, run_id))
+        .await
+        .map_err(aws("reading the run record"))?
+        .is_some();
+    let abandoned = !has_run
+        && held.is_some_and(|c| now_unix.saturating_sub(c.claimed_unix) > CLAIM_TIMEOUT_SECONDS);
+    if abandoned {
+        ports
+            .put(&key, body)
+            .await
+            .map_err(aws("taking over an abandoned run"))?;
+    }
+    Ok(abandoned)
+}
+
+async fn notice_once<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+    what: &str,
+    subject: &str,
+    body: &str,
+) -> Result<(), RunError> {
+    let first = ports
+        .put_if_absent(
+            &keys::notice(fingerprint, run_id, what),
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .map_err(aws("recording a notice"))?;
+    if first {
+        if let Err(cause) = ports.notify(subject, body).await {
+            // The mark would keep the retry from sending it: take it back (#16 item 10).
+            let error = aws("sending a notice")(cause);
+            return match undo_by_delete(
+                ports,
+                &keys::notice(fingerprint, run_id, what),
+                format!("the notice \"{subject}\" is recorded as sent but was not, and is not sent again"),
+            )
+            .await
+            {
+                Ok(()) => Err(error),
+                Err(undo) => Err(RunError::UndoFailed {
+                    error: Box::new(error),
+                    undo: vec![undo],
+                }),
+            };
+        }
+    }
+    Ok(())
+}
+
+async fn refuse<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    spec: &TransferSpec,
+    fingerprint: &str,
+    run_id: &str,
+    manifest_key: &str,
+    reason: String,
+) -> Result<RunOutcome, RunError> {
+    notice_once(
+        ports,
+        fingerprint,
+        run_id,
+        "refused",
+        &format!("Ferry {}: inventory not copied", spec.name),
+        &format!(
+            "The inventory s3://{}/{} was not copied:\n\n{}\n\nNothing was launched; \
+             the next inventory is handled on its own.",
+            spec.manifest.bucket,
+            untrusted(manifest_key),
+            untrusted(&reason)
+        ),
+    )
+    .await?;
+    Ok(RunOutcome::Refused {
+        run_id: run_id.to_string(),
+        reason,
+    })
+}
+
+/// One claimed run's work.
+struct RunJobContext<'a, P> {
+    ports: &'a P,
+    stored: &'a StoredPlan,
+    plan: &'a Plan,
+    fingerprint: &'a str,
+    run_id: &'a str,
+    bucket: &'a str,
+    inventory_dir: &'a str,
+    manifest_key: &'a str,
+    /// The ETag of the `manifest.json` that was read: the direct job gets exactly that one.
+    manifest_etag: &'a str,
+    manifest: &'a InventoryManifest,
+    delta: bool,
+    settings: &'a RunSettings,
+    work: &'a Path,
+}
+
+impl<P> RunJobContext<'_, P>
+where
+    P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
+{
+    async fn run(&self) -> Result<RunRecord, RunError> {
+        let spec = &self.stored.spec;
+        let fp = self.fingerprint;
+        let filter = RowFilter::new(spec.filter.as_ref()).map_err(RunError::Refused)?;
+        let previous = if self.delta {
+            delta::current_index(self.ports, fp).await?
+        } else {
+            None
+        };
+        let previous_run_id = previous.as_ref().map(|(c, _)| c.run_id.clone());
+        let previous_objects = previous.as_ref().map_or(0, |(_, index)| index.len());
+        std::fs::create_dir_all(self.work).map_err(|source| RunError::WorkDir {
+            path: self.work.display().to_string(),
+            source,
+        })?;
+        let (stats, next_index) = self.scan(&filter, previous.map(|(_, index)| index)).await?;
+        // #15 item 9: an inventory that suddenly lists nothing must not become the base of the
+        // next delta (the one after would copy the whole bucket again). Refusing it loses
+        // nothing: an empty inventory has nothing to copy. Whoever can write the inventory
+        // bucket could otherwise force a full recopy with one empty file.
+        if self.delta && stats.rows == 0 && previous_objects > 0 {
+            return Err(RunError::Refused(format!(
+                "this inventory lists no objects, but the last one copied listed {previous_objects}: it is not \
+                 used as the base of the next delta, so later inventories are still compared with that one. \
+                 If the source bucket was emptied on purpose there is nothing to copy anyway; runs go on \
+                 with the next inventory that lists objects"
+            )));
+        }
+
+        let (index_key, index_objects) = if self.delta {
+            let index = ObjectIndex::from_entries(next_index)
+                .map_err(|e| RunError::Refused(e.to_string()))?;
+            let key = keys::pending_index(fp, self.run_id);
+            self.ports
+                .put(&key, index.to_bytes())
+                .await
+                .map_err(aws("storing the run's pending delta index"))?;
+            (Some(key), index.len() as u64)
+        } else {
+            (None, 0)
+        };
+
+        let direct = previous_run_id.is_none()
+            && fast_path(self.manifest, &filter, Some(&stats)) == FastPath::Direct;
+        let mut jobs = Vec::new();
+        // Once a job is launched, a failure keeps the run's claim (#16 review): a second run
+        // of this inventory, on a delta base that moved meanwhile, would write another
+        // manifest and so launch a second job. The run is then not recorded and never
+        // commits, so the next inventory copies its objects again.
+        let launching: Result<(), RunError> = async {
+            if direct && stats.copy.objects > 0 {
+                jobs.push(self.launch_direct(&stats).await?);
+            } else {
+                if stats.copy.objects > 0 {
+                    let path = self.work.join("copy.csv");
+                    let request = self.plan.create_job.clone();
+                    jobs.push(
+                        self.launch_csv(RunJobKind::Copy, &path, "copy.csv", &request, &stats)
+                            .await?,
+                    );
+                }
+                if stats.large.objects > 0 {
+                    let arn = self.settings.large_object_function_arn.as_deref().ok_or_else(|| {
+                        RunError::Refused(format!(
+                            "{} objects are over 5 GiB, but FERRY_LARGE_OBJECT_COPIER_ARN is not set: deploy the \
+                             stack's large-object-copier function",
+                            stats.large.objects
+                        ))
+                    })?;
+                    let request = large_object_job_request(spec, fp, arn)
+                        .map_err(|e| RunError::Refused(e.to_string()))?;
+                    let path = self.work.join("large.csv");
+                    jobs.push(
+                        self.launch_csv(
+                            RunJobKind::LargeObjects,
+                            &path,
+                            "large.csv",
+                            &request,
+                            &stats,
+                        )
+                        .await?,
+                    );
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(error) = launching {
+            return Err(after_launch(&jobs, error));
+        }
+
+        let record = RunRecord {
+            run_id: self.run_id.to_string(),
+            plan_fingerprint: fp.to_string(),
+            transfer_name: spec.name.clone(),
+            inventory_bucket: self.bucket.to_string(),
+            manifest_key: self.manifest_key.to_string(),
+            creation_timestamp_ms: self.manifest.creation_timestamp_ms,
+            previous_run_id,
+            jobs,
+            stats,
+            index_key,
+            index_objects,
+        };
+        let recorded: Result<(), RunError> = async {
+            self.ports
+                .put(&keys::run(fp, self.run_id), delta::to_json(&record))
+                .await
+                .map_err(aws("recording the run"))?;
+            if record.jobs.is_empty() {
+                // Nothing to wait for: what this inventory lists is already copied.
+                delta::commit_run(self.ports, fp, self.run_id, &[]).await?;
+            }
+            self.ports
+                .notify(&summary_subject(&record), &summary_body(&record, spec))
+                .await
+                .map_err(aws("announcing the run"))?;
+            Ok(())
+        }
+        .await;
+        match recorded {
+            Ok(()) => Ok(record),
+            Err(error) => Err(after_launch(&record.jobs, error)),
+        }
+    }
+
+    /// Streams every data file through the splitter, one file on disk at a time.
+    async fn scan(
+        &self,
+        filter: &RowFilter,
+        previous: Option<ObjectIndex>,
+    ) -> Result<(RouteStats, Vec<IndexEntry>), RunError> {
+        let create = |name: &str| {
+            let path = self.work.join(name);
+            std::fs::File::create(&path)
+                .map(|f| BufWriter::with_capacity(256 * 1024, f))
+                .map_err(|source| RunError::WorkDir {
+                    path: path.display().to_string(),
+                    source,
+                })
+        };
+        let expected = previous.as_ref().map_or(0, ObjectIndex::len);
+        let mut splitter = ManifestSplitter::new(
+            &self.manifest.schema,
+            filter.clone(),
+            create("copy.csv")?,
+            create("large.csv")?,
+        )
+        .map_err(|e| RunError::Refused(e.to_string()))?;
+        if self.delta {
+            splitter = splitter.with_delta(previous, expected);
+        }
+        for (i, file) in self.manifest.files.iter().enumerate() {
+            let local = self.work.join(format!("data-{i}"));
+            self.ports
+                .download(self.bucket, &file.key, &local)
+                .await
+                .map_err(aws(format!(
+                    "downloading s3://{}/{}",
+                    self.bucket, file.key
+                )))?;
+            check_data_file(file, &local)?;
+            scan_file(self.manifest, &file.key, &local, &mut splitter)?;
+            let _ = std::fs::remove_file(&local);
+        }
+        let out = splitter.finish().map_err(|source| RunError::WorkDir {
+            path: self.work.display().to_string(),
+            source,
+        })?;
+        let flush = |w: BufWriter<std::fs::File>| {
+            w.into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|mut f| f.flush())
+        };
+        let SplitOutput {
+            copy,
+            large,
+            stats,
+            next_index,
+            ..
+        } = out;
+        for w in [copy, large] {
+            flush(w).map_err(|source| RunError::WorkDir {
+                path: self.work.display().to_string(),
+                source,
+            })?;
+        }
+        Ok((stats, next_index))
+    }
+
+    fn object_arn(&self, key: &str) -> String {
+        let partition = partition_for_region(&self.stored.spec.destination.region);
+        format!("arn:{partition}:s3:::{}/{key}", self.bucket)
+    }
+
+    async fn launch_direct(&self, stats: &RouteStats) -> Result<RunJob, RunError> {
+        let mut request: CreateJobRequest = self.plan.create_job.clone();
+        request.manifest.spec.format = INVENTORY_MANIFEST_FORMAT.to_string();
+        request.manifest.spec.fields = None;
+        request.manifest.location.object_arn = self.object_arn(self.manifest_key);
+        // #15 item 9: the job reads the manifest.json this run read and checked, not one written
+        // since. The launcher refuses another ETag, and CreateJob carries this one, which Batch
+        // Operations holds the object to.
+        let etag = self.manifest_etag.trim().trim_matches('"');
+        if etag.is_empty() {
+            return Err(RunError::Refused(format!(
+                "S3 returned no ETag with s3://{}/{}, so the job can't be held to the manifest.json that \
+                 was checked",
+                self.bucket, self.manifest_key
+            )));
+        }
+        self.launch_one(
+            RunJobKind::CopyDirect,
+            &request,
+            self.manifest_key,
+            Some(etag),
+            stats.copy,
+        )
+        .await
+    }
+
+    async fn launch_csv(
+        &self,
+        kind: RunJobKind,
+        path: &Path,
+        name: &str,
+        template: &CreateJobRequest,
+        stats: &RouteStats,
+    ) -> Result<RunJob, RunError> {
+        let key = format!("{}ferry-{}/{name}", self.inventory_dir, self.run_id);
+        let etag = self
+            .ports
+            .upload(self.bucket, &key, path)
+            .await
+            .map_err(aws(format!(
+                "writing the manifest s3://{}/{key}",
+                self.bucket
+            )))?;
+        let request =
+            template.with_csv_manifest(&self.object_arn(&key), self.manifest.has_version_ids());
+        let tally = match kind {
+            RunJobKind::LargeObjects => stats.large,
+            _ => stats.copy,
+        };
+        self.launch_one(kind, &request, &key, Some(&etag), tally)
+            .await
+    }
+
+    async fn launch_one(
+        &self,
+        kind: RunJobKind,
+        request: &CreateJobRequest,
+        manifest_key: &str,
+        expected_etag: Option<&str>,
+        tally: ferry_listings::inventory::route::Tally,
+    ) -> Result<RunJob, RunError> {
+        let fp = self.fingerprint;
+        // The scan takes minutes: a reject in the meantime stops the launch (#16 review).
+        if plan_decision(self.ports, fp).await?.as_deref() != Some("approve") {
+            return Err(RunError::Refused(format!(
+                "the plan {fp} is no longer approved (its decision changed while the inventory was read): \
+                 no job was launched"
+            )));
+        }
+        // One token per (plan, run, job kind): a re-run of this inventory finds its jobs again,
+        // and another inventory with a byte-identical manifest still gets its own job.
+        let seed = format!("{fp}:{}:{kind:?}", self.run_id);
+        let launched = launch(
+            self.ports,
+            LaunchRequest {
+                template: request,
+                plan_fingerprint: &seed,
+                manifest_region: self.stored.spec.manifest_region(),
+                expected_etag,
+            },
+            self.settings.retry,
+        )
+        .await
+        .map_err(|e| RunError::Launch(Box::new(e)))?;
+        let link = JobRun {
+            plan_fingerprint: fp.to_string(),
+            run_id: self.run_id.to_string(),
+        };
+        self.ports
+            .put(&keys::job_run(&launched.job_id), delta::to_json(&link))
+            .await
+            .map_err(aws("linking the job to its run"))?;
+        // Also where the stack's teardown looks for running jobs.
+        let job_record = JobRecord {
+            job_id: launched.job_id.clone(),
+            plan_fingerprint: fp.to_string(),
+            account_id: self.stored.spec.destination.account_id.clone(),
+            region: self.plan.transfer.job_region.clone(),
+            manifest_etag: launched.manifest_etag.clone(),
+            client_request_token: launched.client_request_token.clone(),
+        };
+        self.ports
+            .put(
+                &ferry_plan::approval::keys::job(fp, &launched.job_id),
+                delta::to_json(&job_record),
+            )
+            .await
+            .map_err(aws("recording the job"))?;
+        Ok(RunJob {
+            job_id: launched.job_id,
+            kind,
+            manifest: format!("s3://{}/{manifest_key}", self.bucket),
+            manifest_etag: launched.manifest_etag,
+            client_request_token: launched.client_request_token,
+            objects: tally.objects,
+            bytes: tally.bytes,
+        })
+    }
+}
+
+/// A downloaded data file must be the one `manifest.json` describes (#15 item 9): its MD5 is
+/// `files[].MD5checksum` (S3 User Guide, "Locating your inventory list"), so a data file
+/// rewritten after S3 Inventory wrote it refuses the run before any of its rows is used. Read
+/// from the local copy in chunks: memory stays bounded whatever the file's size.
+fn check_data_file(
+    file: &ferry_listings::inventory::manifest_json::InventoryFile,
+    local: &Path,
+) -> Result<(), RunError> {
+    let found = file_md5(local).map_err(|source| RunError::WorkDir {
+        path: local.display().to_string(),
+        source,
+    })?;
+    if md5_matches(&file.md5_checksum, &found) {
+        return Ok(());
+    }
+    Err(RunError::Refused(format!(
+        "the data file {:?} has MD5 {}, but manifest.json's files[].MD5checksum for it is {:?}: it was \
+         changed after S3 Inventory wrote it, so none of its rows is used",
+        file.key,
+        hex(&found),
+        shorten(&file.md5_checksum)
+    )))
+}
+
+/// Routes one local data file's rows.
+fn scan_file<C: Write, L: Write>(
+    manifest: &InventoryManifest,
+    file_key: &str,
+    local: &Path,
+    splitter: &mut ManifestSplitter<C, L>,
+) -> Result<(), RunError> {
+    let io = |source: std::io::Error| RunError::WorkDir {
+        path: local.display().to_string(),
+        source,
+    };
+    let bad = |e: InventoryError| RunError::Refused(e.to_string());
+    match manifest.file_format {
+        FileFormat::Csv => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = CsvInventoryReader::new(
+                manifest,
+                file_key,
+                std::io::BufReader::with_capacity(256 * 1024, file),
+            )
+            .map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
+        FileFormat::Parquet => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = ParquetInventoryReader::new(manifest, file_key, file).map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
+        FileFormat::Orc => {
+            let file = std::fs::File::open(local).map_err(io)?;
+            let reader = OrcInventoryReader::new(manifest, file_key, file).map_err(bad)?;
+            for item in reader {
+                splitter.push_result(item).map_err(bad)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn summary_subject(record: &RunRecord) -> String {
+    let s = &record.stats;
+    if record.jobs.is_empty() {
+        format!(
+            "Ferry {}: inventory checked, nothing new to copy",
+            record.transfer_name
+        )
+    } else {
+        format!(
+            "Ferry {}: {} objects to copy from the new inventory",
+            record.transfer_name,
+            s.copy.objects + s.large.objects
+        )
+    }
+}
+
+fn summary_body(record: &RunRecord, spec: &TransferSpec) -> String {
+    let s = &record.stats;
+    let mut b = format!(
+        "Inventory s3://{}/{} (created {}), {} rows.\n\n",
+        record.inventory_bucket,
+        untrusted(&record.manifest_key),
+        ferry_plan::time::format_rfc3339_ms(record.creation_timestamp_ms as i64),
+        s.rows
+    );
+    b.push_str(&format!(
+        "To copy: {} objects ({} bytes) up to 5 GiB, {} objects ({} bytes) over 5 GiB; {} of them changed since \
+         the last successful run{}.\n",
+        s.copy.objects,
+        s.copy.bytes,
+        s.large.objects,
+        s.large.bytes,
+        s.changed,
+        record
+            .previous_run_id
+            .as_ref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_else(|| " (none: first run, everything is new)".to_string())
+    ));
+    if !s.skipped.is_empty() {
+        b.push_str("Not copied:\n");
+        for (reason, t) in &s.skipped {
+            b.push_str(&format!(
+                "  {reason}: {} objects, {} bytes\n",
+                t.objects, t.bytes
+            ));
+        }
+    }
+    for w in &s.warnings {
+        b.push_str(&format!("Warning: {w}\n"));
+    }
+    if !s.examples.is_empty() {
+        b.push_str("\nRows that could not be read (first ones):\n");
+        // They quote rows and data-file keys, which come from the inventory bucket.
+        for e in &s.examples {
+            b.push_str(&format!("  {}\n", untrusted(&e.to_string())));
+        }
+    }
+    for job in &record.jobs {
+        b.push_str(&format!(
+            "\nJob {} ({:?}): {} objects, manifest {}\n",
+            job.job_id, job.kind, job.objects, job.manifest
+        ));
+    }
+    if spec.job.confirmation_required && !record.jobs.is_empty() {
+        b.push_str(&format!(
+            "\nThe jobs wait in Suspended for your confirmation:\n  aws s3control update-job-status --region {} \
+             --account-id {} --job-id <id> --requested-job-status Ready\n",
+            spec.job_region(),
+            spec.destination.account_id
+        ));
+    }
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_checksum_spelled_otherwise_is_the_same_run() {
+        let id = |checksum: &str| run_id("fp", "inv", "a/manifest.json", checksum);
+        let hex = "d41d8cd98f00b204e9800998ecf8427e";
+        for spelling in [
+            "D41D8CD98F00B204E9800998ECF8427E",
+            "d41d8CD98f00b204e9800998ecf8427e\n",
+            "1B2M2Y8AsgTpgAmY7PhCfg==",
+        ] {
+            assert_eq!(id(spelling), id(hex), "{spelling:?}");
+        }
+        assert_ne!(id("0cc175b9c0f1b6a831c399e269772661"), id(hex));
+    }
+
+    #[test]
+    fn md5_spellings() {
+        let empty = Md5::digest(b"");
+        assert!(md5_matches("d41d8cd98f00b204e9800998ecf8427e\n", &empty));
+        assert!(md5_matches("D41D8CD98F00B204E9800998ECF8427E", &empty));
+        assert!(md5_matches("1B2M2Y8AsgTpgAmY7PhCfg==", &empty));
+        assert!(!md5_matches("", &empty));
+        assert!(!md5_matches("0", &empty));
+    }
+
+    #[test]
+    fn checksum_keys_of_the_location() {
+        let loc = InventoryLocation {
+            bucket: "inv".into(),
+            prefix: "p".into(),
+            configuration_id: "cfg".into(),
+            dir: "p/src/cfg/".into(),
+        };
+        assert!(loc.is_checksum_key("p/src/cfg/2024-05-01T01-00Z/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/cfg/2024-05-01T01-00Z/manifest.json"));
+        assert!(!loc.is_checksum_key("p/src/cfg/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/cfg/a/b/manifest.checksum"));
+        assert!(!loc.is_checksum_key("p/src/other/2024/manifest.checksum"));
+    }
+}
