@@ -37,7 +37,8 @@ use serde_json::Value;
 
 use crate::http::{put_presigned, PresignedUrlRule};
 
-/// CloudFormation rejects response bodies over 4096 bytes.
+/// CloudFormation rejects response bodies over 4096 bytes (CloudFormation User Guide, "Custom
+/// resource response objects").
 pub const MAX_RESPONSE_BYTES: usize = 4096;
 
 /// What the runner needs from its function: how to reach CloudFormation and how long to work.

@@ -119,7 +119,8 @@ pub struct ApprovalTopic<'a> {
 }
 
 impl ApprovalTopic<'_> {
-    fn ctx(&self) -> StackContext {
+    /// The workflows' context as of now (the clock is read here).
+    pub fn ctx(&self) -> StackContext {
         StackContext {
             approval_topic_arn: self.approval_topic_arn.to_string(),
             now_unix: (self.clock)(),

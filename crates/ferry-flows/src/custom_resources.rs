@@ -172,10 +172,15 @@ pub async fn handle_request<P: StackPorts>(
         }
         // Nothing to undo (see INVENTORY_TRIGGER_TYPE).
         (INVENTORY_TRIGGER_TYPE, Delete) => Outcome::success(None, &[], None),
-        (other, _) => Outcome::failed(format!(
-            "stack-handler serves {TRANSFER_PLAN_TYPE}, {FIRST_JOB_TYPE} and {INVENTORY_TRIGGER_TYPE}, not {other}"
-        )),
+        (other, _) => not_served(other),
     }
+}
+
+/// The answer to a request of a resource type (or a request type) stack-handler doesn't serve.
+pub fn not_served(resource_type: &str) -> Outcome {
+    Outcome::failed(format!(
+        "stack-handler serves {TRANSFER_PLAN_TYPE}, {FIRST_JOB_TYPE} and {INVENTORY_TRIGGER_TYPE}, not {resource_type}"
+    ))
 }
 
 async fn transfer_plan_create_or_update<P: StackPorts>(

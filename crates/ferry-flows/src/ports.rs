@@ -163,7 +163,8 @@ pub trait StackStatusApi {
 /// `crate::custom_resources`).
 pub trait BucketEventDelivery {
     /// Turns on EventBridge delivery for `bucket`, owned by `expected_owner`, keeping every other
-    /// notification of its configuration as it is. `true` when Ferry turned it on now.
+    /// notification of its configuration as it is: `PutBucketNotificationConfiguration` replaces
+    /// the whole configuration (S3 API Reference), so it is read first and written back whole. `true` when Ferry turned it on now.
     fn enable_eventbridge_delivery(
         &self,
         bucket: &str,

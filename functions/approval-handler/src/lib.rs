@@ -6,7 +6,7 @@
 use aws_lambda_events::sns::SnsEvent;
 use ferry_flows::approval_topic::ApprovalTopic;
 use ferry_flows::aws_error::RetryPolicy;
-use ferry_flows::workflow::{self, ApprovalOutcome, StackContext};
+use ferry_flows::workflow::{self, ApprovalOutcome};
 use ferry_plan::approval::ApprovalToken;
 use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
@@ -53,15 +53,17 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
     /// attempt gives its token back, a retry is safe.
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Handled, Error> {
         let payload = event.payload;
+        let topic = ApprovalTopic {
+            approval_topic_arn: &self.approval_topic_arn,
+            approvers: &self.approvers,
+            retry: self.retry,
+            clock: self.clock,
+            new_token: self.new_token,
+        };
         if payload.get("ferry").and_then(Value::as_str) == Some(DEADLINE_CHECK)
             || payload.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event")
         {
-            let ctx = StackContext {
-                approval_topic_arn: self.approval_topic_arn.clone(),
-                now_unix: (self.clock)(),
-                retry: self.retry,
-            };
-            let released = workflow::release_expiring_waits(&self.ports, &ctx)
+            let released = workflow::release_expiring_waits(&self.ports, &topic.ctx())
                 .await
                 .map_err(|e| Error::from(e.to_string()))?;
             tracing::info!(released = ?released, "approval deadline check");
@@ -72,13 +74,6 @@ impl<P: ApprovalPorts> ApprovalHandler<P> {
                 "approval-handler takes SNS messages from the approval topic or {{\"ferry\":\"{DEADLINE_CHECK}\"}}: {e}"
             ))
         })?;
-        let topic = ApprovalTopic {
-            approval_topic_arn: &self.approval_topic_arn,
-            approvers: &self.approvers,
-            retry: self.retry,
-            clock: self.clock,
-            new_token: self.new_token,
-        };
         let mut results = Vec::new();
         for record in sns.records {
             let handled = topic

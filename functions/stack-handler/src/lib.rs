@@ -13,7 +13,7 @@ use ferry_aws::custom_resource::{resource_request, CustomResourceRunner};
 use ferry_aws::http::{presigned_put_client, PresignedUrlRule};
 use ferry_aws::runtime::{random_token, unix_now};
 use ferry_flows::aws_error::RetryPolicy;
-use ferry_flows::custom_resources::{handle_request, Outcome};
+use ferry_flows::custom_resources::{handle_request, not_served};
 use ferry_flows::stack_pins::StackPins;
 use ferry_flows::workflow::StackContext;
 use ferry_plan::approval::ApprovalToken;
@@ -88,9 +88,7 @@ impl<P: StackPorts> StackHandler<P> {
                     handle_request(ports.as_ref(), request, &ctx, token.as_ref()).await
                 }
                 // CloudFormation sends no other request type.
-                None => Outcome::failed(format!(
-                    "stack-handler serves {TRANSFER_PLAN_TYPE}, {FIRST_JOB_TYPE} and {INVENTORY_TRIGGER_TYPE}, not "
-                )),
+                None => not_served(""),
             }
         };
         runner
