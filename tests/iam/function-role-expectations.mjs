@@ -402,7 +402,7 @@ export const FUNCTION_EXPECTATIONS = {
   },
 
   InventoryHandlerFunction: {
-    code: 'functions/inventory-handler (manifest.checksum → filter, delta, CSV manifests beside the inventory, Copy and LambdaInvoke jobs)',
+    code: 'functions/inventory-handler (manifest.checksum → filter, delta, copy lists in the state bucket, CSV manifests beside the inventory, Copy and LambdaInvoke jobs)',
     allowed: (t) => {
       const dir = 'inventory/media-source/all/2025-01-02T01-00Z'
       return [
@@ -415,7 +415,10 @@ export const FUNCTION_EXPECTATIONS = {
         ...(t.keys.manifest
           ? [access('kms:Decrypt', t.keys.manifest.arn, 'S3 decrypts the SSE-KMS inventory files for the handler', { owner: t.keys.manifest.account, context: { 'kms:ViaService': viaS3(t.p.SourceRegion, t.partition) } })]
           : []),
-        access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/copy.csv`), 'the Copy job\'s manifest, where the batch role reads'),
+        access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/copy.csv`), 'the Copy job\'s CSV manifest (versions), where the batch role reads'),
+        access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/copy/manifest.json`), 'the Copy job\'s inventory-format manifest, in the state bucket (#18)'),
+        access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/data/000000.csv.gz`), 'its parts'),
+        access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/index/shard-00-00000.bin`), 'the pending delta index, in shards'),
         access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/large.csv`), 'the large-object job\'s manifest'),
         ...stateReadWrite(t, [`inventory/${FINGERPRINT}/runs/run-1/claim.json`, `inventory/${FINGERPRINT}/latest.json`, 'inventory/jobs/job-0001.json']),
         access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan'),

@@ -523,7 +523,7 @@ describe('the state bucket is written only by the stack', () => {
           principal: principalArn,
           action,
           resource: { resource, accountId: account },
-          contextVariables: { 'aws:PrincipalArn': principalArn, 'aws:SecureTransport': 'true', 's3:ResourceAccount': account },
+          contextVariables: { 'aws:PrincipalArn': principalArn, 'aws:PrincipalAccount': account, 'aws:SecureTransport': 'true', 's3:ResourceAccount': account },
         },
         identityPolicies,
         serviceControlPolicies: [],
@@ -542,12 +542,21 @@ describe('the state bucket is written only by the stack', () => {
       const bucket = resolver.ref('StateBucket')
       const policy = resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument)
       const attacker = `arn:aws:iam::${account}:role/PowerUser`
-      for (const key of ['approvals/0123.json', 'approvals/0123.decision', 'plans/abcd.json', 'jobs/abcd/job-1.json', 'decisions/abcd.json']) {
+      for (const key of ['approvals/0123.json', 'approvals/0123.decision', 'plans/abcd.json', 'jobs/abcd/job-1.json', 'decisions/abcd.json', 'inventory/abcd/runs/r1/copy/manifest.json', 'inventory/abcd/runs/r1/data/000000.csv.gz', 'inventory/abcd/current.json']) {
         const object = `arn:aws:s3:::${bucket}/${key}`
         for (const action of ['s3:PutObject', 's3:DeleteObject', 's3:DeleteObjectVersion']) {
           assert.equal(await decide(account, attacker, action, object, policy), 'ExplicitlyDenied', `${action} ${key} by a PowerUser`)
         }
         assert.equal(await decide(account, attacker, 's3:GetObject', object, policy), 'Allowed', 'reading is not what the Deny is about')
+      }
+      // #18: the batch role reads an inventory run's copy list (manifest.json and parts) and
+      // redrive manifests by this policy alone, and nothing else of the state.
+      const batchRole = `arn:aws:iam::${account}:role/ferry-${set.parameters.TransferName}-batch`
+      for (const key of ['inventory/abcd/runs/r1/copy/manifest.json', 'inventory/abcd/runs/r1/data/000000.csv.gz', 'redrive/job-1/manifest.csv']) {
+        assert.equal(await decide(account, batchRole, 's3:GetObject', `arn:aws:s3:::${bucket}/${key}`, policy, []), 'Allowed', `the batch role reads ${key}`)
+      }
+      for (const key of ['inventory/abcd/current.json', 'inventory/abcd/runs/r1/index/shard-00-00000.bin', 'approvals/0123.json', 'plans/abcd.json']) {
+        assert.notEqual(await decide(account, batchRole, 's3:GetObject', `arn:aws:s3:::${bucket}/${key}`, policy, []), 'Allowed', `the batch role does not read ${key}`)
       }
       const roles = functionRoles(template, resolver)
       const writers = Object.entries(roles).filter(([, role]) =>

@@ -9,7 +9,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
-use ferry_flows::inventory::run::{InventoryObjects, SmallObject};
+use ferry_flows::inventory::run::{InventoryObjects, SmallObject, OBJECT_TOO_LARGE};
 use ferry_flows::ports::BucketEventDelivery;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -49,7 +49,13 @@ impl InventoryObjects for AwsPorts {
         whole_or_none(result, Some(MAX_SMALL_OBJECT_BYTES)).await
     }
 
-    async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        to: &Path,
+        max_bytes: u64,
+    ) -> Result<u64, AwsCallError> {
         let launch = &self.launch;
         let (result, _) = launch
             .regions
@@ -58,12 +64,23 @@ impl InventoryObjects for AwsPorts {
             })
             .await;
         let out = result.map_err(|e| classify(&e))?;
+        let over = |size: String| AwsCallError {
+            kind: AwsErrorKind::Other,
+            code: OBJECT_TOO_LARGE.to_string(),
+            message: format!("the object is {size} bytes, more than the {max_bytes} expected"),
+        };
+        if let Some(length) = out.content_length().filter(|l| *l as u64 > max_bytes) {
+            return Err(over(length.to_string()));
+        }
         let mut file = tokio::fs::File::create(to)
             .await
             .map_err(|e| local_error("creating", to, e))?;
         let mut body = out.body;
         let mut written = 0u64;
         while let Some(chunk) = body.try_next().await.map_err(read_error)? {
+            if written + chunk.len() as u64 > max_bytes {
+                return Err(over(format!("more than {}", written + chunk.len() as u64)));
+            }
             file.write_all(&chunk)
                 .await
                 .map_err(|e| local_error("writing", to, e))?;

@@ -648,6 +648,9 @@ impl<'m> Stack<'m> {
                 large_object_function_arn: self.properties.spec.job.large_object_copier_arn.clone(),
                 work_dir: self.scratch("runs"),
                 retry: fast_retry(),
+                scan_threads: 2,
+                work_dir_bytes: 1 << 30,
+                state_bucket: role.state_bucket.clone(),
             },
         );
         handler.clock = now;

@@ -39,6 +39,8 @@ use inventory_support::{csv_text, gzip, s3_encode, Obj, GIB};
 use sha2::{Digest, Sha256};
 
 const INV_BUCKET: &str = "acme-dr-inventory";
+/// The stack's state bucket, where Ferry's inventory-format copy lists go.
+const STATE_BUCKET: &str = "ferry-media-sync-state";
 const DIR: &str = "inventories/acme-media-prod/ferry-media-sync/";
 const SCHEMA: &str = "Bucket, Key, Size, LastModifiedDate, ETag, StorageClass, EncryptionStatus";
 const COPIER: &str = "arn:aws:lambda:us-east-1:222222222222:function:ferry-large-object-copier";
@@ -157,7 +159,13 @@ impl InventoryObjects for MemoryAws {
                 etag: format!("\"{}\"", etag_of(body)),
             }))
     }
-    async fn download(&self, bucket: &str, key: &str, to: &Path) -> Result<u64, AwsCallError> {
+    async fn download(
+        &self,
+        bucket: &str,
+        key: &str,
+        to: &Path,
+        max_bytes: u64,
+    ) -> Result<u64, AwsCallError> {
         // Someone writing the inventory bucket while the run reads the data files.
         if let Some((key, body)) = self.write_on_download.lock().unwrap().take() {
             self.blobs.lock().unwrap().insert(key, body);
@@ -187,6 +195,13 @@ impl InventoryObjects for MemoryAws {
             code: "NoSuchKey".into(),
             message: key.into(),
         })?;
+        if body.len() as u64 > max_bytes {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::Other,
+                code: ferry_flows::inventory::run::OBJECT_TOO_LARGE.into(),
+                message: format!("{} bytes", body.len()),
+            });
+        }
         std::fs::write(to, &body).unwrap();
         Ok(body.len() as u64)
     }
@@ -499,22 +514,69 @@ fn approved_stack(spec: &TransferSpec) -> (MemoryAws, String) {
 /// Delivers an inventory the way S3 does: data file, manifest.json, then manifest.checksum.
 /// Returns the checksum key.
 fn deliver(aws: &MemoryAws, date: &str, created_ms: u64, objs: &[Obj]) -> String {
-    let data_key = format!("{DIR}data/{date}.csv.gz");
-    let data = data_file(objs);
+    deliver_files(aws, date, created_ms, SCHEMA, &[objs.to_vec()])
+}
+
+/// An inventory of several data files (`files[i]` the objects of the i-th), as S3 Inventory
+/// writes a large one.
+fn deliver_files(
+    aws: &MemoryAws,
+    date: &str,
+    created_ms: u64,
+    schema: &str,
+    files: &[Vec<Obj>],
+) -> String {
+    let mut listed = Vec::new();
+    for (i, objs) in files.iter().enumerate() {
+        let data_key = if files.len() == 1 {
+            format!("{DIR}data/{date}.csv.gz")
+        } else {
+            format!("{DIR}data/{date}-{i}.csv.gz")
+        };
+        let data = gzip(
+            csv_text(schema, objs)
+                .replace("src-bucket", "acme-media-prod")
+                .as_bytes(),
+        );
+        listed.push(
+            serde_json::json!({"key": data_key, "size": data.len(), "MD5checksum": md5_hex(&data)}),
+        );
+        aws.blobs
+            .lock()
+            .unwrap()
+            .insert(format!("{INV_BUCKET}/{data_key}"), data);
+    }
     let manifest = serde_json::json!({
         "sourceBucket": "acme-media-prod",
         "destinationBucket": format!("arn:aws:s3:::{INV_BUCKET}"),
         "version": "2016-11-30",
         "creationTimestamp": created_ms.to_string(),
         "fileFormat": "CSV",
-        "fileSchema": SCHEMA,
-        "files": [{"key": data_key, "size": data.len(), "MD5checksum": md5_hex(&data)}],
+        "fileSchema": schema,
+        "files": listed,
     });
-    aws.blobs
-        .lock()
-        .unwrap()
-        .insert(format!("{INV_BUCKET}/{data_key}"), data);
     write_manifest(aws, date, &manifest)
+}
+
+/// The copy rows of Ferry's manifest as written, in order (keys decoded), and its parts' keys.
+fn manifest_rows_in_order(aws: &MemoryAws, s3_url: &str) -> (Vec<String>, Vec<String>) {
+    let key = s3_url.strip_prefix("s3://").unwrap();
+    let blobs = aws.blobs.lock().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&blobs[key]).unwrap();
+    let parts = json["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["key"].as_str().unwrap().to_string())
+        .collect();
+    let rows = ferry_testkit::inventory::inventory_manifest_rows(&blobs[key], |part| {
+        blobs.get(&format!("{STATE_BUCKET}/{part}")).cloned()
+    })
+    .unwrap()
+    .iter()
+    .map(|r| decode_key(&r[1]).unwrap())
+    .collect();
+    (rows, parts)
 }
 
 /// A gzip CSV data file listing `objs`.
@@ -562,6 +624,10 @@ fn settings(dir: &Path) -> RunSettings {
         work_dir: dir.to_path_buf(),
         now_unix: 1_800_000_000,
         retry: RetryPolicy::default(),
+        scan_threads: 2,
+        work_dir_bytes: 1 << 30,
+        state_bucket: STATE_BUCKET.to_string(),
+        deadline: None,
     }
 }
 
@@ -585,10 +651,33 @@ fn ran(outcome: RunOutcome) -> ferry_flows::inventory::delta::RunRecord {
     }
 }
 
-/// The decoded (key) rows of a manifest Ferry wrote.
+/// The decoded (key) rows of a manifest Ferry wrote: a CSV manifest, or an inventory-format
+/// `manifest.json` whose parts are every one under the run's `data/`, read as Batch
+/// Operations reads them.
 fn manifest_keys(aws: &MemoryAws, s3_url: &str) -> Vec<String> {
     let key = s3_url.strip_prefix("s3://").unwrap();
     let blobs = aws.blobs.lock().unwrap();
+    if let Some(dir) = key.strip_suffix("copy/manifest.json") {
+        assert!(
+            dir.starts_with(&format!("{STATE_BUCKET}/inventory/")),
+            "{key}"
+        );
+        let rows = ferry_testkit::inventory::inventory_manifest_rows(&blobs[key], |part| {
+            let part = format!("{STATE_BUCKET}/{part}");
+            assert!(part.starts_with(&format!("{dir}data/")), "{part}");
+            blobs.get(&part).cloned()
+        })
+        .unwrap();
+        let mut keys: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                assert_eq!(r[0], "acme-media-prod");
+                decode_key(&r[1]).unwrap()
+            })
+            .collect();
+        keys.sort();
+        return keys;
+    }
     let text = String::from_utf8(blobs[key].clone()).unwrap();
     assert!(
         !text.contains("\n\n") && !text.starts_with("Bucket"),
@@ -604,6 +693,113 @@ fn manifest_keys(aws: &MemoryAws, s3_url: &str) -> Vec<String> {
         .collect();
     keys.sort();
     keys
+}
+
+/// S3 Inventory splits a large report into many data files: they are read several at a time
+/// (`scan_threads`), and the copy list is Ferry's own inventory report, one gzip part per data
+/// file that has rows to copy, listed in the data files' order, rows in their order.
+#[tokio::test]
+async fn a_many_file_inventory_becomes_parts_listed_in_file_order() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let files = |changed: &[usize]| -> Vec<Vec<Obj>> {
+        (0..5)
+            .map(|f| {
+                (0..4)
+                    .map(|i| {
+                        let o = Obj::new(&format!("f{f}/{i} é+,.jpg"));
+                        if changed.contains(&f) && i % 2 == 1 {
+                            o.size(999)
+                        } else {
+                            o
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    };
+    // First run, everything passes: the job reads the inventory itself, and no part of
+    // Ferry's was uploaded (they stayed local while the run could go direct).
+    let k1 = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, SCHEMA, &files(&[]));
+    let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+    assert_eq!(run1.jobs[0].kind, RunJobKind::CopyDirect);
+    assert_eq!(run1.stats.copy.objects, 20);
+    let own = format!("{STATE_BUCKET}/inventory/{fp}/runs/{}/", run1.run_id);
+    assert!(
+        !aws.blobs
+            .lock()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with(&own)),
+        "parts uploaded for a direct run"
+    );
+    job_ends(&aws, &run1.jobs[0].job_id, "Complete").await;
+
+    // Files 1 and 3 changed (two objects each): two parts, in file order.
+    let k2 = deliver_files(&aws, "2026-11-24T01-00Z", 2_000, SCHEMA, &files(&[1, 3]));
+    let run2 = ran(event(&aws, &fp, &k2, &tmp).await);
+    assert_eq!(run2.stats.copy.objects, 4);
+    assert_eq!(run2.jobs[0].kind, RunJobKind::Copy);
+    let (rows, parts) = manifest_rows_in_order(&aws, &run2.jobs[0].manifest);
+    assert_eq!(
+        rows,
+        [
+            "f1/1 é+,.jpg",
+            "f1/3 é+,.jpg",
+            "f3/1 é+,.jpg",
+            "f3/3 é+,.jpg"
+        ]
+    );
+    let dir = format!("inventory/{fp}/runs/{}/data/", run2.run_id);
+    assert_eq!(
+        parts,
+        [format!("{dir}000001.csv.gz"), format!("{dir}000003.csv.gz")]
+    );
+}
+
+/// Rows with version ids go to a CSV manifest (`null` for a null version): S3's guide documents
+/// that form for an inventory of versions, not an inventory-format one.
+#[tokio::test]
+async fn an_inventory_of_versions_becomes_one_csv_manifest_in_file_order() {
+    const VERSIONS: &str = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, \
+        LastModifiedDate, ETag, StorageClass, EncryptionStatus";
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let files: Vec<Vec<Obj>> = (0..3)
+        .map(|f| {
+            vec![
+                Obj::new(&format!("v{f}/a")).version(Some(&format!("ver{f}")), true),
+                Obj::new(&format!("v{f}/null")).version(None, true),
+            ]
+        })
+        .collect();
+    let k = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, VERSIONS, &files);
+    let run = ran(event(&aws, &fp, &k, &tmp).await);
+    assert_eq!(run.jobs.len(), 1);
+    let request = aws.requests.lock().unwrap()[0].clone();
+    assert_eq!(
+        request.manifest.spec.format,
+        "S3BatchOperations_CSV_20180820"
+    );
+    assert_eq!(
+        request.manifest.spec.fields,
+        Some(vec!["Bucket".into(), "Key".into(), "VersionId".into()])
+    );
+    let key = run.jobs[0]
+        .manifest
+        .strip_prefix("s3://")
+        .unwrap()
+        .to_string();
+    assert!(key.ends_with("/copy.csv"), "{key}");
+    let text = String::from_utf8(aws.blobs.lock().unwrap()[&key].clone()).unwrap();
+    assert_eq!(
+        text,
+        "acme-media-prod,v0/a,ver0\nacme-media-prod,v0/null,null\n\
+         acme-media-prod,v1/a,ver1\nacme-media-prod,v1/null,null\n\
+         acme-media-prod,v2/a,ver2\nacme-media-prod,v2/null,null\n"
+    );
 }
 
 fn base_objects() -> Vec<Obj> {
@@ -707,18 +903,16 @@ async fn first_run_fast_path_then_a_delta_of_exactly_the_new_and_changed() {
     let requests = aws.requests.lock().unwrap().clone();
     assert_eq!(requests.len(), 3);
     let copy_req = &requests[1];
+    // The copy list is Ferry's own inventory report: S3 Inventory's form, no Fields.
     assert_eq!(
         copy_req.manifest.spec.format,
-        "S3BatchOperations_CSV_20180820"
+        "S3InventoryReport_CSV_20161130"
     );
-    assert_eq!(
-        copy_req.manifest.spec.fields,
-        Some(vec!["Bucket".into(), "Key".into()])
-    );
+    assert_eq!(copy_req.manifest.spec.fields, None);
     assert_eq!(
         copy_req.manifest.location.object_arn,
         format!(
-            "arn:aws:s3:::{INV_BUCKET}/{DIR}2026-11-24T01-00Z/ferry-{}/copy.csv",
+            "arn:aws:s3:::{STATE_BUCKET}/inventory/{fp}/runs/{}/copy/manifest.json",
             run2.run_id
         )
     );
@@ -965,10 +1159,11 @@ async fn a_refusal_whose_email_failed_is_emailed_by_the_retry() {
     let err = event_fails(&aws, &fp, &k, &tmp).await;
     assert!(err.is_retryable(), "{err}");
     // The log line has the reason, not only the failed send.
-    assert!(err.to_string().contains("MD5"), "{err}");
+    let why = "changed after S3 Inventory wrote it";
+    assert!(err.to_string().contains(why), "{err}");
     assert!(aws.notes.lock().unwrap().is_empty());
     let reason = refused(&aws, &fp, &k, &tmp).await;
-    assert!(reason.contains("MD5"), "{reason}");
+    assert!(reason.contains(why), "{reason}");
     assert_eq!(aws.notes.lock().unwrap().len(), 1, "said once");
     assert!(aws.requests.lock().unwrap().is_empty());
 }
@@ -1260,6 +1455,21 @@ async fn a_data_file_changed_after_the_inventory_was_written_is_refused() {
         format!("{INV_BUCKET}/{data_key}"),
         data_file(&[Obj::new("secret/payroll.xlsx")]),
     );
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("files[].size") && reason.contains(&data_key),
+        "{reason}"
+    );
+    // Rewritten to the same size (one byte changed): the MD5 tells.
+    let date = "2026-11-23T02-00Z";
+    let k = deliver(&aws, date, 1_000, &base_objects());
+    let data_key = format!("{DIR}data/{date}.csv.gz");
+    {
+        let mut blobs = aws.blobs.lock().unwrap();
+        let data = blobs.get_mut(&format!("{INV_BUCKET}/{data_key}")).unwrap();
+        let middle = data.len() / 2;
+        data[middle] ^= 0x55;
+    }
     let reason = refused(&aws, &fp, &k, &tmp).await;
     assert!(
         reason.contains("MD5") && reason.contains(&data_key),
@@ -1742,4 +1952,174 @@ async fn the_plans_own_inventory_rewritten_after_the_approval_is_refused() {
     let key = deliver(&aws, date, 1_000, &base_objects());
     let run = ran(event(&aws, &fp, &key, &tmp).await);
     assert_eq!(run.stats.copy.objects, 20);
+}
+
+/// #18: indexes stored before the sharded layout (one `index.bin` named by `index_key`) are
+/// still the delta base, and are rewritten in shards on first use.
+#[tokio::test]
+async fn a_layout_1_index_is_the_delta_base_and_is_migrated_on_first_use() {
+    use ferry_flows::inventory::delta::{current_index, keys};
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let k1 = deliver(&aws, "2026-11-23T01-00Z", 1_000, &base_objects());
+    let run1 = ran(event(&aws, &fp, &k1, &tmp).await);
+    job_ends(&aws, &run1.jobs[0].job_id, "Complete").await;
+    // Put the committed index back in layout 1, as a Ferry before #18 left it.
+    let (current, index) = current_index(&aws, &fp).await.unwrap().unwrap();
+    assert!(current.index.is_some() && current.index_key.is_none());
+    let old_key = keys::pending_index(&fp, &run1.run_id);
+    aws.put(&old_key, index.to_bytes()).await.unwrap();
+    let layout1 = serde_json::json!({
+        "run_id": run1.run_id,
+        "manifest_key": current.manifest_key,
+        "creation_timestamp_ms": current.creation_timestamp_ms,
+        "index_key": old_key,
+        "objects": index.len(),
+    });
+    aws.put(&keys::current(&fp), layout1.to_string().into_bytes())
+        .await
+        .unwrap();
+
+    // Day 2: two objects changed. The delta is taken against the layout-1 index...
+    let mut objs = base_objects();
+    objs[3] = objs[3].clone().size(1_234);
+    objs[7] = objs[7].clone().size(5_678);
+    let k2 = deliver(&aws, "2026-11-24T01-00Z", 2_000, &objs);
+    let run2 = ran(event(&aws, &fp, &k2, &tmp).await);
+    assert_eq!(run2.stats.copy.objects, 2);
+    assert_eq!(run2.stats.skipped(SkipReason::Unchanged).objects, 18);
+    assert_eq!(
+        manifest_keys(&aws, &run2.jobs[0].manifest),
+        ["photos/003.jpg", "photos/007.jpg"]
+    );
+    // ...which current.json now names in shards, with the same objects.
+    let migrated: serde_json::Value =
+        serde_json::from_slice(&aws.get(&keys::current(&fp)).await.unwrap().unwrap()).unwrap();
+    assert!(migrated.get("index_key").is_none(), "{migrated}");
+    assert_eq!(migrated["run_id"], run1.run_id.as_str());
+    let shard = migrated["index"]["shards"][0]["key"].as_str().unwrap();
+    assert!(
+        shard.starts_with(&keys::migrated_index_dir(&fp, &run1.run_id)),
+        "{shard}"
+    );
+    let (_, again) = current_index(&aws, &fp).await.unwrap().unwrap();
+    assert_eq!(again, index);
+    // And the run's own pending index is in shards too.
+    assert!(run2.index.is_some() && run2.index_key.is_none());
+}
+
+/// A sharded index is read whole or not at all: a missing shard, a shard swapped with another
+/// or a record naming a key outside the transfer's state is refused, never read as fewer
+/// objects (which would make the next delta copy again what it lost — or, read as more, skip).
+#[tokio::test]
+async fn a_sharded_index_missing_a_shard_or_pointing_elsewhere_is_refused() {
+    use ferry_flows::inventory::delta::{read_stored_index, write_index_in_shards, DeltaError};
+    use ferry_listings::inventory::index::{EntryHasher, ObjectIndex};
+    let aws = MemoryAws::default();
+    let fp = "f".repeat(64);
+    let mut h = EntryHasher::new();
+    let index = ObjectIndex::from_entries(
+        (0..500)
+            .map(|i| h.entry(&format!("k{i}"), None, Some("e"), Some(i)))
+            .collect(),
+    )
+    .unwrap();
+    let dir = format!("inventory/{fp}/runs/r/index/");
+    let stored = write_index_in_shards(&aws, &dir, &index, 3).await.unwrap();
+    assert_eq!(stored.shards.len(), 8);
+    assert_eq!(read_stored_index(&aws, &fp, &stored).await.unwrap(), index);
+
+    let mut swapped = stored.clone();
+    swapped.shards.swap(2, 5);
+    let (a, b) = (swapped.shards[2].objects, swapped.shards[5].objects);
+    swapped.shards[2].objects = b;
+    swapped.shards[5].objects = a;
+    assert!(matches!(
+        read_stored_index(&aws, &fp, &swapped).await,
+        Err(DeltaError::Index { .. })
+    ));
+    let mut elsewhere = stored.clone();
+    elsewhere.shards[0].key = "approvals/x.bin".into();
+    assert!(matches!(
+        read_stored_index(&aws, &fp, &elsewhere).await,
+        Err(DeltaError::Corrupt { message, .. }) if message.contains("outside")
+    ));
+    let mut short = stored.clone();
+    short.shards.pop();
+    assert!(matches!(
+        read_stored_index(&aws, &fp, &short).await,
+        Err(DeltaError::Corrupt { .. })
+    ));
+    aws.delete(&stored.shards[4].key).await.unwrap();
+    assert!(matches!(
+        read_stored_index(&aws, &fp, &stored).await,
+        Err(DeltaError::Corrupt { message, .. }) if message.contains("missing")
+    ));
+}
+
+/// #18 item 5: a run that would not finish reading before the function's timeout stops and
+/// says so (killed mid-way, its claim would turn the event's retries away unsaid), and a data
+/// file larger than the work directory may hold is refused by name; neither launches anything
+/// or moves the delta base.
+#[tokio::test]
+async fn a_run_that_would_outlast_the_function_or_its_disk_is_refused_and_said() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let files: Vec<Vec<Obj>> = (0..3)
+        .map(|f| vec![Obj::new(&format!("f{f}.jpg"))])
+        .collect();
+    let k = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, SCHEMA, &files);
+    let mut late = settings(&tmp);
+    late.scan_threads = 1;
+    late.deadline = Some(std::time::Instant::now() + Duration::from_secs(30));
+    let outcome = handle_inventory(&aws, &fp, INV_BUCKET, &[k], &late)
+        .await
+        .unwrap();
+    let RunOutcome::Refused { reason, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.contains("before the function's timeout"), "{reason}");
+    assert!(reason.contains("InventoryHandlerMemoryMB"), "{reason}");
+    assert!(aws.requests.lock().unwrap().is_empty());
+    assert_eq!(aws.notes.lock().unwrap().len(), 1, "e-mailed once");
+
+    let k = deliver_files(&aws, "2026-11-24T01-00Z", 2_000, SCHEMA, &files);
+    let mut small_disk = settings(&tmp);
+    small_disk.work_dir_bytes = 100;
+    let outcome = handle_inventory(&aws, &fp, INV_BUCKET, &[k], &small_disk)
+        .await
+        .unwrap();
+    let RunOutcome::Refused { reason, .. } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        reason.contains("2026-11-24T01-00Z-0.csv.gz") && reason.contains("FERRY_WORK_DIR_BYTES"),
+        "{reason}"
+    );
+    assert!(aws.requests.lock().unwrap().is_empty());
+    assert!(aws
+        .get(&format!("inventory/{fp}/current.json"))
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// #18 review: a data file larger than its `files[].size` (which the batch's disk budget was
+/// counted with) is stopped at that size and refused by name, never downloaded whole.
+#[tokio::test]
+async fn a_data_file_larger_than_its_listed_size_is_refused_unread() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    deliver(&aws, date, 1_000, &base_objects());
+    let mut manifest = stored_manifest(&aws, date);
+    manifest["files"][0]["size"] = 10.into();
+    let k = write_manifest(&aws, date, &manifest);
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("larger than manifest.json's files[].size says (10 bytes"),
+        "{reason}"
+    );
+    assert!(aws.requests.lock().unwrap().is_empty());
 }

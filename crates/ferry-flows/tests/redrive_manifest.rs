@@ -260,3 +260,60 @@ fn an_inventory_md5_in_base64_or_upper_case_hex_is_accepted() {
         assert_eq!(sel.rows, 1, "{listed}");
     }
 }
+
+/// #18: the copy list of an inventory run is Ferry's own inventory report,
+/// `<date>/ferry-<run>/copy/manifest.json` with its parts in `<date>/ferry-<run>/data/`: a
+/// redrive reads it as it reads S3's (the parts under the `data/` beside the manifest's parent,
+/// their MD5s, keys URL-encoded, every field quoted).
+#[test]
+fn ferrys_own_inventory_report_is_read_through_its_parts() {
+    use ferry_listings::inventory::copy_manifest::CopyManifestJson;
+    use ferry_listings::inventory::manifest_json::InventoryFile;
+    let mut objects = Objects::default();
+    let run = "inv/src/all/2026-12-01T01-00Z/ferry-0f3c";
+    let mut files = Vec::new();
+    for (i, text) in [
+        "\"src\",\"a%20b.pdf\"\n\"src\",\"c%2Bd.pdf\"\n",
+        "\"src\",\"e.pdf\"\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let gz = gzip(text);
+        let key = format!("{run}/data/{i:06}.csv.gz");
+        files.push(InventoryFile {
+            key: key.clone(),
+            size: gz.len() as u64,
+            md5_checksum: md5_hex(&gz),
+        });
+        objects.put("ops", &key, gz, "p");
+    }
+    let json = CopyManifestJson {
+        source_bucket: "src",
+        report_bucket: "ops",
+        partition: "aws",
+        creation_timestamp_ms: 1_795_400_000_000,
+        files: &files,
+    }
+    .to_bytes()
+    .unwrap();
+    let key = format!("{run}/copy/manifest.json");
+    objects.put("ops", &key, json, "m1");
+    let manifest = JobManifestRef {
+        format: "S3InventoryReport_CSV_20161130".into(),
+        fields: vec![],
+        object_arn: format!("arn:aws:s3:::ops/{key}"),
+        object_version_id: None,
+        etag: "m1".into(),
+    };
+    let mut failed = FailedTasks::default();
+    failed.insert("src", "c+d.pdf", None);
+    failed.insert("src", "e.pdf", None);
+    let sel = block_on(select_failed_rows(&objects, "j-9", &manifest, &mut failed)).unwrap();
+    assert_eq!(
+        String::from_utf8(sel.body).unwrap(),
+        "src,c%2Bd.pdf\nsrc,e.pdf\n"
+    );
+    assert_eq!((sel.rows, sel.manifest_rows), (2, 3));
+    assert_eq!(failed.unmatched(), 0);
+}

@@ -197,6 +197,8 @@ fn is_valid_version_id(v: &str) -> bool {
 pub struct CsvManifestWriter<W: Write> {
     out: W,
     with_version_ids: bool,
+    /// Every field in double quotes, as S3 Inventory writes its CSV data files.
+    quote_all: bool,
     /// The first row's bucket, validated once: later rows only compare against it.
     bucket: Option<String>,
     line: String,
@@ -209,9 +211,20 @@ impl<W: Write> CsvManifestWriter<W> {
         Self {
             out,
             with_version_ids,
+            quote_all: false,
             bucket: None,
             line: String::with_capacity(256),
             counts: ManifestCounts::default(),
+        }
+    }
+
+    /// The rows of an inventory-format data file (`S3InventoryReport_CSV_20161130`): the same
+    /// fields, every one in double quotes as S3 Inventory writes them (its data files quote every
+    /// field; a CSV reader takes both). Keys are URL-encoded in both forms.
+    pub fn inventory_data(out: W, with_version_ids: bool) -> Self {
+        Self {
+            quote_all: true,
+            ..Self::new(out, with_version_ids)
         }
     }
 
@@ -273,12 +286,24 @@ impl<W: Write> CsvManifestWriter<W> {
         };
 
         self.line.clear();
-        push_csv_field(&mut self.line, bucket);
+        let q = if self.quote_all { "\"" } else { "" };
+        if self.quote_all {
+            push_quoted_field(&mut self.line, bucket);
+        } else {
+            push_csv_field(&mut self.line, bucket);
+        }
         self.line.push(',');
+        // An encoded key holds no quote or comma: quoting it is only the form.
+        self.line.push_str(q);
         self.line.extend(utf8_percent_encode(key, KEY_ENCODE_SET));
+        self.line.push_str(q);
         if let Some(v) = version {
             self.line.push(',');
-            push_csv_field(&mut self.line, v);
+            if self.quote_all {
+                push_quoted_field(&mut self.line, v);
+            } else {
+                push_csv_field(&mut self.line, v);
+            }
         }
         self.line.push('\n');
         self.out.write_all(self.line.as_bytes())?;
@@ -302,13 +327,17 @@ impl<W: Write> CsvManifestWriter<W> {
     }
 }
 
+fn push_quoted_field(line: &mut String, field: &str) {
+    line.push('"');
+    line.push_str(&field.replace('"', "\"\""));
+    line.push('"');
+}
+
 /// Quotes a field only when it needs it (a comma or a quote): encoded keys and bucket names
 /// never do, so real manifests stay plain.
 fn push_csv_field(line: &mut String, field: &str) {
     if field.contains([',', '"']) {
-        line.push('"');
-        line.push_str(&field.replace('"', "\"\""));
-        line.push('"');
+        push_quoted_field(line, field);
     } else {
         line.push_str(field);
     }

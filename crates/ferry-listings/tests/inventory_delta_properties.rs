@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use ferry_listings::inventory::csv_reader::CsvInventoryReader;
 use ferry_listings::inventory::filter::{RowFilter, SkipReason};
-use ferry_listings::inventory::index::ObjectIndex;
+use ferry_listings::inventory::index::{DeltaBase, ObjectIndex};
 use ferry_listings::inventory::route::ManifestSplitter;
 use ferry_listings::manifest::CsvManifestReader;
 use inventory_support::*;
@@ -24,6 +24,7 @@ fn key() -> impl Strategy<Value = String> {
 
 /// Splits `objs` against `previous`; returns (decoded copy keys, next index, unchanged count).
 fn run(objs: &[Obj], previous: Option<ObjectIndex>) -> (BTreeSet<String>, ObjectIndex, u64) {
+    let base = previous.map(DeltaBase::new);
     let manifest = csv_manifest(CURRENT_SCHEMA);
     let gz = gzip(csv_text(CURRENT_SCHEMA, objs).as_bytes());
     let reader = CsvInventoryReader::new(&manifest, DATA_KEY, gz.as_slice()).unwrap();
@@ -34,7 +35,7 @@ fn run(objs: &[Obj], previous: Option<ObjectIndex>) -> (BTreeSet<String>, Object
         Vec::new(),
     )
     .unwrap()
-    .with_delta(previous, 0);
+    .with_delta(base.clone(), 0);
     for item in reader {
         splitter.push_result(item).unwrap();
     }
@@ -44,11 +45,11 @@ fn run(objs: &[Obj], previous: Option<ObjectIndex>) -> (BTreeSet<String>, Object
         .map(|r| r.unwrap().key)
         .collect();
     let unchanged = out.stats.skipped(SkipReason::Unchanged).objects;
-    (
-        keys,
-        ObjectIndex::from_entries(out.next_index).unwrap(),
-        unchanged,
-    )
+    let next = match base {
+        Some(base) => base.into_next(out.next_index).unwrap(),
+        None => ObjectIndex::from_entries(out.next_index).unwrap(),
+    };
+    (keys, next, unchanged)
 }
 
 proptest! {

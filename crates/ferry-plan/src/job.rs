@@ -319,11 +319,22 @@ impl CreateJobRequest {
         if version_ids {
             fields.push("VersionId".to_string());
         }
+        self.with_manifest(CSV_MANIFEST_FORMAT, Some(fields), object_arn)
+    }
+
+    /// The same job on an inventory report's `manifest.json` at `object_arn`
+    /// (`S3InventoryReport_CSV_20161130`, no `Fields`: the report's `fileSchema` names them),
+    /// S3's own or one Ferry wrote in its form.
+    pub fn with_inventory_manifest(&self, object_arn: &str) -> Self {
+        self.with_manifest(INVENTORY_MANIFEST_FORMAT, None, object_arn)
+    }
+
+    fn with_manifest(&self, format: &str, fields: Option<Vec<String>>, object_arn: &str) -> Self {
         let mut request = self.clone();
         request.manifest = JobManifest {
             spec: JobManifestSpec {
-                format: CSV_MANIFEST_FORMAT.to_string(),
-                fields: Some(fields),
+                format: format.to_string(),
+                fields,
             },
             location: JobManifestLocation {
                 object_arn: object_arn.to_string(),

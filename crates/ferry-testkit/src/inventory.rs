@@ -105,3 +105,108 @@ pub fn inventory_event(bucket: &str, checksum_key: &str) -> Value {
     event["detail"]["object"]["key"] = Value::String(checksum_key.to_string());
     event
 }
+
+/// The rows (fields as written, keys still URL-encoded) of an inventory-format `manifest.json`
+/// (`S3InventoryReport_CSV_20161130`) and its data files, read as Batch Operations would: every
+/// file listed must be there (`get(key)`), with the listed `size` and `MD5checksum`, gzip CSV
+/// with `fileSchema`'s column count. Any departure is the error.
+pub fn inventory_manifest_rows(
+    manifest_json: &[u8],
+    get: impl Fn(&str) -> Option<Vec<u8>>,
+) -> Result<Vec<Vec<String>>, String> {
+    use std::io::Read;
+    let manifest: Value =
+        serde_json::from_slice(manifest_json).map_err(|e| format!("manifest.json: {e}"))?;
+    let text = |field: &str| {
+        manifest
+            .get(field)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("manifest.json has no text field {field}"))
+    };
+    if text("fileFormat")? != "CSV" {
+        return Err("fileFormat is not CSV".to_string());
+    }
+    for field in [
+        "sourceBucket",
+        "destinationBucket",
+        "version",
+        "creationTimestamp",
+    ] {
+        text(field)?;
+    }
+    let columns = text("fileSchema")?.split(',').count();
+    let files = manifest
+        .get("files")
+        .and_then(Value::as_array)
+        .ok_or("manifest.json has no files[]")?;
+    let mut rows = Vec::new();
+    for file in files {
+        let key = file
+            .get("key")
+            .and_then(Value::as_str)
+            .ok_or("files[].key")?;
+        let stored = get(key).ok_or_else(|| format!("data file {key} is missing"))?;
+        if file.get("size").and_then(Value::as_u64) != Some(stored.len() as u64) {
+            return Err(format!("data file {key}: size is not files[].size"));
+        }
+        if file.get("MD5checksum").and_then(Value::as_str) != Some(md5_hex(&stored).as_str()) {
+            return Err(format!("data file {key}: MD5 is not files[].MD5checksum"));
+        }
+        let mut csv_text = Vec::new();
+        flate2::read::MultiGzDecoder::new(stored.as_slice())
+            .read_to_end(&mut csv_text)
+            .map_err(|e| format!("data file {key} is not gzip: {e}"))?;
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(csv_text.as_slice());
+        for record in reader.records() {
+            let record = record.map_err(|e| format!("data file {key}: {e}"))?;
+            if record.len() != columns {
+                return Err(format!("data file {key}: a row of {} fields", record.len()));
+            }
+            rows.push(record.iter().map(str::to_string).collect());
+        }
+    }
+    Ok(rows)
+}
+
+/// [`inventory_manifest_rows`] of `s3://bucket/manifest_key`, the data files read from the
+/// same bucket; also the data files' server-side encryption, in order (Batch Operations can't
+/// read an SSE-KMS manifest written by others than S3 Inventory, so Ferry's must be SSE-S3).
+pub async fn inventory_manifest_rows_in_s3(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    manifest_key: &str,
+) -> Result<
+    (
+        Vec<Vec<String>>,
+        Vec<Option<aws_sdk_s3::types::ServerSideEncryption>>,
+    ),
+    String,
+> {
+    let read = |key: String| async move {
+        let out = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .map_err(|e| format!("s3://{bucket}/{key}: {e:?}"))?;
+        let encryption = out.server_side_encryption().cloned();
+        let body = out.body.collect().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>((body.to_vec(), encryption))
+    };
+    let (json, _) = read(manifest_key.to_string()).await?;
+    let manifest: Value = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    let mut files = std::collections::BTreeMap::new();
+    let mut encryption = Vec::new();
+    for file in manifest["files"].as_array().cloned().unwrap_or_default() {
+        let key = file["key"].as_str().unwrap_or_default().to_string();
+        let (body, sse) = read(key.clone()).await?;
+        encryption.push(sse);
+        files.insert(key, body);
+    }
+    let rows = inventory_manifest_rows(&json, |key| files.get(key).cloned())?;
+    Ok((rows, encryption))
+}

@@ -95,6 +95,7 @@ pub async fn enable_versioning(s3: &aws_sdk_s3::Client, bucket: &str) {
 pub async fn deploy_stack_resources(config: &SdkConfig, role: &FunctionRole) -> Inbox {
     let region = config.region().expect("a region").to_string();
     create_bucket(config, &role.state_bucket, &region).await;
+    apply_state_bucket_allows(config, role).await;
     let sns = aws_sdk_sns::Client::new(config);
     for topic in [&role.notification_topic_arn, &role.approval_topic_arn] {
         sns.create_topic()
@@ -124,6 +125,27 @@ pub async fn deploy_stack_resources(config: &SdkConfig, role: &FunctionRole) -> 
         );
     }
     Inbox::subscribe(config, &role.notification_topic_arn, "people").await
+}
+
+/// Sets the Allow statements of the template's `StateBucketPolicy` (`role`'s deployment) on the
+/// state bucket, as CloudFormation would: the batch role reads Ferry's manifests there by that
+/// policy alone, so the gateway and the Batch Operations emulator hold it to exactly that.
+/// moto applies a bucket policy's Deny statements itself, ignoring their conditions, so the
+/// template's Denies (TLS only; only the stack writes state) would refuse every request: they
+/// are proved with iam-simulate instead (tests/iam, "the state bucket is written only by the
+/// stack").
+pub async fn apply_state_bucket_allows(config: &SdkConfig, role: &FunctionRole) {
+    let mut policy = role.state_bucket_policy.clone();
+    if let Some(Value::Array(statements)) = policy.get_mut("Statement") {
+        statements.retain(|st| st["Effect"] == "Allow");
+    }
+    aws_sdk_s3::Client::new(config)
+        .put_bucket_policy()
+        .bucket(&role.state_bucket)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("s3:PutBucketPolicy {}: {e:?}", role.state_bucket));
 }
 
 /// Sets the template's topic policies (`role`'s deployment: who may publish, subscribe and

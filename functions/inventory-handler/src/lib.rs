@@ -34,7 +34,18 @@ pub struct Settings {
     pub large_object_function_arn: Option<String>,
     pub work_dir: PathBuf,
     pub retry: RetryPolicy,
+    /// Data files read at once: the function's vCPUs (Lambda gives one per 1,769 MB of memory,
+    /// up to 6; `available_parallelism` reads what the sandbox allows).
+    pub scan_threads: usize,
+    /// `FERRY_WORK_DIR_BYTES`: the function's ephemeral storage, as the template sets it beside
+    /// `EphemeralStorage`; Lambda's default 512 MB when unset.
+    pub work_dir_bytes: u64,
+    /// `FERRY_STATE_BUCKET`: where Ferry's inventory-format copy lists go.
+    pub state_bucket: String,
 }
+
+/// Lambda's default ephemeral storage (`/tmp`), 512 MB.
+pub const DEFAULT_WORK_DIR_BYTES: u64 = 512 * 1024 * 1024;
 
 impl Settings {
     pub fn from_env() -> Result<Self, String> {
@@ -51,6 +62,20 @@ impl Settings {
                 .map(PathBuf::from)
                 .unwrap_or_else(std::env::temp_dir),
             retry: RetryPolicy::default(),
+            scan_threads: std::thread::available_parallelism().map_or(1, usize::from),
+            state_bucket: std::env::var("FERRY_STATE_BUCKET")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or("environment variable FERRY_STATE_BUCKET is not set (the template sets it to StateBucket)")?,
+            work_dir_bytes: match std::env::var("FERRY_WORK_DIR_BYTES") {
+                Err(_) => DEFAULT_WORK_DIR_BYTES,
+                Ok(v) => v.trim().parse().map_err(|_| {
+                    format!(
+                        "environment variable FERRY_WORK_DIR_BYTES is {v:?}, not a number of bytes (the template sets \
+                         it to the function's EphemeralStorage size)"
+                    )
+                })?,
+            },
         })
     }
 }
@@ -79,6 +104,11 @@ impl<P: InventoryPorts> InventoryHandler<P> {
             work_dir: self.settings.work_dir.clone(),
             now_unix: (self.clock)(),
             retry: self.settings.retry,
+            scan_threads: self.settings.scan_threads,
+            work_dir_bytes: self.settings.work_dir_bytes,
+            state_bucket: self.settings.state_bucket.clone(),
+            deadline: ferry_aws::runtime::time_left(event.context.deadline)
+                .map(|left| std::time::Instant::now() + left),
         };
         let mut outcomes = Vec::new();
         for item in parse_event(&event.payload) {

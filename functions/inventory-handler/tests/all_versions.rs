@@ -90,6 +90,7 @@ async fn an_all_versions_inventory_copies_the_current_versions_with_null_for_the
     for bucket in [INV_BUCKET, DEST_BUCKET, role.state_bucket.as_str()] {
         dest.create_bucket().bucket(bucket).send().await.unwrap();
     }
+    ferry_testkit::stack::apply_state_bucket_allows(&dest_config, &role).await;
     aws_sdk_sns::Client::new(&dest_config)
         .create_topic()
         .name(role.notification_topic_arn.rsplit(':').next().unwrap())

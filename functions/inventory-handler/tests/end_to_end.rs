@@ -111,6 +111,8 @@ async fn an_sse_kms_inventory_is_copied_with_kms_everywhere_as_the_functions_rol
     ] {
         dest.create_bucket().bucket(bucket).send().await.unwrap();
     }
+    // The batch role reads a run's copy list in the state bucket by its bucket policy alone.
+    ferry_testkit::stack::apply_state_bucket_allows(&dest_config, &role).await;
     aws_sdk_sns::Client::new(&dest_config)
         .create_topic()
         .name(role.notification_topic_arn.rsplit(':').next().unwrap())

@@ -24,7 +24,9 @@ use ferry_flows::report::redrive::{
     redrive_and_announce, RedriveContext, RedriveError, RedriveOutcome, RedriveRecord,
 };
 use ferry_flows::workflow::StoredPlan;
-use ferry_listings::inventory::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
+use ferry_listings::inventory::index::{
+    Change, EntryHasher, IndexEntry, ObjectIndex, ShardedIndexReader,
+};
 use ferry_listings::inventory::route::RouteStats;
 use ferry_listings::manifest::CsvManifestWriter;
 use ferry_plan::{Plan, TransferSpec};
@@ -321,7 +323,7 @@ impl World {
             assert!(
                 statements
                     .iter()
-                    .any(|st| st["Sid"] == "BatchRoleReadsRedriveManifests"),
+                    .any(|st| st["Sid"] == "BatchRoleReadsFerrysManifests"),
                 "{policy}"
             );
         }
@@ -888,7 +890,9 @@ impl World {
 
     /// What inventory-handler leaves in the state bucket for an inventory run that launched
     /// `job` over the plan's objects: the previous run's committed index (one other object),
-    /// this run's pending index (the job's objects), its `run.json` and the job → run link.
+    /// this run's pending index (the job's objects), its `run.json` and the job → run link. In
+    /// the layout before #18 (one `index.bin` each): a run launched before an upgrade still
+    /// commits, its committed index then written in shards.
     async fn record_inventory_run(&self, job: &EmulatedJob) {
         let fp = &self.plan.transfer.fingerprint;
         let previous = ObjectIndex::from_entries(vec![entry("old/kept.pdf")]).unwrap();
@@ -898,7 +902,8 @@ impl World {
             run_id: PREVIOUS_RUN.into(),
             manifest_key: "inventories/2026-12-05T01-00Z/manifest.json".into(),
             creation_timestamp_ms: 1_000,
-            index_key: previous_key,
+            index_key: Some(previous_key),
+            index: None,
             objects: 1,
         };
         self.put_state(
@@ -933,6 +938,7 @@ impl World {
             }],
             stats: RouteStats::default(),
             index_key: Some(pending_key),
+            index: None,
             index_objects: KEYS.len() as u64,
         };
         self.put_state(&delta_keys::run(fp, RUN), serde_json::to_vec(&run).unwrap())
@@ -956,7 +962,18 @@ impl World {
                 .await,
         )
         .unwrap();
-        let index = ObjectIndex::from_bytes(&self.get_state(&current.index_key).await).unwrap();
+        let index = match (&current.index, &current.index_key) {
+            (Some(stored), _) => {
+                let mut reader =
+                    ShardedIndexReader::new(stored.shard_bits, stored.objects as usize);
+                for (n, shard) in stored.shards.iter().enumerate() {
+                    reader.push(n, &self.get_state(&shard.key).await).unwrap();
+                }
+                reader.finish().unwrap()
+            }
+            (None, Some(key)) => ObjectIndex::from_bytes(&self.get_state(key).await).unwrap(),
+            (None, None) => panic!("current.json names no index"),
+        };
         (current.run_id, index)
     }
 

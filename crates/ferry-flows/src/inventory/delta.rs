@@ -19,16 +19,29 @@
 //! | `current.json` | the committed index ([`CurrentIndex`]) |
 //! | `runs/<run>/claim.json` | the run's claim (`If-None-Match: *`): one run per inventory |
 //! | `runs/<run>/run.json` | [`RunRecord`]: jobs launched, figures |
-//! | `runs/<run>/index.bin` | the pending index ([`ferry_listings::inventory::index`] format) |
+//! | `runs/<run>/index/shard-<bits>-<n>.bin` | the pending index, in shards ([`StoredIndex`]) |
+//! | `runs/<run>/index-committed/…` | the committed index, when failed objects were taken out |
+//! | `runs/<run>/index-migrated/…` | a layout-1 index rewritten in shards on first use |
 //! | `runs/<run>/jobs/<job>.json` | a job's terminal status ([`JobResult`]) |
 //!
 //! and `inventory/jobs/<job-id>.json` ([`JobRun`]) maps a job id back to its run.
+//!
+//! **Index layouts.** Layout 1 (before #18) stored an index as one object, `runs/<run>/index.bin`,
+//! named by `index_key`: one PutObject of 16 bytes per object, which S3's 5 GB single-PUT limit
+//! ends near 312 M objects. Layout 2 ([`StoredIndex`]) stores it in 2^bits shards by the top bits
+//! of each object's identity hash ([`ObjectIndex::shard_bits_for`]: at most
+//! [`ferry_listings::inventory::index::SHARD_TARGET_OBJECTS`] each), read and written a few at a
+//! time, each checked whole (and that it holds only its own shard's objects). A layout-1
+//! `current.json` is read as it is and rewritten in layout 2 on first use ([`current_index`]);
+//! a layout-1 run (launched before the upgrade) still commits.
 
 use serde::{Deserialize, Serialize};
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use crate::aws_error::AwsCallError;
 use crate::ports::{is_terminal_job_status, StateStore};
-use ferry_listings::inventory::index::{EntryHasher, IndexError, ObjectIndex};
+use ferry_listings::inventory::index::{EntryHasher, IndexError, ObjectIndex, ShardedIndexReader};
 use ferry_listings::inventory::route::RouteStats;
 
 /// State keys (all in the stack's state bucket).
@@ -51,11 +64,19 @@ pub mod keys {
     pub fn run(fingerprint: &str, run_id: &str) -> String {
         format!("{}run.json", run_dir(fingerprint, run_id))
     }
+    /// Layout 1's pending index (one object), as runs before #18 wrote it.
     pub fn pending_index(fingerprint: &str, run_id: &str) -> String {
         format!("{}index.bin", run_dir(fingerprint, run_id))
     }
-    pub fn committed_index(fingerprint: &str, run_id: &str) -> String {
-        format!("{}index-committed.bin", run_dir(fingerprint, run_id))
+    /// Where a run's pending index's shards go.
+    pub fn pending_index_dir(fingerprint: &str, run_id: &str) -> String {
+        format!("{}index/", run_dir(fingerprint, run_id))
+    }
+    pub fn committed_index_dir(fingerprint: &str, run_id: &str) -> String {
+        format!("{}index-committed/", run_dir(fingerprint, run_id))
+    }
+    pub fn migrated_index_dir(fingerprint: &str, run_id: &str) -> String {
+        format!("{}index-migrated/", run_dir(fingerprint, run_id))
     }
     pub fn job_result(fingerprint: &str, run_id: &str, job_id: &str) -> String {
         format!("{}jobs/{job_id}.json", run_dir(fingerprint, run_id))
@@ -84,7 +105,34 @@ pub struct CurrentIndex {
     pub run_id: String,
     pub manifest_key: String,
     pub creation_timestamp_ms: u64,
-    pub index_key: String,
+    /// Layout 1: the one object holding the index (read, and rewritten in layout 2 on first use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_key: Option<String>,
+    /// Layout 2: the shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<StoredIndex>,
+    pub objects: u64,
+}
+
+/// The layout [`StoredIndex`] describes.
+pub const INDEX_LAYOUT: u32 = 2;
+/// Shards read or written at once (each at most ~128 MiB in memory while in flight).
+pub const SHARDS_AT_ONCE: usize = 4;
+
+/// An index stored in shards (layout 2): shard `n` holds the objects whose identity hash's top
+/// `shard_bits` bits are `n`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredIndex {
+    pub layout: u32,
+    pub shard_bits: u32,
+    pub objects: u64,
+    /// In shard order, 2^`shard_bits` of them.
+    pub shards: Vec<StoredShard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredShard {
+    pub key: String,
     pub objects: u64,
 }
 
@@ -126,8 +174,12 @@ pub struct RunRecord {
     pub previous_run_id: Option<String>,
     pub jobs: Vec<RunJob>,
     pub stats: RouteStats,
-    /// The pending index; `None` when the spec turned delta off.
+    /// Layout 1's pending index (runs launched before #18).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub index_key: Option<String>,
+    /// The pending index in shards; `None` (and no `index_key`) when the spec turned delta off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<StoredIndex>,
     pub index_objects: u64,
 }
 
@@ -248,25 +300,202 @@ pub async fn read_index<S: StateStore + Sync>(
     }
 }
 
-/// The committed index and what it came from; `None` before the first successful run.
+/// Stores `index` in shards under `dir` (a directory of the plan's state), as many as its size
+/// calls for ([`ObjectIndex::shard_bits_for`]); returns what names it.
+pub async fn write_index<S: StateStore + Sync>(
+    store: &S,
+    dir: &str,
+    index: &ObjectIndex,
+) -> Result<StoredIndex, DeltaError> {
+    write_index_in_shards(store, dir, index, ObjectIndex::shard_bits_for(index.len())).await
+}
+
+/// [`write_index`] in 2^`bits` shards.
+pub async fn write_index_in_shards<S: StateStore + Sync>(
+    store: &S,
+    dir: &str,
+    index: &ObjectIndex,
+    bits: u32,
+) -> Result<StoredIndex, DeltaError> {
+    let shards: Vec<StoredShard> =
+        futures_util::stream::iter(index.shard_ranges(bits).into_iter().enumerate())
+            .map(|(n, range)| {
+                let key = format!("{dir}shard-{bits:02}-{n:05}.bin");
+                put_shard(store, key, index.slice_to_bytes(range.clone()), range.len())
+            })
+            .buffered(SHARDS_AT_ONCE)
+            .try_collect()
+            .await?;
+    Ok(StoredIndex {
+        layout: INDEX_LAYOUT,
+        shard_bits: bits,
+        objects: index.len() as u64,
+        shards,
+    })
+}
+
+async fn put_shard<S: StateStore + Sync>(
+    store: &S,
+    key: String,
+    bytes: Vec<u8>,
+    objects: usize,
+) -> Result<StoredShard, DeltaError> {
+    store
+        .put(&key, bytes)
+        .await
+        .map_err(aws(format!("storing the delta index shard {key}")))?;
+    Ok(StoredShard {
+        key,
+        objects: objects as u64,
+    })
+}
+
+async fn get_shard<S: StateStore + Sync>(store: &S, key: String) -> Result<Vec<u8>, DeltaError> {
+    store
+        .get(&key)
+        .await
+        .map_err(aws(format!("reading the delta index shard {key}")))?
+        .ok_or_else(|| DeltaError::Corrupt {
+            key,
+            message: "a shard of the delta index is missing".to_string(),
+        })
+}
+
+/// Reads a sharded index whole, a few shards at a time; `fingerprint`'s state is the only place
+/// its shards may be (the record naming them is state too, but a key elsewhere is refused).
+pub async fn read_stored_index<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+    stored: &StoredIndex,
+) -> Result<ObjectIndex, DeltaError> {
+    let described = |message: String| DeltaError::Corrupt {
+        key: keys::root(fingerprint),
+        message,
+    };
+    if stored.layout != INDEX_LAYOUT {
+        return Err(described(format!(
+            "a delta index of layout {}, which this Ferry version does not read (it reads {INDEX_LAYOUT})",
+            stored.layout
+        )));
+    }
+    let expected = 1usize.checked_shl(stored.shard_bits).unwrap_or(0);
+    let total: u64 = stored.shards.iter().map(|s| s.objects).sum();
+    if stored.shard_bits > ferry_listings::inventory::index::MAX_SHARD_BITS
+        || stored.shards.len() != expected
+        || total != stored.objects
+    {
+        return Err(described(format!(
+            "a delta index of {} shards ({} bits) and {} objects whose shards hold {total}",
+            stored.shards.len(),
+            stored.shard_bits,
+            stored.objects
+        )));
+    }
+    let root = keys::root(fingerprint);
+    if let Some(shard) = stored.shards.iter().find(|s| !s.key.starts_with(&root)) {
+        return Err(described(format!(
+            "a delta index shard at {:?}, outside the transfer's state {root}",
+            shard.key
+        )));
+    }
+    let objects =
+        usize::try_from(stored.objects).map_err(|_| described("too many objects".into()))?;
+    let mut reader = ShardedIndexReader::new(stored.shard_bits, objects);
+    let keys: Vec<String> = stored.shards.iter().map(|s| s.key.clone()).collect();
+    let mut shards = futures_util::stream::iter(keys)
+        .map(|key| get_shard(store, key))
+        .buffered(SHARDS_AT_ONCE)
+        .enumerate();
+    while let Some((n, bytes)) = shards.next().await {
+        let bytes = bytes?;
+        let shard = &stored.shards[n];
+        let index_error = |source| DeltaError::Index {
+            key: shard.key.clone(),
+            source,
+        };
+        let before = reader.len();
+        reader.push(n, &bytes).map_err(index_error)?;
+        if (reader.len() - before) as u64 != shard.objects {
+            return Err(DeltaError::Corrupt {
+                key: shard.key.clone(),
+                message: format!(
+                    "the shard holds {} objects, its record says {}",
+                    reader.len() - before,
+                    shard.objects
+                ),
+            });
+        }
+    }
+    reader
+        .finish()
+        .map_err(|source| DeltaError::Index { key: root, source })
+}
+
+/// A layout-1 index (one object) whole, the record naming it being `named_by`.
+async fn read_layout1_index<S: StateStore + Sync>(
+    store: &S,
+    key: &str,
+    named_by: &str,
+) -> Result<ObjectIndex, DeltaError> {
+    read_index(store, key)
+        .await?
+        .ok_or_else(|| DeltaError::Corrupt {
+            key: key.to_string(),
+            message: format!("{named_by} names it as the index, but it is missing"),
+        })
+}
+
+/// The committed index and what it came from; `None` before the first successful run. A
+/// layout-1 `current.json` is rewritten in layout 2 on first use (its index's shards under the
+/// committed run's `index-migrated/`). That write and a commit landing meanwhile race without a
+/// lock: whichever is later wins, and a lost commit only means the next run copies that run's
+/// objects again, never that an object is taken for copied.
 pub async fn current_index<S: StateStore + Sync>(
     store: &S,
     fingerprint: &str,
 ) -> Result<Option<(CurrentIndex, ObjectIndex)>, DeltaError> {
-    let Some(current) = read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await?
-    else {
+    let current_key = keys::current(fingerprint);
+    let Some(mut current) = read_json::<CurrentIndex, _>(store, &current_key).await? else {
         return Ok(None);
     };
-    let index = read_index(store, &current.index_key)
-        .await?
-        .ok_or_else(|| DeltaError::Corrupt {
-            key: current.index_key.clone(),
-            message: format!(
-                "{} names it as the committed index, but it is missing",
-                keys::current(fingerprint)
-            ),
-        })?;
+    if let Some(stored) = &current.index {
+        let index = read_stored_index(store, fingerprint, stored).await?;
+        return Ok(Some((current, index)));
+    }
+    let Some(key) = current.index_key.clone() else {
+        return Err(DeltaError::Corrupt {
+            key: current_key,
+            message: "it names no index (neither index nor index_key)".to_string(),
+        });
+    };
+    let index = read_layout1_index(store, &key, &current_key).await?;
+    let dir = keys::migrated_index_dir(fingerprint, &current.run_id);
+    current.index = Some(write_index(store, &dir, &index).await?);
+    current.index_key = None;
+    current.objects = index.len() as u64;
+    store
+        .put(&current_key, to_json(&current))
+        .await
+        .map_err(aws("recording the delta index in its new layout"))?;
     Ok(Some((current, index)))
+}
+
+/// A run's pending index, whichever layout its record names.
+async fn read_pending<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+    run: &RunRecord,
+) -> Result<ObjectIndex, DeltaError> {
+    match (&run.index, &run.index_key) {
+        (Some(stored), _) => read_stored_index(store, fingerprint, stored).await,
+        (None, Some(key)) => {
+            read_layout1_index(store, key, &keys::run(fingerprint, &run.run_id)).await
+        }
+        (None, None) => Err(DeltaError::Corrupt {
+            key: keys::run(fingerprint, &run.run_id),
+            message: "the run has no pending index".to_string(),
+        }),
+    }
 }
 
 /// The inventory run a job belongs to (`inventory/jobs/<job>.json`, then its `run.json`);
@@ -315,9 +544,9 @@ pub async fn commit_run<S: StateStore + Sync>(
             fingerprint: fingerprint.to_string(),
             run_id: run_id.to_string(),
         })?;
-    let Some(pending_key) = &run.index_key else {
+    if run.index.is_none() && run.index_key.is_none() {
         return Ok(CommitOutcome::NotTracked);
-    };
+    }
     if let Some(current) = read_json::<CurrentIndex, _>(store, &keys::current(fingerprint)).await? {
         if current.run_id == run_id {
             return Ok(CommitOutcome::AlreadyCommitted);
@@ -328,34 +557,31 @@ pub async fn commit_run<S: StateStore + Sync>(
             });
         }
     }
-    let (index_key, objects, dropped) = if uncopied.is_empty() {
-        (pending_key.clone(), run.index_objects, 0)
+    let (index_key, index, objects, dropped) = if uncopied.is_empty() {
+        (
+            run.index_key.clone(),
+            run.index.clone(),
+            run.index_objects,
+            0,
+        )
     } else {
-        let mut index =
-            read_index(store, pending_key)
-                .await?
-                .ok_or_else(|| DeltaError::Corrupt {
-                    key: pending_key.clone(),
-                    message: "the run's pending index is missing".to_string(),
-                })?;
+        let mut index = read_pending(store, fingerprint, &run).await?;
         let mut hasher = EntryHasher::new();
         let gone: Vec<u64> = uncopied
             .iter()
             .map(|o| hasher.identity(&o.key, o.version_id.as_deref()))
             .collect();
         let dropped = index.remove_identities(&gone);
-        let key = keys::committed_index(fingerprint, run_id);
-        store
-            .put(&key, index.to_bytes())
-            .await
-            .map_err(aws("storing the committed delta index"))?;
-        (key, index.len() as u64, dropped)
+        let dir = keys::committed_index_dir(fingerprint, run_id);
+        let stored = write_index(store, &dir, &index).await?;
+        (None, Some(stored), index.len() as u64, dropped)
     };
     let current = CurrentIndex {
         run_id: run_id.to_string(),
         manifest_key: run.manifest_key.clone(),
         creation_timestamp_ms: run.creation_timestamp_ms,
         index_key,
+        index,
         objects,
     };
     store

@@ -166,6 +166,15 @@ pub fn check_job_is_the_runs(job: &JobInfo, ctx: &RunJobContext<'_>) -> Result<(
             etag(&launched.manifest_etag)
         ));
     }
+    // Each row of the manifest the run wrote is one task: a job that ran another number of
+    // tasks did not read the rows the run counted (a data file of its manifest changed, say),
+    // so its objects are not recorded as copied.
+    if let Some(total) = job.total_tasks.filter(|t| *t != launched.objects) {
+        return Err(format!(
+            "DescribeJob counts {total} task(s), but run {} wrote {} object(s) into its manifest",
+            ctx.run.run_id, launched.objects
+        ));
+    }
     let role = ferry_plan::policy::batch_role::role_arn(ctx.spec);
     if job.role_arn.as_deref() != Some(role.as_str()) {
         return Err(format!(
@@ -297,6 +306,7 @@ mod tests {
             }],
             stats: RouteStats::default(),
             index_key: Some("i".into()),
+            index: None,
             index_objects: 3,
         }
     }
@@ -419,6 +429,14 @@ mod tests {
         assert!(check_job_is_the_runs(&other_report, &ctx)
             .unwrap_err()
             .contains("s3://elsewhere/"));
+
+        // #18 review: a job that ran fewer (or more) tasks than the run wrote rows did not
+        // read the manifest the run counted.
+        let mut fewer = job(&spec);
+        fewer.total_tasks = Some(2);
+        assert!(check_job_is_the_runs(&fewer, &ctx)
+            .unwrap_err()
+            .contains("counts 2 task(s), but run run-1 wrote 3"));
     }
 
     /// #16 review: AWS doesn't document that completion reports URL-encode keys. A failed key

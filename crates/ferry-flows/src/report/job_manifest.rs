@@ -558,7 +558,7 @@ impl ManifestRead<'_> {
                 .await
                 .map_err(|cause| self.aws(&uri, cause))?;
             let digest = md5.finalize();
-            if !crate::inventory::run::md5_matches(&file.md5_checksum, &digest) {
+            if !ferry_listings::inventory::part::md5_matches(&file.md5_checksum, &digest) {
                 return Err(JobManifestError::DataFileChanged {
                     job_id: self.job_id.to_string(),
                     uri,

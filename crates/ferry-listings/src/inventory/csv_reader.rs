@@ -25,6 +25,82 @@ pub struct CsvInventoryReader<R: Read> {
     done: bool,
 }
 
+/// The longest line (row) a data file may have: a key is at most 1,024 bytes, three times that
+/// URL-encoded, and the other columns are short (an ACL column a few kilobytes).
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+/// How many times its stored size a data file may decompress to. CSV inventories compress
+/// about 5–15 times; a file that expands more than this was not written by S3 Inventory (a
+/// gzip bomb would otherwise keep a thread busy past Lambda's timeout).
+pub const MAX_EXPANSION: u64 = 256;
+
+/// Decompressed text with bounds: at most `left` bytes in all, and no line longer than about
+/// [`MAX_LINE_BYTES`] (the CSV reader holds a whole row in memory). Going past either is an I/O
+/// error of the read, which ends the file with its name.
+pub struct BoundedText<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+    line: usize,
+}
+
+impl<R: Read> BoundedText<R> {
+    pub fn new(inner: R, limit: u64) -> Self {
+        Self {
+            inner,
+            left: limit,
+            limit,
+            line: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for BoundedText<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "it decompresses to more than {} bytes ({MAX_EXPANSION} times its size): S3 Inventory \
+                     does not write such files",
+                    self.limit
+                ),
+            ));
+        }
+        self.left -= n as u64;
+        // Lines inside one read are shorter than the read; a long one spans reads without `\n`.
+        match buf[..n].iter().rposition(|b| *b == b'\n') {
+            Some(last) => self.line = n - last - 1,
+            None => self.line += n,
+        }
+        if self.line > MAX_LINE_BYTES {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("a line is longer than {MAX_LINE_BYTES} bytes: not an inventory row"),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+impl<G: Read> CsvInventoryReader<BoundedText<MultiGzDecoder<G>>> {
+    /// [`CsvInventoryReader::new`] for a data file of `stored_size` bytes, its text bounded
+    /// ([`BoundedText`]: at most [`MAX_EXPANSION`] times that, lines of [`MAX_LINE_BYTES`]).
+    pub fn bounded(
+        manifest: &InventoryManifest,
+        file_key: &str,
+        gz: G,
+        stored_size: u64,
+    ) -> Result<Self, InventoryError> {
+        let limit = stored_size.max(1).saturating_mul(MAX_EXPANSION);
+        Self::from_decompressed(
+            manifest,
+            file_key,
+            BoundedText::new(MultiGzDecoder::new(gz), limit),
+        )
+    }
+}
+
 impl<G: Read> CsvInventoryReader<MultiGzDecoder<G>> {
     /// Reads a data file as S3 stores it (`.csv.gz`). `file_key` is its `files[].key`, for
     /// error messages.
@@ -163,3 +239,30 @@ fn set_csv_field(row: &mut InventoryRow, column: Column, text: &str) -> Result<(
 }
 
 crate::inventory::row::rows_iterator!(CsvInventoryReader, Read);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_past_its_bounds_is_an_error() {
+        let rows = b"a\nbb\nccc\n".repeat(100);
+        let mut ok = BoundedText::new(rows.as_slice(), rows.len() as u64);
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).unwrap();
+        assert_eq!(out, rows);
+        let mut over = BoundedText::new(rows.as_slice(), rows.len() as u64 - 1);
+        let err = over.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("decompresses to more than"),
+            "{err}"
+        );
+        let line = vec![b'x'; MAX_LINE_BYTES + 10];
+        let mut long = BoundedText::new(
+            std::io::BufReader::with_capacity(4096, line.as_slice()),
+            u64::MAX,
+        );
+        let err = long.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+    }
+}

@@ -13,10 +13,14 @@
 //!    large-object manifest (> 5 GiB, for the LambdaInvoke job), or a skip reason in
 //!    [`RouteStats`]. Nothing is dropped without being counted.
 //! 4. [`fast_path`] says whether the job can read the inventory's `manifest.json` directly.
+//! 5. [`scan::scan_data_files`] does 2–3 for many data files at once, one per core, each into
+//!    its own parts ([`part`]); [`copy_manifest`] lists the copy parts in a `manifest.json` of
+//!    S3 Inventory's form, so one job reads them all.
 //!
 //! Memory stays bounded by the widest row (CSV), or one Parquet or ORC file plus one batch of
 //! rows or one compression chunk per column (both formats need random access to their footer).
 
+pub mod copy_manifest;
 pub mod csv_reader;
 pub mod file_format;
 pub mod filter;
@@ -24,8 +28,10 @@ pub mod index;
 pub mod manifest_json;
 pub mod orc;
 pub mod parquet_reader;
+pub mod part;
 pub mod route;
 pub mod row;
+pub mod scan;
 
 pub use csv_reader::CsvInventoryReader;
 pub use filter::{Outcome, RowFilter, SkipReason, MAX_COPY_OBJECT_BYTES};

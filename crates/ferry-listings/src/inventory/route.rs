@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::inventory::filter::{Outcome, RowFilter, SkipReason};
-use crate::inventory::index::{Change, EntryHasher, IndexEntry, ObjectIndex};
+use crate::inventory::index::{DeltaBase, EntryHasher, IndexEntry, Lookup};
 use crate::inventory::manifest_json::{FileFormat, InventoryManifest, InventorySchema};
 use crate::inventory::row::{InventoryError, InventoryRow};
 use crate::manifest::{CsvManifestWriter, ManifestCounts, ManifestWriteError};
@@ -123,7 +123,8 @@ pub struct ManifestSplitter<C: Write, L: Write> {
 }
 
 struct Delta {
-    previous: Option<ObjectIndex>,
+    /// Shared: the data files of one inventory are split on several threads at once.
+    previous: Option<DeltaBase>,
     hasher: EntryHasher,
     next: Vec<IndexEntry>,
 }
@@ -136,8 +137,9 @@ pub struct SplitOutput<C, L> {
     pub large: L,
     pub large_counts: ManifestCounts,
     pub stats: RouteStats,
-    /// With [`ManifestSplitter::with_delta`]: the entries of this run's index (every object
-    /// that passed the filter and was written or unchanged), unsorted.
+    /// With [`ManifestSplitter::with_delta`]: the entries this run adds to the next index (the
+    /// objects written: new or changed), unsorted. Those found unchanged are marked in the
+    /// base's [`DeltaBase::seen`] instead; [`DeltaBase::into_next`] makes the whole next index.
     pub next_index: Vec<IndexEntry>,
 }
 
@@ -149,12 +151,40 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
         copy_out: C,
         large_out: L,
     ) -> Result<Self, InventoryError> {
-        filter.check_schema(schema)?;
+        Self::build(schema, filter, copy_out, large_out, false)
+    }
+
+    /// As [`ManifestSplitter::new`], the copy rows written as an inventory-format data file
+    /// ([`CsvManifestWriter::inventory_data`]: every field quoted) for a Ferry-written
+    /// `manifest.json`; the large-object rows stay a CSV manifest (the copier reads only those).
+    pub fn with_inventory_copy_rows(
+        schema: &InventorySchema,
+        filter: RowFilter,
+        copy_out: C,
+        large_out: L,
+    ) -> Result<Self, InventoryError> {
+        Self::build(schema, filter, copy_out, large_out, true)
+    }
+
+    fn build(
+        schema: &InventorySchema,
+        filter: RowFilter,
+        copy_out: C,
+        large_out: L,
+        inventory_copy_rows: bool,
+    ) -> Result<Self, InventoryError> {
         let versions = schema.has(Column::VersionId);
+        let copy = if inventory_copy_rows {
+            CsvManifestWriter::inventory_data(copy_out, versions)
+        } else {
+            CsvManifestWriter::new(copy_out, versions)
+        };
+        let large = CsvManifestWriter::new(large_out, versions);
+        filter.check_schema(schema)?;
         Ok(Self {
             filter,
-            copy: CsvManifestWriter::new(copy_out, versions),
-            large: CsvManifestWriter::new(large_out, versions),
+            copy,
+            large,
             stats: RouteStats {
                 warnings: RowFilter::schema_warnings(schema),
                 ..RouteStats::default()
@@ -163,9 +193,10 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
         })
     }
 
-    /// Collects this run's index and, given the last successful run's, skips unchanged objects.
-    /// `expected_rows` sizes the index up front (0 when unknown).
-    pub fn with_delta(mut self, previous: Option<ObjectIndex>, expected_rows: usize) -> Self {
+    /// Collects this run's index and, given the last successful run's, skips unchanged objects
+    /// (marking them in its [`DeltaBase::seen`]). `expected_rows` sizes the added entries up
+    /// front (0 when unknown).
+    pub fn with_delta(mut self, previous: Option<DeltaBase>, expected_rows: usize) -> Self {
         self.delta = Some(Delta {
             previous,
             hasher: EntryHasher::new(),
@@ -182,14 +213,14 @@ impl<C: Write, L: Write> ManifestSplitter<C, L> {
         let mut changed = false;
         if let (Outcome::Copy | Outcome::Large, Some(delta)) = (outcome, &mut self.delta) {
             let e = delta.hasher.row(row);
-            match delta.previous.as_ref().map(|p| p.change(e)) {
-                Some(Change::Unchanged) => {
-                    delta.next.push(e);
+            match delta.previous.as_ref().map(|p| (p, p.index.lookup(e))) {
+                Some((base, Lookup::Unchanged(position))) => {
+                    base.seen.mark(position);
                     self.stats.skip(SkipReason::Unchanged, row.size);
                     return Ok(Outcome::Skip(SkipReason::Unchanged));
                 }
-                Some(Change::Changed) => changed = true,
-                Some(Change::New) | None => {}
+                Some((_, Lookup::Changed)) => changed = true,
+                Some((_, Lookup::New)) | None => {}
             }
             entry = Some(e);
         }

@@ -283,6 +283,27 @@ pub enum InventoryError {
     },
     #[error("writing a manifest failed: {0}")]
     Write(#[source] std::io::Error),
+    /// The local scratch space (the downloaded copy of a data file, the parts written from
+    /// it) failed: not the inventory's fault, worth running again.
+    #[error("the work directory, {path}: {source}")]
+    WorkDir {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A data file whose MD5 is not `files[].MD5checksum`: changed after S3 Inventory wrote it.
+    #[error(
+        "the data file {file:?} has MD5 {found}, but manifest.json's files[].MD5checksum for it is {expected:?}: \
+         it was changed after S3 Inventory wrote it, so none of its rows is used"
+    )]
+    Checksum {
+        file: String,
+        found: String,
+        /// As `manifest.json` says it, cut at 64 characters.
+        expected: String,
+    },
+    #[error("starting {threads} threads to read the data files failed: {message}")]
+    Threads { threads: usize, message: String },
     #[error("{file}: not a readable Parquet inventory file: {message}")]
     Parquet { file: String, message: String },
     #[error("{file}: not a readable ORC inventory file: {message}")]

@@ -68,6 +68,10 @@ pub fn handler_as(
                 first_pause: Duration::from_millis(1),
                 max_pause: Duration::from_millis(2),
             },
+            // More threads than the tests' data files, as a Lambda with 6 vCPUs may have.
+            scan_threads: 3,
+            work_dir_bytes: 1 << 30,
+            state_bucket: role.state_bucket.clone(),
         },
     );
     handler.clock = || 1_795_486_500;
