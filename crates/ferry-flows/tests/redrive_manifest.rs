@@ -262,15 +262,15 @@ fn an_inventory_md5_in_base64_or_upper_case_hex_is_accepted() {
 }
 
 /// #18: the copy list of an inventory run is Ferry's own inventory report,
-/// `<date>/ferry-<run>/copy/manifest.json` with its parts in `<date>/ferry-<run>/data/`: a
-/// redrive reads it as it reads S3's (the parts under the `data/` beside the manifest's parent,
-/// their MD5s, keys URL-encoded, every field quoted).
+/// `inventory/<plan>/runs/<run>/copy/manifest.json` in the state bucket with its parts in
+/// `…/runs/<run>/data/`: a redrive reads it as it reads S3's (the parts under the `data/` beside
+/// the manifest's parent, their MD5s, keys URL-encoded, every field quoted).
 #[test]
 fn ferrys_own_inventory_report_is_read_through_its_parts() {
     use ferry_listings::inventory::copy_manifest::CopyManifestJson;
     use ferry_listings::inventory::manifest_json::InventoryFile;
     let mut objects = Objects::default();
-    let run = "inv/src/all/2026-12-01T01-00Z/ferry-0f3c";
+    let run = "inventory/fp/runs/0f3c";
     let mut files = Vec::new();
     for (i, text) in [
         "\"src\",\"a%20b.pdf\"\n\"src\",\"c%2Bd.pdf\"\n",

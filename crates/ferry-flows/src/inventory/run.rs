@@ -11,13 +11,14 @@
 //!    [`CLAIM_TIMEOUT_SECONDS`]) is taken over; the launcher's deterministic client request
 //!    token then still gives one job per manifest.
 //! 3. Refuse an inventory older than the newest one seen (reported once).
-//! 4. Stream every data file (downloaded one at a time to the work directory) through the
-//!    [`ManifestSplitter`]: filter, route by size, delta against the last successful run.
+//! 4. Read the data files, a batch at a time (as many as the function has vCPUs, at most half
+//!    the work directory), each on its own thread ([`scan_data_files`]): size and MD5 checked,
+//!    filtered, routed by size, compared with the last successful run's index.
 //! 5. Launch: directly on the inventory's `manifest.json` when nothing was filtered, nothing
-//!    is large and no delta applies ([`fast_path`]); otherwise Ferry's CSV manifests, written
-//!    beside the inventory (`<inventory dir>/ferry-<run>/copy.csv`, `large.csv`) where the Batch
-//!    Operations role may already read, one Copy job and one LambdaInvoke job for objects over
-//!    5 GiB.
+//!    is large and no delta applies ([`fast_path`]); otherwise on Ferry's own inventory-format
+//!    copy list in the state bucket ([`RunJobContext::launch_parts`]; a CSV manifest beside the
+//!    inventory for rows with version ids), and a LambdaInvoke job on `ferry-<run>/large.csv`
+//!    for objects over 5 GiB.
 //! 6. Record the run, its pending index and its jobs; e-mail a summary. The index becomes the
 //!    delta base only once the jobs complete ([`super::delta::job_finished`]).
 //!
@@ -142,6 +143,9 @@ pub struct RunSettings {
     pub deadline: Option<std::time::Instant>,
 }
 
+/// The slowest a thread is assumed to read compressed data files before a rate is measured:
+/// about a third of the 28 MB/s measured on one thread (`docs/proof.md`, #18).
+pub const FLOOR_BYTES_PER_SECOND_PER_THREAD: u64 = 8 * 1024 * 1024;
 /// Kept free before the deadline for what follows the scan (index, manifests, launch, e-mail).
 pub const AFTER_SCAN_RESERVE: std::time::Duration = std::time::Duration::from_secs(90);
 
@@ -1133,10 +1137,13 @@ where
         let sampled = done_bytes > 0
             && (done_bytes.saturating_mul(10) >= total_bytes
                 || elapsed >= std::time::Duration::from_secs(30));
+        // Before that, a pessimistic floor (about a third of the rate measured in docs/proof.md),
+        // so an inventory read in one batch is checked too.
         let needed = if sampled {
             elapsed.mul_f64(remaining as f64 / done_bytes as f64)
         } else {
-            std::time::Duration::ZERO
+            let floor = FLOOR_BYTES_PER_SECOND_PER_THREAD.saturating_mul(threads.max(1) as u64);
+            std::time::Duration::from_secs_f64(remaining as f64 / floor as f64)
         };
         if needed + AFTER_SCAN_RESERVE <= left {
             return Ok(());
@@ -1144,7 +1151,8 @@ where
         Err(RunError::Refused(format!(
             "this inventory's {} data files ({total_bytes} bytes) would not all be read before the function's \
              timeout: {done_bytes} bytes took {:.0} s on {threads} threads, so the other {remaining} would take about \
-             {:.0} s, and {:.0} s are left (keeping {} s for the launch). Nothing was launched and the delta base is \
+             {:.0} s (at the rate measured so far, or at {FLOOR_BYTES_PER_SECOND_PER_THREAD} bytes/s per thread \
+             before one is), and {:.0} s are left (keeping {} s for the launch). Nothing was launched and the delta base is \
              unchanged, so the next inventory still copies everything this one would have, but one as large is \
              refused the same way. Give inventory-handler more memory (InventoryHandlerMemoryMB, up to 10240 MB: \
              more vCPUs read more files at once); an inventory beyond one function needs the fan-out across \

@@ -85,14 +85,14 @@ mod tests {
     #[test]
     fn it_reads_back_as_an_inventory_report_of_bucket_and_key_only() {
         let files = vec![InventoryFile {
-            key: "inv/src/cfg/2026-12-01T01-00Z/ferry-r/data/000000.csv.gz".into(),
+            key: "inventory/fp/runs/r/data/000000.csv.gz".into(),
             size: 42,
             md5_checksum: "d41d8cd98f00b204e9800998ecf8427e".into(),
         }];
         {
             let json = CopyManifestJson {
                 source_bucket: "src",
-                report_bucket: "inv",
+                report_bucket: "state",
                 partition: "aws",
                 creation_timestamp_ms: 1_764_550_800_000,
                 files: &files,
@@ -100,7 +100,7 @@ mod tests {
             let bytes = json.to_bytes().unwrap();
             let back = InventoryManifest::from_json(&bytes).unwrap();
             assert_eq!(back.source_bucket, "src");
-            assert_eq!(back.destination_bucket_name(), "inv");
+            assert_eq!(back.destination_bucket_name(), "state");
             assert_eq!(back.creation_timestamp_ms, 1_764_550_800_000);
             assert_eq!(back.files, files);
             assert!(!back.has_version_ids());
@@ -113,7 +113,7 @@ mod tests {
                 "{text}"
             );
             assert!(
-                text.contains("\"destinationBucket\": \"arn:aws:s3:::inv\""),
+                text.contains("\"destinationBucket\": \"arn:aws:s3:::state\""),
                 "{text}"
             );
             assert!(text.contains("\"MD5checksum\""), "{text}");

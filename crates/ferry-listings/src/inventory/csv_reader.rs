@@ -33,14 +33,21 @@ pub const MAX_LINE_BYTES: usize = 1 << 20;
 /// gzip bomb would otherwise keep a thread busy past Lambda's timeout).
 pub const MAX_EXPANSION: u64 = 256;
 
-/// Decompressed text with bounds: at most `left` bytes in all, and no line longer than about
+/// Decompressed text with bounds: at most `left` bytes in all, and no row longer than about
 /// [`MAX_LINE_BYTES`] (the CSV reader holds a whole row in memory). Going past either is an I/O
 /// error of the read, which ends the file with its name.
+///
+/// A row ends at a line break outside quotes (a quoted field may hold one, and the CSV reader
+/// keeps reading it into the same row). S3 Inventory URL-encodes keys and writes no line break
+/// inside a field, so for its files the last line break of a read always ends a row; when the
+/// quotes say it doesn't, the row is taken to go on (which can only overstate its length).
+/// Quotes are counted, not parsed: a vectorised count per read, not a byte-by-byte state machine.
 pub struct BoundedText<R> {
     inner: R,
     left: u64,
     limit: u64,
     line: usize,
+    in_quotes: bool,
 }
 
 impl<R: Read> BoundedText<R> {
@@ -50,13 +57,20 @@ impl<R: Read> BoundedText<R> {
             left: limit,
             limit,
             line: 0,
+            in_quotes: false,
         }
     }
 }
 
+fn quotes(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'"').count()
+}
+
 impl<R: Read> Read for BoundedText<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        // Reads of at most half the row bound: a row inside one read is then within it.
+        let cap = buf.len().min(MAX_LINE_BYTES / 2);
+        let n = self.inner.read(&mut buf[..cap])?;
         if n as u64 > self.left {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
@@ -68,15 +82,32 @@ impl<R: Read> Read for BoundedText<R> {
             ));
         }
         self.left -= n as u64;
-        // Lines inside one read are shorter than the read; a long one spans reads without `\n`.
-        match buf[..n].iter().rposition(|b| *b == b'\n') {
-            Some(last) => self.line = n - last - 1,
-            None => self.line += n,
+        let read = &buf[..n];
+        // Inside quotes at the last line break? Then it is part of a field, not a row's end.
+        let ends_row = read.iter().rposition(|b| *b == b'\n').filter(|last| {
+            let odd = quotes(&read[..*last]) % 2 == 1;
+            self.in_quotes == odd
+        });
+        // A row ending in this read is at most what was carried plus this read up to its last
+        // row end (more when several rows end here; an S3 row is far shorter than a read).
+        let longest = match ends_row {
+            Some(last) => {
+                let ended = self.line + last + 1;
+                self.line = n - last - 1;
+                ended.max(self.line)
+            }
+            None => {
+                self.line += n;
+                self.line
+            }
+        };
+        if quotes(read) % 2 == 1 {
+            self.in_quotes = !self.in_quotes;
         }
-        if self.line > MAX_LINE_BYTES {
+        if longest > MAX_LINE_BYTES {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
-                format!("a line is longer than {MAX_LINE_BYTES} bytes: not an inventory row"),
+                format!("a row is longer than {MAX_LINE_BYTES} bytes: not an inventory row"),
             ));
         }
         Ok(n)
@@ -264,5 +295,22 @@ mod tests {
         );
         let err = long.read_to_end(&mut Vec::new()).unwrap_err();
         assert!(err.to_string().contains("longer than"), "{err}");
+        // Line breaks inside a quoted field do not end the row (the CSV reader keeps reading it).
+        let mut quoted = b"\"".to_vec();
+        quoted.extend(b"aaaa\n".repeat(MAX_LINE_BYTES / 4));
+        quoted.extend(b"\"\n");
+        let mut long = BoundedText::new(
+            std::io::BufReader::with_capacity(4096, quoted.as_slice()),
+            u64::MAX,
+        );
+        let err = long.read_to_end(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("longer than"), "{err}");
+        // Quoted fields without line breaks, as S3 writes them, pass.
+        let rows = b"\"b\",\"k%0Ay\",\"1\"\n".repeat(100_000);
+        let mut ok = BoundedText::new(
+            std::io::BufReader::with_capacity(4096, rows.as_slice()),
+            u64::MAX,
+        );
+        ok.read_to_end(&mut Vec::new()).unwrap();
     }
 }
