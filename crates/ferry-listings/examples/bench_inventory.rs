@@ -69,7 +69,11 @@ fn main() {
         Some("scan-multi-delta") if args.len() == 6 => {
             scan_multi_delta(&args[2], &args[3], &args[4], &args[5])
         }
-        _ => Err("usage: bench_inventory generate <rows> <dir> [files] | scan <inv.csv.gz> <out.csv> | delta <old.csv.gz> <new.csv.gz> <out.csv> | scan-orc <inv.orc> <out.csv> | scan-multi <dir/multi> <threads> <out_dir> | scan-multi-delta <dir/multi> <dir/multi2> <threads> <out_dir>".to_string()),
+        Some("index-shards") if args.len() == 5 => index_shards(&args[2], &args[3], &args[4]),
+        Some("delta-from-shards") if args.len() == 5 => {
+            delta_from_shards(&args[2], &args[3], &args[4])
+        }
+        _ => Err("usage: bench_inventory generate <rows> <dir> [files] | scan <inv.csv.gz> <out.csv> | delta <old.csv.gz> <new.csv.gz> <out.csv> | scan-orc <inv.orc> <out.csv> | scan-multi <dir/multi> <threads> <out_dir> | scan-multi-delta <dir/multi> <dir/multi2> <threads> <out_dir> | index-shards <old.csv.gz> <bits> <dir> | delta-from-shards <dir> <new.csv.gz> <out.csv>".to_string()),
     };
     if let Err(e) = result {
         eprintln!("{e}");
@@ -421,6 +425,65 @@ fn scan_orc(path: &str, out: &str) -> Result<(), String> {
         rows,
         start.elapsed().as_secs_f64(),
         &format!(",\"stats\":{stats}"),
+    );
+    Ok(())
+}
+
+/// The committed index of `old` in 2^`bits` shard files under `dir` (`shard-<n>.bin`, the stored
+/// form) and `dir/shards.json` (bits, objects): what the state bucket holds, for a delta measured
+/// in a fresh process ([`delta_from_shards`]).
+fn index_shards(old: &str, bits: &str, dir: &str) -> Result<(), String> {
+    let bits: u32 = bits.parse().map_err(|_| format!("bits {bits:?}"))?;
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    let (_, _, entries) = split(old, &format!("{dir}/base.csv"), None, true)?;
+    let index = ObjectIndex::from_entries(entries).map_err(|e| e.to_string())?;
+    for (n, range) in index.shard_ranges(bits).into_iter().enumerate() {
+        std::fs::write(format!("{dir}/shard-{n}.bin"), index.slice_to_bytes(range))
+            .map_err(|e| e.to_string())?;
+    }
+    let json = serde_json::json!({"bits": bits, "objects": index.len()});
+    std::fs::write(format!("{dir}/shards.json"), json.to_string()).map_err(|e| e.to_string())
+}
+
+/// A delta as a run does it, in this fresh process: the shards read one at a time into one
+/// index (`ShardedIndexReader`), the new inventory split against it (unchanged objects marked),
+/// the next index built in place and written shard by shard. Reports the peak memory above the
+/// process's own before it started, per object of the previous index.
+fn delta_from_shards(dir: &str, new: &str, out: &str) -> Result<(), String> {
+    use ferry_listings::inventory::index::ShardedIndexReader;
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{dir}/shards.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let bits = meta["bits"].as_u64().unwrap_or(0) as u32;
+    let objects = meta["objects"].as_u64().unwrap_or(0) as usize;
+    let before = peak_rss();
+    let start = Instant::now();
+    let mut reader = ShardedIndexReader::new(bits, objects);
+    for n in 0..(1usize << bits) {
+        let bytes = std::fs::read(format!("{dir}/shard-{n}.bin")).map_err(|e| e.to_string())?;
+        reader.push(n, &bytes).map_err(|e| e.to_string())?;
+    }
+    let previous = DeltaBase::new(reader.finish().map_err(|e| e.to_string())?);
+    let (rows, stats, added) = split(new, out, Some(previous.clone()), true)?;
+    let next = previous.into_next(added).map_err(|e| e.to_string())?;
+    let next_bits = ObjectIndex::shard_bits_for(next.len()).max(bits);
+    for (n, range) in next.shard_ranges(next_bits).into_iter().enumerate() {
+        std::fs::write(format!("{dir}/next-{n}.bin"), next.slice_to_bytes(range))
+            .map_err(|e| e.to_string())?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let peak = peak_rss();
+    let grown = peak.saturating_sub(before);
+    report(
+        "delta from shards",
+        rows,
+        secs,
+        &format!(
+            ",\"previous_objects\":{objects},\"shard_bits\":{bits},\"next_objects\":{},\"peak_rss_before\":{before},\"peak_rss_grown\":{grown},\"grown_bytes_per_previous_object\":{:.1},\"stats\":{stats}",
+            next.len(),
+            grown as f64 / objects.max(1) as f64
+        ),
     );
     Ok(())
 }
