@@ -563,7 +563,7 @@ fn scan_multi_run(
         copy_as_inventory: true,
     };
     let mut scanned = scan_data_files(input, &files, threads).map_err(|e| e.to_string())?;
-    let mut totals = ScanTotals::new(manifest, 0);
+    let mut totals = ScanTotals::new(manifest);
     for file in &mut scanned {
         totals.add(file);
     }

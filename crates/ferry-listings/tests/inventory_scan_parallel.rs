@@ -161,7 +161,7 @@ fn scanned(
         copy_as_inventory: !manifest.has_version_ids(),
     };
     let files = LocalDataFile::all_of(manifest, |position, _| dir.join(format!("data-{position}")));
-    let mut totals = ScanTotals::new(manifest, 0);
+    let mut totals = ScanTotals::new(manifest);
     let mut copy = Vec::new();
     let mut large = Vec::new();
     for mut file in scan_data_files(input, &files, threads)? {

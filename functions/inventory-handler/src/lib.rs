@@ -35,10 +35,14 @@ pub struct Settings {
     pub work_dir: PathBuf,
     pub retry: RetryPolicy,
     /// Data files read at once: the function's vCPUs (Lambda gives one per 1,769 MB of memory,
-    /// up to 6; `available_parallelism` reads what the sandbox allows).
+    /// up to 6: Lambda Developer Guide, "Configure Lambda function memory",
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html>;
+    /// `available_parallelism` reads what the sandbox allows).
     pub scan_threads: usize,
     /// `FERRY_WORK_DIR_BYTES`: the function's ephemeral storage, as the template sets it beside
-    /// `EphemeralStorage`; Lambda's default 512 MB when unset.
+    /// `EphemeralStorage`; Lambda's default 512 MB when unset (512 to 10,240 MB: Lambda
+    /// Developer Guide, "Configure ephemeral storage",
+    /// <https://docs.aws.amazon.com/lambda/latest/dg/configuration-ephemeral-storage.html>).
     pub work_dir_bytes: u64,
     /// `FERRY_STATE_BUCKET`: where Ferry's inventory-format copy lists go.
     pub state_bucket: String,

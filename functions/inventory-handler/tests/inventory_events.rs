@@ -692,3 +692,32 @@ async fn a_data_file_rewritten_after_delivery_is_refused() {
     }
     assert!(env.seen.lock().unwrap().is_empty(), "nothing launched");
 }
+
+/// #18 review: a data file rewritten larger than its `files[].size` (the size the batch's disk
+/// budget was counted with) is refused by name from S3's `Content-Length`, through the real
+/// adapter, without being downloaded whole.
+#[tokio::test]
+async fn a_data_file_rewritten_larger_than_listed_is_refused_unread() {
+    let env = Env::start().await;
+    let checksum_key = env
+        .deliver("2026-11-23T01-00Z", 1_795_400_000_000, "CSV", &objects())
+        .await;
+    let manifest_key = checksum_key.replace("manifest.checksum", "manifest.json");
+    let manifest: Value = serde_json::from_str(&env.text(&manifest_key).await).unwrap();
+    let data_key = manifest["files"][0]["key"].as_str().unwrap().to_string();
+    let listed = manifest["files"][0]["size"].as_u64().unwrap();
+    let planted: Vec<Obj> = (0..500)
+        .map(|i| (format!("secret/{i:04}.xlsx"), 10, format!("e{i}")))
+        .collect();
+    let body = csv_gz(&planted);
+    assert!(body.len() as u64 > listed);
+    env.put(&data_key, body).await;
+    let outcomes = env.handle(event_for(&checksum_key)).await;
+    assert!(
+        matches!(&outcomes[..], [RunOutcome::Refused { reason, .. }]
+            if reason.contains(&format!("larger than manifest.json's files[].size says ({listed} bytes"))
+                && reason.contains(&data_key)),
+        "{outcomes:?}"
+    );
+    assert!(env.seen.lock().unwrap().is_empty(), "nothing launched");
+}

@@ -28,6 +28,7 @@
 //!
 //! **Index layouts.** Layout 1 (before #18) stored an index as one object, `runs/<run>/index.bin`,
 //! named by `index_key`: one PutObject of 16 bytes per object, which S3's 5 GB single-PUT limit
+//! (S3 User Guide, "Uploading objects", <https://docs.aws.amazon.com/AmazonS3/latest/userguide/upload-objects.html>)
 //! ends near 312 M objects. Layout 2 ([`StoredIndex`]) stores it in 2^bits shards by the top bits
 //! of each object's identity hash ([`ObjectIndex::shard_bits_for`]: at most
 //! [`ferry_listings::inventory::index::SHARD_TARGET_OBJECTS`] each), read and written a few at a

@@ -1025,7 +1025,7 @@ where
             out_dir: &parts_dir,
             copy_as_inventory,
         };
-        let mut totals = ScanTotals::new(self.manifest, 0);
+        let mut totals = ScanTotals::new(self.manifest);
         let (mut uploaded, mut local) = (Vec::new(), Vec::<WrittenPart>::new());
         let threads = self.settings.scan_threads.max(1);
         let budget = self.settings.data_file_budget();
@@ -1052,15 +1052,7 @@ where
                 self.download(data.file.key.clone(), data.path.clone(), data.file.size)
             }))
             .await;
-            let written = match written {
-                Ok(written) => written,
-                Err(error) => {
-                    for data in batch {
-                        let _ = std::fs::remove_file(&data.path);
-                    }
-                    return Err(error);
-                }
-            };
+            let written = written.inspect_err(|_| remove_local(batch))?;
             // A file whose size is not the manifest's is refused before its MD5 is taken (the
             // batch's disk budget was counted with the manifest's sizes).
             if let Some((data, got)) = batch
@@ -1068,9 +1060,7 @@ where
                 .zip(&written)
                 .find(|(d, got)| **got != d.file.size)
             {
-                for data in batch {
-                    let _ = std::fs::remove_file(&data.path);
-                }
+                remove_local(batch);
                 return Err(RunError::Refused(format!(
                     "the data file {:?} is {got} bytes, but manifest.json's files[].size says {}: it was changed \
                      after S3 Inventory wrote it, so none of its rows is used",
@@ -1078,9 +1068,7 @@ where
                 )));
             }
             let scanned = scan_data_files(input, batch, threads);
-            for data in batch {
-                let _ = std::fs::remove_file(&data.path);
-            }
+            remove_local(batch);
             for mut file in scanned.map_err(|e| self.inventory_error(e))? {
                 totals.add(&mut file);
                 if let Some(part) = file.large.take() {
@@ -1092,13 +1080,12 @@ where
                     None => {}
                 }
             }
+            // Still direct so far (the same rule the launch applies), and the parts fit.
             let held: u64 = local.iter().map(|p| p.digest.size).sum();
-            let stats = &totals.stats;
             let still_direct = keep_local
                 && uploaded.is_empty()
-                && stats.large.objects == 0
-                && stats.copy.objects == stats.rows
-                && held <= LOCAL_PART_BYTES;
+                && held <= LOCAL_PART_BYTES
+                && fast_path(self.manifest, filter, Some(&totals.stats)) == FastPath::Direct;
             if !still_direct {
                 uploaded.extend(self.upload_parts(std::mem::take(&mut local)).await?);
             }
@@ -1472,6 +1459,13 @@ fn batches<'f, 'a>(
         out.push(&files[start..]);
     }
     out
+}
+
+/// Removes a batch's downloaded data files (read, or refused).
+fn remove_local(batch: &[LocalDataFile<'_>]) {
+    for data in batch {
+        let _ = std::fs::remove_file(&data.path);
+    }
 }
 
 /// Appends a local CSV part to the run's CSV manifest, then removes it.

@@ -1,6 +1,7 @@
 //! The `manifest.json` Ferry writes for a run's copy job: the copy list as an S3 Inventory
 //! report (`S3InventoryReport_CSV_20161130`), so one job takes up to Batch Operations' 20
-//! billion objects in many gzip parts written in parallel, instead of one CSV manifest written
+//! billion objects (S3 User Guide, "Copy objects" with Batch Operations: a job holds at most 20
+//! billion) in many gzip parts written in parallel, instead of one CSV manifest written
 //! and uploaded whole.
 //!
 //! The form is S3 Inventory's own ("Locating your inventory list",

@@ -119,13 +119,13 @@ pub struct ScanTotals {
 
 impl ScanTotals {
     /// Starts with what the schema alone says ([`RowFilter::schema_warnings`]), as a splitter does.
-    pub fn new(manifest: &InventoryManifest, expected_index_entries: usize) -> Self {
+    pub fn new(manifest: &InventoryManifest) -> Self {
         Self {
             stats: RouteStats {
                 warnings: RowFilter::schema_warnings(&manifest.schema),
                 ..RouteStats::default()
             },
-            next_index: Vec::with_capacity(expected_index_entries),
+            next_index: Vec::new(),
         }
     }
 
