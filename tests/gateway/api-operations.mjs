@@ -1,4 +1,4 @@
-// Query- and JSON-protocol requests (KMS, SNS, SQS, STS, IAM, CloudFormation) → the IAM actions AWS checks and the
+// Query- and JSON-protocol requests (KMS, SNS, SQS, STS, IAM, CloudFormation, Step Functions) → the IAM actions AWS checks and the
 // resource ARNs they apply to, with the request's service-specific condition keys.
 //
 // For these services the API operation name is the IAM action name (Service Authorization
@@ -9,6 +9,7 @@
 
 import { xmlEncode } from './upstream.mjs'
 import { cloudFormationChecks } from './cloudformation-stacks.mjs'
+import { stepFunctionsChecks } from './stepfunctions.mjs'
 
 /** Operations whose IAM action has another name. */
 const RENAMED = {
@@ -140,6 +141,11 @@ export async function classifyApi(r, store) {
       const checks = await cloudFormationChecks(r, store, one)
       return checks.unmapped ? checks : { operation, checks }
     }
+    case 'states': {
+      // The state machine, execution or Map Run the request names (stepfunctions.mjs).
+      const checks = await stepFunctionsChecks(r, store, one)
+      return checks.unmapped ? checks : { operation, checks }
+    }
     default:
       return { unmapped: `${service} ${operation}: service not mapped by the gateway` }
   }
@@ -191,10 +197,11 @@ export function queryError({ code, message, status = 403, type = 'Sender' }) {
 }
 
 /**
- * A JSON-protocol error: `{"__type", "message"}` (awsJson: KMS, SQS); with `fault` ('User' or
- * 'Service'), Lambda's REST-JSON shape `{"Type": fault, "message"}` with `x-amzn-ErrorType`.
+ * A JSON-protocol error: `{"__type", "message"}` (awsJson: KMS, SQS, Step Functions; `contentType`
+ * the request's awsJson version, default 1.1); with `fault` ('User' or 'Service'), Lambda's
+ * REST-JSON shape `{"Type": fault, "message"}` with `x-amzn-ErrorType`.
  */
-export function jsonError({ type, message, status = 400, fault }) {
+export function jsonError({ type, message, status = 400, fault, contentType = 'application/x-amz-json-1.1' }) {
   if (fault) {
     return {
       status,
@@ -204,7 +211,7 @@ export function jsonError({ type, message, status = 400, fault }) {
   }
   return {
     status,
-    headers: { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': type, 'x-amzn-requestid': requestId() },
+    headers: { 'content-type': contentType, 'x-amzn-errortype': type, 'x-amzn-requestid': requestId() },
     body: JSON.stringify({ __type: type, message }),
   }
 }

@@ -9,12 +9,13 @@
 //   sigv4.mjs          who signed a request; signing the gateway's own admin calls
 //   upstream.mjs       admin calls to moto, XML helpers
 //   s3-operations.mjs  S3 / S3 Control request → operation → IAM actions (hand-written, validated)
-//   api-operations.mjs KMS / SNS / SQS / STS / IAM request → IAM actions and resources
+//   api-operations.mjs KMS / SNS / SQS / STS / IAM / CloudFormation / Step Functions request → IAM actions and resources
 //   policy-store.mjs   identity, bucket, key, topic, queue and trust policies read from moto (cached)
 //   authorize.mjs      one iam-simulate evaluation and AWS's denial wording
 //   s3control-jobs.mjs S3 Batch Operations jobs (moto has none), answered after authorization
 //   lambda-invoke.mjs  Lambda Invoke (moto would need Docker): mapped, answered and recorded here
 //   cloudformation-stacks.mjs  CloudFormation's stack resource; the harness's stack statuses
+//   stepfunctions.mjs  Step Functions request → actions on state machine / execution ARNs
 //
 // CLI (for a test harness):
 //   node tests/gateway/gateway.mjs --upstream http://127.0.0.1:PORT [--port 0] [--host 127.0.0.1]
@@ -156,13 +157,15 @@ export async function startGateway(opts) {
     // Lambda is REST-JSON: neither a target header nor a form body (only Invoke is mapped).
     const protocol = target ? 'json' : auth?.service === 'lambda' ? 'restjson' : auth?.service === 's3' || (!auth && !isFormBody(headers)) ? 's3' : 'query'
     const respond = (r) => send(req, res, r)
+    // A JSON-protocol error answers in the request's own awsJson version (1.0: Step Functions, SQS; 1.1: KMS).
+    const jsonType = awsJsonType(headers)
 
     if (!auth) {
       const why = isSigV2(headers, url.searchParams) ? 'SigV2-signed requests are not supported by the ferry gateway' : 'anonymous (unsigned) requests are denied by the ferry gateway'
       counters.denied += 1
       record({ decision: 'Deny', reason: why, method: req.method, path: url.pathname })
       log(`DENY ${req.method} ${url.pathname}: ${why}`)
-      return respond(denial(protocol, undefined, why))
+      return respond(denial(protocol, undefined, why, jsonType))
     }
 
     const caller = identities.get(auth.accessKeyId)
@@ -171,7 +174,7 @@ export async function startGateway(opts) {
       counters.denied += 1
       record({ decision: 'Deny', accessKeyId: auth.accessKeyId, reason: 'unknown access key id', method: req.method, path: url.pathname })
       log(`DENY unknown access key ${auth.accessKeyId}: ${req.method} ${url.pathname}`)
-      return respond(unknownKey(protocol, auth))
+      return respond(unknownKey(protocol, auth, jsonType))
     }
 
     // Which operation, which IAM actions on which resources.
@@ -214,7 +217,7 @@ export async function startGateway(opts) {
       record({ decision: 'Deny', unmapped: classified.unmapped, principal: caller.arn, accessKeyId: auth.accessKeyId, admin: Boolean(caller.admin) })
       log(`DENY ${message}`)
       if (!body) req.resume()
-      return respond(denial(protocol, service, message))
+      return respond(denial(protocol, service, message, jsonType))
     }
     // S3 Control wraps its errors in ErrorResponse (restXml, not S3's bare <Error>).
     const denialShape = classified.control ? 's3control' : protocol
@@ -245,7 +248,7 @@ export async function startGateway(opts) {
           const message = verdict.message ?? deniedMessage({ principal: caller.arn, action: check.action, resource: check.resource, because: verdict.because, quoteResource: protocol === 's3' && check.action.startsWith('s3:') })
           log(`DENY ${operation}: ${message}`)
           if (!body) req.resume()
-          const answer = denial(denialShape, service, message)
+          const answer = denial(denialShape, service, message, jsonType)
           // S3 names a bucket's Region in HeadBucket's answer "regardless of the permissions on
           // the bucket" (S3 API Reference, HeadBucket): a refused HeadBucket still carries it.
           if (protocol === 's3' && operation === 'HeadBucket') {
@@ -759,13 +762,22 @@ function readBody(req) {
   })
 }
 
-/** An AccessDenied answer in the protocol's own shape. */
-function denial(protocol, service, message) {
+/** The request's `application/x-amz-json-1.0|1.1` content type, if it has one. */
+function awsJsonType(headers) {
+  const m = /^application\/x-amz-json-1\.[01]\b/.exec(String(headers['content-type'] ?? ''))
+  return m ? m[0] : undefined
+}
+
+/**
+ * An AccessDenied answer in the protocol's own shape (`contentType`: the awsJson version the
+ * request used; Step Functions' is 1.0, and its refusal is `AccessDeniedException`, HTTP 400).
+ */
+function denial(protocol, service, message, contentType) {
   if (protocol === 's3') return s3Error({ code: 'AccessDenied', message })
   if (protocol === 's3control') return queryError({ code: 'AccessDenied', message })
   if (protocol === 'restjson') return lambdaError({ type: 'AccessDeniedException', message, status: 403 })
   if (protocol === 'json') {
-    const r = jsonError({ type: 'AccessDeniedException', message })
+    const r = jsonError({ type: 'AccessDeniedException', message, contentType })
     // SQS on the JSON protocol is query-compatible: SDKs read the query error code from this header.
     if (service === 'sqs') r.headers['x-amzn-query-error'] = 'AccessDenied;Sender'
     return r
@@ -775,11 +787,11 @@ function denial(protocol, service, message) {
 }
 
 /** The answer AWS gives for an access key id it does not know. */
-function unknownKey(protocol, auth) {
+function unknownKey(protocol, auth, contentType) {
   if (protocol === 's3') {
     return s3Error({ code: 'InvalidAccessKeyId', message: 'The AWS Access Key Id you provided does not exist in our records.', extra: { AWSAccessKeyId: auth.accessKeyId } })
   }
-  if (protocol === 'json') return jsonError({ type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' })
+  if (protocol === 'json') return jsonError({ type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.', contentType })
   if (protocol === 'restjson') return lambdaError({ type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.', status: 403 })
   return queryError({ code: 'InvalidClientTokenId', message: 'The security token included in the request is invalid.' })
 }

@@ -843,6 +843,156 @@ describe('authorizing gateway in front of moto', () => {
     assert.equal((await setStatus('ferry-cfn-status', 'UPDATE_IN_PROGRESS')).status, 400)
   })
 
+  // -------------------------------------------------------------------------------------------
+  // Step Functions (awsJson 1.0, SigV4 service `states`): authorized on the ARN the request names,
+  // then forwarded to moto, which serves Step Functions itself (stepfunctions.mjs).
+
+  /** One signed Step Functions call as `credentials`; {status, headers, text, json}. */
+  const sfn = async (credentials, operation, payload) => {
+    const body = JSON.stringify(payload)
+    const headers = { 'content-type': 'application/x-amz-json-1.0', 'x-amz-target': `AWSStepFunctions.${operation}` }
+    const r = { method: 'POST', host: `states.${REGION}.amazonaws.com`, path: '/', body, region: REGION, service: 'states', credentials, headers }
+    signRequest(r)
+    const res = await fetch(`${gw.url}/`, { method: 'POST', headers: r.headers, body })
+    const text = await res.text()
+    let json
+    try {
+      json = JSON.parse(text)
+    } catch {
+      json = undefined
+    }
+    return { status: res.status, headers: res.headers, text, json }
+  }
+  const smArn = (account, name) => `arn:aws:states:${REGION}:${account}:stateMachine:${name}`
+  const DEFINITION = JSON.stringify({ StartAt: 'Done', States: { Done: { Type: 'Pass', End: true } } })
+  /** A state machine made by an account's admin, as the stack makes InventoryFanOut. */
+  const makeStateMachine = async (admin, account, name) => {
+    const out = await sfn(admin, 'CreateStateMachine', { name, definition: DEFINITION, roleArn: `arn:aws:iam::${account}:role/sfn-machine-role` })
+    assert.equal(out.status, 200, out.text)
+    assert.equal(out.json.stateMachineArn, smArn(account, name))
+    return out.json.stateMachineArn
+  }
+  /** AWS's refusal in the awsJson 1.0 shape. */
+  const sfnDenied = (out, principal, action, resource, because = `because no identity-based policy allows the ${action} action`) => {
+    assert.equal(out.status, 400, out.text)
+    assert.equal(out.headers.get('content-type'), 'application/x-amz-json-1.0')
+    assert.equal(out.headers.get('x-amzn-errortype'), 'AccessDeniedException')
+    assert.deepEqual(out.json, { __type: 'AccessDeniedException', message: `User: ${principal} is not authorized to perform: ${action} on resource: ${resource} ${because}` })
+  }
+
+  test('Step Functions StartExecution needs states:StartExecution on the state machine\'s ARN; allowed ones reach moto, others are AccessDeniedException in the JSON shape', async () => {
+    const fanout = await makeStateMachine(adminB, B, 'sfn-fanout')
+    const other = await makeStateMachine(adminB, B, 'sfn-other')
+    const roleArn = await makeRole(adminB, B, 'sfn-starter', policy(
+      allow('states:StartExecution', fanout),
+      allow(['states:DescribeExecution'], `arn:aws:states:${REGION}:${B}:execution:sfn-fanout:*`),
+      allow('states:ListExecutions', fanout),
+    ))
+    const session = await assume(roleArn)
+    const principal = sessionArn(roleArn)
+    const run = '0123456789abcdef0123456789abcdef'
+    const input = JSON.stringify({ Fingerprint: 'f'.repeat(64), Run: run })
+
+    const started = await sfn(session, 'StartExecution', { stateMachineArn: fanout, name: `ferry-${run}`, input })
+    assert.equal(started.status, 200, started.text)
+    const executionArn = `arn:aws:states:${REGION}:${B}:execution:sfn-fanout:ferry-${run}`
+    assert.equal(started.json.executionArn, executionArn)
+    const described = await sfn(session, 'DescribeExecution', { executionArn })
+    assert.equal(described.status, 200, described.text)
+    assert.deepEqual([described.json.stateMachineArn, described.json.name, described.json.input], [fanout, `ferry-${run}`, input])
+    const listed = await sfn(session, 'ListExecutions', { stateMachineArn: fanout })
+    assert.equal(listed.status, 200, listed.text)
+    assert.deepEqual(listed.json.executions.map((e) => e.executionArn), [executionArn])
+
+    // Another state machine, stopping the execution, describing the state machine: not granted.
+    sfnDenied(await sfn(session, 'StartExecution', { stateMachineArn: other, name: `ferry-${run}`, input }), principal, 'states:StartExecution', other)
+    sfnDenied(await sfn(session, 'StopExecution', { executionArn }), principal, 'states:StopExecution', executionArn)
+    sfnDenied(await sfn(session, 'DescribeStateMachine', { stateMachineArn: fanout }), principal, 'states:DescribeStateMachine', fanout)
+    sfnDenied(await sfn(session, 'ListExecutions', { stateMachineArn: other }), principal, 'states:ListExecutions', other)
+    // A version (qualified ARN) is its own resource: a grant on the state machine doesn't cover it.
+    sfnDenied(await sfn(session, 'StartExecution', { stateMachineArn: `${fanout}:1`, input }), principal, 'states:StartExecution', `${fanout}:1`)
+    // Nothing refused reached moto; the execution still runs.
+    assert.deepEqual((await sfn(adminB, 'ListExecutions', { stateMachineArn: other })).json.executions, [])
+    assert.equal((await sfn(adminB, 'DescribeExecution', { executionArn })).json.status, 'RUNNING')
+
+    const lines = recorded().filter((l) => l.principal === principal)
+    assert.deepEqual(lines.map((l) => [l.decision, l.service, l.operation, l.action, l.resource, l.resourceAccount]), [
+      ['Allow', 'states', 'StartExecution', 'states:StartExecution', fanout, B],
+      ['Allow', 'states', 'DescribeExecution', 'states:DescribeExecution', executionArn, B],
+      ['Allow', 'states', 'ListExecutions', 'states:ListExecutions', fanout, B],
+      ['Deny', 'states', 'StartExecution', 'states:StartExecution', other, B],
+      ['Deny', 'states', 'StopExecution', 'states:StopExecution', executionArn, B],
+      ['Deny', 'states', 'DescribeStateMachine', 'states:DescribeStateMachine', fanout, B],
+      ['Deny', 'states', 'ListExecutions', 'states:ListExecutions', other, B],
+      ['Deny', 'states', 'StartExecution', 'states:StartExecution', `${fanout}:1`, B],
+    ])
+  })
+
+  test('Step Functions across accounts is denied: a state machine has no resource policy', async () => {
+    const machine = await makeStateMachine(adminB, B, 'sfn-cross')
+    const roleArn = await makeRole(adminA, A, 'sfn-cross-starter', policy(allow('states:StartExecution', machine)))
+    const out = await sfn(await assume(roleArn), 'StartExecution', { stateMachineArn: machine, input: '{}' })
+    sfnDenied(out, sessionArn(roleArn), 'states:StartExecution', machine, 'because no resource-based policy allows the states:StartExecution action')
+    assert.deepEqual((await sfn(adminB, 'ListExecutions', { stateMachineArn: machine })).json.executions, [])
+  })
+
+  test('Step Functions CreateStateMachine needs iam:PassRole on its role, passed to states.amazonaws.com (and states:TagResource for tags); DeleteStateMachine is on the ARN', async () => {
+    const machineRole = `arn:aws:iam::${B}:role/sfn-created-role`
+    const anyMachine = `arn:aws:states:${REGION}:${B}:stateMachine:*`
+    const request = (name, extra = {}) => ({ name, definition: DEFINITION, roleArn: machineRole, ...extra })
+    const passTo = (service) => allow('iam:PassRole', machineRole, { Condition: { StringEquals: { 'iam:PassedToService': service } } })
+
+    const noPassArn = await makeRole(adminB, B, 'sfn-creator-no-pass', policy(allow('states:CreateStateMachine', anyMachine)))
+    const noPass = await sfn(await assume(noPassArn), 'CreateStateMachine', request('sfn-created'))
+    sfnDenied(noPass, sessionArn(noPassArn), 'iam:PassRole', machineRole)
+    const lambdaOnlyArn = await makeRole(adminB, B, 'sfn-creator-lambda-pass', policy(allow('states:CreateStateMachine', anyMachine), passTo('lambda.amazonaws.com')))
+    sfnDenied(await sfn(await assume(lambdaOnlyArn), 'CreateStateMachine', request('sfn-created')), sessionArn(lambdaOnlyArn), 'iam:PassRole', machineRole)
+    const passOnlyArn = await makeRole(adminB, B, 'sfn-creator-pass-only', policy(passTo('states.amazonaws.com')))
+    sfnDenied(await sfn(await assume(passOnlyArn), 'CreateStateMachine', request('sfn-created')), sessionArn(passOnlyArn), 'states:CreateStateMachine', smArn(B, 'sfn-created'))
+    assert.equal((await sfn(adminB, 'DescribeStateMachine', { stateMachineArn: smArn(B, 'sfn-created') })).json.__type, 'StateMachineDoesNotExist', 'a refused CreateStateMachine reached moto')
+
+    const creatorArn = await makeRole(adminB, B, 'sfn-creator', policy(
+      allow(['states:CreateStateMachine', 'states:DescribeStateMachine', 'states:DeleteStateMachine'], anyMachine),
+      passTo('states.amazonaws.com'),
+    ))
+    const creator = await assume(creatorArn)
+    const created = await sfn(creator, 'CreateStateMachine', request('sfn-created'))
+    assert.equal(created.status, 200, created.text)
+    assert.equal(created.json.stateMachineArn, smArn(B, 'sfn-created'))
+    const described = await sfn(creator, 'DescribeStateMachine', { stateMachineArn: smArn(B, 'sfn-created') })
+    assert.equal(described.status, 200, described.text)
+    assert.equal(described.json.roleArn, machineRole)
+    // Tags on create also need states:TagResource (Service Authorization Reference, CreateStateMachine).
+    sfnDenied(await sfn(creator, 'CreateStateMachine', request('sfn-tagged', { tags: [{ key: 'ferry:stack', value: 's' }] })), sessionArn(creatorArn), 'states:TagResource', smArn(B, 'sfn-tagged'))
+    assert.equal((await sfn(creator, 'DeleteStateMachine', { stateMachineArn: smArn(B, 'sfn-created') })).status, 200)
+
+    const lines = recorded().filter((l) => l.principal === sessionArn(creatorArn))
+    assert.deepEqual(lines.map((l) => [l.decision, l.operation, l.action, l.resource]), [
+      ['Allow', 'CreateStateMachine', 'states:CreateStateMachine', smArn(B, 'sfn-created')],
+      ['Allow', 'CreateStateMachine', 'iam:PassRole', machineRole],
+      ['Allow', 'DescribeStateMachine', 'states:DescribeStateMachine', smArn(B, 'sfn-created')],
+      ['Allow', 'CreateStateMachine', 'states:CreateStateMachine', smArn(B, 'sfn-tagged')],
+      ['Deny', 'CreateStateMachine', 'states:TagResource', smArn(B, 'sfn-tagged')],
+      ['Allow', 'DeleteStateMachine', 'states:DeleteStateMachine', smArn(B, 'sfn-created')],
+    ])
+  })
+
+  test('other Step Functions requests, and ones without the ARN they act on, are unmapped and denied, admins included', async () => {
+    for (const [operation, payload, reason] of [
+      ['CreateActivity', { name: 'a' }, /states CreateActivity: operation not mapped by the gateway/],
+      ['StartExecution', { stateMachineArn: 'sfn-fanout' }, /states StartExecution: stateMachineArn "sfn-fanout" is not a state machine ARN/],
+      ['DescribeExecution', {}, /states DescribeExecution: executionArn undefined is not an execution ARN/],
+    ]) {
+      const out = await sfn(adminB, operation, payload)
+      assert.equal(out.status, 400, out.text)
+      assert.equal(out.json.__type, 'AccessDeniedException')
+      assert.match(out.json.message, reason)
+    }
+    const stranger = await sfn({ accessKeyId: 'AKIANOBODYSTATES', secretAccessKey: 'x' }, 'ListStateMachines', {})
+    assert.equal(stranger.json.__type, 'UnrecognizedClientException')
+    assert.equal(stranger.headers.get('content-type'), 'application/x-amz-json-1.0')
+  })
+
   test('the CLI prints `listening <port>` and serves until SIGTERM', async () => {
     const child = spawn(process.execPath, [join(HERE, 'gateway.mjs'), '--upstream', moto.url, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const port = await new Promise((resolvePort, reject) => {

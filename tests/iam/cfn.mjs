@@ -100,6 +100,12 @@ const PHYSICAL = {
     const name = prop('Name') ?? `${env.stackName}-${id}-FAKE0000`
     return { ref: name, attrs: { Arn: `arn:${env.partition}:events:${env.region}:${env.account}:rule/${name}` } }
   },
+  // Ref is the state machine's ARN; Name its name (a generated one when StateMachineName is unset).
+  'AWS::StepFunctions::StateMachine': (id, env, prop) => {
+    const name = prop('StateMachineName') ?? `${id}-FAKE0000`
+    const arn = `arn:${env.partition}:states:${env.region}:${env.account}:stateMachine:${name}`
+    return { ref: arn, attrs: { Arn: arn, Name: name } }
+  },
   'AWS::CloudFormation::WaitConditionHandle': (id, env) => ({
     ref: `https://cloudformation-waitcondition-${env.region}.s3.amazonaws.com/fake/${env.stackName}/${id}`,
     attrs: {},

@@ -179,6 +179,10 @@ export function commonDenied(t) {
     access('sqs:ReceiveMessage', t.failedEventsQueueArn, 'failed events are for people to look at'),
     access('lambda:UpdateFunctionCode', t.fn.arn, 'a function must not replace its own code'),
     access('lambda:InvokeFunction', t.functionArn(other.functionName), 'no other function'),
+    // State machines: only inventory-handler starts one, the stack's fan-out (#18).
+    access('states:StartExecution', t.stateMachineArn(`${t.stackName}-inventory-fanout`), 'only inventory-handler starts the fan-out'),
+    access('states:StartExecution', t.stateMachineArn('other-machine'), 'no other state machine'),
+    access('states:StopExecution', t.executionArn(`${t.stackName}-inventory-fanout`, 'ferry-0123456789abcdef0123456789abcdef'), 'a fan-out is stopped by nobody but Step Functions'),
     // Keys: the functions never encrypt or decrypt; at most approval-handler describes them.
     ...Object.entries(t.keys).flatMap(([which, key]) => [
       access('kms:Decrypt', key.arn, `the ${which} key is used by S3 for the job role only`, { owner: key.account }),
@@ -430,12 +434,25 @@ export const FUNCTION_EXPECTATIONS = {
         access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
         access('sns:Publish', t.notificationTopicArn, 'run summaries and refusals'),
         access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
+        // #18: a run too large for one invocation is fanned out: one execution of the stack's state machine.
+        access('states:StartExecution', t.ref('InventoryFanOut'), 'a large inventory run starts the fan-out (StartExecution ferry-<run>)'),
       ]
     },
     denied: (t) => [
       // Its manifest reads are the inventory bucket's; the common "only the manifest object"
-      // denial doesn't hold for a function that reads whole inventories.
-      ...without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.object(t.p.ManifestBucket, '')) && a.owner !== t.foreign.account),
+      // denial doesn't hold for a function that reads whole inventories. It starts the fan-out.
+      ...without(
+        commonDenied(t),
+        (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.object(t.p.ManifestBucket, '')) && a.owner !== t.foreign.account,
+        (a) => a.action === 'states:StartExecution' && a.resource === t.ref('InventoryFanOut'),
+      ),
+      // The fan-out: its own state machine only, and it only starts executions (the name and
+      // input make a retried start the same execution); Step Functions runs the rest.
+      access('states:StartExecution', t.stateMachineArn(`${t.stackName}-inventory-fanout-2`), 'not a state machine whose name merely begins like its own'),
+      access('states:StartExecution', t.stateMachineArn(`${t.stackName}-inventory-fanout`).replace(`:${t.region}:`, `:${t.otherRegion}:`), 'not a namesake in another Region'),
+      access('states:StartExecution', `${t.ref('InventoryFanOut')}:live`, 'not a version or alias of it'),
+      access('states:DescribeExecution', t.executionArn(`${t.stackName}-inventory-fanout`, 'ferry-0123456789abcdef0123456789abcdef'), 'it starts the fan-out and never watches it'),
+      access('lambda:InvokeFunction', t.functionArn(`${t.stackName}-inventory-handler`), 'it never invokes itself: the fan-out does'),
       ...batchRoleWrites(t),
       access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/manifest.json'), 'never rewrites an inventory'),
       access('s3:DeleteObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never deletes inventories'),

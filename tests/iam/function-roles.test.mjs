@@ -209,6 +209,8 @@ export function deployment(template, resolver, roles, fnId) {
     topicArn: (name) => arn('sns', name),
     queueArn: (name) => arn('sqs', name),
     functionArn: (name) => arn('lambda', `function:${name}`),
+    stateMachineArn: (name) => arn('states', `stateMachine:${name}`),
+    executionArn: (machine, name) => arn('states', `execution:${machine}:${name}`),
     kmsKey: (a) => arn('kms', 'key/99999999-1111-4222-8333-444455556666', region, a),
     logs: {
       group: (name) => arn('logs', `log-group:${name}`),

@@ -123,6 +123,23 @@ export function functionRoles(template, resolver) {
   return out
 }
 
+/**
+ * An AWS::IAM::Role of the template that no function uses (say, a state machine's), as deployed:
+ * { roleArn, roleLogicalId, trustPolicy, policies: [{ name, policy, managed? }] } with its inline
+ * policies, managed policies and the template's policy resources attached to it.
+ */
+export function templateRole(template, resolver, roleLogicalId) {
+  const role = template.Resources[roleLogicalId]
+  if (role?.Type !== 'AWS::IAM::Role') throw new Error(`${roleLogicalId} is not an AWS::IAM::Role of the template`)
+  if (role.Properties?.PermissionsBoundary !== undefined) throw new Error(`${roleLogicalId}.PermissionsBoundary is not modeled by sam-roles.mjs`)
+  const policies = []
+  for (const [i, pol] of asList(resolver.resolve(role.Properties?.Policies)).entries())
+    policies.push({ name: `${roleLogicalId}.Policies[${i}] ${pol.PolicyName}`, policy: pol.PolicyDocument })
+  for (const arn of asList(resolver.resolve(role.Properties?.ManagedPolicyArns))) policies.push(managedPolicy(arn, template, resolver, `${roleLogicalId}.ManagedPolicyArns`))
+  policies.push(...attachedPolicies(template, resolver, resolver.ref(roleLogicalId)))
+  return { roleLogicalId, roleArn: resolver.getAtt(roleLogicalId, 'Arn'), trustPolicy: resolver.resolve(role.Properties.AssumeRolePolicyDocument), policies }
+}
+
 function roleOfArn(node, id) {
   const getAtt = node?.['Fn::GetAtt']
   const [logical, attr] = typeof getAtt === 'string' ? getAtt.split('.') : getAtt ?? []

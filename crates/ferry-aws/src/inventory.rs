@@ -9,6 +9,7 @@ use std::path::Path;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, ServerSideEncryption};
 use ferry_flows::aws_error::{AwsCallError, AwsErrorKind};
+use ferry_flows::inventory::fanout_records::FanOutEngine;
 use ferry_flows::inventory::run::{InventoryObjects, SmallObject, OBJECT_TOO_LARGE};
 use ferry_flows::ports::BucketEventDelivery;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,6 +29,29 @@ fn local_error(what: &str, path: &Path, e: impl std::fmt::Display) -> AwsCallErr
         kind: AwsErrorKind::Transient,
         code: "LocalFileError".to_string(),
         message: format!("{what} {}: {e}", path.display()),
+    }
+}
+
+/// Step Functions StartExecution (API Reference, StartExecution:
+/// <https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html>;
+/// `name` 1–80 characters, `input` JSON up to 256 KiB).
+impl FanOutEngine for AwsPorts {
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &str,
+    ) -> Result<String, AwsCallError> {
+        let out = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(state_machine_arn)
+            .name(name)
+            .input(input)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out.execution_arn().to_string())
     }
 }
 

@@ -39,6 +39,8 @@ pub struct AwsPorts {
     pub lambda: aws_sdk_lambda::Client,
     /// stack-handler asks it whether its stack is in an operation (`StackStatusApi`).
     pub cloudformation: aws_sdk_cloudformation::Client,
+    /// inventory-handler starts the stack's fan-out with it (`FanOutEngine`).
+    pub sfn: aws_sdk_sfn::Client,
     /// The stack's inventory-handler (env `FERRY_INVENTORY_FUNCTION_ARN`, pinned by the
     /// template; absent when the stack has no inventory runs).
     pub inventory_function_arn: Option<String>,
@@ -71,6 +73,7 @@ impl AwsPorts {
             config: config.clone(),
             lambda: aws_sdk_lambda::Client::new(config),
             cloudformation: aws_sdk_cloudformation::Client::new(config),
+            sfn: aws_sdk_sfn::Client::new(config),
             inventory_function_arn: None,
             batch_role_boundary_arn: None,
             wait_handle_url: None,

@@ -651,6 +651,7 @@ impl<'m> Stack<'m> {
                 scan_threads: 2,
                 work_dir_bytes: 1 << 30,
                 state_bucket: role.state_bucket.clone(),
+                fan_out: None,
             },
         );
         handler.clock = now;

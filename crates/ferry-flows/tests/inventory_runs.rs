@@ -1,7 +1,9 @@
 //! Event-driven inventory runs against an in-memory AWS: the fast path on a first inventory,
 //! a delta of new and changed objects after the first run's jobs complete, size routing to the
 //! LambdaInvoke job, duplicates, out-of-order inventories, failed jobs that don't advance the
-//! delta, and 1,000 concurrent duplicate events that launch exactly one job.
+//! delta, and 1,000 concurrent duplicate events that launch exactly one job. And the fan-out
+//! across functions (#18 part 4): a run too large for one function, its Map items run as the
+//! state machine runs them, copies what one function copies and leaves the same next index.
 
 // Shared with ferry-listings' inventory tests: one writer of test inventories.
 #[path = "../../ferry-listings/tests/inventory_support/mod.rs"]
@@ -17,6 +19,10 @@ use ferry_flows::aws_error::{AwsCallError, AwsCaused, AwsErrorKind, RetryPolicy}
 use ferry_flows::inventory::delta::{
     job_finished, job_finished_with, CommitOutcome, FailedTasks, JobFinished, ObjectRef,
     RunJobKind, RunRecord,
+};
+use ferry_flows::inventory::fanout::{
+    diff_step, failed_step, fanout_keys, finish_step, read_fan_out_run, scan_step, FanOutEngine,
+    FanOutSettings,
 };
 use ferry_flows::inventory::run::{
     handle_inventory, InventoryObjects, RunError, RunOutcome, RunSettings, SmallObject,
@@ -71,6 +77,27 @@ struct MemoryAws {
     write_on_download: Mutex<Option<(String, Vec<u8>)>>,
     /// A state object (key, body) written when the next download starts.
     state_on_download: Mutex<Option<(String, Vec<u8>)>>,
+    /// Every StartExecution: state machine, name, input.
+    executions: Mutex<Vec<(String, String, String)>>,
+}
+
+impl FanOutEngine for MemoryAws {
+    async fn start_execution(
+        &self,
+        state_machine_arn: &str,
+        name: &str,
+        input: &str,
+    ) -> Result<String, AwsCallError> {
+        self.executions.lock().unwrap().push((
+            state_machine_arn.to_string(),
+            name.to_string(),
+            input.to_string(),
+        ));
+        Ok(format!(
+            "{}:{name}",
+            state_machine_arn.replace(":stateMachine:", ":execution:")
+        ))
+    }
 }
 
 impl StateStore for MemoryAws {
@@ -628,7 +655,287 @@ fn settings(dir: &Path) -> RunSettings {
         work_dir_bytes: 1 << 30,
         state_bucket: STATE_BUCKET.to_string(),
         deadline: None,
+        fan_out: None,
     }
+}
+
+const FAN_OUT_MACHINE: &str =
+    "arn:aws:states:us-east-1:222222222222:stateMachine:ferry-e2e-inventory-fanout";
+
+/// [`settings`] of a stack whose every inventory fans out, in batches of about two data files.
+fn fan_out_settings(dir: &Path) -> RunSettings {
+    RunSettings {
+        work_dir_bytes: 2 * 500,
+        fan_out: Some(FanOutSettings {
+            state_machine_arn: FAN_OUT_MACHINE.to_string(),
+            data_bytes: 0,
+            memory_mb: 1024,
+        }),
+        ..settings(dir)
+    }
+}
+
+/// Runs a fanned-out run's execution as `InventoryFanOut` does: each item of each Map list (read
+/// as its ItemReader reads them) handed to its worker, then the launch.
+async fn execute_fan_out(aws: &MemoryAws, fp: &str, run_id: &str, dir: &Path) {
+    let settings = fan_out_settings(dir);
+    let items = |key: String| -> Vec<serde_json::Value> {
+        serde_json::from_slice(&aws.state.lock().unwrap()[&key]).unwrap()
+    };
+    for item in items(fanout_keys::scan_items(fp, run_id)) {
+        let batch = item["Batch"].as_u64().unwrap() as usize;
+        scan_step(aws, fp, run_id, batch, &settings).await.unwrap();
+    }
+    for item in items(fanout_keys::shard_items(fp, run_id)) {
+        let shard = item["Shard"].as_u64().unwrap() as usize;
+        diff_step(aws, fp, run_id, shard, &settings).await.unwrap();
+    }
+    finish_step(aws, fp, run_id, &settings).await.unwrap();
+}
+
+fn fanned_out(outcome: RunOutcome) -> String {
+    match outcome {
+        RunOutcome::FannedOut { run_id, .. } => run_id,
+        other => panic!("expected a fan-out, got {other:?}"),
+    }
+}
+
+fn run_record(aws: &MemoryAws, fp: &str, run_id: &str) -> RunRecord {
+    serde_json::from_slice(
+        &aws.state.lock().unwrap()[&format!("inventory/{fp}/runs/{run_id}/run.json")],
+    )
+    .unwrap()
+}
+
+/// Two stacks, one whose inventories fan out and one whose single function reads them, get the
+/// same two inventories (the second with new, changed, deleted, filtered and large objects):
+/// the fanned-out runs launch jobs on the same rows, count the same figures and commit the same
+/// next index.
+#[tokio::test]
+async fn a_fanned_out_run_copies_what_one_function_copies() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (single, fp) = approved_stack(&spec);
+    let (fanned, _) = approved_stack(&spec);
+    let day = |changed: &[usize], extra: bool| -> Vec<Vec<Obj>> {
+        let mut files: Vec<Vec<Obj>> = (0..6)
+            .map(|f| {
+                (0..5)
+                    .map(|i| {
+                        let o = Obj::new(&format!("f{f}/{i} é+,.jpg"));
+                        if changed.contains(&f) && i % 2 == 1 {
+                            o.size(999)
+                        } else {
+                            o
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        if extra {
+            files[2].push(Obj::new("new/huge.bin").size(6 * GIB));
+            files[4].push(Obj::new("new/fresh.jpg"));
+            files[5].truncate(2);
+        }
+        files
+    };
+    let mut changed = Vec::new();
+    for (date, created, files) in [
+        ("2026-11-23T01-00Z", 1_000, day(&[], false)),
+        ("2026-11-24T01-00Z", 2_000, day(&[1, 3], true)),
+    ] {
+        let k1 = deliver_files(&single, date, created, SCHEMA, &files);
+        let k2 = deliver_files(&fanned, date, created, SCHEMA, &files);
+        assert_eq!(k1, k2);
+        let one = ran(event(&single, &fp, &k1, &tmp).await);
+        let launched_before = fanned.requests.lock().unwrap().len();
+        let outcome = handle_inventory(
+            &fanned,
+            &fp,
+            INV_BUCKET,
+            std::slice::from_ref(&k2),
+            &fan_out_settings(&tmp),
+        )
+        .await
+        .unwrap();
+        let run_id = fanned_out(outcome);
+        assert_eq!(run_id, one.run_id, "the same inventory is the same run");
+        // One execution, named after the run, told only the plan and the run.
+        let started = fanned.executions.lock().unwrap().last().cloned().unwrap();
+        assert_eq!(started.0, FAN_OUT_MACHINE);
+        assert_eq!(started.1, format!("ferry-{run_id}"));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&started.2).unwrap(),
+            serde_json::json!({"Fingerprint": fp, "Run": run_id})
+        );
+        let recorded = read_fan_out_run(&fanned, &fp, &run_id).await.unwrap();
+        assert!(recorded.batches.len() > 1, "{:?}", recorded.batches);
+        // Nothing launched before the execution's last step.
+        assert_eq!(fanned.requests.lock().unwrap().len(), launched_before);
+        execute_fan_out(&fanned, &fp, &run_id, &tmp).await;
+        let many = run_record(&fanned, &fp, &run_id);
+        let mut figures = many.stats.clone();
+        figures.examples.sort();
+        let mut expected = one.stats.clone();
+        expected.examples.sort();
+        assert_eq!(figures, expected, "{date}");
+        assert_eq!(many.index_objects, one.index_objects, "{date}");
+        // The same rows to copy (the single run's first job may read the inventory itself).
+        if one.jobs[0].kind != RunJobKind::CopyDirect {
+            assert_eq!(
+                manifest_keys(&fanned, &many.jobs[0].manifest),
+                manifest_keys(&single, &one.jobs[0].manifest),
+                "{date}"
+            );
+        }
+        assert_eq!(
+            many.jobs
+                .iter()
+                .map(|j| (j.kind != RunJobKind::LargeObjects, j.objects))
+                .collect::<Vec<_>>(),
+            one.jobs
+                .iter()
+                .map(|j| (j.kind != RunJobKind::LargeObjects, j.objects))
+                .collect::<Vec<_>>(),
+        );
+        if let (Some(a), Some(b)) = (
+            many.jobs
+                .iter()
+                .find(|j| j.kind == RunJobKind::LargeObjects),
+            one.jobs.iter().find(|j| j.kind == RunJobKind::LargeObjects),
+        ) {
+            assert_eq!(
+                manifest_keys(&fanned, &a.manifest),
+                manifest_keys(&single, &b.manifest)
+            );
+            assert_eq!(manifest_keys(&fanned, &a.manifest), ["new/huge.bin"]);
+        }
+        for (aws, run) in [(&single, &one), (&fanned, &many)] {
+            for job in &run.jobs {
+                job_ends(aws, &job.job_id, "Complete").await;
+            }
+        }
+        let (a, index_a) = committed(&single, &fp).await;
+        let (b, index_b) = committed(&fanned, &fp).await;
+        assert_eq!(
+            (a.run_id.as_str(), b.run_id.as_str()),
+            (run_id.as_str(), run_id.as_str())
+        );
+        assert_eq!(index_a, index_b, "the next index, {date}");
+        changed.push(many.stats.changed);
+    }
+    assert_eq!(changed, [0, 4], "files 1 and 3 changed two objects each");
+}
+
+/// A stage that fails for good (here a data file rewritten after the inventory was written:
+/// its MD5 is not the manifest's) ends in `RunFailed`: said once, nothing launched, the delta
+/// base unchanged. A payload naming a run Ferry never fanned out does nothing.
+#[tokio::test]
+async fn a_failed_fan_out_is_said_once_and_launches_nothing() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let files: Vec<Vec<Obj>> = (0..4)
+        .map(|f| {
+            vec![
+                Obj::new(&format!("f{f}/a.jpg")),
+                Obj::new(&format!("f{f}/b.jpg")),
+            ]
+        })
+        .collect();
+    let key = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, SCHEMA, &files);
+    let settings = fan_out_settings(&tmp);
+    let run_id = fanned_out(
+        handle_inventory(&aws, &fp, INV_BUCKET, &[key], &settings)
+            .await
+            .unwrap(),
+    );
+    // Someone rewrites data file 3 (same size) after S3 Inventory listed it.
+    {
+        let mut blobs = aws.blobs.lock().unwrap();
+        let data = blobs
+            .iter_mut()
+            .find(|(k, _)| k.ends_with("-3.csv.gz"))
+            .map(|(_, v)| v)
+            .unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+    }
+    let run = read_fan_out_run(&aws, &fp, &run_id).await.unwrap();
+    let mut errors = Vec::new();
+    for batch in 0..run.batches.len() {
+        if let Err(e) = scan_step(&aws, &fp, &run_id, batch, &settings).await {
+            errors.push(e.to_string());
+        }
+    }
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].contains("-3.csv.gz") && errors[0].contains("MD5"),
+        "{errors:?}"
+    );
+    // The Map fails; RunFailed hands the step's error over (retried: said once).
+    for _ in 0..2 {
+        failed_step(
+            &aws,
+            &fp,
+            &run_id,
+            "States.ExceedToleratedFailureThreshold",
+            &errors[0],
+        )
+        .await
+        .unwrap();
+    }
+    let notes = aws.notes.lock().unwrap().clone();
+    let said: Vec<_> = notes
+        .iter()
+        .filter(|(_, body)| body.contains("fan-out"))
+        .collect();
+    assert_eq!(said.len(), 1, "{notes:?}");
+    assert!(said[0].1.contains("-3.csv.gz"), "{}", said[0].1);
+    assert!(aws.requests.lock().unwrap().is_empty(), "nothing launched");
+    assert!(
+        ferry_flows::inventory::delta::current_index(&aws, &fp)
+            .await
+            .unwrap()
+            .is_none(),
+        "no delta base"
+    );
+    // The run stays claimed: a repeated event is a duplicate, not a second fan-out.
+    let again = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        &[format!("{DIR}2026-11-23T01-00Z/manifest.checksum")],
+        &RunSettings {
+            now_unix: settings.now_unix + 3600,
+            ..fan_out_settings(&tmp)
+        },
+    )
+    .await
+    .unwrap();
+    assert!(matches!(again, RunOutcome::Duplicate { .. }), "{again:?}");
+    assert_eq!(aws.executions.lock().unwrap().len(), 1);
+    // A run nobody fanned out: refused, nothing written.
+    let before = aws.state.lock().unwrap().len();
+    let forged = scan_step(&aws, &fp, "0123456789abcdef0123456789abcdef", 0, &settings)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(forged.to_string().contains("no fanned-out run"), "{forged}");
+    assert_eq!(aws.state.lock().unwrap().len(), before);
+}
+
+async fn committed(
+    aws: &MemoryAws,
+    fp: &str,
+) -> (
+    ferry_flows::inventory::delta::CurrentIndex,
+    ferry_listings::inventory::index::ObjectIndex,
+) {
+    ferry_flows::inventory::delta::current_index(aws, fp)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn event(aws: &MemoryAws, fp: &str, key: &str, dir: &Path) -> RunOutcome {

@@ -4,6 +4,10 @@
 //! next index, for any number of files and threads, with awkward keys, versions, delete
 //! markers, large objects, a filter and a delta base. And a data file whose MD5 is not the
 //! manifest's is refused whatever the thread count, naming the first such file.
+//!
+//! The fan-out across functions (#18 part 4, [`ferry_listings::inventory::spill`]): data files
+//! spilled by shard, each shard diffed against its shard of the base, gives the same rows (as a
+//! set: they come in shard order), the same figures and the same next index, for 1 to 16 shards.
 
 mod inventory_support;
 
@@ -17,6 +21,9 @@ use ferry_listings::inventory::manifest_json::InventoryManifest;
 use ferry_listings::inventory::route::{ManifestSplitter, RouteStats};
 use ferry_listings::inventory::row::InventoryError;
 use ferry_listings::inventory::scan::{scan_data_files, LocalDataFile, ScanInput, ScanTotals};
+use ferry_listings::inventory::spill::{
+    check_spill_part, diff_shard, shard_of, spill_data_files, DiffInput, SpillInput,
+};
 use ferry_plan::spec::FilterSpec;
 use ferry_testkit::inventory::md5_hex;
 use inventory_support::*;
@@ -191,6 +198,113 @@ fn scanned(
     })
 }
 
+/// Rows as a sorted list (quotes dropped: the fan-out writes inventory-format rows, the single
+/// path plain CSV ones when there are version ids).
+fn row_set(text: &[u8]) -> Vec<String> {
+    let mut rows: Vec<String> = String::from_utf8_lossy(text)
+        .lines()
+        .map(|l| l.replace('"', ""))
+        .collect();
+    rows.sort();
+    rows
+}
+
+/// A run's figures with the examples sorted (the fan-out lists them shard by shard).
+fn comparable(mut stats: RouteStats) -> RouteStats {
+    stats.examples.sort();
+    stats
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+/// The files written to `dir`, fanned out to 2^`bits` shards: spilled on `threads` threads, then
+/// each shard diffed against its shard of `previous`.
+fn fanned_out(
+    manifest: &InventoryManifest,
+    dir: &Path,
+    previous: Option<&ObjectIndex>,
+    bits: u32,
+    threads: usize,
+) -> Result<(Vec<String>, Vec<String>, RouteStats, ObjectIndex), InventoryError> {
+    let out_dir = dir.join(format!("fanout-{bits}-{threads}"));
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let filter = filter();
+    let input = SpillInput {
+        manifest,
+        filter: &filter,
+        shard_bits: bits,
+        out_dir: &out_dir,
+    };
+    let files = LocalDataFile::all_of(manifest, |position, _| dir.join(format!("data-{position}")));
+    let spilled = spill_data_files(input, &files, threads)?;
+    let mut stats = ScanTotals::new(manifest).stats;
+    let (mut copy, mut large, mut next) = (Vec::new(), Vec::new(), Vec::new());
+    for file in &spilled {
+        stats.merge(&file.stats);
+    }
+    for shard in 0..1usize << bits {
+        let parts: Vec<_> = spilled
+            .iter()
+            .flat_map(|f| f.parts.iter().filter(|p| p.shard == shard))
+            .collect();
+        for part in &parts {
+            check_spill_part(&part.path, &part.digest)?;
+        }
+        let base = previous.map(|p| {
+            DeltaBase::new(
+                ObjectIndex::from_entries(
+                    p.entries()
+                        .iter()
+                        .filter(|e| shard_of(e.identity, bits) == shard)
+                        .copied()
+                        .collect(),
+                )
+                .unwrap(),
+            )
+        });
+        let diffed = diff_shard(
+            DiffInput {
+                shard,
+                shard_bits: bits,
+                base: base.as_ref(),
+                delta: true,
+                with_version_ids: manifest.has_version_ids(),
+                out_dir: &out_dir,
+            },
+            parts.iter().map(|p| {
+                (
+                    p.path.display().to_string(),
+                    std::fs::File::open(&p.path).unwrap(),
+                )
+            }),
+        )?;
+        stats.merge(&diffed.stats);
+        if let Some(part) = &diffed.copy {
+            let stored = std::fs::read(&part.path).unwrap();
+            assert_eq!(part.digest.md5_hex, md5_hex(&stored));
+            copy.extend(gunzip(&stored));
+        }
+        if let Some(part) = &diffed.large {
+            large.extend(std::fs::read(&part.path).unwrap());
+        }
+        next.extend_from_slice(next_of(base, diffed.added).entries());
+    }
+    // Shards are identity ranges: put end to end, their next indexes are sorted already.
+    assert!(next.windows(2).all(|w| w[0] < w[1]), "shards out of order");
+    Ok((
+        row_set(&copy),
+        row_set(&large),
+        stats,
+        ObjectIndex::from_entries(next).unwrap(),
+    ))
+}
+
 fn write_files(dir: &Path, gz: &[Vec<u8>]) {
     for (i, file) in gz.iter().enumerate() {
         std::fs::write(dir.join(format!("data-{i}")), file).unwrap();
@@ -255,6 +369,98 @@ proptest! {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    #[test]
+    fn the_fan_out_over_any_shard_count_gives_what_one_splitter_gives(
+        objs in prop::collection::vec(object(), 0..60),
+        cuts in prop::collection::vec(0usize..100, 0..7),
+        versions in any::<bool>(),
+        earlier in prop::collection::vec(0usize..60, 0..30),
+        threads in 1usize..4,
+    ) {
+        let schema = if versions { ALL_VERSIONS_SCHEMA } else { CURRENT_SCHEMA };
+        let gz = cut(schema, &objs, &cuts);
+        let manifest = manifest_of(schema, &gz);
+        let dir = tempdir("fanout");
+        write_files(&dir, &gz);
+        let base: Vec<Obj> = earlier.iter().filter_map(|i| objs.get(*i).cloned()).collect();
+        let base_gz = vec![gzip(csv_text(schema, &base).as_bytes())];
+        let base_manifest = manifest_of(schema, &base_gz);
+        let previous = one_splitter(&base_manifest, &base_gz, None).next_index;
+        for previous in [None, Some(&previous)] {
+            let reference = one_splitter(&manifest, &gz, previous);
+            for bits in [0, 1, 2, 4] {
+                let (copy, large, stats, next) =
+                    fanned_out(&manifest, &dir, previous, bits, threads).unwrap();
+                prop_assert_eq!(&copy, &row_set(&reference.copy), "copy rows, {} shard bits", bits);
+                prop_assert_eq!(&large, &row_set(&reference.large), "large rows, {} shard bits", bits);
+                prop_assert!(stats.is_balanced());
+                prop_assert_eq!(
+                    comparable(stats),
+                    comparable(reference.stats.clone()),
+                    "figures, {} shard bits", bits
+                );
+                prop_assert_eq!(&next, &reference.next_index, "next index, {} shard bits", bits);
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A spill part changed after its spill wrote it is refused by the diff, naming it.
+#[test]
+fn a_damaged_spill_part_is_refused_by_name() {
+    let objs: Vec<Obj> = (0..50).map(|i| Obj::new(&format!("k{i}"))).collect();
+    let gz = cut(CURRENT_SCHEMA, &objs, &[20]);
+    let manifest = manifest_of(CURRENT_SCHEMA, &gz);
+    let dir = tempdir("spill-damaged");
+    write_files(&dir, &gz);
+    let filter = filter();
+    let files = LocalDataFile::all_of(&manifest, |position, _| {
+        dir.join(format!("data-{position}"))
+    });
+    let spilled = spill_data_files(
+        SpillInput {
+            manifest: &manifest,
+            filter: &filter,
+            shard_bits: 1,
+            out_dir: &dir,
+        },
+        &files,
+        1,
+    )
+    .unwrap();
+    let part = &spilled[0].parts[0];
+    let mut bytes = std::fs::read(&part.path).unwrap();
+    let cut_at = bytes.len() - 3;
+    bytes.truncate(cut_at);
+    std::fs::write(&part.path, &bytes).unwrap();
+    let err = check_spill_part(&part.path, &part.digest).unwrap_err();
+    assert!(err.to_string().contains("its spill recorded"), "{err}");
+    // Read anyway, the truncated record is refused too, never half-used.
+    let err = diff_shard(
+        DiffInput {
+            shard: part.shard,
+            shard_bits: 1,
+            base: None,
+            delta: true,
+            with_version_ids: false,
+            out_dir: &dir,
+        },
+        [(
+            part.path.display().to_string(),
+            std::fs::File::open(&part.path).unwrap(),
+        )],
+    )
+    .map(|_| ())
+    .unwrap_err();
+    assert!(matches!(err, InventoryError::Spill { .. }), "{err:?}");
+    assert!(err.to_string().contains("ends early"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

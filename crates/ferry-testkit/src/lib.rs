@@ -23,6 +23,11 @@
 //!   resources, what the instructions e-mail says to do and who does it, and the CloudFormation
 //!   stack itself with the status the gateway reports for it (in an operation unless set).
 //! - [`orc::write_orc`]: ORC inventory files from Apache ORC's own writer.
+//! - [`stepfunctions::run_execution`]: one Step Functions execution, emulated (the subset of the
+//!   Amazon States Language the stack's state machines use): its Distributed Maps' items and its
+//!   Tasks' functions come from the test's stand-ins, each invoked with the payload Step
+//!   Functions would send; [`stepfunctions::template_state_machine`] reads a state machine's
+//!   definition and `DefinitionSubstitutions` from the template.
 
 pub mod accounts;
 pub mod batch_ops;
@@ -38,6 +43,7 @@ pub mod moto;
 pub mod orc;
 pub mod s3control;
 pub mod stack;
+pub mod stepfunctions;
 
 pub use accounts::{
     bucket_owner_enforced, create_job_recorder, default_kms_encryption, kms_key, SentJobs,

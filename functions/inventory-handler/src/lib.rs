@@ -3,14 +3,21 @@
 //! `ferry_flows::inventory::run::handle_inventory`; this crate reads the event and the
 //! environment and turns outcomes into log lines and Lambda results. See `docs/inventory.md`.
 //!
+//! It is also the stack's fan-out worker (#18): the `InventoryFanOut` state machine invokes it
+//! with `{"Step": "scan" | "diff" | "finish" | "failed", "Fingerprint", "Run", …}`
+//! ([`FanOutPayload`]), served by `ferry_flows::inventory::fanout`.
+//!
 //! Environment: `FERRY_PLAN_FINGERPRINT` (the stack's TransferPlan), `FERRY_LARGE_OBJECT_COPIER_ARN`
-//! (the LambdaInvoke target for objects over 5 GiB), `FERRY_WORK_DIR` (default `/tmp`), and the
+//! (the LambdaInvoke target for objects over 5 GiB), `FERRY_WORK_DIR` (default `/tmp`),
+//! `FERRY_FANOUT_STATE_MACHINE_ARN` and `FERRY_FANOUT_DATA_BYTES` (the fan-out), and the
 //! `FERRY_STATE_BUCKET` / topic variables every function reads.
 
 use std::path::PathBuf;
 
 use ferry_flows::aws_error::{AwsCaused, RetryPolicy};
 use ferry_flows::inventory::event::{parse_event, InventoryEvent};
+use ferry_flows::inventory::fanout::{diff_step, failed_step, finish_step, scan_step};
+use ferry_flows::inventory::fanout_records::{FanOutEngine, FanOutSettings};
 use ferry_flows::inventory::run::{handle_inventory, InventoryObjects, RunOutcome, RunSettings};
 use ferry_flows::ports::LaunchApi;
 use ferry_flows::ports::{Notifier, StateStore};
@@ -19,11 +26,11 @@ use lambda_runtime::{Error, LambdaEvent};
 use serde_json::Value;
 
 pub trait InventoryPorts:
-    StateStore + InventoryObjects + LaunchApi + Notifier + Send + Sync + 'static
+    StateStore + InventoryObjects + LaunchApi + Notifier + FanOutEngine + Send + Sync + 'static
 {
 }
 impl<T> InventoryPorts for T where
-    T: StateStore + InventoryObjects + LaunchApi + Notifier + Send + Sync + 'static
+    T: StateStore + InventoryObjects + LaunchApi + Notifier + FanOutEngine + Send + Sync + 'static
 {
 }
 
@@ -46,7 +53,14 @@ pub struct Settings {
     pub work_dir_bytes: u64,
     /// `FERRY_STATE_BUCKET`: where Ferry's inventory-format copy lists go.
     pub state_bucket: String,
+    /// `FERRY_FANOUT_STATE_MACHINE_ARN` (and `FERRY_FANOUT_DATA_BYTES`, Lambda's
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE`): the stack's fan-out, when set.
+    pub fan_out: Option<FanOutSettings>,
 }
+
+/// An inventory whose data files add up to more than this fans out when
+/// `FERRY_FANOUT_DATA_BYTES` is unset (the template's default: 16 GiB).
+pub const DEFAULT_FANOUT_DATA_BYTES: u64 = 16 << 30;
 
 /// Lambda's default ephemeral storage (`/tmp`), 512 MB.
 pub const DEFAULT_WORK_DIR_BYTES: u64 = 512 * 1024 * 1024;
@@ -71,6 +85,7 @@ impl Settings {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .ok_or("environment variable FERRY_STATE_BUCKET is not set (the template sets it to StateBucket)")?,
+            fan_out: fan_out_from_env()?,
             work_dir_bytes: match std::env::var("FERRY_WORK_DIR_BYTES") {
                 Err(_) => DEFAULT_WORK_DIR_BYTES,
                 Ok(v) => v.trim().parse().map_err(|_| {
@@ -81,6 +96,74 @@ impl Settings {
                 })?,
             },
         })
+    }
+}
+
+fn number_from_env(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(v) => v.trim().parse().map_err(|_| {
+            format!(
+                "environment variable {name} is {v:?}, not a whole number (the template sets it)"
+            )
+        }),
+    }
+}
+
+fn fan_out_from_env() -> Result<Option<FanOutSettings>, String> {
+    let Some(arn) = std::env::var("FERRY_FANOUT_STATE_MACHINE_ARN")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        return Ok(None);
+    };
+    Ok(Some(FanOutSettings {
+        state_machine_arn: arn,
+        data_bytes: number_from_env("FERRY_FANOUT_DATA_BYTES", DEFAULT_FANOUT_DATA_BYTES)?,
+        // Lambda sets it (Lambda Developer Guide, "Defined runtime environment variables").
+        memory_mb: number_from_env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 10240)?,
+    }))
+}
+
+/// What the `InventoryFanOut` state machine sends (its definition in `template.yaml`): a stage,
+/// the plan and the run; a scan item's `Batch` or a diff item's `Shard`; a failure's `Error` and
+/// `Cause`. Only the ids are used: the run's record in the state bucket says the rest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct FanOutPayload {
+    #[serde(rename = "Step")]
+    pub step: String,
+    #[serde(rename = "Fingerprint")]
+    pub fingerprint: String,
+    #[serde(rename = "Run")]
+    pub run: String,
+    #[serde(rename = "Item", default)]
+    pub item: Option<Value>,
+    #[serde(rename = "Failure", default)]
+    pub failure: Option<Value>,
+}
+
+impl FanOutPayload {
+    /// `Some` for a payload with a `Step`; its problems, all at once, as the error.
+    pub fn of(event: &Value) -> Option<Result<Self, String>> {
+        event.get("Step")?;
+        Some(serde_json::from_value::<Self>(event.clone()).map_err(|e| {
+            format!("a fan-out payload that does not read as one ({e}): it needs Step, Fingerprint and Run")
+        }))
+    }
+
+    fn item_number(&self, field: &str) -> Result<usize, String> {
+        self.item
+            .as_ref()
+            .and_then(|i| i.get(field))
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                format!(
+                    "the {} step's Item has no {field} number (it is {})",
+                    self.step,
+                    untrusted(&self.item.as_ref().map(Value::to_string).unwrap_or_default())
+                )
+            })
     }
 }
 
@@ -103,7 +186,16 @@ impl<P: InventoryPorts> InventoryHandler<P> {
     /// inventory not fully visible yet): the run gave its claim back, so the retry runs again.
     /// Everything else is logged (and, when it concerns a person, e-mailed by the core once).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Vec<RunOutcome>, Error> {
-        let settings = RunSettings {
+        let settings = self.run_settings(&event);
+        if let Some(payload) = FanOutPayload::of(&event.payload) {
+            self.fan_out_step(payload?, &settings).await?;
+            return Ok(Vec::new());
+        }
+        self.handle_events(event, settings).await
+    }
+
+    fn run_settings(&self, event: &LambdaEvent<Value>) -> RunSettings {
+        RunSettings {
             large_object_function_arn: self.settings.large_object_function_arn.clone(),
             work_dir: self.settings.work_dir.clone(),
             now_unix: (self.clock)(),
@@ -113,7 +205,83 @@ impl<P: InventoryPorts> InventoryHandler<P> {
             state_bucket: self.settings.state_bucket.clone(),
             deadline: ferry_aws::runtime::time_left(event.context.deadline)
                 .map(|left| std::time::Instant::now() + left),
+            fan_out: self.settings.fan_out.clone(),
+        }
+    }
+
+    /// One stage of the fan-out. Any failure is the invocation's error: Step Functions retries
+    /// it, then goes to `RunFailed`, which e-mails it (the `failed` step itself).
+    async fn fan_out_step(
+        &self,
+        payload: FanOutPayload,
+        settings: &RunSettings,
+    ) -> Result<(), Error> {
+        // Only this stack's plan: the payload is whatever the caller wrote.
+        if payload.fingerprint != self.settings.plan_fingerprint {
+            return Err(format!(
+                "a fan-out step for plan {}, but this stack's plan is {}",
+                untrusted(&payload.fingerprint),
+                self.settings.plan_fingerprint
+            )
+            .into());
+        }
+        let run = payload.run.as_str();
+        if run.len() != 32 || !run.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+            return Err(format!(
+                "a fan-out step for run {:?}: run ids are 32 lower-case hex digits",
+                untrusted(run)
+            )
+            .into());
+        }
+        let fp = self.settings.plan_fingerprint.as_str();
+        let result = match payload.step.as_str() {
+            "scan" => {
+                let batch = payload.item_number("Batch")?;
+                Box::pin(scan_step(&self.ports, fp, run, batch, settings)).await
+            }
+            "diff" => {
+                let shard = payload.item_number("Shard")?;
+                Box::pin(diff_step(&self.ports, fp, run, shard, settings)).await
+            }
+            "finish" => Box::pin(finish_step(&self.ports, fp, run, settings)).await,
+            "failed" => {
+                let field = |name: &str| {
+                    payload
+                        .failure
+                        .as_ref()
+                        .and_then(|f| f.get(name))
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                        .to_string()
+                };
+                Box::pin(failed_step(
+                    &self.ports,
+                    fp,
+                    run,
+                    &field("Error"),
+                    &field("Cause"),
+                ))
+                .await
+            }
+            other => {
+                return Err(format!(
+                    "a fan-out step {:?}: the steps are scan, diff, finish and failed",
+                    untrusted(other)
+                )
+                .into())
+            }
         };
+        result.map_err(|e| {
+            tracing::error!(step = %payload.step, run_id = %run, error = %e, "fan-out step failed");
+            Error::from(e.to_string())
+        })
+    }
+
+    async fn handle_events(
+        &self,
+        event: LambdaEvent<Value>,
+        settings: RunSettings,
+    ) -> Result<Vec<RunOutcome>, Error> {
         let mut outcomes = Vec::new();
         for item in parse_event(&event.payload) {
             let outcome = match item {

@@ -263,6 +263,7 @@ impl Env {
                 scan_threads: 2,
                 work_dir_bytes: 1 << 30,
                 state_bucket: STATE_BUCKET.to_string(),
+                fan_out: None,
             },
         );
         handler.clock = || 1_795_486_500;

@@ -38,6 +38,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::ops::Range;
+
 use futures_util::{StreamExt, TryStreamExt};
 
 use crate::aws_error::AwsCallError;
@@ -318,21 +320,66 @@ pub async fn write_index_in_shards<S: StateStore + Sync>(
     index: &ObjectIndex,
     bits: u32,
 ) -> Result<StoredIndex, DeltaError> {
-    let shards: Vec<StoredShard> =
-        futures_util::stream::iter(index.shard_ranges(bits).into_iter().enumerate())
-            .map(|(n, range)| {
-                let key = format!("{dir}shard-{bits:02}-{n:05}.bin");
-                put_shard(store, key, index.slice_to_bytes(range.clone()), range.len())
-            })
-            .buffered(SHARDS_AT_ONCE)
-            .try_collect()
-            .await?;
+    let shards = put_shards(store, dir, index, bits, 0..1usize << bits).await?;
     Ok(StoredIndex {
         layout: INDEX_LAYOUT,
         shard_bits: bits,
         objects: index.len() as u64,
         shards,
     })
+}
+
+/// One fan-out worker's share of a next index stored in 2^`bits` shards: `index` holds the
+/// entries of fan-out shard `fan_shard` of 2^`fan_bits` (`fan_bits` ≤ `bits`), which are stored
+/// shards `fan_shard << (bits - fan_bits)` up to the next fan-out shard's. The shards of all
+/// workers, in order, are the [`StoredIndex`] [`write_index_in_shards`] would have written.
+pub async fn write_index_range<S: StateStore + Sync>(
+    store: &S,
+    dir: &str,
+    index: &ObjectIndex,
+    bits: u32,
+    fan_bits: u32,
+    fan_shard: usize,
+) -> Result<Vec<StoredShard>, DeltaError> {
+    let per = 1usize << bits.saturating_sub(fan_bits);
+    let range = fan_shard * per..(fan_shard + 1) * per;
+    let outside: usize = index
+        .shard_ranges(bits)
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| !range.contains(n))
+        .map(|(_, r)| r.len())
+        .sum();
+    if fan_bits > bits || outside > 0 {
+        return Err(DeltaError::Corrupt {
+            key: dir.to_string(),
+            message: format!(
+                "fan-out shard {fan_shard} of {fan_bits} bits holds {outside} entries outside its stored shards \
+                 {}..{} of {bits} bits",
+                range.start, range.end
+            ),
+        });
+    }
+    put_shards(store, dir, index, bits, range).await
+}
+
+async fn put_shards<S: StateStore + Sync>(
+    store: &S,
+    dir: &str,
+    index: &ObjectIndex,
+    bits: u32,
+    which: Range<usize>,
+) -> Result<Vec<StoredShard>, DeltaError> {
+    let ranges = index.shard_ranges(bits);
+    futures_util::stream::iter(which)
+        .map(|n| {
+            let key = format!("{dir}shard-{bits:02}-{n:05}.bin");
+            let range = ranges[n].clone();
+            put_shard(store, key, index.slice_to_bytes(range.clone()), range.len())
+        })
+        .buffered(SHARDS_AT_ONCE)
+        .try_collect()
+        .await
 }
 
 async fn put_shard<S: StateStore + Sync>(
@@ -369,6 +416,17 @@ pub async fn read_stored_index<S: StateStore + Sync>(
     fingerprint: &str,
     stored: &StoredIndex,
 ) -> Result<ObjectIndex, DeltaError> {
+    read_stored_shards(store, fingerprint, stored, 0..stored.shards.len()).await
+}
+
+/// Stored shards `which` of an index as one index of their entries (a fan-out worker's share),
+/// checked as [`read_stored_index`] checks the whole.
+pub async fn read_stored_shards<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+    stored: &StoredIndex,
+    which: Range<usize>,
+) -> Result<ObjectIndex, DeltaError> {
     let described = |message: String| DeltaError::Corrupt {
         key: keys::root(fingerprint),
         message,
@@ -399,14 +457,21 @@ pub async fn read_stored_index<S: StateStore + Sync>(
             shard.key
         )));
     }
-    let objects =
-        usize::try_from(stored.objects).map_err(|_| described("too many objects".into()))?;
-    let mut reader = ShardedIndexReader::new(stored.shard_bits, objects);
-    let keys: Vec<String> = stored.shards.iter().map(|s| s.key.clone()).collect();
+    if which.start > which.end || which.end > stored.shards.len() {
+        return Err(described(format!(
+            "shards {}..{} of a delta index of {} shards asked for",
+            which.start,
+            which.end,
+            stored.shards.len()
+        )));
+    }
+    let objects: u64 = stored.shards[which.clone()].iter().map(|s| s.objects).sum();
+    let objects = usize::try_from(objects).map_err(|_| described("too many objects".into()))?;
+    let mut reader = ShardedIndexReader::for_shards(stored.shard_bits, which.clone(), objects);
+    let keys: Vec<(usize, String)> = which.map(|n| (n, stored.shards[n].key.clone())).collect();
     let mut shards = futures_util::stream::iter(keys)
-        .map(|key| get_shard(store, key))
-        .buffered(SHARDS_AT_ONCE)
-        .enumerate();
+        .map(|(n, key)| async move { (n, get_shard(store, key).await) })
+        .buffered(SHARDS_AT_ONCE);
     while let Some((n, bytes)) = shards.next().await {
         let bytes = bytes?;
         let shard = &stored.shards[n];

@@ -36,7 +36,12 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::delta::{
-    self, keys, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord,
+    self, keys, CurrentIndex, DeltaError, JobRun, LatestInventory, RunJob, RunJobKind, RunRecord,
+    StoredIndex,
+};
+use super::fanout_records::{
+    batches_of, fanout_keys, shape, FanOutEngine, FanOutRun, FanOutSettings, FanOutShape,
+    BATCH_BYTES, FANOUT_LAYOUT, MAX_SCAN_BATCHES,
 };
 use crate::aws_error::{AwsCallError, AwsCaused, AwsErrorKind, RetryPolicy};
 use crate::launch::{launch, LaunchError, LaunchRequest};
@@ -141,6 +146,8 @@ pub struct RunSettings {
     /// When the invocation is killed (Lambda's timeout), if known: a run whose data files would
     /// not all be read by then, at the rate of the first ones, stops and says so.
     pub deadline: Option<std::time::Instant>,
+    /// The stack's fan-out across functions, when it has one (see [`super::fanout`]).
+    pub fan_out: Option<FanOutSettings>,
 }
 
 /// The slowest a thread is assumed to read compressed data files before a rate is measured:
@@ -175,6 +182,11 @@ pub enum RunOutcome {
     Refused { run_id: String, reason: String },
     /// Jobs launched (or none needed, when nothing changed).
     Ran(Box<RunRecord>),
+    /// Too large for one function: handed to the stack's fan-out (see [`super::fanout`]).
+    FannedOut {
+        run_id: String,
+        execution_arn: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -297,7 +309,7 @@ pub async fn handle_inventory<P>(
     settings: &RunSettings,
 ) -> Result<RunOutcome, RunError>
 where
-    P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
+    P: StateStore + InventoryObjects + LaunchApi + Notifier + FanOutEngine + Sync,
 {
     let (stored, plan) = crate::workflow::load_plan(ports, fingerprint).await?;
     let spec = &stored.spec;
@@ -514,10 +526,21 @@ where
             settings,
             work: &work,
         };
-        let result = job.run().await;
+        let result = match job.fan_out_shape().await {
+            Ok(Some((fan, shape, previous))) => {
+                job.start_fan_out(fan, shape, &manifest_object.body, previous)
+                    .await
+                    .map(|execution_arn| RunOutcome::FannedOut {
+                        run_id: id.clone(),
+                        execution_arn,
+                    })
+            }
+            Ok(None) => job.run().await.map(|record| RunOutcome::Ran(Box::new(record))),
+            Err(e) => Err(e),
+        };
         let _ = std::fs::remove_dir_all(&work);
         match result {
-            Ok(record) => Ok(RunOutcome::Ran(Box::new(record))),
+            Ok(outcome) => Ok(outcome),
             Err(e @ RunError::AfterLaunch { .. }) => Err(e),
             Err(e) if e.is_retryable() => Err(e),
             Err(e) => {
@@ -749,11 +772,19 @@ async fn claim<P: StateStore + Sync>(
         return Ok(true);
     }
     let held = delta::read_json::<Claim, _>(ports, &key).await?;
-    let has_run = ports
-        .get(&keys::run(fingerprint, run_id))
-        .await
-        .map_err(aws("reading the run record"))?
-        .is_some();
+    // A fanned-out run records itself before its execution starts, and runs for longer than
+    // one function: its claim is live.
+    let mut has_run = false;
+    for record in [
+        keys::run(fingerprint, run_id),
+        fanout_keys::run(fingerprint, run_id),
+    ] {
+        has_run |= ports
+            .get(&record)
+            .await
+            .map_err(aws("reading the run record"))?
+            .is_some();
+    }
     let abandoned = !has_run
         && held.is_some_and(|c| now_unix.saturating_sub(c.claimed_unix) > CLAIM_TIMEOUT_SECONDS);
     if abandoned {
@@ -802,6 +833,31 @@ async fn notice_once<P: StateStore + Notifier + Sync>(
     Ok(())
 }
 
+async fn put_record<P: StateStore + Sync, T: Serialize>(
+    ports: &P,
+    key: &str,
+    value: &T,
+) -> Result<(), RunError> {
+    ports
+        .put(key, delta::to_json(value))
+        .await
+        .map_err(aws(format!("writing {key}")))
+}
+
+/// A fanned-out run's refusal ([`super::fanout::failed_step`]): e-mailed once.
+pub(super) async fn refuse_fanned_out<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    spec: &TransferSpec,
+    fingerprint: &str,
+    run_id: &str,
+    manifest_key: &str,
+    reason: String,
+) -> Result<(), RunError> {
+    refuse(ports, spec, fingerprint, run_id, manifest_key, reason)
+        .await
+        .map(|_| ())
+}
+
 async fn refuse<P: StateStore + Notifier + Sync>(
     ports: &P,
     spec: &TransferSpec,
@@ -832,27 +888,141 @@ async fn refuse<P: StateStore + Notifier + Sync>(
 }
 
 /// One claimed run's work.
-struct RunJobContext<'a, P> {
-    ports: &'a P,
-    stored: &'a StoredPlan,
-    plan: &'a Plan,
-    fingerprint: &'a str,
-    run_id: &'a str,
-    bucket: &'a str,
-    inventory_dir: &'a str,
-    manifest_key: &'a str,
+pub(super) struct RunJobContext<'a, P> {
+    pub(super) ports: &'a P,
+    pub(super) stored: &'a StoredPlan,
+    pub(super) plan: &'a Plan,
+    pub(super) fingerprint: &'a str,
+    pub(super) run_id: &'a str,
+    pub(super) bucket: &'a str,
+    pub(super) inventory_dir: &'a str,
+    pub(super) manifest_key: &'a str,
     /// The ETag of the `manifest.json` that was read: the direct job gets exactly that one.
-    manifest_etag: &'a str,
-    manifest: &'a InventoryManifest,
-    delta: bool,
-    settings: &'a RunSettings,
-    work: &'a Path,
+    pub(super) manifest_etag: &'a str,
+    pub(super) manifest: &'a InventoryManifest,
+    pub(super) delta: bool,
+    pub(super) settings: &'a RunSettings,
+    pub(super) work: &'a Path,
 }
 
 impl<P> RunJobContext<'_, P>
 where
     P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
 {
+    /// Whether this run is too large for one function (and the stack has a fan-out): the
+    /// fan-out's settings and shape, and the base it compares with (its record only; migrated to
+    /// layout 2 first if need be). `None`: this function reads it ([`RunJobContext::run`]).
+    async fn fan_out_shape(
+        &self,
+    ) -> Result<Option<(&FanOutSettings, FanOutShape, Option<CurrentIndex>)>, RunError> {
+        let Some(fan) = &self.settings.fan_out else {
+            return Ok(None);
+        };
+        let mut previous = if self.delta {
+            delta::read_json::<CurrentIndex, _>(self.ports, &keys::current(self.fingerprint))
+                .await?
+        } else {
+            None
+        };
+        let data_bytes = self.manifest.files.iter().map(|f| f.size).sum::<u64>();
+        let objects = previous.as_ref().map_or(0, |c| c.objects);
+        let Some(shape) = shape(fan, data_bytes, objects) else {
+            return Ok(None);
+        };
+        if previous.as_ref().is_some_and(|c| c.index.is_none()) {
+            // Layout 1 (written before #18): one object, small enough to migrate here.
+            previous = delta::current_index(self.ports, self.fingerprint)
+                .await?
+                .map(|(current, _)| current);
+        }
+        Ok(Some((fan, shape, previous)))
+    }
+
+    /// Starts a fan-out for a claimed run that [`shape`] says is too large for one function: writes
+    /// the run record and the item lists, then starts the execution. Returns the execution's ARN.
+    async fn start_fan_out(
+        &self,
+        settings: &FanOutSettings,
+        fan: FanOutShape,
+        manifest_json: &[u8],
+        previous: Option<CurrentIndex>,
+    ) -> Result<String, RunError>
+    where
+        P: FanOutEngine,
+    {
+        let job = self;
+        let (fp, run_id) = (job.fingerprint, job.run_id);
+        if job.manifest.has_version_ids() {
+            return Err(RunError::Refused(format!(
+            "this inventory lists version ids and is too large for one function ({} data files, {} bytes): the \
+             fan-out across functions writes its copy list in S3 Inventory's own format, which AWS documents \
+             with version ids only for CSV manifests, so it does not take them. Copy it with a current-versions \
+             inventory, or split the transfer by prefix",
+            job.manifest.files.len(),
+            job.manifest.files.iter().map(|f| f.size).sum::<u64>()
+        )));
+        }
+        let budget = job.settings.data_file_budget();
+        if let Some(file) = job.manifest.files.iter().find(|f| f.size > budget) {
+            return Err(RunError::Refused(format!(
+            "the data file {:?} is {} bytes (files[].size), more than the {budget} bytes of data files a worker's \
+             work directory holds (half of FERRY_WORK_DIR_BYTES)",
+            file.key, file.size
+        )));
+        }
+        let batches = batches_of(&job.manifest.files, BATCH_BYTES.min(budget));
+        if batches.len() > MAX_SCAN_BATCHES {
+            return Err(RunError::Refused(format!(
+            "this inventory's {} data files make {} batches, more than the {MAX_SCAN_BATCHES} one fan-out runs",
+            job.manifest.files.len(),
+            batches.len()
+        )));
+        }
+        let execution_name = format!("ferry-{run_id}");
+        let run = FanOutRun {
+            layout: FANOUT_LAYOUT,
+            run_id: run_id.to_string(),
+            plan_fingerprint: fp.to_string(),
+            inventory_bucket: job.bucket.to_string(),
+            inventory_dir: job.inventory_dir.to_string(),
+            manifest_key: job.manifest_key.to_string(),
+            manifest_etag: job.manifest_etag.to_string(),
+            manifest_json: String::from_utf8(manifest_json.to_vec())
+                .map_err(|_| RunError::Refused("manifest.json is not UTF-8".to_string()))?,
+            shard_bits: fan.shard_bits,
+            index_shard_bits: fan.index_shard_bits,
+            batches: batches.clone(),
+            delta: job.delta,
+            previous,
+            execution_name: execution_name.clone(),
+        };
+        let scan_items: Vec<serde_json::Value> = batches
+            .iter()
+            .enumerate()
+            .map(|(n, b)| serde_json::json!({"Batch": n, "First": b.first, "End": b.end}))
+            .collect();
+        let shard_items: Vec<serde_json::Value> = (0..run.shards())
+            .map(|s| serde_json::json!({ "Shard": s }))
+            .collect();
+        put_record(job.ports, &fanout_keys::scan_items(fp, run_id), &scan_items).await?;
+        put_record(
+            job.ports,
+            &fanout_keys::shard_items(fp, run_id),
+            &shard_items,
+        )
+        .await?;
+        // Last: a run record is what makes the claim a live run (`run::claim`).
+        put_record(job.ports, &fanout_keys::run(fp, run_id), &run).await?;
+        let input = serde_json::json!({"Fingerprint": fp, "Run": run_id}).to_string();
+        job.ports
+            .start_execution(&settings.state_machine_arn, &execution_name, &input)
+            .await
+            .map_err(aws(format!(
+                "starting the fan-out {execution_name} of {}",
+                settings.state_machine_arn
+            )))
+    }
+
     async fn run(&self) -> Result<RunRecord, RunError> {
         let spec = &self.stored.spec;
         let fp = self.fingerprint;
@@ -880,18 +1050,7 @@ where
             next_index,
             copy,
         } = self.scan(&filter, base.as_ref(), may_go_direct).await?;
-        // #15 item 9: an inventory that suddenly lists nothing must not become the base of the
-        // next delta (the one after would copy the whole bucket again). Refusing it loses
-        // nothing: an empty inventory has nothing to copy. Whoever can write the inventory
-        // bucket could otherwise force a full recopy with one empty file.
-        if self.delta && stats.rows == 0 && previous_objects > 0 {
-            return Err(RunError::Refused(format!(
-                "this inventory lists no objects, but the last one copied listed {previous_objects}: it is not \
-                 used as the base of the next delta, so later inventories are still compared with that one. \
-                 If the source bucket was emptied on purpose there is nothing to copy anyway; runs go on \
-                 with the next inventory that lists objects"
-            )));
-        }
+        refuse_sudden_empty(self.delta, stats.rows, previous_objects as u64)?;
 
         let (index, index_objects) = if self.delta {
             let next = match base {
@@ -909,6 +1068,33 @@ where
         let direct = may_go_direct
             && matches!(&copy, CopyList::Parts { uploaded, .. } if uploaded.is_empty())
             && fast_path(self.manifest, &filter, Some(&stats)) == FastPath::Direct;
+        self.launch_and_record(
+            Scanned {
+                stats,
+                next_index: Vec::new(),
+                copy,
+            },
+            index,
+            index_objects,
+            previous_run_id,
+            direct,
+        )
+        .await
+    }
+
+    /// Launches the run's jobs on what the scan (or the fan-out's shards) left — the copy list,
+    /// and `large.csv` in the work directory — then records the run and e-mails its summary.
+    pub(super) async fn launch_and_record(
+        &self,
+        scanned: Scanned,
+        index: Option<StoredIndex>,
+        index_objects: u64,
+        previous_run_id: Option<String>,
+        direct: bool,
+    ) -> Result<RunRecord, RunError> {
+        let spec = &self.stored.spec;
+        let fp = self.fingerprint;
+        let Scanned { stats, copy, .. } = scanned;
         let mut jobs = Vec::new();
         // Once a job is launched, a failure keeps the run's claim (#16 review): a second run
         // of this inventory, on a delta base that moved meanwhile, would write another
@@ -1052,21 +1238,9 @@ where
                 self.download(data.file.key.clone(), data.path.clone(), data.file.size)
             }))
             .await;
-            let written = written.inspect_err(|_| remove_local(batch))?;
-            // A file whose size is not the manifest's is refused before its MD5 is taken (the
-            // batch's disk budget was counted with the manifest's sizes).
-            if let Some((data, got)) = batch
-                .iter()
-                .zip(&written)
-                .find(|(d, got)| **got != d.file.size)
-            {
-                remove_local(batch);
-                return Err(RunError::Refused(format!(
-                    "the data file {:?} is {got} bytes, but manifest.json's files[].size says {}: it was changed \
-                     after S3 Inventory wrote it, so none of its rows is used",
-                    data.file.key, data.file.size
-                )));
-            }
+            // A file whose size is not the manifest's is refused (by the download) before its
+            // MD5 is taken: the batch's disk budget was counted with the manifest's sizes.
+            written.inspect_err(|_| remove_local(batch))?;
             let scanned = scan_data_files(input, batch, threads);
             remove_local(batch);
             for mut file in scanned.map_err(|e| self.inventory_error(e))? {
@@ -1172,7 +1346,7 @@ where
     /// `runs/<run>/copy/manifest.json` what an inventory's `data/` is to its `<date>/manifest.json`
     /// (S3 User Guide, "Locating your inventory list"), the layout a redrive reads an
     /// inventory-format manifest in (`report::job_manifest`).
-    fn part_key(&self, position: usize) -> String {
+    pub(super) fn part_key(&self, position: usize) -> String {
         format!(
             "{}data/{position:06}.csv.gz",
             keys::run_dir(self.fingerprint, self.run_id)
@@ -1181,7 +1355,10 @@ where
 
     /// Uploads copy parts, [`PART_UPLOADS_AT_ONCE`] at a time, removing each local copy; gives
     /// them back as `manifest.json` lists them, in order.
-    async fn upload_parts(&self, parts: Vec<WrittenPart>) -> Result<Vec<InventoryFile>, RunError> {
+    pub(super) async fn upload_parts(
+        &self,
+        parts: Vec<WrittenPart>,
+    ) -> Result<Vec<InventoryFile>, RunError> {
         futures_util::stream::iter(parts)
             .map(|part| self.upload_part(part))
             .buffered(PART_UPLOADS_AT_ONCE)
@@ -1208,15 +1385,7 @@ where
     /// Downloads a data file of `size` bytes (its `files[].size`); a larger one (which would
     /// overrun the batch's disk budget) refuses the run by name.
     async fn download(&self, key: String, to: PathBuf, size: u64) -> Result<u64, RunError> {
-        match self.ports.download(self.bucket, &key, &to, size).await {
-            Ok(written) => Ok(written),
-            Err(cause) if cause.code == OBJECT_TOO_LARGE => Err(RunError::Refused(format!(
-                "the data file {key:?} is larger than manifest.json's files[].size says ({size} bytes; {}): it \
-                 was changed after S3 Inventory wrote it, so none of its rows is used",
-                cause.message
-            ))),
-            Err(cause) => Err(aws(format!("downloading s3://{}/{key}", self.bucket))(cause)),
-        }
+        download_data_file(self.ports, self.bucket, key, to, size).await
     }
 
     fn object_arn(&self, bucket: &str, key: &str) -> String {
@@ -1420,14 +1589,14 @@ struct ManifestAt<'a> {
 }
 
 /// What [`RunJobContext::scan`] leaves for the launch.
-struct Scanned {
-    stats: RouteStats,
-    next_index: Vec<IndexEntry>,
-    copy: CopyList,
+pub(super) struct Scanned {
+    pub(super) stats: RouteStats,
+    pub(super) next_index: Vec<IndexEntry>,
+    pub(super) copy: CopyList,
 }
 
 /// Where the copy rows are.
-enum CopyList {
+pub(super) enum CopyList {
     /// Gzip inventory-format parts: those in S3 (as `manifest.json` lists them) and those still
     /// in the work directory, both in file order (every local one comes after every uploaded one).
     Parts {
@@ -1436,6 +1605,50 @@ enum CopyList {
     },
     /// Rows with version ids: the work directory's `copy.csv`, a CSV manifest.
     Csv,
+}
+
+/// Downloads a data file of `size` bytes (its `files[].size`) and checks it has that size: a
+/// larger or smaller one refuses the run by name (a larger one would overrun the disk budget).
+pub(super) async fn download_data_file<P: InventoryObjects + Sync>(
+    ports: &P,
+    bucket: &str,
+    key: String,
+    to: PathBuf,
+    size: u64,
+) -> Result<u64, RunError> {
+    match ports.download(bucket, &key, &to, size).await {
+        Ok(written) if written != size => Err(RunError::Refused(format!(
+            "the data file {key:?} is {written} bytes, but manifest.json's files[].size says {size}: it was changed \
+             after S3 Inventory wrote it, so none of its rows is used"
+        ))),
+        Ok(written) => Ok(written),
+        Err(cause) if cause.code == OBJECT_TOO_LARGE => Err(RunError::Refused(format!(
+            "the data file {key:?} is larger than manifest.json's files[].size says ({size} bytes; {}): it \
+             was changed after S3 Inventory wrote it, so none of its rows is used",
+            cause.message
+        ))),
+        Err(cause) => Err(aws(format!("downloading s3://{bucket}/{key}"))(cause)),
+    }
+}
+
+/// #15 item 9: an inventory that suddenly lists nothing must not become the base of the next
+/// delta (the one after would copy the whole bucket again). Refusing it loses nothing: an empty
+/// inventory has nothing to copy. Whoever can write the inventory bucket could otherwise force a
+/// full recopy with one empty file.
+pub(super) fn refuse_sudden_empty(
+    delta: bool,
+    rows: u64,
+    previous_objects: u64,
+) -> Result<(), RunError> {
+    if delta && rows == 0 && previous_objects > 0 {
+        return Err(RunError::Refused(format!(
+            "this inventory lists no objects, but the last one copied listed {previous_objects}: it is not \
+             used as the base of the next delta, so later inventories are still compared with that one. \
+             If the source bucket was emptied on purpose there is nothing to copy anyway; runs go on \
+             with the next inventory that lists objects"
+        )));
+    }
+    Ok(())
 }
 
 /// `files` in order, cut into batches of at most `threads` files and `budget` bytes (each file

@@ -360,21 +360,28 @@ impl ObjectIndex {
 pub struct ShardedIndexReader {
     bits: u32,
     next_shard: usize,
+    end_shard: usize,
     entries: Vec<IndexEntry>,
 }
 
 impl ShardedIndexReader {
     /// `objects`: the count the descriptor gives, to reserve memory once.
     pub fn new(bits: u32, objects: usize) -> Self {
+        Self::for_shards(bits, 0..1usize << bits, objects)
+    }
+
+    /// Only shards `shards` (of 2^`bits`), pushed in order: one fan-out worker's share.
+    pub fn for_shards(bits: u32, shards: Range<usize>, objects: usize) -> Self {
         Self {
             bits,
-            next_shard: 0,
+            next_shard: shards.start,
+            end_shard: shards.end,
             entries: Vec::with_capacity(objects),
         }
     }
 
     pub fn push(&mut self, shard: usize, bytes: &[u8]) -> Result<(), IndexError> {
-        if shard != self.next_shard {
+        if shard != self.next_shard || shard >= self.end_shard {
             return Err(IndexError::ShardOrder(shard));
         }
         let first = self.entries.len();
@@ -408,8 +415,7 @@ impl ShardedIndexReader {
     }
 
     pub fn finish(self) -> Result<ObjectIndex, IndexError> {
-        let shards = 1usize << self.bits;
-        if self.next_shard != shards {
+        if self.next_shard != self.end_shard {
             return Err(IndexError::ShardOrder(self.next_shard));
         }
         ObjectIndex::from_sorted(self.entries)

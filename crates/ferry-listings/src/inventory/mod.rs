@@ -16,6 +16,8 @@
 //! 5. [`scan::scan_data_files`] does 2–3 for many data files at once, one per core, each into
 //!    its own parts ([`part`]); [`copy_manifest`] lists the copy parts in a `manifest.json` of
 //!    S3 Inventory's form, so one job reads them all.
+//! 6. [`spill`] splits 2–3 in two for the fan-out across functions: data files spilled by
+//!    shard, then each shard compared with its shard of the last index.
 //!
 //! Memory stays bounded by the widest row (CSV), or one Parquet or ORC file plus one batch of
 //! rows or one compression chunk per column (both formats need random access to their footer).
@@ -32,6 +34,7 @@ pub mod part;
 pub mod route;
 pub mod row;
 pub mod scan;
+pub mod spill;
 
 pub use csv_reader::CsvInventoryReader;
 pub use filter::{Outcome, RowFilter, SkipReason, MAX_COPY_OBJECT_BYTES};

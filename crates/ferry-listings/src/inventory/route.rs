@@ -26,7 +26,7 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, size: Option<u64>) {
+    pub(crate) fn add(&mut self, size: Option<u64>) {
         self.objects += 1;
         self.bytes = self.bytes.saturating_add(size.unwrap_or(0));
     }
@@ -93,11 +93,11 @@ impl RouteStats {
         }
     }
 
-    fn skip(&mut self, reason: SkipReason, size: Option<u64>) {
+    pub(crate) fn skip(&mut self, reason: SkipReason, size: Option<u64>) {
         self.skipped.entry(reason).or_default().add(size);
     }
 
-    fn note(&mut self, example: String) {
+    pub(crate) fn note(&mut self, example: String) {
         if self.examples.len() < MAX_LISTED_EXAMPLES {
             self.examples.push(example);
         }

@@ -310,6 +310,10 @@ pub enum InventoryError {
     Orc { file: String, message: String },
     #[error("{file}: {message}")]
     Schema { file: String, message: String },
+    /// A part the fan-out wrote between its two halves ([`super::spill`]) that does not read as
+    /// one: Ferry wrote it, so it was damaged or replaced since; the run is refused.
+    #[error("the fan-out's spill part {part}: {message}")]
+    Spill { part: String, message: String },
     /// `row` is 1-based; in a CSV file it is also the line.
     #[error("{file} row {row}: {message}")]
     Row {

@@ -21,7 +21,7 @@
 //! files differ in size, so a static split would leave cores idle.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -37,7 +37,7 @@ use crate::inventory::route::{ManifestSplitter, RouteStats};
 use crate::inventory::row::{InventoryError, InventoryRow};
 use ferry_plan::job::hex;
 
-const BUFFER_BYTES: usize = 256 * 1024;
+pub(crate) const BUFFER_BYTES: usize = 256 * 1024;
 
 /// What every data file of one run is split with.
 #[derive(Clone, Copy)]
@@ -144,9 +144,19 @@ pub fn scan_data_files(
     files: &[LocalDataFile<'_>],
     threads: usize,
 ) -> Result<Vec<ScannedFile>, InventoryError> {
+    on_threads(files, threads, |f| scan_data_file(input, f))
+}
+
+/// `each` of `files` on up to `threads` threads; the results in the order of `files`, the first
+/// failing file (in that order) the error.
+pub(crate) fn on_threads<T: Send>(
+    files: &[LocalDataFile<'_>],
+    threads: usize,
+    each: impl Fn(&LocalDataFile<'_>) -> Result<T, InventoryError> + Sync,
+) -> Result<Vec<T>, InventoryError> {
     let threads = threads.clamp(1, files.len().max(1));
-    let results: Vec<Result<ScannedFile, InventoryError>> = if threads == 1 {
-        files.iter().map(|f| scan_data_file(input, f)).collect()
+    let results: Vec<Result<T, InventoryError>> = if threads == 1 {
+        files.iter().map(&each).collect()
     } else {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
@@ -156,23 +166,19 @@ pub fn scan_data_files(
                 threads,
                 message: e.to_string(),
             })?;
-        pool.install(|| files.par_iter().map(|f| scan_data_file(input, f)).collect())
+        pool.install(|| files.par_iter().map(&each).collect())
     };
     results.into_iter().collect()
 }
 
-/// Splits one data file (see the module documentation). Its MD5 is checked first, so no row of
-/// a file S3 Inventory did not write is used (S3 User Guide, "Locating your inventory list":
-/// `files[].MD5checksum`, <https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory-location.html>).
-pub fn scan_data_file(
-    input: ScanInput<'_>,
-    data: &LocalDataFile<'_>,
-) -> Result<ScannedFile, InventoryError> {
-    let local = |source| InventoryError::WorkDir {
+/// Refuses a downloaded data file whose MD5 is not its `files[].MD5checksum`, so no row of a
+/// file S3 Inventory did not write is used (S3 User Guide, "Locating your inventory list",
+/// <https://docs.aws.amazon.com/AmazonS3/latest/userguide/storage-inventory-location.html>).
+pub(crate) fn check_md5(data: &LocalDataFile<'_>) -> Result<(), InventoryError> {
+    let found = file_md5(&data.path).map_err(|source| InventoryError::WorkDir {
         path: data.path.display().to_string(),
         source,
-    };
-    let found = file_md5(&data.path).map_err(local)?;
+    })?;
     if !md5_matches(&data.file.md5_checksum, &found) {
         return Err(InventoryError::Checksum {
             file: data.file.key.clone(),
@@ -180,6 +186,42 @@ pub fn scan_data_file(
             expected: data.file.md5_checksum.chars().take(64).collect(),
         });
     }
+    Ok(())
+}
+
+/// Feeds every row of a downloaded data file (CSV, Parquet or ORC, as `manifest.json` says) to
+/// `sink`, in order; bad rows are items too (see [`InventoryError::is_row_error`]).
+pub(crate) fn read_rows(
+    manifest: &InventoryManifest,
+    data: &LocalDataFile<'_>,
+    mut sink: impl FnMut(Result<InventoryRow, InventoryError>) -> Result<(), InventoryError>,
+) -> Result<(), InventoryError> {
+    let file = File::open(&data.path).map_err(|source| InventoryError::WorkDir {
+        path: data.path.display().to_string(),
+        source,
+    })?;
+    let key = data.file.key.as_str();
+    match manifest.file_format {
+        FileFormat::Csv => CsvInventoryReader::bounded(
+            manifest,
+            key,
+            BufReader::with_capacity(BUFFER_BYTES, file),
+            data.file.size,
+        )?
+        .try_for_each(&mut sink),
+        FileFormat::Parquet => {
+            ParquetInventoryReader::new(manifest, key, file)?.try_for_each(&mut sink)
+        }
+        FileFormat::Orc => OrcInventoryReader::new(manifest, key, file)?.try_for_each(&mut sink),
+    }
+}
+
+/// Splits one data file (see the module documentation). Its MD5 is checked first ([`check_md5`]).
+pub fn scan_data_file(
+    input: ScanInput<'_>,
+    data: &LocalDataFile<'_>,
+) -> Result<ScannedFile, InventoryError> {
+    check_md5(data)?;
     let (copy_name, copy_form): (_, fn(_) -> _) = if input.copy_as_inventory {
         (
             format!("copy-{:06}.csv.gz", data.position),
@@ -192,17 +234,9 @@ pub fn scan_data_file(
     let large_path = input
         .out_dir
         .join(format!("large-{:06}.csv", data.position));
-    let create = |path: &Path| {
-        File::create(path)
-            .map(|f| BufWriter::with_capacity(BUFFER_BYTES, f))
-            .map_err(|source| InventoryError::WorkDir {
-                path: path.display().to_string(),
-                source,
-            })
-    };
     let (copy_out, large_out) = (
-        copy_form(create(&copy_path)?),
-        PartWriter::plain(create(&large_path)?),
+        copy_form(create_part_file(&copy_path)?),
+        PartWriter::plain(create_part_file(&large_path)?),
     );
     let (schema, filter) = (&input.manifest.schema, input.filter.clone());
     let mut splitter = if input.copy_as_inventory {
@@ -213,25 +247,9 @@ pub fn scan_data_file(
     if input.delta {
         splitter = splitter.with_delta(input.previous.cloned(), 0);
     }
-    let file = File::open(&data.path).map_err(local)?;
-    let key = data.file.key.as_str();
-    let manifest = input.manifest;
-    match manifest.file_format {
-        FileFormat::Csv => push_all(
-            &mut splitter,
-            CsvInventoryReader::bounded(
-                manifest,
-                key,
-                BufReader::with_capacity(BUFFER_BYTES, file),
-                data.file.size,
-            )?,
-        )?,
-        FileFormat::Parquet => push_all(
-            &mut splitter,
-            ParquetInventoryReader::new(manifest, key, file)?,
-        )?,
-        FileFormat::Orc => push_all(&mut splitter, OrcInventoryReader::new(manifest, key, file)?)?,
-    }
+    read_rows(input.manifest, data, |item| {
+        splitter.push_result(item).map(|_| ())
+    })?;
     let out = splitter.finish().map_err(InventoryError::Write)?;
     let copy = finish_part(out.copy, data.position, &copy_path, out.copy_counts.rows)?;
     let large = finish_part(out.large, data.position, &large_path, out.large_counts.rows)?;
@@ -244,18 +262,18 @@ pub fn scan_data_file(
     })
 }
 
-fn push_all<C: Write, L: Write>(
-    splitter: &mut ManifestSplitter<C, L>,
-    rows: impl Iterator<Item = Result<InventoryRow, InventoryError>>,
-) -> Result<(), InventoryError> {
-    for item in rows {
-        splitter.push_result(item)?;
-    }
-    Ok(())
+/// A part's local file, buffered.
+pub(crate) fn create_part_file(path: &Path) -> Result<BufWriter<File>, InventoryError> {
+    File::create(path)
+        .map(|f| BufWriter::with_capacity(BUFFER_BYTES, f))
+        .map_err(|source| InventoryError::WorkDir {
+            path: path.display().to_string(),
+            source,
+        })
 }
 
 /// Ends a part; one without rows is removed (a manifest lists no empty files).
-fn finish_part(
+pub(crate) fn finish_part(
     part: PartWriter<BufWriter<File>>,
     position: usize,
     path: &Path,

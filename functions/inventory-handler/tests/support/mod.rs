@@ -72,6 +72,7 @@ pub fn handler_as(
             scan_threads: 3,
             work_dir_bytes: 1 << 30,
             state_bucket: role.state_bucket.clone(),
+            fan_out: None,
         },
     );
     handler.clock = || 1_795_486_500;
