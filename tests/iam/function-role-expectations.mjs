@@ -429,6 +429,7 @@ export const FUNCTION_EXPECTATIONS = {
         access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'is the plan approved?'),
         access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/claim.json`), 'a run that fails for now gives its claim back'),
         access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/notice-refused`), 'a notice that could not be e-mailed gives its mark back'),
+        access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/fanout/failures/scan-00000.txt`), 'a fan-out step that succeeds on a retry takes back its failure record'),
         access('s3:CreateJob', '*', 'CreateJob (no resource type)'),
         access('s3:PutJobTagging', t.jobArn('job-0001'), 'CreateJob with Tags needs s3:PutJobTagging'),
         access('iam:PassRole', t.batchRoleArn, 'CreateJob passes the Batch Operations role', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
@@ -458,6 +459,8 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:DeleteObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never deletes inventories'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the delta state is only ever replaced, by the job monitor'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/run.json`), 'a run record is never deleted'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/fanout/run.json`), 'nor a fan-out\'s record, nor what its workers left'),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/fanout/spill/00000/000000.bin`), 'nor a spill part'),
       access('s3:UpdateJobStatus', t.jobArn('job-0001'), 'it launches jobs, never confirms or cancels them'),
       access('s3:PutBucketNotification', t.s3.bucket(t.p.ManifestBucket), 'the trigger is stack-handler\'s (InventoryTrigger)'),
       ...(t.keys.manifest

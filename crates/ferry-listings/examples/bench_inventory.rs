@@ -11,7 +11,14 @@
 //! bench_inventory scan-orc <dir>/inv1.orc <out.csv>   # the same inventory as ORC (ORC_SCHEMA)
 //! bench_inventory scan-multi <dir>/multi <threads> <out_dir>   # scan::scan_data_files
 //! bench_inventory scan-multi-delta <dir>/multi <dir>/multi2 <threads> <out_dir>
+//! bench_inventory fanout-spill <dir>/multi2 <threads> <spill_dir>   # a fan-out scan worker
+//! bench_inventory fanout-diff <shards_dir> <spill_dir> <out_dir>     # a fan-out diff worker
 //! ```
+//!
+//! `fanout-spill` and `fanout-diff` are one worker of each of the fan-out's two Maps
+//! (`ferry_listings::inventory::spill`) on one whole shard: every row of the inventory spilled
+//! to shard 0 of 2^0, then that shard diffed against the index `index-shards` stored (with 0
+//! bits), the next index written. A fan-out worker's shard is exactly this work on its share.
 //!
 //! `scan-multi` runs the engine's multi-file scan (MD5 check, read, filter, route, gzip copy
 //! parts) on `threads` threads; after the clock stops it writes `<out_dir>/bucket-key.csv`, the
@@ -70,10 +77,12 @@ fn main() {
             scan_multi_delta(&args[2], &args[3], &args[4], &args[5])
         }
         Some("index-shards") if args.len() == 5 => index_shards(&args[2], &args[3], &args[4]),
+        Some("fanout-spill") if args.len() == 5 => fanout_spill(&args[2], &args[3], &args[4]),
+        Some("fanout-diff") if args.len() == 5 => fanout_diff(&args[2], &args[3], &args[4]),
         Some("delta-from-shards") if args.len() == 5 => {
             delta_from_shards(&args[2], &args[3], &args[4])
         }
-        _ => Err("usage: bench_inventory generate <rows> <dir> [files] | scan <inv.csv.gz> <out.csv> | delta <old.csv.gz> <new.csv.gz> <out.csv> | scan-orc <inv.orc> <out.csv> | scan-multi <dir/multi> <threads> <out_dir> | scan-multi-delta <dir/multi> <dir/multi2> <threads> <out_dir> | index-shards <old.csv.gz> <bits> <dir> | delta-from-shards <dir> <new.csv.gz> <out.csv>".to_string()),
+        _ => Err("usage: bench_inventory generate <rows> <dir> [files] | scan <inv.csv.gz> <out.csv> | delta <old.csv.gz> <new.csv.gz> <out.csv> | scan-orc <inv.orc> <out.csv> | scan-multi <dir/multi> <threads> <out_dir> | scan-multi-delta <dir/multi> <dir/multi2> <threads> <out_dir> | index-shards <old.csv.gz> <bits> <dir> | delta-from-shards <dir> <new.csv.gz> <out.csv> | fanout-spill <dir/multi> <threads> <spill_dir> | fanout-diff <shards_dir> <spill_dir> <out_dir>".to_string()),
     };
     if let Err(e) = result {
         eprintln!("{e}");
@@ -482,6 +491,121 @@ fn delta_from_shards(dir: &str, new: &str, out: &str) -> Result<(), String> {
         &format!(
             ",\"previous_objects\":{objects},\"shard_bits\":{bits},\"next_objects\":{},\"peak_rss_before\":{before},\"peak_rss_grown\":{grown},\"grown_bytes_per_previous_object\":{:.1},\"stats\":{stats}",
             next.len(),
+            grown as f64 / objects.max(1) as f64
+        ),
+    );
+    Ok(())
+}
+
+/// A fan-out scan worker on every data file of `dir`: read, MD5-checked, filtered and spilled to
+/// one shard (the bytes a diff worker of that shard reads).
+fn fanout_spill(dir: &str, threads: &str, spill_dir: &str) -> Result<(), String> {
+    use ferry_listings::inventory::spill::{spill_data_files, SpillInput};
+    let threads = parse_threads(threads)?;
+    let _ = std::fs::remove_dir_all(spill_dir);
+    std::fs::create_dir_all(spill_dir).map_err(|e| format!("{spill_dir}: {e}"))?;
+    let start = Instant::now();
+    let manifest = read_multi(dir)?;
+    let files = local_files(dir, &manifest);
+    let filter = filter();
+    let input = SpillInput {
+        manifest: &manifest,
+        filter: &filter,
+        shard_bits: 0,
+        out_dir: Path::new(spill_dir),
+    };
+    let spilled = spill_data_files(input, &files, threads).map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    let rows: u64 = spilled.iter().map(|f| f.stats.rows).sum();
+    let records: u64 = spilled
+        .iter()
+        .flat_map(|f| &f.parts)
+        .map(|p| p.records)
+        .sum();
+    let bytes: u64 = spilled
+        .iter()
+        .flat_map(|f| &f.parts)
+        .map(|p| p.digest.size)
+        .sum();
+    report(
+        "fan-out spill (one scan worker)",
+        rows,
+        secs,
+        &format!(
+            ",\"threads\":{threads},\"files\":{},\"spilled_records\":{records},\"spill_bytes\":{bytes},\"spill_bytes_per_record\":{:.1}",
+            files.len(),
+            bytes as f64 / records.max(1) as f64
+        ),
+    );
+    Ok(())
+}
+
+/// A fan-out diff worker on one shard: the stored index read, every spill part in `spill_dir`
+/// compared with it (copy and large-object parts written), the next index built in place and
+/// written. Reports time and the peak memory above the process's own, per object of the index.
+fn fanout_diff(shards_dir: &str, spill_dir: &str, out_dir: &str) -> Result<(), String> {
+    use ferry_listings::inventory::index::ShardedIndexReader;
+    use ferry_listings::inventory::spill::{diff_shard, DiffInput};
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(format!("{shards_dir}/shards.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    let bits = meta["bits"].as_u64().unwrap_or(0) as u32;
+    if bits != 0 {
+        return Err(format!(
+            "{shards_dir} holds {bits} bits of shards: store one (index-shards … 0 …)"
+        ));
+    }
+    let objects = meta["objects"].as_u64().unwrap_or(0) as usize;
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(spill_dir)
+        .map_err(|e| format!("{spill_dir}: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    parts.sort();
+    std::fs::create_dir_all(out_dir).map_err(|e| format!("{out_dir}: {e}"))?;
+    let before = peak_rss();
+    let start = Instant::now();
+    let mut reader = ShardedIndexReader::new(0, objects);
+    let bytes = std::fs::read(format!("{shards_dir}/shard-0.bin")).map_err(|e| e.to_string())?;
+    reader.push(0, &bytes).map_err(|e| e.to_string())?;
+    drop(bytes);
+    let base = DeltaBase::new(reader.finish().map_err(|e| e.to_string())?);
+    let mut spills = Vec::with_capacity(parts.len());
+    for p in &parts {
+        spills.push((
+            p.display().to_string(),
+            File::open(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        ));
+    }
+    let diffed = diff_shard(
+        DiffInput {
+            shard: 0,
+            shard_bits: 0,
+            base: Some(&base),
+            delta: true,
+            with_version_ids: false,
+            out_dir: Path::new(out_dir),
+        },
+        spills,
+    )
+    .map_err(|e| e.to_string())?;
+    let next = base.into_next(diffed.added).map_err(|e| e.to_string())?;
+    std::fs::write(format!("{out_dir}/next-0.bin"), next.to_bytes()).map_err(|e| e.to_string())?;
+    let secs = start.elapsed().as_secs_f64();
+    let grown = peak_rss().saturating_sub(before);
+    let records = diffed.stats.copy.objects
+        + diffed.stats.large.objects
+        + diffed.stats.skipped_total().objects;
+    report(
+        "fan-out diff (one shard)",
+        records,
+        secs,
+        &format!(
+            ",\"previous_objects\":{objects},\"next_objects\":{},\"spill_parts\":{},\"copy_objects\":{},\"changed\":{},\"peak_rss_before\":{before},\"peak_rss_grown\":{grown},\"grown_bytes_per_previous_object\":{:.1}",
+            next.len(),
+            parts.len(),
+            diffed.stats.copy.objects,
+            diffed.stats.changed,
             grown as f64 / objects.max(1) as f64
         ),
     );

@@ -282,3 +282,163 @@ pub fn local_presigned_urls() -> ferry_aws::http::PresignedUrlRule {
         s3_endpoints_only: false,
     }
 }
+
+/// A role of the template that no function runs as (the fan-out state machine's
+/// `InventoryFanOutRole`), deployed on moto as the stack would deploy it, with a session of it:
+/// a test then makes that service's calls (say, the Distributed Map's `ItemReader` reads) as the
+/// role, and the gateway refuses any call the template's role would be denied. The counterpart
+/// of [`FunctionRole::deploy`] for roles `tests/iam/sam-roles.mjs` `templateRole` builds (its
+/// inline, managed and attached policies), in the same modelled stack ([`STACK_NAME`]).
+pub struct TemplateRole {
+    pub role_name: String,
+    pub role_arn: String,
+    /// The role's `AssumeRolePolicyDocument`, resolved (moto holds it; the testkit's
+    /// administrator assumes the role in the service's stead).
+    pub trust_policy: Value,
+    /// `[{"name", "document"}]`: its identity policies as deployed (each put inline).
+    pub policies: Value,
+    /// An SDK config acting as a session of the role (as the service acts with it).
+    pub config: SdkConfig,
+}
+
+/// The node script behind [`TemplateRole::deploy`] and [`resolve_in_stack`]: the template read
+/// with `tests/iam/cfn.mjs`, resolved for one deployment; prints `{"role"?, "resolved"}`.
+const TEMPLATE_ROLE_SCRIPT: &str = r#"
+import { pathToFileURL } from 'node:url'
+const { loadTemplate, Resolver } = await import(pathToFileURL(process.env.FERRY_CFN_MJS).href)
+const { samRoleResources, templateRole } = await import(pathToFileURL(process.env.FERRY_SAM_ROLES_MJS).href)
+const template = loadTemplate(process.env.FERRY_TEMPLATE_PATH)
+const env = { account: process.env.FERRY_ACCOUNT, region: process.env.FERRY_REGION, stackName: process.env.FERRY_STACK_NAME }
+if (process.env.FERRY_STACK_ID) env.stackId = process.env.FERRY_STACK_ID
+const resolver = new Resolver(template, JSON.parse(process.env.FERRY_PARAMETERS), env, samRoleResources(template))
+const out = { resolved: resolver.resolve(JSON.parse(process.env.FERRY_RESOLVE)) }
+const id = process.env.FERRY_ROLE_ID
+if (id) {
+  if (!resolver.exists(id)) throw new Error(`${id} is not a resource of the template in this parameter set`)
+  const role = templateRole(template, resolver, id)
+  out.role = { roleName: resolver.ref(id), roleArn: role.roleArn, trustPolicy: role.trustPolicy,
+    policies: role.policies.map((p, i) => ({ name: `policy-${i}`, source: p.name, document: p.policy })) }
+}
+process.stdout.write(JSON.stringify(out))
+"#;
+
+fn run_template_role_script(
+    role_id: &str,
+    account: &str,
+    region: &str,
+    parameters: &Value,
+    stack_id: Option<&str>,
+    resolve: &Value,
+) -> Value {
+    let root = workspace_root();
+    let template = std::env::var("FERRY_TEMPLATE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("template.yaml"));
+    let node = std::env::var("FERRY_NODE").unwrap_or_else(|_| "node".into());
+    let out = Command::new(&node)
+        .args(["--input-type=module", "-e", TEMPLATE_ROLE_SCRIPT])
+        .env("FERRY_CFN_MJS", root.join("tests/iam/cfn.mjs"))
+        .env("FERRY_SAM_ROLES_MJS", root.join("tests/iam/sam-roles.mjs"))
+        .env("FERRY_TEMPLATE_PATH", &template)
+        .env("FERRY_ROLE_ID", role_id)
+        .env("FERRY_ACCOUNT", account)
+        .env("FERRY_REGION", region)
+        .env("FERRY_STACK_NAME", STACK_NAME)
+        .env("FERRY_STACK_ID", stack_id.unwrap_or_default())
+        .env("FERRY_PARAMETERS", parameters.to_string())
+        .env("FERRY_RESOLVE", resolve.to_string())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {node} (Node.js reads the template): {e}"));
+    if !out.status.success() {
+        panic!(
+            "reading {} with tests/iam/cfn.mjs failed (run `bash tests/iam/run.sh --install-only` first): {}",
+            template.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    serde_json::from_slice(&out.stdout).expect("the template reader's JSON")
+}
+
+/// `value` (CloudFormation intrinsics in long form, e.g. a state machine's
+/// `DefinitionSubstitutions` as [`crate::stepfunctions::TemplateStateMachine`] holds them)
+/// resolved in the deployment [`FunctionRole::deploy`] models: stack [`STACK_NAME`] in
+/// `account`/`region` with `parameters`, `AWS::StackId` = `stack_id`. Panics with the reason
+/// (an intrinsic the model can't resolve, a resource absent in this parameter set).
+pub fn resolve_in_stack(
+    account: &str,
+    region: &str,
+    parameters: &Value,
+    stack_id: &str,
+    value: &Value,
+) -> Value {
+    run_template_role_script("", account, region, parameters, Some(stack_id), value)["resolved"]
+        .clone()
+}
+
+impl TemplateRole {
+    /// Deploys the template's role `role_id` (an `AWS::IAM::Role` no function uses) for a stack
+    /// in `account`/`region` with `parameters` (the template's, as JSON strings), as
+    /// [`FunctionRole::deploy`] deploys a function's, and assumes it. Panics with the reason:
+    /// this is set-up.
+    pub async fn deploy(
+        moto: &MotoServer,
+        role_id: &str,
+        account: &str,
+        region: &str,
+        parameters: &Value,
+    ) -> TemplateRole {
+        let admin = moto.sdk_config_for_account(account, region).await;
+        let stack_id = deploy_cloudformation_stack(moto, &admin, STACK_NAME).await;
+        let found = run_template_role_script(
+            role_id,
+            account,
+            region,
+            parameters,
+            Some(&stack_id),
+            &Value::Null,
+        );
+        let role = &found["role"];
+        let text = |k: &str| role[k].as_str().unwrap_or_default().to_string();
+        let (role_name, role_arn) = (text("roleName"), text("roleArn"));
+        let iam = aws_sdk_iam::Client::new(&admin);
+        iam.create_role()
+            .role_name(&role_name)
+            .assume_role_policy_document(role["trustPolicy"].to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("iam:CreateRole {role_name}: {e:?}"));
+        for policy in role["policies"].as_array().cloned().unwrap_or_default() {
+            let name = policy["name"].as_str().unwrap_or("policy");
+            iam.put_role_policy()
+                .role_name(&role_name)
+                .policy_name(name)
+                .policy_document(policy["document"].to_string())
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("iam:PutRolePolicy {role_name} {name}: {e:?}"));
+        }
+        // The service assumes the role; the testkit's administrator stands in for it.
+        let session = aws_sdk_sts::Client::new(&moto.sdk_config(region).await)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name(role_id)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("sts:AssumeRole {role_arn}: {e:?}"));
+        let c = session.credentials().expect("credentials");
+        let credentials = aws_sdk_s3::config::Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "ferry-template-role",
+        );
+        TemplateRole {
+            config: moto.sdk_config_with(credentials, region).await,
+            role_name,
+            role_arn,
+            trust_policy: role["trustPolicy"].clone(),
+            policies: role["policies"].clone(),
+        }
+    }
+}

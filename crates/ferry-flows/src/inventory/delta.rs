@@ -631,16 +631,25 @@ pub async fn commit_run<S: StateStore + Sync>(
             0,
         )
     } else {
-        let mut index = read_pending(store, fingerprint, &run).await?;
         let mut hasher = EntryHasher::new();
         let gone: Vec<u64> = uncopied
             .iter()
             .map(|o| hasher.identity(&o.key, o.version_id.as_deref()))
             .collect();
-        let dropped = index.remove_identities(&gone);
         let dir = keys::committed_index_dir(fingerprint, run_id);
-        let stored = write_index(store, &dir, &index).await?;
-        (None, Some(stored), index.len() as u64, dropped)
+        if let Some(stored) = &run.index {
+            // Shard by shard: a fanned-out run's index may be far larger than this function's
+            // memory, and only the shards of failed objects change.
+            let (stored, dropped) =
+                remove_in_shards(store, fingerprint, stored, &gone, &dir).await?;
+            let objects = stored.objects;
+            (None, Some(stored), objects, dropped)
+        } else {
+            let mut index = read_pending(store, fingerprint, &run).await?;
+            let dropped = index.remove_identities(&gone);
+            let stored = write_index(store, &dir, &index).await?;
+            (None, Some(stored), index.len() as u64, dropped)
+        }
     };
     let current = CurrentIndex {
         run_id: run_id.to_string(),
@@ -655,6 +664,55 @@ pub async fn commit_run<S: StateStore + Sync>(
         .await
         .map_err(aws("committing the delta index"))?;
     Ok(CommitOutcome::Committed { objects, dropped })
+}
+
+/// `stored` without the objects whose identity is in `gone`, written to `dir` shard by shard
+/// (each checked as [`read_stored_shards`] checks it; one shard in memory at a time, a few in
+/// flight); how many entries were dropped.
+async fn remove_in_shards<S: StateStore + Sync>(
+    store: &S,
+    fingerprint: &str,
+    stored: &StoredIndex,
+    gone: &[u64],
+    dir: &str,
+) -> Result<(StoredIndex, usize), DeltaError> {
+    let bits = stored.shard_bits;
+    let shard_of = |identity: u64| {
+        if bits == 0 {
+            0
+        } else {
+            (identity >> (64 - bits)) as usize
+        }
+    };
+    let shards: Vec<(StoredShard, usize)> = futures_util::stream::iter(0..stored.shards.len())
+        .map(|n| async move {
+            let mut index = read_stored_shards(store, fingerprint, stored, n..n + 1).await?;
+            let mine: Vec<u64> = gone.iter().copied().filter(|g| shard_of(*g) == n).collect();
+            let dropped = index.remove_identities(&mine);
+            let key = format!("{dir}shard-{bits:02}-{n:05}.bin");
+            let shard = put_shard(
+                store,
+                key,
+                index.slice_to_bytes(0..index.len()),
+                index.len(),
+            )
+            .await?;
+            Ok::<_, DeltaError>((shard, dropped))
+        })
+        .buffered(SHARDS_AT_ONCE)
+        .try_collect()
+        .await?;
+    let dropped = shards.iter().map(|(_, d)| d).sum();
+    let shards: Vec<StoredShard> = shards.into_iter().map(|(s, _)| s).collect();
+    Ok((
+        StoredIndex {
+            layout: INDEX_LAYOUT,
+            shard_bits: bits,
+            objects: shards.iter().map(|s| s.objects).sum(),
+            shards,
+        },
+        dropped,
+    ))
 }
 
 /// What [`job_finished`] found.

@@ -151,6 +151,27 @@ where
     ))
     .await;
     let _ = std::fs::remove_dir_all(&work);
+    noted(ports, &run, &format!("scan-{batch:05}"), result).await
+}
+
+/// Keeps a step's failure in the run's state (`fanout/failures/<step>.txt`) for `RunFailed`,
+/// which Step Functions tells only that a Map failed, not which worker or why; a later
+/// success of the same step takes it back. Best effort: the step's own error is returned
+/// either way, and Step Functions retries on it.
+async fn noted<P: StateStore + Sync>(
+    ports: &P,
+    run: &FanOutRun,
+    step: &str,
+    result: Result<(), RunError>,
+) -> Result<(), RunError> {
+    let key = fanout_keys::failure(&run.plan_fingerprint, &run.run_id, step);
+    let kept = match &result {
+        Err(e) => ports.put(&key, format!("{step}: {e}").into_bytes()).await,
+        Ok(()) => ports.delete(&key).await,
+    };
+    if let Err(cause) = kept {
+        tracing::warn!(step, error = %cause, "the step's failure record could not be kept or removed");
+    }
     result
 }
 
@@ -350,7 +371,7 @@ where
     let work = worker_dir(settings, run_id, &format!("diff-{shard}"))?;
     let result = Box::pin(diff_one(ports, &run, shard, settings, &work)).await;
     let _ = std::fs::remove_dir_all(&work);
-    result
+    noted(ports, &run, &format!("diff-{shard:05}"), result).await
 }
 
 async fn diff_one<P>(
@@ -531,7 +552,7 @@ where
     };
     let result = Box::pin(finish(&job, &run)).await;
     let _ = std::fs::remove_dir_all(&work);
-    result
+    noted(ports, &run, "finish", result).await
 }
 
 async fn finish<P>(job: &RunJobContext<'_, P>, run: &FanOutRun) -> Result<(), RunError>
@@ -646,6 +667,9 @@ fn check_stored_part(path: &Path, part: &StoredPart) -> Result<(), RunError> {
     check_spill_part(path, &digest).map_err(|e| RunError::Refused(e.to_string()))
 }
 
+/// Failed steps named in `RunFailed`'s e-mail (the rest are counted).
+pub const MAX_FAILURES_SAID: usize = 10;
+
 /// `RunFailed`: a stage failed for good (after Step Functions' retries). Said once by e-mail;
 /// nothing was launched and the delta base is unchanged, so the next inventory still copies
 /// everything this one would have. The claim is kept: this inventory is not run again.
@@ -661,9 +685,30 @@ where
 {
     let run = read_fan_out_run(ports, fingerprint, run_id).await?;
     let (stored, _) = crate::workflow::load_plan(ports, fingerprint).await?;
-    // The cause is whatever the failing step said (a Lambda error's message, as JSON): it
-    // reaches the e-mail escaped by `refuse`, and cut to a readable length.
-    let cause: String = cause.chars().take(2000).collect();
+    // The cause is whatever Step Functions or the failing step said (a Lambda error's message,
+    // as JSON): it reaches the e-mail escaped by `refuse`, and cut to a readable length.
+    let mut cause: String = cause.chars().take(2000).collect();
+    // A Map's failure names no worker: the workers' own records say which failed and why.
+    let failures = ports
+        .list(&fanout_keys::failures(fingerprint, run_id))
+        .await
+        .map_err(aws("listing the fan-out's failed steps"))?;
+    for key in failures.iter().take(MAX_FAILURES_SAID) {
+        if let Some(text) = ports
+            .get(key)
+            .await
+            .map_err(aws(format!("reading {key}")))?
+        {
+            let text: String = String::from_utf8_lossy(&text).chars().take(2000).collect();
+            cause.push_str(&format!("\n- {text}"));
+        }
+    }
+    if failures.len() > MAX_FAILURES_SAID {
+        cause.push_str(&format!(
+            "\n- and {} more failed steps",
+            failures.len() - MAX_FAILURES_SAID
+        ));
+    }
     super::run::refuse_fanned_out(
         ports,
         &stored.spec,

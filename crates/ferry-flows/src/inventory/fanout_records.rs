@@ -29,10 +29,11 @@ pub const BATCH_BYTES: u64 = 4 << 30;
 /// for the index and the next one built in place, with room for the spill parts' buffers and
 /// the added entries (docs/proof.md, "delta memory").
 pub const INDEX_OBJECTS_PER_GIB: u64 = 24 << 20;
-/// Rows a gzip CSV or Parquet inventory holds per byte, at least (an S3 Inventory row is about
-/// 100 to 300 characters, compressed about 5×): used to size the shards before the rows are
-/// counted. Overestimating only makes more, smaller shards.
-pub const ROWS_PER_DATA_BYTE: u64 = 1;
+/// Compressed inventory bytes per row, at most, to size the shards before the rows are counted
+/// (a first run; later runs know the last index's count): gzip CSV takes about 33 bytes a row
+/// (`docs/proof.md`, 5 M rows in 165 MB), so half of that overestimates the rows about twice,
+/// which only makes more, smaller shards.
+pub const DATA_BYTES_PER_ROW_AT_MOST: u64 = 16;
 
 /// The stack's state machine (`FERRY_FANOUT_STATE_MACHINE_ARN`) and when to use it.
 #[derive(Debug, Clone)]
@@ -97,6 +98,13 @@ pub mod fanout_keys {
     }
     pub fn diffed(fingerprint: &str, run_id: &str, shard: usize) -> String {
         format!("{}diffed/{shard:05}.json", dir(fingerprint, run_id))
+    }
+    /// A step's failure (`scan-<batch>`, `diff-<shard>`, `finish`), for `RunFailed`'s e-mail.
+    pub fn failure(fingerprint: &str, run_id: &str, step: &str) -> String {
+        format!("{}{step}.txt", failures(fingerprint, run_id))
+    }
+    pub fn failures(fingerprint: &str, run_id: &str) -> String {
+        format!("{}failures/", dir(fingerprint, run_id))
     }
     pub fn large_part(fingerprint: &str, run_id: &str, shard: usize) -> String {
         format!("{}large/{shard:05}.csv", dir(fingerprint, run_id))
@@ -194,7 +202,7 @@ pub fn shape(
     if data_bytes <= settings.data_bytes && previous_objects <= per_function {
         return None;
     }
-    let objects = previous_objects.max(data_bytes.saturating_mul(ROWS_PER_DATA_BYTE));
+    let objects = previous_objects.max(data_bytes / DATA_BYTES_PER_ROW_AT_MOST);
     let bits_for = |objects: u64, per: u64| -> u32 {
         let shards = objects.div_ceil(per.max(1)).max(1);
         u64::BITS - (shards - 1).leading_zeros()

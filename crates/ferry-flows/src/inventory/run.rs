@@ -1316,8 +1316,8 @@ where
              before one is), and {:.0} s are left (keeping {} s for the launch). Nothing was launched and the delta base is \
              unchanged, so the next inventory still copies everything this one would have, but one as large is \
              refused the same way. Give inventory-handler more memory (InventoryHandlerMemoryMB, up to 10240 MB: \
-             more vCPUs read more files at once); an inventory beyond one function needs the fan-out across \
-             functions, which Ferry does not have yet",
+             more vCPUs read more files at once), or lower InventoryFanOutDataBytes so that inventories this large \
+             are read by the fan-out across functions",
             self.manifest.files.len(),
             elapsed.as_secs_f64(),
             needed.as_secs_f64(),
