@@ -124,7 +124,13 @@ for (const d of DEPLOYMENTS) {
         assert.equal(m.ItemProcessor.ProcessorConfig.Mode, 'DISTRIBUTED')
         assert.equal(m.ItemReader.Resource, `arn:${partition}:states:::s3:getObject`)
         assert.equal(m.ItemReader.Parameters.Bucket, stateBucket)
-        const key = formatKey(m.ItemReader.Parameters['Key.$'], { Fingerprint: FINGERPRINT, Run: RUN })
+        // The key is a reference path to what the first state made ($.ScanItems), or a
+        // States.Format itself: either way filled in with the run's ids.
+        const path = m.ItemReader.Parameters['Key.$']
+        const first = definition.States[definition.StartAt]
+        const expr = /^\$\.[A-Za-z]+$/.test(path) ? first.Parameters[`${path.slice(2)}.$`] : path
+        assert.ok(expr, `ItemReader key ${path} names a field ${definition.StartAt} makes`)
+        const key = formatKey(expr, { Fingerprint: FINGERPRINT, Run: RUN })
         assert.equal(await as('s3:GetObject', object(key)), 'Allowed', key)
       }
     })

@@ -436,7 +436,8 @@ export const FUNCTION_EXPECTATIONS = {
         access('sns:Publish', t.notificationTopicArn, 'run summaries and refusals'),
         access('sqs:SendMessage', t.failedEventsQueueArn, 'DeadLetterQueue: Lambda sends failed asynchronous events with the function role'),
         // #18: a run too large for one invocation is fanned out: one execution of the stack's state machine.
-        access('states:StartExecution', t.ref('InventoryFanOut'), 'a large inventory run starts the fan-out (StartExecution ferry-<run>)'),
+        access('states:StartExecution', t.ref('InventoryFanOut'), 'a large inventory run starts the fan-out (StartExecution ferry-<run>-<nonce>)'),
+        access('states:DescribeExecution', t.executionArn(`${t.stackName}-inventory-fanout`, 'ferry-0123456789abcdef0123456789abcdef-0123456789abcdef'), 'FanOutEnded: how an execution ended is asked of Step Functions'),
       ]
     },
     denied: (t) => [
@@ -452,7 +453,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('states:StartExecution', t.stateMachineArn(`${t.stackName}-inventory-fanout-2`), 'not a state machine whose name merely begins like its own'),
       access('states:StartExecution', t.stateMachineArn(`${t.stackName}-inventory-fanout`).replace(`:${t.region}:`, `:${t.otherRegion}:`), 'not a namesake in another Region'),
       access('states:StartExecution', `${t.ref('InventoryFanOut')}:live`, 'not a version or alias of it'),
-      access('states:DescribeExecution', t.executionArn(`${t.stackName}-inventory-fanout`, 'ferry-0123456789abcdef0123456789abcdef'), 'it starts the fan-out and never watches it'),
+      access('states:DescribeExecution', t.executionArn(`${t.stackName}-inventory-fanout-2`, 'ferry-0123456789abcdef0123456789abcdef-0123456789abcdef'), 'only its own state machine\'s executions'),
       access('lambda:InvokeFunction', t.functionArn(`${t.stackName}-inventory-handler`), 'it never invokes itself: the fan-out does'),
       ...batchRoleWrites(t),
       access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/manifest.json'), 'never rewrites an inventory'),

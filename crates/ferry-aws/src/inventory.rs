@@ -53,6 +53,19 @@ impl FanOutEngine for AwsPorts {
             .map_err(|e| classify(&e))?;
         Ok(out.execution_arn().to_string())
     }
+
+    /// DescribeExecution (API Reference: `status` is one of RUNNING, SUCCEEDED, FAILED,
+    /// TIMED_OUT, ABORTED, PENDING_REDRIVE).
+    async fn execution_status(&self, execution_arn: &str) -> Result<String, AwsCallError> {
+        let out = self
+            .sfn
+            .describe_execution()
+            .execution_arn(execution_arn)
+            .send()
+            .await
+            .map_err(|e| classify(&e))?;
+        Ok(out.status().as_str().to_string())
+    }
 }
 
 impl InventoryObjects for AwsPorts {

@@ -19,6 +19,13 @@ pub fn random_token() -> Option<ApprovalToken> {
     Some(ApprovalToken::from_random_bytes(bytes))
 }
 
+/// `bytes` bytes of the OS CSPRNG as lower-case hex; `None` if the OS gives none.
+pub fn random_hex(bytes: usize) -> Option<String> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).ok()?;
+    Some(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Time left before an invocation's deadline (`Context.deadline`, epoch milliseconds), or
 /// `None` when the deadline isn't a real one: `Context::default()` sends 0 and
 /// `cargo lambda watch` sends its timeout (600000), anything before 2001.

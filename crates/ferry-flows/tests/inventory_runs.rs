@@ -79,6 +79,10 @@ struct MemoryAws {
     state_on_download: Mutex<Option<(String, Vec<u8>)>>,
     /// Every StartExecution: state machine, name, input.
     executions: Mutex<Vec<(String, String, String)>>,
+    /// StartExecution answers with this error code (once).
+    start_fails_with: Mutex<Option<String>>,
+    /// DescribeExecution's status by execution ARN (RUNNING when not set).
+    execution_status: Mutex<BTreeMap<String, String>>,
 }
 
 impl FanOutEngine for MemoryAws {
@@ -88,6 +92,13 @@ impl FanOutEngine for MemoryAws {
         name: &str,
         input: &str,
     ) -> Result<String, AwsCallError> {
+        if let Some(code) = self.start_fails_with.lock().unwrap().take() {
+            return Err(AwsCallError {
+                kind: AwsErrorKind::Other,
+                code,
+                message: "Execution Already Exists: 'arn:…'".into(),
+            });
+        }
         self.executions.lock().unwrap().push((
             state_machine_arn.to_string(),
             name.to_string(),
@@ -97,6 +108,16 @@ impl FanOutEngine for MemoryAws {
             "{}:{name}",
             state_machine_arn.replace(":stateMachine:", ":execution:")
         ))
+    }
+
+    async fn execution_status(&self, execution_arn: &str) -> Result<String, AwsCallError> {
+        Ok(self
+            .execution_status
+            .lock()
+            .unwrap()
+            .get(execution_arn)
+            .cloned()
+            .unwrap_or_else(|| "RUNNING".to_string()))
     }
 }
 
@@ -670,6 +691,7 @@ fn fan_out_settings(dir: &Path) -> RunSettings {
             state_machine_arn: FAN_OUT_MACHINE.to_string(),
             data_bytes: 0,
             memory_mb: 1024,
+            execution_nonce: "0123456789abcdef".to_string(),
         }),
         ..settings(dir)
     }
@@ -679,18 +701,28 @@ fn fan_out_settings(dir: &Path) -> RunSettings {
 /// as its ItemReader reads them) handed to its worker, then the launch.
 async fn execute_fan_out(aws: &MemoryAws, fp: &str, run_id: &str, dir: &Path) {
     let settings = fan_out_settings(dir);
+    let execution = &read_fan_out_run(aws, fp, run_id)
+        .await
+        .unwrap()
+        .execution_name;
     let items = |key: String| -> Vec<serde_json::Value> {
         serde_json::from_slice(&aws.state.lock().unwrap()[&key]).unwrap()
     };
     for item in items(fanout_keys::scan_items(fp, run_id)) {
         let batch = item["Batch"].as_u64().unwrap() as usize;
-        scan_step(aws, fp, run_id, batch, &settings).await.unwrap();
+        scan_step(aws, fp, run_id, execution, batch, &settings)
+            .await
+            .unwrap();
     }
     for item in items(fanout_keys::shard_items(fp, run_id)) {
         let shard = item["Shard"].as_u64().unwrap() as usize;
-        diff_step(aws, fp, run_id, shard, &settings).await.unwrap();
+        diff_step(aws, fp, run_id, execution, shard, &settings)
+            .await
+            .unwrap();
     }
-    finish_step(aws, fp, run_id, &settings).await.unwrap();
+    finish_step(aws, fp, run_id, execution, &settings)
+        .await
+        .unwrap();
 }
 
 fn fanned_out(outcome: RunOutcome) -> String {
@@ -763,7 +795,7 @@ async fn a_fanned_out_run_copies_what_one_function_copies() {
         // One execution, named after the run, told only the plan and the run.
         let started = fanned.executions.lock().unwrap().last().cloned().unwrap();
         assert_eq!(started.0, FAN_OUT_MACHINE);
-        assert_eq!(started.1, format!("ferry-{run_id}"));
+        assert_eq!(started.1, format!("ferry-{run_id}-0123456789abcdef"));
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&started.2).unwrap(),
             serde_json::json!({"Fingerprint": fp, "Run": run_id})
@@ -773,6 +805,36 @@ async fn a_fanned_out_run_copies_what_one_function_copies() {
         // Nothing launched before the execution's last step.
         assert_eq!(fanned.requests.lock().unwrap().len(), launched_before);
         execute_fan_out(&fanned, &fp, &run_id, &tmp).await;
+        // Once recorded, a repeated worker (or a forged one for the same execution) does nothing.
+        let execution = read_fan_out_run(&fanned, &fp, &run_id)
+            .await
+            .unwrap()
+            .execution_name;
+        let state_before = fanned.state.lock().unwrap().clone();
+        scan_step(
+            &fanned,
+            &fp,
+            &run_id,
+            &execution,
+            0,
+            &fan_out_settings(&tmp),
+        )
+        .await
+        .unwrap();
+        diff_step(
+            &fanned,
+            &fp,
+            &run_id,
+            &execution,
+            0,
+            &fan_out_settings(&tmp),
+        )
+        .await
+        .unwrap();
+        assert!(
+            *fanned.state.lock().unwrap() == state_before,
+            "a spent run's worker wrote state"
+        );
         let many = run_record(&fanned, &fp, &run_id);
         let mut figures = many.stats.clone();
         figures.examples.sort();
@@ -879,9 +941,24 @@ async fn a_failed_fan_out_is_said_once_and_launches_nothing() {
         data[last] ^= 0xff;
     }
     let run = read_fan_out_run(&aws, &fp, &run_id).await.unwrap();
+    let execution = run.execution_name.as_str();
+    // An execution someone else started with the run's ids: refused before any work.
+    let before = aws.state.lock().unwrap().len();
+    let other = format!("ferry-{run_id}-ffffffffffffffff");
+    for step in [
+        scan_step(&aws, &fp, &run_id, &other, 0, &settings).await,
+        diff_step(&aws, &fp, &run_id, &other, 0, &settings).await,
+        finish_step(&aws, &fp, &run_id, &other, &settings).await,
+        failed_step(&aws, &fp, &run_id, &other, "x", "y").await,
+    ] {
+        let err = step.map(|_| ()).unwrap_err();
+        assert!(err.to_string().contains("is not run"), "{err}");
+    }
+    assert_eq!(aws.state.lock().unwrap().len(), before, "nothing written");
+    assert!(aws.notes.lock().unwrap().is_empty());
     let mut errors = Vec::new();
     for batch in 0..run.batches.len() {
-        if let Err(e) = scan_step(&aws, &fp, &run_id, batch, &settings).await {
+        if let Err(e) = scan_step(&aws, &fp, &run_id, execution, batch, &settings).await {
             errors.push(e.to_string());
         }
     }
@@ -897,6 +974,7 @@ async fn a_failed_fan_out_is_said_once_and_launches_nothing() {
             &aws,
             &fp,
             &run_id,
+            execution,
             "States.ExceedToleratedFailureThreshold",
             "The specified tolerated failure threshold was exceeded",
         )
@@ -914,6 +992,9 @@ async fn a_failed_fan_out_is_said_once_and_launches_nothing() {
         "{}",
         said[0].1
     );
+    // Each reason on its own line (escaped one by one), and nothing launched said so.
+    assert!(said[0].1.contains("\n- scan-"), "{}", said[0].1);
+    assert!(said[0].1.contains("Nothing was launched"), "{}", said[0].1);
     assert!(aws.requests.lock().unwrap().is_empty(), "nothing launched");
     assert!(
         ferry_flows::inventory::delta::current_index(&aws, &fp)
@@ -939,12 +1020,145 @@ async fn a_failed_fan_out_is_said_once_and_launches_nothing() {
     assert_eq!(aws.executions.lock().unwrap().len(), 1);
     // A run nobody fanned out: refused, nothing written.
     let before = aws.state.lock().unwrap().len();
-    let forged = scan_step(&aws, &fp, "0123456789abcdef0123456789abcdef", 0, &settings)
-        .await
-        .map(|_| ())
-        .unwrap_err();
+    let forged = scan_step(
+        &aws,
+        &fp,
+        "0123456789abcdef0123456789abcdef",
+        "ferry-0123456789abcdef0123456789abcdef-0123456789abcdef",
+        0,
+        &settings,
+    )
+    .await
+    .map(|_| ())
+    .unwrap_err();
     assert!(forged.to_string().contains("no fanned-out run"), "{forged}");
     assert_eq!(aws.state.lock().unwrap().len(), before);
+}
+
+/// An execution stopped by hand never reaches RunFailed: Step Functions' status-change event
+/// makes the function ask how it ended and, if it ended without the run being recorded, say so
+/// once. The event alone proves nothing (Step Functions' own answer counts), and one for an
+/// execution the run record doesn't name, or for a recorded run, says nothing.
+#[tokio::test]
+async fn a_fan_out_stopped_by_hand_is_said_once() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let files = vec![vec![Obj::new("a.jpg")], vec![Obj::new("b.jpg")]];
+    let key = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, SCHEMA, &files);
+    let outcome = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&key),
+        &fan_out_settings(&tmp),
+    )
+    .await
+    .unwrap();
+    let RunOutcome::FannedOut {
+        run_id,
+        execution_arn,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        execution_arn,
+        format!(
+            "arn:aws:states:us-east-1:222222222222:execution:ferry-e2e-inventory-fanout:ferry-{run_id}-0123456789abcdef"
+        )
+    );
+    let ended = |arn: String| {
+        let aws = &aws;
+        let fp = fp.clone();
+        async move {
+            ferry_flows::inventory::fanout::execution_ended(aws, &fp, FAN_OUT_MACHINE, &arn)
+                .await
+                .unwrap()
+        }
+    };
+    // Still running (a forged event): nothing said.
+    assert_eq!(ended(execution_arn.clone()).await, None);
+    assert!(aws.notes.lock().unwrap().is_empty());
+    // Another execution with the run's ids, even one that was aborted: not the run's.
+    let other = execution_arn.replace("-0123456789abcdef", "-ffffffffffffffff");
+    aws.execution_status
+        .lock()
+        .unwrap()
+        .insert(other.clone(), "ABORTED".into());
+    assert!(
+        ferry_flows::inventory::fanout::execution_ended(&aws, &fp, FAN_OUT_MACHINE, &other)
+            .await
+            .is_err()
+    );
+    assert!(aws.notes.lock().unwrap().is_empty());
+    // Stopped: said once, however often the event comes.
+    aws.execution_status
+        .lock()
+        .unwrap()
+        .insert(execution_arn.clone(), "ABORTED".into());
+    for _ in 0..2 {
+        assert_eq!(
+            ended(execution_arn.clone()).await.as_deref(),
+            Some("ABORTED")
+        );
+    }
+    let notes = aws.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].1.contains("ended ABORTED") && notes[0].1.contains("Nothing was launched"),
+        "{}",
+        notes[0].1
+    );
+    assert!(aws.requests.lock().unwrap().is_empty());
+}
+
+/// The execution's name ends in a nonce drawn for the run (nobody can start one of that name
+/// ahead of Ferry); a failed start is the run's error, refused and said.
+#[tokio::test]
+async fn a_fan_out_that_cannot_start_is_refused_and_said() {
+    let tmp = tempdir();
+    let spec = spec();
+    let (aws, fp) = approved_stack(&spec);
+    let files = vec![vec![Obj::new("a.jpg")], vec![Obj::new("b.jpg")]];
+    let key = deliver_files(&aws, "2026-11-24T01-00Z", 2_000, SCHEMA, &files);
+    *aws.start_fails_with.lock().unwrap() = Some("StateMachineDoesNotExist".into());
+    let outcome = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&key),
+        &fan_out_settings(&tmp),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(&outcome, RunOutcome::Refused { reason, .. } if reason.contains("StateMachineDoesNotExist")),
+        "{outcome:?}"
+    );
+    assert!(aws
+        .notes
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, b)| b.contains("StateMachineDoesNotExist")));
+    // A nonce that is not one (the handler draws 16 hex digits): refused, nothing started.
+    let key2 = deliver_files(&aws, "2026-11-25T01-00Z", 3_000, SCHEMA, &files);
+    let mut settings = fan_out_settings(&tmp);
+    if let Some(f) = settings.fan_out.as_mut() {
+        f.execution_nonce = String::new();
+    }
+    let outcome = handle_inventory(
+        &aws,
+        &fp,
+        INV_BUCKET,
+        std::slice::from_ref(&key2),
+        &settings,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(outcome, RunOutcome::Refused { .. }), "{outcome:?}");
+    assert!(aws.executions.lock().unwrap().is_empty());
 }
 
 async fn committed(
@@ -1754,6 +1968,26 @@ async fn a_data_file_outside_the_inventorys_data_directory_is_refused() {
     let reason = refused(&aws, &fp, &k, &tmp).await;
     assert!(
         reason.contains(&planted) && reason.contains(&format!("{DIR}data/")),
+        "{reason}"
+    );
+    a_real_inventory_still_runs(&aws, &fp, &tmp).await;
+}
+
+/// A manifest.json listing one data file twice (its rows would be read, and copied, twice over,
+/// or a fan-out made of one file) is refused naming the file.
+#[tokio::test]
+async fn a_data_file_listed_twice_is_refused() {
+    let tmp = tempdir();
+    let (aws, fp) = approved_stack(&spec());
+    let date = "2026-11-23T01-00Z";
+    deliver(&aws, date, 1_000, &base_objects());
+    let mut manifest = stored_manifest(&aws, date);
+    let file = manifest["files"][0].clone();
+    manifest["files"] = serde_json::json!([file.clone(), file.clone()]);
+    let k = write_manifest(&aws, date, &manifest);
+    let reason = refused(&aws, &fp, &k, &tmp).await;
+    assert!(
+        reason.contains("more than once") && reason.contains(file["key"].as_str().unwrap()),
         "{reason}"
     );
     a_real_inventory_still_runs(&aws, &fp, &tmp).await;

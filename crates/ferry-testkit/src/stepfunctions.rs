@@ -29,8 +29,9 @@
 //!   way), `OutputPath`; `null` for `InputPath`/`OutputPath` is `{}`, for `ResultPath` the input
 //!   unchanged. A path that matches nothing is a `States.Runtime` error, which `States.ALL`
 //!   doesn't catch.
-//! - paths `$`, `$.A.B…` and, in payload templates, `$$.Map.Item.Value`, `$$.Map.Item.Index`
-//!   (in an `ItemSelector`; any other `$$…` finds nothing, and the `…Path` fields refuse it);
+//! - paths `$`, `$.A.B…` and, in payload templates, `$$.Execution.Name` (the execution's, or a
+//!   Map item's child workflow's own) and `$$.Map.Item.Value`, `$$.Map.Item.Index` (in an
+//!   `ItemSelector`); any other `$$…` finds nothing, and the `…Path` fields refuse it;
 //!   intrinsics `States.Format` (with the `\'`, `\{`, `\}`, `\\` escapes),
 //!   `States.StringToJson`, `States.JsonToString`, `States.Array`, `States.ArrayLength`.
 //! - `Retry` (the first retrier whose `ErrorEquals` names the error; `IntervalSeconds` 1,
@@ -249,10 +250,30 @@ where
     V: FnMut(String, Value) -> VF,
     VF: Future<Output = Result<Value, TaskFailure>>,
 {
+    run_named_execution(definition, "emulated-execution", input, items, invoke).await
+}
+
+/// [`run_execution`] of an execution named `name` (the context object's `$$.Execution.Name`;
+/// a Map item's child workflow sees a name of its own, `<name>/<map state>:<index>`, as a
+/// Distributed Map's child executions have their own).
+pub async fn run_named_execution<I, IF, V, VF>(
+    definition: &Value,
+    name: &str,
+    input: Value,
+    items: I,
+    invoke: V,
+) -> Result<Execution, DefinitionError>
+where
+    I: Fn(String, String) -> IF,
+    IF: Future<Output = Result<Vec<u8>, String>>,
+    V: FnMut(String, Value) -> VF,
+    VF: Future<Output = Result<Value, TaskFailure>>,
+{
     let machine = parse_top(definition)?;
     let mut run = Run {
         items,
         invoke,
+        execution: json!({ "Name": name }),
         states_entered: Vec::new(),
         invocations: Vec::new(),
         retries: Vec::new(),
@@ -297,6 +318,9 @@ enum Outcome<'m> {
 struct Run<I, V> {
     items: I,
     invoke: V,
+    /// The context object's `Execution` (`$$.Execution.Name`, `.Id`) of the workflow running:
+    /// the execution's, or a Map item's child workflow's while that runs.
+    execution: Value,
     states_entered: Vec<String>,
     invocations: Vec<Invocation>,
     retries: Vec<RetryTaken>,
@@ -312,6 +336,11 @@ where
     V: FnMut(String, Value) -> VF,
     VF: Future<Output = Result<Value, TaskFailure>>,
 {
+    /// The context object outside a Map's `ItemSelector` (`$$.Execution…`).
+    fn context(&self) -> Value {
+        json!({ "Execution": self.execution })
+    }
+
     /// A workflow (the execution's, or a Map item's child workflow) from `StartAt` to its end.
     fn workflow<'s>(
         &'s mut self,
@@ -430,7 +459,7 @@ where
             }
             Kind::Pass { parameters, result } => match (result, parameters) {
                 (Some(result), _) => result.clone(),
-                (None, Some(parameters)) => parameters.eval(&effective, &Value::Null)?,
+                (None, Some(parameters)) => parameters.eval(&effective, &self.context())?,
                 (None, None) => effective,
             },
             Kind::Map(map) => self.map(state, map, &effective).await?,
@@ -442,7 +471,7 @@ where
             }
         };
         let result = match &state.result_selector {
-            Some(selector) => selector.eval(&result, &Value::Null)?,
+            Some(selector) => selector.eval(&result, &self.context())?,
             None => result,
         };
         let combined = apply_result_path(raw, state.result_path.as_ref(), result)?;
@@ -457,7 +486,7 @@ where
         attempt: u32,
         item: Option<&MapItem>,
     ) -> Result<Value, Fail> {
-        let parameters = parameters.eval(effective, &Value::Null)?;
+        let parameters = parameters.eval(effective, &self.context())?;
         let Some(function) = parameters.get("FunctionName").and_then(Value::as_str) else {
             return Err(runtime(format!(
                 "state {:?}: Parameters.FunctionName is not a string: {parameters}",
@@ -582,7 +611,7 @@ where
         record.items = total;
         let mut outputs = Vec::with_capacity(total);
         for (index, value) in items.into_iter().enumerate() {
-            let context = json!({"Map": {"Item": {"Index": index, "Value": value}}});
+            let context = json!({"Execution": self.execution, "Map": {"Item": {"Index": index, "Value": value}}});
             let child_input = match &map.item_selector {
                 Some(selector) => selector.eval(effective, &context)?,
                 None => value,
@@ -591,7 +620,15 @@ where
                 map_state: state.name.clone(),
                 index,
             };
-            match self.workflow(&map.processor, child_input, Some(item)).await {
+            let child_name = format!(
+                "{}/{}:{index}",
+                self.execution["Name"].as_str().unwrap_or(""),
+                state.name
+            );
+            let parent = std::mem::replace(&mut self.execution, json!({ "Name": child_name }));
+            let child = self.workflow(&map.processor, child_input, Some(item)).await;
+            self.execution = parent;
+            match child {
                 Ok(output) => {
                     record.succeeded += 1;
                     outputs.push(output);

@@ -35,7 +35,7 @@ const CONTRACT: &str = r#"{
           "Key.$": "States.Format('inventory/{}/runs/{}/fanout/scan-items.json', $.Fingerprint, $.Run)"
         }
       },
-      "ItemSelector": {"Step": "scan", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Item.$": "$$.Map.Item.Value"},
+      "ItemSelector": {"Step": "scan", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Execution.$": "$$.Execution.Name", "Item.$": "$$.Map.Item.Value"},
       "ItemProcessor": {
         "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
         "StartAt": "ScanBatch",
@@ -66,7 +66,7 @@ const CONTRACT: &str = r#"{
           "Key.$": "States.Format('inventory/{}/runs/{}/fanout/shard-items.json', $.Fingerprint, $.Run)"
         }
       },
-      "ItemSelector": {"Step": "diff", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Item.$": "$$.Map.Item.Value"},
+      "ItemSelector": {"Step": "diff", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Execution.$": "$$.Execution.Name", "Item.$": "$$.Map.Item.Value"},
       "ItemProcessor": {
         "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
         "StartAt": "DiffShard",
@@ -92,7 +92,7 @@ const CONTRACT: &str = r#"{
       "Resource": "arn:aws:states:::lambda:invoke",
       "Parameters": {
         "FunctionName": "${InventoryHandlerArn}",
-        "Payload": {"Step": "finish", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run"}
+        "Payload": {"Step": "finish", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Execution.$": "$$.Execution.Name"}
       },
       "OutputPath": "$.Payload",
       "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2, "JitterStrategy": "FULL"}],
@@ -104,7 +104,7 @@ const CONTRACT: &str = r#"{
       "Resource": "arn:aws:states:::lambda:invoke",
       "Parameters": {
         "FunctionName": "${InventoryHandlerArn}",
-        "Payload": {"Step": "failed", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Failure.$": "$.Failure"}
+        "Payload": {"Step": "failed", "Fingerprint.$": "$.Fingerprint", "Run.$": "$.Run", "Execution.$": "$$.Execution.Name", "Failure.$": "$.Failure"}
       },
       "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 5, "MaxAttempts": 2, "BackoffRate": 2, "JitterStrategy": "FULL"}],
       "Next": "Failed"
@@ -255,8 +255,10 @@ impl World {
     }
 }
 
+/// The ids every step gets, the execution's name (`run_execution`'s) among them: the parent
+/// execution's, also in a Map item's child workflow (the `ItemSelector` runs in the parent).
 fn ids(step: &str) -> Value {
-    json!({"Step": step, "Fingerprint": FINGERPRINT, "Run": RUN})
+    json!({"Step": step, "Fingerprint": FINGERPRINT, "Run": RUN, "Execution": "emulated-execution"})
 }
 
 fn with_item(step: &str, item: &Value) -> Value {
@@ -418,7 +420,8 @@ async fn a_worker_failing_three_times_fails_the_run(definition: Value) {
         "States.ExceedToleratedFailureThreshold"
     );
     assert!(payload["Failure"]["Cause"].is_string(), "{payload}");
-    assert_eq!(payload.as_object().map(|o| o.len()), Some(4), "{payload}");
+    assert_eq!(payload["Execution"], "emulated-execution");
+    assert_eq!(payload.as_object().map(|o| o.len()), Some(5), "{payload}");
     assert_eq!(execution.invocations_of("DiffShard").count(), 0);
     assert_eq!(execution.invocations_of("LaunchJobs").count(), 0);
     assert_eq!(

@@ -16,7 +16,9 @@ use std::path::PathBuf;
 
 use ferry_flows::aws_error::{AwsCaused, RetryPolicy};
 use ferry_flows::inventory::event::{parse_event, InventoryEvent};
-use ferry_flows::inventory::fanout::{diff_step, failed_step, finish_step, scan_step};
+use ferry_flows::inventory::fanout::{
+    diff_step, execution_ended, failed_step, finish_step, scan_step,
+};
 use ferry_flows::inventory::fanout_records::{FanOutEngine, FanOutSettings};
 use ferry_flows::inventory::run::{handle_inventory, InventoryObjects, RunOutcome, RunSettings};
 use ferry_flows::ports::LaunchApi;
@@ -122,6 +124,8 @@ fn fan_out_from_env() -> Result<Option<FanOutSettings>, String> {
         data_bytes: number_from_env("FERRY_FANOUT_DATA_BYTES", DEFAULT_FANOUT_DATA_BYTES)?,
         // Lambda sets it (Lambda Developer Guide, "Defined runtime environment variables").
         memory_mb: number_from_env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", 10240)?,
+        // Drawn per invocation (`InventoryHandler::run_settings`).
+        execution_nonce: String::new(),
     }))
 }
 
@@ -136,6 +140,9 @@ pub struct FanOutPayload {
     pub fingerprint: String,
     #[serde(rename = "Run")]
     pub run: String,
+    /// `$$.Execution.Name`: workers act only for the execution the run record names.
+    #[serde(rename = "Execution")]
+    pub execution: String,
     #[serde(rename = "Item", default)]
     pub item: Option<Value>,
     #[serde(rename = "Failure", default)]
@@ -147,7 +154,7 @@ impl FanOutPayload {
     pub fn of(event: &Value) -> Option<Result<Self, String>> {
         event.get("Step")?;
         Some(serde_json::from_value::<Self>(event.clone()).map_err(|e| {
-            format!("a fan-out payload that does not read as one ({e}): it needs Step, Fingerprint and Run")
+            format!("a fan-out payload that does not read as one ({e}): it needs Step, Fingerprint, Run and Execution")
         }))
     }
 
@@ -191,6 +198,10 @@ impl<P: InventoryPorts> InventoryHandler<P> {
             self.fan_out_step(payload?, &settings).await?;
             return Ok(Vec::new());
         }
+        if event.payload.get("source").and_then(Value::as_str) == Some("aws.states") {
+            self.fan_out_ended(&event.payload).await?;
+            return Ok(Vec::new());
+        }
         self.handle_events(event, settings).await
     }
 
@@ -205,7 +216,40 @@ impl<P: InventoryPorts> InventoryHandler<P> {
             state_bucket: self.settings.state_bucket.clone(),
             deadline: ferry_aws::runtime::time_left(event.context.deadline)
                 .map(|left| std::time::Instant::now() + left),
-            fan_out: self.settings.fan_out.clone(),
+            fan_out: self.settings.fan_out.clone().map(|f| FanOutSettings {
+                // A fresh one each invocation: the execution's name can't be guessed ahead.
+                execution_nonce: ferry_aws::runtime::random_hex(8).unwrap_or_default(),
+                ..f
+            }),
+        }
+    }
+
+    /// Step Functions' "Execution Status Change" event (the template's `FanOutEnded` rule: this
+    /// state machine's executions that were aborted, timed out or failed): a run whose execution
+    /// ended so without being recorded is e-mailed once. The event is only a hint: the status
+    /// is asked of Step Functions, and only the execution the run record names counts.
+    async fn fan_out_ended(&self, event: &Value) -> Result<(), Error> {
+        let Some(fan) = &self.settings.fan_out else {
+            tracing::info!("a Step Functions event, but this stack has no fan-out: ignored");
+            return Ok(());
+        };
+        let detail = &event["detail"];
+        let machine = detail["stateMachineArn"].as_str().unwrap_or("");
+        let execution = detail["executionArn"].as_str().unwrap_or("");
+        if machine != fan.state_machine_arn {
+            tracing::info!(state_machine = %untrusted(machine), "an event of another state machine: ignored");
+            return Ok(());
+        }
+        let fp = self.settings.plan_fingerprint.as_str();
+        match Box::pin(execution_ended(&self.ports, fp, machine, execution)).await {
+            Ok(status) => {
+                tracing::info!(execution = %untrusted(execution), status = ?status, "fan-out execution ended");
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(execution = %untrusted(execution), error = %e, "a fan-out's end could not be handled");
+                Err(Error::from(e.to_string()))
+            }
         }
     }
 
@@ -237,13 +281,38 @@ impl<P: InventoryPorts> InventoryHandler<P> {
         let result = match payload.step.as_str() {
             "scan" => {
                 let batch = payload.item_number("Batch")?;
-                Box::pin(scan_step(&self.ports, fp, run, batch, settings)).await
+                Box::pin(scan_step(
+                    &self.ports,
+                    fp,
+                    run,
+                    &payload.execution,
+                    batch,
+                    settings,
+                ))
+                .await
             }
             "diff" => {
                 let shard = payload.item_number("Shard")?;
-                Box::pin(diff_step(&self.ports, fp, run, shard, settings)).await
+                Box::pin(diff_step(
+                    &self.ports,
+                    fp,
+                    run,
+                    &payload.execution,
+                    shard,
+                    settings,
+                ))
+                .await
             }
-            "finish" => Box::pin(finish_step(&self.ports, fp, run, settings)).await,
+            "finish" => {
+                Box::pin(finish_step(
+                    &self.ports,
+                    fp,
+                    run,
+                    &payload.execution,
+                    settings,
+                ))
+                .await
+            }
             "failed" => {
                 let field = |name: &str| {
                     payload
@@ -258,6 +327,7 @@ impl<P: InventoryPorts> InventoryHandler<P> {
                     &self.ports,
                     fp,
                     run,
+                    &payload.execution,
                     &field("Error"),
                     &field("Cause"),
                 ))

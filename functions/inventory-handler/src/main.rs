@@ -13,7 +13,8 @@ async fn main() -> Result<(), Error> {
     let (ports, _approval_topic_arn) = AwsPorts::for_lambda().await?;
     let handler = InventoryHandler::new(ports, settings);
     run(service_fn(|event: LambdaEvent<Value>| async {
-        handler.handle(event).await.map(|_| ())
+        // `{}`: what each fan-out step hands back to the state machine (its Maps gather them).
+        handler.handle(event).await.map(|_| serde_json::json!({}))
     }))
     .await
 }

@@ -27,7 +27,7 @@ use ferry_testkit::batch_ops::{create_job, job_id_for};
 use ferry_testkit::inventory::{inventory_csv_key as s3_encode, md5_hex};
 use ferry_testkit::stack::{resolve_in_stack, TemplateRole};
 use ferry_testkit::stepfunctions::{
-    run_execution, template_state_machine, Execution, Status, TaskFailure, INVENTORY_FANOUT,
+    run_named_execution, template_state_machine, Execution, Status, TaskFailure, INVENTORY_FANOUT,
 };
 use ferry_testkit::{
     default_kms_encryption, kms_key, s3_client, FunctionRole, Inbox, MotoServer, PlanGrants,
@@ -145,6 +145,8 @@ struct Delivered {
 /// A run the handler handed to the state machine, as moto recorded its execution.
 struct Started {
     run_id: String,
+    /// `ferry-<run>-<nonce>`: the name the handler gave it (a nonce drawn per invocation).
+    name: String,
     /// The execution's input as DescribeExecution returns it.
     input: Value,
 }
@@ -296,6 +298,8 @@ impl Stack {
             state_machine_arn: self.machine_arn.clone(),
             data_bytes: 0,
             memory_mb: 1024,
+            // Drawn per invocation by the handler (`run_settings`), whatever is set here.
+            execution_nonce: String::new(),
         });
         (handler, sent)
     }
@@ -390,7 +394,14 @@ impl Stack {
             .await
             .unwrap_or_else(|e| panic!("states:DescribeExecution {execution_arn}: {e:?}"));
         assert_eq!(described.state_machine_arn(), self.machine_arn);
-        assert_eq!(described.name(), Some(format!("ferry-{run_id}").as_str()));
+        let name = described.name().unwrap_or_default().to_string();
+        let nonce = name
+            .strip_prefix(&format!("ferry-{run_id}-"))
+            .unwrap_or_else(|| panic!("the execution's name {name:?} is not ferry-<run>-<nonce>"));
+        assert!(
+            nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{name}"
+        );
         let input: Value =
             serde_json::from_str(described.input().expect("the execution's input")).unwrap();
         assert_eq!(
@@ -401,12 +412,13 @@ impl Stack {
         assert_eq!(
             execution_arn,
             &format!(
-                "{}:ferry-{run_id}",
+                "{}:{name}",
                 self.machine_arn.replace(":stateMachine:", ":execution:")
             )
         );
         Started {
             run_id: run_id.clone(),
+            name,
             input,
         }
     }
@@ -416,12 +428,14 @@ impl Stack {
     /// a DryRun Invoke through the gateway), then `handler` serves the payload as the function
     /// would: its output `null` (main.rs maps the outcome to `()`), its error the document the
     /// Lambda runtime posts.
-    async fn run(&self, handler: &InventoryHandler<AwsPorts>, input: Value) -> Execution {
+    async fn run(&self, handler: &InventoryHandler<AwsPorts>, started: &Started) -> Execution {
+        let input = started.input.clone();
         let reader = s3_client(&self.fan_role.config);
         let lambda =
             AwsPorts::from_config(&self.fan_role.config, String::new(), String::new()).lambda;
-        run_execution(
+        run_named_execution(
             &self.definition,
+            &started.name,
             input,
             |bucket, key| {
                 let s3 = reader.clone();
@@ -556,8 +570,8 @@ fn assert_succeeded(stack: &Stack, execution: &Execution) {
     );
 }
 
-/// The payloads each Map item's function got: the ids and the item, as the state bucket's list
-/// has it, in order.
+/// The payloads each Map item's function got: the ids, the execution's own name (not the child
+/// workflow's) and the item, as the state bucket's list has it, in order.
 fn assert_items_served(
     execution: &Execution,
     state: &str,
@@ -574,7 +588,9 @@ fn assert_items_served(
         .as_array()
         .unwrap()
         .iter()
-        .map(|item| json!({"Step": step, "Fingerprint": fp, "Run": run.run_id, "Item": item}))
+        .map(|item| {
+            json!({"Step": step, "Fingerprint": fp, "Run": run.run_id, "Execution": run.name, "Item": item})
+        })
         .collect();
     assert_eq!(payloads, expected, "{state}");
 }
@@ -669,7 +685,7 @@ async fn an_inventory_fanned_out_on_the_state_machine_is_copied_then_its_delta_i
     );
 
     // Step Functions runs it: every batch scanned, every shard diffed, then one launch.
-    let execution = stack.run(&handler, started.input.clone()).await;
+    let execution = stack.run(&handler, &started).await;
     assert_succeeded(&stack, &execution);
     assert_eq!(
         execution.states_entered,
@@ -884,7 +900,7 @@ async fn an_inventory_fanned_out_on_the_state_machine_is_copied_then_its_delta_i
         Some(run_id.as_str()),
         "compared with the committed run"
     );
-    let execution2 = stack.run(&handler, started2.input.clone()).await;
+    let execution2 = stack.run(&handler, &started2).await;
     assert_succeeded(&stack, &execution2);
     assert_eq!(
         execution2.states_entered,
@@ -987,7 +1003,7 @@ async fn a_data_file_changed_after_the_inventory_fails_the_fan_out_which_says_so
         })
         .unwrap();
 
-    let execution = stack.run(&handler, started.input.clone()).await;
+    let execution = stack.run(&handler, &started).await;
     let Status::Failed { error, .. } = &execution.status else {
         panic!("the execution succeeded: {:#?}", execution.invocations)
     };

@@ -42,7 +42,7 @@ use ferry_listings::inventory::route::RouteStats;
 use ferry_listings::inventory::row::InventoryError;
 use ferry_listings::inventory::scan::{LocalDataFile, ScanTotals};
 use ferry_listings::inventory::spill::{
-    check_spill_part, diff_shard, shard_of, spill_data_files, DiffInput, SpillInput,
+    check_spill_part, shard_of, spill_data_files, DiffInput, ShardDiffer, SpillInput,
 };
 
 fn work_dir_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
@@ -93,6 +93,39 @@ pub async fn read_fan_out_run<P: StateStore + Sync>(
     Ok(run)
 }
 
+/// The run record, for a step of `execution`: only the execution the record names may work on
+/// the run (an execution someone else started with the run's ids is refused before any work).
+pub async fn run_for_execution<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+    execution: &str,
+) -> Result<FanOutRun, RunError> {
+    let run = read_fan_out_run(ports, fingerprint, run_id).await?;
+    if run.execution_name != execution {
+        return Err(RunError::Refused(format!(
+            "execution {:?} is not run {run_id}'s (its record names {}): nothing done",
+            ferry_plan::untrusted::untrusted(execution),
+            run.execution_name
+        )));
+    }
+    Ok(run)
+}
+
+/// Whether the run is recorded (launched, or found nothing to copy): its workers' outputs are
+/// then spent, and a repeated or forged step does nothing.
+async fn recorded<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    run_id: &str,
+) -> Result<bool, RunError> {
+    Ok(ports
+        .get(&keys::run(fingerprint, run_id))
+        .await
+        .map_err(aws("reading the run record"))?
+        .is_some())
+}
+
 impl FanOutRun {
     pub fn manifest(&self) -> Result<InventoryManifest, RunError> {
         InventoryManifest::from_json(self.manifest_json.as_bytes())
@@ -112,10 +145,11 @@ impl FanOutRun {
 
 /// A worker's scratch directory for this run (its own, removed after).
 fn worker_dir(settings: &RunSettings, run_id: &str, what: &str) -> Result<PathBuf, RunError> {
+    // A Lambda environment runs one invocation at a time: what a killed one left is garbage.
+    super::run::remove_leftover_runs(&settings.work_dir);
     let dir = settings
         .work_dir
         .join(format!("ferry-fanout-{run_id}-{what}"));
-    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(work_dir_error(&dir))?;
     Ok(dir)
 }
@@ -126,13 +160,17 @@ pub async fn scan_step<P>(
     ports: &P,
     fingerprint: &str,
     run_id: &str,
+    execution: &str,
     batch: usize,
     settings: &RunSettings,
 ) -> Result<(), RunError>
 where
     P: StateStore + InventoryObjects + Sync,
 {
-    let run = read_fan_out_run(ports, fingerprint, run_id).await?;
+    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
+    if recorded(ports, fingerprint, run_id).await? {
+        return Ok(());
+    }
     let (stored, _plan) = crate::workflow::load_plan(ports, fingerprint).await?;
     let filter = RowFilter::new(stored.spec.filter.as_ref()).map_err(RunError::Refused)?;
     let manifest = run.manifest()?;
@@ -355,13 +393,17 @@ pub async fn diff_step<P>(
     ports: &P,
     fingerprint: &str,
     run_id: &str,
+    execution: &str,
     shard: usize,
     settings: &RunSettings,
 ) -> Result<(), RunError>
 where
     P: StateStore + InventoryObjects + Sync,
 {
-    let run = read_fan_out_run(ports, fingerprint, run_id).await?;
+    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
+    if recorded(ports, fingerprint, run_id).await? {
+        return Ok(());
+    }
     if shard >= run.shards() {
         return Err(RunError::Refused(format!(
             "run {run_id} has {} shards, not a shard {shard}",
@@ -391,33 +433,27 @@ where
         .flat_map(|s| s.spills)
         .filter(|s| s.shard == shard)
         .collect();
+    // The shard's size was guessed before the rows were counted: what it really holds must fit
+    // this worker (its index entries and the ones it adds), or the run is refused by name.
+    let records: u64 = spills.iter().map(|s| s.records).sum();
+    let base_objects = run.previous.as_ref().map_or(0, |c| c.objects) >> run.shard_bits;
+    if let Some(fan) = &settings.fan_out {
+        let room = fan.index_objects_per_function();
+        if records.saturating_add(base_objects) > room.saturating_mul(2) {
+            return Err(RunError::Refused(format!(
+                "shard {shard} holds {records} rows (and about {base_objects} objects of the last index), more than \
+                 a {} MB worker takes ({room} objects with room to spare): the inventory has far more rows than \
+                 its size suggested. Give inventory-handler more memory (InventoryHandlerMemoryMB)",
+                fan.memory_mb
+            )));
+        }
+    }
     let root = keys::root(fp);
     if let Some(bad) = spills.iter().find(|s| !s.key.starts_with(&root)) {
         return Err(RunError::Refused(format!(
             "a spill part at {:?}, outside the transfer's state {root}",
             bad.key
         )));
-    }
-    // Downloaded and checked one after another: a shard's spill is about 100 bytes per object.
-    let mut local = Vec::with_capacity(spills.len());
-    for (n, spill) in spills.iter().enumerate() {
-        let path = work.join(format!("spill-{n:06}.bin"));
-        let written = ports
-            .download(&settings.state_bucket, &spill.key, &path, spill.size)
-            .await
-            .map_err(aws(format!("reading the spill part {}", spill.key)))?;
-        let digest = PartDigest {
-            size: spill.size,
-            md5_hex: spill.md5_hex.clone(),
-        };
-        if written != spill.size {
-            return Err(RunError::Refused(format!(
-                "the spill part {} is {written} bytes, its spill recorded {}",
-                spill.key, spill.size
-            )));
-        }
-        check_spill_part(&path, &digest).map_err(|e| inventory_error(e, work))?;
-        local.push((spill.key.clone(), path));
     }
     let base = match (&run.previous, run.delta) {
         (Some(current), true) => {
@@ -432,25 +468,48 @@ where
     };
     let out_dir = work.join("out");
     std::fs::create_dir_all(&out_dir).map_err(work_dir_error(&out_dir))?;
-    let mut readers = Vec::with_capacity(local.len());
-    for (key, path) in &local {
-        readers.push((
-            key.clone(),
-            std::fs::File::open(path).map_err(work_dir_error(path))?,
-        ));
-    }
-    let diffed = diff_shard(
-        DiffInput {
-            shard,
-            shard_bits: run.shard_bits,
-            base: base.as_ref(),
-            delta: run.delta,
-            with_version_ids: false,
-            out_dir: &out_dir,
-        },
-        readers,
-    )
+    let mut differ = ShardDiffer::new(DiffInput {
+        shard,
+        shard_bits: run.shard_bits,
+        base: base.as_ref(),
+        delta: run.delta,
+        with_version_ids: false,
+        out_dir: &out_dir,
+    })
     .map_err(|e| inventory_error(e, work))?;
+    // One part on disk at a time, downloaded, checked against what its spill recorded, read,
+    // removed: the shard's spill as a whole may be larger than the work directory.
+    let budget = settings.data_file_budget();
+    for (n, spill) in spills.iter().enumerate() {
+        if spill.size > budget {
+            return Err(RunError::Refused(format!(
+                "the spill part {} is {} bytes, more than the {budget} bytes a worker holds at once",
+                spill.key, spill.size
+            )));
+        }
+        let path = work.join(format!("spill-{n:06}.bin"));
+        let written = ports
+            .download(&settings.state_bucket, &spill.key, &path, spill.size)
+            .await
+            .map_err(aws(format!("reading the spill part {}", spill.key)))?;
+        if written != spill.size {
+            return Err(RunError::Refused(format!(
+                "the spill part {} is {written} bytes, its spill recorded {}",
+                spill.key, spill.size
+            )));
+        }
+        let digest = PartDigest {
+            size: spill.size,
+            md5_hex: spill.md5_hex.clone(),
+        };
+        check_spill_part(&path, &digest).map_err(|e| inventory_error(e, work))?;
+        let file = std::fs::File::open(&path).map_err(work_dir_error(&path))?;
+        differ
+            .push(spill.key.clone(), file)
+            .map_err(|e| inventory_error(e, work))?;
+        let _ = std::fs::remove_file(&path);
+    }
+    let diffed = differ.finish().map_err(|e| inventory_error(e, work))?;
     let upload = |key: String, part: ferry_listings::inventory::scan::WrittenPart| async move {
         ports
             .upload(&settings.state_bucket, &key, &part.path)
@@ -518,18 +577,14 @@ pub async fn finish_step<P>(
     ports: &P,
     fingerprint: &str,
     run_id: &str,
+    execution: &str,
     settings: &RunSettings,
 ) -> Result<(), RunError>
 where
     P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
 {
-    let run = read_fan_out_run(ports, fingerprint, run_id).await?;
-    if ports
-        .get(&keys::run(fingerprint, run_id))
-        .await
-        .map_err(aws("reading the run record"))?
-        .is_some()
-    {
+    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
+    if recorded(ports, fingerprint, run_id).await? {
         return Ok(());
     }
     let (stored, plan) = crate::workflow::load_plan(ports, fingerprint).await?;
@@ -638,6 +693,13 @@ where
     } else {
         (None, 0)
     };
+    // From here jobs may be created: a failure after this says so (`failed_step`).
+    put_json(
+        job.ports,
+        &fanout_keys::launching(fp, run_id),
+        &serde_json::json!({}),
+    )
+    .await?;
     let record = job
         .launch_and_record(
             Scanned {
@@ -670,24 +732,31 @@ fn check_stored_part(path: &Path, part: &StoredPart) -> Result<(), RunError> {
 /// Failed steps named in `RunFailed`'s e-mail (the rest are counted).
 pub const MAX_FAILURES_SAID: usize = 10;
 
-/// `RunFailed`: a stage failed for good (after Step Functions' retries). Said once by e-mail;
-/// nothing was launched and the delta base is unchanged, so the next inventory still copies
-/// everything this one would have. The claim is kept: this inventory is not run again.
+/// `RunFailed`: a stage failed for good (after Step Functions' retries). Said once by e-mail
+/// with each failing worker's own reason; nothing was launched (or, if the launch step failed
+/// midway, jobs may have been: said so) and the delta base is unchanged, so the next inventory
+/// still copies everything this one would have. The claim is kept: this inventory is not run
+/// again. A run already recorded (launched) has nothing to say here.
 pub async fn failed_step<P>(
     ports: &P,
     fingerprint: &str,
     run_id: &str,
+    execution: &str,
     error: &str,
     cause: &str,
 ) -> Result<(), RunError>
 where
     P: StateStore + Notifier + Sync,
 {
-    let run = read_fan_out_run(ports, fingerprint, run_id).await?;
+    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
+    if recorded(ports, fingerprint, run_id).await? {
+        return Ok(());
+    }
     let (stored, _) = crate::workflow::load_plan(ports, fingerprint).await?;
-    // The cause is whatever Step Functions or the failing step said (a Lambda error's message,
-    // as JSON): it reaches the e-mail escaped by `refuse`, and cut to a readable length.
-    let mut cause: String = cause.chars().take(2000).collect();
+    // Whatever Step Functions or the failing step said (a Lambda error's message, as JSON), cut
+    // to a readable length; escaped with the rest.
+    let short = |text: &str, max: usize| -> String { text.chars().take(max).collect() };
+    let mut details = vec![format!("{}: {}", short(error, 200), short(cause, 2000))];
     // A Map's failure names no worker: the workers' own records say which failed and why.
     let failures = ports
         .list(&fanout_keys::failures(fingerprint, run_id))
@@ -699,27 +768,95 @@ where
             .await
             .map_err(aws(format!("reading {key}")))?
         {
-            let text: String = String::from_utf8_lossy(&text).chars().take(2000).collect();
-            cause.push_str(&format!("\n- {text}"));
+            details.push(short(&String::from_utf8_lossy(&text), 2000));
         }
     }
     if failures.len() > MAX_FAILURES_SAID {
-        cause.push_str(&format!(
-            "\n- and {} more failed steps",
+        details.push(format!(
+            "and {} more failed steps",
             failures.len() - MAX_FAILURES_SAID
         ));
     }
-    super::run::refuse_fanned_out(
+    let launching = ports
+        .get(&fanout_keys::launching(fingerprint, run_id))
+        .await
+        .map_err(aws("reading the launch mark"))?
+        .is_some();
+    super::run::fanned_out_failed(
         ports,
         &stored.spec,
         fingerprint,
         run_id,
         &run.manifest_key,
-        format!(
-            "the fan-out across functions ({}) failed: {error}: {cause}. Nothing was launched and the delta \
-             base is unchanged, so the next inventory copies everything this one would have",
+        &format!(
+            "the fan-out across functions ({}) failed",
             run.execution_name
         ),
+        &details,
+        launching,
     )
     .await
+}
+
+/// Step Functions' "Execution Status Change" event for an execution of the stack's state
+/// machine (`execution_arn`): if it is a run's, the run is not recorded, and the execution
+/// really ended without success (DescribeExecution: `ABORTED`, `TIMED_OUT` or `FAILED`), it is
+/// e-mailed once. An execution stopped by hand never reaches `RunFailed`; this is what says so.
+/// Returns the status it reported, if any.
+pub async fn execution_ended<P>(
+    ports: &P,
+    fingerprint: &str,
+    state_machine_arn: &str,
+    execution_arn: &str,
+) -> Result<Option<String>, RunError>
+where
+    P: StateStore + Notifier + FanOutEngine + Sync,
+{
+    let prefix = format!(
+        "{}:",
+        state_machine_arn.replacen(":stateMachine:", ":execution:", 1)
+    );
+    let Some(name) = execution_arn.strip_prefix(&prefix) else {
+        return Ok(None);
+    };
+    // `ferry-<run: 32 hex>-<nonce: 16 hex>`
+    let parts: Vec<&str> = name.split('-').collect();
+    let hex = |t: &str, n: usize| t.len() == n && t.bytes().all(|b| b.is_ascii_hexdigit());
+    if parts.len() != 3 || parts[0] != "ferry" || !hex(parts[1], 32) || !hex(parts[2], 16) {
+        return Ok(None);
+    }
+    let run_id = parts[1];
+    let run = run_for_execution(ports, fingerprint, run_id, name).await?;
+    if recorded(ports, fingerprint, run_id).await? {
+        return Ok(None);
+    }
+    // The event is only a hint: the status is Step Functions' own answer.
+    let status = ports
+        .execution_status(execution_arn)
+        .await
+        .map_err(aws(format!("describing the fan-out execution {name}")))?;
+    if !matches!(status.as_str(), "ABORTED" | "TIMED_OUT" | "FAILED") {
+        return Ok(None);
+    }
+    let (stored, _) = crate::workflow::load_plan(ports, fingerprint).await?;
+    let launching = ports
+        .get(&fanout_keys::launching(fingerprint, run_id))
+        .await
+        .map_err(aws("reading the launch mark"))?
+        .is_some();
+    super::run::fanned_out_failed(
+        ports,
+        &stored.spec,
+        fingerprint,
+        run_id,
+        &run.manifest_key,
+        &format!(
+            "the fan-out across functions ({}) ended {status} before the run was recorded",
+            run.execution_name
+        ),
+        &[],
+        launching,
+    )
+    .await?;
+    Ok(Some(status))
 }

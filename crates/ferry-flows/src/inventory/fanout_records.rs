@@ -22,8 +22,9 @@ pub const FANOUT_LAYOUT: u32 = 1;
 /// (<https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html>, "Maximum input or
 /// output size for a task, state, or execution").
 pub const MAX_SCAN_BATCHES: usize = 4096;
-/// Data-file bytes one scan worker reads: at the floor rate of 8 MiB/s per thread a 6-vCPU worker
-/// reads this in under 90 s, far inside Lambda's 15 minutes even on a slow day.
+/// Data-file bytes one scan worker reads, at most (and at most a quarter of its work directory,
+/// which also holds the spill): at the floor rate of 8 MiB/s per thread even a 2-vCPU worker
+/// reads this in about 4 minutes, inside Lambda's 15.
 pub const BATCH_BYTES: u64 = 4 << 30;
 /// Objects of the last index one diff worker holds per GiB of its memory: about 17 bytes each
 /// for the index and the next one built in place, with room for the spill parts' buffers and
@@ -35,6 +36,11 @@ pub const INDEX_OBJECTS_PER_GIB: u64 = 24 << 20;
 /// which only makes more, smaller shards.
 pub const DATA_BYTES_PER_ROW_AT_MOST: u64 = 16;
 
+/// Work-directory bytes a diff worker needs per object of its shard, at most: its gzip copy
+/// part (about 40 bytes a row for 40–120-byte keys; a first run lists every object) and one
+/// spill part at a time, with room for longer keys.
+pub const SHARD_DISK_BYTES_PER_OBJECT: u64 = 64;
+
 /// The stack's state machine (`FERRY_FANOUT_STATE_MACHINE_ARN`) and when to use it.
 #[derive(Debug, Clone)]
 pub struct FanOutSettings {
@@ -44,6 +50,10 @@ pub struct FanOutSettings {
     /// The function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`, MB): fan out when the last
     /// index would not fit, and size the shards to it.
     pub memory_mb: u64,
+    /// Random, per invocation (16 hex digits): the end of the execution's name,
+    /// `ferry-<run>-<nonce>`, so nobody can start an execution of that name first, and the
+    /// workers act only for the one execution the run record names.
+    pub execution_nonce: String,
 }
 
 impl FanOutSettings {
@@ -65,6 +75,13 @@ pub trait FanOutEngine {
         state_machine_arn: &str,
         name: &str,
         input: &str,
+    ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
+
+    /// DescribeExecution's `status` of `execution_arn` (`RUNNING`, `SUCCEEDED`, `FAILED`,
+    /// `TIMED_OUT`, `ABORTED`, `PENDING_REDRIVE`).
+    fn execution_status(
+        &self,
+        execution_arn: &str,
     ) -> impl Future<Output = Result<String, AwsCallError>> + Send;
 }
 
@@ -102,6 +119,10 @@ pub mod fanout_keys {
     /// A step's failure (`scan-<batch>`, `diff-<shard>`, `finish`), for `RunFailed`'s e-mail.
     pub fn failure(fingerprint: &str, run_id: &str, step: &str) -> String {
         format!("{}{step}.txt", failures(fingerprint, run_id))
+    }
+    /// Written by the launch step just before it creates jobs.
+    pub fn launching(fingerprint: &str, run_id: &str) -> String {
+        format!("{}launching.json", dir(fingerprint, run_id))
     }
     pub fn failures(fingerprint: &str, run_id: &str) -> String {
         format!("{}failures/", dir(fingerprint, run_id))
@@ -192,22 +213,27 @@ pub struct FanOutShape {
 }
 
 /// The fan-out's shape for an inventory of `data_bytes` whose last index holds
-/// `previous_objects`; `None` when one function takes it.
+/// `previous_objects`; `None` when one function takes it. A diff worker's shard is bounded by its
+/// memory ([`FanOutSettings::index_objects_per_function`]) and by its work directory
+/// (`work_dir_bytes`): half of it for the shard's copy part, which on a first run lists every
+/// object of the shard ([`SHARD_DISK_BYTES_PER_OBJECT`]).
 pub fn shape(
     settings: &FanOutSettings,
+    work_dir_bytes: u64,
     data_bytes: u64,
     previous_objects: u64,
 ) -> Option<FanOutShape> {
-    let per_function = settings.index_objects_per_function();
-    if data_bytes <= settings.data_bytes && previous_objects <= per_function {
+    let in_memory = settings.index_objects_per_function();
+    if data_bytes <= settings.data_bytes && previous_objects <= in_memory {
         return None;
     }
+    let per_shard = in_memory.min(work_dir_bytes / 2 / SHARD_DISK_BYTES_PER_OBJECT);
     let objects = previous_objects.max(data_bytes / DATA_BYTES_PER_ROW_AT_MOST);
     let bits_for = |objects: u64, per: u64| -> u32 {
         let shards = objects.div_ceil(per.max(1)).max(1);
         u64::BITS - (shards - 1).leading_zeros()
     };
-    let shard_bits = bits_for(objects, per_function).clamp(1, MAX_FANOUT_SHARD_BITS);
+    let shard_bits = bits_for(objects, per_shard).clamp(1, MAX_FANOUT_SHARD_BITS);
     let index_shard_bits =
         ObjectIndex::shard_bits_for(usize::try_from(objects).unwrap_or(usize::MAX))
             .max(shard_bits)

@@ -678,6 +678,16 @@ fn check_manifest(
             manifest.destination_bucket
         ));
     }
+    // Each data file once: a file listed many times would be read (and its rows copied) as
+    // many times over (#18 review).
+    let mut keys: Vec<&str> = manifest.files.iter().map(|f| f.key.as_str()).collect();
+    keys.sort_unstable();
+    if let Some(twice) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!(
+            "files[] lists the data file {:?} more than once: S3 Inventory lists each of its data files once",
+            twice[0]
+        ));
+    }
     let data_dir = location.data_dir();
     if let Some(file) = manifest
         .files
@@ -701,16 +711,14 @@ fn shorten(text: &str) -> String {
     }
 }
 
-fn remove_leftover_runs(work_dir: &Path) {
+pub(super) fn remove_leftover_runs(work_dir: &Path) {
     let Ok(entries) = std::fs::read_dir(work_dir) else {
         return;
     };
     for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("ferry-run-")
-        {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // A single run's, or a fan-out worker's (`fanout::worker_dir`).
+        if name.starts_with("ferry-run-") || name.starts_with("ferry-fanout-") {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
@@ -844,18 +852,45 @@ async fn put_record<P: StateStore + Sync, T: Serialize>(
         .map_err(aws(format!("writing {key}")))
 }
 
-/// A fanned-out run's refusal ([`super::fanout::failed_step`]): e-mailed once.
-pub(super) async fn refuse_fanned_out<P: StateStore + Notifier + Sync>(
+/// A fanned-out run that ended without being recorded ([`super::fanout::failed_step`],
+/// [`super::fanout::execution_ended`]): e-mailed once. `headline` and each of `details` are
+/// escaped on their own (they quote keys and the workers' errors), so the list keeps its lines.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn fanned_out_failed<P: StateStore + Notifier + Sync>(
     ports: &P,
     spec: &TransferSpec,
     fingerprint: &str,
     run_id: &str,
     manifest_key: &str,
-    reason: String,
+    headline: &str,
+    details: &[String],
+    launching: bool,
 ) -> Result<(), RunError> {
-    refuse(ports, spec, fingerprint, run_id, manifest_key, reason)
-        .await
-        .map(|_| ())
+    let list: String = details
+        .iter()
+        .map(|d| format!("\n- {}", untrusted(d)))
+        .collect();
+    let after = if launching {
+        "Its jobs may have been created before the failure (tagged with this plan): the run was not recorded, \
+         so it never commits, and the next inventory copies its objects again."
+    } else {
+        "Nothing was launched and the delta base is unchanged, so the next inventory copies everything this \
+         one would have."
+    };
+    notice_once(
+        ports,
+        fingerprint,
+        run_id,
+        "refused",
+        &format!("Ferry {}: inventory not copied", spec.name),
+        &format!(
+            "The inventory s3://{}/{} was not copied: {}{list}\n\n{after}",
+            spec.manifest.bucket,
+            untrusted(manifest_key),
+            untrusted(headline)
+        ),
+    )
+    .await
 }
 
 async fn refuse<P: StateStore + Notifier + Sync>(
@@ -926,7 +961,7 @@ where
         };
         let data_bytes = self.manifest.files.iter().map(|f| f.size).sum::<u64>();
         let objects = previous.as_ref().map_or(0, |c| c.objects);
-        let Some(shape) = shape(fan, data_bytes, objects) else {
+        let Some(shape) = shape(fan, self.settings.work_dir_bytes, data_bytes, objects) else {
             return Ok(None);
         };
         if previous.as_ref().is_some_and(|c| c.index.is_none()) {
@@ -962,15 +997,19 @@ where
             job.manifest.files.iter().map(|f| f.size).sum::<u64>()
         )));
         }
-        let budget = job.settings.data_file_budget();
-        if let Some(file) = job.manifest.files.iter().find(|f| f.size > budget) {
+        // A scan worker holds a chunk of data files and their spill parts (gzip, about 1.5× the
+        // data files' size: docs/proof.md) on its disk at once: a file may take 30 % of it, a
+        // batch 25 % (more files are cut into more batches).
+        let work_dir = job.settings.work_dir_bytes;
+        let largest_file = work_dir / 10 * 3;
+        if let Some(file) = job.manifest.files.iter().find(|f| f.size > largest_file) {
             return Err(RunError::Refused(format!(
-            "the data file {:?} is {} bytes (files[].size), more than the {budget} bytes of data files a worker's \
-             work directory holds (half of FERRY_WORK_DIR_BYTES)",
-            file.key, file.size
-        )));
+                "the data file {:?} is {} bytes (files[].size), more than the {largest_file} bytes a fan-out worker \
+                 reads at once (30 % of FERRY_WORK_DIR_BYTES, {work_dir} bytes: the file and its spill must fit)",
+                file.key, file.size
+            )));
         }
-        let batches = batches_of(&job.manifest.files, BATCH_BYTES.min(budget));
+        let batches = batches_of(&job.manifest.files, BATCH_BYTES.min(work_dir / 4));
         if batches.len() > MAX_SCAN_BATCHES {
             return Err(RunError::Refused(format!(
             "this inventory's {} data files make {} batches, more than the {MAX_SCAN_BATCHES} one fan-out runs",
@@ -978,7 +1017,13 @@ where
             batches.len()
         )));
         }
-        let execution_name = format!("ferry-{run_id}");
+        let nonce = &settings.execution_nonce;
+        if nonce.len() != 16 || !nonce.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(RunError::Refused(format!(
+                "the fan-out's execution nonce {nonce:?} is not 16 hex digits (the handler draws it)"
+            )));
+        }
+        let execution_name = format!("ferry-{run_id}-{nonce}");
         let run = FanOutRun {
             layout: FANOUT_LAYOUT,
             run_id: run_id.to_string(),

@@ -17,7 +17,9 @@
 //! and the union of their parts is what the single path writes (a property test,
 //! `tests/inventory_fanout.rs`, checks both for several shard counts).
 //!
-//! A spill part is Ferry's own format: `FERRYSP1`, then records of
+//! A spill part is Ferry's own format, gzip (one member per 64 KiB flush, level 1: about a third
+//! of the raw size, so a worker's disk holds its data files and their spill, and the diff reads
+//! a third of the bytes from S3): `FERRYSP1`, then records of
 //! `kind u8 (1 copy, 2 large) | identity u64 | content u64 | has_size u8 | size u64 |
 //! bucket_len u16 | bucket | key_len u32 | key | version_len u32 (u32::MAX: none) | version`,
 //! little-endian. Why not CSV: the diff needs the entry (hashed once, in the spill) and never
@@ -32,6 +34,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
+use flate2::bufread::MultiGzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
 use md5::{Digest, Md5};
 
 use crate::inventory::filter::{Outcome, RowFilter, SkipReason};
@@ -239,8 +244,8 @@ impl Spiller<'_> {
 }
 
 impl ShardSpill {
-    /// Appends the buffer to the shard's file (created with the magic the first time) and
-    /// closes it again.
+    /// Appends the buffer to the shard's file as one gzip member (the first one starting with
+    /// the magic) and closes the file again.
     fn flush(&mut self) -> Result<(), InventoryError> {
         let local = |source| InventoryError::WorkDir {
             path: self.path.display().to_string(),
@@ -252,15 +257,19 @@ impl ShardSpill {
             File::create(&self.path)
         }
         .map_err(local)?;
+        let mut member = GzEncoder::new(
+            Vec::with_capacity(self.buf.len() / 2 + 64),
+            Compression::fast(),
+        );
         if !self.created {
-            file.write_all(SPILL_MAGIC).map_err(local)?;
-            self.md5.update(SPILL_MAGIC);
-            self.bytes += SPILL_MAGIC.len() as u64;
-            self.created = true;
+            member.write_all(SPILL_MAGIC).map_err(local)?;
         }
-        file.write_all(&self.buf).map_err(local)?;
-        self.md5.update(&self.buf);
-        self.bytes += self.buf.len() as u64;
+        member.write_all(&self.buf).map_err(local)?;
+        let member = member.finish().map_err(local)?;
+        file.write_all(&member).map_err(local)?;
+        self.created = true;
+        self.md5.update(&member);
+        self.bytes += member.len() as u64;
         self.buf.clear();
         Ok(())
     }
@@ -305,14 +314,17 @@ struct SpillRecord {
 /// Reads a spill part's records; any damage is an [`InventoryError::Spill`] naming `part`.
 struct SpillReader<R: Read> {
     part: String,
-    input: BufReader<R>,
+    input: BufReader<MultiGzDecoder<BufReader<R>>>,
 }
 
 impl<R: Read> SpillReader<R> {
     fn new(part: String, input: R) -> Result<Self, InventoryError> {
         let mut reader = Self {
             part,
-            input: BufReader::with_capacity(256 * 1024, input),
+            input: BufReader::with_capacity(
+                256 * 1024,
+                MultiGzDecoder::new(BufReader::with_capacity(256 * 1024, input)),
+            ),
         };
         let mut magic = [0u8; 8];
         reader
@@ -420,32 +432,63 @@ pub struct DiffedShard {
 }
 
 /// Diffs one shard: `spills` are its spill parts (a name for errors, and the bytes), in the
-/// order of the data files they came from.
+/// order of the data files they came from ([`ShardDiffer`] one part at a time).
 pub fn diff_shard<R: Read>(
     input: DiffInput<'_>,
     spills: impl IntoIterator<Item = (String, R)>,
 ) -> Result<DiffedShard, InventoryError> {
-    let copy_path = input
-        .out_dir
-        .join(format!("copy-s{:05}.csv.gz", input.shard));
-    let large_path = input.out_dir.join(format!("large-s{:05}.csv", input.shard));
-    let mut copy = CsvManifestWriter::inventory_data(
-        PartWriter::gzip(create_part_file(&copy_path)?),
-        input.with_version_ids,
-    );
-    let mut large = CsvManifestWriter::new(
-        PartWriter::plain(create_part_file(&large_path)?),
-        input.with_version_ids,
-    );
-    let mut stats = RouteStats::default();
-    let mut added = Vec::new();
+    let mut differ = ShardDiffer::new(input)?;
     for (name, bytes) in spills {
+        differ.push(name, bytes)?;
+    }
+    differ.finish()
+}
+
+/// One shard's diff, fed its spill parts one at a time (so a worker holds one on disk).
+pub struct ShardDiffer<'a> {
+    input: DiffInput<'a>,
+    copy: CsvManifestWriter<PartWriter<std::io::BufWriter<File>>>,
+    large: CsvManifestWriter<PartWriter<std::io::BufWriter<File>>>,
+    copy_path: PathBuf,
+    large_path: PathBuf,
+    stats: RouteStats,
+    added: Vec<IndexEntry>,
+}
+
+impl<'a> ShardDiffer<'a> {
+    pub fn new(input: DiffInput<'a>) -> Result<Self, InventoryError> {
+        let copy_path = input
+            .out_dir
+            .join(format!("copy-s{:05}.csv.gz", input.shard));
+        let large_path = input.out_dir.join(format!("large-s{:05}.csv", input.shard));
+        let copy = CsvManifestWriter::inventory_data(
+            PartWriter::gzip(create_part_file(&copy_path)?),
+            input.with_version_ids,
+        );
+        let large = CsvManifestWriter::new(
+            PartWriter::plain(create_part_file(&large_path)?),
+            input.with_version_ids,
+        );
+        Ok(Self {
+            input,
+            copy,
+            large,
+            copy_path,
+            large_path,
+            stats: RouteStats::default(),
+            added: Vec::new(),
+        })
+    }
+
+    /// Compares the records of the next spill part (in data-file order).
+    pub fn push<R: Read>(&mut self, name: String, bytes: R) -> Result<(), InventoryError> {
+        let input = &self.input;
         let mut reader = SpillReader::new(name, bytes)?;
         while let Some(record) = reader.next_record()? {
-            if shard_of(record.entry.identity, input.shard_bits) != input.shard {
+            let of = shard_of(record.entry.identity, input.shard_bits);
+            if of != input.shard {
                 return Err(reader.damaged(format!(
-                    "a record of shard {} among the records of shard {}",
-                    shard_of(record.entry.identity, input.shard_bits),
+                    "a record of shard {of} among the records of shard {}",
                     input.shard
                 )));
             }
@@ -454,44 +497,54 @@ pub fn diff_shard<R: Read>(
                 match base.index.lookup(record.entry) {
                     Lookup::Unchanged(position) => {
                         base.seen.mark(position);
-                        stats.skip(SkipReason::Unchanged, record.size);
+                        self.stats.skip(SkipReason::Unchanged, record.size);
                         continue;
                     }
                     Lookup::Changed => changed = true,
                     Lookup::New => {}
                 }
             }
-            let out = if record.large { &mut large } else { &mut copy };
+            let out = if record.large {
+                &mut self.large
+            } else {
+                &mut self.copy
+            };
             match out.write(&record.bucket, &record.key, record.version_id.as_deref()) {
                 Ok(()) => {
                     if input.delta {
-                        added.push(record.entry);
+                        self.added.push(record.entry);
                     }
-                    stats.changed += u64::from(changed);
+                    self.stats.changed += u64::from(changed);
                     if record.large {
-                        stats.large.add(record.size);
+                        self.stats.large.add(record.size);
                     } else {
-                        stats.copy.add(record.size);
+                        self.stats.copy.add(record.size);
                     }
                 }
                 Err(ManifestWriteError::Io(e)) => return Err(InventoryError::Write(e)),
                 // As `ManifestSplitter::push`: counted like any other skip.
                 Err(e) => {
-                    stats.skip(SkipReason::Rejected, record.size);
-                    stats.note(format!("key {:?}: {e}", record.key));
+                    self.stats.skip(SkipReason::Rejected, record.size);
+                    self.stats.note(format!("key {:?}: {e}", record.key));
                 }
             }
         }
+        Ok(())
     }
-    let (copy_out, copy_counts) = copy.finish().map_err(InventoryError::Write)?;
-    let (large_out, large_counts) = large.finish().map_err(InventoryError::Write)?;
-    Ok(DiffedShard {
-        shard: input.shard,
-        copy: finish_part(copy_out, input.shard, &copy_path, copy_counts.rows)?,
-        large: finish_part(large_out, input.shard, &large_path, large_counts.rows)?,
-        stats,
-        added,
-    })
+
+    /// Ends the shard's parts (one without rows is removed).
+    pub fn finish(self) -> Result<DiffedShard, InventoryError> {
+        let shard = self.input.shard;
+        let (copy_out, copy_counts) = self.copy.finish().map_err(InventoryError::Write)?;
+        let (large_out, large_counts) = self.large.finish().map_err(InventoryError::Write)?;
+        Ok(DiffedShard {
+            shard,
+            copy: finish_part(copy_out, shard, &self.copy_path, copy_counts.rows)?,
+            large: finish_part(large_out, shard, &self.large_path, large_counts.rows)?,
+            stats: self.stats,
+            added: self.added,
+        })
+    }
 }
 
 /// A spill part's bytes checked against the size and MD5 its spill recorded (the diff reads
