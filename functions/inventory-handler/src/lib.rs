@@ -194,15 +194,17 @@ impl<P: InventoryPorts> InventoryHandler<P> {
     /// Everything else is logged (and, when it concerns a person, e-mailed by the core once).
     pub async fn handle(&self, event: LambdaEvent<Value>) -> Result<Vec<RunOutcome>, Error> {
         let settings = self.run_settings(&event);
+        // Each path boxed: their state machines are large, and inlined together they overflow a
+        // test thread's stack (and the runtime's layout limits).
         if let Some(payload) = FanOutPayload::of(&event.payload) {
-            self.fan_out_step(payload?, &settings).await?;
+            Box::pin(self.fan_out_step(payload?, &settings)).await?;
             return Ok(Vec::new());
         }
         if event.payload.get("source").and_then(Value::as_str) == Some("aws.states") {
-            self.fan_out_ended(&event.payload).await?;
+            Box::pin(self.fan_out_ended(&event.payload)).await?;
             return Ok(Vec::new());
         }
-        self.handle_events(event, settings).await
+        Box::pin(self.handle_events(event, settings)).await
     }
 
     fn run_settings(&self, event: &LambdaEvent<Value>) -> RunSettings {

@@ -641,7 +641,7 @@ pub async fn commit_run<S: StateStore + Sync>(
             // Shard by shard: a fanned-out run's index may be far larger than this function's
             // memory, and only the shards of failed objects change.
             let (stored, dropped) =
-                remove_in_shards(store, fingerprint, stored, &gone, &dir).await?;
+                Box::pin(remove_in_shards(store, fingerprint, stored, &gone, &dir)).await?;
             let objects = stored.objects;
             (None, Some(stored), objects, dropped)
         } else {

@@ -526,16 +526,18 @@ where
             settings,
             work: &work,
         };
-        let result = match job.fan_out_shape().await {
+        let result = match Box::pin(job.fan_out_shape()).await {
             Ok(Some((fan, shape, previous))) => {
-                job.start_fan_out(fan, shape, &manifest_object.body, previous)
+                Box::pin(job.start_fan_out(fan, shape, &manifest_object.body, previous))
                     .await
                     .map(|execution_arn| RunOutcome::FannedOut {
                         run_id: id.clone(),
                         execution_arn,
                     })
             }
-            Ok(None) => job.run().await.map(|record| RunOutcome::Ran(Box::new(record))),
+            Ok(None) => Box::pin(job.run())
+                .await
+                .map(|record| RunOutcome::Ran(Box::new(record))),
             Err(e) => Err(e),
         };
         let _ = std::fs::remove_dir_all(&work);
@@ -1113,7 +1115,7 @@ where
         let direct = may_go_direct
             && matches!(&copy, CopyList::Parts { uploaded, .. } if uploaded.is_empty())
             && fast_path(self.manifest, &filter, Some(&stats)) == FastPath::Direct;
-        self.launch_and_record(
+        Box::pin(self.launch_and_record(
             Scanned {
                 stats,
                 next_index: Vec::new(),
@@ -1123,7 +1125,7 @@ where
             index_objects,
             previous_run_id,
             direct,
-        )
+        ))
         .await
     }
 
