@@ -725,6 +725,19 @@ async fn execute_fan_out(aws: &MemoryAws, fp: &str, run_id: &str, dir: &Path) {
         .unwrap();
 }
 
+/// [`event`] on a stack whose every inventory fans out.
+async fn fan_out_event(aws: &MemoryAws, fp: &str, key: &str, dir: &Path) -> RunOutcome {
+    handle_inventory(
+        aws,
+        fp,
+        INV_BUCKET,
+        &[key.to_string()],
+        &fan_out_settings(dir),
+    )
+    .await
+    .unwrap()
+}
+
 fn fanned_out(outcome: RunOutcome) -> String {
     match outcome {
         RunOutcome::FannedOut { run_id, .. } => run_id,
@@ -781,15 +794,7 @@ async fn a_fanned_out_run_copies_what_one_function_copies() {
         assert_eq!(k1, k2);
         let one = ran(event(&single, &fp, &k1, &tmp).await);
         let launched_before = fanned.requests.lock().unwrap().len();
-        let outcome = handle_inventory(
-            &fanned,
-            &fp,
-            INV_BUCKET,
-            std::slice::from_ref(&k2),
-            &fan_out_settings(&tmp),
-        )
-        .await
-        .unwrap();
+        let outcome = fan_out_event(&fanned, &fp, &k2, &tmp).await;
         let run_id = fanned_out(outcome);
         assert_eq!(run_id, one.run_id, "the same inventory is the same run");
         // One execution, named after the run, told only the plan and the run.
@@ -1046,15 +1051,7 @@ async fn a_fan_out_stopped_by_hand_is_said_once() {
     let (aws, fp) = approved_stack(&spec);
     let files = vec![vec![Obj::new("a.jpg")], vec![Obj::new("b.jpg")]];
     let key = deliver_files(&aws, "2026-11-23T01-00Z", 1_000, SCHEMA, &files);
-    let outcome = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&key),
-        &fan_out_settings(&tmp),
-    )
-    .await
-    .unwrap();
+    let outcome = fan_out_event(&aws, &fp, &key, &tmp).await;
     let RunOutcome::FannedOut {
         run_id,
         execution_arn,
@@ -1123,15 +1120,7 @@ async fn a_fan_out_that_cannot_start_is_refused_and_said() {
     let files = vec![vec![Obj::new("a.jpg")], vec![Obj::new("b.jpg")]];
     let key = deliver_files(&aws, "2026-11-24T01-00Z", 2_000, SCHEMA, &files);
     *aws.start_fails_with.lock().unwrap() = Some("StateMachineDoesNotExist".into());
-    let outcome = handle_inventory(
-        &aws,
-        &fp,
-        INV_BUCKET,
-        std::slice::from_ref(&key),
-        &fan_out_settings(&tmp),
-    )
-    .await
-    .unwrap();
+    let outcome = fan_out_event(&aws, &fp, &key, &tmp).await;
     assert!(
         matches!(&outcome, RunOutcome::Refused { reason, .. } if reason.contains("StateMachineDoesNotExist")),
         "{outcome:?}"

@@ -24,15 +24,13 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::{StreamExt, TryStreamExt};
-use serde::Serialize;
 
 use super::delta::{self, keys, StoredIndex, INDEX_LAYOUT};
 pub use super::fanout_records::*;
 use super::run::{
-    download_data_file, refuse_sudden_empty, CopyList, InventoryObjects, RunError, RunJobContext,
-    RunSettings, Scanned, PART_UPLOADS_AT_ONCE,
+    aws, download_data_file, put_record, refuse_sudden_empty, CopyList, InventoryObjects, RunError,
+    RunJobContext, RunSettings, Scanned, PART_UPLOADS_AT_ONCE,
 };
-use crate::aws_error::AwsCallError;
 use crate::ports::{LaunchApi, Notifier, StateStore};
 use ferry_listings::inventory::filter::RowFilter;
 use ferry_listings::inventory::index::{DeltaBase, IndexEntry, ObjectIndex};
@@ -50,22 +48,6 @@ fn work_dir_error(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RunError {
-    let what = what.into();
-    move |cause| RunError::Aws { what, cause }
-}
-
-async fn put_json<P: StateStore + Sync, T: Serialize>(
-    ports: &P,
-    key: &str,
-    value: &T,
-) -> Result<(), RunError> {
-    ports
-        .put(key, delta::to_json(value))
-        .await
-        .map_err(aws(format!("writing {key}")))
 }
 
 /// Ferry's record of a run, which must exist: a payload naming a run Ferry never fanned out is
@@ -291,7 +273,7 @@ where
             spills.extend(stored);
         }
     }
-    put_json(
+    put_record(
         ports,
         &fanout_keys::scanned(fp, run_id, batch),
         &ScannedBatch {
@@ -550,7 +532,7 @@ where
     } else {
         Vec::new()
     };
-    put_json(
+    put_record(
         ports,
         &fanout_keys::diffed(fp, run_id, shard),
         &Diffed {
@@ -694,7 +676,7 @@ where
         (None, 0)
     };
     // From here jobs may be created: a failure after this says so (`failed_step`).
-    put_json(
+    put_record(
         job.ports,
         &fanout_keys::launching(fp, run_id),
         &serde_json::json!({}),
@@ -777,22 +759,42 @@ where
             failures.len() - MAX_FAILURES_SAID
         ));
     }
-    let launching = ports
-        .get(&fanout_keys::launching(fingerprint, run_id))
-        .await
-        .map_err(aws("reading the launch mark"))?
-        .is_some();
-    super::run::fanned_out_failed(
+    say_ended(
         ports,
         &stored.spec,
-        fingerprint,
-        run_id,
-        &run.manifest_key,
+        &run,
         &format!(
             "the fan-out across functions ({}) failed",
             run.execution_name
         ),
         &details,
+    )
+    .await
+}
+
+/// E-mails, once, that a fanned-out run ended unrecorded: whether jobs may have been created
+/// depends on whether the launch step had begun (its mark).
+async fn say_ended<P: StateStore + Notifier + Sync>(
+    ports: &P,
+    spec: &ferry_plan::spec::TransferSpec,
+    run: &FanOutRun,
+    headline: &str,
+    details: &[String],
+) -> Result<(), RunError> {
+    let (fp, run_id) = (run.plan_fingerprint.as_str(), run.run_id.as_str());
+    let launching = ports
+        .get(&fanout_keys::launching(fp, run_id))
+        .await
+        .map_err(aws("reading the launch mark"))?
+        .is_some();
+    super::run::fanned_out_failed(
+        ports,
+        spec,
+        fp,
+        run_id,
+        &run.manifest_key,
+        headline,
+        details,
         launching,
     )
     .await
@@ -839,23 +841,15 @@ where
         return Ok(None);
     }
     let (stored, _) = crate::workflow::load_plan(ports, fingerprint).await?;
-    let launching = ports
-        .get(&fanout_keys::launching(fingerprint, run_id))
-        .await
-        .map_err(aws("reading the launch mark"))?
-        .is_some();
-    super::run::fanned_out_failed(
+    say_ended(
         ports,
         &stored.spec,
-        fingerprint,
-        run_id,
-        &run.manifest_key,
+        &run,
         &format!(
             "the fan-out across functions ({}) ended {status} before the run was recorded",
             run.execution_name
         ),
         &[],
-        launching,
     )
     .await?;
     Ok(Some(status))

@@ -261,7 +261,7 @@ impl AwsCaused for RunError {
     }
 }
 
-fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RunError {
+pub(super) fn aws(what: impl Into<String>) -> impl FnOnce(AwsCallError) -> RunError {
     let what = what.into();
     move |cause| RunError::Aws { what, cause }
 }
@@ -843,7 +843,7 @@ async fn notice_once<P: StateStore + Notifier + Sync>(
     Ok(())
 }
 
-async fn put_record<P: StateStore + Sync, T: Serialize>(
+pub(super) async fn put_record<P: StateStore + Sync, T: Serialize>(
     ports: &P,
     key: &str,
     value: &T,
