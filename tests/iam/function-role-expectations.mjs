@@ -125,8 +125,9 @@ export function commonDenied(t) {
   const other = t.foreign
   const stateKey = 'plans/0123abcd.json'
   return [
-    // The state bucket is the audit trail: no deletes (approval-handler's give-back is the
-    // single exception, scoped to two key patterns), no policy or bucket changes.
+    // The state bucket is the audit trail: no deletes (the give-backs are the exceptions,
+    // each scoped to the claims and marks its function takes back), no policy or bucket changes.
+    // Writes: each function only its own records (ownStateWrites / othersStateWrites below).
     access('s3:DeleteObject', t.s3.object(t.stateBucket, stateKey), 'stored plans are the audit trail'),
     access('s3:DeleteObject', t.s3.object(t.stateBucket, 'approvals/0123abcd.json'), 'approval records are the audit trail'),
     access('s3:DeleteObject', t.s3.object(t.stateBucket, 'jobs/0123abcd/job-0001.json'), 'job records are the audit trail'),
@@ -206,6 +207,65 @@ function batchRoleWrites(t) {
 const FINGERPRINT = '0123abcd'
 const TOKEN_HASH = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08'
 
+const SH = 'StackHandlerFunction'
+const AH = 'ApprovalHandlerFunction'
+const JM = 'JobMonitorFunction'
+const IH = 'InventoryHandlerFunction'
+const RUN = `inventory/${FINGERPRINT}/runs/run-1`
+
+/**
+ * #15 item 2, per-function write prefixes: one key of every kind of state record the code
+ * writes (s3:PutObject, plain or conditional; multipart uploads are s3:PutObject too), with the
+ * functions whose code writes it and where. Each function's role may write exactly the keys it is
+ * listed for (its allowed table), none of the others (its denied table), and StateBucketPolicy
+ * holds each family to the same writers whatever a role's policy says ("the state bucket is
+ * written only by the stack", function-roles.test.mjs). `StateOperatorArn`, when set, may write
+ * any of them (break-glass; `ferry redrive` writes redrive/ and jobs/).
+ */
+export const STATE_RECORDS = [
+  { key: `plans/${FINGERPRINT}.json`, writers: [SH], code: 'workflow::store_plan (TransferPlan Create/Update)' },
+  { key: 'plans/current.json', writers: [SH], code: 'workflow::record_current_plan (every TransferPlan Create/Update)' },
+  { key: `approvals/${TOKEN_HASH}.json`, writers: [SH, AH], code: 'workflow::send_instructions (TransferPlan; resend), end_waits_of (FirstJob), release_expiring_waits (schedule)' },
+  { key: `approvals/${TOKEN_HASH}.decision`, writers: [SH, AH], code: 'workflow::retire_pending_approvals (a changed plan), handle_approval_from, resend_instructions' },
+  { key: 'approvals/resend-1795000500.claim', writers: [AH], code: 'workflow::resend_instructions' },
+  { key: `decisions/${FINGERPRINT}.json`, writers: [AH], code: 'workflow::act_on_decision, its undo_by_restore' },
+  { key: `jobs/${FINGERPRINT}/job-0001.json`, writers: [SH, AH, IH], code: 'workflow::launch_job (FirstJob; an approval), report::redrive, inventory::run launch_one' },
+  { key: 'redrive/job-0001/manifest.csv', writers: [AH], code: 'report::redrive' },
+  { key: 'redrive/job-0001/redrive.json', writers: [AH], code: 'report::redrive' },
+  { key: 'reports/job-0001/breakdown.json', writers: [JM], code: 'report::monitor' },
+  { key: 'monitor/job-0001/Complete.announced', writers: [JM], code: 'report::monitor (the once-per-status claim)' },
+  { key: `inventory/${FINGERPRINT}/current.json`, writers: [IH, JM], code: 'delta::commit_run (job-monitor; inventory-handler for a run without jobs), delta::current_index\'s layout migration (inventory-handler)' },
+  { key: `${RUN}/jobs/job-0001.json`, writers: [IH, JM], code: 'delta::job_finished_with (job-monitor); inventory-handler may write all of inventory/' },
+  { key: `${RUN}/index-committed/shard-00-00000.bin`, writers: [IH, JM], code: 'delta::commit_run without the failed objects (job-monitor)' },
+  { key: `inventory/${FINGERPRINT}/latest.json`, writers: [IH], code: 'inventory::run' },
+  { key: 'inventory/jobs/job-0001.json', writers: [IH], code: 'inventory::run (which run a job is of)' },
+  { key: `${RUN}/claim.json`, writers: [IH], code: 'inventory::run' },
+  { key: `${RUN}/run.json`, writers: [IH], code: 'inventory::run' },
+  { key: `${RUN}/notice-refused`, writers: [IH], code: 'inventory::run' },
+  { key: `${RUN}/index/shard-00-00000.bin`, writers: [IH], code: 'the pending delta index' },
+  { key: `${RUN}/index-migrated/shard-00-00000.bin`, writers: [IH], code: 'delta::current_index (layout 1 migrated)' },
+  { key: `${RUN}/copy/manifest.json`, writers: [IH], code: 'inventory::run launch_parts (the batch role reads it)' },
+  { key: `${RUN}/data/000000.csv.gz`, writers: [IH], code: 'inventory::run upload_part (the batch role reads it)' },
+  { key: `${RUN}/fanout/run.json`, writers: [IH], code: 'inventory::fanout' },
+  { key: `${RUN}/fanout/spill/00000/000000.bin`, writers: [IH], code: 'inventory::fanout spill parts' },
+  { key: `${RUN}/fanout/failures/scan-00000.txt`, writers: [IH], code: 'inventory::fanout step failures' },
+  { key: 'elsewhere/x.json', writers: [], code: 'no record of Ferry\'s' },
+]
+
+/** The StateStore writes `fnId`'s code makes: s3:PutObject on each key it is a writer of. */
+export function ownStateWrites(t, fnId) {
+  return STATE_RECORDS.filter((r) => r.writers.includes(fnId)).map((r) =>
+    access('s3:PutObject', t.s3.object(t.stateBucket, r.key), `StateStore::put / put_if_absent / upload ${r.key}: ${r.code}`),
+  )
+}
+
+/** s3:PutObject on every kind of state record `fnId`'s code doesn't write: another's prefix. */
+export function othersStateWrites(t, fnId) {
+  return STATE_RECORDS.filter((r) => !r.writers.includes(fnId)).map((r) =>
+    access('s3:PutObject', t.s3.object(t.stateBucket, r.key), r.writers.length ? `${r.key} is written by ${r.writers.join(', ')} only (${r.code})` : 'no function writes outside its prefixes'),
+  )
+}
+
 // ---------------------------------------------------------------------------------------------
 // The table, by logical id.
 
@@ -215,6 +275,7 @@ export const FUNCTION_EXPECTATIONS = {
     allowed: (t) => [
       ...lambdaLogs(t),
       ...stateReadWrite(t, [`plans/${FINGERPRINT}.json`, `approvals/${TOKEN_HASH}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
+      ...ownStateWrites(t, SH),
       access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'FirstJob reads the recorded approval'),
       access('sns:Publish', t.notificationTopicArn, 'instructions and job news'),
       access('sqs:SendMessage', t.att('CustomResourceFailuresQueue', 'Arn'), 'DeadLetterQueue: CloudFormation invokes custom resources asynchronously; Lambda sends events that failed every retry with the function role'),
@@ -247,6 +308,7 @@ export const FUNCTION_EXPECTATIONS = {
     ],
     denied: (t) => [
       ...commonDenied(t),
+      ...othersStateWrites(t, SH),
       ...startFirstInventoryRun(t).denied,
       // DescribeStacks of its own stack only, and nothing else on it.
       access('cloudformation:DescribeStacks', t.stackArn(t.stackName), 'a later stack of the same name (another id)'),
@@ -280,6 +342,7 @@ export const FUNCTION_EXPECTATIONS = {
     allowed: (t) => [
       ...lambdaLogs(t),
       ...stateReadWrite(t, [`approvals/${TOKEN_HASH}.json`, `approvals/${TOKEN_HASH}.decision`, `decisions/${FINGERPRINT}.json`, `jobs/${FINGERPRINT}/job-0001.json`]),
+      ...ownStateWrites(t, AH),
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'preflight and launch load the stored plan'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision`), 'a failed decision gives the token back'),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'a failed decision gives the token back'),
@@ -316,6 +379,7 @@ export const FUNCTION_EXPECTATIONS = {
       // The manifest bucket is read whole (ReadManifests), in its owner's account only.
       ...without(commonDenied(t), (a) => a.action === 's3:GetObject' && a.resource.startsWith(t.s3.object(t.p.ManifestBucket, '')) && a.owner !== t.foreign.account),
       access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never writes inventories', { owner: t.manifestAccount }),
+      ...othersStateWrites(t, AH),
       ...batchRoleWrites(t),
       ...startFirstInventoryRun(t).denied,
       access('s3:DeleteObject', t.s3.object(t.stateBucket, `approvals/${TOKEN_HASH}.decision/x`), 'give-back is limited to decision objects'),
@@ -354,6 +418,7 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutObject', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'writes only as the batch role'),
       access('s3:AbortMultipartUpload', t.s3.object(t.p.DestinationBucket, 'big/object.bin'), 'aborts only as the batch role'),
       access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the copier needs no state: its settings come in the task'),
+      ...othersStateWrites(t, 'LargeObjectCopierFunction'),
       // The invoking job's manifest (is the task one of its rows? ferry-flows large_object::job_manifest)
       // is read as the batch role, who Batch Operations reads it as: no grant of its own.
       access('s3:GetObject', t.s3.object(t.p.ManifestBucket, t.p.ManifestKey), 'reads the job\'s manifest only as the batch role', { owner: t.manifestAccount }),
@@ -382,8 +447,11 @@ export const FUNCTION_EXPECTATIONS = {
       access('s3:PutObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'one e-mail per (job, status): the claim'),
       // The end of an inventory run's job (inventory::delta::job_finished).
       access('s3:GetObject', t.s3.object(t.stateBucket, 'inventory/jobs/job-0001.json'), 'is the job one of an inventory run?'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/run.json`), 'the run the job is of'),
+      access('s3:GetObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/index/shard-00-00000.bin`), 'the run\'s pending index, to commit without the failed objects'),
       access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/jobs/job-0001.json`), 'the job\'s end, for its run'),
       access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/current.json`), 'the run\'s delta index becomes current'),
+      ...ownStateWrites(t, JM),
       access('s3:DeleteObject', t.s3.object(t.stateBucket, 'monitor/job-0001/Complete.json'), 'the claim is given back when e-mailing fails'),
       access('s3:ListBucket', t.s3.bucket(t.stateBucket), 'a missing plan reads as 404, not 403'),
       access('sns:Publish', t.notificationTopicArn, 'the summary'),
@@ -391,6 +459,7 @@ export const FUNCTION_EXPECTATIONS = {
     ],
     denied: (t) => [
       ...commonDenied(t),
+      ...othersStateWrites(t, JM),
       ...batchRoleWrites(t),
       access('s3:CreateJob', '*', 'the monitor reports; redrive is a person\'s decision (CLI or the approval topic)'),
       access('iam:PassRole', t.batchRoleArn, 'it launches nothing', { context: { 'iam:PassedToService': BATCH_OPERATIONS } }),
@@ -425,6 +494,7 @@ export const FUNCTION_EXPECTATIONS = {
         access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/index/shard-00-00000.bin`), 'the pending delta index, in shards'),
         access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/large.csv`), 'the large-object job\'s manifest'),
         ...stateReadWrite(t, [`inventory/${FINGERPRINT}/runs/run-1/claim.json`, `inventory/${FINGERPRINT}/latest.json`, 'inventory/jobs/job-0001.json']),
+        ...ownStateWrites(t, IH),
         access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan'),
         access('s3:GetObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'is the plan approved?'),
         access('s3:DeleteObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/claim.json`), 'a run that fails for now gives its claim back'),
@@ -455,6 +525,8 @@ export const FUNCTION_EXPECTATIONS = {
       access('states:StartExecution', `${t.ref('InventoryFanOut')}:live`, 'not a version or alias of it'),
       access('states:DescribeExecution', t.executionArn(`${t.stackName}-inventory-fanout-2`, 'ferry-0123456789abcdef0123456789abcdef-0123456789abcdef'), 'only its own state machine\'s executions'),
       access('lambda:InvokeFunction', t.functionArn(`${t.stackName}-inventory-handler`), 'it never invokes itself: the fan-out does'),
+      ...othersStateWrites(t, IH),
+      access('s3:DeleteObject', t.s3.object(t.stateBucket, `decisions/${FINGERPRINT}.json`), 'a plan\'s decision is approval-handler\'s'),
       ...batchRoleWrites(t),
       access('s3:PutObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/2025-01-02T01-00Z/manifest.json'), 'never rewrites an inventory'),
       access('s3:DeleteObject', t.s3.object(t.p.ManifestBucket, 'inventory/media-source/all/data/0123.csv.gz'), 'never deletes inventories'),

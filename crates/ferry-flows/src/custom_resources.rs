@@ -217,6 +217,13 @@ async fn transfer_plan_create_or_update<P: StackPorts>(
     }
 }
 
+/// TransferPlan Delete. The record of the stack's current plan (`plans/current.json`) is left as
+/// it is: CloudFormation also sends a Delete in an update's cleanup, for the TransferPlan a
+/// replacement left behind, after the new plan was recorded (or, in a rollback, after the old
+/// one was recorded again), so removing it could drop the current plan's record, and a stack
+/// without one accepts every stored plan (`workflow::ensure_current_plan`). After the stack's
+/// own deletion it names a plan whose role and functions are gone; a new stack on the same state
+/// bucket records its own on Create.
 async fn transfer_plan_delete<P: StackPorts>(ports: &P, properties: &Value) -> Outcome {
     // A Create that failed validation created nothing, so there is nothing to delete.
     let Ok(props) = TransferPlanProperties::from_properties(properties) else {

@@ -33,6 +33,9 @@ pub const AWAITING_APPROVAL: &str = "awaiting-approval";
 /// `Custom::FerryJob`'s answer when the first copy is an inventory run: inventory-handler
 /// launches the job (and records it) once it has read and filtered the inventory.
 pub const INVENTORY_RUN_STARTED: &str = "inventory-run-started";
+/// `Custom::FerryJob`'s answer when the event names a plan that is not the stack's current one
+/// (`plans/current.json`): nothing was launched, and the people are told.
+pub const NOT_THE_CURRENT_PLAN: &str = "not-the-current-plan";
 /// At most one `resend` per quarter hour of the clock (UTC :00, :15, :30, :45).
 pub const RESEND_INTERVAL_SECONDS: u64 = 15 * 60;
 /// A wait this close to its timeout is handed over (signalled `deferred`).
@@ -53,6 +56,18 @@ pub struct StackContext {
 pub struct StoredPlan {
     pub fingerprint: String,
     pub spec: TransferSpec,
+}
+
+/// The stack's current plan, stored at `plans/current.json` (`keys::current_plan`). stack-handler
+/// writes it when a TransferPlan Create or Update has applied a plan (a rollback's Update back to
+/// the old properties writes the old one again), and never removes it. FirstJob, an approval, a
+/// launch and a redrive act only on this plan (#15 items 2 and 5): a stored plan that hashes to
+/// its fingerprint may still be one the stack has moved on from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CurrentPlan {
+    pub fingerprint: String,
+    /// Unix seconds when stack-handler recorded it.
+    pub recorded_unix: u64,
 }
 
 /// A launched job, stored at `jobs/<fingerprint>/<job-id>.json`.
@@ -117,6 +132,17 @@ pub enum WorkflowError {
          store the plan again, and find out who wrote to the state bucket"
     )]
     PlanTampered { fingerprint: String, found: String },
+    #[error(
+        "plan {fingerprint} is not the stack's current plan (that is {current}: plans/current.json in the state \
+         bucket, which stack-handler writes when the stack's TransferPlan applies a plan). The stack moved on from \
+         this plan, so nothing is approved or launched for it. The token of the newest Ferry e-mail approves the \
+         current plan"
+    )]
+    PlanNotCurrent {
+        /// Escaped for e-mail: it may come from event text (FirstJob's PlanFingerprint).
+        fingerprint: String,
+        current: String,
+    },
     #[error("the state object {key} is unreadable ({message}); it was not written by this Ferry version")]
     CorruptState { key: String, message: String },
     #[error(transparent)]
@@ -278,6 +304,13 @@ where
     let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str()) || !stored;
     if changed {
         store_plan(ports, &props.spec, &plan).await?;
+    }
+    // Recorded on every Create and Update, changed or not (a stack of an earlier Ferry gets its
+    // record at its first TransferPlan Update), and before any token is retired: from here on an
+    // approval or launch of any other plan is refused (#15 items 2 and 5), even one racing this
+    // update.
+    record_current_plan(ports, &plan.transfer.fingerprint, ctx).await?;
+    if changed {
         // The plan changed: every approval still pending is for a plan that no longer is.
         retire_pending_approvals(ports, ctx).await?;
         request_approval(ports, props, mode, &plan, token, ctx).await?;
@@ -354,6 +387,66 @@ async fn store_plan<P: StateStore + Sync>(
         .put(&keys::plan(&stored.fingerprint), to_json(&stored))
         .await
         .map_err(WorkflowError::aws("storing the plan in the state bucket"))
+}
+
+/// Records `fingerprint` as the stack's current plan (`plans/current.json`).
+///
+/// The recorded `approve` decision of the plan left behind (`decisions/<old>.json`) is not
+/// rewritten: this record alone keeps it from acting, since every path that launches or approves
+/// ([`ensure_current_plan`]) refuses a plan that is not current, and inventory-handler acts only
+/// for the fingerprint the template pins in its environment (`!GetAtt TransferPlan.Fingerprint`).
+/// A decision is approval-handler's record of who approved (only approval-handler may write
+/// `decisions/`), and a rollback's Update back to the old plan makes it current again with its
+/// approval intact, as the stack was before the failed update.
+async fn record_current_plan<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    ctx: &StackContext,
+) -> Result<(), WorkflowError> {
+    let current = CurrentPlan {
+        fingerprint: fingerprint.to_string(),
+        recorded_unix: ctx.now_unix,
+    };
+    ports
+        .put(&keys::current_plan(), to_json(&current))
+        .await
+        .map_err(WorkflowError::aws("recording the stack's current plan"))
+}
+
+/// The stack's current plan as stack-handler recorded it; `None` when there is no record.
+pub async fn current_plan<P: StateStore + Sync>(
+    ports: &P,
+) -> Result<Option<CurrentPlan>, WorkflowError> {
+    read_state::<CurrentPlan, _>(
+        ports,
+        &keys::current_plan(),
+        "reading the stack's current plan",
+    )
+    .await
+}
+
+/// Refuses `fingerprint` unless it is the stack's current plan (#15 items 2 and 5): FirstJob's
+/// `PlanFingerprint` is event text, and an approved plan the stack has since replaced must not be
+/// launched (by a forged FirstJob during a stack operation, a token left pending, a redrive).
+///
+/// No record (`plans/current.json` absent) accepts: only a stack deployed by an earlier Ferry,
+/// whose TransferPlan was not updated since, has none (every Create and Update writes it, and
+/// nothing removes it). Refusing there would stop that stack's pending approval and its FirstJob
+/// until an update; accepting keeps what that stack did before (tokens of replaced plans were
+/// retired then too). Only stack-handler and `StateOperatorArn` may write or delete `plans/`
+/// (StateBucketPolicy), so nobody else can remove the record to get here, and the next
+/// TransferPlan Update writes it. An unreadable record refuses (`CorruptState`).
+pub async fn ensure_current_plan<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+) -> Result<(), WorkflowError> {
+    match current_plan(ports).await? {
+        Some(current) if current.fingerprint != fingerprint => Err(WorkflowError::PlanNotCurrent {
+            fingerprint: ferry_plan::untrusted::untrusted(fingerprint).into_owned(),
+            current: ferry_plan::untrusted::untrusted(&current.fingerprint).into_owned(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 async fn request_approval<P: StateStore + Notifier + LaunchApi + Sync>(
@@ -490,6 +583,26 @@ pub async fn first_job<P>(
 where
     P: StateStore + LaunchApi + Notifier + InventoryRunTrigger + Sync,
 {
+    // PlanFingerprint is event text: a FirstJob naming a plan the stack replaced (approved but
+    // never launched) launches nothing and marks no wait over. Answered SUCCESS, like a missing
+    // approval, so a real stack operation is never stuck on it; the people are told.
+    match ensure_current_plan(ports, fingerprint).await {
+        Ok(()) => {}
+        Err(refusal @ WorkflowError::PlanNotCurrent { .. }) => {
+            let _ = ports
+                .notify(
+                    "Ferry: FirstJob launched nothing (not the stack's current plan)",
+                    &format!(
+                        "FirstJob was asked to launch a plan that is not the stack's current plan, so no \
+                         job was launched: {refusal}.\nCloudFormation sends FirstJob the current plan's \
+                         fingerprint; a request naming another was made by hand.\n"
+                    ),
+                )
+                .await;
+            return Ok(NOT_THE_CURRENT_PLAN.to_string());
+        }
+        Err(e) => return Err(e),
+    }
     if let Some(existing) = launched_job(ports, fingerprint).await? {
         return Ok(existing);
     }
@@ -564,6 +677,7 @@ pub async fn start_first_copy<P>(
 where
     P: StateStore + LaunchApi + Notifier + InventoryRunTrigger + Sync,
 {
+    ensure_current_plan(ports, fingerprint).await?;
     let (stored, plan) = load_plan(ports, fingerprint).await?;
     if stored.spec.inventory.is_none() {
         return Ok(FirstCopy::Job(launch_job(ports, fingerprint, ctx).await?));
@@ -642,6 +756,9 @@ pub async fn launch_job<P>(
 where
     P: StateStore + LaunchApi + Notifier + Sync,
 {
+    // Checked again just before CreateJob: an approval that began while its plan was current
+    // launches nothing once stack-handler has recorded another.
+    ensure_current_plan(ports, fingerprint).await?;
     let (stored, plan) = load_plan(ports, fingerprint).await?;
     // On the manifest as it was approved (the ETag, and the version, its token's e-mails named),
     // when the approval recorded it.
@@ -751,7 +868,15 @@ where
     P: StateStore + Notifier + LaunchApi + Sync,
 {
     let mut newest: Option<(String, ApprovalRecord)> = None;
+    // A token re-sent for a plan the stack replaced would approve nothing (#15 item 5).
+    let current = current_plan(ports).await?;
     for (key, record) in approval_records(ports).await? {
+        if current
+            .as_ref()
+            .is_some_and(|c| c.fingerprint != record.plan_fingerprint)
+        {
+            continue;
+        }
         if ports
             .get(&decision_key_of(&key))
             .await
@@ -916,6 +1041,21 @@ where
     {
         return Err(WorkflowError::TokenExpired);
     }
+    let decision_key = keys::decision(&hash);
+    // A token of a plan the stack replaced decides nothing, like a superseded one (#15 items 2
+    // and 5). A changed plan retires every pending token, but one written after that (a
+    // `resend` racing the update) would be left; checked before the token is spent, so nothing
+    // is recorded (a token already spent or retired is said as such first). The launch checks
+    // again.
+    if ports
+        .get(&decision_key)
+        .await
+        .map_err(WorkflowError::aws("reading the approval token's decision"))?
+        .is_some()
+    {
+        return Err(WorkflowError::TokenSpent);
+    }
+    ensure_current_plan(ports, &record.plan_fingerprint).await?;
     let decision = Decision {
         decision: match message {
             ApprovalMessage::Approve { .. } => "approve",
@@ -930,7 +1070,6 @@ where
         manifest_version_id: None,
         decided_by: publisher.cloned(),
     };
-    let decision_key = keys::decision(&hash);
     let claimed = ports
         .put_if_absent(&decision_key, to_json(&decision))
         .await

@@ -16,9 +16,9 @@ use ferry_flows::ports::{KeyInfo, PreflightApi};
 use ferry_flows::ports::{LaunchApi, ManifestHead};
 use ferry_flows::workflow::{
     create_transfer, delete_jobs, delete_transfer, first_job, handle_approval,
-    handle_approval_from, release_expiring_waits, update_transfer, ApprovalOutcome, Publisher,
-    StackContext, StoredPlan, WorkflowError, AWAITING_APPROVAL, INVENTORY_RUN_STARTED,
-    RESEND_INTERVAL_SECONDS,
+    handle_approval_from, launch_job, release_expiring_waits, start_first_copy, update_transfer,
+    ApprovalOutcome, CurrentPlan, Publisher, StackContext, StoredPlan, WorkflowError,
+    AWAITING_APPROVAL, INVENTORY_RUN_STARTED, NOT_THE_CURRENT_PLAN, RESEND_INTERVAL_SECONDS,
 };
 use ferry_plan::approval::{keys, ApprovalRecord, ApprovalToken};
 use ferry_plan::job::{CreateJobRequest, S3Tag};
@@ -1876,4 +1876,282 @@ async fn an_undo_that_fails_once_is_asked_again() {
         .lock()
         .unwrap()
         .contains_key(&keys::decision(&t.hash())));
+}
+
+// ---------------------------------------------------------------------------------------------
+// #15 items 2 and 5: only the stack's current plan (`plans/current.json`) is approved or launched.
+
+/// The stack's current plan as stack-handler recorded it.
+fn current_of(aws: &MemoryAws) -> CurrentPlan {
+    serde_json::from_slice(&aws.objects.lock().unwrap()[&keys::current_plan()]).unwrap()
+}
+
+/// Plan A (wait mode) approved, its wait signalled, but FirstJob never ran (the operation failed
+/// elsewhere, say); then an update to plan B. Returns the store, A's and B's fingerprints and B's
+/// token.
+async fn approved_plan_a_then_update_to_b() -> (MemoryAws, String, String, ApprovalToken) {
+    let aws = MemoryAws::default();
+    let ta = token(40);
+    let a = create_transfer(&aws, &props(ApprovalMode::Wait), &ta, &ctx(NOW))
+        .await
+        .unwrap();
+    assert_eq!(current_of(&aws).fingerprint, a.fingerprint);
+    let outcome = handle_approval(&aws, &approve(&ta), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!(outcome, ApprovalOutcome::WaitSignalled);
+    assert!(aws
+        .objects
+        .lock()
+        .unwrap()
+        .contains_key(&keys::plan_decision(&a.fingerprint)));
+    assert!(
+        aws.jobs.lock().unwrap().is_empty(),
+        "approved, not launched"
+    );
+
+    let mut changed = props(ApprovalMode::Wait);
+    changed.spec.job.priority += 1;
+    let tb = token(41);
+    let b = update_transfer(&aws, Some(&a.fingerprint), &changed, &tb, &ctx(NOW + 120))
+        .await
+        .unwrap();
+    assert_ne!(a.fingerprint, b.fingerprint);
+    let current = current_of(&aws);
+    assert_eq!(
+        (current.fingerprint.as_str(), current.recorded_unix),
+        (b.fingerprint.as_str(), NOW + 120)
+    );
+    (aws, a.fingerprint, b.fingerprint, tb)
+}
+
+/// (a) A forged FirstJob naming the replaced plan A, which was approved and never launched,
+/// during a stack operation: nothing is launched (A's "approve" decision is still recorded), no
+/// wait is marked over, and the people are told. Nor does a launch of A get through any other
+/// way. The current plan B still approves and launches.
+#[tokio::test]
+async fn a_first_job_naming_an_approved_plan_the_stack_replaced_launches_nothing() {
+    let (aws, a, b, tb) = approved_plan_a_then_update_to_b().await;
+    aws.notes.lock().unwrap().clear();
+    let records_before = aws.objects.lock().unwrap().clone();
+
+    for on_update in [false, true] {
+        let answer = first_job(
+            &aws,
+            &a,
+            r#"{"approval":"approved"}"#,
+            on_update,
+            &ctx(NOW + 180),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer, NOT_THE_CURRENT_PLAN);
+    }
+    assert!(aws.jobs.lock().unwrap().is_empty(), "plan A not launched");
+    assert!(aws.create_job_requests.lock().unwrap().is_empty());
+    assert_eq!(
+        *aws.objects.lock().unwrap(),
+        records_before,
+        "no state written (no wait marked over, no job recorded)"
+    );
+    let notes = aws.notes.lock().unwrap().clone();
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(
+        notes[0].0.contains("not the stack's current plan")
+            && notes[0].1.contains(&a)
+            && notes[0].1.contains(&b),
+        "{notes:#?}"
+    );
+
+    // The other launch paths refuse A too.
+    for refused in [
+        launch_job(&aws, &a, &ctx(NOW + 190)).await.map(|_| ()),
+        start_first_copy(&aws, &a, &ctx(NOW + 190))
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(WorkflowError::PlanNotCurrent { .. })),
+            "{refused:?}"
+        );
+    }
+    assert!(aws.jobs.lock().unwrap().is_empty());
+
+    // (c) The current plan B: FirstJob awaits its approval, which launches it.
+    let waiting = first_job(
+        &aws,
+        &b,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW + 200),
+    )
+    .await
+    .unwrap();
+    assert_eq!(waiting, AWAITING_APPROVAL);
+    let outcome = handle_approval(&aws, &approve(&tb), &token(99), &ctx(NOW + 240))
+        .await
+        .unwrap();
+    let ApprovalOutcome::JobLaunched(job) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(job.plan_fingerprint, b);
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+    let requests = aws.create_job_requests.lock().unwrap().clone();
+    assert!(
+        requests[0]
+            .tags
+            .iter()
+            .any(|t| t.key == ferry_plan::job::PLAN_TAG && t.value == b),
+        "{:?}",
+        requests[0].tags
+    );
+}
+
+/// (b) A token of plan A still pending after the update to B: the update retires every pending
+/// token, but a `resend` racing it writes its new record after that (it read A's record as the
+/// newest pending one before the update retired it). That token approves nothing: refused before
+/// it is spent, nothing recorded, nothing launched; a `resend` re-sends B's, never A's; and B's
+/// token still approves and launches.
+#[tokio::test]
+async fn a_token_of_the_replaced_plan_left_pending_approves_nothing() {
+    let (aws, a, b, tb) = approved_plan_a_then_update_to_b().await;
+    // The state the racing resend leaves: a record for plan A under a fresh token, written after
+    // the update (so not retired), pinning the same manifest.
+    let raced = token(42);
+    let mut record = record_of(&aws, &token(40));
+    record.created_unix = NOW + 130;
+    record.mode = ApprovalMode::Deferred;
+    record.wait_handle_url = None;
+    record.wait_deadline = None;
+    aws.objects.lock().unwrap().insert(
+        keys::approval(&raced.hash()),
+        serde_json::to_vec(&record).unwrap(),
+    );
+    // And A's approval withdrawn meanwhile, so only this token could approve A.
+    aws.objects.lock().unwrap().remove(&keys::plan_decision(&a));
+
+    let refused = handle_approval(&aws, &approve(&raced), &token(99), &ctx(NOW + 180))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, WorkflowError::PlanNotCurrent { .. }),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains(&b), "{refused}");
+    assert!(!refused.is_retryable(), "refused for good, and e-mailed");
+    let objects = aws.objects.lock().unwrap().clone();
+    assert!(
+        !objects.contains_key(&keys::decision(&raced.hash())),
+        "the token was not spent"
+    );
+    assert!(
+        !objects.contains_key(&keys::plan_decision(&a)),
+        "nothing recorded"
+    );
+    assert!(aws.jobs.lock().unwrap().is_empty(), "plan A not launched");
+    // A reject with it is refused too, like a superseded token's.
+    let reject = format!(
+        r#"{{"action":"reject","token":"{}","reason":"x"}}"#,
+        raced.expose()
+    );
+    assert!(matches!(
+        handle_approval(&aws, &reject, &token(99), &ctx(NOW + 190)).await,
+        Err(WorkflowError::PlanNotCurrent { .. })
+    ));
+
+    // A resend picks the current plan's pending token, though A's record is newer.
+    let fresh = token(43);
+    handle_approval(&aws, r#"{"action":"resend"}"#, &fresh, &ctx(NOW + 200))
+        .await
+        .unwrap();
+    assert_eq!(record_of(&aws, &fresh).plan_fingerprint, b);
+    assert!(matches!(
+        handle_approval(&aws, &approve(&tb), &token(99), &ctx(NOW + 210))
+            .await
+            .unwrap_err(),
+        WorkflowError::TokenSpent
+    ));
+
+    // (c) The current plan's token approves and launches it.
+    let outcome = handle_approval(&aws, &approve(&fresh), &token(99), &ctx(NOW + 240))
+        .await
+        .unwrap();
+    let ApprovalOutcome::JobLaunched(job) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(job.plan_fingerprint, b);
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+/// A rollback's Update back to the old properties records plan A as current again, and A's
+/// recorded approval (never rewritten) stands, as before the failed update: FirstJob's rollback
+/// launches A. Plan B, the one rolled back, launches nothing.
+#[tokio::test]
+async fn a_rollback_to_the_approved_plan_makes_it_current_again() {
+    let (aws, a, b, _) = approved_plan_a_then_update_to_b().await;
+    let rollback = update_transfer(
+        &aws,
+        Some(&b),
+        &props(ApprovalMode::Wait),
+        &token(44),
+        &ctx(NOW + 300),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rollback.fingerprint, a);
+    assert_eq!(current_of(&aws).fingerprint, a);
+    let job = first_job(
+        &aws,
+        &a,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW + 310),
+    )
+    .await
+    .unwrap();
+    assert_eq!(job, "job-0");
+    assert_eq!(
+        first_job(
+            &aws,
+            &b,
+            r#"{"approval":"approved"}"#,
+            true,
+            &ctx(NOW + 320)
+        )
+        .await
+        .unwrap(),
+        NOT_THE_CURRENT_PLAN
+    );
+    assert_eq!(aws.jobs.lock().unwrap().len(), 1);
+}
+
+/// A stack of an earlier Ferry has no `plans/current.json` until its TransferPlan is next
+/// updated: every stored plan is accepted then, as before (the state bucket's policy lets only
+/// the stack's functions write or delete `plans/`), and the first update records it.
+#[tokio::test]
+async fn without_a_current_plan_record_the_stored_plan_still_launches_and_an_update_records_one() {
+    let aws = MemoryAws::default();
+    let t = token(45);
+    let p = props(ApprovalMode::Deferred);
+    let ready = create_transfer(&aws, &p, &t, &ctx(NOW)).await.unwrap();
+    aws.objects.lock().unwrap().remove(&keys::current_plan());
+    let outcome = handle_approval(&aws, &approve(&t), &token(99), &ctx(NOW + 60))
+        .await
+        .unwrap();
+    assert!(
+        matches!(outcome, ApprovalOutcome::JobLaunched(_)),
+        "{outcome:?}"
+    );
+    // An update that changes nothing in the plan still records it.
+    let same = update_transfer(
+        &aws,
+        Some(&ready.fingerprint),
+        &p,
+        &token(46),
+        &ctx(NOW + 90),
+    )
+    .await
+    .unwrap();
+    assert!(!same.approval_requested);
+    assert_eq!(current_of(&aws).fingerprint, ready.fingerprint);
 }

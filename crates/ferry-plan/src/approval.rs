@@ -205,6 +205,12 @@ pub mod keys {
     pub fn plan(fingerprint: &str) -> String {
         format!("plans/{fingerprint}.json")
     }
+    /// The stack's current plan: the fingerprint the last TransferPlan Create or Update applied
+    /// (stack-handler writes it, and nothing removes it; a fingerprint is hex, so no plan is
+    /// named `current`). Launches and approvals act only on that plan (#15 items 2 and 5).
+    pub fn current_plan() -> String {
+        "plans/current.json".to_string()
+    }
     pub fn approval(token_hash: &str) -> String {
         format!("approvals/{token_hash}.json")
     }

@@ -122,6 +122,18 @@ async fn redrive_of(
     failed: i64,
     recorded: bool,
 ) -> (Result<String, String>, usize) {
+    redrive_with_current_plan(transfer, role_arn, failed, recorded, None).await
+}
+
+/// [`redrive_of`] with the stack's current plan recorded (`plans/current.json`) as `current`:
+/// `Some(None)` names the job's own plan, `Some(Some(other))` another; `None` records none.
+async fn redrive_with_current_plan(
+    transfer: &str,
+    role_arn: &str,
+    failed: i64,
+    recorded: bool,
+    current: Option<Option<&str>>,
+) -> (Result<String, String>, usize) {
     use aws_sdk_s3control::types::{
         JobProgressSummary, JobReport, JobReportFormat, JobReportScope,
     };
@@ -171,6 +183,18 @@ async fn redrive_of(
         decision.to_string().into_bytes(),
     )
     .await;
+    if let Some(current) = current {
+        let current = serde_json::json!({
+            "fingerprint": current.unwrap_or(&fingerprint),
+            "recorded_unix": now(),
+        });
+        put(
+            "ferry-state",
+            "plans/current.json".to_string(),
+            current.to_string().into_bytes(),
+        )
+        .await;
+    }
     // Ferry launched the job for this plan (every launch records it).
     if recorded {
         put(
@@ -360,5 +384,43 @@ async fn a_job_ferry_did_not_record_for_the_plan_is_not_redriven() {
         refusal.contains("is not recorded as launched for plan"),
         "{refusal}"
     );
+    assert_eq!(created, 0);
+}
+
+/// #15 items 2 and 5: a job of a plan the stack has since replaced (approved, launched, recorded,
+/// its own role and report) is not redriven: a replaced plan copies nothing more.
+#[tokio::test]
+async fn a_job_of_a_plan_the_stack_replaced_is_not_redriven() {
+    let other = "0123456789abcdef0123456789abcdef";
+    let (outcome, created) = redrive_with_current_plan(
+        "ledger",
+        "arn:aws:iam::222222222222:role/ferry-ledger-batch",
+        2,
+        true,
+        Some(Some(other)),
+    )
+    .await;
+    let refusal = outcome.unwrap_err();
+    assert!(
+        refusal.contains("which is not the stack's current plan") && refusal.contains(other),
+        "{refusal}"
+    );
+    assert_eq!(created, 0);
+}
+
+/// The same job while its plan is the current one gets past that check (to the manifest, which
+/// this job has none of).
+#[tokio::test]
+async fn a_job_of_the_current_plan_passes_the_current_plan_check() {
+    let (outcome, created) = redrive_with_current_plan(
+        "ledger",
+        "arn:aws:iam::222222222222:role/ferry-ledger-batch",
+        2,
+        true,
+        Some(None),
+    )
+    .await;
+    let refusal = outcome.unwrap_err();
+    assert!(refusal.contains("names no manifest object"), "{refusal}");
     assert_eq!(created, 0);
 }

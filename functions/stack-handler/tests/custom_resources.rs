@@ -693,13 +693,27 @@ async fn transfer_plan_create_deploys_exactly_the_plans_role_stores_the_plan_and
         golden["batch_role"]["permissions_policy"]
     );
 
-    // State: the plan, and the approval under the token's hash only.
+    // State: the plan, the record that it is the stack's current plan (#15), and the approval
+    // under the token's hash only.
     let token = the(token_a);
     let plan_key = format!("plans/{fingerprint}.json");
     let approval_key = format!("approvals/{}.json", token.hash());
     let mut keys = env.state_keys().await;
     keys.sort();
-    assert_eq!(keys, vec![approval_key.clone(), plan_key.clone()]);
+    assert_eq!(
+        keys,
+        vec![
+            approval_key.clone(),
+            "plans/current.json".to_string(),
+            plan_key.clone()
+        ]
+    );
+    let current: ferry_flows::workflow::CurrentPlan =
+        serde_json::from_slice(&env.state_object("plans/current.json").await).unwrap();
+    assert_eq!(
+        (current.fingerprint.as_str(), current.recorded_unix),
+        (fingerprint, NOW_UNIX)
+    );
     let stored: StoredPlan = serde_json::from_slice(&env.state_object(&plan_key).await).unwrap();
     assert_eq!(stored.fingerprint, fingerprint);
     assert_eq!(
@@ -1332,6 +1346,112 @@ async fn first_job_create_deferred_without_an_approval_awaits_it_and_creates_no_
         .await
         .iter()
         .any(|k| k.starts_with("jobs/")));
+}
+
+/// #15 items 2 and 5: TransferPlan records the stack's current plan (`plans/current.json`) on
+/// Create and Update. Plan A approved but never launched, then an Update to plan B: a FirstJob
+/// naming A (forged during the operation, matching the pins) launches nothing though A's
+/// "approve" decision is still recorded, and says so; FirstJob naming B launches B once approved.
+#[tokio::test]
+async fn first_job_naming_an_approved_plan_the_stack_replaced_launches_nothing() {
+    let env = Env::start().await;
+    let (create_job, seen) = recording_create_job();
+    let handler = env.handler(env.ports(mock_client!(
+        aws_sdk_s3control,
+        RuleMode::MatchAny,
+        [&create_job]
+    )));
+    let approve_plan = |fingerprint: String| {
+        let s3 = env.s3.clone();
+        async move {
+            // As approval-handler records an approval.
+            s3.put_object()
+                .bucket(STATE_BUCKET)
+                .key(format!("decisions/{fingerprint}.json"))
+                .body(
+                    format!(
+                        r#"{{"decision":"approve","plan_fingerprint":"{fingerprint}","at_unix":1}}"#
+                    )
+                    .into_bytes()
+                    .into(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    let current = || async {
+        serde_json::from_slice::<ferry_flows::workflow::CurrentPlan>(
+            &env.state_object("plans/current.json").await,
+        )
+        .expect("the current plan's record")
+        .fingerprint
+    };
+    let created = env
+        .invoke(&handler, env.event("stack-handler-create.json"))
+        .await;
+    assert_eq!(created["Status"], "SUCCESS", "{created:#}");
+    let plan_a = created["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    assert_eq!(current().await, plan_a);
+    env.put_manifest().await;
+    approve_plan(plan_a.clone()).await;
+
+    let mut updating = env.handler(env.ports(no_s3control()));
+    updating.new_token = token_b;
+    let updated = env
+        .invoke(&updating, env.event("stack-handler-update.json"))
+        .await;
+    assert_eq!(updated["Status"], "SUCCESS", "{updated:#}");
+    let plan_b = updated["Data"]["Fingerprint"].as_str().unwrap().to_string();
+    assert_ne!(plan_a, plan_b);
+    assert_eq!(current().await, plan_b);
+    env.emails().await;
+
+    let answer = env
+        .invoke(
+            &handler,
+            first_job_event(&env, &plan_a, r#"{"approval":"approved"}"#),
+        )
+        .await;
+
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(
+        answer["Data"]["JobId"],
+        ferry_flows::workflow::NOT_THE_CURRENT_PLAN
+    );
+    assert_eq!(create_job.num_calls(), 0, "no CreateJob for plan A");
+    assert!(!env
+        .state_keys()
+        .await
+        .iter()
+        .any(|k| k.starts_with("jobs/")));
+    let emails = env.emails().await;
+    assert_eq!(emails.len(), 1, "{emails:#?}");
+    assert!(
+        emails[0].subject.contains("not the stack's current plan")
+            && emails[0].body.contains(&plan_a)
+            && emails[0].body.contains(&plan_b),
+        "{:?}",
+        emails[0]
+    );
+
+    // The current plan, once approved, launches.
+    approve_plan(plan_b.clone()).await;
+    let answer = env
+        .invoke(
+            &handler,
+            first_job_event(&env, &plan_b, r#"{"approval":"approved"}"#),
+        )
+        .await;
+    assert_eq!(answer["Status"], "SUCCESS", "{answer:#}");
+    assert_eq!(answer["Data"]["JobId"], JOB_ID);
+    assert_eq!(create_job.num_calls(), 1);
+    let tags = seen.lock().unwrap()[0].tags().to_vec();
+    assert!(
+        tags.iter()
+            .any(|t| t.key() == "ferry:plan" && t.value() == plan_b),
+        "{tags:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,8 @@
 //!
 //! - refuses a job whose plan (its `ferry:plan` tag) has no recorded `approve` decision
 //!   (`decisions/<fingerprint>.json`): a redrive is never the first copy of an unapproved plan;
+//! - refuses a job of a plan that is not the stack's current one (`plans/current.json`, #15
+//!   items 2 and 5): a replaced plan, approved once, copies nothing more;
 //! - re-copies only tasks of the job's own manifest ([`super::job_manifest`]): the failed rows
 //!   of the report (at most [`MAX_REDRIVE_TASKS`]) are kept as digests, the manifest DescribeJob
 //!   names is streamed once (pinned to its recorded ETag), and the manifest's own rows that
@@ -38,7 +40,7 @@ use ferry_plan::aws_names::partition_for_region;
 use ferry_plan::job::{create_job_request, large_object_job_request, CreateJobRequest, S3Tag};
 
 use crate::ports::{is_terminal_job_status, Notifier, StateStore};
-use crate::workflow::JobRecord;
+use crate::workflow::{JobRecord, WorkflowError};
 use ferry_plan::Plan;
 
 /// Tag on a redrive job naming the job it redrives.
@@ -171,6 +173,18 @@ pub enum RedriveError {
          Approve the plan with the approve command from its instructions e-mail first"
     )]
     NotApproved { job_id: String, fingerprint: String },
+    #[error(
+        "job {job_id} belongs to plan {fingerprint}, which is not the stack's current plan (that is {current}: \
+         plans/current.json in the state bucket): the stack was updated since, and a replaced plan copies \
+         nothing more, so nothing was redriven. Copy the failed objects with the current plan instead"
+    )]
+    NotCurrentPlan {
+        job_id: String,
+        fingerprint: String,
+        current: String,
+    },
+    #[error("the stack's current plan could not be read (plans/current.json): {0}; nothing was redriven")]
+    CurrentPlanUnreadable(String),
     #[error(
         "the completion report of job {job_id} lists more than {limit} failed tasks: a redrive carries at most \
          {limit}. Fix the cause, then create a new job from the plan (`ferry apply`) instead"
@@ -394,6 +408,21 @@ where
             job_id: job_id.to_string(),
             fingerprint,
         });
+    }
+    // And only of the stack's current plan: an approval stays recorded after the stack replaced
+    // its plan (without a record, a stack of an earlier Ferry: accepted, as
+    // `workflow::ensure_current_plan` says why).
+    match crate::workflow::ensure_current_plan(ports, &fingerprint).await {
+        Ok(()) => {}
+        Err(WorkflowError::PlanNotCurrent { current, .. }) => {
+            return Err(RedriveError::NotCurrentPlan {
+                job_id: job_id.to_string(),
+                fingerprint,
+                current,
+            })
+        }
+        Err(WorkflowError::Aws { what, cause }) => return Err(RedriveError::Aws { what, cause }),
+        Err(other) => return Err(RedriveError::CurrentPlanUnreadable(other.to_string())),
     }
     if let Some(bytes) = ports
         .get(&keys::record(job_id))
