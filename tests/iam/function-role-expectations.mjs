@@ -493,6 +493,8 @@ export const FUNCTION_EXPECTATIONS = {
         access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/data/000000.csv.gz`), 'its parts'),
         access('s3:PutObject', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/index/shard-00-00000.bin`), 'the pending delta index, in shards'),
         access('s3:PutObject', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/large.csv`), 'the large-object job\'s manifest'),
+        access('s3:AbortMultipartUpload', t.s3.object(t.stateBucket, `inventory/${FINGERPRINT}/runs/run-1/data/000000.csv.gz`), 'a failed multipart upload of a copy part is aborted, not left to bill its parts'),
+        access('s3:AbortMultipartUpload', t.s3.object(t.p.ManifestBucket, `${dir}/ferry-run-1/copy.csv`), 'and of a CSV manifest beside the inventory'),
         ...stateReadWrite(t, [`inventory/${FINGERPRINT}/runs/run-1/claim.json`, `inventory/${FINGERPRINT}/latest.json`, 'inventory/jobs/job-0001.json']),
         ...ownStateWrites(t, IH),
         access('s3:GetObject', t.s3.object(t.stateBucket, `plans/${FINGERPRINT}.json`), 'the stored plan'),

@@ -10,7 +10,9 @@ pub fn presigned_put_client() -> reqwest::Client {
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(60))
         .build()
-        .unwrap_or_default()
+        // Never reqwest's default instead: it follows redirects. The builder fails only when
+        // the TLS backend can't start, and then no PUT could be sent anyway.
+        .expect("the presigned-PUT client (TLS backend) could not be built")
 }
 
 /// Where a presigned PUT may go. A custom-resource event's ResponseURL is untrusted text (#15):
