@@ -68,6 +68,11 @@ pub struct CurrentPlan {
     pub fingerprint: String,
     /// Unix seconds when stack-handler recorded it.
     pub recorded_unix: u64,
+    /// Unix seconds since when this plan is the current one (kept while Updates record the same
+    /// plan): only a decision taken since then approves it ([`approval_in_force`]). 0 for the
+    /// record's first write on a stack of an earlier Ferry, whose approvals predate it.
+    #[serde(default)]
+    pub since_unix: u64,
 }
 
 /// A launched job, stored at `jobs/<fingerprint>/<job-id>.json`.
@@ -301,15 +306,16 @@ where
         .await
         .map_err(WorkflowError::aws("reading the stored plan"))?
         .is_some();
-    let changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str()) || !stored;
+    let mut changed = old_fingerprint != Some(plan.transfer.fingerprint.as_str()) || !stored;
     if changed {
         store_plan(ports, &props.spec, &plan).await?;
     }
     // Recorded on every Create and Update, changed or not (a stack of an earlier Ferry gets its
     // record at its first TransferPlan Update), and before any token is retired: from here on an
     // approval or launch of any other plan is refused (#15 items 2 and 5), even one racing this
-    // update.
-    record_current_plan(ports, &plan.transfer.fingerprint, ctx).await?;
+    // update. A plan made current again is a change too, whatever OldResourceProperties (event
+    // text) says: it is e-mailed for a fresh approval, and its old one no longer counts.
+    changed |= record_current_plan(ports, &plan.transfer.fingerprint, ctx).await?;
     if changed {
         // The plan changed: every approval still pending is for a plan that no longer is.
         retire_pending_approvals(ports, ctx).await?;
@@ -398,19 +404,47 @@ async fn store_plan<P: StateStore + Sync>(
 /// A decision is approval-handler's record of who approved (only approval-handler may write
 /// `decisions/`), and a rollback's Update back to the old plan makes it current again with its
 /// approval intact, as the stack was before the failed update.
+///
+/// Returns whether the current plan changed to it: a plan made current again (a rollback, or
+/// an Update forged during a stack operation naming an old plan) needs a fresh approval, since
+/// its old decision predates its `since_unix` (#15 review).
 async fn record_current_plan<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
     ctx: &StackContext,
-) -> Result<(), WorkflowError> {
+) -> Result<bool, WorkflowError> {
+    let (since_unix, switched) = match current_plan(ports).await? {
+        Some(before) if before.fingerprint == fingerprint => (before.since_unix, false),
+        Some(_) => (ctx.now_unix, true),
+        // A stack of an earlier Ferry: its plan's approval was taken before any record.
+        None => (0, false),
+    };
     let current = CurrentPlan {
         fingerprint: fingerprint.to_string(),
         recorded_unix: ctx.now_unix,
+        since_unix,
     };
     ports
         .put(&keys::current_plan(), to_json(&current))
         .await
-        .map_err(WorkflowError::aws("recording the stack's current plan"))
+        .map_err(WorkflowError::aws("recording the stack's current plan"))?;
+    Ok(switched)
+}
+
+/// Whether a decision taken at `decided_at_unix` for `fingerprint` is in force: the plan is the
+/// current one and the decision was taken since it became so (no record: a stack of an earlier
+/// Ferry, as before).
+pub async fn approval_in_force<P: StateStore + Sync>(
+    ports: &P,
+    fingerprint: &str,
+    decided_at_unix: u64,
+) -> Result<bool, WorkflowError> {
+    Ok(match current_plan(ports).await? {
+        None => true,
+        Some(current) => {
+            current.fingerprint == fingerprint && decided_at_unix >= current.since_unix
+        }
+    })
 }
 
 /// The stack's current plan as stack-handler recorded it; `None` when there is no record.
@@ -743,7 +777,12 @@ async fn recorded_approval<P: StateStore + Sync>(
 ) -> Result<bool, WorkflowError> {
     let key = keys::plan_decision(fingerprint);
     let decision = read_state::<Decision, _>(ports, &key, "reading the decision").await?;
-    Ok(decision.is_some_and(|d| d.decision == "approve"))
+    match decision {
+        Some(d) if d.decision == "approve" => {
+            approval_in_force(ports, fingerprint, d.at_unix).await
+        }
+        _ => Ok(false),
+    }
 }
 
 /// Launches the stored plan's job (idempotent: the same manifest gives the same job) and

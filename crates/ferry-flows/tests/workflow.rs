@@ -2083,23 +2083,38 @@ async fn a_token_of_the_replaced_plan_left_pending_approves_nothing() {
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
 
-/// A rollback's Update back to the old properties records plan A as current again, and A's
-/// recorded approval (never rewritten) stands, as before the failed update: FirstJob's rollback
-/// launches A. Plan B, the one rolled back, launches nothing.
+/// #15 review: an Update forged during a stack operation that names the replaced plan A (old =
+/// new properties, so the event itself claims nothing changed) makes A current again, but not
+/// approved: A's old decision predates A's becoming current again, so a FirstJob naming A
+/// launches nothing, and A is e-mailed for a fresh approval. A real rollback is the same Update:
+/// it too needs that fresh approval, which then launches.
 #[tokio::test]
-async fn a_rollback_to_the_approved_plan_makes_it_current_again() {
+async fn a_plan_made_current_again_needs_a_fresh_approval() {
     let (aws, a, b, _) = approved_plan_a_then_update_to_b().await;
-    let rollback = update_transfer(
+    let sent_before = aws.notes.lock().unwrap().len();
+    let again = update_transfer(
         &aws,
-        Some(&b),
+        Some(&a),
         &props(ApprovalMode::Wait),
         &token(44),
         &ctx(NOW + 300),
     )
     .await
     .unwrap();
-    assert_eq!(rollback.fingerprint, a);
-    assert_eq!(current_of(&aws).fingerprint, a);
+    assert_eq!(again.fingerprint, a);
+    assert!(
+        again.approval_requested,
+        "a plan made current again is a change"
+    );
+    let current = current_of(&aws);
+    assert_eq!(
+        (current.fingerprint.as_str(), current.since_unix),
+        (a.as_str(), NOW + 300)
+    );
+    assert!(
+        aws.notes.lock().unwrap().len() > sent_before,
+        "A is e-mailed for approval again"
+    );
     let job = first_job(
         &aws,
         &a,
@@ -2109,7 +2124,8 @@ async fn a_rollback_to_the_approved_plan_makes_it_current_again() {
     )
     .await
     .unwrap();
-    assert_eq!(job, "job-0");
+    assert_eq!(job, AWAITING_APPROVAL, "A's old approval launched it");
+    assert!(aws.jobs.lock().unwrap().is_empty());
     assert_eq!(
         first_job(
             &aws,
@@ -2122,6 +2138,27 @@ async fn a_rollback_to_the_approved_plan_makes_it_current_again() {
         .unwrap(),
         NOT_THE_CURRENT_PLAN
     );
+    // The fresh token e-mailed for A approves it, and that launches.
+    let outcome = handle_approval(&aws, &approve(&token(44)), &token(98), &ctx(NOW + 330))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            outcome,
+            ApprovalOutcome::JobLaunched(_) | ApprovalOutcome::WaitSignalled
+        ),
+        "{outcome:?}"
+    );
+    let job = first_job(
+        &aws,
+        &a,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(NOW + 340),
+    )
+    .await
+    .unwrap();
+    assert_ne!(job, AWAITING_APPROVAL);
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
 

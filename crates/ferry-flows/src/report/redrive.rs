@@ -655,12 +655,30 @@ async fn plan_approved<P: StateStore + Sync>(
         return Ok(false);
     };
     let decision = serde_json::from_slice::<serde_json::Value>(&bytes).ok();
-    Ok(decision.as_ref().is_some_and(|d| {
+    let approved = decision.as_ref().is_some_and(|d| {
         d.get("decision").and_then(serde_json::Value::as_str) == Some("approve")
             && d.get("plan_fingerprint")
                 .and_then(serde_json::Value::as_str)
                 == Some(fingerprint)
-    }))
+    });
+    if !approved {
+        return Ok(false);
+    }
+    // Only an approval taken since the plan became current counts (a plan made current again
+    // needs a fresh one: workflow::approval_in_force); a plan that is not current at all is
+    // refused next, with its own reason (`ensure_current_plan`).
+    let at = decision
+        .as_ref()
+        .and_then(|d| d.get("at_unix"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let current = crate::workflow::current_plan(ports)
+        .await
+        .map_err(|e| RedriveError::CurrentPlanUnreadable(e.to_string()))?;
+    Ok(match current {
+        Some(c) if c.fingerprint == fingerprint => at >= c.since_unix,
+        _ => true,
+    })
 }
 
 /// State records are pretty JSON, like the rest of the state bucket.
