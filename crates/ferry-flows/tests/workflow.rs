@@ -776,15 +776,7 @@ async fn an_approval_racing_a_forged_signal_still_launches_once() {
     );
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
     // FirstJob, running again (an update), answers that job, launching nothing new.
-    let job = first_job(
-        &aws,
-        &ready.fingerprint,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW + 70),
-    )
-    .await
-    .unwrap();
+    let job = first_job_on_update(&aws, &ready.fingerprint, NOW + 70).await;
     assert_eq!(job, "job-0");
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
@@ -986,15 +978,7 @@ async fn first_job_on_update_ignores_the_old_waits_approval() {
         .await
         .unwrap();
     // The WaitCondition's data stays "approved" forever; on update it must not launch a new plan.
-    let job = first_job(
-        &aws,
-        &ready.fingerprint,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW),
-    )
-    .await
-    .unwrap();
+    let job = first_job_on_update(&aws, &ready.fingerprint, NOW).await;
     assert_eq!(job, AWAITING_APPROVAL);
     assert!(aws.jobs.lock().unwrap().is_empty());
     // The approval, when it comes, launches (the wait is over: FirstJob ran).
@@ -1005,15 +989,7 @@ async fn first_job_on_update_ignores_the_old_waits_approval() {
         panic!("{outcome:?}")
     };
     // Once launched, an unchanged update keeps answering the same job without a new launch.
-    let again = first_job(
-        &aws,
-        &ready.fingerprint,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW),
-    )
-    .await
-    .unwrap();
+    let again = first_job_on_update(&aws, &ready.fingerprint, NOW).await;
     assert_eq!(launched.job_id, again);
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
@@ -1882,6 +1858,19 @@ async fn an_undo_that_fails_once_is_asked_again() {
 // #15 items 2 and 5: only the stack's current plan (`plans/current.json`) is approved or launched.
 
 /// The stack's current plan as stack-handler recorded it.
+/// FirstJob as CloudFormation sends it on an Update, its wait signalled "approved", at `now`.
+async fn first_job_on_update(aws: &MemoryAws, fingerprint: &str, now: u64) -> String {
+    first_job(
+        aws,
+        fingerprint,
+        r#"{"approval":"approved"}"#,
+        true,
+        &ctx(now),
+    )
+    .await
+    .unwrap()
+}
+
 fn current_of(aws: &MemoryAws) -> CurrentPlan {
     serde_json::from_slice(&aws.objects.lock().unwrap()[&keys::current_plan()]).unwrap()
 }
@@ -1978,15 +1967,7 @@ async fn a_first_job_naming_an_approved_plan_the_stack_replaced_launches_nothing
     assert!(aws.jobs.lock().unwrap().is_empty());
 
     // (c) The current plan B: FirstJob awaits its approval, which launches it.
-    let waiting = first_job(
-        &aws,
-        &b,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW + 200),
-    )
-    .await
-    .unwrap();
+    let waiting = first_job_on_update(&aws, &b, NOW + 200).await;
     assert_eq!(waiting, AWAITING_APPROVAL);
     let outcome = handle_approval(&aws, &approve(&tb), &token(99), &ctx(NOW + 240))
         .await
@@ -2115,27 +2096,11 @@ async fn a_plan_made_current_again_needs_a_fresh_approval() {
         aws.notes.lock().unwrap().len() > sent_before,
         "A is e-mailed for approval again"
     );
-    let job = first_job(
-        &aws,
-        &a,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW + 310),
-    )
-    .await
-    .unwrap();
+    let job = first_job_on_update(&aws, &a, NOW + 310).await;
     assert_eq!(job, AWAITING_APPROVAL, "A's old approval launched it");
     assert!(aws.jobs.lock().unwrap().is_empty());
     assert_eq!(
-        first_job(
-            &aws,
-            &b,
-            r#"{"approval":"approved"}"#,
-            true,
-            &ctx(NOW + 320)
-        )
-        .await
-        .unwrap(),
+        first_job_on_update(&aws, &b, NOW + 320).await,
         NOT_THE_CURRENT_PLAN
     );
     // The fresh token e-mailed for A approves it, and that launches.
@@ -2149,15 +2114,7 @@ async fn a_plan_made_current_again_needs_a_fresh_approval() {
         ),
         "{outcome:?}"
     );
-    let job = first_job(
-        &aws,
-        &a,
-        r#"{"approval":"approved"}"#,
-        true,
-        &ctx(NOW + 340),
-    )
-    .await
-    .unwrap();
+    let job = first_job_on_update(&aws, &a, NOW + 340).await;
     assert_ne!(job, AWAITING_APPROVAL);
     assert_eq!(aws.jobs.lock().unwrap().len(), 1);
 }
