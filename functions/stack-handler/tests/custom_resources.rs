@@ -1364,13 +1364,15 @@ async fn first_job_naming_an_approved_plan_the_stack_replaced_launches_nothing()
     let approve_plan = |fingerprint: String| {
         let s3 = env.s3.clone();
         async move {
-            // As approval-handler records an approval.
+            // As approval-handler records an approval, after the plan became current (only
+            // a decision taken since then counts: `workflow::approval_in_force`).
             s3.put_object()
                 .bucket(STATE_BUCKET)
                 .key(format!("decisions/{fingerprint}.json"))
                 .body(
                     format!(
-                        r#"{{"decision":"approve","plan_fingerprint":"{fingerprint}","at_unix":1}}"#
+                        r#"{{"decision":"approve","plan_fingerprint":"{fingerprint}","at_unix":{}}}"#,
+                        ferry_aws::runtime::unix_now() + 3600
                     )
                     .into_bytes()
                     .into(),
