@@ -94,18 +94,22 @@ pub async fn run_for_execution<P: StateStore + Sync>(
     Ok(run)
 }
 
-/// Whether the run is recorded (launched, or found nothing to copy): its workers' outputs are
-/// then spent, and a repeated or forged step does nothing.
-async fn recorded<P: StateStore + Sync>(
+/// The run for a step of `execution` ([`run_for_execution`]), or `None` once the run is
+/// recorded (launched, or found nothing to copy): its workers' outputs are then spent, and a
+/// repeated or forged step does nothing.
+async fn unrecorded_run<P: StateStore + Sync>(
     ports: &P,
     fingerprint: &str,
     run_id: &str,
-) -> Result<bool, RunError> {
-    Ok(ports
+    execution: &str,
+) -> Result<Option<FanOutRun>, RunError> {
+    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
+    let recorded = ports
         .get(&keys::run(fingerprint, run_id))
         .await
         .map_err(aws("reading the run record"))?
-        .is_some())
+        .is_some();
+    Ok((!recorded).then_some(run))
 }
 
 impl FanOutRun {
@@ -149,10 +153,9 @@ pub async fn scan_step<P>(
 where
     P: StateStore + InventoryObjects + Sync,
 {
-    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
-    if recorded(ports, fingerprint, run_id).await? {
+    let Some(run) = unrecorded_run(ports, fingerprint, run_id, execution).await? else {
         return Ok(());
-    }
+    };
     let (stored, _plan) = crate::workflow::load_plan(ports, fingerprint).await?;
     let filter = RowFilter::new(stored.spec.filter.as_ref()).map_err(RunError::Refused)?;
     let manifest = run.manifest()?;
@@ -382,10 +385,9 @@ pub async fn diff_step<P>(
 where
     P: StateStore + InventoryObjects + Sync,
 {
-    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
-    if recorded(ports, fingerprint, run_id).await? {
+    let Some(run) = unrecorded_run(ports, fingerprint, run_id, execution).await? else {
         return Ok(());
-    }
+    };
     if shard >= run.shards() {
         return Err(RunError::Refused(format!(
             "run {run_id} has {} shards, not a shard {shard}",
@@ -565,10 +567,9 @@ pub async fn finish_step<P>(
 where
     P: StateStore + InventoryObjects + LaunchApi + Notifier + Sync,
 {
-    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
-    if recorded(ports, fingerprint, run_id).await? {
+    let Some(run) = unrecorded_run(ports, fingerprint, run_id, execution).await? else {
         return Ok(());
-    }
+    };
     let (stored, plan) = crate::workflow::load_plan(ports, fingerprint).await?;
     let manifest = run.manifest()?;
     let work = worker_dir(settings, run_id, "finish")?;
@@ -730,10 +731,9 @@ pub async fn failed_step<P>(
 where
     P: StateStore + Notifier + Sync,
 {
-    let run = run_for_execution(ports, fingerprint, run_id, execution).await?;
-    if recorded(ports, fingerprint, run_id).await? {
+    let Some(run) = unrecorded_run(ports, fingerprint, run_id, execution).await? else {
         return Ok(());
-    }
+    };
     let (stored, _) = crate::workflow::load_plan(ports, fingerprint).await?;
     // Whatever Step Functions or the failing step said (a Lambda error's message, as JSON), cut
     // to a readable length; escaped with the rest.
@@ -828,10 +828,9 @@ where
         return Ok(None);
     }
     let run_id = parts[1];
-    let run = run_for_execution(ports, fingerprint, run_id, name).await?;
-    if recorded(ports, fingerprint, run_id).await? {
+    let Some(run) = unrecorded_run(ports, fingerprint, run_id, name).await? else {
         return Ok(None);
-    }
+    };
     // The event is only a hint: the status is Step Functions' own answer.
     let status = ports
         .execution_status(execution_arn)
